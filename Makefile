@@ -1,0 +1,45 @@
+# Two commands set up everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install -q --disable-pip-version-check
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PORT ?= 8501
+
+.PHONY: run demo test sandbox bench chromium clean
+
+$(RUN_STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+## the dashboard on the embedded defaults (SQLite in data/, Stripe itself; the sidebar switches to the demo)
+run: $(RUN_STAMP)
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+## the dashboard against the embedded Stripe sandbox and a seeded demo database
+demo: $(RUN_STAMP)
+	KEYHEALTH_DEMO=1 $(PY) -m streamlit run app.py --server.port $(PORT)
+
+## every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest, Playwright in Chromium
+test: $(DEV_STAMP) chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## the local Stripe sandbox on 127.0.0.1:12111, printing its demo keys
+sandbox: $(RUN_STAMP)
+	$(PY) -m core sandbox
+
+## every benchmark; writes the figures into README.md
+bench: $(DEV_STAMP)
+	$(PY) -m bench
+
+chromium:
+	@scripts/install-chromium.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache bench/out tests/artifacts

@@ -1,0 +1,230 @@
+"""The permission catalogue and Pointai's requirement profile, loaded from data/.
+
+Adding a Stripe permission, or changing what Pointai requires, is an entry in
+data/catalogue.toml or data/requirements.toml, never code here.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .config import CATALOGUE_PATH, REQUIREMENTS_PATH
+from .result import LEVELS, level_rank
+
+# A made-up object id: Stripe checks the permission before it looks the object up,
+# so a probe on this id answers 403 (no permission) or 404 (permission, no such object).
+PROBE_ID = "keyhealth_probe_missing"
+# A parameter Stripe cannot know: a POST with it answers 403 or 400 parameter_unknown, never creates.
+PROBE_PARAM = "keyhealth_probe"
+
+
+class CatalogueError(ValueError):
+    """The data files are malformed; the message says which entry and what to fix."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    method: str  # GET | POST | DELETE
+    path: str  # Stripe's path template, e.g. /v1/charges/{id}
+    params: dict = field(default_factory=dict)
+    base: str = "api"  # "api" or "files" (files.stripe.com)
+
+    def concrete_path(self) -> str:
+        return self.path.replace("{id}", PROBE_ID)
+
+    def to_dict(self) -> dict:
+        d = {"method": self.method, "path": self.path}
+        if self.params:
+            d["params"] = dict(self.params)
+        if self.base != "api":
+            d["base"] = self.base
+        return d
+
+
+@dataclass(frozen=True)
+class Scope:
+    scope: str  # as Stripe spells it after "rak_", without _read/_write
+    label: str  # the Stripe Dashboard's label
+    category: str  # the Dashboard's group
+    levels: tuple[str, ...]  # levels Stripe offers besides None: ("read",), ("write",) or ("read", "write")
+    read: Probe | None
+    write: Probe | None
+    note: str | None = None
+
+    @property
+    def max_level(self) -> str:
+        return max(self.levels, key=level_rank)
+
+    def permission(self, level: str) -> str:
+        return f"rak_{self.scope}_{level}"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    scopes: tuple[Scope, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "_by_name", {s.scope: s for s in self.scopes})
+
+    def get(self, scope: str) -> Scope:
+        return self._by_name[scope]  # type: ignore[attr-defined]
+
+    def __contains__(self, scope: str) -> bool:
+        return scope in self._by_name  # type: ignore[attr-defined]
+
+    def categories(self) -> list[str]:
+        seen: list[str] = []
+        for s in self.scopes:
+            if s.category not in seen:
+                seen.append(s.category)
+        return seen
+
+    def to_json(self) -> list[dict]:
+        """The `python -m core catalogue --json` shape: per scope its probes."""
+        out = []
+        for s in self.scopes:
+            probes = []
+            for level, p in (("read", s.read), ("write", s.write)):
+                if p is not None:
+                    probes.append({"scope": s.scope, "level": level, **p.to_dict()})
+            out.append(
+                {
+                    "scope": s.scope,
+                    "label": s.label,
+                    "category": s.category,
+                    "levels": list(s.levels),
+                    "note": s.note,
+                    "probes": probes,
+                }
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Requirement:
+    guide: str  # the onboarding guide's wording
+    section: str  # the guide's accordion title
+    level: str  # what the guide asks: none | read | write
+    scopes: tuple[str, ...]  # Stripe scopes it maps to; empty when it is not a Stripe permission
+    note: str | None = None  # why it is not a permission, or why the level is adjusted
+    category: str | None = None  # where a not-a-permission item sits in the grid (default: its section)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    key_name: str  # the name the guide tells tenants to give the key
+    items: tuple[Requirement, ...]
+
+    def required(self, scope: Scope) -> tuple[str, Requirement | None]:
+        """The level Pointai requires of a scope, capped at what Stripe offers, and the guide item."""
+        for item in self.items:
+            if scope.scope in item.scopes:
+                level = item.level
+                if level != "none" and level_rank(level) > level_rank(scope.max_level):
+                    level = scope.max_level
+                if level != "none" and level not in scope.levels:
+                    # e.g. a write-only scope asked for Read: the nearest level Stripe offers
+                    level = scope.max_level
+                return level, item
+        return "none", None
+
+    def unmapped(self) -> list[Requirement]:
+        """Guide items that are not a Stripe permission (kept and explained, never dropped)."""
+        return [i for i in self.items if not i.scopes]
+
+
+def _probe(entry: dict | None, where: str) -> Probe | None:
+    if entry is None:
+        return None
+    try:
+        method = str(entry["method"]).upper()
+        path = str(entry["path"])
+    except KeyError as e:
+        raise CatalogueError(f"{where}: a probe needs 'method' and 'path' (missing {e}).") from None
+    params = dict(entry.get("params", {}))
+    if method not in ("GET", "POST", "DELETE"):
+        raise CatalogueError(f"{where}: probe method {method!r} is not GET, POST or DELETE.")
+    if not path.startswith("/v1/") and not path.startswith("/v2/"):
+        raise CatalogueError(f"{where}: probe path {path!r} must start with /v1/ or /v2/.")
+    if method != "GET" and "{id}" not in path and PROBE_PARAM not in params:
+        raise CatalogueError(
+            f"{where}: a {method} probe must target a made-up id ({{id}} in the path) or carry the "
+            f"unknown parameter {PROBE_PARAM!r}, so that it can never create anything."
+        )
+    return Probe(method=method, path=path, params=params, base=str(entry.get("base", "api")))
+
+
+def parse_catalogue(data: dict) -> Catalogue:
+    scopes = []
+    seen = set()
+    for i, e in enumerate(data.get("scope", [])):
+        where = f"catalogue entry {i + 1} ({e.get('scope', '?')})"
+        for k in ("scope", "label", "category", "levels"):
+            if k not in e:
+                raise CatalogueError(f"{where}: missing {k!r}.")
+        levels = tuple(e["levels"])
+        if not levels or any(lv not in ("read", "write") for lv in levels):
+            raise CatalogueError(f"{where}: levels must be a non-empty list of 'read'/'write'.")
+        read, write = _probe(e.get("read"), where + " read"), _probe(e.get("write"), where + " write")
+        if ("read" in levels) != (read is not None):
+            raise CatalogueError(f"{where}: a read probe is needed exactly when Read is offered.")
+        if ("write" in levels) != (write is not None):
+            raise CatalogueError(f"{where}: a write probe is needed exactly when Write is offered.")
+        if e["scope"] in seen:
+            raise CatalogueError(f"{where}: scope listed twice.")
+        seen.add(e["scope"])
+        scopes.append(
+            Scope(
+                scope=e["scope"],
+                label=e["label"],
+                category=e["category"],
+                levels=levels,
+                read=read,
+                write=write,
+                note=e.get("note"),
+            )
+        )
+    if not scopes:
+        raise CatalogueError("The catalogue lists no scopes.")
+    return Catalogue(tuple(scopes))
+
+
+def parse_profile(data: dict, catalogue: Catalogue) -> Profile:
+    items = []
+    for i, e in enumerate(data.get("item", [])):
+        where = f"requirement {i + 1} ({e.get('guide', '?')})"
+        level = e.get("level")
+        if level not in LEVELS:
+            raise CatalogueError(f"{where}: level must be one of {', '.join(LEVELS)}.")
+        scopes = tuple(e.get("scopes", []))
+        for s in scopes:
+            if s not in catalogue:
+                raise CatalogueError(f"{where}: scope {s!r} is not in the catalogue.")
+        if not scopes and not e.get("note"):
+            raise CatalogueError(f"{where}: an item with no Stripe scope needs a note explaining why.")
+        items.append(
+            Requirement(
+                guide=e["guide"],
+                section=e.get("section", ""),
+                level=level,
+                scopes=scopes,
+                note=e.get("note"),
+                category=e.get("category"),
+            )
+        )
+    return Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
+
+
+@lru_cache(maxsize=8)
+def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    with open(path, "rb") as f:
+        return parse_catalogue(tomllib.load(f))
+
+
+@lru_cache(maxsize=8)
+def load_profile(path: Path = REQUIREMENTS_PATH, catalogue_path: Path = CATALOGUE_PATH) -> Profile:
+    with open(path, "rb") as f:
+        return parse_profile(tomllib.load(f), load_catalogue(catalogue_path))

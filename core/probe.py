@@ -1,0 +1,315 @@
+"""Probing a restricted key's permissions from outside, with no side effects.
+
+Stripe has no API that lists a key's permissions, so each scope is probed with a request that
+Stripe refuses (403) without the permission and answers 404/400 with it, before it would ever
+look an object up or create one (see data/catalogue.toml for the probes).
+
+- Read first: a read 403 settles the scope at None in one request; only a granted read needs the write probe.
+- Paced by a GCRA token bucket shared by every worker (default: evenly spaced starts, no burst).
+- 429, 5xx, timeouts and network errors say nothing about the permission: bounded retries with
+  backoff, and then the scope is "unknown", never guessed.
+- A 401 stops the sweep: the key is refused (invalid or revoked, expired, or outside its IP allowlist).
+- Outcomes are yielded one by one in the caller's thread, so a UI can show progress.
+"""
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Iterable, Iterator
+
+import stripe
+
+from .catalogue import Probe, Scope
+from .config import STRIPE_DEFAULT_API_BASE, ProbeSettings, stripe_api_base
+
+_ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
+_PLACEHOLDER_KEY = "sk_keyhealth_no_key_given"  # the shared client's default; every call passes its own key
+STRIPE_FILES_BASE = "https://files.stripe.com"
+PACE_SAFETY = 0.02  # 2% slower than the configured rate, for jitter between here and Stripe
+
+
+@lru_cache(maxsize=4)
+def _client(api_base: str, timeout_s: float) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        _PLACEHOLDER_KEY,
+        # Stripe takes file uploads on its own host; a sandbox serves both on one address.
+        base_addresses={"api": api_base, "files": STRIPE_FILES_BASE if api_base == STRIPE_DEFAULT_API_BASE else api_base},
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=timeout_s),
+    )
+
+
+def shared_client(settings: ProbeSettings | None = None) -> stripe.StripeClient:
+    """The process's one StripeClient for a base URL and timeout; keys are passed per call."""
+    settings = settings or ProbeSettings.from_env()
+    return _client(stripe_api_base(), settings.timeout_s)
+
+
+class TokenBucket:
+    """GCRA pacing: at most `rate` request starts per second, `burst` of them back to back.
+
+    With burst=1 starts are evenly spaced 1/rate apart, so no one-second window holds more than `rate`;
+    `safety` stretches the spacing a little so that jitter on the way cannot squeeze one more request
+    into a window at the server. Thread-safe; a caller reserves its slot under the lock and sleeps outside it.
+    """
+
+    def __init__(
+        self, rate: float, burst: int = 1, clock: Callable[[], float] = time.monotonic, safety: float = 0.0
+    ):
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = (1.0 + safety) / rate
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._tat = 0.0  # theoretical arrival time of the next request
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Reserve the next slot; returns how long to wait before using it."""
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat, now)
+            allowed_at = tat - (self.burst - 1) * self.interval
+            self._tat = tat + self.interval
+            return max(0.0, allowed_at - now)
+
+    def acquire(self, stop: threading.Event | None = None) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+
+
+@dataclass
+class Answer:
+    """What one probe request told us."""
+
+    kind: str  # granted | denied | auth | retry | broken
+    status: int | None
+    detail: str
+    code: str | None = None
+    account: str | None = None
+
+
+@dataclass
+class ScopeOutcome:
+    scope: str
+    granted: str  # none | read | write | unknown
+    reason: str | None = None  # why unknown
+    requests: int = 0
+
+
+@dataclass
+class SweepStats:
+    requests: int = 0
+    started: float = field(default_factory=time.monotonic)
+    elapsed_s: float = 0.0
+    account: str | None = None
+    auth_problem: str | None = None  # one sentence when Stripe refused the key itself
+    auth_kind: str | None = None  # invalid | expired | ip_not_allowed | no_key
+    incidents: list[str] = field(default_factory=list)
+    send_times: list[float] = field(default_factory=list)  # monotonic start of every request
+
+
+def interpret(err: Exception | None, probe: Probe) -> Answer:
+    """Turn the SDK's answer to one probe into granted / denied / auth / retry / broken.
+
+    Granted or not is decided by the status code; the message is only read for the account id
+    and to tell the 401s apart.
+    """
+    if err is None:
+        return Answer("granted", 200, "answered 2xx")
+    status = getattr(err, "http_status", None)
+    error = getattr(err, "error", None)
+    code = getattr(error, "code", None) if error is not None else None
+    message = getattr(err, "user_message", None) or str(err) or ""
+    account = None
+    m = _ACCOUNT_RE.search(message)
+    if m:
+        account = m.group(1)
+    if "does not allow requests from your IP" in message:
+        return Answer("auth", status, message, "ip_not_allowed", account)
+    if isinstance(err, stripe.AuthenticationError) or status == 401:
+        return Answer("auth", status, message, code, account)
+    if isinstance(err, stripe.PermissionError) or status == 403:
+        return Answer("denied", status, message, code, account)
+    if isinstance(err, stripe.RateLimitError) or status == 429:
+        return Answer("retry", status, "rate limited (429)", code or "rate_limit")
+    if isinstance(err, stripe.APIConnectionError):
+        return Answer("retry", None, "no answer from Stripe (timeout or network error)")
+    if status is not None and status >= 500:
+        return Answer("retry", status, f"Stripe server error ({status})")
+    if isinstance(err, stripe.InvalidRequestError) and status == 404:
+        if code == "resource_missing" or "similar object exists in" in message:
+            return Answer("granted", status, "404: no such object, so the permission was granted", code)
+        return Answer("broken", status, f"Stripe does not know the probe's endpoint {probe.method} {probe.path}")
+    if isinstance(err, stripe.InvalidRequestError) and status == 400 and (code or "").startswith("parameter_"):
+        return Answer("granted", status, f"400 {code}: past the permission check", code)
+    if status == 404:
+        return Answer("broken", status, f"unexpected non-JSON 404 for {probe.method} {probe.path}")
+    return Answer("broken", status, f"unexpected answer {status}: {message[:160]}", code)
+
+
+def _auth_sentence(answer: Answer, mode: str | None) -> tuple[str, str]:
+    msg = answer.detail or ""
+    if answer.code == "ip_not_allowed":
+        return "ip_not_allowed", (
+            "Stripe refused the request because the key only allows certain IP addresses; "
+            "ask the tenant to remove the IP restriction from the key or add Pointai's addresses."
+        )
+    if answer.code == "api_key_expired" or msg.startswith("Expired API Key"):
+        return "expired", (
+            "Stripe says this key has expired (it was rolled); ask the tenant to create a new restricted key "
+            "and paste the new one."
+        )
+    if "did not provide an API key" in msg:
+        return "no_key", "No key reached Stripe; paste the tenant's restricted key and check again."
+    return "invalid", (
+        f"Stripe does not accept this {mode or ''} key: it is mistyped, incomplete, deleted or revoked; "
+        "ask the tenant to copy the complete key again, or to create a new restricted key."
+    ).replace("this  key", "this key")
+
+
+class Prober:
+    """Probes one key's scopes. One instance per sweep; the StripeClient is shared."""
+
+    def __init__(
+        self,
+        key: str,
+        mode: str | None,
+        settings: ProbeSettings | None = None,
+        client: stripe.StripeClient | None = None,
+        rng: random.Random | None = None,
+    ):
+        self._key = key
+        self.mode = mode
+        self.settings = settings or ProbeSettings.from_env()
+        self.client = client or shared_client(self.settings)
+        self.bucket = TokenBucket(self.settings.rate_for(mode), safety=PACE_SAFETY)
+        self.stats = SweepStats()
+        self._stop = threading.Event()  # set when Stripe refuses the key, or the caller stops early
+        self._lock = threading.Lock()
+        self._rng = rng or random.Random()
+
+    # --- one request -------------------------------------------------------------------
+    def _send(self, probe: Probe) -> Answer:
+        self.bucket.acquire(self._stop)
+        if self._stop.is_set():
+            return Answer("retry", None, "stopped: Stripe refused the key")
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.send_times.append(time.monotonic())
+        params = dict(probe.params)
+        if probe.base != "api":
+            params["base"] = probe.base
+        try:
+            self.client.raw_request(probe.method.lower(), probe.concrete_path(), api_key=self._key, **params)
+            err = None
+        except stripe.StripeError as e:
+            err = e
+        answer = interpret(err, probe)
+        if answer.account:
+            with self._lock:
+                self.stats.account = self.stats.account or answer.account
+        if answer.kind == "granted" and answer.status == 200 and probe.method != "GET":
+            with self._lock:
+                self.stats.incidents.append(
+                    f"INCIDENT: {probe.method} {probe.path} answered 2xx: a probe may have changed the account."
+                )
+        if answer.kind == "auth":
+            with self._lock:
+                if self.stats.auth_problem is None:
+                    self.stats.auth_kind, self.stats.auth_problem = _auth_sentence(answer, self.mode)
+            self._stop.set()
+        return answer
+
+    def _ask(self, probe: Probe, counter: list[int]) -> Answer:
+        """Send a probe, retrying inconclusive answers with exponential backoff and jitter."""
+        answer = self._send(probe)
+        tries = 1
+        while answer.kind == "retry" and tries <= self.settings.retries and not self._stop.is_set():
+            delay = self.settings.backoff_s * (2 ** (tries - 1)) * self._rng.uniform(0.5, 1.5)
+            self._stop.wait(delay)
+            answer = self._send(probe)
+            tries += 1
+        counter[0] += tries
+        if answer.kind == "retry" and not self._stop.is_set():
+            answer.detail = f"{answer.detail} after {tries} tries"
+        return answer
+
+    # --- one scope ---------------------------------------------------------------------
+    def probe_scope(self, scope: Scope) -> ScopeOutcome:
+        counter = [0]
+        outcome = self._probe_scope(scope, counter)
+        outcome.requests = counter[0]
+        return outcome
+
+    def _probe_scope(self, scope: Scope, counter: list[int]) -> ScopeOutcome:
+        if self._stop.is_set():
+            return ScopeOutcome(scope.scope, "unknown", "not probed: Stripe refused the key")
+        if scope.read is not None:
+            a = self._ask(scope.read, counter)
+            if a.kind in ("auth", "retry", "broken"):
+                return ScopeOutcome(scope.scope, "unknown", _why(a, "read"))
+            if a.kind == "denied":
+                return ScopeOutcome(scope.scope, "none")  # write implies read: settled in one request
+            if scope.write is None:
+                return ScopeOutcome(scope.scope, "read")
+            w = self._ask(scope.write, counter)
+            if w.kind == "granted":
+                return ScopeOutcome(scope.scope, "write")
+            if w.kind == "denied":
+                return ScopeOutcome(scope.scope, "read")
+            return ScopeOutcome(scope.scope, "unknown", "Read is granted; " + _why(w, "write"))
+        assert scope.write is not None
+        w = self._ask(scope.write, counter)
+        if w.kind == "granted":
+            return ScopeOutcome(scope.scope, "write")
+        if w.kind == "denied":
+            return ScopeOutcome(scope.scope, "none")
+        return ScopeOutcome(scope.scope, "unknown", _why(w, "write"))
+
+    # --- the sweep ---------------------------------------------------------------------
+    def sweep(self, scopes: Iterable[Scope]) -> Iterator[ScopeOutcome]:
+        """Probe every scope; yield outcomes as they arrive, in the caller's thread.
+
+        The first scope is probed alone: a refused key then costs one request, and its 403
+        usually names the account. The rest run on `concurrency` workers behind one bucket.
+        """
+        scopes = list(scopes)
+        self.stats.started = time.monotonic()
+        try:
+            if not scopes:
+                return
+            first = self.probe_scope(scopes[0])
+            yield first
+            rest = scopes[1:]
+            if self._stop.is_set():
+                for s in rest:
+                    yield ScopeOutcome(s.scope, "unknown", "not probed: Stripe refused the key")
+                return
+            with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="probe") as pool:
+                pending = {pool.submit(self.probe_scope, s) for s in rest}
+                try:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            yield f.result()
+                finally:
+                    if pending:  # the caller stopped iterating: release the workers' waits at once
+                        self._stop.set()
+        finally:
+            self.stats.elapsed_s = time.monotonic() - self.stats.started
+
+
+def _why(a: Answer, level: str) -> str:
+    if a.kind == "auth":
+        return "not settled: Stripe refused the key"
+    return f"{level} probe inconclusive: {a.detail}"

@@ -1,0 +1,94 @@
+"""What the tenant must change, in the Stripe Dashboard's own words, and one message to send them."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .catalogue import Catalogue, Profile
+from .result import CheckResult, Row
+
+DASHBOARD = "https://dashboard.stripe.com"
+LEVEL_WORD = {"none": "None", "read": "Read", "write": "Write"}
+EDIT_PATH = "Developers → API keys → Restricted keys"
+
+
+def _where(profile: Profile) -> str:
+    return f'{EDIT_PATH}, open the key "{profile.key_name}" (⋯ → Edit key)'
+
+
+def fix_for(row: Row, profile: Profile) -> str | None:
+    """One sentence per non-ok row; None for ok rows."""
+    now = LEVEL_WORD.get(row.granted or "", row.granted)
+    want = LEVEL_WORD[row.required]
+    place = f"{row.category} → {row.resource}"
+    if row.verdict == "missing":
+        return (
+            f"In the Stripe Dashboard go to {_where(profile)}, set {place} to {want} (it is {now}), then Save."
+        )
+    if row.verdict == "excess":
+        why = "Pointai does not use it" if row.required == "none" else f"Pointai needs only {want}"
+        return f"In the Stripe Dashboard go to {_where(profile)}, set {place} to {want} (it is {now}; {why}), then Save."
+    if row.verdict == "unknown":
+        return (
+            f"Stripe did not answer conclusively for {row.resource} ({row.reason or 'no answer'}); "
+            "nothing to change yet: check again in a minute."
+        )
+    if row.verdict == "not_applicable":
+        return f"Nothing to set for “{row.resource}”: {row.note}" if row.note else None
+    return None
+
+
+def create_link(profile: Profile, catalogue: Catalogue, mode: str | None) -> str:
+    """A Stripe Dashboard link that opens the create-key form pre-filled with exactly the requirement."""
+    perms = []
+    for s in catalogue.scopes:
+        level, _ = profile.required(s)
+        if level != "none":
+            perms.append(s.permission(level))
+    base = f"{DASHBOARD}/test/apikeys/create" if mode == "test" else f"{DASHBOARD}/apikeys/create"
+    query = "&".join([f"name={quote(profile.key_name)}"] + [f"permissions%5B%5D={p}" for p in perms])
+    return f"{base}?{query}"
+
+
+def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) -> str:
+    """The message support copies to the tenant: what to change, where, and a link to start over."""
+    link = create_link(profile, catalogue, result.key.mode)
+    if result.status == "invalid":
+        return (
+            f"Hello,\n\nWe could not use the Stripe key you gave Pointai: {result.problem}\n\n"
+            f"You can create a correct key in one step with this link (it opens Stripe with every permission "
+            f"Pointai needs already set): {link}\nThen paste the new key (it starts with "
+            f"rk_{result.key.mode or 'live'}_) into Pointai.\n\nThank you!"
+        )
+    missing = [r for r in result.rows if r.verdict == "missing"]
+    excess = [r for r in result.rows if r.verdict == "excess"]
+    unknown = [r for r in result.rows if r.verdict == "unknown"]
+    if not missing and not excess:
+        if unknown:
+            return (
+                "Hello,\n\nYour Stripe key for Pointai is accepted by Stripe and every permission we could check "
+                "is right. Stripe was busy for a few checks, so we will confirm the rest shortly; "
+                "there is nothing for you to do.\n\nThank you!"
+            )
+        return "Hello,\n\nYour Stripe key for Pointai has exactly the permissions Pointai needs. Nothing to change.\n\nThank you!"
+    lines = [
+        "Hello,",
+        "",
+        "Your Stripe key for Pointai needs a few permission changes.",
+        f'In the Stripe Dashboard go to {EDIT_PATH}, find the restricted key "{profile.key_name}", '
+        "click ⋯ → Edit key and set:",
+    ]
+    for r in missing:
+        lines.append(f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]})")
+    for r in excess:
+        lines.append(
+            f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]}; "
+            f"Pointai does not need more)"
+        )
+    lines += [
+        "Then click Save. Leave everything else as it is.",
+        "",
+        f"Or create a new key with exactly the right permissions from this link, and paste it into Pointai: {link}",
+        "",
+        "Thank you!",
+    ]
+    return "\n".join(lines)

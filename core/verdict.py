@@ -1,0 +1,99 @@
+"""Verdicts: what the key has against what Pointai requires, row by row and overall.
+
+Per row: ok, missing, excess (granted where None is required, or above the requirement), unknown,
+not_applicable (a guide item that is no Stripe permission).
+
+Overall status, first match wins:
+  invalid     the key is malformed, of the wrong kind, or refused by Stripe
+  failing     a required permission is missing
+  incomplete  a row is unknown (Stripe did not answer conclusively), none missing
+  attention   only excess permissions
+  healthy     every row ok
+
+Score (0-100): every applicable row weighs 1, a row Pointai requires (Read or Write) weighs 3;
+score = round(100 x weight of ok rows / weight of all applicable rows). Unknown rows count as not ok.
+An invalid key scores 0.
+"""
+from __future__ import annotations
+
+from .catalogue import Catalogue, Profile
+from .probe import ScopeOutcome
+from .result import Row, level_rank
+
+REQUIRED_WEIGHT = 3
+
+
+def judge(required: str, granted: str) -> str:
+    if granted == "unknown":
+        return "unknown"
+    r, g = level_rank(required), level_rank(granted)
+    if g < r:
+        return "missing"
+    if g > r:
+        return "excess"
+    return "ok"
+
+
+def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, ScopeOutcome]) -> list[Row]:
+    """One row per catalogue scope, plus one not_applicable row per guide item with no Stripe permission,
+    in catalogue order grouped by category."""
+    rows: list[Row] = []
+    for s in catalogue.scopes:
+        required, item = profile.required(s)
+        out = outcomes.get(s.scope)
+        granted = out.granted if out else "unknown"
+        note = item.note if item and item.note else None
+        rows.append(
+            Row(
+                category=s.category,
+                resource=s.label,
+                scope=s.scope,
+                required=required,  # type: ignore[arg-type]
+                granted=granted,  # type: ignore[arg-type]
+                verdict=judge(required, granted),  # type: ignore[arg-type]
+                note=note,
+                reason=(out.reason if out else "not probed") if granted == "unknown" else None,
+                guide_item=item.guide if item else None,
+            )
+        )
+    for item in profile.unmapped():
+        rows.append(
+            Row(
+                category=item.category or item.section or "Guide",
+                resource=item.guide,
+                scope=None,
+                required=item.level,  # type: ignore[arg-type]
+                granted=None,
+                verdict="not_applicable",
+                note=item.note,
+                guide_item=item.guide,
+            )
+        )
+    order = {c: i for i, c in enumerate(catalogue.categories())}
+    rows.sort(key=lambda r: order.get(r.category, len(order)))  # stable: catalogue order within a category
+    return rows
+
+
+def overall_status(rows: list[Row]) -> str:
+    verdicts = {r.verdict for r in rows}
+    if "missing" in verdicts:
+        return "failing"
+    if "unknown" in verdicts:
+        return "incomplete"
+    if "excess" in verdicts:
+        return "attention"
+    return "healthy"
+
+
+def score(rows: list[Row], status: str) -> int:
+    if status == "invalid":
+        return 0
+    total = got = 0
+    for r in rows:
+        if r.verdict == "not_applicable":
+            continue
+        w = REQUIRED_WEIGHT if r.required != "none" else 1
+        total += w
+        if r.verdict == "ok":
+            got += w
+    return round(100 * got / total) if total else 0

@@ -1,0 +1,150 @@
+"""Unit tests of the pacing, verdict and scoring rules (no network)."""
+from __future__ import annotations
+
+import pytest
+
+from core.catalogue import Catalogue, Profile, Requirement, Scope, Probe
+from core.probe import PACE_SAFETY, ScopeOutcome, TokenBucket
+from core.remediation import create_link, fix_for
+from core.verdict import build_rows, judge, overall_status, score
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_bucket_spaces_requests_evenly():
+    clock = FakeClock()
+    b = TokenBucket(20, clock=clock)
+    waits = [b.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.05, 0.10, 0.15, 0.20])
+
+
+def test_bucket_burst_then_paces():
+    clock = FakeClock()
+    b = TokenBucket(10, burst=3, clock=clock)
+    waits = [b.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+
+
+def test_bucket_refills_after_idle():
+    clock = FakeClock()
+    b = TokenBucket(10, clock=clock)
+    assert b.reserve() == 0.0
+    clock.t += 5
+    assert b.reserve() == 0.0
+    assert b.reserve() == pytest.approx(0.1)
+
+
+def test_bucket_never_exceeds_rate_in_any_window():
+    clock = FakeClock()
+    b = TokenBucket(20, clock=clock, safety=PACE_SAFETY)
+    starts = []
+    for _ in range(200):
+        starts.append(clock.t + b.reserve())
+    for s in starts:
+        assert sum(1 for x in starts if s <= x < s + 1.0) <= 20
+
+
+@pytest.mark.parametrize(
+    "required,granted,verdict",
+    [
+        ("write", "write", "ok"),
+        ("write", "read", "missing"),
+        ("write", "none", "missing"),
+        ("read", "write", "excess"),
+        ("none", "read", "excess"),
+        ("none", "none", "ok"),
+        ("read", "read", "ok"),
+        ("write", "unknown", "unknown"),
+        ("none", "unknown", "unknown"),
+    ],
+)
+def test_judge(required, granted, verdict):
+    assert judge(required, granted) == verdict
+
+
+def _mini():
+    g = Probe("GET", "/v1/x/{id}")
+    w = Probe("POST", "/v1/x/{id}")
+    cat = Catalogue(
+        (
+            Scope("charge", "Charges", "Core", ("read", "write"), g, w),
+            Scope("balance", "Balance", "Core", ("read",), g, None),
+            Scope("customer", "Customers", "Core", ("read", "write"), g, w),
+            Scope("account_link", "Account links", "Connect", ("write",), None, w),
+        )
+    )
+    prof = Profile(
+        "p",
+        "API key for Pointai",
+        (
+            Requirement("Charges", "Core Resources", "write", ("charge",)),
+            Requirement("Balance", "Core Resources", "write", ("balance",), note="Stripe offers Balance as Read only."),
+            Requirement("Account links", "Connect", "write", ("account_link",)),
+            Requirement("Discounts", "Billing", "write", (), note="Not a Stripe permission.", category="Billing"),
+        ),
+    )
+    return cat, prof
+
+
+def test_required_is_capped_at_what_stripe_offers():
+    cat, prof = _mini()
+    assert prof.required(cat.get("balance"))[0] == "read"
+    assert prof.required(cat.get("customer"))[0] == "none"
+    assert prof.required(cat.get("account_link"))[0] == "write"
+
+
+def _rows(granted):
+    cat, prof = _mini()
+    outs = {k: ScopeOutcome(k, v) for k, v in granted.items()}
+    return build_rows(cat, prof, outs), cat, prof
+
+
+def test_rows_status_and_score_healthy():
+    rows, _, _ = _rows({"charge": "write", "balance": "read", "customer": "none", "account_link": "write"})
+    assert [r.verdict for r in rows if r.scope] == ["ok"] * 4
+    na = [r for r in rows if r.verdict == "not_applicable"]
+    assert len(na) == 1 and na[0].resource == "Discounts" and na[0].note
+    assert overall_status(rows) == "healthy"
+    assert score(rows, "healthy") == 100
+
+
+def test_missing_beats_unknown_and_excess():
+    rows, _, _ = _rows({"charge": "read", "balance": "unknown", "customer": "write", "account_link": "write"})
+    assert overall_status(rows) == "failing"
+    # weights: charge 3 (missing), balance 3 (unknown), account_link 3 (ok), customer 1 (excess)
+    assert score(rows, "failing") == round(100 * 3 / 10)
+
+
+def test_unknown_gives_incomplete_and_excess_gives_attention():
+    rows, _, _ = _rows({"charge": "write", "balance": "unknown", "customer": "none", "account_link": "write"})
+    assert overall_status(rows) == "incomplete"
+    rows, _, _ = _rows({"charge": "write", "balance": "read", "customer": "read", "account_link": "write"})
+    assert overall_status(rows) == "attention"
+    assert score(rows, "attention") == round(100 * 9 / 10)
+    assert score(rows, "invalid") == 0
+
+
+def test_fixes_speak_dashboard_words():
+    rows, cat, prof = _rows({"charge": "read", "balance": "read", "customer": "write", "account_link": "write"})
+    by = {r.resource: r for r in rows}
+    fix = fix_for(by["Charges"], prof)
+    assert "Developers → API keys" in fix and "Core → Charges to Write" in fix and "it is Read" in fix
+    fix = fix_for(by["Customers"], prof)
+    assert "Customers to None" in fix and "does not use it" in fix
+    assert fix_for(by["Balance"], prof) is None
+
+
+def test_create_link_lists_only_required_real_scopes():
+    cat, prof = _mini()
+    link = create_link(prof, cat, "test")
+    assert link.startswith("https://dashboard.stripe.com/test/apikeys/create?name=API%20key%20for%20Pointai")
+    assert "permissions%5B%5D=rak_charge_write" in link
+    assert "permissions%5B%5D=rak_balance_read" in link
+    assert "rak_balance_write" not in link and "customer" not in link
+    assert "/test/" not in create_link(prof, cat, "live")
