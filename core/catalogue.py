@@ -52,6 +52,9 @@ class Scope:
     read: Probe | None
     write: Probe | None
     note: str | None = None
+    # Permissions Stripe grants along with this one ("also implies"), as "<scope>_<level>":
+    # a probe sees them as granted although the tenant never ticked them.
+    implies: tuple[str, ...] = ()
 
     @property
     def max_level(self) -> str:
@@ -64,6 +67,7 @@ class Scope:
 @dataclass(frozen=True)
 class Catalogue:
     scopes: tuple[Scope, ...]
+    order: tuple[str, ...] = ()  # the grid's category order; categories not named follow in file order
 
     def __post_init__(self):
         object.__setattr__(self, "_by_name", {s.scope: s for s in self.scopes})
@@ -75,7 +79,7 @@ class Catalogue:
         return scope in self._by_name  # type: ignore[attr-defined]
 
     def categories(self) -> list[str]:
-        seen: list[str] = []
+        seen: list[str] = list(self.order)
         for s in self.scopes:
             if s.category not in seen:
                 seen.append(s.category)
@@ -96,6 +100,7 @@ class Catalogue:
                     "category": s.category,
                     "levels": list(s.levels),
                     "note": s.note,
+                    "implies": list(s.implies),
                     "probes": probes,
                 }
             )
@@ -117,6 +122,17 @@ class Profile:
     name: str
     key_name: str  # the name the guide tells tenants to give the key
     items: tuple[Requirement, ...]
+    # scope -> (level, labels of the required scopes that imply it): Stripe grants these along with a
+    # required permission, so having them up to that level is not excess (and not required either).
+    implied: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def allowed(self, scope: Scope) -> tuple[str, str | None]:
+        """The highest level a key may have without it being excess, and why (None: just the requirement)."""
+        required, _ = self.required(scope)
+        level, by = self.implied.get(scope.scope, ("none", ()))
+        if level_rank(level) > level_rank(required):
+            return level, f"Stripe grants {scope.label} {level.capitalize()} along with {', '.join(by)}."
+        return required, None
 
     def required(self, scope: Scope) -> tuple[str, Requirement | None]:
         """The level Pointai requires of a scope, capped at what Stripe offers, and the guide item."""
@@ -154,7 +170,10 @@ def _probe(entry: dict | None, where: str) -> Probe | None:
             f"{where}: a {method} probe must target a made-up id ({{id}} in the path) or carry the "
             f"unknown parameter {PROBE_PARAM!r}, so that it can never create anything."
         )
-    return Probe(method=method, path=path, params=params, base=str(entry.get("base", "api")))
+    base = str(entry.get("base", "api"))
+    if base not in ("api", "files"):
+        raise CatalogueError(f"{where}: probe base {base!r} must be 'api' or 'files' (files.stripe.com).")
+    return Probe(method=method, path=path, params=params, base=base)
 
 
 def parse_catalogue(data: dict) -> Catalogue:
@@ -185,17 +204,27 @@ def parse_catalogue(data: dict) -> Catalogue:
                 read=read,
                 write=write,
                 note=e.get("note"),
+                implies=tuple(e.get("implies", ())),
             )
         )
     if not scopes:
         raise CatalogueError("The catalogue lists no scopes.")
-    return Catalogue(tuple(scopes))
+    offered = {f"{s.scope}_{lv}" for s in scopes for lv in s.levels}
+    for s in scopes:
+        for perm in s.implies:
+            if perm not in offered:
+                raise CatalogueError(
+                    f"catalogue entry {s.scope}: implies {perm!r}, which is no '<scope>_<level>' the catalogue offers."
+                )
+    return Catalogue(tuple(scopes), tuple(data.get("categories", ())))
 
 
 def parse_profile(data: dict, catalogue: Catalogue) -> Profile:
     items = []
     for i, e in enumerate(data.get("item", [])):
         where = f"requirement {i + 1} ({e.get('guide', '?')})"
+        if not e.get("guide"):
+            raise CatalogueError(f"{where}: missing 'guide' (the onboarding guide's wording for the item).")
         level = e.get("level")
         if level not in LEVELS:
             raise CatalogueError(f"{where}: level must be one of {', '.join(LEVELS)}.")
@@ -215,7 +244,17 @@ def parse_profile(data: dict, catalogue: Catalogue) -> Profile:
                 category=e.get("category"),
             )
         )
-    return Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
+    profile = Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
+    implied: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for s in catalogue.scopes:
+        if profile.required(s)[0] == "none":
+            continue
+        for perm in s.implies:
+            scope, level = perm.rsplit("_", 1)
+            have, by = implied.get(scope, ("none", ()))
+            implied[scope] = (max(have, level, key=level_rank), by if s.label in by else by + (s.label,))
+    profile.implied.update(implied)
+    return profile
 
 
 @lru_cache(maxsize=8)

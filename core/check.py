@@ -68,8 +68,9 @@ def check_key(
         if on_progress is not None:
             s = catalogue.get(out.scope)
             required, _ = profile.required(s)
+            verdict = judge(required, out.granted, profile.allowed(s)[0])
             on_progress(
-                Row(s.category, s.label, s.scope, required, out.granted, judge(required, out.granted), reason=out.reason),  # type: ignore[arg-type]
+                Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),  # type: ignore[arg-type]
                 done,
                 total,
             )

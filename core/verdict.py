@@ -1,7 +1,8 @@
 """Verdicts: what the key has against what Pointai requires, row by row and overall.
 
 Per row: ok, missing, excess (granted where None is required, or above the requirement), unknown,
-not_applicable (a guide item that is no Stripe permission).
+not_applicable (a guide item that is no Stripe permission). A permission Stripe grants along with a
+required one (the catalogue's `implies`) is not excess up to the implied level.
 
 Overall status, first match wins:
   invalid     the key is malformed, of the wrong kind, or refused by Stripe
@@ -23,13 +24,15 @@ from .result import Row, level_rank
 REQUIRED_WEIGHT = 3
 
 
-def judge(required: str, granted: str) -> str:
+def judge(required: str, granted: str, allowed: str | None = None) -> str:
+    """`allowed` (default: the requirement) is the most a key may have before it is excess: higher
+    when Stripe grants the permission along with a required one ("also implies")."""
     if granted == "unknown":
         return "unknown"
     r, g = level_rank(required), level_rank(granted)
     if g < r:
         return "missing"
-    if g > r:
+    if g > max(r, level_rank(allowed or required)):
         return "excess"
     return "ok"
 
@@ -40,9 +43,12 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
     rows: list[Row] = []
     for s in catalogue.scopes:
         required, item = profile.required(s)
+        allowed, implied_note = profile.allowed(s)
         out = outcomes.get(s.scope)
         granted = out.granted if out else "unknown"
         note = item.note if item and item.note else None
+        if implied_note and granted != "none":
+            note = implied_note
         rows.append(
             Row(
                 category=s.category,
@@ -50,7 +56,7 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
                 scope=s.scope,
                 required=required,  # type: ignore[arg-type]
                 granted=granted,  # type: ignore[arg-type]
-                verdict=judge(required, granted),  # type: ignore[arg-type]
+                verdict=judge(required, granted, allowed),  # type: ignore[arg-type]
                 note=note,
                 reason=(out.reason if out else "not probed") if granted == "unknown" else None,
                 guide_item=item.guide if item else None,

@@ -6,6 +6,7 @@ import pytest
 from core.catalogue import Catalogue, Profile, Requirement, Scope, Probe
 from core.probe import PACE_SAFETY, ScopeOutcome, TokenBucket
 from core.remediation import create_link, fix_for
+from core.result import level_rank
 from core.verdict import build_rows, judge, overall_status, score
 
 
@@ -148,3 +149,23 @@ def test_create_link_lists_only_required_real_scopes():
     assert "permissions%5B%5D=rak_balance_read" in link
     assert "rak_balance_write" not in link and "customer" not in link
     assert "/test/" not in create_link(prof, cat, "live")
+
+
+def test_implied_permission_is_allowed_not_required():
+    assert judge("none", "read", allowed="read") == "ok"
+    assert judge("none", "write", allowed="read") == "excess"
+    assert judge("write", "read", allowed="write") == "missing"
+
+
+def test_profile_allows_what_required_scopes_imply():
+    from core.catalogue import load_catalogue, load_profile
+
+    cat, prof = load_catalogue(), load_profile()
+    for s in cat.scopes:
+        for perm in s.implies:
+            if prof.required(s)[0] == "none":
+                continue
+            scope, level = perm.rsplit("_", 1)
+            allowed, why = prof.allowed(cat.get(scope))
+            assert level_rank(allowed) >= level_rank(level)
+            assert prof.required(cat.get(scope))[0] != "none" or s.label in why
