@@ -1,0 +1,155 @@
+"""Engines, sessions and migrations.
+
+One engine per database URL per process (`get_engine`). SQLite (the default, data/keyhealth.db) runs in
+WAL mode with a busy timeout and foreign keys on; pysqlite's own transaction handling is switched off
+so SQLAlchemy emits the BEGIN itself: `BEGIN IMMEDIATE` for writes (the write lock is taken up front, so
+two writers queue on busy_timeout instead of failing with "database is locked" on lock upgrade) and a
+plain deferred `BEGIN` for reads (readers never block each other or the writer under WAL).
+DATABASE_URL=postgresql://… (psycopg 3) works with no code change; sessions there run in UTC.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlmodel import Session
+
+from ..config import database_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE = "keyhealth_write"
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_engines_pid = os.getpid()
+
+
+def normalize_url(url: str | None = None) -> str:
+    """The URL to use: `url`, else core.config.database_url(); bare postgres URLs get the psycopg 3 driver."""
+    url = url or database_url()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _on_sqlite_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN [IMMEDIATE]
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoint; safe with WAL
+    finally:
+        cur.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def _make_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+    if u.get_backend_name() == "postgresql":
+        return sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+        )
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for `url` (default: core.config.database_url()), created once and cached.
+
+    After a fork the child gets fresh engines (pooled connections must not cross processes).
+    """
+    global _engines_pid
+    key = normalize_url(url)
+    with _lock:
+        if _engines_pid != os.getpid():
+            for eng in _engines.values():
+                eng.dispose(close=False)
+            _engines.clear()
+            _engines_pid = os.getpid()
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _make_engine(key)
+        return engine
+
+
+def dispose_engine(url: str | None = None) -> None:
+    """Close and forget the engine for `url` (tests use this before dropping a database)."""
+    key = normalize_url(url)
+    with _lock:
+        engine = _engines.pop(key, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _bind(url: str | None, write: bool) -> Engine:
+    engine = get_engine(url)
+    return engine.execution_options(**{_WRITE: True}) if write else engine
+
+
+@contextmanager
+def connect(url: str | None = None, *, write: bool = False) -> Iterator[Connection]:
+    """A Core connection inside one transaction: committed on success, rolled back on error."""
+    with _bind(url, write).begin() as conn:
+        yield conn
+
+
+@contextmanager
+def session(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
+    """An ORM (SQLModel) session inside one transaction: committed on success, rolled back on error.
+
+    Use write=True whenever the session will write (on SQLite it then holds the write lock from the start).
+    """
+    with Session(_bind(url, write), expire_on_commit=False) as s:
+        with s.begin():
+            yield s
+
+
+def alembic_config(url: str | None = None):
+    """An Alembic Config for this project, built in code (alembic.ini is only for the alembic CLI)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` (default head). Safe to call at every start, and from
+    several processes at once (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock)."""
+    from alembic import command
+
+    cfg = alembic_config(url)
+    with _bind(url, True).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        conn.commit()
+
+
+def current_revision(url: str | None = None) -> str | None:
+    """The Alembic revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with _bind(url, False).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

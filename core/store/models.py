@@ -1,0 +1,123 @@
+"""SQLModel tables of the key-health history store.
+
+The raw key is never stored: a check keeps `key_masked` (at most 40 characters, enforced by a CHECK
+constraint in the database itself) and `key_fingerprint` (a keyed hash computed in core/keys.py).
+Every constraint and index is named so Alembic migrations can refer to them; the migrations in
+core/migrations/versions create exactly these tables (a test compares them).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from .types import UTCDateTime, utcnow
+
+SOURCES: tuple[str, ...] = ("dashboard", "cli", "batch")
+MASKED_MAX = 40
+FINGERPRINT_MAX = 128
+NAME_MAX = 100
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        sa.UniqueConstraint("slug", name="uq_tenants_slug"),
+        sa.Index("ix_tenants_last_checked_at", "last_checked_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(NAME_MAX), nullable=False)
+    slug: str = Field(sa_type=sa.String(120), nullable=False)
+    account: str | None = Field(default=None, sa_type=sa.String(64))  # acct_… once a check has seen it
+    contact: str | None = Field(default=None, sa_type=sa.String(200))
+    notes: str | None = Field(default=None, sa_type=sa.Text)
+    archived: bool = Field(default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # 0002: denormalised pointer to the newest check (by checked_at), kept by record_check.
+    # No foreign key on purpose: tenants <-> checks would be a cycle.
+    last_check_id: int | None = Field(default=None)
+    last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Check(SQLModel, table=True):
+    __tablename__ = "checks"
+    __table_args__ = (
+        sa.CheckConstraint("source IN ('dashboard', 'cli', 'batch')", name="ck_checks_source"),
+        sa.CheckConstraint(f"length(key_masked) <= {MASKED_MAX}", name="ck_checks_key_masked_len"),
+        sa.CheckConstraint(f"length(key_fingerprint) <= {FINGERPRINT_MAX}", name="ck_checks_key_fingerprint_len"),
+        # 0002: covering index for history/drift (tenant, time order) and the per-day fleet window
+        sa.Index("ix_checks_tenant_checked_at_id_status", "tenant_id", "checked_at", "id", "status"),
+        sa.Index("ix_checks_checked_at", "checked_at"),
+        sa.Index("ix_checks_key_fingerprint", "key_fingerprint"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(
+        sa_column_args=[sa.ForeignKey("tenants.id", name="fk_checks_tenant_id", ondelete="CASCADE")],
+        nullable=False,
+    )
+    checked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    checked_by: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))
+    source: str = Field(sa_type=sa.String(16), nullable=False)
+    key_masked: str = Field(sa_type=sa.String(MASKED_MAX), nullable=False)
+    key_fingerprint: str | None = Field(default=None, sa_type=sa.String(FINGERPRINT_MAX))
+    key_kind: str = Field(sa_type=sa.String(32), nullable=False)
+    key_mode: str | None = Field(default=None, sa_type=sa.String(8))
+    account: str | None = Field(default=None, sa_type=sa.String(64))
+    status: str = Field(sa_type=sa.String(16), nullable=False)
+    score: int = Field(nullable=False)
+    n_ok: int = Field(default=0, nullable=False)
+    n_missing: int = Field(default=0, nullable=False)
+    n_excess: int = Field(default=0, nullable=False)
+    n_unknown: int = Field(default=0, nullable=False)
+    n_not_applicable: int = Field(default=0, nullable=False)
+    requests: int = Field(default=0, nullable=False)
+    elapsed_s: float = Field(default=0.0, nullable=False)
+    problem: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class CheckRow(SQLModel, table=True):
+    __tablename__ = "check_rows"
+    __table_args__ = (sa.Index("ix_check_rows_check_id", "check_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    check_id: int = Field(
+        sa_column_args=[sa.ForeignKey("checks.id", name="fk_check_rows_check_id", ondelete="CASCADE")],
+        nullable=False,
+    )
+    scope: str | None = Field(default=None, sa_type=sa.String(100))  # None for guide items with no permission
+    resource: str = Field(sa_type=sa.String(200), nullable=False)
+    category: str = Field(sa_type=sa.String(100), nullable=False)
+    required: str = Field(sa_type=sa.String(8), nullable=False)
+    granted: str | None = Field(default=None, sa_type=sa.String(8))
+    verdict: str = Field(sa_type=sa.String(16), nullable=False)
+    reason: str | None = Field(default=None, sa_type=sa.String(200))  # why a row is unknown
+
+
+class Audit(SQLModel, table=True):
+    __tablename__ = "audit"
+    __table_args__ = (
+        sa.Index("ix_audit_at", "at"),
+        sa.Index("ix_audit_tenant_id_at", "tenant_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    who: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))
+    action: str = Field(sa_type=sa.String(40), nullable=False)  # check | sample_data | sample_transaction | view | …
+    tenant_id: int | None = Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey("tenants.id", name="fk_audit_tenant_id", ondelete="SET NULL")],
+    )
+    tenant: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))  # the name as given, kept if the tenant goes
+    outcome: str = Field(sa_type=sa.String(16), nullable=False)  # ok | error | denied | …
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+
+
+metadata = SQLModel.metadata
+tenants_t: sa.Table = Tenant.__table__  # type: ignore[attr-defined]
+checks_t: sa.Table = Check.__table__  # type: ignore[attr-defined]
+check_rows_t: sa.Table = CheckRow.__table__  # type: ignore[attr-defined]
+audit_t: sa.Table = Audit.__table__  # type: ignore[attr-defined]

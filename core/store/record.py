@@ -1,0 +1,463 @@
+"""Writing to the store: tenants, checks (with their rows) and the audit trail.
+
+Tenant names are user input: `validate_tenant_name` is the one gate (non-empty after strip, at most 100
+characters, no control characters). The tenant's slug is derived from its name (lower case, ASCII,
+dashes), so "Acme Inc." and "acme inc" are the same tenant. Free text that reaches the database
+(problem, notes, audit detail) passes through `redact`, which masks anything shaped like a Stripe
+secret, and a masked key that still looks like a whole key is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from ..result import STATUSES, VERDICTS, CheckResult
+from .db import connect
+from .models import (
+    FINGERPRINT_MAX,
+    MASKED_MAX,
+    NAME_MAX,
+    SOURCES,
+    audit_t,
+    check_rows_t,
+    checks_t,
+    tenants_t,
+)
+from .types import utcnow
+
+
+class StoreInputError(ValueError):
+    """Input the store refuses; the message is one sentence naming the problem and the fix."""
+
+
+class UnknownTenantError(StoreInputError):
+    """The named tenant does not exist."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+# Anything shaped like a whole Stripe secret: prefix, mode, then a long random tail.
+_SECRET_RE = re.compile(
+    r"\b(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{12,}|whsec_[A-Za-z0-9+/=]{16,}|"
+    r"(?:sk|rk)_(?:org|live|test)_[A-Za-z0-9_]{20,})"
+)
+_ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_OUTCOME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+
+
+def redact(text: str | None) -> str | None:
+    """`text` with every whole-looking Stripe secret replaced by its first 8 and last 4 characters."""
+    if not text:
+        return text
+    return _SECRET_RE.sub(lambda m: f"{m.group(0)[:8]}…{m.group(0)[-4:]}", text)
+
+
+def _has_control(s: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in s)
+
+
+def validate_tenant_name(name: object) -> str:
+    """The tenant name stripped of surrounding spaces, or StoreInputError."""
+    if not isinstance(name, str):
+        raise StoreInputError("The tenant name must be text; type the tenant's name.")
+    clean = name.strip()
+    if not clean:
+        raise StoreInputError("The tenant name is empty; type the tenant's name.")
+    if len(clean) > NAME_MAX:
+        raise StoreInputError(
+            f"The tenant name is {len(clean)} characters long; shorten it to at most {NAME_MAX}."
+        )
+    if _has_control(clean):
+        raise StoreInputError(
+            "The tenant name contains a control character (such as a newline or tab); remove it."
+        )
+    return clean
+
+
+def slugify(name: str) -> str:
+    """URL-safe identity of a tenant name: 'Acme Café, Inc.' -> 'acme-cafe-inc'.
+
+    A name with no ASCII letters or digits at all (e.g. '東京') gets 'tenant-' plus a short hash.
+    """
+    clean = validate_tenant_name(name)
+    ascii_ = unicodedata.normalize("NFKD", clean).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")[:100].strip("-")
+    if not slug:
+        slug = "tenant-" + hashlib.sha256(clean.casefold().encode()).hexdigest()[:10]
+    return slug
+
+
+def _optional_text(value: object, what: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise StoreInputError(f"The {what} must be text; give it as text or leave it empty.")
+    clean = value.strip()
+    if not clean:
+        return None
+    if len(clean) > limit:
+        raise StoreInputError(f"The {what} is {len(clean)} characters long; shorten it to at most {limit}.")
+    if _has_control(clean):
+        raise StoreInputError(f"The {what} contains a control character (such as a newline); remove it.")
+    return clean
+
+
+def _aware(at: datetime | None) -> datetime:
+    if at is None:
+        return utcnow()
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+def _insert_ignore(conn: Connection, table: sa.Table, values: dict, index_elements: list[str]) -> None:
+    name = conn.dialect.name
+    if name == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+    elif name == "sqlite":
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+    else:  # other backends: plain insert, unique violation handled by the caller's retry
+        stmt = table.insert().values(**values)
+    conn.execute(stmt)
+
+
+def _tenant_dict(row) -> dict:
+    return dict(row._mapping)
+
+
+_TENANT_COLS = [
+    tenants_t.c.id,
+    tenants_t.c.name,
+    tenants_t.c.slug,
+    tenants_t.c.account,
+    tenants_t.c.contact,
+    tenants_t.c.notes,
+    tenants_t.c.archived,
+    tenants_t.c.created_at,
+    tenants_t.c.last_check_id,
+    tenants_t.c.last_checked_at,
+]
+
+
+def _tenant_where(tenant: str | int):
+    if isinstance(tenant, bool) or not isinstance(tenant, (str, int)):
+        raise StoreInputError("A tenant is named by its name, its slug or its id; give one of those.")
+    if isinstance(tenant, int):
+        return tenants_t.c.id == tenant
+    return tenants_t.c.slug == slugify(tenant)
+
+
+def _get_tenant(conn: Connection, tenant: str | int) -> dict | None:
+    row = conn.execute(sa.select(*_TENANT_COLS).where(_tenant_where(tenant))).first()
+    return _tenant_dict(row) if row else None
+
+
+def _require_tenant(conn: Connection, tenant: str | int) -> dict:
+    found = _get_tenant(conn, tenant)
+    if found is None:
+        raise UnknownTenantError(f"There is no tenant named {tenant!r}; check the spelling or add it first.")
+    return found
+
+
+def _get_or_create(conn: Connection, name: str) -> dict:
+    clean = validate_tenant_name(name)
+    slug = slugify(clean)
+    row = conn.execute(sa.select(*_TENANT_COLS).where(tenants_t.c.slug == slug)).first()
+    if row is None:
+        _insert_ignore(
+            conn,
+            tenants_t,
+            {"name": clean, "slug": slug, "archived": False, "created_at": utcnow()},
+            ["slug"],
+        )
+        row = conn.execute(sa.select(*_TENANT_COLS).where(tenants_t.c.slug == slug)).first()
+    return _tenant_dict(row)
+
+
+def get_or_create_tenant(name: str, *, url: str | None = None) -> dict:
+    """The tenant called `name` (matched by slug), created if new. Raises StoreInputError on a bad name."""
+    validate_tenant_name(name)
+    with connect(url, write=True) as conn:
+        return _get_or_create(conn, name)
+
+
+def get_tenant(tenant: str | int, *, url: str | None = None) -> dict | None:
+    """The tenant by name, slug or id, or None."""
+    where = _tenant_where(tenant)
+    with connect(url) as conn:
+        row = conn.execute(sa.select(*_TENANT_COLS).where(where)).first()
+        return _tenant_dict(row) if row else None
+
+
+def list_tenants(
+    *, include_archived: bool = False, search: str | None = None, url: str | None = None
+) -> list[dict]:
+    """Tenants by name, each with its latest check's status and score (None if never checked)."""
+    c = checks_t
+    q = (
+        sa.select(*_TENANT_COLS, c.c.status.label("last_status"), c.c.score.label("last_score"))
+        .select_from(tenants_t.outerjoin(c, c.c.id == tenants_t.c.last_check_id))
+        .order_by(sa.func.lower(tenants_t.c.name), tenants_t.c.id)
+    )
+    if not include_archived:
+        q = q.where(tenants_t.c.archived.is_(False))
+    if search and search.strip():
+        pat = like_pattern(search)
+        q = q.where(
+            sa.or_(
+                sa.func.lower(tenants_t.c.name).like(pat, escape="\\"),
+                tenants_t.c.slug.like(pat, escape="\\"),
+                sa.func.lower(tenants_t.c.account).like(pat, escape="\\"),
+                sa.func.lower(tenants_t.c.contact).like(pat, escape="\\"),
+            )
+        )
+    with connect(url) as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def like_pattern(search: str) -> str:
+    """A case-insensitive LIKE pattern (use with escape='\\\\' and a lower()ed column)."""
+    s = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{s}%"
+
+
+def update_tenant(
+    tenant: str | int,
+    *,
+    name: str = UNSET,
+    account: str | None = UNSET,
+    contact: str | None = UNSET,
+    notes: str | None = UNSET,
+    archived: bool = UNSET,
+    url: str | None = None,
+) -> dict:
+    """Change the given fields of a tenant (by name, slug or id); returns the tenant after the change.
+
+    Renaming changes the slug; renaming onto another tenant's slug is refused. Empty text clears a field.
+    """
+    values: dict[str, Any] = {}
+    if name is not UNSET:
+        clean = validate_tenant_name(name)
+        values["name"] = clean
+        values["slug"] = slugify(clean)
+    if account is not UNSET:
+        acct = _optional_text(account, "Stripe account id", 64)
+        if acct is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,59}", acct):
+            raise StoreInputError(f"The Stripe account id {acct!r} is not of the form acct_…; copy it from Stripe.")
+        values["account"] = acct
+    if contact is not UNSET:
+        values["contact"] = _optional_text(contact, "contact", 200)
+    if notes is not UNSET:
+        if notes is not None and not isinstance(notes, str):
+            raise StoreInputError("The notes must be text; type them as text or leave them empty.")
+        n = (notes or "").strip()
+        if len(n) > 5000:
+            raise StoreInputError(f"The notes are {len(n)} characters long; shorten them to at most 5000.")
+        values["notes"] = redact(n) or None
+    if archived is not UNSET:
+        if not isinstance(archived, bool):
+            raise StoreInputError("archived must be true or false.")
+        values["archived"] = archived
+    with connect(url, write=True) as conn:
+        current = _require_tenant(conn, tenant)
+        if "slug" in values and values["slug"] != current["slug"]:
+            clash = conn.execute(
+                sa.select(tenants_t.c.name).where(tenants_t.c.slug == values["slug"])
+            ).first()
+            if clash:
+                raise StoreInputError(
+                    f"Another tenant, {clash.name!r}, already has that name; choose a different name."
+                )
+        if values:
+            conn.execute(tenants_t.update().where(tenants_t.c.id == current["id"]).values(**values))
+        return _get_tenant(conn, current["id"])  # type: ignore[return-value]
+
+
+def _check_values(result: CheckResult, source: str, checked_by: str | None) -> tuple[dict, list[dict]]:
+    if source not in SOURCES:
+        raise StoreInputError(f"The check source {source!r} is not one of {', '.join(SOURCES)}; use one of those.")
+    who = _optional_text(checked_by, "checker's name", NAME_MAX)
+    key = result.key
+    masked = key.masked or ""
+    if len(masked) > MASKED_MAX or _SECRET_RE.search(masked):
+        raise StoreInputError(
+            "The key to store is not masked (it looks like a whole key); store KeyInfo.masked, never the key."
+        )
+    fp = key.fingerprint
+    if fp is not None and (len(fp) > FINGERPRINT_MAX or _SECRET_RE.search(fp)):
+        raise StoreInputError("The key fingerprint is not a fingerprint; store KeyInfo.fingerprint, never the key.")
+    if result.status not in STATUSES:
+        raise StoreInputError(f"The check status {result.status!r} is not one of {', '.join(STATUSES)}.")
+    counts = {v: 0 for v in VERDICTS}
+    rows: list[dict] = []
+    for r in result.rows:
+        if r.verdict not in VERDICTS:
+            raise StoreInputError(f"The row verdict {r.verdict!r} is not one of {', '.join(VERDICTS)}.")
+        counts[r.verdict] += 1
+        rows.append(
+            {
+                "scope": r.scope,
+                "resource": (r.resource or "")[:200],
+                "category": (r.category or "")[:100],
+                "required": r.required,
+                "granted": r.granted,
+                "verdict": r.verdict,
+                "reason": redact(r.reason)[:200] if r.reason else None,
+            }
+        )
+    check = {
+        "checked_at": _aware(result.checked_at),
+        "checked_by": who,
+        "source": source,
+        "key_masked": masked,
+        "key_fingerprint": fp,
+        "key_kind": (key.kind or "unknown")[:32],
+        "key_mode": key.mode,
+        "account": result.account,
+        "status": result.status,
+        "score": int(result.score),
+        "n_ok": counts["ok"],
+        "n_missing": counts["missing"],
+        "n_excess": counts["excess"],
+        "n_unknown": counts["unknown"],
+        "n_not_applicable": counts["not_applicable"],
+        "requests": int(result.requests),
+        "elapsed_s": float(result.elapsed_s),
+        "problem": redact(result.problem or key.problem),
+    }
+    return check, rows
+
+
+def record_check(
+    result: CheckResult,
+    tenant: str,
+    *,
+    source: str,
+    checked_by: str | None,
+    url: str | None = None,
+) -> int:
+    """Store one check and its rows in one transaction; returns the check's id.
+
+    Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
+    and records the Stripe account on the tenant once a check has seen it.
+    """
+    validate_tenant_name(tenant)
+    check, rows = _check_values(result, source, checked_by)
+    with connect(url, write=True) as conn:
+        t = _get_or_create(conn, tenant)
+        check_id = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key[0]
+        if rows:
+            conn.execute(check_rows_t.insert(), [{"check_id": check_id, **r} for r in rows])
+        at = check["checked_at"]
+        newest = conn.execute(
+            tenants_t.update()
+            .where(tenants_t.c.id == t["id"])
+            .where(sa.or_(tenants_t.c.last_checked_at.is_(None), tenants_t.c.last_checked_at <= at))
+            .values(last_check_id=check_id, last_checked_at=at)
+        ).rowcount
+        acct = check["account"]
+        if acct and (newest or t["account"] is None) and acct != t["account"]:
+            conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(account=acct))
+        return int(check_id)
+
+
+def record_audit(
+    action: str,
+    *,
+    who: str | None = None,
+    tenant: str | None = None,
+    outcome: str = "ok",
+    detail: str | None = None,
+    at: datetime | None = None,
+    url: str | None = None,
+) -> int:
+    """Append one audit entry; returns its id. `tenant` is a name (not created if unknown: kept as text)."""
+    if not isinstance(action, str) or not _ACTION_RE.match(action):
+        raise StoreInputError(
+            f"The audit action {action!r} is not a short lower-case word (e.g. 'check', 'view'); use one."
+        )
+    if not isinstance(outcome, str) or not _OUTCOME_RE.match(outcome):
+        raise StoreInputError(f"The audit outcome {outcome!r} is not a short lower-case word (e.g. 'ok'); use one.")
+    who_ = _optional_text(who, "user name", NAME_MAX)
+    tenant_name = validate_tenant_name(tenant) if tenant is not None else None
+    if detail is not None and not isinstance(detail, str):
+        raise StoreInputError("The audit detail must be text.")
+    with connect(url, write=True) as conn:
+        tenant_id = None
+        if tenant_name is not None:
+            tenant_id = conn.execute(
+                sa.select(tenants_t.c.id).where(tenants_t.c.slug == slugify(tenant_name))
+            ).scalar()
+        res = conn.execute(
+            audit_t.insert().values(
+                at=_aware(at),
+                who=who_,
+                action=action,
+                tenant_id=tenant_id,
+                tenant=tenant_name,
+                outcome=outcome,
+                detail=redact(detail[:5000]) if detail else None,
+            )
+        )
+        return int(res.inserted_primary_key[0])
+
+
+def list_audit(
+    *,
+    tenant: str | int | None = None,
+    action: str | Iterable[str] | None = None,
+    who: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 500,
+    url: str | None = None,
+) -> list[dict]:
+    """Audit entries matching every given filter, newest first.
+
+    `tenant` matches the tenant (by name, slug or id) and also entries whose tenant text has that slug.
+    `since` is inclusive, `until` exclusive.
+    """
+    a = audit_t
+    q = sa.select(
+        a.c.id,
+        a.c.at,
+        a.c.who,
+        a.c.action,
+        a.c.tenant_id,
+        sa.func.coalesce(tenants_t.c.name, a.c.tenant).label("tenant"),
+        a.c.outcome,
+        a.c.detail,
+    ).select_from(a.outerjoin(tenants_t, tenants_t.c.id == a.c.tenant_id))
+    if tenant is not None:
+        if isinstance(tenant, int) and not isinstance(tenant, bool):
+            q = q.where(a.c.tenant_id == tenant)
+        else:
+            name = validate_tenant_name(tenant)
+            q = q.where(sa.or_(tenants_t.c.slug == slugify(name), sa.func.lower(a.c.tenant) == name.lower()))
+    if action is not None:
+        q = q.where(a.c.action == action) if isinstance(action, str) else q.where(a.c.action.in_(list(action)))
+    if who is not None:
+        q = q.where(a.c.who == who)
+    if outcome is not None:
+        q = q.where(a.c.outcome == outcome)
+    if since is not None:
+        q = q.where(a.c.at >= _aware(since))
+    if until is not None:
+        q = q.where(a.c.at < _aware(until))
+    q = q.order_by(a.c.at.desc(), a.c.id.desc())
+    if limit is not None:
+        q = q.limit(int(limit))
+    with connect(url) as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]

@@ -1,0 +1,87 @@
+"""The raw key never reaches the database: not in its files, and no column could hold one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core import store
+from core.result import Row
+from core.store.db import get_engine
+
+# Distinctive, key-shaped, never handed to the store as a key.
+FULL_KEY = "rk_test_51KeyHealthZZtopSecretQ9w8e7r6t5y4u3i2o1pAsDfGhJkLzXcVbNm0987654321qwertyuiopLKJH"
+MASKED = "rk_test_…LKJH"
+KEY_COLUMNS = {"key_masked", "key_fingerprint", "key_kind", "key_mode"}
+
+
+def db_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))  # .db, -wal, -shm
+
+
+def test_full_key_is_nowhere_in_the_sqlite_files(tmp_path, make_result):
+    path = tmp_path / "secret.db"
+    url = f"sqlite:///{path}"
+    store.upgrade(url)
+    # The key only reaches the store inside free text a careless caller might pass on: redacted on the way in.
+    res = make_result(masked=MASKED, problem=f"Stripe rejected {FULL_KEY} (expired).",
+                      rows=[Row("Core", "Charges", "charge_read", "read", "unknown", "unknown",
+                                reason=f"timeout for {FULL_KEY}")])
+    cid = store.record_check(res, "Acme", source="dashboard", checked_by="ann", url=url)
+    store.record_audit("check", who="ann", tenant="Acme", detail=f"checked {FULL_KEY}", url=url)
+    store.update_tenant("Acme", notes=f"their key was {FULL_KEY}", url=url)
+    raw = db_bytes(path)
+    assert MASKED.encode() in raw  # the scan does see what was written (WAL included)
+    assert FULL_KEY.encode() not in raw
+    assert FULL_KEY[8:40].encode() not in raw  # nor a long piece of its secret part
+    got = store.get_check(cid, url=url)
+    assert got["problem"] == "Stripe rejected rk_test_…LKJH (expired)."
+    assert got["rows"][0]["reason"] == "timeout for rk_test_…LKJH"
+    store.dispose_engine(url)
+
+
+def test_schema_has_no_column_that_could_hold_a_full_key(store_url):
+    insp = sa.inspect(get_engine(store_url))
+    key_like = []
+    for table in insp.get_table_names():
+        for col in insp.get_columns(table):
+            name = col["name"].lower()
+            if any(w in name for w in ("key", "secret", "token", "password", "credential", "raw")):
+                key_like.append(col["name"])
+    # the only key columns: what may be shown (masked), a keyed hash, and two labels
+    assert set(key_like) == KEY_COLUMNS
+    checks = {c["name"]: c for c in insp.get_columns("checks")}
+    assert checks["key_masked"]["type"].length == 40 and checks["key_fingerprint"]["type"].length == 128
+    assert checks["key_kind"]["type"].length <= 32 and checks["key_mode"]["type"].length <= 8
+    # …and the database itself refuses a whole key there, even from plain SQL (SQLite ignores VARCHAR(n): a CHECK)
+    with store.connect(store_url, write=True) as conn:
+        conn.execute(sa.text("INSERT INTO tenants (name, slug, archived, created_at) "
+                             "VALUES ('A', 'a', false, CURRENT_TIMESTAMP)"))
+    for column in ("key_masked", "key_fingerprint"):
+        values = {"key_masked": MASKED, "key_fingerprint": None, column: FULL_KEY + FULL_KEY}
+        with pytest.raises(sa.exc.DBAPIError):
+            with store.connect(store_url, write=True) as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO checks (tenant_id, checked_at, source, key_masked, key_fingerprint, key_kind, "
+                    "status, score, n_ok, n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s) "
+                    "VALUES (1, CURRENT_TIMESTAMP, 'cli', :key_masked, :key_fingerprint, 'restricted', 'healthy', "
+                    "100, 0, 0, 0, 0, 0, 0, 0)"), values)
+
+
+@pytest.mark.parametrize("masked", [FULL_KEY, "sk_live_" + "a" * 24, "x" * 41])
+def test_record_check_refuses_a_key_that_is_not_masked(store_url, make_result, masked):
+    with pytest.raises(store.StoreInputError, match="never the key"):
+        store.record_check(make_result(masked=masked), "Acme", source="cli", checked_by=None, url=store_url)
+    with pytest.raises(store.StoreInputError, match="never the key"):
+        store.record_check(make_result(fingerprint=FULL_KEY), "Acme", source="cli", checked_by=None, url=store_url)
+    assert store.list_tenants(url=store_url) == []
+
+
+def test_redact():
+    assert store.redact(f"a {FULL_KEY} b") == "a rk_test_…LKJH b"
+    assert store.redact("sk_live_" + "Ab1" * 10) == "sk_live_…1Ab1"
+    assert store.redact("whsec_" + "x" * 32) == "whsec_xx…xxxx"
+    assert store.redact("rk_test_…a1b2 is masked already") == "rk_test_…a1b2 is masked already"
+    assert store.redact("acct_1234567890abcdef and sk_test_short") == "acct_1234567890abcdef and sk_test_short"
+    assert store.redact(None) is None and store.redact("") == ""
