@@ -17,6 +17,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,6 +32,7 @@ _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
 _PLACEHOLDER_KEY = "sk_keyhealth_no_key_given"  # the shared client's default; every call passes its own key
 STRIPE_FILES_BASE = "https://files.stripe.com"
 PACE_SAFETY = 0.02  # 2% slower than the configured rate, for jitter between here and Stripe
+PACE_WINDOW_S = 1.05  # no trailing 1.05 s holds more than floor(rate) sends: 50 ms of slack for the way there
 
 
 @lru_cache(maxsize=4)
@@ -51,40 +53,63 @@ def shared_client(settings: ProbeSettings | None = None) -> stripe.StripeClient:
 
 
 class TokenBucket:
-    """GCRA pacing: at most `rate` request starts per second, `burst` of them back to back.
+    """Paces request starts: a token bucket of `burst` tokens refilled at `rate` per second, with the
+    token taken at the moment a request is really sent (so a late send never lets the next ones catch
+    up in a burst), plus a guard that no trailing `window` seconds ever hold more than floor(rate) sends.
 
-    With burst=1 starts are evenly spaced 1/rate apart, so no one-second window holds more than `rate`;
-    `safety` stretches the spacing a little so that jitter on the way cannot squeeze one more request
-    into a window at the server. Thread-safe; a caller reserves its slot under the lock and sleeps outside it.
+    `safety` slows both a little, so that jitter between here and Stripe cannot squeeze one more
+    request into a one-second window at the server. Thread-safe.
     """
 
     def __init__(
-        self, rate: float, burst: int = 1, clock: Callable[[], float] = time.monotonic, safety: float = 0.0
+        self,
+        rate: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        safety: float = 0.0,
+        window: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.interval = (1.0 + safety) / rate
-        self.burst = max(1, burst)
-        self._clock = clock
-        self._tat = 0.0  # theoretical arrival time of the next request
+        self.rate = rate / (1.0 + safety)
+        self.capacity = float(max(1, burst))
+        self.limit = max(1, int(rate))
+        self.window = window * (1.0 + safety)
+        self._clock, self._sleep = clock, sleep
+        self._tokens = self.capacity
+        self._updated = clock()
+        self._sends: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def reserve(self) -> float:
-        """Reserve the next slot; returns how long to wait before using it."""
+    def try_take(self) -> float:
+        """Take a token now and return 0, or return how long to wait before trying again."""
         with self._lock:
             now = self._clock()
-            tat = max(self._tat, now)
-            allowed_at = tat - (self.burst - 1) * self.interval
-            self._tat = tat + self.interval
-            return max(0.0, allowed_at - now)
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            while self._sends and self._sends[0] <= now - self.window:
+                self._sends.popleft()
+            wait = (1.0 - self._tokens) / self.rate if self._tokens < 1.0 else 0.0
+            if len(self._sends) >= self.limit:
+                wait = max(wait, self._sends[0] + self.window - now)
+            if wait > 1e-6:  # below a microsecond is float noise: waiting it could spin forever
+                return wait
+            self._tokens = max(0.0, self._tokens - 1.0)
+            self._sends.append(now)
+            return 0.0
 
-    def acquire(self, stop: threading.Event | None = None) -> None:
-        delay = self.reserve()
-        if delay > 0:
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        """Wait for a token; False if `stop` was set meanwhile (nothing taken then)."""
+        while True:
+            wait = self.try_take()
+            if wait <= 0:
+                return True
             if stop is not None:
-                stop.wait(delay)
+                if stop.wait(wait):
+                    return False
             else:
-                time.sleep(delay)
+                self._sleep(wait)
 
 
 @dataclass
@@ -192,7 +217,7 @@ class Prober:
         self.mode = mode
         self.settings = settings or ProbeSettings.from_env()
         self.client = client or shared_client(self.settings)
-        self.bucket = TokenBucket(self.settings.rate_for(mode), safety=PACE_SAFETY)
+        self.bucket = TokenBucket(self.settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
         self.stats = SweepStats()
         self._stop = threading.Event()  # set when Stripe refuses the key, or the caller stops early
         self._lock = threading.Lock()
@@ -200,8 +225,7 @@ class Prober:
 
     # --- one request -------------------------------------------------------------------
     def _send(self, probe: Probe) -> Answer:
-        self.bucket.acquire(self._stop)
-        if self._stop.is_set():
+        if not self.bucket.acquire(self._stop):
             return Answer("retry", None, "stopped: Stripe refused the key")
         with self._lock:
             self.stats.requests += 1

@@ -17,38 +17,59 @@ class FakeClock:
     def __call__(self):
         return self.t
 
+    def sleep(self, dt):
+        self.t += dt
+
+
+def _starts(bucket, clock, n, late=None):
+    """Send n requests through the bucket; `late(i)` adds a delay after acquiring (a slow send)."""
+    out = []
+    for i in range(n):
+        bucket.acquire()
+        out.append(clock.t)
+        if late:
+            clock.t += late(i)
+    return out
+
 
 def test_bucket_spaces_requests_evenly():
     clock = FakeClock()
-    b = TokenBucket(20, clock=clock)
-    waits = [b.reserve() for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.05, 0.10, 0.15, 0.20])
+    b = TokenBucket(20, clock=clock, sleep=clock.sleep)
+    starts = _starts(b, clock, 5)
+    assert [round(s - starts[0], 6) for s in starts] == pytest.approx([0.0, 0.05, 0.10, 0.15, 0.20])
 
 
 def test_bucket_burst_then_paces():
     clock = FakeClock()
-    b = TokenBucket(10, burst=3, clock=clock)
-    waits = [b.reserve() for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+    b = TokenBucket(10, burst=3, clock=clock, sleep=clock.sleep)
+    starts = _starts(b, clock, 5)
+    assert [round(s - 100.0, 6) for s in starts] == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
 
 
-def test_bucket_refills_after_idle():
+def test_bucket_refills_after_idle_but_only_to_its_capacity():
     clock = FakeClock()
-    b = TokenBucket(10, clock=clock)
-    assert b.reserve() == 0.0
+    b = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    _starts(b, clock, 1)
     clock.t += 5
-    assert b.reserve() == 0.0
-    assert b.reserve() == pytest.approx(0.1)
+    starts = _starts(b, clock, 3)
+    assert [round(s - starts[0], 6) for s in starts] == pytest.approx([0.0, 0.1, 0.2])
 
 
-def test_bucket_never_exceeds_rate_in_any_window():
+def test_a_late_send_does_not_let_the_next_ones_catch_up():
     clock = FakeClock()
-    b = TokenBucket(20, clock=clock, safety=PACE_SAFETY)
-    starts = []
-    for _ in range(200):
-        starts.append(clock.t + b.reserve())
+    b = TokenBucket(20, clock=clock, sleep=clock.sleep)
+    starts = _starts(b, clock, 10, late=lambda i: 0.04 if i == 3 else 0.0)
+    gaps = [round(b2 - a, 6) for a, b2 in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.05 - 1e-9
+
+
+@pytest.mark.parametrize("rate", [20, 25, 7.5])
+def test_bucket_never_exceeds_rate_in_any_window(rate):
+    clock = FakeClock()
+    b = TokenBucket(rate, burst=4, clock=clock, sleep=clock.sleep, safety=PACE_SAFETY, window=1.05)
+    starts = _starts(b, clock, 300, late=lambda i: 0.03 * (i % 7 == 0))
     for s in starts:
-        assert sum(1 for x in starts if s <= x < s + 1.0) <= 20
+        assert sum(1 for x in starts if s <= x < s + 1.05) <= int(rate)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,104 @@
+"""Recheck many tenants' keys from `tenant,key` lines: each checked in turn, each result recorded.
+
+Keys pass through memory only: a bad line is reported by its number and a masked form, never its text.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .check import check_key
+from .result import CheckResult
+from .store import StoreInputError, record_check, validate_tenant_name
+
+MAX_LINES = 10_000
+
+
+@dataclass
+class BatchLine:
+    line: int
+    tenant: str
+    raw_key: str = field(repr=False)
+
+
+@dataclass
+class BatchReport:
+    recorded: int = 0
+    failed_lines: list[dict] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"recorded": self.recorded, "failed_lines": self.failed_lines, "results": self.results}
+
+    @property
+    def all_healthy(self) -> bool:
+        return not self.failed_lines and all(r["status"] == "healthy" for r in self.results)
+
+
+def parse_lines(text: str) -> tuple[list[BatchLine], list[dict]]:
+    """`tenant,key` per line (a `tenant,key` header and blank lines are skipped)."""
+    entries: list[BatchLine] = []
+    failed: list[dict] = []
+    for n, raw_line in enumerate(text.splitlines(), start=1):
+        if not raw_line.strip() or raw_line.lstrip().startswith("#"):
+            continue
+        if n > MAX_LINES:
+            failed.append({"line": n, "problem": f"Only the first {MAX_LINES} lines are read; split the file."})
+            break
+        try:
+            fields = next(csv.reader(io.StringIO(raw_line), skipinitialspace=True))
+        except (csv.Error, StopIteration):
+            failed.append({"line": n, "problem": "The line is not valid CSV; write it as tenant,key."})
+            continue
+        if n == 1 and [f.strip().lower() for f in fields] == ["tenant", "key"]:
+            continue
+        if len(fields) != 2:
+            failed.append(
+                {
+                    "line": n,
+                    "problem": f"The line has {len(fields)} field{'s' if len(fields) != 1 else ''}, not 2; "
+                    "write it as tenant,key (quote a tenant name that contains a comma).",
+                }
+            )
+            continue
+        tenant, key = fields
+        try:
+            tenant = validate_tenant_name(tenant)
+        except StoreInputError as e:
+            failed.append({"line": n, "problem": str(e)})
+            continue
+        if not key.strip():
+            failed.append({"line": n, "problem": "The key is empty; put the tenant's restricted key after the comma."})
+            continue
+        entries.append(BatchLine(n, tenant, key))
+    return entries, failed
+
+
+def recheck(
+    entries: Iterable[BatchLine],
+    *,
+    source: str = "batch",
+    checked_by: str | None = None,
+    url: str | None = None,
+    check: Callable[[str], CheckResult] = check_key,
+    on_result: Callable[[BatchLine, CheckResult], None] | None = None,
+) -> BatchReport:
+    """Check each line in turn (each sweep paced by its own token bucket) and record every result."""
+    report = BatchReport()
+    for entry in entries:
+        result = check(entry.raw_key)
+        try:
+            record_check(result, entry.tenant, source=source, checked_by=checked_by, url=url)
+        except StoreInputError as e:
+            report.failed_lines.append({"line": entry.line, "problem": str(e)})
+            continue
+        report.recorded += 1
+        report.results.append(
+            {"line": entry.line, "tenant": entry.tenant, "status": result.status, "score": result.score,
+             "masked": result.key.masked}
+        )
+        if on_result is not None:
+            on_result(entry, result)
+    return report

@@ -1,0 +1,111 @@
+"""The fault suite: whatever the sandbox throws, a check finishes, says which rows are unknown and why,
+records itself as incomplete, and a re-probe of only the unknown rows settles them."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import stripe
+
+from core.check import check_key, unknown_scopes
+from core.config import ProbeSettings
+from core.sandbox import DEMO_KEYS, Sandbox
+from core.store import latest_checks, record_check, upgrade
+
+SETTINGS = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=0.5)
+
+
+def _client(url: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        "sk_unused", base_addresses={"api": url, "files": url}, max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=SETTINGS.timeout_s),
+    )
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _clean(sandbox):
+    sandbox.reset()
+    yield
+    sandbox.faults.clear()
+
+
+FAULTS = {
+    "429 storm": (lambda f: f.fail("/v1/charges", status=429), "charge", "429"),
+    "500 on invoices": (lambda f: f.fail("/v1/invoices", status=500), "invoice", "500"),
+    "502 html body": (lambda f: f.fail("/v1/subscriptions", status=502, body="html"), "subscription", "502"),
+    "503 non-JSON": (lambda f: f.fail("/v1/coupons", status=503, body="html"), "coupon", "503"),
+    "slow past the timeout": (lambda f: f.hang("/v1/products", seconds=1.5), "product", "no answer"),
+    "dropped connection": (lambda f: f.drop("/v1/transfers"), "transfer", "no answer"),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_fault_gives_unknown_with_reason_and_records_incomplete(sandbox, db, name):
+    inject, scope, words = FAULTS[name]
+    inject(sandbox.faults)
+    r = check_key(DEMO_KEYS["healthy"].key, client=_client(sandbox.url), settings=SETTINGS)
+    rows = {x.scope: x for x in r.rows}
+    assert rows[scope].verdict == "unknown" and rows[scope].granted == "unknown"
+    assert words in rows[scope].reason, rows[scope].reason
+    assert unknown_scopes(r) == {scope}
+    assert r.status == "incomplete"
+    assert "check again" in rows[scope].fix
+    record_check(r, "Faulty Ltd", source="cli", checked_by="test", url=db)
+    [latest] = latest_checks(url=db)
+    assert latest["status"] == "incomplete"
+
+    sandbox.faults.clear()
+    again = check_key(DEMO_KEYS["healthy"].key, client=_client(sandbox.url), settings=SETTINGS,
+                      only=unknown_scopes(r), previous=r)
+    assert again.status == "healthy" and again.requests <= 2
+
+
+def test_non_json_404_is_unknown_not_granted(sandbox):
+    """A 404 whose body is not JSON arrives as APIError: it says nothing about the permission."""
+    key = "rk_test_" + "NoJsonFakeTestKey" + "y" * 60
+    sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test")
+    # an endpoint Stripe does not know answers "Unrecognized request URL": unknown, never "granted"
+    from core.catalogue import Catalogue, Probe, Scope
+
+    cat = Catalogue((Scope("nowhere", "Nowhere", "Core", ("read",), Probe("GET", "/v1/no_such_resource/{id}"), None),))
+    from core.catalogue import Profile
+
+    r = check_key(key, client=_client(sandbox.url), settings=SETTINGS, catalogue=cat, profile=Profile("p", "k", ()))
+    assert r.rows[0].verdict == "unknown" and "does not know" in r.rows[0].reason
+
+
+def test_connection_refused_mid_sweep(db):
+    """The server goes away half-way: the rest of the rows are unknown, the check still finishes."""
+    sb = Sandbox(port=0)
+    url = sb.start()
+    settings = ProbeSettings(rate_test=40, concurrency=4, retries=1, backoff_s=0.01, timeout_s=0.5)
+    seen = []
+    stopped = threading.Event()
+
+    def progress(row, done, total):
+        seen.append(row)
+        if done == 10 and not stopped.is_set():
+            stopped.set()
+            sb.stop()
+
+    try:
+        r = check_key(DEMO_KEYS["healthy"].key, client=_client(url), settings=settings, on_progress=progress)
+    finally:
+        if not stopped.is_set():
+            sb.stop()
+    assert stopped.is_set()
+    unknown = [x for x in r.rows if x.verdict == "unknown"]
+    assert len(unknown) > 20
+    assert all("no answer" in x.reason for x in unknown)
+    assert r.status == "incomplete"
+    settled = [x for x in r.rows if x.scope and x.verdict != "unknown"]
+    assert len(settled) >= 10 and all(x.verdict == "ok" for x in settled)
+    record_check(r, "Gone Away", source="cli", checked_by="test", url=db)
+    assert latest_checks(url=db)[0]["status"] == "incomplete"
