@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE = 0, 1, 2
@@ -25,6 +26,9 @@ COLOURS = {
     "incomplete": "90",
     "invalid": "31",
 }
+
+
+from .keys import mask  # noqa: E402  (light: no network, no store)
 
 
 class UsageError(Exception):
@@ -53,7 +57,7 @@ def _paint(text: str, what: str, colour: bool) -> str:
 
 
 def _use_colour(stream) -> bool:
-    return "NO_COLOR" not in os.environ and (bool(os.environ.get("FORCE_COLOR")) or stream.isatty())
+    return not os.environ.get("NO_COLOR") and (bool(os.environ.get("FORCE_COLOR")) or stream.isatty())
 
 
 def print_check_table(result, stream=None) -> None:
@@ -93,16 +97,108 @@ def cmd_check(args) -> int:
     from .check import check_key
 
     raw = read_key()
+    if args.tenant:
+        from .store import validate_tenant_name
+
+        validate_tenant_name(args.tenant)  # a bad name is refused before any request
     result = check_key(raw)
     if args.tenant:
         from .store import record_check
 
-        record_check(result, args.tenant, source="cli", checked_by=os.environ.get("USER"))
+        _store_ready()
+        record_check(result, args.tenant, source="cli", checked_by=_who())
     if args.json:
         print(json.dumps(result.to_json()))
     else:
         print_check_table(result)
     return EXIT_OK if result.status == "healthy" else EXIT_VERDICT
+
+
+def _who() -> str | None:
+    return os.environ.get("KEYHEALTH_USER") or os.environ.get("USER")
+
+
+def _store_ready() -> None:
+    """Bring the database up to date before the first read or write (migrations are idempotent)."""
+    from .store import upgrade
+
+    upgrade()
+
+
+def cmd_recheck(args) -> int:
+    from .batch import parse_lines, recheck
+
+    if args.csv != "-":
+        raise UsageError("Give the lines on standard input: python -m core recheck --csv - < file.csv")
+    text = sys.stdin.read() if sys.stdin else ""
+    entries, failed = parse_lines(text)
+    if not entries and not failed:
+        raise UsageError("No tenant,key lines on standard input; pipe a CSV file of tenant,key lines.")
+    _store_ready()
+    report = recheck(entries, source="batch", checked_by=_who())
+    report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        c = _use_colour(sys.stdout)
+        print(f"{'line':>4}  {'tenant':<30}  {'key':<18}  {'status':<10}  score")
+        for r in report.results:
+            status = _paint(f"{r['status']:<10}", r["status"], c)
+            print(f"{r['line']:>4}  {r['tenant'][:30]:<30}  {r['masked']:<18}  {status}  {r['score']}")
+        for f in report.failed_lines:
+            print(f"line {f['line']}: {f['problem']}")
+        print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed")
+    return EXIT_OK if report.all_healthy else EXIT_VERDICT
+
+
+def cmd_history(args) -> int:
+    from .store import drift, get_tenant, tenant_history
+
+    _store_ready()
+    tenant = get_tenant(args.tenant)
+    if tenant is None:
+        raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME creates one).")
+    checks = tenant_history(tenant["id"])
+    changes = drift(tenant["id"])
+    out = {
+        "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"]},
+        "checks": [_check_json(c) for c in checks],
+        "drift": [
+            {k: (d[k].isoformat() if k == "at" else d[k]) for k in
+             ("at", "scope", "resource", "from_granted", "to_granted", "from_verdict", "to_verdict")}
+            for d in changes
+        ],
+    }
+    if args.json:
+        print(json.dumps(out))
+        return EXIT_OK
+    c = _use_colour(sys.stdout)
+    print(f"{tenant['name']} ({tenant['slug']})  account {tenant['account'] or 'unknown'}  {len(checks)} checks")
+    for ch in out["checks"]:
+        status = _paint(f"{ch['status']:<10}", ch["status"], c)
+        print(f"  {ch['checked_at'][:19]}  {status} {ch['score']:>3}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
+    if out["drift"]:
+        print("changes:")
+        for d in out["drift"]:
+            print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
+                  f"({d['from_verdict']} → {d['to_verdict']})")
+    return EXIT_OK
+
+
+def _check_json(c: dict) -> dict:
+    return {
+        "checked_at": c["checked_at"].isoformat(),
+        "status": c["status"],
+        "score": c["score"],
+        "masked": c["key_masked"],
+        "mode": c["key_mode"],
+        "account": c["account"],
+        "source": c["source"],
+        "checked_by": c.get("checked_by"),
+        "problem": c.get("problem"),
+        "requests": c.get("requests"),
+        "elapsed_s": c.get("elapsed_s"),
+    }
 
 
 def cmd_catalogue(args) -> int:
@@ -125,14 +221,48 @@ def cmd_sandbox(args) -> int:
     return EXIT_OK
 
 
+def cmd_sample_data(args) -> int:
+    from .sample import run_cli
+
+    return run_cli(args, read_key(), UsageError)
+
+
+def cmd_test_transaction(args) -> int:
+    from .transaction import run_cli
+
+    return run_cli(args, read_key(), UsageError)
+
+
+_KEYISH = re.compile(r"\b(rk|sk|pk|rkcs|whsec)_[A-Za-z0-9_]{8,}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes unrecognised arguments; a key pasted as an argument must not be echoed back."""
+
+    def error(self, message: str):  # type: ignore[override]
+        message = _KEYISH.sub(lambda m: mask(m.group(0)), message)
+        super().error(message + " (keys are read from STRIPE_KEY or standard input, never from arguments)"
+                      if _KEYISH.search(message) or "…" in message else message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Key Health: check Stripe restricted keys.")
+    p = _Parser(prog="python -m core", description="Key Health: check Stripe restricted keys.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="check one key (from STRIPE_KEY or standard input)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--tenant", help="record the check in this tenant's history (created if new)")
     c.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("recheck", help="check many tenants' keys from tenant,key lines on standard input")
+    c.add_argument("--csv", required=True, help="'-' for standard input")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_recheck)
+
+    c = sub.add_parser("history", help="a tenant's checks and what changed between them")
+    c.add_argument("--tenant", required=True)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_history)
 
     c = sub.add_parser("catalogue", help="print the permission catalogue and its probes")
     c.add_argument("--json", action="store_true")
@@ -143,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=12111)
     c.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     c.set_defaults(func=cmd_sandbox)
+
+    c = sub.add_parser("sample-data", help="read masked sample data with one key (from STRIPE_KEY or standard input)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--days", type=int, default=30, help="time window for activity data, in days (1-365)")
+    c.add_argument("--rows", type=int, default=100, help="row cap per dataset (1-1000)")
+    c.add_argument("--dataset", action="append", help="only this dataset (repeatable), e.g. charges")
+    c.set_defaults(func=cmd_sample_data)
+
+    c = sub.add_parser("test-transaction", help="create one small test charge with a test key (never a live key)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--amount", type=int, default=100, help="amount in the currency's smallest unit (default 100)")
+    c.add_argument("--currency", default="usd", help="three-letter currency code (default usd)")
+    c.add_argument("--idempotency-key", help="reuse this idempotency key (default: derived from key, amount, currency, UTC hour)")
+    c.add_argument("--tenant", help="record the result in this tenant's history")
+    c.set_defaults(func=cmd_test_transaction)
     return p
 
 
@@ -155,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:  # StoreInputError and friends: one sentence, no traceback
+        if type(e).__name__ not in ("StoreInputError", "UnknownTenantError", "CatalogueError"):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

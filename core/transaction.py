@@ -1,0 +1,461 @@
+"""The sample transaction: one small test charge made with the pasted key, read back, and its balance transaction.
+
+    result = run_test_transaction(key, amount=100, currency="usd")
+    result.status        # passed | failed | refused
+    result.steps         # create_charge, read_charge, balance_transaction: passed/failed, elapsed_s, detail
+    record_transaction(result, "Acme", who="ops")   # the tenant's history (store audit entry)
+
+- Test keys only: a live key (or anything that is not an accepted restricted key, or a bad amount or
+  currency) is refused before any request, with the reason. Stripe's terms forbid testing with live keys.
+- The charge is `POST /v1/charges` with `source=tok_visa`, a description and metadata marking it as a Key
+  Health check, and an Idempotency-Key: by default derived from the key's fingerprint, the amount, the
+  currency and the current UTC hour, so a retry, a double click or a repeated CLI call within the hour returns
+  the same charge instead of making a second one. An explicit `idempotency_key` overrides it (the dashboard
+  keeps one per intent in its session). Inconclusive answers (429, 5xx, timeouts) are retried with the same
+  Idempotency-Key, so a retry can never charge twice.
+- A 403 on the create means the key lacks Charges Write (rak_charge_write), and the result says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import stripe
+
+from .config import ProbeSettings
+from .probe import PACE_SAFETY, TokenBucket, _auth_sentence, interpret, shared_client
+from .catalogue import Probe
+from .result import KeyInfo
+
+TxStatus = Literal["passed", "failed", "refused"]
+StepResult = Literal["passed", "failed"]
+
+DEFAULT_AMOUNT = 100  # in the currency's smallest unit: 1.00 USD
+DEFAULT_CURRENCY = "usd"
+MAX_AMOUNT = 10_000  # a "small" test charge: at most 100.00 in a two-decimal currency
+TEST_SOURCE = "tok_visa"
+DESCRIPTION = "Key Health sample transaction (test mode check; safe to ignore)"
+METADATA = {"keyhealth_check": "sample_transaction", "created_by": "Key Health"}
+IDEMPOTENCY_PREFIX = "keyhealth-"
+
+STEP_LABELS = {
+    "create_charge": "Create a test charge",
+    "read_charge": "Read the charge back",
+    "balance_transaction": "Find its balance transaction",
+}
+
+LIVE_REFUSAL = (
+    "This is a live-mode key: Key Health creates sample transactions only with test keys (rk_test_…), "
+    "because a live key would move real money; paste the tenant's test-mode restricted key to run it."
+)
+CHARGE_WRITE = "rak_charge_write"
+TXN_READ = "rak_balance_transaction_source_read"
+
+
+@dataclass
+class Step:
+    name: str  # create_charge | read_charge | balance_transaction
+    result: StepResult
+    elapsed_s: float
+    detail: str
+
+    @property
+    def label(self) -> str:
+        return STEP_LABELS.get(self.name, self.name)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "result": self.result, "elapsed_s": round(self.elapsed_s, 3), "detail": self.detail}
+
+
+@dataclass
+class TransactionResult:
+    key: KeyInfo
+    status: TxStatus
+    problem: str | None = None
+    steps: list[Step] = field(default_factory=list)
+    charge: dict | None = None  # {"id", "amount", "currency", "status"}
+    balance_transaction: str | None = None  # txn_…
+    balance_transaction_detail: dict | None = None  # {"id", "amount", "fee", "net", "currency", "status", "type"}
+    amount: int | None = None
+    currency: str | None = None
+    idempotency_key: str | None = None
+    replayed: bool = False  # Stripe answered the create from its idempotency cache (an earlier identical request)
+    requests: int = 0
+    elapsed_s: float = 0.0
+    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_json(self) -> dict:
+        return {
+            "status": self.status,
+            "problem": self.problem,
+            "steps": [s.to_json() for s in self.steps],
+            "charge": dict(self.charge) if self.charge else None,
+            "balance_transaction": self.balance_transaction,
+            "balance_transaction_detail": dict(self.balance_transaction_detail) if self.balance_transaction_detail else None,
+            "key": self.key.to_dict(),
+            "amount": self.amount,
+            "currency": self.currency,
+            "idempotency_key": self.idempotency_key,
+            "replayed": self.replayed,
+            "requests": self.requests,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "at": self.at.isoformat(),
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Local checks (no network)
+
+
+def refusal(info: KeyInfo) -> str | None:
+    """Why this key may not run a sample transaction, decided locally; None when it may."""
+    if info.mode == "live":
+        return LIVE_REFUSAL
+    if not info.accepted:
+        return info.problem or "The key was not accepted; paste the tenant's test-mode restricted key (rk_test_…)."
+    if info.mode != "test":
+        return "Only a test-mode restricted key (rk_test_…) can run the sample transaction."
+    return None
+
+
+def _check_amount(amount: Any) -> str | None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return f"The amount must be a whole number in the currency's smallest unit (e.g. 100 for 1.00 USD); got {amount!r}."
+    if not 1 <= amount <= MAX_AMOUNT:
+        return f"The amount must be between 1 and {MAX_AMOUNT} in the currency's smallest unit; got {amount}."
+    return None
+
+
+def normalise_currency(currency: Any) -> str | None:
+    if not isinstance(currency, str):
+        return None
+    c = currency.strip().lower()
+    return c if re.fullmatch(r"[a-z]{3}", c) else None
+
+
+def default_idempotency_key(fingerprint: str, amount: int, currency: str, now: datetime | None = None) -> str:
+    """Deterministic within one UTC hour for one key, amount and currency."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    hour = now.strftime("%Y-%m-%dT%H")
+    digest = hashlib.sha256(f"{fingerprint}|{amount}|{currency}|{hour}".encode()).hexdigest()[:40]
+    return IDEMPOTENCY_PREFIX + digest
+
+
+def new_idempotency_key() -> str:
+    """A fresh random key, for a new intent in the dashboard."""
+    import secrets
+
+    return IDEMPOTENCY_PREFIX + secrets.token_hex(20)
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests
+
+
+class _Caller:
+    def __init__(self, key: str, mode: str | None, settings: ProbeSettings, client: stripe.StripeClient):
+        self._key = key
+        self.mode = mode
+        self.settings = settings
+        self.client = client
+        self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY)
+        self.requests = 0
+        self._rng = random.Random()
+
+    def call(self, method: str, path: str, **params) -> tuple[Any, stripe.StripeError | None, int]:
+        """(StripeResponse or None, the last error or None, tries). Inconclusive answers are retried."""
+        tries = 0
+        while True:
+            self.bucket.acquire()
+            self.requests += 1
+            tries += 1
+            try:
+                return self.client.raw_request(method, path, api_key=self._key, **params), None, tries
+            except stripe.StripeError as e:
+                kind = interpret(e, Probe(method.upper(), path)).kind
+                # 409: the same idempotency key is in flight in another request; retrying replays its result
+                in_flight = getattr(e, "http_status", None) == 409
+                if (kind != "retry" and not in_flight) or tries > self.settings.retries:
+                    return None, e, tries
+            time.sleep(self.settings.backoff_s * (2 ** (tries - 1)) * self._rng.uniform(0.5, 1.5))
+
+
+def _error_detail(e: stripe.StripeError, tries: int, lacks: tuple[str, str] | None, mode: str | None) -> str:
+    """One sentence for a failed step. `lacks`: (Dashboard words, permission) a 403 means is missing."""
+    status = getattr(e, "http_status", None)
+    a = interpret(e, Probe("POST", "/v1/charges"))
+    if a.kind == "auth":
+        return _auth_sentence(a, mode)[1]
+    if status == 403 or isinstance(e, stripe.PermissionError):
+        if lacks:
+            return f"the key lacks {lacks[0]} ({lacks[1]})"
+        return "Stripe refused: the key lacks the permission"
+    if a.kind == "retry":
+        return f"Stripe did not answer conclusively ({a.detail}, {tries} tries); try again in a minute"
+    error = getattr(e, "error", None)
+    code = getattr(error, "code", None) if error is not None else None
+    if code == "idempotency_error" or isinstance(e, getattr(stripe, "IdempotencyError", ())):
+        return (
+            "Stripe refused the request: its idempotency key was already used with different values "
+            "(start a new test charge)"
+        )
+    message = (getattr(e, "user_message", None) or str(e) or "").strip()
+    return f"Stripe answered {status}: {message[:200]}" if status else f"Stripe error: {message[:200]}"
+
+
+def _data(resp: Any) -> dict:
+    d = getattr(resp, "data", None)
+    return d if isinstance(d, dict) else {}
+
+
+def _id(v: Any) -> Any:
+    return v.get("id") if isinstance(v, dict) else v
+
+
+def run_test_transaction(
+    key: Any,
+    *,
+    amount: int = DEFAULT_AMOUNT,
+    currency: str = DEFAULT_CURRENCY,
+    idempotency_key: str | None = None,
+    settings: ProbeSettings | None = None,
+    client: stripe.StripeClient | None = None,
+    now: datetime | None = None,
+) -> TransactionResult:
+    """Create one small test charge with `key` (text or core.keys.SecretKey), read it back, find its
+    balance transaction. Refused (no request at all) for live keys, non-accepted keys and bad input."""
+    from .keys import intake
+
+    started = time.monotonic()
+    now = now or datetime.now(timezone.utc)
+    taken = intake(None if key is None else str(key))
+    info = taken.info
+    cur = normalise_currency(currency)
+    result = TransactionResult(key=info, status="refused", amount=amount if isinstance(amount, int) else None,
+                               currency=cur or (currency if isinstance(currency, str) else None), at=now)
+
+    def refuse(why: str) -> TransactionResult:
+        result.problem = why
+        result.elapsed_s = time.monotonic() - started
+        return result
+
+    why = refusal(info)
+    if why is not None or taken.key is None:
+        return refuse(why or "The key was not accepted.")
+    bad = _check_amount(amount)
+    if bad:
+        return refuse(bad)
+    if cur is None:
+        return refuse(f"The currency must be a three-letter ISO code such as usd or eur; got {currency!r}.")
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key.strip()) <= 255:
+            return refuse("The idempotency key must be 1 to 255 characters of text.")
+        ikey = idempotency_key.strip()
+    else:
+        ikey = default_idempotency_key(info.fingerprint or "", amount, cur, now)
+    result.idempotency_key = ikey
+
+    settings = settings or ProbeSettings.from_env()
+    client = client or shared_client(settings)
+    caller = _Caller(str(taken.key), info.mode, settings, client)
+
+    def finish(status: TxStatus, problem: str | None = None) -> TransactionResult:
+        result.status = status
+        result.problem = problem
+        result.requests = caller.requests
+        result.elapsed_s = time.monotonic() - started
+        return result
+
+    # 1. create
+    t0 = time.monotonic()
+    resp, err, tries = caller.call(
+        "post", "/v1/charges", idempotency_key=ikey, amount=amount, currency=cur, source=TEST_SOURCE,
+        description=DESCRIPTION, metadata=dict(METADATA),
+    )
+    if err is not None:
+        detail = _error_detail(err, tries, ("Charges Write", CHARGE_WRITE), info.mode)
+        result.steps.append(Step("create_charge", "failed", time.monotonic() - t0, f"failed: {detail}"))
+        if "lacks Charges Write" in detail:
+            problem = (
+                f"The key lacks Charges Write ({CHARGE_WRITE}), so no test charge was created; "
+                "set Charges to Write on the key in the Stripe Dashboard to run the sample transaction."
+            )
+        else:
+            problem = f"Creating the test charge failed: {detail}."
+        return finish("failed", problem)
+    ch = _data(resp)
+    headers = getattr(resp, "headers", None) or {}
+    try:
+        result.replayed = str(headers.get("Idempotent-Replayed", "")).lower() == "true"
+    except Exception:
+        result.replayed = False
+    charge_id = ch.get("id")
+    result.charge = {"id": charge_id, "amount": ch.get("amount"), "currency": ch.get("currency"), "status": ch.get("status")}
+    again = " (Stripe returned the charge made earlier with the same idempotency key)" if result.replayed else ""
+    if not charge_id or ch.get("status") != "succeeded":
+        result.steps.append(
+            Step("create_charge", "failed", time.monotonic() - t0,
+                 f"failed: the charge {charge_id or '(no id)'} is {ch.get('status')!r}, not 'succeeded'{again}")
+        )
+        return finish("failed", f"The test charge did not succeed (status {ch.get('status')!r}).")
+    result.steps.append(
+        Step("create_charge", "passed", time.monotonic() - t0,
+             f"created {charge_id}: {ch.get('amount')} {ch.get('currency')}, {ch.get('status')}{again}")
+    )
+
+    # 2. read back
+    t0 = time.monotonic()
+    resp, err, tries = caller.call("get", f"/v1/charges/{charge_id}")
+    if err is not None:
+        detail = _error_detail(err, tries, ("Charges Read", "rak_charge_read"), info.mode)
+        result.steps.append(Step("read_charge", "failed", time.monotonic() - t0, f"failed: {detail}"))
+        return finish("failed", f"The charge {charge_id} was created but reading it back failed: {detail}.")
+    back = _data(resp)
+    mismatch = [k for k in ("id", "amount", "currency", "status") if back.get(k) != result.charge.get(k)]
+    if mismatch:
+        result.steps.append(
+            Step("read_charge", "failed", time.monotonic() - t0,
+                 f"failed: the charge read back differs in {', '.join(mismatch)}")
+        )
+        return finish("failed", f"The charge {charge_id} read back differs from the one created ({', '.join(mismatch)}).")
+    result.steps.append(
+        Step("read_charge", "passed", time.monotonic() - t0,
+             f"read {charge_id} back: {back.get('amount')} {back.get('currency')}, {back.get('status')}")
+    )
+
+    # 3. balance transaction
+    t0 = time.monotonic()
+    txn_id = _id(back.get("balance_transaction")) or _id(ch.get("balance_transaction"))
+    lacks = ("Balance transaction sources Read", TXN_READ)
+    if txn_id:
+        resp, err, tries = caller.call("get", f"/v1/balance_transactions/{txn_id}")
+        txn = _data(resp) if err is None else {}
+    else:
+        resp, err, tries = caller.call("get", "/v1/balance_transactions", source=charge_id, limit=1)
+        found = (_data(resp).get("data") or []) if err is None else []
+        txn = found[0] if found and isinstance(found[0], dict) else {}
+    if err is not None:
+        detail = _error_detail(err, tries, lacks, info.mode)
+        result.steps.append(Step("balance_transaction", "failed", time.monotonic() - t0, f"failed: {detail}"))
+        return finish("failed", f"The charge {charge_id} was created but its balance transaction could not be read: {detail}.")
+    if not txn.get("id"):
+        result.steps.append(
+            Step("balance_transaction", "failed", time.monotonic() - t0, f"failed: Stripe has no balance transaction for {charge_id}")
+        )
+        return finish("failed", f"The charge {charge_id} has no balance transaction yet.")
+    source = _id(txn.get("source"))
+    if source and source != charge_id:
+        result.steps.append(
+            Step("balance_transaction", "failed", time.monotonic() - t0,
+                 f"failed: {txn['id']} belongs to {source}, not {charge_id}")
+        )
+        return finish("failed", f"The balance transaction {txn['id']} does not belong to the test charge.")
+    result.balance_transaction = txn["id"]
+    result.balance_transaction_detail = {
+        k: txn.get(k) for k in ("id", "amount", "fee", "net", "currency", "status", "type")
+    }
+    result.steps.append(
+        Step("balance_transaction", "passed", time.monotonic() - t0,
+             f"found {txn['id']}: {txn.get('type')} {txn.get('amount')} {txn.get('currency')}, "
+             f"fee {txn.get('fee')}, net {txn.get('net')}, {txn.get('status')}")
+    )
+    return finish("passed")
+
+
+# --------------------------------------------------------------------------------------------------
+# History
+
+def record_transaction(result: TransactionResult, tenant: str | None, *, who: str | None = None,
+                       source: str = "dashboard", url: str | None = None) -> int:
+    """Append the result to the audit trail as action "sample_transaction" (outcome passed/failed/refused).
+
+    Returns the audit entry's id. Raises core.store.StoreInputError (one sentence) for a bad tenant name.
+    """
+    from . import store
+    from .config import database_url
+    from .runtime import ensure_schema
+
+    ensure_schema(url or database_url())
+    detail = {
+        "source": source,
+        "key": result.key.to_dict(),
+        "problem": result.problem,
+        "charge": result.charge,
+        "balance_transaction": result.balance_transaction,
+        "steps": [s.to_json() for s in result.steps],
+        "replayed": result.replayed,
+    }
+    return store.record_audit(
+        "sample_transaction", who=who, tenant=tenant, outcome=result.status, detail=json.dumps(detail), url=url
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI (`python -m core test-transaction`)
+
+
+def run_cli(args, raw: str, usage_error: type[Exception] = ValueError) -> int:
+    """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
+    import os
+    import sys
+
+    if args.tenant is not None:
+        from .store import StoreInputError, validate_tenant_name
+
+        try:
+            validate_tenant_name(args.tenant)
+        except StoreInputError as e:
+            raise usage_error(str(e)) from None
+    result = run_test_transaction(
+        raw, amount=args.amount, currency=args.currency, idempotency_key=args.idempotency_key
+    )
+    if args.tenant is not None:
+        try:
+            record_transaction(result, args.tenant, who=os.environ.get("KEYHEALTH_USER") or os.environ.get("USER"),
+                               source="cli")
+        except Exception as e:  # the result still prints; only the history entry failed
+            print(f"warning: the result was not recorded in {args.tenant}'s history ({type(e).__name__}).",
+                  file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        k = result.key
+        print(f"{k.masked}  {k.kind}  {k.mode or '-'}")
+        print(f"sample transaction {result.status.upper()}  {result.requests} requests in {result.elapsed_s:.2f} s")
+        if result.problem:
+            print(f"problem: {result.problem}")
+        for s in result.steps:
+            print(f"  {s.result:<6}  {s.elapsed_s:6.3f} s  {s.label}: {s.detail}")
+        if result.charge:
+            c = result.charge
+            print(f"charge {c['id']}  {c['amount']} {c['currency']}  {c['status']}")
+        if result.balance_transaction:
+            print(f"balance transaction {result.balance_transaction}")
+    return 0 if result.passed else 1
+
+
+__all__ = [
+    "DEFAULT_AMOUNT",
+    "DEFAULT_CURRENCY",
+    "LIVE_REFUSAL",
+    "MAX_AMOUNT",
+    "STEP_LABELS",
+    "Step",
+    "TransactionResult",
+    "default_idempotency_key",
+    "new_idempotency_key",
+    "record_transaction",
+    "refusal",
+    "run_cli",
+    "run_test_transaction",
+]

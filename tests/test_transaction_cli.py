@@ -1,0 +1,99 @@
+"""`python -m core test-transaction` as a user runs it: a subprocess talking to the sandbox over real HTTP."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.sandbox import DEMO_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean(sandbox):
+    sandbox.reset()
+    yield
+    sandbox.faults.clear()
+
+
+def run(sandbox, tmp_path, *args, key: str | None = None, stdin: str | None = None, **env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_KEY", "DATABASE_URL")}
+    env.update(
+        STRIPE_API_BASE=sandbox.url,
+        KEYHEALTH_FINGERPRINT_SECRET="cli-test-secret",
+        KEYHEALTH_DATA_DIR=str(tmp_path),
+        KEYHEALTH_RATE_TEST="100",
+        KEYHEALTH_BACKOFF_S="0.01",
+        NO_COLOR="1",
+    )
+    if key is not None:
+        env["STRIPE_KEY"] = key
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin or "",
+                          capture_output=True, text=True, timeout=60)
+
+
+def charges(sandbox):
+    return [o for o in sandbox.created if o.get("object") == "charge"]
+
+
+# --- test-transaction ----------------------------------------------------------------------------------
+def test_transaction_json_and_repeat_makes_one_charge(sandbox, tmp_path):
+    key = DEMO_KEYS["healthy"].key
+    first = run(sandbox, tmp_path, "test-transaction", "--json", key=key)
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert out["status"] == "passed" and out["problem"] is None
+    assert [s["name"] for s in out["steps"]] == ["create_charge", "read_charge", "balance_transaction"]
+    assert all(set(s) >= {"name", "result", "elapsed_s", "detail"} and s["result"] == "passed" for s in out["steps"])
+    assert set(out["charge"]) >= {"id", "amount", "currency", "status"}
+    assert out["charge"]["amount"] == 100 and out["charge"]["currency"] == "usd"
+    assert out["balance_transaction"].startswith("txn_")
+    second = run(sandbox, tmp_path, "test-transaction", "--json", key=key)
+    assert second.returncode == 0
+    assert json.loads(second.stdout)["charge"]["id"] == out["charge"]["id"]
+    assert len(charges(sandbox)) == 1
+    assert key not in first.stdout + second.stdout
+
+
+def test_transaction_live_key_refused_with_zero_posts(sandbox, tmp_path):
+    p = run(sandbox, tmp_path, "test-transaction", "--json", key=DEMO_KEYS["live_healthy"].key)
+    assert p.returncode == 1
+    out = json.loads(p.stdout)
+    assert out["status"] == "refused" and "live" in out["problem"]
+    assert out["steps"] == [] and out["charge"] is None and out["balance_transaction"] is None
+    assert [r for r in sandbox.requests if r.method == "POST"] == [] and sandbox.requests == []
+
+
+def test_transaction_without_charges_write(sandbox, tmp_path):
+    p = run(sandbox, tmp_path, "test-transaction", "--json", key=DEMO_KEYS["missing"].key)
+    assert p.returncode == 1
+    out = json.loads(p.stdout)
+    assert out["status"] == "failed" and "rak_charge_write" in out["problem"]
+    assert out["steps"][0]["detail"] == "failed: the key lacks Charges Write (rak_charge_write)"
+    assert charges(sandbox) == []
+
+
+def test_transaction_table_amount_currency_and_tenant(sandbox, tmp_path):
+    db = tmp_path / "kh.db"
+    p = run(sandbox, tmp_path, "test-transaction", "--amount", "700", "--currency", "eur", "--tenant", "Acme Shop",
+            key=DEMO_KEYS["healthy"].key, DATABASE_URL=f"sqlite:///{db}")
+    assert p.returncode == 0, p.stderr
+    assert "PASSED" in p.stdout and "700 eur" in p.stdout and "balance transaction txn_" in p.stdout
+    from core.store import list_audit
+
+    [entry] = list_audit(tenant="Acme Shop", url=f"sqlite:///{db}")
+    assert entry["action"] == "sample_transaction" and entry["outcome"] == "passed"
+    assert json.loads(entry["detail"])["charge"]["amount"] == 700
+
+
+def test_transaction_bad_amount_is_refused(sandbox, tmp_path):
+    p = run(sandbox, tmp_path, "test-transaction", "--json", "--amount", "0", key=DEMO_KEYS["healthy"].key)
+    assert p.returncode == 1
+    assert json.loads(p.stdout)["status"] == "refused"
+    assert sandbox.requests == []
