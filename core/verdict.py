@@ -11,9 +11,11 @@ Overall status, first match wins:
   attention   only excess permissions
   healthy     every row ok
 
-Score (0-100): every applicable row weighs 1, a row Pointai requires (Read or Write) weighs 3;
-score = round(100 x weight of ok rows / weight of all applicable rows). Unknown rows count as not ok.
-An invalid key scores 0.
+Score (0-100), banded by status so that it sorts like the status does:
+  share = weight of ok rows / weight of all applicable rows, where a row Pointai requires (Read or Write)
+          weighs 3 and every other row 1; unknown rows count as not ok, not_applicable rows are left out;
+  score = low + round((high - low) x share) within the status's band:
+          healthy 100, attention 80-99, incomplete 50-79, failing 1-49, invalid 0.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from .probe import ScopeOutcome
 from .result import Row, level_rank
 
 REQUIRED_WEIGHT = 3
+SCORE_BANDS = {"healthy": (100, 100), "attention": (80, 99), "incomplete": (50, 79), "failing": (1, 49), "invalid": (0, 0)}
 
 
 def judge(required: str, granted: str, allowed: str | None = None) -> str:
@@ -91,9 +94,7 @@ def overall_status(rows: list[Row]) -> str:
     return "healthy"
 
 
-def score(rows: list[Row], status: str) -> int:
-    if status == "invalid":
-        return 0
+def ok_share(rows: list[Row]) -> float:
     total = got = 0
     for r in rows:
         if r.verdict == "not_applicable":
@@ -102,4 +103,9 @@ def score(rows: list[Row], status: str) -> int:
         total += w
         if r.verdict == "ok":
             got += w
-    return round(100 * got / total) if total else 0
+    return got / total if total else 0.0
+
+
+def score(rows: list[Row], status: str) -> int:
+    low, high = SCORE_BANDS[status]
+    return low + round((high - low) * ok_share(rows))

@@ -140,7 +140,7 @@ def test_missing_beats_unknown_and_excess():
     rows, _, _ = _rows({"charge": "read", "balance": "unknown", "customer": "write", "account_link": "write"})
     assert overall_status(rows) == "failing"
     # weights: charge 3 (missing), balance 3 (unknown), account_link 3 (ok), customer 1 (excess)
-    assert score(rows, "failing") == round(100 * 3 / 10)
+    assert score(rows, "failing") == 1 + round(48 * 3 / 10)
 
 
 def test_unknown_gives_incomplete_and_excess_gives_attention():
@@ -148,8 +148,16 @@ def test_unknown_gives_incomplete_and_excess_gives_attention():
     assert overall_status(rows) == "incomplete"
     rows, _, _ = _rows({"charge": "write", "balance": "read", "customer": "read", "account_link": "write"})
     assert overall_status(rows) == "attention"
-    assert score(rows, "attention") == round(100 * 9 / 10)
+    assert score(rows, "attention") == 80 + round(19 * 9 / 10)
     assert score(rows, "invalid") == 0
+
+
+def test_scores_sort_like_statuses():
+    from core.verdict import SCORE_BANDS
+
+    order = ["invalid", "failing", "incomplete", "attention", "healthy"]
+    for worse, better in zip(order, order[1:]):
+        assert SCORE_BANDS[worse][1] < SCORE_BANDS[better][0]
 
 
 def test_fixes_speak_dashboard_words():
