@@ -1,6 +1,113 @@
 """Key Health: the router, page config and shared sidebar. Nothing else."""
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from pathlib import Path
+
 import streamlit as st
 
+SECRET_SETTINGS = ("DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_DEMO", "KEYHEALTH_DATA_DIR", "KEYHEALTH_FINGERPRINT_SECRET")
+
+
+def copy_secrets_to_env() -> None:
+    """Deployment settings from .streamlit/secrets.toml (see secrets.toml.example); the environment wins."""
+    try:
+        secrets = {k: st.secrets[k] for k in SECRET_SETTINGS if k in st.secrets}
+    except Exception:  # no secrets file: the environment and the defaults apply
+        return
+    for k, v in secrets.items():
+        os.environ.setdefault(k, str(v))
+
+
+copy_secrets_to_env()  # before core is imported: core.config reads KEYHEALTH_DATA_DIR at import
+
+from core import runtime  # noqa: E402
+from core.config import database_url  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+FORGET_ON_SWITCH = ("kh_key", "kh_key_input", "kh_result", "kh_result_tenant", "kh_tenant", "kh_tenant_pick", "kh_tenant_new")
+
 st.set_page_config(page_title="Key Health", page_icon="🔑", layout="wide")
-st.title("Key Health")
-st.write("The dashboard is being built.")
+
+
+def switch_mode() -> None:
+    """The demo switch moved. Demo keys mean nothing to Stripe and real keys must never reach the sandbox,
+    so the session forgets the key, the result and the tenant."""
+    st.session_state[runtime.STATE_DEMO] = bool(st.session_state.get("kh_demo_switch"))
+    for k in FORGET_ON_SWITCH:
+        st.session_state.pop(k, None)
+
+
+def sidebar(rt: runtime.Runtime) -> None:
+    with st.sidebar:
+        if rt.demo:
+            st.info("**Demo mode**: the embedded Stripe sandbox and a demo database. No real account is touched.")
+            with st.expander("Demo keys (paste one on *Check a key*)", expanded=False):
+                try:
+                    from core.sandbox import DEMO_KEYS
+
+                    for name, dk in DEMO_KEYS.items():
+                        st.markdown(f"**{name}**: {dk.description}")
+                        st.code(dk.key, language=None, wrap_lines=True)
+                except Exception:
+                    st.caption("The demo keys could not be listed.")
+        else:
+            st.success(f"**Real mode**: {rt.stripe_label}.")
+        st.caption(f"Data: `{rt.db_label}`")
+
+
+if runtime.STATE_DEMO not in st.session_state:
+    # ?demo=1 lets a link opened in a new tab keep the mode (the mode is no secret; a key never goes in a URL)
+    asked = st.query_params.get("demo")
+    st.session_state[runtime.STATE_DEMO] = asked == "1" if asked in ("0", "1") else runtime.demo_default()
+# The mode lives in kh_demo (plain state); the switch is only its view. Its widget id can change between the
+# very first run of a server (Streamlit's legacy pages/ handling) and the next, and a keyed widget would then
+# fall back to its default; with value= taken from kh_demo it shows the session's mode whatever happens.
+st.sidebar.toggle(
+    "Demo mode",
+    value=bool(st.session_state[runtime.STATE_DEMO]),
+    key="kh_demo_switch",
+    on_change=switch_mode,
+    help="Run against the embedded Stripe sandbox and a seeded demo database instead of Stripe and your data.",
+)
+
+try:
+    rt = runtime.for_session(st.session_state)
+except Exception as e:  # the database or the sandbox could not be opened: one sentence, no traceback
+    logging.getLogger("keyhealth").error("runtime failed to start: %s", type(e).__name__)
+    where = "the demo" if st.session_state.get(runtime.STATE_DEMO) else runtime.mask_db_url(database_url())
+    st.error(
+        f"Key Health could not open {where} ({type(e).__name__}); check DATABASE_URL and that the database is "
+        "reachable, or switch Demo mode on."
+    )
+    st.stop()
+st.session_state["kh_runtime"] = rt
+sidebar(rt)
+
+# URL paths differ from the file names on purpose: Streamlit still knows the legacy pages/ directory, and a
+# URL path equal to a file's stem ("check" for pages/check.py) lets that legacy route run the page without
+# this router (no sidebar, no runtime) on a server's first run and in AppTest.
+PAGES = [
+    st.Page("pages/check.py", title="Check a key", icon=":material/key:", url_path="check-key", default=True),
+    st.Page("pages/triage.py", title="Triage", icon=":material/traffic:", url_path="tenants"),
+    st.Page("pages/tenant.py", title="Tenant", icon=":material/storefront:", url_path="tenant-history"),
+    st.Page("pages/fleet.py", title="Fleet health", icon=":material/monitoring:", url_path="fleet-health"),
+]
+EXTRA = [
+    ("pages/sample_data.py", "Sample data", ":material/science:", "sample-data"),
+    ("pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
+]
+PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
+PAGES.append(st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
+
+page = st.navigation(PAGES)
+try:
+    page.run()
+except Exception as e:  # st.stop / st.switch_page / st.rerun are BaseExceptions and pass through
+    where = traceback.extract_tb(e.__traceback__)[-1]  # where, not the message: a message could quote input
+    logging.getLogger("keyhealth").error(
+        "page %s failed: %s at %s:%s", page.url_path, type(e).__name__, Path(where.filename).name, where.lineno
+    )
+    st.error("Something went wrong on this page; reload it, and if it happens again see the About page for the setup.")

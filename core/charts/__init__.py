@@ -1,0 +1,59 @@
+"""Chart builders: plain data (the store's dicts) in, plotly figures out. No Streamlit, no database.
+
+    from core.charts import fleet, tenant
+    fig = fleet.status_mix(store.status_mix_per_day(start, end, url=...))
+
+Colours are shared with the grid (core/grid.py) so a status or verdict looks the same everywhere.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from ..result import STATUSES
+
+STATUS_COLOURS: dict[str, str] = {
+    "healthy": "#2f9e44",
+    "attention": "#f59f00",
+    "incomplete": "#868e96",
+    "failing": "#e03131",
+    "invalid": "#862e9c",
+}
+VERDICT_COLOURS: dict[str, str] = {
+    "ok": "#2f9e44",
+    "missing": "#e03131",
+    "excess": "#f59f00",
+    "unknown": "#868e96",
+    "not_applicable": "#5c7cfa",
+}
+# Bottom to top in stacked charts: healthy at the bottom, the worst on top where the eye lands first.
+STACK_ORDER: tuple[str, ...] = tuple(reversed(STATUSES))
+FONT = "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif"
+
+
+def base_layout(fig: go.Figure, title: str | None = None, *, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yanchor": "top"} if title else None,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 64 if title else 30, "b": 10},
+        font={"family": FONT, "size": 12},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
+        plot_bgcolor="#ffffff",
+        paper_bgcolor="#ffffff",
+        hovermode="x unified",
+    )
+    fig.update_xaxes(showgrid=False, linecolor="#d0d7de")
+    fig.update_yaxes(gridcolor="#eef1f4", zeroline=False)
+    return fig
+
+
+def empty_figure(message: str, *, height: int = 240) -> go.Figure:
+    """A blank chart that says why it is blank (no data in the range, say)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#868e96"}, x=0.5, y=0.5,
+                       xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=height)
+
+
+__all__ = ["STATUS_COLOURS", "VERDICT_COLOURS", "STACK_ORDER", "base_layout", "empty_figure"]

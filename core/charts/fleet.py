@@ -1,0 +1,127 @@
+"""Fleet health charts, built from core.store's fleet queries (lists of plain dicts)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from . import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
+
+
+def status_mix(per_day: Sequence[dict], *, share: bool = False) -> go.Figure:
+    """Stacked bars per day: how many tenants ended the day in each status (store.status_mix_per_day).
+
+    share=True shows each day as percentages of the tenants checked that day.
+    """
+    if not per_day:
+        return empty_figure("No checks in this date range.")
+    days = [d["day"] for d in per_day]
+    fig = go.Figure()
+    for status in STACK_ORDER:
+        ys = [d.get(status, 0) for d in per_day]
+        if share:
+            ys = [round(100 * y / d["total"], 1) if d.get("total") else 0 for y, d in zip(ys, per_day)]
+        fig.add_trace(
+            go.Bar(
+                x=days,
+                y=ys,
+                name=status,
+                marker_color=STATUS_COLOURS[status],
+                hovertemplate=f"{status}: %{{y}}{'%' if share else ''}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack", bargap=0.15)
+    fig.update_yaxes(title="% of tenants checked" if share else "tenants checked")
+    return base_layout(fig, "Status mix per day")
+
+
+def problem_scopes(missing: Sequence[dict], excess: Sequence[dict], *, limit: int = 10) -> go.Figure:
+    """Horizontal bars: the permissions most often missing or excess in the tenants' latest checks
+    (store.top_problem_scopes("missing") and ("excess"))."""
+    if not missing and not excess:
+        return empty_figure("No tenant's latest check has a missing or excess permission.")
+    totals: dict[str, int] = {}
+    labels: dict[str, str] = {}
+    for d in list(missing) + list(excess):
+        k = d["scope"]
+        totals[k] = totals.get(k, 0) + d["tenants"]
+        labels[k] = f"{d['category']} → {d['resource']}"
+    order = sorted(totals, key=lambda k: (-totals[k], labels[k]))[:limit]
+    order.reverse()  # plotly draws the first category at the bottom
+    fig = go.Figure()
+    for kind, rows in (("missing", missing), ("excess", excess)):
+        by = {d["scope"]: d for d in rows}
+        fig.add_trace(
+            go.Bar(
+                y=[labels[k] for k in order],
+                x=[by[k]["tenants"] if k in by else 0 for k in order],
+                customdata=[f"rak_{k}" for k in order],
+                orientation="h",
+                name=kind,
+                marker_color=VERDICT_COLOURS[kind],
+                hovertemplate=f"%{{y}} (%{{customdata}}): %{{x}} tenants {kind}<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack", hovermode="closest")
+    fig.update_xaxes(title="tenants (latest check)")
+    return base_layout(fig, "Permissions most often missing or excess", height=max(260, 40 + 28 * len(order)))
+
+
+def checks_per_day(rows: Sequence[dict]) -> go.Figure:
+    """Bars: checks per day; line: distinct tenants checked that day (store.checks_per_day)."""
+    if not rows:
+        return empty_figure("No checks in this date range.")
+    days = [d["day"] for d in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color="#635bff"))
+    fig.add_trace(
+        go.Scatter(x=days, y=[d["tenants"] for d in rows], name="tenants", mode="lines+markers",
+                   line={"color": "#1a1f36", "width": 2})
+    )
+    fig.update_yaxes(title="per day", rangemode="tozero")
+    return base_layout(fig, "Checks per day")
+
+
+def _bucket_colour(mid: float) -> str:
+    if mid >= 90:
+        return STATUS_COLOURS["healthy"]
+    if mid >= 60:
+        return STATUS_COLOURS["attention"]
+    return STATUS_COLOURS["failing"]
+
+
+def score_distribution(buckets: Sequence[dict]) -> go.Figure:
+    """Bars: tenants per score bucket of their latest check (store.score_distribution)."""
+    if not buckets or not any(b["tenants"] for b in buckets):
+        return empty_figure("No tenant has been checked yet.")
+    labels = [f"{b['from']}–{b['to']}" for b in buckets]
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=[b["tenants"] for b in buckets],
+            marker_color=[_bucket_colour((b["from"] + b["to"]) / 2) for b in buckets],
+            name="tenants",
+            hovertemplate="score %{x}: %{y} tenants<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="score of the latest check", type="category")
+    fig.update_yaxes(title="tenants")
+    fig.update_layout(hovermode="closest")
+    return base_layout(fig, "Score distribution")
+
+
+def status_counts(counts: dict[str, int]) -> go.Figure:
+    """One horizontal stacked bar: tenants by latest status (store.status_counts)."""
+    total = sum(counts.values())
+    if not total:
+        return empty_figure("No tenant has been checked yet.", height=140)
+    fig = go.Figure()
+    for status in reversed(STACK_ORDER):  # worst first, left to right
+        n = counts.get(status, 0)
+        fig.add_trace(
+            go.Bar(y=["tenants"], x=[n], orientation="h", name=f"{status} ({n})",
+                   marker_color=STATUS_COLOURS[status], hovertemplate=f"{status}: {n}<extra></extra>")
+        )
+    fig.update_layout(barmode="stack", hovermode="closest")
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=140)

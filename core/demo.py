@@ -1,0 +1,402 @@
+"""The demo's history: tens of tenants checked over several weeks, with breakages and fixes.
+
+Every check is a real `CheckResult` built from the real catalogue and requirement profile and judged by
+core.verdict (so statuses, scores and fixes are exactly what a real check would give), generated with a
+seeded RNG and written through the store's `record_check` with an explicit `checked_at`.
+
+The demo database lives apart from the real one (<KEYHEALTH_DATA_DIR>/demo/keyhealth-demo.db) and is
+seeded once: `seed_demo` does nothing when the database already has tenants.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from . import config
+from .catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
+from .probe import ScopeOutcome
+from .remediation import create_link, fix_for, tenant_message
+from .result import CheckResult, KeyInfo, level_rank
+from .verdict import build_rows, overall_status, score
+
+DEMO_SEED = 4242
+DEMO_TENANTS = 40
+DEMO_DAYS = 42
+DEMO_DB_NAME = "keyhealth-demo.db"
+
+# Realistic small businesses that would onboard with Pointai.
+TENANT_NAMES: tuple[str, ...] = (
+    "Acme Coffee Roasters", "Bluefern Yoga Studio", "Northwind Bikes", "Harbor & Pine Bakery",
+    "Lumen Dental Care", "Oakridge Veterinary", "Pixel Forge Games", "Saltmarsh Seafood Co.",
+    "Cedar Lane Books", "Brightwave Swim School", "Copperleaf Florist", "Summit Climbing Gym",
+    "Tidewater Kayak Tours", "Golden Crust Pizzeria", "Maple & Main Hardware", "Riverbend Pottery",
+    "Starling Music Academy", "Urban Sprout Grocers", "Velvet Thread Tailors", "Willowbrook Farm CSA",
+    "Zephyr Cycling Club", "Ironclad Fitness", "Juniper Skin Clinic", "Kestrel Photography",
+    "Lighthouse Language School", "Moonlit Candle Co.", "Nimbus Cloud Consulting", "Orchard Street Cafe",
+    "Peak Physio", "Quartz Coworking", "Redwood Dog Grooming", "Silver Spoon Catering",
+    "Thistle Tea House", "Umbra Escape Rooms", "Vista Eye Care", "Wildflower Wedding Studio",
+    "Yellowbird Daycare", "Alder Street Barbers", "Beacon Hill Tutors", "Cobalt Print Shop",
+    "Driftwood Surf Rentals", "Evergreen Landscaping", "Foxglove Apothecary", "Granite Gym & Spa",
+    "Hollow Oak Winery", "Indigo Dance Company", "Jasper Auto Detailing", "Kindred Pet Supplies",
+)
+CHECKERS: tuple[str, ...] = ("ana@pointai.example", "ben@pointai.example", "chloe@pointai.example")
+_B62 = string.ascii_letters + string.digits
+RATE_LIMITED = "read probe inconclusive: rate limited (429) after 4 tries"
+
+# How a tenant's key evolves over the demo window (weights: how many tenants tell each story).
+STORIES: tuple[tuple[str, int], ...] = (
+    ("steady", 12),  # healthy from the start
+    ("fixed_missing", 7),  # onboarded with permissions missing, fixed after a reminder
+    ("over_permissioned", 6),  # everything on Write: excess until (sometimes) cut back
+    ("broke_recently", 4),  # healthy, then someone edited the key: failing now
+    ("revoked", 3),  # healthy, then the key was deleted: invalid now
+    ("rolled", 2),  # key rolled (expired), a new key pasted: healthy again, new fingerprint
+    ("read_only", 2),  # every permission at Read: failing throughout
+    ("flaky", 2),  # Stripe rate-limited some probes: incomplete now and then
+    ("truncated_first", 2),  # first paste was truncated, then the complete key
+)
+
+
+def data_dir() -> Path:
+    """KEYHEALTH_DATA_DIR when set (read now, not at import), else core.config.DATA_DIR."""
+    env = os.environ.get("KEYHEALTH_DATA_DIR")
+    return Path(env) if env else Path(config.DATA_DIR)
+
+
+def demo_db_path() -> Path:
+    return data_dir() / "demo" / DEMO_DB_NAME
+
+
+def demo_db_url() -> str:
+    return f"sqlite:///{demo_db_path()}"
+
+
+# --- synthetic checks -----------------------------------------------------------------------------------
+@dataclass
+class DemoKey:
+    """A tenant's (made-up) key as the store would see it: masked form and fingerprint only."""
+
+    mode: str
+    masked: str
+    fingerprint: str
+
+    @classmethod
+    def new(cls, rng: random.Random, mode: str) -> "DemoKey":
+        tail = "".join(rng.choice(_B62) for _ in range(4))
+        return cls(mode, f"rk_{mode}_…{tail}", "fp_" + "".join(rng.choice("0123456789abcdef") for _ in range(32)))
+
+    def info(self) -> KeyInfo:
+        return KeyInfo(kind="restricted", mode=self.mode, masked=self.masked, fingerprint=self.fingerprint)
+
+
+def ideal_grants(catalogue: Catalogue, profile: Profile) -> dict[str, str]:
+    return {s.scope: profile.required(s)[0] for s in catalogue.scopes}
+
+
+def _required_scopes(catalogue: Catalogue, profile: Profile) -> list[Scope]:
+    return [s for s in catalogue.scopes if profile.required(s)[0] != "none"]
+
+
+def _unrequired_scopes(catalogue: Catalogue, profile: Profile) -> list[Scope]:
+    return [s for s in catalogue.scopes if profile.required(s)[0] == "none"]
+
+
+def with_missing(grants: dict[str, str], catalogue: Catalogue, profile: Profile, n: int, rng: random.Random) -> dict:
+    out = dict(grants)
+    for s in rng.sample(_required_scopes(catalogue, profile), min(n, len(_required_scopes(catalogue, profile)))):
+        req = profile.required(s)[0]
+        lower = [lv for lv in ("none", "read") if level_rank(lv) < level_rank(req) and (lv == "none" or lv in s.levels)]
+        out[s.scope] = rng.choice(lower)
+    return out
+
+
+def with_excess(grants: dict[str, str], catalogue: Catalogue, profile: Profile, n: int, rng: random.Random) -> dict:
+    out = dict(grants)
+    pool = _unrequired_scopes(catalogue, profile)
+    for s in rng.sample(pool, min(n, len(pool))):
+        out[s.scope] = rng.choice(list(s.levels))
+    return out
+
+
+def everything_write(catalogue: Catalogue) -> dict[str, str]:
+    return {s.scope: s.max_level for s in catalogue.scopes}
+
+
+def read_only(grants: dict[str, str], catalogue: Catalogue) -> dict[str, str]:
+    out = dict(grants)
+    for s in catalogue.scopes:
+        if out.get(s.scope) == "write" and "read" in s.levels:
+            out[s.scope] = "read"
+    return out
+
+
+def synthetic_result(
+    grants: dict[str, str],
+    *,
+    key: KeyInfo,
+    account: str | None,
+    checked_at: datetime,
+    rng: random.Random,
+    unknown: int = 0,
+    catalogue: Catalogue | None = None,
+    profile: Profile | None = None,
+) -> CheckResult:
+    """The CheckResult a real sweep would give for a key with `grants` (scope -> none/read/write)."""
+    catalogue = catalogue or load_catalogue()
+    profile = profile or load_profile()
+    outcomes = {s: ScopeOutcome(s, g) for s, g in grants.items()}
+    for s in rng.sample(sorted(outcomes), min(unknown, len(outcomes))):
+        outcomes[s] = ScopeOutcome(s, "unknown", RATE_LIMITED)
+    rows = build_rows(catalogue, profile, outcomes)
+    status = overall_status(rows)
+    result = CheckResult(key=key, status=status, score=score(rows, status), account=account, rows=rows)  # type: ignore[arg-type]
+    for r in rows:
+        r.fix = fix_for(r, profile)
+    granted_reads = sum(1 for g in grants.values() if g in ("read", "write"))
+    result.requests = len(catalogue.scopes) + granted_reads + 3 * unknown
+    result.elapsed_s = round(result.requests / 20 * rng.uniform(1.0, 1.3), 3)
+    result.checked_at = checked_at
+    result.message = tenant_message(result, profile, catalogue)
+    result.create_link = create_link(profile, catalogue, key.mode)
+    return result
+
+
+def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: datetime) -> CheckResult:
+    """Stripe refused the key (revoked or expired), or it was refused locally (truncated paste)."""
+    from .probe import Answer, _auth_sentence
+
+    if kind == "truncated":
+        info = KeyInfo(
+            kind="restricted",
+            mode=key.mode,
+            masked=key.masked.split("…")[0] + "…",
+            fingerprint=None,
+            problem=(
+                "This key looks truncated (it is too short to be a whole Stripe key); copy the complete key "
+                "from the Stripe Dashboard and paste it again."
+            ),
+        )
+        result = CheckResult(key=info, status="invalid", score=0, problem=info.problem)
+    else:
+        answer = (
+            Answer("auth", 401, "Expired API Key provided: rk_***", "api_key_expired")
+            if kind == "expired"
+            else Answer("auth", 401, "Invalid API Key provided: rk_***")
+        )
+        _, problem = _auth_sentence(answer, key.mode)
+        result = CheckResult(key=key, status="invalid", score=0, problem=problem, account=account, requests=1)
+        result.elapsed_s = 0.08
+    result.checked_at = checked_at
+    profile, catalogue = load_profile(), load_catalogue()
+    result.message = tenant_message(result, profile, catalogue)
+    return result
+
+
+@dataclass
+class DemoCheck:
+    tenant: str
+    result: CheckResult
+    source: str
+    checked_by: str | None
+
+
+@dataclass
+class _Tenant:
+    name: str
+    story: str
+    mode: str
+    account: str
+    key: DemoKey
+    checks: list[DemoCheck] = field(default_factory=list)
+
+
+def _times(rng: random.Random, start: datetime, end: datetime, gap_days: tuple[float, float]) -> list[datetime]:
+    out = []
+    t = start
+    while t < end:
+        out.append(t)
+        t += timedelta(days=rng.uniform(*gap_days), minutes=rng.randint(0, 600))
+    return out
+
+
+def _when(rng: random.Random, day0: datetime, day: float) -> datetime:
+    """A working-hours time on day `day` after day0."""
+    t = day0 + timedelta(days=int(day))
+    return t.replace(hour=rng.randint(8, 18), minute=rng.randint(0, 59), second=rng.randint(0, 59))
+
+
+def generate(
+    *,
+    now: datetime | None = None,
+    tenants: int = DEMO_TENANTS,
+    days: int = DEMO_DAYS,
+    seed: int = DEMO_SEED,
+) -> list[DemoCheck]:
+    """The demo's checks, oldest first. Deterministic for a given `now` and seed."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    rng = random.Random(seed)
+    catalogue, profile = load_catalogue(), load_profile()
+    ideal = ideal_grants(catalogue, profile)
+    day0 = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    stories: list[str] = [s for s, w in STORIES for _ in range(w)]
+    while len(stories) < tenants:
+        stories.append(rng.choice([s for s, _ in STORIES]))
+    rng.shuffle(stories)
+    names = rng.sample(TENANT_NAMES, min(tenants, len(TENANT_NAMES)))
+    while len(names) < tenants:
+        names.append(f"Demo Tenant {len(names) + 1}")
+
+    out: list[DemoCheck] = []
+    for i, name in enumerate(names):
+        story = stories[i]
+        mode = "test" if rng.random() < 0.2 else "live"
+        acct = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
+        t = _Tenant(name, story, mode, acct, DemoKey.new(rng, mode))
+        _story(t, rng, catalogue, profile, ideal, day0, now, days)
+        out.extend(t.checks)
+    out.sort(key=lambda c: c.result.checked_at)
+    return out
+
+
+def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: datetime, days: int) -> None:
+    def source() -> tuple[str, str | None]:
+        r = rng.random()
+        if r < 0.5:
+            return "dashboard", rng.choice(CHECKERS)
+        if r < 0.85:
+            return "batch", "scheduler"
+        return "cli", "ops"
+
+    def add(at: datetime, grants: dict | None = None, refused: str | None = None, unknown: int = 0, src=None):
+        if at > now:
+            return
+        s, who = src or source()
+        if refused:
+            res = refused_result(refused, key=t.key.info(), account=t.account, checked_at=at)
+        else:
+            res = synthetic_result(
+                grants or ideal, key=t.key.info(), account=t.account, checked_at=at, rng=rng,
+                unknown=unknown, catalogue=catalogue, profile=profile,
+            )
+        t.checks.append(DemoCheck(t.name, res, s, who))
+
+    onboard = rng.uniform(0, days * 0.35)
+    stale = rng.random() < 0.15  # some tenants have not been checked for weeks
+    last_day = days - rng.uniform(18, 30) if stale else days
+    end = min(now, day0 + timedelta(days=last_day))
+    first = _when(rng, day0, onboard)
+    regular = _times(rng, first, end, (2, 7))
+    dashboard = ("dashboard", rng.choice(CHECKERS))
+
+    if t.story == "steady":
+        for at in regular:
+            add(at, ideal)
+    elif t.story == "fixed_missing":
+        broken = with_missing(ideal, catalogue, profile, rng.randint(1, 4), rng)
+        if rng.random() < 0.5:
+            broken = with_excess(broken, catalogue, profile, rng.randint(1, 3), rng)
+        fixed_at = first + timedelta(days=rng.uniform(2, 10))
+        add(first, broken, src=dashboard)
+        for at in regular[1:]:
+            if at < fixed_at:
+                add(at, broken)
+        # the tenant fixes part of it first, then the rest the same afternoon
+        partial = with_excess(ideal, catalogue, profile, 1, rng)
+        add(fixed_at, partial, src=dashboard)
+        add(fixed_at + timedelta(hours=rng.uniform(1, 5)), ideal, src=dashboard)
+        for at in regular[1:]:
+            if at > fixed_at + timedelta(hours=6):
+                add(at, ideal)
+    elif t.story == "over_permissioned":
+        over = everything_write(catalogue) if rng.random() < 0.5 else with_excess(ideal, catalogue, profile, 6, rng)
+        cut_back = rng.random() < 0.5
+        cut_at = first + timedelta(days=rng.uniform(5, 15))
+        for at in regular:
+            add(at, ideal if (cut_back and at > cut_at) else over)
+        if cut_back:
+            add(cut_at, ideal, src=dashboard)
+    elif t.story == "broke_recently":
+        broke_at = now - timedelta(days=rng.uniform(1, 8))
+        broken = with_missing(ideal, catalogue, profile, rng.randint(1, 3), rng)
+        for at in regular:
+            add(at, broken if at > broke_at else ideal)
+        add(broke_at + timedelta(hours=rng.uniform(1, 20)), broken)
+    elif t.story in ("revoked", "rolled"):
+        gone_at = first + timedelta(days=rng.uniform(8, 25))
+        kind = "invalid" if t.story == "revoked" else "expired"
+        new_key_at = gone_at + timedelta(days=rng.uniform(1, 4)) if t.story == "rolled" else None
+        old_key = t.key
+        new_key = DemoKey.new(rng, t.mode)
+        for at in regular:
+            if at <= gone_at:
+                t.key = old_key
+                add(at, ideal)
+            elif new_key_at is None or at < new_key_at:
+                t.key = old_key
+                add(at, refused=kind)
+            else:
+                t.key = new_key
+                add(at, ideal)
+        t.key = old_key
+        add(gone_at + timedelta(hours=2), refused=kind)
+        if new_key_at is not None:
+            t.key = new_key
+            add(new_key_at, ideal, src=dashboard)
+    elif t.story == "read_only":
+        ro = read_only(ideal, catalogue)
+        for at in regular:
+            add(at, ro)
+    elif t.story == "flaky":
+        for j, at in enumerate(regular):
+            unknown = rng.randint(1, 5) if (rng.random() < 0.4 or j == len(regular) - 1) else 0
+            add(at, ideal, unknown=unknown)
+    elif t.story == "truncated_first":
+        add(first, refused="truncated", src=dashboard)
+        add(first + timedelta(minutes=rng.randint(5, 40)), ideal, src=dashboard)
+        for at in regular[1:]:
+            add(at, ideal)
+    else:  # pragma: no cover - every story is handled above
+        raise ValueError(t.story)
+    t.checks.sort(key=lambda c: c.result.checked_at)
+
+
+# --- seeding ----------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """A cross-process lock (POSIX flock), so two servers starting at once seed only once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - no flock on this platform: the in-process lock must do
+            pass
+        yield
+
+
+def seed_demo(url: str | None = None, *, now: datetime | None = None, tenants: int = DEMO_TENANTS) -> int:
+    """Fill the demo database with the generated history, once. Returns the number of checks written
+    (0 when it already had tenants). The schema must exist (core.store.upgrade)."""
+    from .store import list_tenants, record_audit, record_check
+
+    url = url or demo_db_url()
+    lock = Path(url.removeprefix("sqlite:///") + ".seed.lock") if url.startswith("sqlite:///") else None
+    with _file_lock(lock) if lock else contextlib.nullcontext():
+        if list_tenants(url=url, include_archived=True):
+            return 0
+        checks = generate(now=now, tenants=tenants)
+        for c in checks:
+            record_check(c.result, c.tenant, source=c.source, checked_by=c.checked_by, url=url)
+            if c.source == "dashboard":
+                record_audit(
+                    "check", who=c.checked_by, tenant=c.tenant, outcome=c.result.status,
+                    detail=f"{c.result.key.masked} score {c.result.score}", at=c.result.checked_at, url=url,
+                )
+        return len(checks)

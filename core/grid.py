@@ -1,0 +1,137 @@
+"""The permission grid of one check as a pandas table and a colour-coded Styler, plus its downloads.
+
+Pure pandas: no Streamlit. The dashboard hands the Styler to `st.dataframe`; the CSV and JSON are what
+the download buttons offer. None of it ever holds the key (a CheckResult only has the masked form).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+
+from .result import CheckResult, Row
+
+# Background / text per verdict: green ok, red missing, amber excess, grey unknown, blue-grey not applicable.
+VERDICT_STYLE: dict[str, tuple[str, str]] = {
+    "ok": ("#d3f9d8", "#1b5e20"),
+    "missing": ("#ffc9c9", "#8b0000"),
+    "excess": ("#ffe8a3", "#7a4f00"),
+    "unknown": ("#e9ecef", "#495057"),
+    "not_applicable": ("#dde4ee", "#3b4a5c"),
+}
+VERDICT_LABEL = {
+    "ok": "ok",
+    "missing": "missing",
+    "excess": "excess",
+    "unknown": "unknown",
+    "not_applicable": "not applicable",
+}
+LEVEL_LABEL = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}
+PROBLEMS = ("missing", "excess", "unknown")
+COLUMNS = ["Category", "Permission", "Scope", "Required", "Granted", "Verdict", "What to do"]
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~$&])")
+
+
+def md_escape(text: object) -> str:
+    """Text for a Streamlit markdown sink (st.markdown, titles, alerts, labels) shown exactly as typed:
+    every markdown, HTML and LaTeX ($) character is backslash-escaped (brackets too, so no :red[…] directive),
+    so a tenant name like "[Log in](https://evil.example)" is text, not a link."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def verdict_css(verdict: str) -> str:
+    bg, fg = VERDICT_STYLE.get(verdict, VERDICT_STYLE["unknown"])
+    return f"background-color: {bg}; color: {fg}"
+
+
+def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list[str] | None = None) -> pd.DataFrame:
+    """One line per row, grouped by category in catalogue order (the rows already come in that order).
+
+    The verdict is kept in a hidden-by-default `_verdict` column so the Styler can colour by it.
+    """
+    data = []
+    for r in rows:
+        if problems_only and r.verdict not in PROBLEMS:
+            continue
+        if categories and r.category not in categories:
+            continue
+        data.append(
+            {
+                "Category": r.category,
+                "Permission": r.resource,
+                "Scope": f"rak_{r.scope}" if r.scope else "—",
+                "Required": LEVEL_LABEL.get(r.required, r.required),
+                "Granted": LEVEL_LABEL.get(r.granted, r.granted),
+                "Verdict": VERDICT_LABEL.get(r.verdict, r.verdict),
+                "What to do": _what_to_do(r),
+                "_verdict": r.verdict,
+            }
+        )
+    return pd.DataFrame(data, columns=COLUMNS + ["_verdict"])
+
+
+def _what_to_do(r: Row) -> str:
+    if r.verdict == "ok":
+        return ""
+    if r.verdict == "not_applicable":
+        return r.note or ""
+    if r.verdict == "unknown":
+        return r.reason or "Stripe did not answer conclusively"
+    return r.fix or ""
+
+
+def styled_grid(rows: list[Row], *, problems_only: bool = False, categories: list[str] | None = None) -> Styler:
+    """The grid as a Styler: every cell of a row painted by that row's verdict."""
+    frame = grid_frame(rows, problems_only=problems_only, categories=categories)
+    verdicts = frame["_verdict"].tolist()
+    shown = frame[COLUMNS].reset_index(drop=True)
+
+    def paint(col: pd.Series) -> list[str]:
+        return [verdict_css(verdicts[i]) for i in range(len(col))]
+
+    return shown.style.apply(paint, axis=0)
+
+
+def counts_line(result: CheckResult) -> str:
+    c = result.counts()
+    parts = [f"{c[v]} {VERDICT_LABEL[v]}" for v in ("ok", "missing", "excess", "unknown", "not_applicable") if c[v]]
+    return " · ".join(parts)
+
+
+def grid_csv(result: CheckResult) -> str:
+    """The rows as CSV, with the check's masked key, status and time on every line."""
+    frame = pd.DataFrame(
+        [
+            {
+                "checked_at": result.checked_at.isoformat(),
+                "key": result.key.masked,
+                "mode": result.key.mode or "",
+                "account": result.account or "",
+                "status": result.status,
+                "score": result.score,
+                **r.to_dict(),
+            }
+            for r in result.rows
+        ],
+        columns=[
+            "checked_at", "key", "mode", "account", "status", "score",
+            "category", "resource", "scope", "required", "granted", "verdict", "fix", "note", "reason",
+        ],
+    )
+    return frame.to_csv(index=False)
+
+
+def grid_json(result: CheckResult) -> str:
+    """The CLI's public JSON shape (core.result.CheckResult.to_json), pretty-printed."""
+    return json.dumps(result.to_json(), indent=2, ensure_ascii=False)
+
+
+def download_name(result: CheckResult, tenant: str | None, ext: str) -> str:
+    from re import sub
+
+    who = sub(r"[^A-Za-z0-9]+", "-", tenant or "key").strip("-").lower() or "key"
+    return f"keyhealth-{who}-{result.checked_at:%Y%m%d-%H%M%S}.{ext}"

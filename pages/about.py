@@ -1,0 +1,70 @@
+"""About: which Stripe this talks to, where the data lives, what is probed, which version."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import core
+from core import runtime
+from core.catalogue import load_catalogue, load_profile
+
+rt = runtime.for_session(st.session_state)
+LEVEL = {"none": "None", "read": "Read", "write": "Write"}
+
+st.title("About Key Health")
+st.markdown(
+    "Key Health checks the Stripe **restricted keys** tenants give Pointai: it probes every permission from "
+    "outside with requests Stripe refuses without the permission and that can never change anything, and "
+    "compares what the key has with what Pointai requires."
+)
+
+st.subheader("This session")
+settings = rt.settings()
+st.markdown(
+    f"- **Mode:** {rt.mode_label}\n"
+    f"- **Stripe:** {rt.stripe_label}\n"
+    f"- **Data:** `{rt.db_label}`" + (" (the demo database; it never mixes with the real one)" if rt.demo else "") + "\n"
+    f"- **Pace:** {settings.rate_test:g} requests/s for test keys, {settings.rate_live:g}/s for live keys, "
+    f"{settings.concurrency} at a time, {settings.retries} retries\n"
+    f"- **Version:** Key Health {core.__version__}"
+)
+
+try:
+    catalogue, profile = load_catalogue(), load_profile()
+except Exception as e:  # a malformed data file: say which
+    st.error(f"The permission catalogue could not be loaded: {e}")
+    st.stop()
+
+
+def probe_text(p) -> str:
+    return f"{p.method} {p.path}" if p is not None else "—"
+
+
+st.subheader("What is probed")
+st.caption(
+    f"{len(catalogue.scopes)} Stripe permissions in {len(catalogue.categories())} categories "
+    f"(data/catalogue.toml), against the requirement profile “{profile.name}” (data/requirements.toml)."
+)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Category": [s.category for s in catalogue.scopes],
+            "Permission": [s.label for s in catalogue.scopes],
+            "Scope": [f"rak_{s.scope}" for s in catalogue.scopes],
+            "Stripe offers": [" / ".join(LEVEL[lv] for lv in s.levels) for s in catalogue.scopes],
+            "Pointai requires": [LEVEL[profile.required(s)[0]] for s in catalogue.scopes],
+            "Read probe": [probe_text(s.read) for s in catalogue.scopes],
+            "Write probe": [probe_text(s.write) for s in catalogue.scopes],
+        }
+    ),
+    hide_index=True,
+    key="ab_catalogue",
+)
+unmapped = profile.unmapped()
+if unmapped:
+    st.markdown("**Guide items that are not a Stripe permission** (shown as *not applicable* in the grid)")
+    st.dataframe(
+        pd.DataFrame({"Guide item": [i.guide for i in unmapped], "Why": [i.note or "" for i in unmapped]}),
+        hide_index=True,
+        key="ab_unmapped",
+    )

@@ -1,0 +1,236 @@
+"""Check a key: pick the tenant, paste the key, watch the sweep, read the grid and what to tell the tenant."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import streamlit as st
+
+from core import runtime, store
+from core.check import check_key, unknown_scopes
+from core.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
+from core.keys import intake
+
+log = logging.getLogger("keyhealth")
+rt = runtime.for_session(st.session_state)
+BANNER = {"healthy": st.success, "attention": st.warning, "incomplete": st.warning, "failing": st.error, "invalid": st.error}
+ICON = {"ok": "✓", "missing": "✗", "excess": "▲", "unknown": "?", "not_applicable": "–"}
+
+
+def who() -> str:
+    try:
+        if st.user.get("is_logged_in") is False:
+            return "anonymous"
+        return str(st.user.get("email") or "anonymous")
+    except Exception:
+        return "anonymous"
+
+
+def forget_key() -> None:
+    st.session_state.pop("kh_key", None)
+    st.session_state["kh_key_input"] = ""
+    st.session_state["kh_forgotten"] = True
+
+
+def is_demo_key(raw: str) -> bool:
+    try:
+        from core.sandbox import DEMO_KEYS
+
+        return any(raw.strip() == dk.key for dk in DEMO_KEYS.values())
+    except Exception:
+        return False
+
+
+def run_check(key, tenant: str, *, previous=None) -> None:
+    """Sweep with live progress, keep the result in this session, record it in the tenant's history."""
+    only = unknown_scopes(previous) if previous is not None else None
+    label = f"Re-probing {len(only)} unknown rows…" if only else "Checking the key with Stripe…"
+    seen: Counter = Counter()
+    with st.status(label, expanded=True) as status:
+        bar = st.progress(0.0, text="Starting…")
+        problems = st.empty()
+        lines: list[str] = []
+
+        def on_progress(row, done: int, total: int) -> None:
+            seen[row.verdict] += 1
+            bar.progress(done / total, text=f"{done}/{total} permissions · {row.category} → {row.resource}: {row.verdict}")
+            if row.verdict in PROBLEMS:
+                lines.append(f"{ICON[row.verdict]} {row.category} → {row.resource}: {row.verdict}")
+                problems.markdown("\n".join(f"- {x}" for x in lines[-12:]))
+            status.update(label=f"{label} {done}/{total} · " + ", ".join(f"{n} {v}" for v, n in seen.items()))
+
+        try:
+            result = check_key(str(key), client=rt.client(), on_progress=on_progress, only=only, previous=previous)
+        except Exception as e:
+            log.error("check failed: %s", type(e).__name__)
+            status.update(label="The check could not run.", state="error")
+            st.error(f"The check could not run ({type(e).__name__}); try again in a minute.")
+            return
+        status.update(
+            label=f"Done: {result.status}, score {result.score}/100, {result.requests} requests in {result.elapsed_s:.1f} s",
+            state="error" if result.status in ("invalid", "failing") else "complete",
+            expanded=False,
+        )
+    st.session_state["kh_result"] = result
+    st.session_state["kh_result_tenant"] = tenant
+    st.session_state["kh_key"] = key
+    st.session_state["kh_tenant"] = tenant
+    st.session_state.pop("kh_forgotten", None)
+    st.session_state["kh_tenant_next"] = tenant  # chosen in the tenant box on the next run
+    st.session_state.pop("kh_save_problem", None)
+    try:
+        store.record_check(result, tenant, source="dashboard", checked_by=who(), url=rt.db_url)
+        store.record_audit(
+            "check", who=who(), tenant=tenant, outcome=result.status,
+            detail=f"{result.key.masked} score {result.score}", url=rt.db_url,
+        )
+    except store.StoreInputError as e:
+        st.session_state["kh_save_problem"] = f"The check ran but was not saved: {md_escape(e)}"
+    except Exception as e:
+        log.error("recording the check failed: %s", type(e).__name__)
+        st.session_state["kh_save_problem"] = "The check ran but could not be saved to the history; the database did not answer."
+    st.rerun()
+
+
+def show_result(result, tenant: str | None) -> None:
+    k = result.key
+    facts = [f"score **{result.score}/100**", f"key `{k.masked}`", f"{k.mode or '?'} mode"]
+    if result.account:
+        facts.append(f"account `{result.account}`")
+    if tenant:
+        facts.append(f"tenant **{md_escape(tenant)}**")
+    BANNER.get(result.status, st.info)(f"**{result.status.upper()}** · " + " · ".join(facts))
+    if result.problem:
+        st.markdown(f"**Problem:** {md_escape(result.problem)}")
+    if st.session_state.get("kh_save_problem"):
+        st.warning(st.session_state["kh_save_problem"])
+    for incident in result.incidents:
+        st.error(incident)
+    if result.rows:
+        st.caption(f"{counts_line(result)} · {result.requests} requests in {result.elapsed_s:.1f} s")
+
+    if result.rows:
+        st.subheader("Permissions")
+        c1, c2 = st.columns([1, 3])
+        problems_only = c1.toggle("Problems only", key="kh_problems_only")
+        cats = list(dict.fromkeys(r.category for r in result.rows))
+        picked = c2.multiselect("Categories", cats, key="kh_categories", placeholder="All categories")
+        styler = styled_grid(result.rows, problems_only=problems_only, categories=picked or None)
+        if styler.data.empty:
+            st.success("No problems: every permission matches what Pointai needs.")
+        else:
+            st.dataframe(
+                styler,
+                hide_index=True,
+                height=min(38 + 35 * len(styler.data), 760),
+                column_config={"What to do": st.column_config.TextColumn(width="large")},
+            )
+
+    fixes = [r for r in result.rows if r.verdict in ("missing", "excess") and r.fix]
+    unknown = [r for r in result.rows if r.verdict == "unknown"]
+    st.subheader("What to change")
+    if result.status == "invalid":
+        st.markdown(f"1. {md_escape(result.problem)}")
+    elif fixes:
+        st.markdown("\n".join(f"{i}. {r.fix}" for i, r in enumerate(fixes, 1)))
+    elif unknown:
+        st.markdown("Nothing to change yet: Stripe did not answer conclusively for some permissions.")
+    else:
+        st.markdown("Nothing: the key has exactly the permissions Pointai needs.")
+    if result.create_link and result.status != "healthy":
+        st.link_button("Create a key with exactly the right permissions in Stripe", result.create_link)
+
+    if result.message:
+        st.markdown("**Message for the tenant** (copy with the button at the top right)")
+        st.code(result.message, language=None, wrap_lines=True)
+
+    row = st.container(horizontal=True)
+    row.download_button("Download CSV", grid_csv(result), download_name(result, tenant, "csv"), "text/csv")
+    row.download_button("Download JSON", grid_json(result), download_name(result, tenant, "json"), "application/json")
+    if unknown:
+        has_key = st.session_state.get("kh_key") is not None
+        if row.button(f"Re-probe {len(unknown)} unknown rows", disabled=not has_key,
+                     help=None if has_key else "The key was forgotten: paste it again to re-probe."):
+            run_check(st.session_state["kh_key"], tenant or st.session_state.get("kh_tenant") or "", previous=result)
+
+
+# --- the page -----------------------------------------------------------------------------------------
+st.title("Check a key")
+st.caption(f"{rt.mode_label} mode: probing {rt.stripe_label}. The key stays in this browser session only.")
+
+try:
+    tenants = store.list_tenants(url=rt.db_url)
+except Exception as e:
+    log.error("listing tenants failed: %s", type(e).__name__)
+    st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")
+    tenants = []
+names = [t["name"] for t in tenants]
+
+if "kh_tenant_next" in st.session_state:  # the tenant just checked (created if it was new)
+    nxt = store.slugify(st.session_state.pop("kh_tenant_next"))
+    match = next((t["name"] for t in tenants if t["slug"] == nxt), None)
+    if match:
+        st.session_state["kh_tenant_pick"] = match
+        st.session_state.pop("kh_tenant_new", None)
+asked = st.query_params.get("tenant")  # a tenant slug in the URL is fine; a key never
+if asked and st.session_state.get("kh_tenant_from_url") != asked:
+    match = next((t["name"] for t in tenants if t["slug"] == asked), None)
+    if match:
+        st.session_state["kh_tenant_pick"] = match
+    st.session_state["kh_tenant_from_url"] = asked
+elif "kh_tenant_pick" not in st.session_state and st.session_state.get("kh_tenant") in names:
+    st.session_state["kh_tenant_pick"] = st.session_state["kh_tenant"]
+
+NEW = "➕ New tenant…"
+if "kh_tenant_pick" not in st.session_state and not names:
+    st.session_state["kh_tenant_pick"] = NEW
+t1, t2 = st.columns(2)
+pick = t1.selectbox("Tenant", [NEW] + names, index=None, key="kh_tenant_pick", placeholder="Choose a tenant")
+tenant = pick
+if pick == NEW:
+    tenant = t2.text_input("New tenant's name", key="kh_tenant_new", max_chars=100, placeholder="e.g. Acme Coffee Roasters")
+raw = st.text_input(
+    "Restricted key",
+    type="password",
+    key="kh_key_input",
+    placeholder="rk_live_… or rk_test_…",
+    help="Paste the tenant's restricted key. It is checked here first and never stored: only a masked form is kept.",
+)
+
+taken = intake(raw) if raw else None
+session_key = st.session_state.get("kh_key")
+candidate = None
+if taken is not None:
+    if taken.accepted:
+        candidate = taken.key
+        notes = f" ({'; '.join(taken.notes)})" if taken.notes else ""
+        st.caption(f"✓ {taken.info.masked} · restricted key · {taken.info.mode} mode{notes}")
+        if rt.is_stripe and is_demo_key(raw):
+            st.warning("This is one of the demo keys: Stripe itself will refuse it. Switch Demo mode on in the sidebar.")
+    else:
+        st.error(md_escape(taken.info.problem))
+elif session_key is not None:
+    candidate = session_key
+    st.caption(f"Using the key kept in this session: {session_key.masked}")
+elif st.session_state.get("kh_forgotten"):
+    st.caption("The key was forgotten: nothing of it is left in this session.")
+
+with st.container(horizontal=True):
+    clicked = st.button("Check key", type="primary", disabled=candidate is None or not tenant)
+    st.button("Forget key", on_click=forget_key, disabled=session_key is None and not raw,
+              help="Remove the key from this browser session (the field and the session's memory).")
+if candidate is not None and not tenant:
+    st.caption("Choose or type the tenant first: the check is recorded in its history.")
+
+if clicked and candidate is not None and tenant:
+    try:
+        store.validate_tenant_name(tenant)
+    except store.StoreInputError as e:
+        st.error(md_escape(e))
+    else:
+        run_check(candidate, tenant.strip())
+
+result = st.session_state.get("kh_result")
+if result is not None:
+    st.divider()
+    show_result(result, st.session_state.get("kh_result_tenant"))

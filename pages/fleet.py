@@ -1,0 +1,63 @@
+"""Fleet health: status mix over time, the permissions most often wrong, checks per day, scores."""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+
+import streamlit as st
+
+from core import runtime, store
+from core.charts import fleet as charts
+from core.grid import md_escape
+from core.result import STATUSES
+
+log = logging.getLogger("keyhealth")
+rt = runtime.for_session(st.session_state)
+PLOTLY_CONFIG = {"displayModeBar": False}
+DEFAULT_DAYS = 42
+
+st.title("Fleet health")
+today = datetime.now(timezone.utc).date()
+c1, c2 = st.columns([2, 1])
+picked = c1.date_input(
+    "Date range (UTC days, for the charts over time)",
+    value=(today - timedelta(days=DEFAULT_DAYS), today),
+    max_value=today,
+    key="fl_range",
+)
+share = c2.toggle("Status mix as percentages", key="fl_share")
+if isinstance(picked, (tuple, list)):
+    start = picked[0] if len(picked) > 0 else None
+    end = picked[1] if len(picked) > 1 else start
+else:
+    start = end = picked
+if isinstance(start, date) and isinstance(end, date) and start > end:
+    start, end = end, start
+
+try:
+    counts = store.status_counts(url=rt.db_url)
+    mix = store.status_mix_per_day(start, end, url=rt.db_url)
+    per_day = store.checks_per_day(start, end, url=rt.db_url)
+    missing = store.top_problem_scopes("missing", 10, url=rt.db_url)
+    excess = store.top_problem_scopes("excess", 10, url=rt.db_url)
+    scores = store.score_distribution(10, url=rt.db_url)
+except store.StoreInputError as e:
+    st.error(md_escape(e))
+    st.stop()
+except Exception as e:
+    log.error("fleet query failed: %s", type(e).__name__)
+    st.error("The fleet figures could not be read from the database; check DATABASE_URL on the About page.")
+    st.stop()
+
+total = sum(counts.values())
+cols = st.columns(len(STATUSES) + 1)
+cols[0].metric("tenants checked", total)
+for col, s in zip(cols[1:], STATUSES):
+    col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
+
+st.plotly_chart(charts.status_mix(mix, share=share), config=PLOTLY_CONFIG, key="fl_mix")
+a, b = st.columns(2)
+a.plotly_chart(charts.problem_scopes(missing, excess), config=PLOTLY_CONFIG, key="fl_problems")
+b.plotly_chart(charts.score_distribution(scores), config=PLOTLY_CONFIG, key="fl_scores")
+st.plotly_chart(charts.checks_per_day(per_day), config=PLOTLY_CONFIG, key="fl_per_day")
+st.caption("Status mix and checks per day follow the date range; the permissions and scores are the tenants' latest checks.")

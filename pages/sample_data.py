@@ -1,0 +1,137 @@
+"""Sample data: what the session's key may read, masked, with charts and CSV downloads. Layout only; core does the work."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import runtime
+from core.charts import payments
+from core.keys import intake
+from core.sample import DEFAULT_MAX_ROWS, DEFAULT_WINDOW_DAYS, MAX_ROWS_CAP, MAX_WINDOW_DAYS, fetch_sample_data
+
+STATE_ICONS = {"loaded": "✅", "empty": "➖", "not_permitted": "🚫", "failed": "⚠️"}
+RESULT = "kh_sample_result"  # masked SampleData only; never the key
+
+st.title("Sample data")
+st.caption(
+    "Reads a small, recent sample with the tenant's key: only GET requests, paced, and personal data "
+    "(emails, names, phone numbers, addresses) masked before it is shown. Card brand and last 4 stay."
+)
+
+rt = runtime.for_session(st.session_state)
+
+
+def who() -> str | None:
+    try:
+        return str(st.user.get("email")) if st.user.get("email") else None
+    except Exception:
+        return None
+
+
+key = st.session_state.get("kh_key")
+tenant = st.session_state.get("kh_tenant")
+
+if key is None:
+    st.info("No key in this session yet: check a key on the check page, or paste one here.")
+    pasted = st.text_input("Restricted key", type="password", key="kh_sample_key_input")
+    st.caption("The key stays in this browser session only: never stored, logged or put in a URL.")
+    if st.button("Use this key", key="kh_sample_use_key"):
+        taken = intake(pasted)
+        if taken.accepted:
+            st.session_state["kh_key"] = taken.key
+            st.rerun()
+        else:
+            st.error(taken.info.problem)
+    st.stop()
+
+st.markdown(f"Key **{key.masked}** ({key.mode} mode)" + (f" · tenant **{tenant}**" if tenant else ""))
+
+c1, c2, c3 = st.columns([1, 1, 1])
+days = c1.number_input("Days to look back", min_value=1, max_value=MAX_WINDOW_DAYS, value=DEFAULT_WINDOW_DAYS, step=1,
+                       key="kh_sample_days", help="Charges, balance transactions, invoices and checkout sessions "
+                       "created in this window.")
+rows = c2.number_input("Rows per dataset", min_value=1, max_value=MAX_ROWS_CAP, value=DEFAULT_MAX_ROWS, step=10,
+                       key="kh_sample_rows")
+c3.write("")
+fetch = c3.button("Fetch sample data", key="kh_sample_fetch", type="primary")
+
+if fetch:
+    bar = st.progress(0.0, text="Reading sample data…")
+    data = fetch_sample_data(
+        key, window_days=int(days), max_rows=int(rows), client=rt.client(), settings=rt.settings(),
+        on_progress=lambda name, done, total: bar.progress(done / total, text=f"Read {done} of {total} datasets"),
+    )
+    bar.empty()
+    st.session_state[RESULT] = data
+    if tenant:
+        try:
+            import json
+
+            from core.store import record_audit
+
+            outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
+            record_audit("sample_data", who=who(), tenant=tenant, outcome=outcome, url=rt.db_url,
+                         detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}))
+        except Exception as e:  # the sample is still shown; the history entry is what failed
+            st.warning(f"The sample was read but not recorded in {tenant}'s history ({type(e).__name__}).")
+
+data = st.session_state.get(RESULT)
+if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:
+    data = None  # a sample read with another key: not shown for this one
+if data is None:
+    st.stop()
+
+st.caption(
+    f"{data.requests} requests in {data.elapsed_s:.2f} s · last {data.window_days} days · at most "
+    f"{data.max_rows} rows per dataset · read {data.fetched_at:%Y-%m-%d %H:%M} UTC"
+)
+if data.problem:
+    st.error(data.problem)
+
+summary = pd.DataFrame(
+    [
+        {
+            "dataset": d.label,
+            "state": f"{STATE_ICONS.get(d.state, '')} {d.state}",
+            "rows": d.count,
+            "permission needed": d.permission or "",
+            "reason": d.reason or ("row cap reached" if d.truncated else ""),
+        }
+        for d in data.datasets
+    ]
+)
+if not summary.empty:
+    st.subheader("Datasets")
+    st.dataframe(summary, hide_index=True, width="stretch")
+
+charges = data.get("charges")
+balance = data.get("balance")
+if charges is not None or balance is not None:
+    st.subheader("Charts")
+    why_no_charges = (charges.reason or "Charges were not read.") if charges is not None and charges.state in (
+        "not_permitted", "failed") else "No charges in the time window."
+    ch = data.frame("charges")
+    left, right = st.columns(2)
+    left.plotly_chart(payments.daily_volume(ch, empty_message=why_no_charges), key="kh_chart_volume")
+    right.plotly_chart(payments.daily_count(ch, empty_message=why_no_charges), key="kh_chart_count")
+    left, right = st.columns(2)
+    left.plotly_chart(payments.success_rate(ch, empty_message=why_no_charges), key="kh_chart_success")
+    why_no_balance = (balance.reason or "The balance was not read.") if balance is not None and balance.state in (
+        "not_permitted", "failed") else "No balance to show."
+    right.plotly_chart(payments.balance_by_currency(data.frame("balance"), empty_message=why_no_balance),
+                       key="kh_chart_balance")
+
+for d in data.datasets:
+    st.subheader(d.label)
+    if d.state == "loaded":
+        note = " (row cap reached; more exist)" if d.truncated else ""
+        st.caption(f"{STATE_ICONS['loaded']} loaded: {d.count} rows{note}")
+        st.dataframe(d.frame, hide_index=True, width="stretch")
+        st.download_button(f"Download {d.label} CSV", data=d.csv(), file_name=f"{d.name}.csv", mime="text/csv",
+                           key=f"kh_sample_csv_{d.name}")
+    elif d.state == "empty":
+        st.info(f"{STATE_ICONS['empty']} empty: the key may read {d.label.lower()}, but there are none in the window.")
+    elif d.state == "not_permitted":
+        st.warning(f"{STATE_ICONS['not_permitted']} not permitted: {d.reason} Needs {d.permission}.")
+    else:
+        st.error(f"{STATE_ICONS['failed']} failed: {d.reason}")

@@ -1,0 +1,139 @@
+"""Sample transaction: one small test charge with the session's test key. Layout only; core does the work."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import runtime
+from core.keys import intake
+from core.transaction import (
+    DEFAULT_AMOUNT,
+    DEFAULT_CURRENCY,
+    MAX_AMOUNT,
+    new_idempotency_key,
+    record_transaction,
+    refusal,
+    run_test_transaction,
+)
+
+IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key
+RESULT = "kh_txn_result"  # the last TransactionResult (no key in it)
+
+st.title("Sample transaction")
+st.caption(
+    "Creates one small test charge (tok_visa) with the tenant's test key, reads it back and finds its balance "
+    "transaction. Test keys only: a live key is refused before any request. Clicking twice, or retrying, "
+    "returns the same charge (idempotency key), until you start a new test charge."
+)
+
+rt = runtime.for_session(st.session_state)
+
+
+def who() -> str | None:
+    try:
+        return str(st.user.get("email")) if st.user.get("email") else None
+    except Exception:
+        return None
+
+
+key = st.session_state.get("kh_key")
+tenant = st.session_state.get("kh_tenant")
+
+if key is None:
+    st.info("No key in this session yet: check a key on the check page, or paste one here.")
+    pasted = st.text_input("Restricted key", type="password", key="kh_txn_key_input")
+    st.caption("The key stays in this browser session only: never stored, logged or put in a URL.")
+    if st.button("Use this key", key="kh_txn_use_key"):
+        taken = intake(pasted)
+        if taken.accepted:
+            st.session_state["kh_key"] = taken.key
+            st.rerun()
+        else:
+            st.error(taken.info.problem)
+    st.stop()
+
+info = intake(str(key)).info  # local only: no request
+st.markdown(f"Key **{info.masked}** ({info.mode} mode)" + (f" · tenant **{tenant}**" if tenant else ""))
+
+why = refusal(info)
+if why is not None:
+    st.error(f"Refused: {why}")
+    st.stop()
+
+c1, c2 = st.columns(2)
+amount = c1.number_input("Amount (smallest currency unit)", min_value=1, max_value=MAX_AMOUNT, value=DEFAULT_AMOUNT,
+                         step=50, key="kh_txn_amount", help="100 is 1.00 in a two-decimal currency such as USD.")
+currency = c2.text_input("Currency", value=DEFAULT_CURRENCY, max_chars=3, key="kh_txn_currency")
+
+intent = f"{info.fingerprint}|{int(amount)}|{currency.strip().lower()}"
+keys = st.session_state.setdefault(IDEM, {})
+if intent not in keys:
+    keys[intent] = new_idempotency_key()
+
+b1, b2 = st.columns([1, 1])
+create = b1.button("Create test charge", key="kh_txn_create", type="primary")
+fresh = b2.button("Start a new test charge", key="kh_txn_new",
+                  help="Forget this intent's idempotency key, so the next click creates another charge.")
+
+if fresh:
+    keys[intent] = new_idempotency_key()
+    st.session_state.pop(RESULT, None)
+
+if create:
+    with st.spinner("Creating the test charge…"):
+        result = run_test_transaction(key, amount=int(amount), currency=currency, idempotency_key=keys[intent],
+                                      client=rt.client(), settings=rt.settings())
+    st.session_state[RESULT] = result
+    if tenant:
+        try:
+            record_transaction(result, tenant, who=who(), source="dashboard", url=rt.db_url)
+        except Exception as e:  # the result is still shown; the history entry is what failed
+            st.warning(f"The result was not recorded in {tenant}'s history ({type(e).__name__}).")
+
+result = st.session_state.get(RESULT)
+if result is None or result.key.fingerprint != info.fingerprint:
+    st.stop()
+
+if result.status == "passed":
+    st.success(f"Passed: {len(result.steps)} steps in {result.elapsed_s:.2f} s ({result.requests} requests).")
+elif result.status == "refused":
+    st.error(f"Refused: {result.problem}")
+else:
+    st.error(f"Failed: {result.problem}")
+if result.replayed:
+    st.info("Stripe returned the charge made earlier for this intent (same idempotency key): no second charge.")
+
+if result.steps:
+    st.subheader("Steps")
+    steps = pd.DataFrame(
+        [
+            {
+                "step": s.label,
+                "result": ("✅ " if s.result == "passed" else "❌ ") + s.result,
+                "time (s)": round(s.elapsed_s, 3),
+                "detail": s.detail,
+            }
+            for s in result.steps
+        ]
+    )
+    st.dataframe(steps, hide_index=True, width="stretch")
+
+if result.charge:
+    st.subheader("Charge")
+    c = result.charge
+    st.code(c["id"], language=None)
+    m1, m2 = st.columns(2)
+    m1.metric("Charge amount", f"{c['amount']} {str(c['currency']).upper()}")
+    m2.metric("Charge status", c["status"])
+
+if result.balance_transaction_detail:
+    st.subheader("Balance transaction")
+    t = result.balance_transaction_detail
+    cur = str(t["currency"]).upper()
+    st.code(t["id"], language=None)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Transaction amount", f"{t['amount']} {cur}")
+    m2.metric("Fee", f"{t['fee']} {cur}")
+    m3.metric("Net", f"{t['net']} {cur}")
+    m4.metric("Transaction status", t["status"])
+    st.caption(f"type {t['type']} · amounts in the currency's smallest unit")

@@ -1,0 +1,111 @@
+"""Triage: every tenant's latest status, worst and stalest first; each tenant opens its page."""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import streamlit as st
+
+from core import runtime, store
+from core.grid import md_escape
+from core.result import STATUSES
+
+log = logging.getLogger("keyhealth")
+rt = runtime.for_session(st.session_state)
+STATUS_STYLE = {
+    "invalid": "background-color: #eebefa; color: #5f3dc4",
+    "failing": "background-color: #ffc9c9; color: #8b0000",
+    "incomplete": "background-color: #e9ecef; color: #495057",
+    "attention": "background-color: #ffe8a3; color: #7a4f00",
+    "healthy": "background-color: #d3f9d8; color: #1b5e20",
+}
+QUICK_LINKS = 12
+
+st.title("Triage")
+st.caption("Every tenant's latest check, worst status first, then the longest unchecked. Select a row to open the tenant.")
+
+f1, f2, f3, f4 = st.columns([2, 1, 1, 2])
+statuses = f1.multiselect("Status", STATUSES, key="tr_status", placeholder="Any status")
+mode = f2.selectbox("Mode", ["any", "live", "test"], key="tr_mode")
+stale = f3.number_input("Not checked for (days)", min_value=0, max_value=3650, value=0, step=1, key="tr_stale",
+                        help="0 shows every tenant; 14 shows only tenants whose latest check is older than 14 days.")
+search = f4.text_input("Search", key="tr_search", placeholder="Tenant, account, contact or masked key")
+
+try:
+    rows = store.latest_checks(
+        status=statuses or None,
+        mode=None if mode == "any" else mode,
+        stale_days=float(stale) if stale else None,
+        search=search or None,
+        url=rt.db_url,
+    )
+    counts = store.status_counts(url=rt.db_url)
+except store.StoreInputError as e:
+    st.error(md_escape(e))
+    st.stop()
+except Exception as e:
+    log.error("triage query failed: %s", type(e).__name__)
+    st.error("The tenants could not be read from the database; check DATABASE_URL on the About page.")
+    st.stop()
+
+cols = st.columns(len(STATUSES))
+for col, s in zip(cols, STATUSES):
+    col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
+
+if not rows:
+    if any((statuses, mode != "any", stale, search)):
+        st.info("No tenant matches these filters; clear a filter to see more.")
+    else:
+        st.info("No tenant has been checked yet: check a key on the *Check a key* page and it shows up here.")
+    st.stop()
+
+demo_q = "&demo=1" if rt.demo else ""
+frame = pd.DataFrame(
+    {
+        "Tenant": [r["tenant"] for r in rows],
+        "Status": [r["status"] for r in rows],
+        "Score": [r["score"] for r in rows],
+        "Mode": [r["key_mode"] or "" for r in rows],
+        "Last checked": [r["checked_at"] for r in rows],
+        "Days ago": [round(r["age_days"], 1) for r in rows],
+        "Missing": [r["n_missing"] for r in rows],
+        "Excess": [r["n_excess"] for r in rows],
+        "Unknown": [r["n_unknown"] for r in rows],
+        "Key": [r["key_masked"] for r in rows],
+        "Account": [r["account"] or "" for r in rows],
+        "Problem": [r["problem"] or "" for r in rows],
+        "Open": [f"tenant-history?tenant={r['slug']}{demo_q}" for r in rows],
+    }
+)
+st.caption(f"{len(rows)} tenant{'s' if len(rows) != 1 else ''}")
+gen = st.session_state.get("tr_table_gen", 0)
+event = st.dataframe(
+    frame.style.map(lambda v: STATUS_STYLE.get(v, ""), subset=["Status"]),
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key=f"tr_table_{gen}",
+    height=min(38 + 35 * len(frame), 640),
+    column_config={
+        "Status": st.column_config.TextColumn("Status", width=96),
+        "Score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d"),
+        "Last checked": st.column_config.DatetimeColumn("Last checked", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+        "Days ago": st.column_config.NumberColumn("Days ago", format="%.1f"),
+        "Problem": st.column_config.TextColumn("Problem", width="medium"),
+        "Open": st.column_config.LinkColumn("Open", display_text="history ↗", help="Open in a new tab"),
+    },
+)
+picked = event.selection.rows if event is not None else []
+if picked:
+    st.session_state["tr_table_gen"] = gen + 1  # a fresh table next time, so coming back does not re-open
+    slug = rows[picked[0]]["slug"]
+    st.switch_page("pages/tenant.py", query_params={"tenant": slug})
+
+st.markdown("**Open a tenant**")
+link_cols = st.columns(3)
+for i, r in enumerate(rows[:QUICK_LINKS]):
+    link_cols[i % 3].page_link(
+        "pages/tenant.py", label=f"{md_escape(r['tenant'])} ({r['status']})", query_params={"tenant": r["slug"]}
+    )
+if len(rows) > QUICK_LINKS:
+    st.caption(f"The {QUICK_LINKS} most urgent are linked here; search or select a row for the others.")

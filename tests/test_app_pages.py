@@ -1,0 +1,325 @@
+"""Every page in demo mode (the embedded sandbox + the seeded demo database), driven with AppTest.
+
+The charts are checked from the figure each page sent (json of the plotly spec) against the store's own
+figures, and the demo switch is flipped both ways.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runtime, store
+from core.demo import DEMO_TENANTS, demo_db_url
+from core.grid import md_escape
+from core.result import STATUSES
+from core.sandbox import DEMO_KEYS
+
+APP = "../app.py"
+TIMEOUT = 90
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory):
+    data = tmp_path_factory.mktemp("demo-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEYHEALTH_DEMO", "1")
+        mp.setenv("KEYHEALTH_DATA_DIR", str(data))
+        mp.setenv("DATABASE_URL", f"sqlite:///{data / 'real.db'}")  # real mode, when a test switches to it
+        mp.delenv("STRIPE_API_BASE", raising=False)
+        mp.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret-for-app-tests")
+        mp.setenv("KEYHEALTH_RATE_TEST", "400")
+        mp.setenv("KEYHEALTH_RATE_LIVE", "400")
+        rt = runtime.demo_runtime()
+        yield rt
+
+
+def app(page: str | None = None, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert_clean(at)
+    if page:
+        at.query_params.update(query)
+        at.switch_page(page).run()
+        assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception reached the page, and the router's catch-all did not fire either."""
+    assert not at.exception, at.exception
+    assert not [e for e in at.error if "Something went wrong" in e.value]
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def ts(x) -> str:
+    """A plotly x value or a datetime, as 'YYYY-MM-DD HH:MM' for comparisons."""
+    if isinstance(x, datetime):
+        return x.strftime("%Y-%m-%d %H:%M")
+    return str(x).replace("T", " ")[:16]
+
+
+def test_demo_db_lives_in_the_data_dir(demo_env, tmp_path_factory):
+    assert demo_env.demo and demo_env.db_url == demo_db_url()
+    assert "/demo/keyhealth-demo.db" in demo_env.db_url
+    assert demo_env.db_url != store.normalize_url(None)  # never the real database
+    assert len(store.list_tenants(url=demo_env.db_url)) == DEMO_TENANTS
+
+
+def test_sidebar_shows_demo_mode_and_keys(demo_env):
+    at = app()
+    assert at.toggle(key="kh_demo_switch").value is True
+    assert any("Demo mode" in i.value for i in at.sidebar.info)
+    shown = {c.value for c in at.sidebar.code}
+    assert {DEMO_KEYS["healthy"].key, DEMO_KEYS["missing"].key} <= shown
+    assert any("keyhealth-demo.db" in c.value for c in at.sidebar.caption)
+
+
+def test_demo_switch_off_and_on_forgets_the_key(demo_env):
+    at = app()
+    at.selectbox(key="kh_tenant_pick").set_value(at.selectbox(key="kh_tenant_pick").options[1]).run()
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["healthy"].key).run()
+    [b for b in at.button if b.label == "Check key"][0].click().run()
+    assert "kh_key" in at.session_state and at.success
+    at.toggle(key="kh_demo_switch").set_value(False).run()
+    assert not at.exception
+    assert any("Real mode" in s.value for s in at.sidebar.success)
+    assert not at.sidebar.code, "no demo keys listed in real mode"
+    assert "kh_key" not in at.session_state and "kh_result" not in at.session_state
+    assert not at.selectbox(key="kh_tenant_pick").options[1:], "the real database has no demo tenants"
+    at.toggle(key="kh_demo_switch").set_value(True).run()
+    assert any("Demo mode" in i.value for i in at.sidebar.info)
+
+
+def test_demo_mode_from_url_in_a_new_session(demo_env, monkeypatch):
+    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["demo"] = "1"
+    at.run()
+    assert at.toggle(key="kh_demo_switch").value is True
+
+
+def test_bad_key_in_demo_makes_no_request(demo_env):
+    sb = runtime.demo_sandbox()
+    at = app()
+    sb.clear_log()
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["standard"].key).run()
+    assert at.error and sb.requests == []
+
+
+def test_check_in_demo_reaches_the_embedded_sandbox(demo_env):
+    sb = runtime.demo_sandbox()
+    sb.clear_log()
+    at = app()
+    tenant = at.selectbox(key="kh_tenant_pick").options[3]
+    at.selectbox(key="kh_tenant_pick").set_value(tenant).run()
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["over"].key).run()
+    [b for b in at.button if b.label == "Check key"][0].click().run()
+    assert at.warning and "ATTENTION" in at.warning[0].value
+    assert sb.requests
+    assert store.tenant_history(tenant, url=demo_env.db_url)[0]["source"] == "dashboard"
+
+
+def test_triage_lists_every_tenant_worst_first(demo_env):
+    at = app("pages/triage.py")
+    assert at.title[0].value == "Triage"
+    frame = at.dataframe[0].value
+    assert len(frame) == len(store.list_tenants(url=demo_env.db_url))
+    order = list(frame["Status"])
+    ranks = [STATUSES.index(s) for s in order]
+    assert ranks == sorted(ranks), "worst status first"
+    same = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
+    for i in same:
+        assert frame["Last checked"][i - 1] <= frame["Last checked"][i], "then stalest first"
+    assert all("tenant=" in u and "demo=1" in u for u in frame["Open"])
+    assert all("rk_" not in u for u in frame["Open"]), "no key in a URL"
+    counts = store.status_counts(url=demo_env.db_url)
+    metrics = {m.label: int(m.value) for m in at.metric}
+    assert metrics == counts
+
+
+def test_triage_filters_and_search(demo_env):
+    at = app("pages/triage.py")
+    at.multiselect(key="tr_status").set_value(["failing"]).run()
+    frame = at.dataframe[0].value
+    assert len(frame) and set(frame["Status"]) == {"failing"}
+    at.multiselect(key="tr_status").set_value([]).run()
+    at.number_input(key="tr_stale").set_value(14).run()
+    if at.dataframe:
+        assert (at.dataframe[0].value["Days ago"] > 14).all()
+    at.number_input(key="tr_stale").set_value(0).run()
+    name = store.list_tenants(url=demo_env.db_url)[5]["name"]
+    at.text_input(key="tr_search").input(name.split()[0].lower()).run()
+    frame = at.dataframe[0].value
+    assert name in set(frame["Tenant"])
+    at.text_input(key="tr_search").input("no tenant is called this").run()
+    assert not at.dataframe and at.info
+
+
+def test_triage_row_opens_tenant(demo_env):
+    at = app("pages/triage.py")
+    first = at.dataframe[0].value["Tenant"][0]
+    links = at.get("page_link")
+    assert links and first in links[0].proto.label
+    assert links[0].proto.page.endswith("tenant") or "tenant" in links[0].proto.page
+
+
+def test_tenant_page_charts_and_drift(demo_env):
+    tenants = store.latest_checks(status="healthy", url=demo_env.db_url)
+    slug = max(tenants, key=lambda t: len(store.tenant_history(t["slug"], url=demo_env.db_url)))["slug"]
+    history = store.tenant_history(slug, url=demo_env.db_url)
+    at = app("pages/tenant.py", tenant=slug)
+    assert at.title[0].value == md_escape(history[0]["tenant"])
+    figs = figures(at)
+    assert len(figs) == 2
+    score = figs[0]["data"][0]
+    assert score["y"] == [h["score"] for h in reversed(history)]
+    assert [ts(x) for x in score["x"]] == [ts(h["checked_at"]) for h in reversed(history)]
+    timeline = {t["name"]: t for t in figs[1]["data"] if t.get("mode") == "markers"}
+    for status, trace in timeline.items():
+        assert len(trace["x"]) == sum(1 for h in history if h["status"] == status)
+    history_table = at.dataframe[-1].value
+    assert len(history_table) == len(history)
+
+
+def test_tenant_page_drift_for_a_fixed_tenant(demo_env):
+    # some demo tenant went from failing to healthy: its drift lists the permissions that changed
+    for t in store.list_tenants(url=demo_env.db_url):
+        changes = store.drift(t["slug"], url=demo_env.db_url)
+        if changes:
+            break
+    else:
+        pytest.fail("the demo history has no drift at all")
+    at = app("pages/tenant.py", tenant=t["slug"])
+    frame = at.dataframe[0].value
+    assert len(frame) == len(changes)
+    assert frame["Scope"][0] == f"rak_{changes[0]['scope']}"
+
+
+def test_check_again_goes_to_check_with_tenant(demo_env):
+    t = store.list_tenants(url=demo_env.db_url)[2]
+    at = app("pages/tenant.py", tenant=t["slug"])
+    [b for b in at.button if b.label == "Check again"][0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "Check a key"
+    assert at.selectbox(key="kh_tenant_pick").value == t["name"]
+
+
+def test_unknown_tenant_is_one_sentence(demo_env):
+    at = app("pages/tenant.py", tenant="no-such-tenant")
+    assert at.warning and md_escape("no-such-tenant") in at.warning[0].value
+    assert at.selectbox(key="tn_pick")
+
+
+def test_fleet_charts_match_the_store(demo_env):
+    at = app("pages/fleet.py")
+    figs = figures(at)
+    assert len(figs) == 4
+    start, end = at.date_input(key="fl_range").value
+    mix = store.status_mix_per_day(start, end, url=demo_env.db_url)
+    by_name = {t["name"]: t for t in figs[0]["data"]}
+    assert set(by_name) == set(STATUSES)
+    assert by_name["failing"]["y"] == [d["failing"] for d in mix]
+    assert by_name["failing"]["marker"]["color"] == "#e03131"
+    per_day = store.checks_per_day(start, end, url=demo_env.db_url)
+    bars = figs[3]["data"][0]
+    assert bars["y"] == [d["checks"] for d in per_day]
+    scores = store.score_distribution(10, url=demo_env.db_url)
+    assert figs[2]["data"][0]["y"] == [b["tenants"] for b in scores]
+    missing = store.top_problem_scopes("missing", 10, url=demo_env.db_url)
+    miss_trace = next(t for t in figs[1]["data"] if t["name"] == "missing")
+    assert sum(miss_trace["x"]) == sum(d["tenants"] for d in missing[:10] if f"rak_{d['scope']}" in miss_trace["customdata"])
+    assert int(at.metric[0].value) == sum(store.status_counts(url=demo_env.db_url).values())
+
+
+def test_fleet_date_range_narrows(demo_env):
+    at = app("pages/fleet.py")
+    start, end = at.date_input(key="fl_range").value
+    at.date_input(key="fl_range").set_value((end, end)).run()
+    figs = figures(at)
+    mix = store.status_mix_per_day(end, end, url=demo_env.db_url)
+    days = figs[0]["data"][0].get("x", [])
+    assert len(days) == len(mix) <= 1
+    at.toggle(key="fl_share").set_value(True).run()
+    assert not at.exception
+
+
+def test_about_page(demo_env):
+    at = app("pages/about.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert "embedded Stripe sandbox" in text and "keyhealth-demo.db" in text
+    assert "Key Health 0." in text
+    from core.catalogue import load_catalogue
+
+    assert len(at.dataframe[0].value) == len(load_catalogue().scopes)
+
+
+def test_about_masks_the_database_password(demo_env, monkeypatch, tmp_path):
+    from core import runtime as rtmod
+
+    assert rtmod.mask_db_url("postgresql://kh:hunter2@db.example:5432/kh") == "postgresql://kh:***@db.example:5432/kh"
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["kh_demo"] = False
+    at.run()
+    at.switch_page("pages/about.py").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "Real" in text and url in text
+
+
+@pytest.mark.parametrize("page", ["pages/check.py", "pages/triage.py", "pages/tenant.py", "pages/fleet.py", "pages/about.py"])
+def test_every_page_runs_without_error(demo_env, page):
+    at = app(page)
+    assert not at.exception
+    assert at.title
+
+
+def test_triage_status_cells_are_colour_coded(demo_env):
+    import re
+
+    at = app("pages/triage.py")
+    df = at.dataframe[0]
+    styles = df.proto.arrow_data.styler.styles
+    rules = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", styles):
+        for sel in selectors.split(","):
+            m = re.search(r"_(row\d+_col\d+)", sel)
+            if m:
+                rules[m.group(1)] = body
+    status_col = list(df.value.columns).index("Status")
+    want = {"failing": "#ffc9c9", "healthy": "#d3f9d8", "invalid": "#eebefa", "attention": "#ffe8a3"}
+    seen = set()
+    for i, status in enumerate(df.value["Status"]):
+        if status in want:
+            assert want[status] in rules[f"row{i}_col{status_col}"], (status, rules.get(f"row{i}_col{status_col}"))
+            seen.add(status)
+    assert {"failing", "healthy"} <= seen
+
+
+def test_a_broken_database_is_one_sentence_on_every_page(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
+    monkeypatch.setenv("DATABASE_URL", url)
+    runtime.ensure_schema(url)
+    with store.get_engine(url).begin() as conn:  # someone dropped the tables after the app started
+        conn.execute(sa.text("DROP TABLE check_rows"))
+        conn.execute(sa.text("DROP TABLE checks"))
+        conn.execute(sa.text("DROP TABLE audit"))
+        conn.execute(sa.text("DROP TABLE tenants"))
+    for page in ("pages/check.py", "pages/triage.py", "pages/fleet.py", "pages/tenant.py"):
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.query_params["tenant"] = "acme"
+        at.run()
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.error, page
+        assert all(len(e.value.split(". ")) <= 2 for e in at.error), [e.value for e in at.error]
+        assert "Traceback" not in " ".join(e.value for e in at.error)

@@ -1,0 +1,143 @@
+"""Chart builders on their own: plain dicts in (the store's shapes), plotly figures out."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from core.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS
+from core.charts import fleet, tenant
+from core.result import STATUSES
+
+
+def spec(fig) -> dict:
+    return json.loads(fig.to_json())
+
+
+def mix_day(day: date, **counts) -> dict:
+    row = {"day": day, **{s: 0 for s in STATUSES}}
+    row.update(counts)
+    row["total"] = sum(row[s] for s in STATUSES)
+    return row
+
+
+def test_status_mix_stacks_every_status_in_order():
+    d0 = date(2026, 1, 1)
+    per_day = [mix_day(d0, healthy=3, failing=1), mix_day(d0 + timedelta(days=1), attention=2, invalid=2)]
+    s = spec(fleet.status_mix(per_day))
+    assert [t["name"] for t in s["data"]] == list(STACK_ORDER)
+    assert STACK_ORDER[0] == "healthy" and STACK_ORDER[-1] == "invalid"
+    by = {t["name"]: t for t in s["data"]}
+    assert by["healthy"]["y"] == [3, 0]
+    assert by["failing"]["y"] == [1, 0]
+    assert by["invalid"]["y"] == [0, 2]
+    assert by["failing"]["marker"]["color"] == STATUS_COLOURS["failing"]
+    assert s["layout"]["barmode"] == "stack"
+    assert by["healthy"]["x"] == ["2026-01-01", "2026-01-02"]
+
+
+def test_status_mix_as_shares_sums_to_100():
+    per_day = [mix_day(date(2026, 1, 1), healthy=3, failing=1)]
+    s = spec(fleet.status_mix(per_day, share=True))
+    total = sum(t["y"][0] for t in s["data"])
+    assert total == pytest.approx(100)
+    assert {t["name"]: t["y"][0] for t in s["data"]}["healthy"] == 75.0
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: fleet.status_mix([]),
+        lambda: fleet.checks_per_day([]),
+        lambda: fleet.problem_scopes([], []),
+        lambda: fleet.score_distribution([{"from": 0, "to": 9, "tenants": 0}]),
+        lambda: tenant.score_over_time([]),
+        lambda: tenant.status_timeline([]),
+        lambda: fleet.status_counts({s: 0 for s in STATUSES}),
+    ],
+)
+def test_empty_data_gives_a_figure_that_says_so(build):
+    s = spec(build())
+    assert s["data"] == []
+    assert s["layout"]["annotations"][0]["text"]
+
+
+def test_problem_scopes_merges_missing_and_excess_most_first():
+    missing = [
+        {"scope": "charge", "resource": "Charges", "category": "Core", "tenants": 5, "share": 0.5},
+        {"scope": "invoice", "resource": "Invoices", "category": "Billing", "tenants": 2, "share": 0.2},
+    ]
+    excess = [
+        {"scope": "customer", "resource": "Customers", "category": "Core", "tenants": 3, "share": 0.3},
+        {"scope": "invoice", "resource": "Invoices", "category": "Billing", "tenants": 2, "share": 0.2},
+    ]
+    s = spec(fleet.problem_scopes(missing, excess))
+    m, e = s["data"]
+    assert m["name"] == "missing" and e["name"] == "excess"
+    assert m["marker"]["color"] == VERDICT_COLOURS["missing"] and e["marker"]["color"] == VERDICT_COLOURS["excess"]
+    # plotly draws bottom-up: the most frequent (Charges 5, Invoices 2+2, Customers 3) ends up last
+    assert m["y"] == ["Core → Customers", "Billing → Invoices", "Core → Charges"]
+    assert m["x"] == [0, 2, 5] and e["x"] == [3, 2, 0]
+    assert m["customdata"][-1] == "rak_charge"
+
+
+def test_problem_scopes_limit():
+    rows = [{"scope": f"s{i}", "resource": f"R{i}", "category": "C", "tenants": i + 1, "share": 0} for i in range(20)]
+    s = spec(fleet.problem_scopes(rows, [], limit=5))
+    assert len(s["data"][0]["y"]) == 5
+    assert s["data"][0]["x"] == [16, 17, 18, 19, 20]
+
+
+def test_checks_per_day_bars_and_tenants_line():
+    rows = [{"day": date(2026, 2, 1), "checks": 7, "tenants": 4}, {"day": date(2026, 2, 2), "checks": 3, "tenants": 3}]
+    s = spec(fleet.checks_per_day(rows))
+    bars, line = s["data"]
+    assert bars["type"] == "bar" and bars["y"] == [7, 3]
+    assert line["type"] == "scatter" and line["y"] == [4, 3]
+
+
+def test_score_distribution_labels_and_colours():
+    buckets = [{"from": i * 10, "to": 100 if i == 9 else i * 10 + 9, "tenants": i} for i in range(10)]
+    s = spec(fleet.score_distribution(buckets))
+    bar = s["data"][0]
+    assert bar["x"][0] == "0–9" and bar["x"][-1] == "90–100"
+    assert bar["y"] == list(range(10))
+    assert bar["marker"]["color"][0] == STATUS_COLOURS["failing"]
+    assert bar["marker"]["color"][-1] == STATUS_COLOURS["healthy"]
+
+
+def test_status_counts_worst_first():
+    s = spec(fleet.status_counts({"invalid": 1, "failing": 2, "incomplete": 0, "attention": 3, "healthy": 4}))
+    assert [t["name"] for t in s["data"]] == ["invalid (1)", "failing (2)", "incomplete (0)", "attention (3)", "healthy (4)"]
+
+
+def history(statuses_scores: list[tuple[str, int]]) -> list[dict]:
+    t0 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+    rows = [
+        {"check_id": i + 1, "checked_at": t0 + timedelta(days=i), "status": st, "score": sc,
+         "key_masked": "rk_live_…ab12", "source": "dashboard"}
+        for i, (st, sc) in enumerate(statuses_scores)
+    ]
+    return list(reversed(rows))  # the store gives newest first
+
+
+def test_score_over_time_oldest_first_coloured_by_status():
+    h = history([("failing", 64), ("attention", 90), ("healthy", 100)])
+    s = spec(tenant.score_over_time(h))
+    trace = s["data"][0]
+    assert trace["y"] == [64, 90, 100]
+    assert trace["x"][0].startswith("2026-03-01")
+    assert trace["marker"]["color"] == [STATUS_COLOURS[x] for x in ("failing", "attention", "healthy")]
+    assert trace["customdata"][0] == ["failing", "rk_live_…ab12"]
+
+
+def test_status_timeline_one_trace_per_status_present():
+    h = history([("healthy", 100), ("invalid", 0), ("invalid", 0), ("healthy", 100)])
+    s = spec(tenant.status_timeline(h))
+    markers = {t["name"]: t for t in s["data"] if t.get("mode") == "markers"}
+    assert set(markers) == {"healthy", "invalid"}
+    assert len(markers["invalid"]["x"]) == 2 and markers["invalid"]["y"] == ["invalid", "invalid"]
+    line = s["data"][0]
+    assert line["y"] == ["healthy", "invalid", "invalid", "healthy"]
+    assert s["layout"]["yaxis"]["categoryarray"] == list(STATUSES)

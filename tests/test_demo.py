@@ -1,0 +1,187 @@
+"""The demo: generated history (real catalogue, real verdicts), its seeding, and the runtime switch."""
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core import runtime, store
+from core.demo import (
+    DEMO_DAYS,
+    DEMO_TENANTS,
+    STORIES,
+    demo_db_path,
+    demo_db_url,
+    generate,
+    seed_demo,
+)
+from core.remediation import fix_for
+from core.catalogue import load_profile
+from core.result import STATUSES
+from core.verdict import overall_status, score
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def checks():
+    return generate(now=NOW)
+
+
+def latest_by_tenant(checks) -> dict:
+    out = {}
+    for c in checks:
+        out[c.tenant] = c
+    return out
+
+
+def test_generation_is_deterministic(checks):
+    again = generate(now=NOW)
+    assert [(c.tenant, c.result.status, c.result.score, c.result.checked_at) for c in checks] == [
+        (c.tenant, c.result.status, c.result.score, c.result.checked_at) for c in again
+    ]
+
+
+def test_tens_of_tenants_over_several_weeks(checks):
+    tenants = {c.tenant for c in checks}
+    assert len(tenants) == DEMO_TENANTS
+    times = [c.result.checked_at for c in checks]
+    assert times == sorted(times)
+    assert max(times) <= NOW
+    assert max(times) - min(times) > timedelta(days=21)
+    assert min(times) >= NOW - timedelta(days=DEMO_DAYS + 1)
+    per_tenant = Counter(c.tenant for c in checks)
+    assert sum(per_tenant.values()) > 5 * DEMO_TENANTS
+
+
+def test_every_status_is_someones_latest(checks):
+    latest = Counter(c.result.status for c in latest_by_tenant(checks).values())
+    assert set(latest) == set(STATUSES), latest
+    assert latest["healthy"] < DEMO_TENANTS  # not a fleet of green
+
+
+def test_breakages_and_fixes(checks):
+    seq = defaultdict(list)
+    for c in checks:
+        seq[c.tenant].append(c.result.status)
+    fixed = [t for t, s in seq.items() if "failing" in s and s[-1] == "healthy"]
+    broke = [t for t, s in seq.items() if s[0] == "healthy" and s[-1] in ("failing", "invalid")]
+    assert fixed and broke
+    keys = defaultdict(set)
+    for c in checks:
+        if c.result.key.fingerprint:
+            keys[c.tenant].add(c.result.key.fingerprint)
+    assert any(len(v) > 1 for v in keys.values()), "some tenant pasted a new key (rolled)"
+
+
+def test_results_are_what_the_real_verdict_gives(checks):
+    profile = load_profile()
+    for c in checks:
+        r = c.result
+        assert "…" in r.key.masked and len(r.key.masked) < 40
+        if r.status == "invalid":
+            assert r.score == 0 and r.problem and not r.rows
+            continue
+        assert r.status == overall_status(r.rows)
+        assert r.score == score(r.rows, r.status)
+        for row in r.rows:
+            assert row.fix == fix_for(row, profile)
+        assert r.message and r.requests > 0
+        assert c.source in store.SOURCES
+
+
+def test_every_story_is_told(checks):
+    assert len({s for s, _ in STORIES}) == len(STORIES)
+    assert sum(w for _, w in STORIES) == DEMO_TENANTS
+
+
+def test_demo_db_path_honours_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert demo_db_path() == tmp_path / "elsewhere" / "demo" / "keyhealth-demo.db"
+    assert demo_db_url() == f"sqlite:///{tmp_path / 'elsewhere' / 'demo' / 'keyhealth-demo.db'}"
+
+
+def test_seed_writes_through_the_store_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    store.upgrade(url)
+    n = seed_demo(url, now=NOW)
+    assert n == len(generate(now=NOW))
+    assert seed_demo(url, now=NOW) == 0, "seeding is idempotent"
+    assert len(store.list_tenants(url=url)) == DEMO_TENANTS
+    counts = store.status_counts(url=url)
+    assert sum(counts.values()) == DEMO_TENANTS
+    drifting = [t for t in store.list_tenants(url=url) if store.drift(t["slug"], url=url)]
+    assert drifting, "the history shows permissions changing"
+    assert store.list_audit(action="check", url=url, limit=5)
+    hist = store.tenant_history(store.list_tenants(url=url)[0]["slug"], url=url)
+    assert all(h["checked_at"] <= NOW for h in hist)
+
+
+# --- runtime ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'real.db'}")
+    monkeypatch.delenv("STRIPE_API_BASE", raising=False)
+    return tmp_path
+
+
+def test_real_and_demo_runtimes_never_share_a_database(env):
+    before = dict(os.environ)
+    real = runtime.current(False)
+    demo = runtime.current(True)
+    assert not real.demo and demo.demo
+    assert real.db_url == f"sqlite:///{env / 'real.db'}"
+    assert demo.db_url == f"sqlite:///{env / 'data' / 'demo' / 'keyhealth-demo.db'}"
+    assert real.api_base == "https://api.stripe.com" and real.is_stripe
+    assert demo.api_base.startswith("http://127.0.0.1:") and not demo.is_stripe
+    assert dict(os.environ) == before, "switching modes must not touch the process environment"
+    assert store.list_tenants(url=real.db_url) == []
+    assert len(store.list_tenants(url=demo.db_url)) == DEMO_TENANTS
+
+
+def test_demo_runtime_starts_one_sandbox_and_seeds_once_under_threads(env):
+    results, errors = [], []
+
+    def go():
+        try:
+            results.append(runtime.demo_runtime())
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({r.api_base for r in results}) == 1
+    assert len({r.db_url for r in results}) == 1
+    assert len(store.list_tenants(url=results[0].db_url)) == DEMO_TENANTS
+    assert runtime.demo_sandbox() is runtime.demo_sandbox()
+
+
+def test_for_session_reads_the_session_then_the_default(env, monkeypatch):
+    monkeypatch.setenv("KEYHEALTH_DEMO", "1")
+    assert runtime.for_session({}).demo is True
+    assert runtime.for_session({"kh_demo": False}).demo is False
+    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
+    assert runtime.for_session({}).demo is False
+    assert runtime.for_session({"kh_demo": True}).demo is True
+
+
+def test_client_is_shared_per_stripe_base(env):
+    demo = runtime.current(True)
+    assert demo.client() is demo.client()
+    assert runtime.current(False).client() is not demo.client()
+
+
+def test_labels_never_show_a_password():
+    rt = runtime.Runtime(False, "https://api.stripe.com", "postgresql+psycopg://kh:s3cret@db:5432/kh")
+    assert "s3cret" not in rt.db_label and "***" in rt.db_label
+    assert rt.stripe_label.startswith("Stripe itself")
+    other = runtime.Runtime(False, "http://localhost:12111", "sqlite:///x.db")
+    assert "STRIPE_API_BASE" in other.stripe_label
