@@ -1,6 +1,6 @@
 """`python -m bench` (or `make bench`): run every benchmark and write their tables into README.md.
 
-Each bench module has `run() -> str` returning a markdown section. The README keeps them between
+Each bench module has `report() -> str` returning a markdown section. The README keeps them between
 the `<!-- bench:start -->` and `<!-- bench:end -->` markers.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
         except ModuleNotFoundError:
             continue
         t0 = time.perf_counter()
-        body = mod.run()
+        body = (getattr(mod, "report", None) or mod.run)()
         took = time.perf_counter() - t0
         print(f"## {title}\n\n{body}\n", flush=True)
         sections.append(f"### {title}\n\n{body}\n\n_(bench took {took:.0f} s)_")

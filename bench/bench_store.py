@@ -199,6 +199,22 @@ def run(url: str, repeat: int, records: int, names: list[str]) -> list[tuple[str
     return [(label, ms, goal, "yes" if ms < goal else "**NO**") for label, ms, goal in out]
 
 
+def report(url: str = DEFAULT_URL, tenants: int = 2000, checks: int = 100_000) -> str:
+    """The markdown section `python -m bench` writes into the README (reuses a seeded database)."""
+    names = [f"Bench Tenant {i:05d}" for i in range(tenants)]
+    seeded = None
+    if not (store.current_revision(url) and store.latest_checks(limit=1, url=url)):
+        seeded = seed_bench_db(url, tenants, checks)
+    lines = [f"{get_engine(url).dialect.name}, {tenants:,} tenants, {checks:,} checks (about 10 rows each); "
+             "median of 7 runs per query."]
+    if seeded:
+        lines.append(f"Seeded {seeded['checks']:,} checks and {seeded['rows']:,} rows in {seeded['seconds']:.1f} s.")
+    lines += ["", "| operation | median ms | goal ms | met |", "| --- | ---: | ---: | :---: |"]
+    lines += [f"| {label} | {ms:.1f} | {goal:.0f} | {ok} |" for label, ms, goal, ok in run(url, 7, 50, names)]
+    store.dispose_engine(url)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default=DEFAULT_URL)

@@ -54,7 +54,7 @@ def _sweep(sb: Sandbox, name: str, settings: ProbeSettings) -> dict:
     }
 
 
-def run() -> str:
+def report() -> str:
     settings = ProbeSettings()  # the shipped defaults: 20/s test, 25/s live, 8 workers
     with Sandbox(latency_s=LATENCY_S) as sb:
         sb.start()
@@ -75,4 +75,4 @@ def run() -> str:
 
 
 if __name__ == "__main__":
-    print(run())
+    print(report())
