@@ -23,13 +23,36 @@ def copy_secrets_to_env() -> None:
 
 copy_secrets_to_env()  # before core is imported: core.config reads KEYHEALTH_DATA_DIR at import
 
-from core import runtime  # noqa: E402
+from core import access, runtime  # noqa: E402
 from core.config import database_url  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FORGET_ON_SWITCH = ("kh_key", "kh_key_input", "kh_result", "kh_result_tenant", "kh_tenant", "kh_tenant_pick", "kh_tenant_new")
 
 st.set_page_config(page_title="Key Health", page_icon="🔑", layout="wide")
+
+
+def read_secrets() -> dict:
+    try:
+        return st.secrets.to_dict()
+    except Exception:  # no secrets file: open access, embedded defaults
+        return {}
+
+
+def sign_in_gate(policy: access.AccessPolicy) -> None:
+    """With [auth] configured, nothing but this page is shown until an allowed person has signed in."""
+    if not policy.enabled:
+        return
+    if not st.user.is_logged_in:
+        st.title("Key Health")
+        st.write("Pointai's internal dashboard for Stripe key health. Sign in to continue.")
+        st.button("Sign in", type="primary", on_click=st.login, key="kh_sign_in")
+        st.stop()
+    if not policy.allows(st.user.get("email")):
+        st.title("Key Health")
+        st.error(policy.refusal(st.user.get("email")))
+        st.button("Sign out", on_click=st.logout, key="kh_sign_out_refused")
+        st.stop()
 
 
 def switch_mode() -> None:
@@ -40,8 +63,11 @@ def switch_mode() -> None:
         st.session_state.pop(k, None)
 
 
-def sidebar(rt: runtime.Runtime) -> None:
+def sidebar(rt: runtime.Runtime, policy: access.AccessPolicy) -> None:
     with st.sidebar:
+        if policy.enabled:
+            st.caption(f"Signed in as {access.identity(st.user)}")
+            st.button("Sign out", on_click=st.logout, key="kh_sign_out")
         if rt.demo:
             st.info("**Demo mode**: the embedded Stripe sandbox and a demo database. No real account is touched.")
             with st.expander("Demo keys (paste one on *Check a key*)", expanded=False):
@@ -56,7 +82,17 @@ def sidebar(rt: runtime.Runtime) -> None:
         else:
             st.success(f"**Real mode**: {rt.stripe_label}.")
         st.caption(f"Data: `{rt.db_label}`")
+    if not policy.enabled:
+        st.warning(
+            "Open access: sign-in is not configured, so anyone who can reach this page can use it. "
+            "Configure [auth] in .streamlit/secrets.toml (see secrets.toml.example).",
+            icon=":material/lock_open:",
+        )
 
+
+POLICY = access.policy_from_secrets(read_secrets())
+sign_in_gate(POLICY)
+st.session_state["kh_who"] = access.identity(st.user)
 
 if runtime.STATE_DEMO not in st.session_state:
     # ?demo=1 lets a link opened in a new tab keep the mode (the mode is no secret; a key never goes in a URL)
@@ -84,7 +120,7 @@ except Exception as e:  # the database or the sandbox could not be opened: one s
     )
     st.stop()
 st.session_state["kh_runtime"] = rt
-sidebar(rt)
+sidebar(rt, POLICY)
 
 # URL paths differ from the file names on purpose: Streamlit still knows the legacy pages/ directory, and a
 # URL path equal to a file's stem ("check" for pages/check.py) lets that legacy route run the page without
@@ -100,6 +136,7 @@ EXTRA = [
     ("pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
 ]
 PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
+PAGES.append(st.Page("pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
 PAGES.append(st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
 
 page = st.navigation(PAGES)

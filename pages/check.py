@@ -6,7 +6,7 @@ from collections import Counter
 
 import streamlit as st
 
-from core import runtime, store
+from core import access, runtime, store
 from core.check import check_key, unknown_scopes
 from core.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
 from core.keys import intake
@@ -15,15 +15,6 @@ log = logging.getLogger("keyhealth")
 rt = runtime.for_session(st.session_state)
 BANNER = {"healthy": st.success, "attention": st.warning, "incomplete": st.warning, "failing": st.error, "invalid": st.error}
 ICON = {"ok": "✓", "missing": "✗", "excess": "▲", "unknown": "?", "not_applicable": "–"}
-
-
-def who() -> str:
-    try:
-        if st.user.get("is_logged_in") is False:
-            return "anonymous"
-        return str(st.user.get("email") or "anonymous")
-    except Exception:
-        return "anonymous"
 
 
 def forget_key() -> None:
@@ -79,9 +70,9 @@ def run_check(key, tenant: str, *, previous=None) -> None:
     st.session_state["kh_tenant_next"] = tenant  # chosen in the tenant box on the next run
     st.session_state.pop("kh_save_problem", None)
     try:
-        store.record_check(result, tenant, source="dashboard", checked_by=who(), url=rt.db_url)
+        store.record_check(result, tenant, source="dashboard", checked_by=access.identity(st.user), url=rt.db_url)
         store.record_audit(
-            "check", who=who(), tenant=tenant, outcome=result.status,
+            "check", who=access.identity(st.user), tenant=tenant, outcome=result.status,
             detail=f"{result.key.masked} score {result.score}", url=rt.db_url,
         )
     except store.StoreInputError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import runtime
+from core import access, runtime
 from core.charts import payments
 from core.keys import intake
 from core.sample import DEFAULT_MAX_ROWS, DEFAULT_WINDOW_DAYS, MAX_ROWS_CAP, MAX_WINDOW_DAYS, fetch_sample_data
@@ -19,13 +19,6 @@ st.caption(
 )
 
 rt = runtime.for_session(st.session_state)
-
-
-def who() -> str | None:
-    try:
-        return str(st.user.get("email")) if st.user.get("email") else None
-    except Exception:
-        return None
 
 
 key = st.session_state.get("kh_key")
@@ -70,7 +63,7 @@ if fetch:
             from core.store import record_audit
 
             outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
-            record_audit("sample_data", who=who(), tenant=tenant, outcome=outcome, url=rt.db_url,
+            record_audit("sample_data", who=access.identity(st.user), tenant=tenant, outcome=outcome, url=rt.db_url,
                          detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}))
         except Exception as e:  # the sample is still shown; the history entry is what failed
             st.warning(f"The sample was read but not recorded in {tenant}'s history ({type(e).__name__}).")

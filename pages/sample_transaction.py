@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import runtime
+from core import access, runtime
 from core.keys import intake
 from core.transaction import (
     DEFAULT_AMOUNT,
@@ -27,13 +27,6 @@ st.caption(
 )
 
 rt = runtime.for_session(st.session_state)
-
-
-def who() -> str | None:
-    try:
-        return str(st.user.get("email")) if st.user.get("email") else None
-    except Exception:
-        return None
 
 
 key = st.session_state.get("kh_key")
@@ -86,7 +79,7 @@ if create:
     st.session_state[RESULT] = result
     if tenant:
         try:
-            record_transaction(result, tenant, who=who(), source="dashboard", url=rt.db_url)
+            record_transaction(result, tenant, who=access.identity(st.user), source="dashboard", url=rt.db_url)
         except Exception as e:  # the result is still shown; the history entry is what failed
             st.warning(f"The result was not recorded in {tenant}'s history ({type(e).__name__}).")
 

@@ -1,0 +1,71 @@
+"""Audit trail: who checked which tenant, who viewed sample data, who ran a sample transaction, when, and how it went."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta, timezone
+
+import pandas as pd
+import streamlit as st
+
+from core import runtime, store
+from core.grid import md_escape
+
+log = logging.getLogger("keyhealth")
+rt = runtime.for_session(st.session_state)
+ACTIONS = ["check", "sample_data", "sample_transaction"]
+
+st.title("Audit trail")
+st.caption("Every check, sample-data view and sample transaction, newest first. Keys are never recorded.")
+
+f1, f2, f3, f4 = st.columns([2, 2, 2, 2])
+actions = f1.multiselect("Action", ACTIONS, key="au_action", placeholder="Any action")
+who = f2.text_input("Who (exact email)", key="au_who")
+tenant = f3.text_input("Tenant", key="au_tenant")
+today = datetime.now(timezone.utc).date()
+period = f4.date_input("Between", value=(today - timedelta(days=30), today), key="au_period")
+
+start, end = (period if isinstance(period, (tuple, list)) and len(period) == 2 else (today - timedelta(days=30), today))
+try:
+    entries = store.list_audit(
+        action=actions or None,
+        who=who.strip() or None,
+        tenant=tenant.strip() or None,
+        since=datetime.combine(start, time.min, tzinfo=timezone.utc),
+        until=datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc),
+        limit=5000,
+        url=rt.db_url,
+    )
+except store.StoreInputError as e:
+    st.error(md_escape(e))
+    st.stop()
+except Exception as e:
+    log.error("audit query failed: %s", type(e).__name__)
+    st.error("The audit trail could not be read from the database; check DATABASE_URL on the About page.")
+    st.stop()
+
+if not entries:
+    st.info("No audit entries match these filters; widen the dates or clear a filter.")
+    st.stop()
+
+frame = pd.DataFrame(
+    [
+        {
+            "When (UTC)": e["at"].strftime("%Y-%m-%d %H:%M:%S"),
+            "Who": e["who"] or "anonymous",
+            "Action": e["action"],
+            "Tenant": e["tenant"] or "",
+            "Outcome": e["outcome"],
+            "Detail": e["detail"] or "",
+        }
+        for e in entries
+    ]
+)
+st.caption(f"{len(frame)} entries" + (" (the newest 5,000)" if len(frame) == 5000 else ""))
+st.dataframe(frame, hide_index=True, width="stretch")
+st.download_button(
+    "Download audit CSV",
+    frame.to_csv(index=False).encode(),
+    file_name=f"keyhealth-audit-{start}-{end}.csv",
+    mime="text/csv",
+    key="au_download",
+)

@@ -1,0 +1,165 @@
+"""Sign-in (st.login with an allow-list when [auth] is configured), the open-access banner, and the audit page."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import store
+from core.access import AccessPolicy, identity, policy_from_secrets
+
+APP = "../app.py"
+AUTH = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "test-cookie-secret",
+    "client_id": "kh-test",
+    "client_secret": "kh-test-secret",
+    "server_metadata_url": "https://idp.example.invalid/.well-known/openid-configuration",
+}
+
+
+@pytest.fixture
+def real_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
+    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'kh.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret")
+    store.upgrade(url)
+    return url
+
+
+def run_app(secrets=None, user=None, page=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in (secrets or {}).items():
+        at.secrets[k] = v
+    if user is not None:
+        at.user = user
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page_titles(at) -> list[str]:
+    return [t.value for t in at.title]
+
+
+# --- the policy ------------------------------------------------------------------------------------
+def test_policy_without_auth_is_open():
+    p = policy_from_secrets({})
+    assert not p.enabled and p.allows(None)
+
+
+@pytest.mark.parametrize(
+    "email,ok",
+    [
+        ("ana@pointai.tech", True),
+        ("ANA@PointAI.tech", True),
+        ("contractor@example.com", True),
+        ("someone@example.com", False),
+        ("ana@pointai.tech.evil.com", False),
+        ("pointai.tech@evil.com", False),
+        ("", False),
+        (None, False),
+        ("no-at-sign", False),
+    ],
+)
+def test_allow_list(email, ok):
+    p = policy_from_secrets({"auth": AUTH, "keyhealth": {"allowed_domains": ["@pointai.tech"],
+                                                        "allowed_emails": ["Contractor@Example.com"]}})
+    assert p.enabled and p.allows(email) is ok
+
+
+def test_auth_with_empty_allow_list_fails_closed():
+    p = policy_from_secrets({"auth": AUTH})
+    assert p.enabled and not p.allows("ana@pointai.tech")
+    assert "allowed_domains" in p.refusal("ana@pointai.tech")
+
+
+def test_identity():
+    assert identity({"is_logged_in": True, "email": "a@b.c"}) == "a@b.c"
+    assert identity({"is_logged_in": False, "email": "a@b.c"}) == "anonymous"
+    assert identity(None) == "anonymous"
+
+
+# --- the app ---------------------------------------------------------------------------------------
+def test_without_auth_every_page_shows_the_open_access_banner(real_env):
+    at = run_app()
+    assert "Check a key" in page_titles(at)
+    assert any("Open access" in w.value for w in at.warning)
+    at.switch_page("pages/triage.py").run()
+    assert any("Open access" in w.value for w in at.warning)
+
+
+def test_signed_out_sees_only_the_sign_in_page(real_env):
+    at = run_app(secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
+                 user={"is_logged_in": False})
+    assert page_titles(at) == ["Key Health"]
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.text_input and not at.dataframe and not at.sidebar.toggle
+    assert not any("Open access" in w.value for w in at.warning)
+
+
+def test_allowed_user_gets_in_and_is_named(real_env):
+    at = run_app(secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
+                 user={"is_logged_in": True, "email": "ana@pointai.tech", "name": "Ana"})
+    assert "Check a key" in page_titles(at)
+    assert any("ana@pointai.tech" in c.value for c in at.sidebar.caption)
+    assert "Sign out" in [b.label for b in at.sidebar.button]
+    assert at.session_state["kh_who"] == "ana@pointai.tech"
+
+
+def test_signed_in_outsider_is_refused(real_env):
+    at = run_app(secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
+                 user={"is_logged_in": True, "email": "mallory@evil.example"})
+    assert page_titles(at) == ["Key Health"]
+    assert any("mallory@evil.example is not allowed" in e.value for e in at.error)
+    assert [b.label for b in at.button] == ["Sign out"]
+    assert not at.text_input
+
+
+# --- the audit page --------------------------------------------------------------------------------
+def test_audit_page_filters_and_downloads(real_env):
+    now = datetime.now(timezone.utc)
+    store.record_audit("check", who="ana@pointai.tech", tenant="Acme Ltd", outcome="failing", at=now, url=real_env)
+    store.record_audit("sample_data", who="bo@pointai.tech", tenant="Acme Ltd", outcome="ok",
+                       at=now - timedelta(hours=1), url=real_env)
+    store.record_audit("sample_transaction", who="ana@pointai.tech", tenant="Beta", outcome="passed",
+                       detail="charge ch_123", at=now - timedelta(days=2), url=real_env)
+    store.record_audit("check", who="old@pointai.tech", tenant="Beta", outcome="healthy",
+                       at=now - timedelta(days=90), url=real_env)
+    at = run_app(page="pages/audit.py")
+    assert "Audit trail" in page_titles(at)
+    df = at.dataframe[0].value
+    assert list(df["Action"]) == ["check", "sample_data", "sample_transaction"]  # newest first; 90 days ago is out
+    assert list(df["Who"]) == ["ana@pointai.tech", "bo@pointai.tech", "ana@pointai.tech"]
+    at.multiselect(key="au_action").set_value(["sample_transaction"]).run()
+    df = at.dataframe[0].value
+    assert list(df["Tenant"]) == ["Beta"] and list(df["Outcome"]) == ["passed"]
+    at.multiselect(key="au_action").set_value([]).run()
+    at.text_input(key="au_who").set_value("bo@pointai.tech").run()
+    assert list(at.dataframe[0].value["Action"]) == ["sample_data"]
+    assert at.get("download_button")[0].proto.label == "Download audit CSV"
+
+
+def test_a_dashboard_check_lands_in_the_audit_trail(real_env, sandbox, monkeypatch):
+    from core.sandbox import DEMO_KEYS
+
+    monkeypatch.setenv("STRIPE_API_BASE", sandbox.url)
+    monkeypatch.setenv("KEYHEALTH_RATE_TEST", "400")
+    at = run_app(user={"is_logged_in": True, "email": "ana@pointai.tech"},
+                 secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}})
+    tenant_inputs = [t for t in at.text_input if "tenant" in (t.label or "").lower()]
+    if tenant_inputs:
+        tenant_inputs[0].set_value("Audit Co")
+    else:
+        at.selectbox(key="kh_tenant_pick").set_value("Audit Co")
+    at.text_input(key="kh_key_input").set_value(DEMO_KEYS["healthy"].key).run()
+    [b for b in at.button if b.label == "Check key"][0].click().run()
+    assert not at.exception
+    entries = store.list_audit(url=real_env)
+    assert entries and entries[0]["action"] == "check" and entries[0]["who"] == "ana@pointai.tech"
+    assert entries[0]["outcome"] == "healthy"
