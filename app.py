@@ -83,10 +83,9 @@ def sidebar(rt: runtime.Runtime, policy: access.AccessPolicy) -> None:
             st.success(f"**Real mode**: {rt.stripe_label}.")
         st.caption(f"Data: `{rt.db_label}`")
     if not policy.enabled:
-        st.warning(
-            "Open access: sign-in is not configured, so anyone who can reach this page can use it. "
-            "Configure [auth] in .streamlit/secrets.toml (see secrets.toml.example).",
-            icon=":material/lock_open:",
+        st.markdown(
+            ":orange-badge[:material/lock_open: Open access] Sign-in is not configured, so anyone who can reach "
+            "this page can use it; configure `[auth]` in `.streamlit/secrets.toml` (see `secrets.toml.example`)."
         )
 
 

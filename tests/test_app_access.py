@@ -89,9 +89,9 @@ def test_identity():
 def test_without_auth_every_page_shows_the_open_access_banner(real_env):
     at = run_app()
     assert "Check a key" in page_titles(at)
-    assert any("Open access" in w.value for w in at.warning)
+    assert any("Open access" in m.value for m in at.markdown)
     at.switch_page("pages/triage.py").run()
-    assert any("Open access" in w.value for w in at.warning)
+    assert any("Open access" in m.value for m in at.markdown)
 
 
 def test_signed_out_sees_only_the_sign_in_page(real_env):
@@ -100,7 +100,7 @@ def test_signed_out_sees_only_the_sign_in_page(real_env):
     assert page_titles(at) == ["Key Health"]
     assert [b.label for b in at.button] == ["Sign in"]
     assert not at.text_input and not at.dataframe and not at.sidebar.toggle
-    assert not any("Open access" in w.value for w in at.warning)
+    assert not any("Open access" in m.value for m in at.markdown)
 
 
 def test_allowed_user_gets_in_and_is_named(real_env):
