@@ -7,6 +7,7 @@ import streamlit as st
 from core import access, runtime
 from core.charts import payments
 from core.keys import intake
+from pages._shared import key_line, session_key_or_paste
 from core.sample import DEFAULT_MAX_ROWS, DEFAULT_WINDOW_DAYS, MAX_ROWS_CAP, MAX_WINDOW_DAYS, fetch_sample_data
 
 STATE_ICONS = {"loaded": "✅", "empty": "➖", "not_permitted": "🚫", "failed": "⚠️"}
@@ -21,23 +22,10 @@ st.caption(
 rt = runtime.for_session(st.session_state)
 
 
-key = st.session_state.get("kh_key")
+key = session_key_or_paste("kh_sample")
 tenant = st.session_state.get("kh_tenant")
 
-if key is None:
-    st.info("No key in this session yet: check a key on the check page, or paste one here.")
-    pasted = st.text_input("Restricted key", type="password", key="kh_sample_key_input")
-    st.caption("The key stays in this browser session only: never stored, logged or put in a URL.")
-    if st.button("Use this key", key="kh_sample_use_key"):
-        taken = intake(pasted)
-        if taken.accepted:
-            st.session_state["kh_key"] = taken.key
-            st.rerun()
-        else:
-            st.error(taken.info.problem)
-    st.stop()
-
-st.markdown(f"Key **{key.masked}** ({key.mode} mode)" + (f" · tenant **{tenant}**" if tenant else ""))
+key_line(key.masked, key.mode, tenant)
 
 c1, c2, c3 = st.columns([1, 1, 1])
 days = c1.number_input("Days to look back", min_value=1, max_value=MAX_WINDOW_DAYS, value=DEFAULT_WINDOW_DAYS, step=1,

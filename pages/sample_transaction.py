@@ -6,6 +6,7 @@ import streamlit as st
 
 from core import access, runtime
 from core.keys import intake
+from pages._shared import key_line, session_key_or_paste
 from core.transaction import (
     DEFAULT_AMOUNT,
     DEFAULT_CURRENCY,
@@ -29,24 +30,11 @@ st.caption(
 rt = runtime.for_session(st.session_state)
 
 
-key = st.session_state.get("kh_key")
+key = session_key_or_paste("kh_txn")
 tenant = st.session_state.get("kh_tenant")
 
-if key is None:
-    st.info("No key in this session yet: check a key on the check page, or paste one here.")
-    pasted = st.text_input("Restricted key", type="password", key="kh_txn_key_input")
-    st.caption("The key stays in this browser session only: never stored, logged or put in a URL.")
-    if st.button("Use this key", key="kh_txn_use_key"):
-        taken = intake(pasted)
-        if taken.accepted:
-            st.session_state["kh_key"] = taken.key
-            st.rerun()
-        else:
-            st.error(taken.info.problem)
-    st.stop()
-
 info = intake(str(key)).info  # local only: no request
-st.markdown(f"Key **{info.masked}** ({info.mode} mode)" + (f" · tenant **{tenant}**" if tenant else ""))
+key_line(info.masked, info.mode, tenant)
 
 why = refusal(info)
 if why is not None:

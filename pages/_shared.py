@@ -1,0 +1,30 @@
+"""Widgets the sample pages share (not a page: app.py's router never lists it)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.grid import md_escape
+from core.keys import SecretKey, intake
+
+
+def session_key_or_paste(prefix: str) -> SecretKey:
+    """The key the check page left in this session, or a password field to paste one; stops the page until
+    there is a key. The key lives in st.session_state only: never stored, logged or put in a URL."""
+    key = st.session_state.get("kh_key")
+    if key is not None:
+        return key
+    st.info("No key in this session yet: check a key on the check page, or paste one here.")
+    pasted = st.text_input("Restricted key", type="password", key=f"{prefix}_key_input")
+    st.caption("The key stays in this browser session only: never stored, logged or put in a URL.")
+    if st.button("Use this key", key=f"{prefix}_use_key"):
+        taken = intake(pasted)
+        if taken.accepted:
+            st.session_state["kh_key"] = taken.key
+            st.rerun()
+        else:
+            st.error(taken.info.problem)
+    st.stop()
+
+
+def key_line(masked: str, mode: str | None, tenant: str | None) -> None:
+    st.markdown(f"Key **{masked}** ({mode} mode)" + (f" · tenant **{md_escape(tenant)}**" if tenant else ""))
