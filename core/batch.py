@@ -14,6 +14,7 @@ from .result import CheckResult
 from .store import StoreInputError, record_check, validate_tenant_name
 
 MAX_LINES = 10_000
+MAX_LINE_CHARS = 11_000  # a tenant name (100) and the longest paste intake reads (10,000), with room to spare
 
 
 @dataclass
@@ -38,17 +39,33 @@ class BatchReport:
 
 
 def parse_lines(text: str) -> tuple[list[BatchLine], list[dict]]:
-    """`tenant,key` per line (a `tenant,key` header and blank lines are skipped)."""
+    """`tenant,key` per line (a `tenant,key` header and blank lines are skipped).
+
+    Lines end at "\n" only (a stray \v, \f or U+2028 inside a line does not start a new one, so a line is
+    never split into a bogus second record); a leading byte-order mark is dropped; a line with an unclosed
+    quote (a quoted field cannot span lines here) is refused whole.
+    """
     entries: list[BatchLine] = []
     failed: list[dict] = []
-    for n, raw_line in enumerate(text.splitlines(), start=1):
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    for n, raw_line in enumerate(text.split("\n"), start=1):
+        raw_line = raw_line.removesuffix("\r")
         if not raw_line.strip() or raw_line.lstrip().startswith("#"):
             continue
         if n > MAX_LINES:
             failed.append({"line": n, "problem": f"Only the first {MAX_LINES} lines are read; split the file."})
             break
+        if len(raw_line) > MAX_LINE_CHARS:
+            failed.append({"line": n, "problem": f"The line is {len(raw_line)} characters long, far more than a "
+                                                 "tenant name and a key; put one tenant,key pair on each line."})
+            continue
+        if raw_line.count('"') % 2:
+            failed.append({"line": n, "problem": "The line has an unclosed quote (a quoted field cannot span lines); "
+                                                 "close the quote or remove the line break inside it."})
+            continue
         try:
-            fields = next(csv.reader(io.StringIO(raw_line), skipinitialspace=True))
+            fields = next(csv.reader(io.StringIO(raw_line), skipinitialspace=True, strict=True))
         except (csv.Error, StopIteration):
             failed.append({"line": n, "problem": "The line is not valid CSV; write it as tenant,key."})
             continue

@@ -35,17 +35,33 @@ class UsageError(Exception):
     """Bad invocation: one sentence, exit 2."""
 
 
+def read_stdin(stdin=None) -> str:
+    """All of standard input as text, whatever its bytes: UTF-8 (a UTF-16 file by its byte-order mark), bytes
+    that are not UTF-8 kept as lone surrogates (which intake and the store refuse with one sentence) instead of
+    a UnicodeDecodeError, and line ends made "\n" as text mode does."""
+    stdin = stdin or sys.stdin
+    buf = getattr(stdin, "buffer", None)
+    if buf is None:  # a StringIO in tests
+        return stdin.read()
+    data = buf.read()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16", "replace")
+    else:
+        text = data.decode("utf-8", "surrogateescape")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def read_key(stdin=None) -> str:
     """The key from STRIPE_KEY, else standard input (a prompt without echo on a terminal)."""
     env = os.environ.get("STRIPE_KEY")
-    if env is not None:
+    if env is not None and env.strip():  # an empty STRIPE_KEY counts as unset
         return env
     stdin = stdin or sys.stdin
     if stdin is None:
         raise UsageError("No key given: set STRIPE_KEY or pipe the key on standard input.")
     if stdin.isatty():
         return getpass.getpass("Paste the restricted key (not shown): ")
-    text = stdin.read()
+    text = read_stdin(stdin)
     if not text.strip():
         raise UsageError("No key given: set STRIPE_KEY or pipe the key on standard input.")
     return text
@@ -97,12 +113,12 @@ def cmd_check(args) -> int:
     from .check import check_key
 
     raw = read_key()
-    if args.tenant:
+    if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
         from .store import validate_tenant_name
 
         validate_tenant_name(args.tenant)  # a bad name is refused before any request
     result = check_key(raw)
-    if args.tenant:
+    if args.tenant is not None:
         from .store import record_check
 
         _store_ready()
@@ -129,8 +145,8 @@ def cmd_recheck(args) -> int:
     from .batch import parse_lines, recheck
 
     if args.csv != "-":
-        raise UsageError("Give the lines on standard input: python -m core recheck --csv - < file.csv")
-    text = sys.stdin.read() if sys.stdin else ""
+        raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path.")
+    text = read_stdin() if sys.stdin else ""
     entries, failed = parse_lines(text)
     if not entries and not failed:
         raise UsageError("No tenant,key lines on standard input; pipe a CSV file of tenant,key lines.")

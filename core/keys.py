@@ -325,8 +325,14 @@ def _other_secret(s: str) -> tuple[str, str, str] | None:
 # Masking
 
 
+_SAFE_TAIL = re.compile(r"[A-Za-z0-9_\-]{4}")
+
+
 def _mask_parts(prefix: str, body: str) -> str:
-    return prefix + ELLIPSIS + (body[-4:] if len(body) >= 8 else "")
+    # The last 4 are shown only when they are letters, digits, _ or -: a masked form is printed on terminals
+    # and stored, so it must never carry control characters, escape sequences, markup or quotes from the input.
+    tail = body[-4:] if len(body) >= 8 else ""
+    return prefix + ELLIPSIS + (tail if _SAFE_TAIL.fullmatch(tail) else "")
 
 
 def _chars(n: int) -> str:

@@ -261,6 +261,9 @@ def run_test_transaction(
         if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key.strip()) <= 255:
             return refuse("The idempotency key must be 1 to 255 characters of text.")
         ikey = idempotency_key.strip()
+        if not all(" " <= c <= "~" for c in ikey):  # it travels in an HTTP header: no line breaks, no NUL
+            return refuse("The idempotency key may hold only printable ASCII characters (letters, digits, - and _ "
+                          "are safest); remove the others.")
     else:
         ikey = default_idempotency_key(info.fingerprint or "", amount, cur, now)
     result.idempotency_key = ikey

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core import access, runtime
 from core.charts import payments
+from core.grid import md_escape
 from core.keys import intake
 from pages._shared import key_line, session_key_or_paste
 from core.sample import DEFAULT_MAX_ROWS, DEFAULT_WINDOW_DAYS, MAX_ROWS_CAP, MAX_WINDOW_DAYS, fetch_sample_data
@@ -54,7 +55,7 @@ if fetch:
             record_audit("sample_data", who=access.identity(st.user), tenant=tenant, outcome=outcome, url=rt.db_url,
                          detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}))
         except Exception as e:  # the sample is still shown; the history entry is what failed
-            st.warning(f"The sample was read but not recorded in {tenant}'s history ({type(e).__name__}).")
+            st.warning(f"The sample was read but not recorded in {md_escape(tenant)}'s history ({type(e).__name__}).")
 
 data = st.session_state.get(RESULT)
 if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import access, runtime
+from core.grid import md_escape
 from core.keys import intake
 from pages._shared import key_line, session_key_or_paste
 from core.transaction import (
@@ -69,7 +70,7 @@ if create:
         try:
             record_transaction(result, tenant, who=access.identity(st.user), source="dashboard", url=rt.db_url)
         except Exception as e:  # the result is still shown; the history entry is what failed
-            st.warning(f"The result was not recorded in {tenant}'s history ({type(e).__name__}).")
+            st.warning(f"The result was not recorded in {md_escape(tenant)}'s history ({type(e).__name__}).")
 
 result = st.session_state.get(RESULT)
 if result is None or result.key.fingerprint != info.fingerprint:

@@ -1,10 +1,10 @@
 """Writing to the store: tenants, checks (with their rows) and the audit trail.
 
 Tenant names are user input: `validate_tenant_name` is the one gate (non-empty after strip, at most 100
-characters, no control characters). The tenant's slug is derived from its name (lower case, ASCII,
-dashes), so "Acme Inc." and "acme inc" are the same tenant. Free text that reaches the database
-(problem, notes, audit detail) passes through `redact`, which masks anything shaped like a Stripe
-secret, and a masked key that still looks like a whole key is refused.
+characters, no control, invisible or text-direction characters). The tenant's slug is derived from its
+name (lower case, ASCII, dashes), so "Acme Inc." and "acme inc" are the same tenant. Free text that reaches
+the database (problem, notes, audit detail) passes through `redact`, which masks anything shaped like a
+Stripe secret, and a masked key that still looks like a whole key is refused.
 """
 from __future__ import annotations
 
@@ -69,6 +69,26 @@ def _has_control(s: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in s)
 
 
+# Invisible characters and text-direction controls: a name holding them looks like another name (U+202E
+# turns "Acme\u202etxt.exe" around on screen; "Acme\u200b" shows as "Acme"). ZWJ/ZWNJ (U+200C/D) stay allowed:
+# emoji sequences and several scripts need them.
+_INVISIBLE = frozenset(
+    "\u00ad\u061c\u180e\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+
+
+def _not_utf8(s: str) -> bool:
+    """Lone surrogates: what Python makes of bytes that are not UTF-8 (argv, stdin); no database stores them."""
+    return any("\ud800" <= c <= "\udfff" for c in s)
+
+
+def _invisible(s: str) -> str | None:
+    """The first invisible or text-direction character in `s`, as U+XXXX, or None."""
+    ch = next((c for c in s if c in _INVISIBLE), None)
+    return None if ch is None else f"U+{ord(ch):04X}"
+
+
 def validate_tenant_name(name: object) -> str:
     """The tenant name stripped of surrounding spaces, or StoreInputError."""
     if not isinstance(name, str):
@@ -83,6 +103,16 @@ def validate_tenant_name(name: object) -> str:
     if _has_control(clean):
         raise StoreInputError(
             "The tenant name contains a control character (such as a newline or tab); remove it."
+        )
+    if _not_utf8(clean):
+        raise StoreInputError("The tenant name holds bytes that are not valid UTF-8 text; retype it.")
+    bad = _invisible(clean)
+    if bad:
+        raise StoreInputError(f"The tenant name contains an invisible or text-direction character ({bad}); remove it.")
+    if _SECRET_RE.search(clean):  # a key pasted into the tenant box must not become a stored name
+        raise StoreInputError(
+            "The tenant name contains what looks like a Stripe key; type the tenant's name and paste the key "
+            "only where the key goes."
         )
     return clean
 
@@ -112,6 +142,13 @@ def _optional_text(value: object, what: str, limit: int) -> str | None:
         raise StoreInputError(f"The {what} is {len(clean)} characters long; shorten it to at most {limit}.")
     if _has_control(clean):
         raise StoreInputError(f"The {what} contains a control character (such as a newline); remove it.")
+    if _not_utf8(clean):
+        raise StoreInputError(f"The {what} holds bytes that are not valid UTF-8 text; retype it.")
+    bad = _invisible(clean)
+    if bad:
+        raise StoreInputError(f"The {what} contains an invisible or text-direction character ({bad}); remove it.")
+    if _SECRET_RE.search(clean):
+        raise StoreInputError(f"The {what} contains what looks like a Stripe key; remove it (keys are never stored).")
     return clean
 
 
@@ -254,7 +291,9 @@ def update_tenant(
     if account is not UNSET:
         acct = _optional_text(account, "Stripe account id", 64)
         if acct is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,59}", acct):
-            raise StoreInputError(f"The Stripe account id {acct!r} is not of the form acct_…; copy it from Stripe.")
+            raise StoreInputError(
+                "The Stripe account id is not of the form acct_ and letters or digits; copy it from Stripe."
+            )
         values["account"] = acct
     if contact is not UNSET:
         values["contact"] = _optional_text(contact, "contact", 200)
@@ -264,6 +303,13 @@ def update_tenant(
         n = (notes or "").strip()
         if len(n) > 5000:
             raise StoreInputError(f"The notes are {len(n)} characters long; shorten them to at most 5000.")
+        if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in n):
+            raise StoreInputError("The notes contain a control character (such as a NUL byte); remove it.")
+        if _not_utf8(n):
+            raise StoreInputError("The notes hold bytes that are not valid UTF-8 text; retype them.")
+        bad = _invisible(n)
+        if bad:
+            raise StoreInputError(f"The notes contain an invisible or text-direction character ({bad}); remove it.")
         values["notes"] = redact(n) or None
     if archived is not UNSET:
         if not isinstance(archived, bool):
