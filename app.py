@@ -21,7 +21,7 @@ def copy_secrets_to_env() -> None:
         os.environ.setdefault(k, str(v))
 
 
-copy_secrets_to_env()  # before core is imported: core.config reads KEYHEALTH_DATA_DIR at import
+copy_secrets_to_env()  # before core runs: core reads these settings from the environment
 
 from core import access, runtime  # noqa: E402
 from core.config import database_url  # noqa: E402

@@ -9,9 +9,9 @@ import io
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .check import check_key
+from .check import check_key, record
 from .result import CheckResult
-from .store import StoreInputError, record_check, validate_tenant_name
+from .store import StoreInputError, validate_tenant_name
 
 MAX_LINES = 10_000
 MAX_LINE_CHARS = 11_000  # a tenant name (100) and the longest paste intake reads (10,000), with room to spare
@@ -107,7 +107,7 @@ def recheck(
     for entry in entries:
         result = check(entry.raw_key)
         try:
-            record_check(result, entry.tenant, source=source, checked_by=checked_by, url=url)
+            record(result, entry.tenant, source=source, who=checked_by, url=url)
         except StoreInputError as e:
             report.failed_lines.append({"line": entry.line, "problem": str(e)})
             continue

@@ -97,3 +97,16 @@ def check_key(
 def unknown_scopes(result: CheckResult) -> set[str]:
     """The scopes a re-probe should try again."""
     return {r.scope for r in result.rows if r.verdict == "unknown" and r.scope}
+
+
+def record(result: CheckResult, tenant: str, *, source: str, who: str | None, url: str | None = None) -> int:
+    """Keep a check in the tenant's history and in the audit trail: the dashboard, the CLI and a recheck
+    all record through here. Returns the check's id."""
+    from . import store
+
+    check_id = store.record_check(result, tenant, source=source, checked_by=who, url=url)
+    store.record_audit(
+        "check", who=who, tenant=tenant, outcome=result.status,
+        detail=f"{result.key.masked} score {result.score} ({source})", url=url,
+    )
+    return check_id

@@ -119,10 +119,10 @@ def cmd_check(args) -> int:
         validate_tenant_name(args.tenant)  # a bad name is refused before any request
     result = check_key(raw)
     if args.tenant is not None:
-        from .store import record_check
+        from .check import record
 
         _store_ready()
-        record_check(result, args.tenant, source="cli", checked_by=_who())
+        record(result, args.tenant, source="cli", who=_who())
     if args.json:
         print(json.dumps(result.to_json()))
     else:

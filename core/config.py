@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("KEYHEALTH_DATA_DIR", ROOT / "data"))
+DEFAULT_DATA_DIR = ROOT / "data"
 CATALOGUE_PATH = ROOT / "data" / "catalogue.toml"
 REQUIREMENTS_PATH = ROOT / "data" / "requirements.toml"
 STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
@@ -62,9 +62,14 @@ def stripe_api_base() -> str:
     return os.environ.get("STRIPE_API_BASE") or STRIPE_DEFAULT_API_BASE
 
 
+def data_dir() -> Path:
+    """KEYHEALTH_DATA_DIR, read when asked (not at import), else data/ in the repository."""
+    return Path(os.environ.get("KEYHEALTH_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
 def database_url() -> str:
     """SQLite in data/ by default; DATABASE_URL switches (e.g. to PostgreSQL)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    return f"sqlite:///{DATA_DIR / 'keyhealth.db'}"
+    return f"sqlite:///{data_dir() / 'keyhealth.db'}"

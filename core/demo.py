@@ -10,7 +10,6 @@ seeded once: `seed_demo` does nothing when the database already has tenants.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import string
 from dataclasses import dataclass, field
@@ -62,14 +61,8 @@ STORIES: tuple[tuple[str, int], ...] = (
 )
 
 
-def data_dir() -> Path:
-    """KEYHEALTH_DATA_DIR when set (read now, not at import), else core.config.DATA_DIR."""
-    env = os.environ.get("KEYHEALTH_DATA_DIR")
-    return Path(env) if env else Path(config.DATA_DIR)
-
-
 def demo_db_path() -> Path:
-    return data_dir() / "demo" / DEMO_DB_NAME
+    return config.data_dir() / "demo" / DEMO_DB_NAME
 
 
 def demo_db_url() -> str:
@@ -168,7 +161,7 @@ def synthetic_result(
 
 def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: datetime) -> CheckResult:
     """Stripe refused the key (revoked or expired), or it was refused locally (truncated paste)."""
-    from .probe import Answer, _auth_sentence
+    from .probe import Answer, auth_sentence
 
     if kind == "truncated":
         info = KeyInfo(
@@ -188,7 +181,7 @@ def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: 
             if kind == "expired"
             else Answer("auth", 401, "Invalid API Key provided: rk_***")
         )
-        _, problem = _auth_sentence(answer, key.mode)
+        _, problem = auth_sentence(answer, key.mode)
         result = CheckResult(key=key, status="invalid", score=0, problem=problem, account=account, requests=1)
         result.elapsed_s = 0.08
     result.checked_at = checked_at

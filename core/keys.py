@@ -154,7 +154,7 @@ def fingerprint_secret(directory: str | os.PathLike | None = None) -> bytes:
     env = os.environ.get(FINGERPRINT_SECRET_ENV)
     if env:
         return env.encode("utf-8")
-    path = Path(directory if directory is not None else config.DATA_DIR) / FINGERPRINT_SECRET_FILE
+    path = Path(directory if directory is not None else config.data_dir()) / FINGERPRINT_SECRET_FILE
     cache_key = os.path.abspath(path)
     with _SECRET_LOCK:
         cached = _SECRET_CACHE.get(cache_key)

@@ -36,7 +36,7 @@ PACE_WINDOW_S = 1.05  # no trailing 1.05 s holds more than floor(rate) sends: 50
 
 
 @lru_cache(maxsize=4)
-def _client(api_base: str, timeout_s: float) -> stripe.StripeClient:
+def client_for(api_base: str, timeout_s: float) -> stripe.StripeClient:
     return stripe.StripeClient(
         _PLACEHOLDER_KEY,
         # Stripe takes file uploads on its own host; a sandbox serves both on one address.
@@ -49,7 +49,7 @@ def _client(api_base: str, timeout_s: float) -> stripe.StripeClient:
 def shared_client(settings: ProbeSettings | None = None) -> stripe.StripeClient:
     """The process's one StripeClient for a base URL and timeout; keys are passed per call."""
     settings = settings or ProbeSettings.from_env()
-    return _client(stripe_api_base(), settings.timeout_s)
+    return client_for(stripe_api_base(), settings.timeout_s)
 
 
 class TokenBucket:
@@ -182,7 +182,7 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
     return Answer("broken", status, f"unexpected answer {status}: {message[:160]}", code)
 
 
-def _auth_sentence(answer: Answer, mode: str | None) -> tuple[str, str]:
+def auth_sentence(answer: Answer, mode: str | None) -> tuple[str, str]:
     msg = answer.detail or ""
     if answer.code == "ip_not_allowed":
         return "ip_not_allowed", (
@@ -250,7 +250,7 @@ class Prober:
         if answer.kind == "auth":
             with self._lock:
                 if self.stats.auth_problem is None:
-                    self.stats.auth_kind, self.stats.auth_problem = _auth_sentence(answer, self.mode)
+                    self.stats.auth_kind, self.stats.auth_problem = auth_sentence(answer, self.mode)
             self._stop.set()
         return answer
 

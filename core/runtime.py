@@ -49,9 +49,9 @@ class Runtime:
 
     def client(self):
         """The shared StripeClient for this Stripe base (one per base and timeout, per process)."""
-        from .probe import _client
+        from .probe import client_for
 
-        return _client(self.api_base, self.settings().timeout_s)
+        return client_for(self.api_base, self.settings().timeout_s)
 
     @property
     def is_stripe(self) -> bool:

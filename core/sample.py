@@ -33,7 +33,7 @@ import stripe
 
 from .catalogue import Probe
 from .config import ProbeSettings
-from .probe import PACE_SAFETY, Answer, TokenBucket, _auth_sentence, interpret, shared_client
+from .probe import PACE_SAFETY, Answer, TokenBucket, auth_sentence, interpret, shared_client
 from .result import KeyInfo
 
 State = Literal["loaded", "empty", "not_permitted", "failed"]
@@ -504,7 +504,7 @@ class _Reader:
             if a.kind == "auth":
                 with self.lock:
                     if self.auth_problem is None:
-                        self.auth_problem = _auth_sentence(a, self.mode)[1]
+                        self.auth_problem = auth_sentence(a, self.mode)[1]
                 self.stop.set()
             return a, None
         data = resp.data

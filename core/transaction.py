@@ -29,7 +29,7 @@ from typing import Any, Literal
 import stripe
 
 from .config import ProbeSettings
-from .probe import PACE_SAFETY, TokenBucket, _auth_sentence, interpret, shared_client
+from .probe import PACE_SAFETY, TokenBucket, auth_sentence, interpret, shared_client
 from .catalogue import Probe
 from .result import KeyInfo
 
@@ -195,7 +195,7 @@ def _error_detail(e: stripe.StripeError, tries: int, lacks: tuple[str, str] | No
     status = getattr(e, "http_status", None)
     a = interpret(e, Probe("POST", "/v1/charges"))
     if a.kind == "auth":
-        return _auth_sentence(a, mode)[1]
+        return auth_sentence(a, mode)[1]
     if status == 403 or isinstance(e, stripe.PermissionError):
         if lacks:
             return f"the key lacks {lacks[0]} ({lacks[1]})"

@@ -7,7 +7,7 @@ from collections import Counter
 import streamlit as st
 
 from core import access, runtime, store
-from core.check import check_key, unknown_scopes
+from core.check import check_key, record, unknown_scopes
 from core.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
 from core.keys import intake
 
@@ -70,11 +70,7 @@ def run_check(key, tenant: str, *, previous=None) -> None:
     st.session_state["kh_tenant_next"] = tenant  # chosen in the tenant box on the next run
     st.session_state.pop("kh_save_problem", None)
     try:
-        store.record_check(result, tenant, source="dashboard", checked_by=access.identity(st.user), url=rt.db_url)
-        store.record_audit(
-            "check", who=access.identity(st.user), tenant=tenant, outcome=result.status,
-            detail=f"{result.key.masked} score {result.score}", url=rt.db_url,
-        )
+        record(result, tenant, source="dashboard", who=access.identity(st.user), url=rt.db_url)
     except store.StoreInputError as e:
         st.session_state["kh_save_problem"] = f"The check ran but was not saved: {md_escape(e)}"
     except Exception as e:

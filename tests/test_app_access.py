@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from core.access import AccessPolicy, identity, policy_from_secrets
+from core.access import identity, policy_from_secrets
 
 APP = "../app.py"
 AUTH = {

@@ -277,9 +277,11 @@ def test_key_cli_check_with_tenant(raw, how, sandbox, tmp_path, cli_db):
     assert out["requests"] == (1 if how == "sandbox" else 0) == len(sandbox.requests)
     for f in forbidden:
         assert f not in p.out and f not in p.err, f"{f[:40]!r} in the CLI output"
-    # Recorded completely, once: a tenant, one check, no rows, no audit entry; and nothing of the input on disk.
+    # Recorded completely, once: a tenant, one check, no rows, one audit entry; and nothing of the input on disk.
     assert after["_tables"] == before["_tables"]
-    assert {t: after[t] - before[t] for t in TABLES} == {"tenants": 1, "checks": 1, "check_rows": 0, "audit": 0}
+    assert {t: after[t] - before[t] for t in TABLES} == {"tenants": 1, "checks": 1, "check_rows": 0, "audit": 1}
+    [entry] = store.list_audit(tenant="Hostile Keys Ltd", url=cli_db, limit=1)
+    assert entry["action"] == "check" and entry["outcome"] == "invalid"
     [hist] = store.tenant_history("Hostile Keys Ltd", url=cli_db)
     assert hist["status"] == "invalid" and hist["problem"] == out["problem"]
     assert hist["key_masked"] == out["key"]["masked"]
@@ -664,7 +666,7 @@ def test_recheck_records_exactly_the_good_lines(text, tenants, failed, sandbox, 
     after = counts(cli_db)
     assert after["_tables"] == before["_tables"], "a table disappeared: input was executed"
     assert after["checks"] - before["checks"] == len(tenants)
-    assert after["audit"] == before["audit"]
+    assert after["audit"] - before["audit"] == len(tenants)  # every recorded check is audited
     slugs = {store.slugify(t) for t in tenants}
     assert after["tenants"] - before["tenants"] == len(slugs)
     names = {t["name"] for t in store.list_tenants(url=cli_db)}

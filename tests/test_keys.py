@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from core import config, keys
-from core.keys import Intake, SecretKey, fingerprint, fingerprint_secret, intake, mask
+from core import keys
+from core.keys import Intake, fingerprint, fingerprint_secret, intake, mask
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE62 = string.ascii_letters + string.digits
@@ -378,7 +378,7 @@ def test_which_rejected_inputs_get_a_fingerprint():
 def test_secret_file_created_0600_in_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     data = tmp_path / "data"  # does not exist yet
-    monkeypatch.setattr(config, "DATA_DIR", data)
+    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(data))
     s1 = fingerprint_secret()
     path = data / ".fingerprint_secret"
     assert path.is_file()

@@ -33,7 +33,6 @@ import pytest
 
 from core import store
 from core.sandbox import DEMO_KEYS, DEMO_LIVE_ACCOUNT, DEMO_TEST_ACCOUNT
-from core.sandbox.server import key_id
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE62 = string.digits + string.ascii_letters

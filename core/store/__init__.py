@@ -71,5 +71,6 @@ __all__ = [
     "tenant_history",
     "top_problem_scopes",
     "update_tenant",
+    "upgrade",
     "validate_tenant_name",
 ]
