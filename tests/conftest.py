@@ -196,3 +196,64 @@ def sandbox():
         yield sb
     finally:
         sb.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers for tests that talk to the sandbox:
+#   sandbox_client  a StripeClient pointed at the sandbox (keys are passed per call, as core does)
+#   app_env         real-mode settings for AppTest: the sandbox as Stripe, a fresh SQLite file, fast pacing
+#   core_cli        run `python -m core …` in a subprocess against the sandbox, as a user would
+# ---------------------------------------------------------------------------------------------
+@_pytest.fixture(scope="session")
+def sandbox_client(sandbox):
+    import stripe as _stripe
+
+    return _stripe.StripeClient(
+        "sk_unused",
+        base_addresses={"api": sandbox.url, "files": sandbox.url},
+        max_network_retries=0,
+        http_client=_stripe.RequestsClient(timeout=2.0),
+    )
+
+
+@_pytest.fixture
+def app_env(sandbox, tmp_path, monkeypatch):
+    sandbox.reset()
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    for k, v in {
+        "STRIPE_API_BASE": sandbox.url,
+        "DATABASE_URL": url,
+        "KEYHEALTH_DEMO": "0",
+        "KEYHEALTH_DATA_DIR": str(tmp_path / "data"),
+        "KEYHEALTH_FINGERPRINT_SECRET": "test-secret-for-app-tests",
+        "KEYHEALTH_RATE_TEST": "400",
+        "KEYHEALTH_RATE_LIVE": "400",
+        "KEYHEALTH_BACKOFF_S": "0.01",
+        "KEYHEALTH_RETRIES": "1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    yield url
+    sandbox.faults.clear()
+
+
+@_pytest.fixture
+def core_cli(sandbox, tmp_path):
+    import sys as _sys
+
+    def run(*args, key: str | None = None, stdin: str | None = None, **env_extra):
+        env = {k: v for k, v in _os.environ.items() if k not in ("STRIPE_KEY", "DATABASE_URL")}
+        env.update(
+            STRIPE_API_BASE=sandbox.url,
+            KEYHEALTH_FINGERPRINT_SECRET="cli-test-secret",
+            KEYHEALTH_DATA_DIR=str(tmp_path),
+            KEYHEALTH_RATE_TEST="100",
+            KEYHEALTH_BACKOFF_S="0.01",
+            NO_COLOR="1",
+        )
+        if key is not None:
+            env["STRIPE_KEY"] = key
+        env.update(env_extra)
+        return _subprocess.run([_sys.executable, "-m", "core", *args], cwd=_STORE_ROOT, env=env, input=stdin or "",
+                               capture_output=True, text=True, timeout=60)
+
+    return run

@@ -21,20 +21,8 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def real_env(sandbox, tmp_path, monkeypatch):
-    sandbox.reset()
-    url = f"sqlite:///{tmp_path / 'real.db'}"
-    monkeypatch.setenv("STRIPE_API_BASE", sandbox.url)
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
-    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret-for-app-tests")
-    monkeypatch.setenv("KEYHEALTH_RATE_TEST", "400")
-    monkeypatch.setenv("KEYHEALTH_RATE_LIVE", "400")
-    monkeypatch.setenv("KEYHEALTH_BACKOFF_S", "0.01")
-    monkeypatch.setenv("KEYHEALTH_RETRIES", "1")
-    yield url
-    sandbox.faults.clear()
+def real_env(app_env):
+    return app_env
 
 
 def fresh_app() -> AppTest:

@@ -15,11 +15,8 @@ FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=3, bac
 
 
 @pytest.fixture
-def client(sandbox):
-    return stripe.StripeClient(
-        "sk_unused", base_addresses={"api": sandbox.url, "files": sandbox.url}, max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=2.0),
-    )
+def client(sandbox_client):
+    return sandbox_client
 
 
 @pytest.fixture(autouse=True)

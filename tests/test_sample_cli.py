@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from core.sample import DATASET_NAMES
 from core.sandbox import DEMO_KEYS
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -23,26 +18,11 @@ def _clean(sandbox):
     sandbox.faults.clear()
 
 
-def run(sandbox, tmp_path, *args, key: str | None = None, stdin: str | None = None, **env_extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_KEY", "DATABASE_URL")}
-    env.update(
-        STRIPE_API_BASE=sandbox.url,
-        KEYHEALTH_FINGERPRINT_SECRET="cli-test-secret",
-        KEYHEALTH_DATA_DIR=str(tmp_path),
-        KEYHEALTH_RATE_TEST="100",
-        KEYHEALTH_BACKOFF_S="0.01",
-        NO_COLOR="1",
-    )
-    if key is not None:
-        env["STRIPE_KEY"] = key
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin or "",
-                          capture_output=True, text=True, timeout=60)
 
 
 # --- sample-data -------------------------------------------------------------------------------------
-def test_sample_data_json(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "sample-data", "--json", key=DEMO_KEYS["missing"].key)
+def test_sample_data_json(sandbox, tmp_path, core_cli):
+    p = core_cli("sample-data", "--json", key=DEMO_KEYS["missing"].key)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert [d["name"] for d in out["datasets"]] == list(DATASET_NAMES)
@@ -61,31 +41,31 @@ def test_sample_data_json(sandbox, tmp_path):
     assert all(r.method == "GET" for r in sandbox.requests)
 
 
-def test_sample_data_key_on_standard_input_and_table(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "sample-data", "--dataset", "charges", "--dataset", "balance", "--rows", "5",
+def test_sample_data_key_on_standard_input_and_table(sandbox, tmp_path, core_cli):
+    p = core_cli("sample-data", "--dataset", "charges", "--dataset", "balance", "--rows", "5",
             stdin=DEMO_KEYS["healthy"].key + "\n")
     assert p.returncode == 0, p.stderr
     assert "Charges" in p.stdout and "loaded" in p.stdout and "5 rows (capped)" in p.stdout
     assert "Invoices" not in p.stdout
 
 
-def test_sample_data_failed_dataset_exits_1(sandbox, tmp_path):
+def test_sample_data_failed_dataset_exits_1(sandbox, tmp_path, core_cli):
     sandbox.faults.fail("/v1/products", status=500)
-    p = run(sandbox, tmp_path, "sample-data", "--json", key=DEMO_KEYS["healthy"].key, KEYHEALTH_RETRIES="1")
+    p = core_cli("sample-data", "--json", key=DEMO_KEYS["healthy"].key, KEYHEALTH_RETRIES="1")
     assert p.returncode == 1
     by = {d["name"]: d for d in json.loads(p.stdout)["datasets"]}
     assert by["products"]["state"] == "failed" and "500" in by["products"]["reason"]
 
 
-def test_sample_data_bad_bounds_is_a_usage_error(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "sample-data", "--days", "0", key=DEMO_KEYS["healthy"].key)
+def test_sample_data_bad_bounds_is_a_usage_error(sandbox, tmp_path, core_cli):
+    p = core_cli("sample-data", "--days", "0", key=DEMO_KEYS["healthy"].key)
     assert p.returncode == 2
     assert p.stderr.strip().startswith("error: The time window") and "Traceback" not in p.stderr
     assert sandbox.requests == []
 
 
-def test_sample_data_refused_key(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "sample-data", "--json", key="pk_test_" + "b" * 30)
+def test_sample_data_refused_key(sandbox, tmp_path, core_cli):
+    p = core_cli("sample-data", "--json", key="pk_test_" + "b" * 30)
     assert p.returncode == 1
     out = json.loads(p.stdout)
     assert out["datasets"] == [] and "publishable" in out["problem"]

@@ -36,13 +36,8 @@ def rk(tag: str, mode: str = "test") -> str:
 
 
 @pytest.fixture(scope="module")
-def client(sandbox):
-    return stripe.StripeClient(
-        "sk_unused",
-        base_addresses={"api": sandbox.url, "files": sandbox.url},
-        max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=2.0),
-    )
+def client(sandbox_client):
+    return sandbox_client
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from core.sandbox import DEMO_KEYS
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -21,21 +16,6 @@ def _clean(sandbox):
     sandbox.faults.clear()
 
 
-def run(sandbox, tmp_path, *args, key: str | None = None, stdin: str | None = None, **env_extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_KEY", "DATABASE_URL")}
-    env.update(
-        STRIPE_API_BASE=sandbox.url,
-        KEYHEALTH_FINGERPRINT_SECRET="cli-test-secret",
-        KEYHEALTH_DATA_DIR=str(tmp_path),
-        KEYHEALTH_RATE_TEST="100",
-        KEYHEALTH_BACKOFF_S="0.01",
-        NO_COLOR="1",
-    )
-    if key is not None:
-        env["STRIPE_KEY"] = key
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin or "",
-                          capture_output=True, text=True, timeout=60)
 
 
 def charges(sandbox):
@@ -43,9 +23,9 @@ def charges(sandbox):
 
 
 # --- test-transaction ----------------------------------------------------------------------------------
-def test_transaction_json_and_repeat_makes_one_charge(sandbox, tmp_path):
+def test_transaction_json_and_repeat_makes_one_charge(sandbox, tmp_path, core_cli):
     key = DEMO_KEYS["healthy"].key
-    first = run(sandbox, tmp_path, "test-transaction", "--json", key=key)
+    first = core_cli("test-transaction", "--json", key=key)
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout)
     assert out["status"] == "passed" and out["problem"] is None
@@ -54,15 +34,15 @@ def test_transaction_json_and_repeat_makes_one_charge(sandbox, tmp_path):
     assert set(out["charge"]) >= {"id", "amount", "currency", "status"}
     assert out["charge"]["amount"] == 100 and out["charge"]["currency"] == "usd"
     assert out["balance_transaction"].startswith("txn_")
-    second = run(sandbox, tmp_path, "test-transaction", "--json", key=key)
+    second = core_cli("test-transaction", "--json", key=key)
     assert second.returncode == 0
     assert json.loads(second.stdout)["charge"]["id"] == out["charge"]["id"]
     assert len(charges(sandbox)) == 1
     assert key not in first.stdout + second.stdout
 
 
-def test_transaction_live_key_refused_with_zero_posts(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "test-transaction", "--json", key=DEMO_KEYS["live_healthy"].key)
+def test_transaction_live_key_refused_with_zero_posts(sandbox, tmp_path, core_cli):
+    p = core_cli("test-transaction", "--json", key=DEMO_KEYS["live_healthy"].key)
     assert p.returncode == 1
     out = json.loads(p.stdout)
     assert out["status"] == "refused" and "live" in out["problem"]
@@ -70,8 +50,8 @@ def test_transaction_live_key_refused_with_zero_posts(sandbox, tmp_path):
     assert [r for r in sandbox.requests if r.method == "POST"] == [] and sandbox.requests == []
 
 
-def test_transaction_without_charges_write(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "test-transaction", "--json", key=DEMO_KEYS["missing"].key)
+def test_transaction_without_charges_write(sandbox, tmp_path, core_cli):
+    p = core_cli("test-transaction", "--json", key=DEMO_KEYS["missing"].key)
     assert p.returncode == 1
     out = json.loads(p.stdout)
     assert out["status"] == "failed" and "rak_charge_write" in out["problem"]
@@ -79,9 +59,9 @@ def test_transaction_without_charges_write(sandbox, tmp_path):
     assert charges(sandbox) == []
 
 
-def test_transaction_table_amount_currency_and_tenant(sandbox, tmp_path):
+def test_transaction_table_amount_currency_and_tenant(sandbox, tmp_path, core_cli):
     db = tmp_path / "kh.db"
-    p = run(sandbox, tmp_path, "test-transaction", "--amount", "700", "--currency", "eur", "--tenant", "Acme Shop",
+    p = core_cli("test-transaction", "--amount", "700", "--currency", "eur", "--tenant", "Acme Shop",
             key=DEMO_KEYS["healthy"].key, DATABASE_URL=f"sqlite:///{db}")
     assert p.returncode == 0, p.stderr
     assert "PASSED" in p.stdout and "700 eur" in p.stdout and "balance transaction txn_" in p.stdout
@@ -92,8 +72,8 @@ def test_transaction_table_amount_currency_and_tenant(sandbox, tmp_path):
     assert json.loads(entry["detail"])["charge"]["amount"] == 700
 
 
-def test_transaction_bad_amount_is_refused(sandbox, tmp_path):
-    p = run(sandbox, tmp_path, "test-transaction", "--json", "--amount", "0", key=DEMO_KEYS["healthy"].key)
+def test_transaction_bad_amount_is_refused(sandbox, tmp_path, core_cli):
+    p = core_cli("test-transaction", "--json", "--amount", "0", key=DEMO_KEYS["healthy"].key)
     assert p.returncode == 1
     assert json.loads(p.stdout)["status"] == "refused"
     assert sandbox.requests == []
