@@ -80,7 +80,9 @@ def check_key(
     account = stats.account or (previous.account if previous else None)
     if stats.auth_problem:
         # Stripe refused the key itself: no grid, the problem says why.
-        result = CheckResult(key=info, status="invalid", score=0, problem=stats.auth_problem, account=account)
+        result = CheckResult(
+            key=info, status="invalid", score=0, problem=stats.auth_problem, account=account, refused=stats.auth_kind
+        )
     else:
         status = overall_status(rows)
         result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)  # type: ignore[arg-type]
@@ -99,11 +101,35 @@ def unknown_scopes(result: CheckResult) -> set[str]:
     return {r.scope for r in result.rows if r.verdict == "unknown" and r.scope}
 
 
-def record(result: CheckResult, tenant: str, *, source: str, who: str | None, url: str | None = None) -> int:
-    """Keep a check in the tenant's history and in the audit trail: the dashboard, the CLI and a recheck
-    all record through here. Returns the check's id."""
+def explain_refusal_from_history(result: CheckResult, url: str | None = None) -> None:
+    """Stripe answers a revoked key exactly like a mistyped one (401 "Invalid API Key"). History can tell
+    them apart: if Stripe accepted this very key (same fingerprint) before, it has since been revoked or
+    deleted. Rewrites the problem sentence in place; leaves every other result alone."""
+    if result.refused != "invalid" or not result.key.fingerprint:
+        return
     from . import store
 
+    earlier = store.last_accepted_check(result.key.fingerprint, url=url)
+    if earlier is None:
+        return
+    when = earlier["checked_at"].strftime("%Y-%m-%d %H:%M UTC")
+    result.problem = (
+        f"Stripe accepted this key on {when} but refuses it now, so it has been revoked or deleted in the "
+        "Stripe Dashboard; ask the tenant to create a new restricted key and paste it."
+    )
+    result.message = None
+    result.refused = "revoked"
+
+
+def record(result: CheckResult, tenant: str, *, source: str, who: str | None, url: str | None = None) -> int:
+    """Keep a check in the tenant's history and in the audit trail: the dashboard, the CLI and a recheck
+    all record through here (a key Stripe accepted before and refuses now is named revoked first).
+    Returns the check's id."""
+    from . import store
+
+    explain_refusal_from_history(result, url=url)
+    if result.message is None:
+        result.message = tenant_message(result, load_profile(), load_catalogue())
     check_id = store.record_check(result, tenant, source=source, checked_by=who, url=url)
     store.record_audit(
         "check", who=who, tenant=tenant, outcome=result.status,

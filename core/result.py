@@ -83,6 +83,7 @@ class CheckResult:
     incidents: list[str] = field(default_factory=list)  # a non-GET probe that got a 2xx, etc.
     message: str | None = None  # the copyable message for the tenant
     create_link: str | None = None  # pre-filled "create restricted key" link
+    refused: str | None = None  # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key
     checked_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def counts(self) -> dict[str, int]:

@@ -220,3 +220,31 @@ def test_progress_streams_every_row(sandbox, client):
     total = len(load_catalogue().scopes)
     assert [d for _, d, _ in seen] == list(range(1, total + 1))
     assert {s for s, _, _ in seen} == {x.scope for x in r.rows if x.scope}
+
+
+def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, tmp_path):
+    """Stripe answers a revoked key like a mistyped one; the history of the same fingerprint tells them apart."""
+    from core import store
+    from core.check import record
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store.upgrade(url)
+    key = "rk_test_" + "RevokeMeFakeTestKey" + "z" * 60
+    sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test")
+    first = check_key(key, client=client, settings=FAST)
+    record(first, "Acme Ltd", source="cli", who="test", url=url)
+    assert first.status == "healthy"
+
+    sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test", state="revoked")
+    later = check_key(key, client=client, settings=FAST)
+    assert later.status == "invalid" and later.refused == "invalid" and "mistyped" in later.problem
+    record(later, "Acme Ltd", source="cli", who="test", url=url)
+    assert later.refused == "revoked"
+    assert "accepted this key on" in later.problem and "revoked" in later.problem
+    assert later.problem in later.message
+    assert store.tenant_history("Acme Ltd", url=url)[0]["problem"] == later.problem
+
+    # a key never seen working keeps the plain sentence
+    stranger = check_key("rk_test_" + "NeverSeenFakeTestKey" + "q" * 60, client=client, settings=FAST)
+    record(stranger, "Acme Ltd", source="cli", who="test", url=url)
+    assert stranger.refused == "invalid" and "mistyped" in stranger.problem

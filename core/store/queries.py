@@ -406,3 +406,18 @@ def stale_tenants(
         last = d["last_checked_at"]
         d["age_days"] = None if last is None else (now - last).total_seconds() / 86400
     return out
+
+
+def last_accepted_check(fingerprint: str, *, url: str | None = None) -> dict | None:
+    """The newest check of the key with this fingerprint that Stripe accepted (any status but invalid), or None.
+    Lets a 401 on a key that worked before be told apart as revoked rather than mistyped."""
+    q = (
+        sa.select(c.c.id, c.c.checked_at, c.c.status)
+        .where(c.c.key_fingerprint == fingerprint)
+        .where(c.c.status != "invalid")
+        .order_by(c.c.checked_at.desc(), c.c.id.desc())
+        .limit(1)
+    )
+    with connect(url) as conn:
+        row = conn.execute(q).first()
+    return dict(row._mapping) if row is not None else None
