@@ -729,3 +729,14 @@ __all__ = [
     "mask_personal",
     "run_cli",
 ]
+
+
+def record_sample_view(data: "SampleData", tenant: str | None, *, who: str | None, url: str | None = None) -> int:
+    """Audit who viewed sample data with which (masked) key, for which tenant, and how it went."""
+    from . import store
+
+    outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
+    return store.record_audit(
+        "sample_data", who=who, tenant=tenant, outcome=outcome,
+        detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}), url=url,
+    )

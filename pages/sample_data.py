@@ -6,10 +6,16 @@ import streamlit as st
 
 from core import access, runtime
 from core.charts import payments
-from core.grid import md_escape
 from core.keys import intake
+from core.sample import (
+    DEFAULT_MAX_ROWS,
+    DEFAULT_WINDOW_DAYS,
+    MAX_ROWS_CAP,
+    MAX_WINDOW_DAYS,
+    fetch_sample_data,
+    record_sample_view,
+)
 from pages._shared import key_line, session_key_or_paste
-from core.sample import DEFAULT_MAX_ROWS, DEFAULT_WINDOW_DAYS, MAX_ROWS_CAP, MAX_WINDOW_DAYS, fetch_sample_data
 
 STATE_ICONS = {"loaded": "✅", "empty": "➖", "not_permitted": "🚫", "failed": "⚠️"}
 RESULT = "kh_sample_result"  # masked SampleData only; never the key
@@ -45,17 +51,10 @@ if fetch:
     )
     bar.empty()
     st.session_state[RESULT] = data
-    if tenant:
-        try:
-            import json
-
-            from core.store import record_audit
-
-            outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
-            record_audit("sample_data", who=access.identity(st.user), tenant=tenant, outcome=outcome, url=rt.db_url,
-                         detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}))
-        except Exception as e:  # the sample is still shown; the history entry is what failed
-            st.warning(f"The sample was read but not recorded in {md_escape(tenant)}'s history ({type(e).__name__}).")
+    try:
+        record_sample_view(data, tenant, who=access.identity(st.user), url=rt.db_url)
+    except Exception as e:  # the sample is still shown; the audit entry is what failed
+        st.warning(f"The sample was read but not recorded in the audit trail ({type(e).__name__}).")
 
 data = st.session_state.get(RESULT)
 if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:

@@ -7,7 +7,6 @@ import streamlit as st
 from core import access, runtime
 from core.grid import md_escape
 from core.keys import intake
-from pages._shared import key_line, session_key_or_paste
 from core.transaction import (
     DEFAULT_AMOUNT,
     DEFAULT_CURRENCY,
@@ -17,6 +16,7 @@ from core.transaction import (
     refusal,
     run_test_transaction,
 )
+from pages._shared import key_line, session_key_or_paste
 
 IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key
 RESULT = "kh_txn_result"  # the last TransactionResult (no key in it)

@@ -183,3 +183,12 @@ def test_pages_run_inside_the_app(real_env, sandbox):
     button(at, "Fetch sample data").click().run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 4
+
+
+def test_sample_data_view_is_audited_even_without_a_tenant(real_env, sandbox):
+    at = page(SAMPLE_PAGE, DEMO_KEYS["healthy"].key, tenant=None)
+    button(at, "Fetch sample data").click().run()
+    assert not at.exception, at.exception
+    [entry] = store.list_audit(action="sample_data", url=real_env)
+    assert entry["tenant"] is None and entry["outcome"] == "ok"
+    assert DEMO_KEYS["healthy"].key not in (entry["detail"] or "")
