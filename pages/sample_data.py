@@ -17,7 +17,7 @@ from core.sample import (
 )
 from pages._shared import key_line, session_key_or_paste
 
-STATE_ICONS = {"loaded": "✅", "empty": "➖", "not_permitted": "🚫", "failed": "⚠️"}
+STATE_ICONS = {"loaded": "✓", "empty": "–", "not_permitted": "✗", "failed": "!"}  # plain glyphs: no emoji font needed
 RESULT = "kh_sample_result"  # masked SampleData only; never the key
 
 st.title("Sample data")

@@ -91,7 +91,7 @@ if result.steps:
         [
             {
                 "step": s.label,
-                "result": ("✅ " if s.result == "passed" else "❌ ") + s.result,
+                "result": ("✓ " if s.result == "passed" else "✗ ") + s.result,
                 "time (s)": round(s.elapsed_s, 3),
                 "detail": s.detail,
             }
