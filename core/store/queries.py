@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ..result import STATUSES
 from .db import connect
 from .models import check_rows_t, checks_t, tenants_t
-from .record import StoreInputError, _tenant_where, like_pattern
+from .record import StoreInputError, _tenant_where, tenant_search
 from .types import utcnow
 
 c = checks_t
@@ -125,16 +125,7 @@ def latest_checks(
     if stale_days is not None:
         q = q.where(c.c.checked_at < now - timedelta(days=float(stale_days)))
     if search and search.strip():
-        pat = like_pattern(search)
-        q = q.where(
-            sa.or_(
-                sa.func.lower(t.c.name).like(pat, escape="\\"),
-                t.c.slug.like(pat, escape="\\"),
-                sa.func.lower(t.c.account).like(pat, escape="\\"),
-                sa.func.lower(t.c.contact).like(pat, escape="\\"),
-                sa.func.lower(c.c.key_masked).like(pat, escape="\\"),
-            )
-        )
+        q = q.where(tenant_search(search, c.c.key_masked))
     q = q.order_by(status_rank(), c.c.checked_at.asc(), t.c.id)
     if limit is not None:
         q = q.limit(int(limit))

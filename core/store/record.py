@@ -250,15 +250,7 @@ def list_tenants(
     if not include_archived:
         q = q.where(tenants_t.c.archived.is_(False))
     if search and search.strip():
-        pat = like_pattern(search)
-        q = q.where(
-            sa.or_(
-                sa.func.lower(tenants_t.c.name).like(pat, escape="\\"),
-                tenants_t.c.slug.like(pat, escape="\\"),
-                sa.func.lower(tenants_t.c.account).like(pat, escape="\\"),
-                sa.func.lower(tenants_t.c.contact).like(pat, escape="\\"),
-            )
-        )
+        q = q.where(tenant_search(search))
     with connect(url) as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -267,6 +259,14 @@ def like_pattern(search: str) -> str:
     """A case-insensitive LIKE pattern (use with escape='\\\\' and a lower()ed column)."""
     s = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{s}%"
+
+
+def tenant_search(search: str, *extra_columns) -> sa.ColumnElement:
+    """Case-insensitive substring match on a tenant's name, slug, account or contact (and `extra_columns`)."""
+    pat = like_pattern(search)
+    t = tenants_t
+    columns = [t.c.name, t.c.slug, t.c.account, t.c.contact, *extra_columns]
+    return sa.or_(*(sa.func.lower(col).like(pat, escape="\\") for col in columns))
 
 
 def update_tenant(
