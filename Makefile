@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8501
 
-.PHONY: run demo test sandbox bench chromium clean
+.PHONY: run demo test sandbox bench screenshots chromium clean
 
 $(RUN_STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ sandbox: $(RUN_STAMP)
 ## every benchmark; writes the figures into README.md
 bench: $(DEV_STAMP)
 	$(PY) -m bench
+
+## retake the README's screenshots (the Playwright test in demo mode)
+screenshots: $(DEV_STAMP) chromium
+	KEYHEALTH_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/e2e -q
 
 chromium:
 	@scripts/install-chromium.sh

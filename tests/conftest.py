@@ -1,4 +1,10 @@
 """Shared pytest fixtures."""
+import os as _os_early
+import tempfile as _tempfile_early
+
+# Tests never write into the repository's data/ (the fingerprint secret, default databases): unless a test
+# sets its own, KEYHEALTH_DATA_DIR points at a throwaway folder for the whole session (subprocesses inherit it).
+_os_early.environ.setdefault("KEYHEALTH_DATA_DIR", _tempfile_early.mkdtemp(prefix="kh-test-data-"))
 
 
 # ---------------------------------------------------------------------------------------------

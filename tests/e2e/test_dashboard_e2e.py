@@ -3,7 +3,7 @@
 Pastes a bad key (answered at once, no request reaches the embedded sandbox), checks a demo key, sees the
 grid (st.dataframe paints on a canvas; its cell text is in a hidden grid: [role=gridcell]), forgets the key,
 checks a healthy key, finds the tenant on the triage page, opens its history, and runs a sample transaction.
-Saves screenshots for the README in docs/screenshots/.
+Saves screenshots (tests/artifacts/screenshots/; `make screenshots` refreshes docs/screenshots/ for the README).
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
+# Every run saves its screenshots under tests/artifacts/ (git-ignored); `make screenshots` sets
+# KEYHEALTH_SCREENSHOTS=docs/screenshots to refresh the README's copies.
+SHOTS = ROOT / os.environ.get("KEYHEALTH_SCREENSHOTS", "tests/artifacts/screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
