@@ -21,7 +21,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import stripe
 
@@ -114,13 +114,14 @@ class TokenBucket:
 
 @dataclass
 class Answer:
-    """What one probe request told us."""
+    """What one request told us."""
 
-    kind: str  # granted | denied | auth | retry | broken
+    kind: str  # granted | denied | auth | retry | broken | stopped (not sent: Stripe refused the key)
     status: int | None
     detail: str
     code: str | None = None
     account: str | None = None
+    error: Exception | None = field(default=None, repr=False)  # the SDK's exception, when there was one
 
 
 @dataclass
@@ -140,7 +141,6 @@ class SweepStats:
     auth_problem: str | None = None  # one sentence when Stripe refused the key itself
     auth_kind: str | None = None  # invalid | expired | ip_not_allowed | no_key
     incidents: list[str] = field(default_factory=list)
-    send_times: list[float] = field(default_factory=list)  # monotonic start of every request
 
 
 def interpret(err: Exception | None, probe: Probe) -> Answer:
@@ -202,6 +202,69 @@ def auth_sentence(answer: Answer, mode: str | None) -> tuple[str, str]:
     ).replace("this  key", "this key")
 
 
+class KeyRequests:
+    """Every request Key Health sends with one key goes through here: the probes, the sample data and the
+    sample transaction. Paced by one token bucket; inconclusive answers (429, 5xx, timeouts, network
+    errors) retried with exponential backoff and jitter; the account id learnt from the first 403 that
+    names it; a 401 stops everything (later requests are not sent). Thread-safe."""
+
+    def __init__(
+        self,
+        key: str,
+        mode: str | None,
+        settings: ProbeSettings,
+        client: stripe.StripeClient,
+        rng: random.Random | None = None,
+    ):
+        self._key = key
+        self.mode = mode
+        self.settings = settings
+        self.client = client
+        self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
+        self.stop = threading.Event()  # set when Stripe refuses the key (or a caller gives up)
+        self._lock = threading.Lock()
+        self._rng = rng or random.Random()
+        self.requests = 0
+        self.account: str | None = None
+        self.auth_kind: str | None = None  # invalid | expired | ip_not_allowed | no_key
+        self.auth_problem: str | None = None  # one sentence when Stripe refused the key itself
+
+    def send(self, method: str, path: str, params: dict | None = None) -> tuple[Any, Answer | None]:
+        """One paced request: (the SDK's response, None), or (None, what the error answer means).
+        `params` may carry SDK options too (idempotency_key, base)."""
+        if not self.bucket.acquire(self.stop):
+            return None, Answer("stopped", None, "not sent: Stripe refused the key")
+        with self._lock:
+            self.requests += 1
+        try:
+            return self.client.raw_request(method.lower(), path, api_key=self._key, **(params or {})), None
+        except stripe.StripeError as e:
+            a = interpret(e, Probe(method.upper(), path))
+            a.error = e
+        with self._lock:
+            if a.account:
+                self.account = self.account or a.account
+            if a.kind == "auth" and self.auth_problem is None:
+                self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
+        if a.kind == "auth":
+            self.stop.set()
+        return None, a
+
+    def request(
+        self, method: str, path: str, params: dict | None = None, *, retry_if: Callable[[Answer], bool] | None = None
+    ) -> tuple[Any, Answer | None, int]:
+        """`send`, retrying inconclusive answers (and those `retry_if` picks) up to `settings.retries` times.
+        Returns (response or None, the last error answer or None, tries)."""
+        tries = 0
+        while True:
+            resp, a = self.send(method, path, params)
+            tries += 1
+            again = a is not None and (a.kind == "retry" or (retry_if is not None and retry_if(a)))
+            if not again or tries > self.settings.retries or self.stop.is_set():
+                return resp, a, tries
+            self.stop.wait(self.settings.backoff_s * (2 ** (tries - 1)) * self._rng.uniform(0.5, 1.5))
+
+
 class Prober:
     """Probes one key's scopes. One instance per sweep; the StripeClient is shared."""
 
@@ -213,58 +276,28 @@ class Prober:
         client: stripe.StripeClient | None = None,
         rng: random.Random | None = None,
     ):
-        self._key = key
         self.mode = mode
         self.settings = settings or ProbeSettings.from_env()
-        self.client = client or shared_client(self.settings)
-        self.bucket = TokenBucket(self.settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
+        self.http = KeyRequests(key, mode, self.settings, client or shared_client(self.settings), rng)
         self.stats = SweepStats()
-        self._stop = threading.Event()  # set when Stripe refuses the key, or the caller stops early
+        self._stop = self.http.stop  # set when Stripe refuses the key, or the caller stops early
         self._lock = threading.Lock()
-        self._rng = rng or random.Random()
 
-    # --- one request -------------------------------------------------------------------
-    def _send(self, probe: Probe) -> Answer:
-        if not self.bucket.acquire(self._stop):
-            return Answer("retry", None, "stopped: Stripe refused the key")
-        with self._lock:
-            self.stats.requests += 1
-            self.stats.send_times.append(time.monotonic())
+    def _ask(self, probe: Probe, counter: list[int]) -> Answer:
+        """Send a probe (retried while inconclusive) and say what its answer means for the permission."""
         params = dict(probe.params)
         if probe.base != "api":
             params["base"] = probe.base
-        try:
-            self.client.raw_request(probe.method.lower(), probe.concrete_path(), api_key=self._key, **params)
-            err = None
-        except stripe.StripeError as e:
-            err = e
-        answer = interpret(err, probe)
-        if answer.account:
-            with self._lock:
-                self.stats.account = self.stats.account or answer.account
-        if answer.kind == "granted" and answer.status == 200 and probe.method != "GET":
-            with self._lock:
-                self.stats.incidents.append(
-                    f"INCIDENT: {probe.method} {probe.path} answered 2xx: a probe may have changed the account."
-                )
-        if answer.kind == "auth":
-            with self._lock:
-                if self.stats.auth_problem is None:
-                    self.stats.auth_kind, self.stats.auth_problem = auth_sentence(answer, self.mode)
-            self._stop.set()
-        return answer
-
-    def _ask(self, probe: Probe, counter: list[int]) -> Answer:
-        """Send a probe, retrying inconclusive answers with exponential backoff and jitter."""
-        answer = self._send(probe)
-        tries = 1
-        while answer.kind == "retry" and tries <= self.settings.retries and not self._stop.is_set():
-            delay = self.settings.backoff_s * (2 ** (tries - 1)) * self._rng.uniform(0.5, 1.5)
-            self._stop.wait(delay)
-            answer = self._send(probe)
-            tries += 1
+        _, answer, tries = self.http.request(probe.method, probe.concrete_path(), params)
         counter[0] += tries
-        if answer.kind == "retry" and not self._stop.is_set():
+        if answer is None:
+            answer = Answer("granted", 200, "answered 2xx")
+            if probe.method != "GET":
+                with self._lock:
+                    self.stats.incidents.append(
+                        f"INCIDENT: {probe.method} {probe.path} answered 2xx: a probe may have changed the account."
+                    )
+        elif answer.kind == "retry" and not self._stop.is_set():
             answer.detail = f"{answer.detail} after {tries} tries"
         return answer
 
@@ -280,7 +313,7 @@ class Prober:
             return ScopeOutcome(scope.scope, "unknown", "not probed: Stripe refused the key")
         if scope.read is not None:
             a = self._ask(scope.read, counter)
-            if a.kind in ("auth", "retry", "broken"):
+            if a.kind in ("auth", "stopped", "retry", "broken"):
                 return ScopeOutcome(scope.scope, "unknown", _why(a, "read"))
             if a.kind == "denied":
                 return ScopeOutcome(scope.scope, "none")  # write implies read: settled in one request
@@ -331,9 +364,12 @@ class Prober:
                         self._stop.set()
         finally:
             self.stats.elapsed_s = time.monotonic() - self.stats.started
+            h = self.http
+            self.stats.requests, self.stats.account = h.requests, h.account
+            self.stats.auth_kind, self.stats.auth_problem = h.auth_kind, h.auth_problem
 
 
 def _why(a: Answer, level: str) -> str:
-    if a.kind == "auth":
+    if a.kind in ("auth", "stopped"):
         return "not settled: Stripe refused the key"
     return f"{level} probe inconclusive: {a.detail}"

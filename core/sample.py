@@ -7,8 +7,8 @@
 
 - Only GET requests, through the shared StripeClient with the key passed per call; lists are paged with
   `starting_after`, bounded by a time window (activity datasets) and a row cap (every dataset).
-- Paced like the probes: one `core.probe.TokenBucket` at the ProbeSettings rate for the key's mode, shared by
-  every worker; 429, 5xx, timeouts and network errors are retried with backoff `settings.retries` times and
+- Sent like the probes, through one `core.probe.KeyRequests` (token bucket at the ProbeSettings rate for the
+  key's mode, shared by every worker); 429, 5xx, timeouts and network errors are retried with backoff `settings.retries` times and
   then the dataset is `failed` with a sentence. A 403 is `not_permitted` with the permission that would allow
   it; a 401 stops everything (the key itself is refused).
 - Personal data is masked before anything reaches a DataFrame (see `Masker`): by field name (emails, names,
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,9 +30,8 @@ from typing import Any, Callable, Literal
 import pandas as pd
 import stripe
 
-from .catalogue import Probe
 from .config import ProbeSettings
-from .probe import PACE_SAFETY, Answer, TokenBucket, auth_sentence, interpret, shared_client
+from .probe import Answer, KeyRequests, shared_client
 from .result import KeyInfo
 
 State = Literal["loaded", "empty", "not_permitted", "failed"]
@@ -472,56 +470,33 @@ class _Fetched:
 
 
 class _Reader:
-    """GET requests for one key: paced by one bucket, inconclusive answers retried, a 401 stops all."""
+    """GET requests for one key through core.probe.KeyRequests (paced, retried, a 401 stops all)."""
 
     def __init__(self, key: str, mode: str | None, settings: ProbeSettings, client: stripe.StripeClient,
                  rng: random.Random | None = None):
-        self._key = key
-        self.mode = mode
-        self.settings = settings
-        self.client = client
-        self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY)
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.account: str | None = None
-        self.auth_problem: str | None = None
-        self._rng = rng or random.Random()
+        self.http = KeyRequests(key, mode, settings, client, rng)
 
-    def _once(self, path: str, params: dict) -> tuple[Answer | None, Any]:
-        self.bucket.acquire(self.stop)
-        if self.stop.is_set():
-            return Answer("stopped", None, "not sent: Stripe refused the key"), None
-        with self.lock:
-            self.requests += 1
-        try:
-            resp = self.client.raw_request("get", path, api_key=self._key, **params)
-        except stripe.StripeError as e:
-            a = interpret(e, Probe("GET", path))
-            if a.account:
-                with self.lock:
-                    self.account = self.account or a.account
-            if a.kind == "auth":
-                with self.lock:
-                    if self.auth_problem is None:
-                        self.auth_problem = auth_sentence(a, self.mode)[1]
-                self.stop.set()
-            return a, None
-        data = resp.data
-        if not isinstance(data, dict):
-            return Answer("broken", getattr(resp, "code", None), "the answer was not a JSON object"), None
-        return None, data
+    @property
+    def requests(self) -> int:
+        return self.http.requests
+
+    @property
+    def account(self) -> str | None:
+        return self.http.account
+
+    @property
+    def auth_problem(self) -> str | None:
+        return self.http.auth_problem
 
     def get(self, path: str, params: dict) -> tuple[Answer | None, Any, int]:
-        """(error answer or None, data, requests sent)."""
-        tries = 0
-        while True:
-            answer, data = self._once(path, params)
-            tries += 1
-            if answer is None or answer.kind != "retry" or tries > self.settings.retries or self.stop.is_set():
-                return answer, data, tries
-            delay = self.settings.backoff_s * (2 ** (tries - 1)) * self._rng.uniform(0.5, 1.5)
-            self.stop.wait(delay)
+        """(error answer or None, data, tries)."""
+        resp, answer, tries = self.http.request("get", path, params)
+        if answer is not None:
+            return answer, None, tries
+        data = resp.data
+        if not isinstance(data, dict):
+            return Answer("broken", getattr(resp, "code", None), "the answer was not a JSON object"), None, tries
+        return None, data, tries
 
     def fetch(self, spec: DatasetSpec, since: int | None, max_rows: int, page_size: int = PAGE_SIZE) -> _Fetched:
         out = _Fetched(spec)

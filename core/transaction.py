@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any, Literal
 import stripe
 
 from .config import ProbeSettings
-from .probe import PACE_SAFETY, TokenBucket, auth_sentence, interpret, shared_client
+from .probe import KeyRequests, auth_sentence, interpret, shared_client
 from .catalogue import Probe
 from .result import KeyInfo
 
@@ -162,34 +161,6 @@ def new_idempotency_key() -> str:
 # Requests
 
 
-class _Caller:
-    def __init__(self, key: str, mode: str | None, settings: ProbeSettings, client: stripe.StripeClient):
-        self._key = key
-        self.mode = mode
-        self.settings = settings
-        self.client = client
-        self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY)
-        self.requests = 0
-        self._rng = random.Random()
-
-    def call(self, method: str, path: str, **params) -> tuple[Any, stripe.StripeError | None, int]:
-        """(StripeResponse or None, the last error or None, tries). Inconclusive answers are retried."""
-        tries = 0
-        while True:
-            self.bucket.acquire()
-            self.requests += 1
-            tries += 1
-            try:
-                return self.client.raw_request(method, path, api_key=self._key, **params), None, tries
-            except stripe.StripeError as e:
-                kind = interpret(e, Probe(method.upper(), path)).kind
-                # 409: the same idempotency key is in flight in another request; retrying replays its result
-                in_flight = getattr(e, "http_status", None) == 409
-                if (kind != "retry" and not in_flight) or tries > self.settings.retries:
-                    return None, e, tries
-            time.sleep(self.settings.backoff_s * (2 ** (tries - 1)) * self._rng.uniform(0.5, 1.5))
-
-
 def _error_detail(e: stripe.StripeError, tries: int, lacks: tuple[str, str] | None, mode: str | None) -> str:
     """One sentence for a failed step. `lacks`: (Dashboard words, permission) a 403 means is missing."""
     status = getattr(e, "http_status", None)
@@ -270,18 +241,26 @@ def run_test_transaction(
 
     settings = settings or ProbeSettings.from_env()
     client = client or shared_client(settings)
-    caller = _Caller(str(taken.key), info.mode, settings, client)
+    http = KeyRequests(str(taken.key), info.mode, settings, client)
+
+    def call(method: str, path: str, **params) -> tuple[Any, stripe.StripeError | None, int]:
+        """(response or None, the SDK's error or None, tries). A 409 means the same idempotency key is in
+        flight in another request: retrying replays that request's result, so it is retried too."""
+        resp, a, tries = http.request(method, path, params, retry_if=lambda a: a.status == 409)
+        if a is None:
+            return resp, None, tries
+        return None, a.error or stripe.APIConnectionError(a.detail), tries  # "stopped" carries no SDK error
 
     def finish(status: TxStatus, problem: str | None = None) -> TransactionResult:
         result.status = status
         result.problem = problem
-        result.requests = caller.requests
+        result.requests = http.requests
         result.elapsed_s = time.monotonic() - started
         return result
 
     # 1. create
     t0 = time.monotonic()
-    resp, err, tries = caller.call(
+    resp, err, tries = call(
         "post", "/v1/charges", idempotency_key=ikey, amount=amount, currency=cur, source=TEST_SOURCE,
         description=DESCRIPTION, metadata=dict(METADATA),
     )
@@ -318,7 +297,7 @@ def run_test_transaction(
 
     # 2. read back
     t0 = time.monotonic()
-    resp, err, tries = caller.call("get", f"/v1/charges/{charge_id}")
+    resp, err, tries = call("get", f"/v1/charges/{charge_id}")
     if err is not None:
         detail = _error_detail(err, tries, ("Charges Read", "rak_charge_read"), info.mode)
         result.steps.append(Step("read_charge", "failed", time.monotonic() - t0, f"failed: {detail}"))
@@ -341,10 +320,10 @@ def run_test_transaction(
     txn_id = _id(back.get("balance_transaction")) or _id(ch.get("balance_transaction"))
     lacks = ("Balance transaction sources Read", TXN_READ)
     if txn_id:
-        resp, err, tries = caller.call("get", f"/v1/balance_transactions/{txn_id}")
+        resp, err, tries = call("get", f"/v1/balance_transactions/{txn_id}")
         txn = _data(resp) if err is None else {}
     else:
-        resp, err, tries = caller.call("get", "/v1/balance_transactions", source=charge_id, limit=1)
+        resp, err, tries = call("get", "/v1/balance_transactions", source=charge_id, limit=1)
         found = (_data(resp).get("data") or []) if err is None else []
         txn = found[0] if found and isinstance(found[0], dict) else {}
     if err is not None:
