@@ -72,7 +72,7 @@ def sidebar(rt: runtime.Runtime, policy: access.AccessPolicy) -> None:
             st.info("**Demo mode**: the embedded Stripe sandbox and a demo database. No real account is touched.")
             with st.expander("Demo keys (paste one on *Check a key*)", expanded=False):
                 try:
-                    from core.sandbox import DEMO_KEYS
+                    from sandbox import DEMO_KEYS
 
                     for name, dk in DEMO_KEYS.items():
                         st.markdown(f"**{name}**: {dk.description}")

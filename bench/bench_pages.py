@@ -56,8 +56,8 @@ def ensure_db(fresh: bool = False) -> tuple[str, float | None]:
 
 def sample_result():
     """A check result with the real catalogue's rows (missing, excess and unknown ones), for the grid."""
-    from core.catalogue import load_catalogue, load_profile
     from core.demo import DemoKey, ideal_grants, synthetic_result, with_excess, with_missing
+    from core.engine.catalogue import load_catalogue, load_profile
 
     cat, prof = load_catalogue(), load_profile()
     rng = random.Random(7)

@@ -9,10 +9,10 @@ import statistics
 
 import stripe
 
-from core.catalogue import load_catalogue
-from core.check import check_key
 from core.config import ProbeSettings
-from core.sandbox import DEMO_KEYS, Sandbox
+from core.engine.catalogue import load_catalogue
+from core.engine.check import check_key
+from sandbox import DEMO_KEYS, Sandbox
 
 LATENCY_S = 0.100
 RUNS = 3

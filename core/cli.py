@@ -28,7 +28,7 @@ COLOURS = {
 }
 
 
-from .keys import mask  # noqa: E402  (light: no network, no store)
+from core.engine.keys import mask  # noqa: E402  (light: no network, no store)
 
 
 class UsageError(Exception):
@@ -110,16 +110,16 @@ def print_check_table(result, stream=None) -> None:
 
 # --- commands ------------------------------------------------------------------------------
 def cmd_check(args) -> int:
-    from .check import check_key
+    from core.engine.check import check_key
 
     raw = read_key()
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
-        from .store import validate_tenant_name
+        from core.store import validate_tenant_name
 
         validate_tenant_name(args.tenant)  # a bad name is refused before any request
     result = check_key(raw)
     if args.tenant is not None:
-        from .check import record
+        from core.engine.check import record
 
         _store_ready()
         record(result, args.tenant, source="cli", who=_who())
@@ -136,13 +136,13 @@ def _who() -> str | None:
 
 def _store_ready() -> None:
     """Bring the database up to date before the first read or write (migrations are idempotent)."""
-    from .store import upgrade
+    from core.store import upgrade
 
     upgrade()
 
 
 def cmd_recheck(args) -> int:
-    from .batch import parse_lines, recheck
+    from core.features.recheck import parse_lines, recheck
 
     if args.csv != "-":
         raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path.")
@@ -168,7 +168,7 @@ def cmd_recheck(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from .store import drift, get_tenant, tenant_history
+    from core.store import drift, get_tenant, tenant_history
 
     _store_ready()
     tenant = get_tenant(args.tenant)
@@ -218,7 +218,7 @@ def _check_json(c: dict) -> dict:
 
 
 def cmd_catalogue(args) -> int:
-    from .catalogue import load_catalogue
+    from core.engine.catalogue import load_catalogue
 
     cat = load_catalogue()
     if args.json:
@@ -231,20 +231,20 @@ def cmd_catalogue(args) -> int:
 
 
 def cmd_sandbox(args) -> int:
-    from .sandbox import serve
+    from sandbox import serve
 
     serve(args.host, args.port, latency_s=args.latency)
     return EXIT_OK
 
 
 def cmd_sample_data(args) -> int:
-    from .sample import run_cli
+    from core.features.sample import run_cli
 
     return run_cli(args, read_key(), UsageError)
 
 
 def cmd_test_transaction(args) -> int:
-    from .transaction import run_cli
+    from core.features.transaction import run_cli
 
     return run_cli(args, read_key(), UsageError)
 

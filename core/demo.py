@@ -1,7 +1,7 @@
 """The demo's history: tens of tenants checked over several weeks, with breakages and fixes.
 
 Every check is a real `CheckResult` built from the real catalogue and requirement profile and judged by
-core.verdict (so statuses, scores and fixes are exactly what a real check would give), generated with a
+core.engine.verdict (so statuses, scores and fixes are exactly what a real check would give), generated with a
 seeded RNG and written through the store's `record_check` with an explicit `checked_at`.
 
 The demo database lives apart from the real one (<KEYHEALTH_DATA_DIR>/demo/keyhealth-demo.db) and is
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import config
-from .catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
-from .probe import ScopeOutcome
-from .remediation import create_link, fix_for, tenant_message
-from .result import CheckResult, KeyInfo, level_rank
-from .verdict import build_rows, overall_status, score
+from core import config
+from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
+from core.engine.probe import ScopeOutcome
+from core.engine.remediation import create_link, fix_for, tenant_message
+from core.engine.result import CheckResult, KeyInfo, level_rank
+from core.engine.verdict import build_rows, overall_status, score
 
 DEMO_SEED = 4242
 DEMO_TENANTS = 40
@@ -161,7 +161,7 @@ def synthetic_result(
 
 def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: datetime) -> CheckResult:
     """Stripe refused the key (revoked or expired), or it was refused locally (truncated paste)."""
-    from .probe import Answer, auth_sentence
+    from core.engine.probe import Answer, auth_sentence
 
     if kind == "truncated":
         info = KeyInfo(
@@ -377,7 +377,7 @@ def _file_lock(path: Path):
 def seed_demo(url: str | None = None, *, now: datetime | None = None, tenants: int = DEMO_TENANTS) -> int:
     """Fill the demo database with the generated history, once. Returns the number of checks written
     (0 when it already had tenants). The schema must exist (core.store.upgrade)."""
-    from .store import list_tenants, record_audit, record_check
+    from core.store import list_tenants, record_audit, record_check
 
     url = url or demo_db_url()
     lock = Path(url.removeprefix("sqlite:///") + ".seed.lock") if url.startswith("sqlite:///") else None

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import STRIPE_DEFAULT_API_BASE, ProbeSettings, database_url, stripe_api_base
+from core.config import STRIPE_DEFAULT_API_BASE, ProbeSettings, database_url, stripe_api_base
 
 DEMO_ENV = "KEYHEALTH_DEMO"
 STATE_DEMO = "kh_demo"  # st.session_state key: is this browser session in demo mode
@@ -49,7 +49,7 @@ class Runtime:
 
     def client(self):
         """The shared StripeClient for this Stripe base (one per base and timeout, per process)."""
-        from .probe import client_for
+        from core.engine.probe import client_for
 
         return client_for(self.api_base, self.settings().timeout_s)
 
@@ -79,7 +79,7 @@ class Runtime:
 _schema_lock = threading.Lock()
 _upgraded: set[str] = set()
 _sandbox_lock = threading.Lock()
-_sandbox = None  # the embedded core.sandbox.Sandbox, started on first use
+_sandbox = None  # the embedded sandbox.Sandbox, started on first use
 _sandbox_url: str | None = None
 _seed_lock = threading.Lock()
 _seeded: set[str] = set()
@@ -92,7 +92,7 @@ def ensure_schema(url: str) -> None:
     with _schema_lock:
         if url in _upgraded:
             return
-        from .store import upgrade
+        from core.store import upgrade
 
         upgrade(url)
         _upgraded.add(url)
@@ -105,7 +105,7 @@ def demo_sandbox():
         return _sandbox
     with _sandbox_lock:
         if _sandbox_url is None:
-            from .sandbox import Sandbox
+            from sandbox import Sandbox
 
             sb = Sandbox(port=0)
             url = sb.start()
@@ -119,7 +119,7 @@ def _ensure_seeded(url: str) -> None:
     with _seed_lock:
         if url in _seeded:
             return
-        from .demo import seed_demo
+        from core.demo import seed_demo
 
         seed_demo(url)
         _seeded.add(url)
@@ -134,7 +134,7 @@ def real_runtime() -> Runtime:
 
 def demo_runtime() -> Runtime:
     """The embedded sandbox and the seeded demo database (<KEYHEALTH_DATA_DIR>/demo/keyhealth-demo.db)."""
-    from .demo import demo_db_url
+    from core.demo import demo_db_url
 
     demo_sandbox()
     url = demo_db_url()

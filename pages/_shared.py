@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.grid import md_escape
-from core.keys import SecretKey, intake
+from core.engine.keys import SecretKey, intake
+from core.ui.grid import md_escape
 
 
 def session_key_or_paste(prefix: str) -> SecretKey:

@@ -6,7 +6,7 @@ import streamlit as st
 
 import core
 from core import runtime
-from core.catalogue import load_catalogue, load_profile
+from core.engine.catalogue import load_catalogue, load_profile
 
 rt = runtime.for_session(st.session_state)
 LEVEL = {"none": "None", "read": "Read", "write": "Write"}

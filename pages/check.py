@@ -7,9 +7,9 @@ from collections import Counter
 import streamlit as st
 
 from core import access, runtime, store
-from core.check import check_key, record, unknown_scopes
-from core.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
-from core.keys import intake
+from core.engine.check import check_key, record, unknown_scopes
+from core.engine.keys import intake
+from core.ui.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
 
 log = logging.getLogger("keyhealth")
 rt = runtime.for_session(st.session_state)
@@ -25,7 +25,7 @@ def forget_key() -> None:
 
 def is_demo_key(raw: str) -> bool:
     try:
-        from core.sandbox import DEMO_KEYS
+        from sandbox import DEMO_KEYS
 
         return any(raw.strip() == dk.key for dk in DEMO_KEYS.values())
     except Exception:

@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import streamlit as st
 
 from core import runtime, store
-from core.charts import fleet as charts
-from core.grid import md_escape
-from core.result import STATUSES
+from core.engine.result import STATUSES
+from core.ui.charts import fleet as charts
+from core.ui.grid import md_escape
 
 log = logging.getLogger("keyhealth")
 rt = runtime.for_session(st.session_state)

@@ -5,9 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from core import access, runtime
-from core.charts import payments
-from core.keys import intake
-from core.sample import (
+from core.engine.keys import intake
+from core.features.sample import (
     DEFAULT_MAX_ROWS,
     DEFAULT_WINDOW_DAYS,
     MAX_ROWS_CAP,
@@ -15,6 +14,7 @@ from core.sample import (
     fetch_sample_data,
     record_sample_view,
 )
+from core.ui.charts import payments
 from pages._shared import key_line, session_key_or_paste
 
 STATE_ICONS = {"loaded": "✓", "empty": "–", "not_permitted": "✗", "failed": "!"}  # plain glyphs: no emoji font needed

@@ -5,9 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from core import access, runtime
-from core.grid import md_escape
-from core.keys import intake
-from core.transaction import (
+from core.engine.keys import intake
+from core.features.transaction import (
     DEFAULT_AMOUNT,
     DEFAULT_CURRENCY,
     MAX_AMOUNT,
@@ -16,6 +15,7 @@ from core.transaction import (
     refusal,
     run_test_transaction,
 )
+from core.ui.grid import md_escape
 from pages._shared import key_line, session_key_or_paste
 
 IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key

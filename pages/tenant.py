@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from core import runtime, store
-from core.charts import tenant as charts
-from core.grid import md_escape
+from core.ui.charts import tenant as charts
+from core.ui.grid import md_escape
 
 log = logging.getLogger("keyhealth")
 rt = runtime.for_session(st.session_state)

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from core import runtime, store
-from core.grid import md_escape
-from core.result import STATUSES
+from core.engine.result import STATUSES
+from core.ui.grid import md_escape
 
 log = logging.getLogger("keyhealth")
 rt = runtime.for_session(st.session_state)

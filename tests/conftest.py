@@ -13,7 +13,7 @@ _os_early.environ.setdefault("KEYHEALTH_DATA_DIR", _tempfile_early.mkdtemp(prefi
 #             started with scripts/pg.sh in a temp dir on a free port (skipped if PostgreSQL is not installed).
 #   db_url    a fresh EMPTY database, parametrised over ["sqlite", "postgres"].
 #   store_url db_url migrated to head.
-#   make_result  factory for core.result.CheckResult objects.
+#   make_result  factory for core.engine.result.CheckResult objects.
 # ---------------------------------------------------------------------------------------------
 import glob as _glob
 import os as _os
@@ -133,8 +133,8 @@ def _make_result(
     requests=12,
     elapsed_s=1.5,
 ):
-    """A core.result.CheckResult built directly. rows: list of Row or of (scope, granted, verdict) tuples."""
-    from core.result import CheckResult, KeyInfo, Row
+    """A core.engine.result.CheckResult built directly. rows: list of Row or of (scope, granted, verdict) tuples."""
+    from core.engine.result import CheckResult, KeyInfo, Row
 
     built = []
     for x in rows if rows is not None else [("charge_read", "read", "ok"), ("customer_write", "read", "missing")]:
@@ -173,8 +173,8 @@ def make_result():
 
 
 # ---------------------------------------------------------------------------------------------
-# Stripe sandbox (core/sandbox): one local Stripe-compatible server per test session.
-#   sandbox  (session) a running core.sandbox.Sandbox with the demo keys; tests call sandbox.reset()
+# Stripe sandbox (sandbox/): one local Stripe-compatible server per test session.
+#   sandbox  (session) a running sandbox.Sandbox with the demo keys; tests call sandbox.reset()
 #            when they need a clean log / objects / faults.
 # ---------------------------------------------------------------------------------------------
 @_pytest.fixture(scope="session")
@@ -183,7 +183,7 @@ def sandbox():
     import time as _time
     import urllib.request as _urlreq
 
-    from core.sandbox import Sandbox
+    from sandbox import Sandbox
 
     sb = Sandbox(host="127.0.0.1", port=0)
     url = sb.start()

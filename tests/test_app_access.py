@@ -146,7 +146,7 @@ def test_audit_page_filters_and_downloads(real_env):
 
 
 def test_a_dashboard_check_lands_in_the_audit_trail(real_env, sandbox, monkeypatch):
-    from core.sandbox import DEMO_KEYS
+    from sandbox import DEMO_KEYS
 
     monkeypatch.setenv("STRIPE_API_BASE", sandbox.url)
     monkeypatch.setenv("KEYHEALTH_RATE_TEST", "400")

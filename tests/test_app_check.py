@@ -13,8 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from core.grid import VERDICT_STYLE
-from core.sandbox import DEMO_KEYS
+from core.ui.grid import VERDICT_STYLE
+from sandbox import DEMO_KEYS
 
 APP = "../app.py"
 TIMEOUT = 60
@@ -266,7 +266,7 @@ def test_database_down_is_one_sentence(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", ["[Log in again](https://evil.example/login)", "<b>bold</b> **x**", "Harbor & Pine"])
 def test_tenant_names_are_shown_as_text_not_markdown(real_env, name):
-    from core.grid import md_escape
+    from core.ui.grid import md_escape
 
     at = check(fresh_app(), DEMO_KEYS["healthy"].key, name)
     banner = at.success[0].value
@@ -281,7 +281,7 @@ def test_tenant_names_are_shown_as_text_not_markdown(real_env, name):
 
 
 def test_markdown_escape():
-    from core.grid import md_escape
+    from core.ui.grid import md_escape
 
     assert md_escape("[x](javascript:alert(1))") == r"\[x\]\(javascript:alert\(1\)\)"
     assert md_escape("<img src=x>") == r"\<img src=x\>"

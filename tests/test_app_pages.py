@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 from core import runtime, store
 from core.demo import DEMO_TENANTS, demo_db_url
-from core.grid import md_escape
-from core.result import STATUSES
-from core.sandbox import DEMO_KEYS
+from core.engine.result import STATUSES
+from core.ui.grid import md_escape
+from sandbox import DEMO_KEYS
 
 APP = "../app.py"
 TIMEOUT = 90
@@ -254,7 +254,7 @@ def test_about_page(demo_env):
     text = " ".join(m.value for m in at.markdown)
     assert "embedded Stripe sandbox" in text and "keyhealth-demo.db" in text
     assert "Key Health 0." in text
-    from core.catalogue import load_catalogue
+    from core.engine.catalogue import load_catalogue
 
     assert len(at.dataframe[0].value) == len(load_catalogue().scopes)
 

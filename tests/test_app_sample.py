@@ -1,7 +1,7 @@
 """The "Sample data" and "Sample transaction" pages, driven with AppTest against the project's Stripe sandbox.
 
 STRIPE_API_BASE points at the sandbox fixture and DATABASE_URL at a temporary SQLite file; the key is seeded
-into the session the way the check page leaves it (st.session_state["kh_key"], a core.keys.SecretKey).
+into the session the way the check page leaves it (st.session_state["kh_key"], a core.engine.keys.SecretKey).
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from core.keys import intake
-from core.sample import DATASETS
-from core.sandbox import DEMO_KEYS
+from core.engine.keys import intake
+from core.features.sample import DATASETS
+from sandbox import DEMO_KEYS
 
 SAMPLE_PAGE = "../pages/sample_data.py"
 TXN_PAGE = "../pages/sample_transaction.py"

@@ -1,6 +1,6 @@
 """The data files: the permission catalogue (data/catalogue.toml) and Pointai's profile (data/requirements.toml).
 
-Loads the real files through core.catalogue, checks them against the onboarding guide itself (parsed from its
+Loads the real files through core.engine.catalogue, checks them against the onboarding guide itself (parsed from its
 markdown), against the REST paths in the installed stripe-python, and checks that the loader refuses bad
 entries with one clear sentence.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.catalogue import (
+from core.config import CATALOGUE_PATH, REQUIREMENTS_PATH, ROOT
+from core.engine.catalogue import (
     PROBE_ID,
     PROBE_PARAM,
     Catalogue,
@@ -22,8 +23,7 @@ from core.catalogue import (
     parse_catalogue,
     parse_profile,
 )
-from core.config import CATALOGUE_PATH, REQUIREMENTS_PATH, ROOT
-from core.result import LEVELS
+from core.engine.result import LEVELS
 
 GUIDE_NAME = "creating-a-stripe-api-key.md"
 GUIDE_CANDIDATES = [

@@ -6,9 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from core.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS
-from core.charts import fleet, tenant
-from core.result import STATUSES
+from core.engine.result import STATUSES
+from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, fleet, tenant
 
 
 def spec(fig) -> dict:

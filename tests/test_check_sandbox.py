@@ -1,15 +1,15 @@
 """The check engine against the project's Stripe sandbox: real SDK, real HTTP, no monkeypatching."""
 from __future__ import annotations
 
-import stripe
 import pytest
+import stripe
 
-from core.catalogue import load_catalogue, load_profile
-from core.check import check_key, unknown_scopes
 from core.config import ProbeSettings
-from core.probe import PACE_SAFETY
-from core.result import level_rank
-from core.sandbox import DEMO_KEYS
+from core.engine.catalogue import load_catalogue, load_profile
+from core.engine.check import check_key, unknown_scopes
+from core.engine.probe import PACE_SAFETY
+from core.engine.result import level_rank
+from sandbox import DEMO_KEYS
 
 FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=3, backoff_s=0.01, timeout_s=2.0)
 
@@ -225,7 +225,7 @@ def test_progress_streams_every_row(sandbox, client):
 def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, tmp_path):
     """Stripe answers a revoked key like a mistyped one; the history of the same fingerprint tells them apart."""
     from core import store
-    from core.check import record
+    from core.engine.check import record
 
     url = f"sqlite:///{tmp_path / 'h.db'}"
     store.upgrade(url)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.catalogue import load_catalogue
-from core.sandbox import DEMO_KEYS
+from core.engine.catalogue import load_catalogue
+from sandbox import DEMO_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW_KEYS = {"category", "resource", "scope", "required", "granted", "verdict", "fix"}

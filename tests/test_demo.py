@@ -18,10 +18,10 @@ from core.demo import (
     generate,
     seed_demo,
 )
-from core.remediation import fix_for
-from core.catalogue import load_profile
-from core.result import STATUSES
-from core.verdict import overall_status, score
+from core.engine.catalogue import load_profile
+from core.engine.remediation import fix_for
+from core.engine.result import STATUSES
+from core.engine.verdict import overall_status, score
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 

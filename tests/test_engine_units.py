@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.catalogue import Catalogue, Profile, Requirement, Scope, Probe
-from core.probe import PACE_SAFETY, ScopeOutcome, TokenBucket
-from core.remediation import create_link, fix_for
-from core.result import level_rank
-from core.verdict import build_rows, judge, overall_status, score
+from core.engine.catalogue import Catalogue, Probe, Profile, Requirement, Scope
+from core.engine.probe import PACE_SAFETY, ScopeOutcome, TokenBucket
+from core.engine.remediation import create_link, fix_for
+from core.engine.result import level_rank
+from core.engine.verdict import build_rows, judge, overall_status, score
 
 
 class FakeClock:
@@ -153,7 +153,7 @@ def test_unknown_gives_incomplete_and_excess_gives_attention():
 
 
 def test_scores_sort_like_statuses():
-    from core.verdict import SCORE_BANDS
+    from core.engine.verdict import SCORE_BANDS
 
     order = ["invalid", "failing", "incomplete", "attention", "healthy"]
     for worse, better in zip(order, order[1:]):
@@ -187,7 +187,7 @@ def test_implied_permission_is_allowed_not_required():
 
 
 def test_profile_allows_what_required_scopes_imply():
-    from core.catalogue import load_catalogue, load_profile
+    from core.engine.catalogue import load_catalogue, load_profile
 
     cat, prof = load_catalogue(), load_profile()
     for s in cat.scopes:

@@ -7,10 +7,10 @@ import threading
 import pytest
 import stripe
 
-from core.check import check_key, unknown_scopes
 from core.config import ProbeSettings
-from core.sandbox import DEMO_KEYS, Sandbox
+from core.engine.check import check_key, unknown_scopes
 from core.store import latest_checks, record_check, upgrade
+from sandbox import DEMO_KEYS, Sandbox
 
 SETTINGS = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=0.5)
 
@@ -72,10 +72,10 @@ def test_non_json_404_is_unknown_not_granted(sandbox):
     key = "rk_test_" + "NoJsonFakeTestKey" + "y" * 60
     sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test")
     # an endpoint Stripe does not know answers "Unrecognized request URL": unknown, never "granted"
-    from core.catalogue import Catalogue, Probe, Scope
+    from core.engine.catalogue import Catalogue, Probe, Scope
 
     cat = Catalogue((Scope("nowhere", "Nowhere", "Core", ("read",), Probe("GET", "/v1/no_such_resource/{id}"), None),))
-    from core.catalogue import Profile
+    from core.engine.catalogue import Profile
 
     r = check_key(key, client=_client(sandbox.url), settings=SETTINGS, catalogue=cat, profile=Profile("p", "k", ()))
     assert r.rows[0].verdict == "unknown" and "does not know" in r.rows[0].reason

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 import stripe
 
 from core import store
-from core.check import check_key
 from core.config import ProbeSettings
-from core.keys import intake
-from core.sandbox import DEMO_KEYS
+from core.engine.check import check_key
+from core.engine.keys import intake
+from sandbox import DEMO_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("tenants", "checks", "check_rows", "audit")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from core import keys
-from core.keys import Intake, fingerprint, fingerprint_secret, intake, mask
+from core.engine import keys
+from core.engine.keys import Intake, fingerprint, fingerprint_secret, intake, mask
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE62 = string.ascii_letters + string.digits
@@ -438,7 +438,7 @@ def test_racing_threads_end_with_one_secret(tmp_path):
 
 def test_racing_processes_end_with_one_secret(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != ENV}
-    code = "import sys; from core.keys import fingerprint_secret; print(fingerprint_secret(sys.argv[1]).decode())"
+    code = "import sys; from core.engine.keys import fingerprint_secret; print(fingerprint_secret(sys.argv[1]).decode())"
     procs = [
         subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(8)

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from core.sample import DATASET_NAMES
-from core.sandbox import DEMO_KEYS
-
+from core.features.sample import DATASET_NAMES
+from sandbox import DEMO_KEYS
 
 
 @pytest.fixture(autouse=True)

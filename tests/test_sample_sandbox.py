@@ -10,8 +10,8 @@ import pytest
 import stripe
 
 from core.config import ProbeSettings
-from core.sample import DATASET_NAMES, DATASETS, fetch_sample_data
-from core.sandbox import DEMO_KEYS, DEMO_TEST_ACCOUNT
+from core.features.sample import DATASET_NAMES, DATASETS, fetch_sample_data
+from sandbox import DEMO_KEYS, DEMO_TEST_ACCOUNT
 
 FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
 KEY_ONLY_CHARGES = "rk_test_51KeyHealthSampleOnlyCharges" + "a1B2c3D4e5" * 3

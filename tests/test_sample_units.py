@@ -7,8 +7,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from core.charts import payments
-from core.sample import (
+from core.features.sample import (
     DATASETS,
     MASK_ADDRESS,
     MASK_EMAIL,
@@ -20,6 +19,7 @@ from core.sample import (
     fetch_sample_data,
     mask_personal,
 )
+from core.ui.charts import payments
 
 CHARGE = {
     "id": "ch_1",

@@ -1,4 +1,4 @@
-"""The Stripe sandbox (core/sandbox) over real HTTP with the real stripe SDK: no monkeypatching."""
+"""The Stripe sandbox (sandbox/) over real HTTP with the real stripe SDK: no monkeypatching."""
 from __future__ import annotations
 
 import base64
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import stripe
 
-from core.sandbox import (
+from sandbox import (
     DEMO_KEYS,
     DEMO_LIVE_ACCOUNT,
     DEMO_TEST_ACCOUNT,
@@ -24,7 +24,7 @@ from core.sandbox import (
     build_demo_keys,
     load_model,
 )
-from core.sandbox.cli import main as cli_main
+from sandbox.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 RK_TEST = "rk_test_51SandboxTestKeyForTheSandboxServerTests0000000000000000000000000000000000000000000000"
@@ -641,7 +641,7 @@ def test_cli_refuses_a_bad_port(capsys):
 
 
 def test_python_m_core_sandbox_serves_and_stops():
-    proc = subprocess.Popen([sys.executable, "-m", "core.sandbox", "--port", "0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from core import store
-from core.sandbox import DEMO_KEYS, DEMO_LIVE_ACCOUNT, DEMO_TEST_ACCOUNT
+from sandbox import DEMO_KEYS, DEMO_LIVE_ACCOUNT, DEMO_TEST_ACCOUNT
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE62 = string.digits + string.ascii_letters
@@ -228,11 +228,11 @@ def test_cli_flows_never_print_log_or_store_the_key(sandbox, canaries, tmp_path)
 
 
 def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, monkeypatch, all_logs, capfd):
-    from core.batch import parse_lines, recheck
-    from core.check import check_key
-    from core.keys import intake
-    from core.sample import fetch_sample_data
-    from core.transaction import record_transaction, run_test_transaction
+    from core.engine.check import check_key
+    from core.engine.keys import intake
+    from core.features.recheck import parse_lines, recheck
+    from core.features.sample import fetch_sample_data
+    from core.features.transaction import record_transaction, run_test_transaction
 
     test, live, ids = canaries
     keys = (test, live)

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import store
-from core.result import STATUSES, Row
+from core.engine.result import STATUSES, Row
 from core.store.db import get_engine, normalize_url
 
 D0 = datetime(2025, 3, 10, 9, 0, tzinfo=timezone.utc)

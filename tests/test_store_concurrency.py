@@ -19,7 +19,7 @@ WORKER = textwrap.dedent(
     import sys
     from datetime import datetime, timedelta, timezone
     from core import store
-    from core.result import CheckResult, KeyInfo, Row
+    from core.engine.result import CheckResult, KeyInfo, Row
 
     url, worker, n, nrows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     store.upgrade(url)  # all four at once on a fresh database: the upgrade must serialise too

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import store
-from core.result import Row
+from core.engine.result import Row
 from core.store.db import get_engine
 
 # Distinctive, key-shaped, never handed to the store as a key.

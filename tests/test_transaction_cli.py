@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from core.sandbox import DEMO_KEYS
-
+from sandbox import DEMO_KEYS
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,8 @@ import pytest
 import stripe
 
 from core.config import ProbeSettings
-from core.keys import intake
-from core.sandbox import DEMO_KEYS
-from core.transaction import (
+from core.engine.keys import intake
+from core.features.transaction import (
     DESCRIPTION,
     LIVE_REFUSAL,
     METADATA,
@@ -20,6 +19,7 @@ from core.transaction import (
     refusal,
     run_test_transaction,
 )
+from sandbox import DEMO_KEYS
 
 FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
 KEY_NO_TXN_READ = "rk_test_51KeyHealthTxnNoBalanceRead" + "q1W2e3R4t5" * 3

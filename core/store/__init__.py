@@ -7,9 +7,9 @@
 
 Nothing here ever sees the key itself: a check stores KeyInfo.masked and KeyInfo.fingerprint only.
 """
-from .db import connect, current_revision, dispose_engine, get_engine, normalize_url, session, upgrade
-from .models import SOURCES, Audit, Check, CheckRow, Tenant
-from .queries import (
+from core.store.db import connect, current_revision, dispose_engine, get_engine, normalize_url, session, upgrade
+from core.store.models import SOURCES, Audit, Check, CheckRow, Tenant
+from core.store.queries import (
     checks_per_day,
     drift,
     get_check,
@@ -22,7 +22,7 @@ from .queries import (
     tenant_history,
     top_problem_scopes,
 )
-from .record import (
+from core.store.record import (
     UNSET,
     StoreInputError,
     UnknownTenantError,

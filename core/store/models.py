@@ -1,7 +1,7 @@
 """SQLModel tables of the key-health history store.
 
 The raw key is never stored: a check keeps `key_masked` (at most 40 characters, enforced by a CHECK
-constraint in the database itself) and `key_fingerprint` (a keyed hash computed in core/keys.py).
+constraint in the database itself) and `key_fingerprint` (a keyed hash computed in core/engine/keys.py).
 Every constraint and index is named so Alembic migrations can refer to them; the migrations in
 core/migrations/versions create exactly these tables (a test compares them).
 """
@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from .types import UTCDateTime, utcnow
+from core.store.types import UTCDateTime, utcnow
 
 SOURCES: tuple[str, ...] = ("dashboard", "cli", "batch")
 MASKED_MAX = 40

@@ -12,11 +12,11 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 
-from ..result import STATUSES
-from .db import connect
-from .models import check_rows_t, checks_t, tenants_t
-from .record import StoreInputError, _tenant_where, tenant_search
-from .types import utcnow
+from core.engine.result import STATUSES
+from core.store.db import connect
+from core.store.models import check_rows_t, checks_t, tenants_t
+from core.store.record import StoreInputError, _tenant_where, tenant_search
+from core.store.types import utcnow
 
 c = checks_t
 t = tenants_t

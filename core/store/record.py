@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from ..result import STATUSES, VERDICTS, CheckResult
-from .db import connect
-from .models import (
+from core.engine.result import STATUSES, VERDICTS, CheckResult
+from core.store.db import connect
+from core.store.models import (
     FINGERPRINT_MAX,
     MASKED_MAX,
     NAME_MAX,
@@ -31,7 +31,7 @@ from .models import (
     checks_t,
     tenants_t,
 )
-from .types import utcnow
+from core.store.types import utcnow
 
 
 class StoreInputError(ValueError):

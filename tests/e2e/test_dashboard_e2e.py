@@ -156,7 +156,7 @@ def seeded_tenant_with_history(data_dir: Path) -> str:
 
 
 def test_dashboard_in_chromium(server, browser):
-    from core.sandbox import DEMO_KEYS
+    from sandbox import DEMO_KEYS
 
     keys = [DEMO_KEYS["missing"].key, DEMO_KEYS["healthy"].key]
     page = browser.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)

@@ -1,13 +1,13 @@
-"""Run the sandbox in the foreground: `python -m core.sandbox` (and `python -m core sandbox`)."""
+"""Run the sandbox in the foreground: `python -m sandbox` (and `python -m core sandbox`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
 
-from .demo_keys import DemoKey
-from .routes import mask_key
-from .server import STRIPE_RATE_LIMITS, Sandbox
+from sandbox.demo_keys import DemoKey
+from sandbox.routes import mask_key
+from sandbox.server import STRIPE_RATE_LIMITS, Sandbox
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 12111
 
@@ -53,7 +53,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, latency_s: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core.sandbox", description="Local Stripe-compatible sandbox.")
+    ap = argparse.ArgumentParser(prog="python -m sandbox", description="Local Stripe-compatible sandbox.")
     ap.add_argument("--host", default=DEFAULT_HOST)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")

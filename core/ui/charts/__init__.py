@@ -1,15 +1,15 @@
 """Chart builders: plain data (the store's dicts) in, plotly figures out. No Streamlit, no database.
 
-    from core.charts import fleet, tenant
+    from core.ui.charts import fleet, tenant
     fig = fleet.status_mix(store.status_mix_per_day(start, end, url=...))
 
-Colours are shared with the grid (core/grid.py) so a status or verdict looks the same everywhere.
+Colours are shared with the grid (core/ui/grid.py) so a status or verdict looks the same everywhere.
 """
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..result import STATUSES
+from core.engine.result import STATUSES
 
 STATUS_COLOURS: dict[str, str] = {
     "healthy": "#2f9e44",

@@ -12,7 +12,7 @@ import random
 import string
 import time
 
-from .routes import ApiModel, Resource
+from sandbox.routes import ApiModel, Resource
 
 BASE62 = string.digits + string.ascii_letters
 DAY = 86400

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from . import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
+from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
 
 
 def status_mix(per_day: Sequence[dict], *, share: bool = False) -> go.Figure:

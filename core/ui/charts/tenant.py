@@ -5,8 +5,8 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from ..result import STATUSES
-from . import STATUS_COLOURS, base_layout, empty_figure
+from core.engine.result import STATUSES
+from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure
 
 
 def _oldest_first(history: Sequence[dict]) -> list[dict]:

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import stripe
 
-from .catalogue import Probe, Scope
-from .config import STRIPE_DEFAULT_API_BASE, ProbeSettings, stripe_api_base
+from core.config import STRIPE_DEFAULT_API_BASE, ProbeSettings, stripe_api_base
+from core.engine.catalogue import Probe, Scope
 
 _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
 _PLACEHOLDER_KEY = "sk_keyhealth_no_key_given"  # the shared client's default; every call passes its own key

@@ -7,7 +7,7 @@
 
 - Only GET requests, through the shared StripeClient with the key passed per call; lists are paged with
   `starting_after`, bounded by a time window (activity datasets) and a row cap (every dataset).
-- Sent like the probes, through one `core.probe.KeyRequests` (token bucket at the ProbeSettings rate for the
+- Sent like the probes, through one `core.engine.probe.KeyRequests` (token bucket at the ProbeSettings rate for the
   key's mode, shared by every worker); 429, 5xx, timeouts and network errors are retried with backoff `settings.retries` times and
   then the dataset is `failed` with a sentence. A 403 is `not_permitted` with the permission that would allow
   it; a 401 stops everything (the key itself is refused).
@@ -30,9 +30,9 @@ from typing import Any, Callable, Literal
 import pandas as pd
 import stripe
 
-from .config import ProbeSettings
-from .probe import Answer, KeyRequests, shared_client
-from .result import KeyInfo
+from core.config import ProbeSettings
+from core.engine.probe import Answer, KeyRequests, shared_client
+from core.engine.result import KeyInfo
 
 State = Literal["loaded", "empty", "not_permitted", "failed"]
 STATES: tuple[str, ...] = ("loaded", "empty", "not_permitted", "failed")
@@ -470,7 +470,7 @@ class _Fetched:
 
 
 class _Reader:
-    """GET requests for one key through core.probe.KeyRequests (paced, retried, a 401 stops all)."""
+    """GET requests for one key through core.engine.probe.KeyRequests (paced, retried, a 401 stops all)."""
 
     def __init__(self, key: str, mode: str | None, settings: ProbeSettings, client: stripe.StripeClient,
                  rng: random.Random | None = None):
@@ -587,13 +587,13 @@ def fetch_sample_data(
     now: datetime | None = None,
     on_progress: Progress | None = None,
 ) -> SampleData:
-    """Read every dataset the key may read. `key`: the pasted text or a core.keys.SecretKey.
+    """Read every dataset the key may read. `key`: the pasted text or a core.engine.keys.SecretKey.
 
     A key that is not an accepted restricted key makes no request (`problem` says why). The balance is read
     first, alone: a key Stripe refuses costs that one request. Raises ValueError (one sentence) for a bad
     window or row cap.
     """
-    from .keys import intake
+    from core.engine.keys import intake
 
     _validate(window_days, max_rows, page_size)
     started = time.monotonic()
@@ -708,7 +708,7 @@ __all__ = [
 
 def record_sample_view(data: "SampleData", tenant: str | None, *, who: str | None, url: str | None = None) -> int:
     """Audit who viewed sample data with which (masked) key, for which tenant, and how it went."""
-    from . import store
+    from core import store
 
     outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
     return store.record_audit(

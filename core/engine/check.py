@@ -6,13 +6,13 @@ from typing import Callable
 
 import stripe
 
-from .catalogue import Catalogue, Profile, load_catalogue, load_profile
-from .config import ProbeSettings
-from .keys import intake
-from .probe import Prober, ScopeOutcome
-from .remediation import create_link, fix_for, tenant_message
-from .result import CheckResult, Row
-from .verdict import build_rows, judge, overall_status, score
+from core.config import ProbeSettings
+from core.engine.catalogue import Catalogue, Profile, load_catalogue, load_profile
+from core.engine.keys import intake
+from core.engine.probe import Prober, ScopeOutcome
+from core.engine.remediation import create_link, fix_for, tenant_message
+from core.engine.result import CheckResult, Row
+from core.engine.verdict import build_rows, judge, overall_status, score
 
 Progress = Callable[[Row, int, int], None]  # (row just settled, rows done, rows total)
 
@@ -107,7 +107,7 @@ def explain_refusal_from_history(result: CheckResult, url: str | None = None) ->
     deleted. Rewrites the problem sentence in place; leaves every other result alone."""
     if result.refused != "invalid" or not result.key.fingerprint:
         return
-    from . import store
+    from core import store
 
     earlier = store.last_accepted_check(result.key.fingerprint, url=url)
     if earlier is None:
@@ -125,7 +125,7 @@ def record(result: CheckResult, tenant: str, *, source: str, who: str | None, ur
     """Keep a check in the tenant's history and in the audit trail: the dashboard, the CLI and a recheck
     all record through here (a key Stripe accepted before and refuses now is named revoked first).
     Returns the check's id."""
-    from . import store
+    from core import store
 
     explain_refusal_from_history(result, url=url)
     if result.message is None:

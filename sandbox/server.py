@@ -20,9 +20,9 @@ from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from .api import ApiError, Caller, StripeApi
-from .faults import Faults, RateLimiter
-from .routes import DENY_STYLES, ApiModel, deny_message, load_model, mask_key
+from sandbox.api import ApiError, Caller, StripeApi
+from sandbox.faults import Faults, RateLimiter
+from sandbox.routes import DENY_STYLES, ApiModel, deny_message, load_model, mask_key
 
 SANDBOX_ACCOUNT = "acct_1KeyHealthSandbox"
 STRIPE_RATE_LIMITS = {"test": 25, "live": 100}
@@ -215,7 +215,7 @@ class Sandbox:
             self._keys.pop(key, None)
 
     def _add_demo_keys(self) -> None:
-        from .demo_keys import DEMO_KEYS, standard_demo_key
+        from sandbox.demo_keys import DEMO_KEYS, standard_demo_key
 
         try:
             keys = dict(DEMO_KEYS.items())

@@ -1,7 +1,7 @@
 """Demo keys: realistic-looking restricted keys whose permissions come from the requirement profile.
 
 The permission sets are computed from data/catalogue.toml and data/requirements.toml (through
-core.catalogue), so "healthy" is exactly what the profile requires and the others differ from it in
+core.engine.catalogue), so "healthy" is exactly what the profile requires and the others differ from it in
 known ways. They are demo keys for the local sandbox only: printing them in full is fine.
 """
 from __future__ import annotations
@@ -49,8 +49,7 @@ def required_permissions(catalogue, profile) -> dict[str, str]:
 def build_demo_keys(catalogue=None, profile=None, catalogue_path: Path | None = None,
                     requirements_path: Path | None = None) -> dict[str, DemoKey]:
     """The demo keys for a catalogue and profile (default: the project's data files)."""
-    from core import catalogue as cat
-
+    from core.engine import catalogue as cat
     if catalogue is None:
         catalogue = cat.load_catalogue(catalogue_path) if catalogue_path else cat.load_catalogue()
     if profile is None:
@@ -92,7 +91,7 @@ def standard_demo_key() -> DemoKey:
 
 
 class _LazyDemoKeys(dict):
-    """A dict that reads the data files on first use, so importing core.sandbox never fails."""
+    """A dict that reads the data files on first use, so importing sandbox never fails."""
 
     _loaded = False
 

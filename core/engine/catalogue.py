@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .config import CATALOGUE_PATH, REQUIREMENTS_PATH
-from .result import LEVELS, level_rank
+from core.config import CATALOGUE_PATH, REQUIREMENTS_PATH
+from core.engine.result import LEVELS, level_rank
 
 # A made-up object id: Stripe checks the permission before it looks the object up,
 # so a probe on this id answers 403 (no permission) or 404 (permission, no such object).

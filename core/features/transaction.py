@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 import stripe
 
-from .config import ProbeSettings
-from .probe import KeyRequests, auth_sentence, interpret, shared_client
-from .catalogue import Probe
-from .result import KeyInfo
+from core.config import ProbeSettings
+from core.engine.catalogue import Probe
+from core.engine.probe import KeyRequests, auth_sentence, interpret, shared_client
+from core.engine.result import KeyInfo
 
 TxStatus = Literal["passed", "failed", "refused"]
 StepResult = Literal["passed", "failed"]
@@ -203,9 +203,9 @@ def run_test_transaction(
     client: stripe.StripeClient | None = None,
     now: datetime | None = None,
 ) -> TransactionResult:
-    """Create one small test charge with `key` (text or core.keys.SecretKey), read it back, find its
+    """Create one small test charge with `key` (text or core.engine.keys.SecretKey), read it back, find its
     balance transaction. Refused (no request at all) for live keys, non-accepted keys and bad input."""
-    from .keys import intake
+    from core.engine.keys import intake
 
     started = time.monotonic()
     now = now or datetime.now(timezone.utc)
@@ -363,9 +363,9 @@ def record_transaction(result: TransactionResult, tenant: str | None, *, who: st
 
     Returns the audit entry's id. Raises core.store.StoreInputError (one sentence) for a bad tenant name.
     """
-    from . import store
-    from .config import database_url
-    from .runtime import ensure_schema
+    from core import store
+    from core.config import database_url
+    from core.runtime import ensure_schema
 
     ensure_schema(url or database_url())
     detail = {
@@ -392,7 +392,7 @@ def run_cli(args, raw: str, usage_error: type[Exception] = ValueError) -> int:
     import sys
 
     if args.tenant is not None:
-        from .store import StoreInputError, validate_tenant_name
+        from core.store import StoreInputError, validate_tenant_name
 
         try:
             validate_tenant_name(args.tenant)

@@ -19,9 +19,9 @@ Score (0-100), banded by status so that it sorts like the status does:
 """
 from __future__ import annotations
 
-from .catalogue import Catalogue, Profile
-from .probe import ScopeOutcome
-from .result import Row, level_rank
+from core.engine.catalogue import Catalogue, Profile
+from core.engine.probe import ScopeOutcome
+from core.engine.result import Row, level_rank
 
 REQUIRED_WEIGHT = 3
 SCORE_BANDS = {"healthy": (100, 100), "attention": (80, 99), "incomplete": (50, 79), "failing": (1, 49), "invalid": (0, 0)}

@@ -11,7 +11,7 @@ import re
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from .result import CheckResult, Row
+from core.engine.result import CheckResult, Row
 
 # Background / text per verdict: green ok, red missing, amber excess, grey unknown, blue-grey not applicable.
 VERDICT_STYLE: dict[str, tuple[str, str]] = {
@@ -126,7 +126,7 @@ def grid_csv(result: CheckResult) -> str:
 
 
 def grid_json(result: CheckResult) -> str:
-    """The CLI's public JSON shape (core.result.CheckResult.to_json), pretty-printed."""
+    """The CLI's public JSON shape (core.engine.result.CheckResult.to_json), pretty-printed."""
     return json.dumps(result.to_json(), indent=2, ensure_ascii=False)
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .catalogue import Catalogue, Profile
-from .result import CheckResult, Row
+from core.engine.catalogue import Catalogue, Profile
+from core.engine.result import CheckResult, Row
 
 DASHBOARD = "https://dashboard.stripe.com"
 LEVEL_WORD = {"none": "None", "read": "Read", "write": "Write"}

@@ -1,7 +1,7 @@
 """Key intake: turn whatever a tenant pasted into a safe `KeyInfo` and, if it is a restricted key, a `SecretKey`.
 
     it = intake(raw)
-    it.info   # core.result.KeyInfo: kind, mode, masked, fingerprint, problem; safe to show, store and log
+    it.info   # core.engine.result.KeyInfo: kind, mode, masked, fingerprint, problem; safe to show, store and log
     it.key    # SecretKey or None; set only when it.info.accepted (a well-formed rk_live_/rk_test_ key)
     str(it.key)                      # the key itself, for the one place that sends it to Stripe
     repr(it.key), f"{it.key}"        # only the masked form, so a stray log line cannot leak it
@@ -16,7 +16,7 @@ several lines (or several space-separated pieces, which is what some browsers ma
 is joined when the first piece starts with a Stripe prefix and the others are only letters, digits and `_`.
 
 Classification: `kind` is one of restricted | secret | organization | publishable | webhook_secret |
-sandbox_claim | other_secret | unknown | empty (see core.result.KeyInfo). Only restricted keys whose body is
+sandbox_claim | other_secret | unknown | empty (see core.engine.result.KeyInfo). Only restricted keys whose body is
 24..247 base62 characters (255 in all at most) are accepted: Stripe publishes no fixed length, so there is
 no fixed-length pattern here. Every rejection has its own one-sentence `problem` and a machine-readable
 `Intake.reason`.
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from core import config
-from core.result import KeyInfo
+from core.engine.result import KeyInfo
 
 __all__ = [
     "Intake",

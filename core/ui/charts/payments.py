@@ -1,6 +1,6 @@
-"""Payment charts from the sample data's (already masked) DataFrames (core.sample). No Streamlit.
+"""Payment charts from the sample data's (already masked) DataFrames (core.features.sample). No Streamlit.
 
-    from core.charts import payments
+    from core.ui.charts import payments
     payments.daily_volume(data.frame("charges"))       # amount per UTC day, stacked by status, per currency
     payments.daily_count(data.frame("charges"))        # charges per UTC day by status
     payments.success_rate(data.frame("charges"))       # succeeded / (succeeded + failed) per day
@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import base_layout, empty_figure
+from core.ui.charts import base_layout, empty_figure
 
 # Stripe's zero-decimal and three-decimal currencies (docs.stripe.com/currencies).
 ZERO_DECIMAL = frozenset(

@@ -10,8 +10,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .routes import ApiModel, Resource, Route
-from .store import Store, public
+from sandbox.routes import ApiModel, Resource, Route
+from sandbox.store import Store, public
 
 LIST_PARAMS = {"limit", "starting_after", "ending_before", "created", "expand"}
 ALWAYS_PARAMS = {"expand", "metadata"}

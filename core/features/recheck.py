@@ -9,9 +9,9 @@ import io
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .check import check_key, record
-from .result import CheckResult
-from .store import StoreInputError, validate_tenant_name
+from core.engine.check import check_key, record
+from core.engine.result import CheckResult
+from core.store import StoreInputError, validate_tenant_name
 
 MAX_LINES = 10_000
 MAX_LINE_CHARS = 11_000  # a tenant name (100) and the longest paste intake reads (10,000), with room to spare
