@@ -2,32 +2,28 @@
 from __future__ import annotations
 
 import logging
-import os
 import traceback
 from pathlib import Path
 
 import streamlit as st
 
-SECRET_SETTINGS = ("DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_DEMO", "KEYHEALTH_DATA_DIR", "KEYHEALTH_FINGERPRINT_SECRET")
+from core import access, config
+from core.runtime import Runtime
+from core.store import mask_url
+from dashboard import session
 
 
 def copy_secrets_to_env() -> None:
     """Deployment settings from .streamlit/secrets.toml (see secrets.toml.example); the environment wins."""
     try:
-        secrets = {k: st.secrets[k] for k in SECRET_SETTINGS if k in st.secrets}
+        config.apply_secrets(st.secrets)
     except Exception:  # no secrets file: the environment and the defaults apply
         return
-    for k, v in secrets.items():
-        os.environ.setdefault(k, str(v))
 
 
-copy_secrets_to_env()  # before core runs: core reads these settings from the environment
-
-from core import access, runtime  # noqa: E402
-from core.config import database_url  # noqa: E402
+copy_secrets_to_env()  # before anything reads the settings
 
 HERE = Path(__file__).resolve().parent
-FORGET_ON_SWITCH = ("kh_key", "kh_key_input", "kh_result", "kh_result_tenant", "kh_tenant", "kh_tenant_pick", "kh_tenant_new")
 
 st.set_page_config(page_title="Key Health", page_icon="🔑", layout="wide")
 
@@ -58,12 +54,12 @@ def sign_in_gate(policy: access.AccessPolicy) -> None:
 def switch_mode() -> None:
     """The demo switch moved. Demo keys mean nothing to Stripe and real keys must never reach the sandbox,
     so the session forgets the key, the result and the tenant."""
-    st.session_state[runtime.STATE_DEMO] = bool(st.session_state.get("kh_demo_switch"))
-    for k in FORGET_ON_SWITCH:
+    st.session_state[session.DEMO] = bool(st.session_state.get("kh_demo_switch"))
+    for k in session.FORGET_ON_SWITCH:
         st.session_state.pop(k, None)
 
 
-def sidebar(rt: runtime.Runtime, policy: access.AccessPolicy) -> None:
+def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
     with st.sidebar:
         if policy.enabled:
             st.caption(f"Signed in as {access.identity(st.user)}")
@@ -91,34 +87,33 @@ def sidebar(rt: runtime.Runtime, policy: access.AccessPolicy) -> None:
 
 POLICY = access.policy_from_secrets(read_secrets())
 sign_in_gate(POLICY)
-st.session_state["kh_who"] = access.identity(st.user)
 
-if runtime.STATE_DEMO not in st.session_state:
+if session.DEMO not in st.session_state:
     # ?demo=1 lets a link opened in a new tab keep the mode (the mode is no secret; a key never goes in a URL)
     asked = st.query_params.get("demo")
-    st.session_state[runtime.STATE_DEMO] = asked == "1" if asked in ("0", "1") else runtime.demo_default()
+    st.session_state[session.DEMO] = asked == "1" if asked in ("0", "1") else config.settings().demo
 # The mode lives in kh_demo (plain state); the switch is only its view. Its widget id can change between the
 # very first run of a server (Streamlit's legacy pages/ handling) and the next, and a keyed widget would then
 # fall back to its default; with value= taken from kh_demo it shows the session's mode whatever happens.
 st.sidebar.toggle(
     "Demo mode",
-    value=bool(st.session_state[runtime.STATE_DEMO]),
+    value=bool(st.session_state[session.DEMO]),
     key="kh_demo_switch",
     on_change=switch_mode,
     help="Run against the embedded Stripe sandbox and a seeded demo database instead of Stripe and your data.",
 )
 
 try:
-    rt = runtime.for_session(st.session_state)
+    rt = session.service().rt
+    rt.store  # brings the database up to date now: a database that cannot be opened is said here, once
 except Exception as e:  # the database or the sandbox could not be opened: one sentence, no traceback
     logging.getLogger("keyhealth").error("runtime failed to start: %s", type(e).__name__)
-    where = "the demo" if st.session_state.get(runtime.STATE_DEMO) else runtime.mask_db_url(database_url())
+    where = "the demo" if st.session_state.get(session.DEMO) else mask_url(config.settings().database_url)
     st.error(
         f"Key Health could not open {where} ({type(e).__name__}); check DATABASE_URL and that the database is "
         "reachable, or switch Demo mode on."
     )
     st.stop()
-st.session_state["kh_runtime"] = rt
 sidebar(rt, POLICY)
 
 # URL paths differ from the file names on purpose: Streamlit still knows the legacy pages/ directory, and a

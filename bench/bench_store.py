@@ -70,7 +70,7 @@ def seed_bench_db(
     t0 = time.perf_counter()
     rnd = random.Random(seed)
     now = now or datetime.now(timezone.utc)
-    store.upgrade(url)
+    store.at(url).upgrade()
     with connect(url) as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(checks_t)).scalar():
             raise SystemExit(f"{url} already has checks; seed an empty database.")
@@ -168,22 +168,22 @@ def run(url: str, repeat: int, records: int, names: list[str]) -> list[tuple[str
     busiest = names[len(names) // 2]
     now = datetime.now(timezone.utc)
     queries = [
-        ("latest_checks() — triage, all tenants", lambda: store.latest_checks(url=url)),
-        ("latest_checks(status='failing', mode='live')", lambda: store.latest_checks("failing", "live", url=url)),
+        ("latest_checks() — triage, all tenants", lambda: store.at(url).latest_checks()),
+        ("latest_checks(status='failing', mode='live')", lambda: store.at(url).latest_checks("failing", "live")),
         ("latest_checks(stale_days=30, search='tenant 01')",
-         lambda: store.latest_checks(stale_days=30, search="tenant 01", url=url)),
-        ("tenant_history(one tenant)", lambda: store.tenant_history(busiest, url=url)),
-        ("drift(one tenant)", lambda: store.drift(busiest, url=url)),
-        ("status_mix_per_day() — all 180 days", lambda: store.status_mix_per_day(url=url)),
+         lambda: store.at(url).latest_checks(stale_days=30, search="tenant 01")),
+        ("tenant_history(one tenant)", lambda: store.at(url).tenant_history(busiest)),
+        ("drift(one tenant)", lambda: store.at(url).drift(busiest)),
+        ("status_mix_per_day() — all 180 days", lambda: store.at(url).status_mix_per_day()),
         ("status_mix_per_day(last 30 days)",
-         lambda: store.status_mix_per_day(start=(now - timedelta(days=30)).date(), url=url)),
-        ("checks_per_day() — all 180 days", lambda: store.checks_per_day(url=url)),
-        ("top_problem_scopes('missing')", lambda: store.top_problem_scopes("missing", url=url)),
-        ("top_problem_scopes('excess')", lambda: store.top_problem_scopes("excess", url=url)),
-        ("stale_tenants(7)", lambda: store.stale_tenants(7, url=url)),
-        ("score_distribution()", lambda: store.score_distribution(url=url)),
-        ("status_counts()", lambda: store.status_counts(url=url)),
-        ("list_tenants()", lambda: store.list_tenants(url=url)),
+         lambda: store.at(url).status_mix_per_day(start=(now - timedelta(days=30)).date())),
+        ("checks_per_day() — all 180 days", lambda: store.at(url).checks_per_day()),
+        ("top_problem_scopes('missing')", lambda: store.at(url).top_problem_scopes("missing")),
+        ("top_problem_scopes('excess')", lambda: store.at(url).top_problem_scopes("excess")),
+        ("stale_tenants(7)", lambda: store.at(url).stale_tenants(7)),
+        ("score_distribution()", lambda: store.at(url).score_distribution()),
+        ("status_counts()", lambda: store.at(url).status_counts()),
+        ("list_tenants()", lambda: store.at(url).list_tenants()),
     ]
     out = [(label, _median_ms(fn, repeat), 200.0) for label, fn in queries]
     rows = [Row("Core", res, scope, lvl, lvl, "ok") for cat, scope, res, lvl in SCOPES[:10]]
@@ -193,7 +193,7 @@ def run(url: str, repeat: int, records: int, names: list[str]) -> list[tuple[str
         n = next(i)
         res = CheckResult(key=KeyInfo("restricted", "live", "rk_live_…bnch", "f" * 64), status="healthy",
                           score=100, account="acct_bench000001", rows=rows)
-        store.record_check(res, names[n % len(names)], source="cli", checked_by="bench", url=url)
+        store.at(url).record_check(res, names[n % len(names)], source="cli", checked_by="bench")
 
     out.append((f"record_check (10 rows), median of {records}", _median_ms(one_record, records), 20.0))
     return [(label, ms, goal, "yes" if ms < goal else "**NO**") for label, ms, goal in out]
@@ -203,7 +203,7 @@ def report(url: str = DEFAULT_URL, tenants: int = 2000, checks: int = 100_000) -
     """The markdown section `python -m bench` writes into the README (reuses a seeded database)."""
     names = [f"Bench Tenant {i:05d}" for i in range(tenants)]
     seeded = None
-    if not (store.current_revision(url) and store.latest_checks(limit=1, url=url)):
+    if not (store.at(url).current_revision() and store.at(url).latest_checks(limit=1)):
         seeded = seed_bench_db(url, tenants, checks)
     lines = [f"{get_engine(url).dialect.name}, {tenants:,} tenants, {checks:,} checks (about 10 rows each); "
              "median of 7 runs per query."]
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.reuse:
             for p in path.parent.glob(path.name + "*"):
                 p.unlink()
-    if not (args.reuse and store.current_revision(url) and store.latest_checks(limit=1, url=url)):
+    if not (args.reuse and store.at(url).current_revision() and store.at(url).latest_checks(limit=1)):
         seeded = seed_bench_db(url, args.tenants, args.checks)
     print(f"# Store bench — {get_engine(url).dialect.name}, {args.tenants:,} tenants, {args.checks:,} checks")
     if seeded:

@@ -9,9 +9,9 @@ import statistics
 
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.catalogue import load_catalogue
 from core.engine.check import check_key
+from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS, Sandbox
 
 LATENCY_S = 0.100

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import re
 import sys
 
@@ -28,6 +27,7 @@ COLOURS = {
 }
 
 
+from core.config import env_key, settings  # noqa: E402
 from core.engine.keys import mask  # noqa: E402  (light: no network, no store)
 
 
@@ -53,7 +53,7 @@ def read_stdin(stdin=None) -> str:
 
 def read_key(stdin=None) -> str:
     """The key from STRIPE_KEY, else standard input (a prompt without echo on a terminal)."""
-    env = os.environ.get("STRIPE_KEY")
+    env = env_key()
     if env is not None and env.strip():  # an empty STRIPE_KEY counts as unset
         return env
     stdin = stdin or sys.stdin
@@ -73,7 +73,8 @@ def _paint(text: str, what: str, colour: bool) -> str:
 
 
 def _use_colour(stream) -> bool:
-    return not os.environ.get("NO_COLOR") and (bool(os.environ.get("FORCE_COLOR")) or stream.isatty())
+    conf = settings()
+    return not conf.no_color and (conf.force_color or stream.isatty())
 
 
 def print_check_table(result, stream=None) -> None:
@@ -109,40 +110,35 @@ def print_check_table(result, stream=None) -> None:
 
 
 # --- commands ------------------------------------------------------------------------------
-def cmd_check(args) -> int:
-    from core.engine.check import check_key
+def _service(args=None):
+    """The CLI's service: the real runtime from the settings, acting as KEYHEALTH_USER (else USER)."""
+    from core import runtime
+    from core.config import settings
+    from core.service import Service
 
+    conf = settings()
+    return Service(runtime.build(conf, demo_mode=bool(getattr(args, "demo", False)), who=conf.user))
+
+
+def cmd_check(args) -> int:
     raw = read_key()
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
         from core.store import validate_tenant_name
 
         validate_tenant_name(args.tenant)  # a bad name is refused before any request
-    result = check_key(raw)
-    if args.tenant is not None:
-        from core.engine.check import record
-
-        _store_ready()
-        record(result, args.tenant, source="cli", who=_who())
+    checked = _service(args).check(raw, args.tenant, source="cli")
+    result = checked.result
     if args.json:
         print(json.dumps(result.to_json()))
     else:
         print_check_table(result)
+    if checked.save_problem:
+        print(f"warning: {checked.save_problem}", file=sys.stderr)
     return EXIT_OK if result.status == "healthy" else EXIT_VERDICT
 
 
-def _who() -> str | None:
-    return os.environ.get("KEYHEALTH_USER") or os.environ.get("USER")
-
-
-def _store_ready() -> None:
-    """Bring the database up to date before the first read or write (migrations are idempotent)."""
-    from core.store import upgrade
-
-    upgrade()
-
-
 def cmd_recheck(args) -> int:
-    from core.features.recheck import parse_lines, recheck
+    from core.features.recheck import parse_lines
 
     if args.csv != "-":
         raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path.")
@@ -150,8 +146,7 @@ def cmd_recheck(args) -> int:
     entries, failed = parse_lines(text)
     if not entries and not failed:
         raise UsageError("No tenant,key lines on standard input; pipe a CSV file of tenant,key lines.")
-    _store_ready()
-    report = recheck(entries, source="batch", checked_by=_who())
+    report = _service(args).recheck(entries, source="batch")
     report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
     if args.json:
         print(json.dumps(report.to_json()))
@@ -168,14 +163,12 @@ def cmd_recheck(args) -> int:
 
 
 def cmd_history(args) -> int:
-    from core.store import drift, get_tenant, tenant_history
-
-    _store_ready()
-    tenant = get_tenant(args.tenant)
+    store = _service(args).store
+    tenant = store.get_tenant(args.tenant)
     if tenant is None:
         raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME creates one).")
-    checks = tenant_history(tenant["id"])
-    changes = drift(tenant["id"])
+    checks = store.tenant_history(tenant["id"])
+    changes = store.drift(tenant["id"])
     out = {
         "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"]},
         "checks": [_check_json(c) for c in checks],
@@ -238,15 +231,64 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_sample_data(args) -> int:
-    from core.features.sample import run_cli
-
-    return run_cli(args, read_key(), UsageError)
+    """Print the sample data (JSON with --json); exit 0 when every dataset was read or settled
+    (loaded, empty, not_permitted), 1 when the key was refused or a dataset failed."""
+    raw = read_key()
+    try:
+        data = _service(args).sample(
+            raw, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
+        )
+    except ValueError as e:
+        if type(e).__name__ not in ("ValueError",):
+            raise
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(data.to_json()))
+    else:
+        k = data.key
+        print(f"{k.masked}  {k.kind}  {k.mode or '-'}  account {data.account or 'unknown'}")
+        print(f"{data.requests} requests in {data.elapsed_s:.2f} s; last {data.window_days} days, "
+              f"at most {data.max_rows} rows per dataset")
+        if data.problem:
+            print(f"problem: {data.problem}")
+        if data.datasets:
+            w = max(len(d.label) for d in data.datasets)
+            for d in data.datasets:
+                extra = d.reason or ""
+                if d.state in ("loaded", "empty"):
+                    extra = f"{d.count} rows" + (" (capped)" if d.truncated else "")
+                print(f"{d.label:<{w}}  {d.state:<13}  {extra}")
+    ok = data.problem is None and all(d.state != "failed" for d in data.datasets)
+    return EXIT_OK if ok else EXIT_VERDICT
 
 
 def cmd_test_transaction(args) -> int:
-    from core.features.transaction import run_cli
+    """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
+    raw = read_key()
+    if args.tenant is not None:
+        from core.store import validate_tenant_name
 
-    return run_cli(args, read_key(), UsageError)
+        validate_tenant_name(args.tenant)
+    result = _service(args).transact(
+        raw, args.tenant, source="cli", amount=args.amount, currency=args.currency,
+        idempotency_key=args.idempotency_key,
+    )
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        k = result.key
+        print(f"{k.masked}  {k.kind}  {k.mode or '-'}")
+        print(f"sample transaction {result.status.upper()}  {result.requests} requests in {result.elapsed_s:.2f} s")
+        if result.problem:
+            print(f"problem: {result.problem}")
+        for st in result.steps:
+            print(f"  {st.result:<6}  {st.elapsed_s:6.3f} s  {st.label}: {st.detail}")
+        if result.charge:
+            ch = result.charge
+            print(f"charge {ch['id']}  {ch['amount']} {ch['currency']}  {ch['status']}")
+        if result.balance_transaction:
+            print(f"balance transaction {result.balance_transaction}")
+    return EXIT_OK if result.passed else EXIT_VERDICT
 
 
 _KEYISH = re.compile(r"\b(rk|sk|pk|rkcs|whsec)_[A-Za-z0-9_]{8,}")

@@ -1,75 +1,109 @@
-"""Settings from the environment, with the embedded defaults `make run` uses.
+"""Settings: the one place that reads the environment (and, through it, Streamlit's secrets).
 
-Every knob has one place: here. Streamlit secrets are copied into the environment by app.py
-before core is used, so core never imports streamlit.
+    s = settings()          # read when asked, never at import
+    s.database_url, s.api_base, s.probe.rate_test, s.who
+
+app.py copies the allowed keys of `.streamlit/secrets.toml` into the environment before anything reads
+settings (the environment wins), so core never imports streamlit. No other module reads `os.environ`.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT / "data"
-CATALOGUE_PATH = ROOT / "data" / "catalogue.toml"
-REQUIREMENTS_PATH = ROOT / "data" / "requirements.toml"
-STRIPE_DEFAULT_API_BASE = "https://api.stripe.com"
+TRUE = ("1", "true", "yes", "on")
+# What .streamlit/secrets.toml may set (the environment wins); see secrets.toml.example.
+SECRET_SETTINGS = (
+    "DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_DEMO", "KEYHEALTH_DATA_DIR", "KEYHEALTH_FINGERPRINT_SECRET",
+)
+
+__all__ = ["STRIPE_DEFAULT_API_BASE", "ProbeSettings", "Settings", "settings", "apply_secrets", "env_key"]
 
 
-def _float(name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
-        return float(os.environ.get(name, default))
+        return float(env.get(name, default))
     except ValueError:
         return default
 
 
-def _int(name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
     try:
-        return int(os.environ.get(name, default))
+        return int(env.get(name, default))
     except ValueError:
         return default
+
+
+def probe_settings(env: Mapping[str, str]) -> ProbeSettings:
+    d = ProbeSettings()
+    return ProbeSettings(
+        rate_test=_float(env, "KEYHEALTH_RATE_TEST", d.rate_test),
+        rate_live=_float(env, "KEYHEALTH_RATE_LIVE", d.rate_live),
+        concurrency=max(1, _int(env, "KEYHEALTH_CONCURRENCY", d.concurrency)),
+        retries=max(0, _int(env, "KEYHEALTH_RETRIES", d.retries)),
+        backoff_s=_float(env, "KEYHEALTH_BACKOFF_S", d.backoff_s),
+        timeout_s=_float(env, "KEYHEALTH_TIMEOUT_S", d.timeout_s),
+    )
 
 
 @dataclass(frozen=True)
-class ProbeSettings:
-    """How a sweep paces itself. Rates are requests per second, per key."""
+class Settings:
+    """Everything Key Health can be told from outside, typed, with the embedded defaults `make run` uses."""
 
-    rate_test: float = 20.0
-    rate_live: float = 25.0
-    concurrency: int = 8
-    retries: int = 3  # extra tries after an inconclusive answer (429, 5xx, timeout, network)
-    backoff_s: float = 0.25  # first backoff; doubles each retry, with jitter
-    timeout_s: float = 10.0
+    api_base: str = STRIPE_DEFAULT_API_BASE  # STRIPE_API_BASE: Stripe itself, or the sandbox
+    data_dir: Path = DEFAULT_DATA_DIR  # KEYHEALTH_DATA_DIR: default database, demo database, fingerprint secret
+    database_url_env: str | None = None  # DATABASE_URL
+    demo: bool = False  # KEYHEALTH_DEMO: the dashboard starts in demo mode
+    fingerprint_secret: str | None = field(default=None, repr=False)  # KEYHEALTH_FINGERPRINT_SECRET
+    user: str | None = None  # KEYHEALTH_USER, else USER: who the CLI acts as in the audit trail
+    no_color: bool = False  # NO_COLOR
+    force_color: bool = False  # FORCE_COLOR
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
 
     @classmethod
-    def from_env(cls) -> "ProbeSettings":
-        d = cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
         return cls(
-            rate_test=_float("KEYHEALTH_RATE_TEST", d.rate_test),
-            rate_live=_float("KEYHEALTH_RATE_LIVE", d.rate_live),
-            concurrency=max(1, _int("KEYHEALTH_CONCURRENCY", d.concurrency)),
-            retries=max(0, _int("KEYHEALTH_RETRIES", d.retries)),
-            backoff_s=_float("KEYHEALTH_BACKOFF_S", d.backoff_s),
-            timeout_s=_float("KEYHEALTH_TIMEOUT_S", d.timeout_s),
+            api_base=env.get("STRIPE_API_BASE") or STRIPE_DEFAULT_API_BASE,
+            data_dir=Path(env.get("KEYHEALTH_DATA_DIR") or DEFAULT_DATA_DIR),
+            database_url_env=env.get("DATABASE_URL") or None,
+            demo=env.get("KEYHEALTH_DEMO", "").strip().lower() in TRUE,
+            fingerprint_secret=env.get("KEYHEALTH_FINGERPRINT_SECRET") or None,
+            user=env.get("KEYHEALTH_USER") or env.get("USER") or None,
+            no_color=bool(env.get("NO_COLOR")),
+            force_color=bool(env.get("FORCE_COLOR")),
+            probe=probe_settings(env),
         )
 
-    def rate_for(self, mode: str | None) -> float:
-        return self.rate_live if mode == "live" else self.rate_test
+    @property
+    def database_url(self) -> str:
+        """SQLite in the data dir by default; DATABASE_URL switches (e.g. to PostgreSQL)."""
+        return self.database_url_env or f"sqlite:///{self.data_dir / 'keyhealth.db'}"
+
+    @property
+    def demo_database_url(self) -> str:
+        """The demo's own database, never the real one."""
+        return f"sqlite:///{self.data_dir / 'demo' / 'keyhealth-demo.db'}"
 
 
-def stripe_api_base() -> str:
-    """Stripe itself unless STRIPE_API_BASE points somewhere else (the sandbox)."""
-    return os.environ.get("STRIPE_API_BASE") or STRIPE_DEFAULT_API_BASE
+def settings() -> Settings:
+    """The settings as the environment says now (read when asked, not at import)."""
+    return Settings.from_env()
 
 
-def data_dir() -> Path:
-    """KEYHEALTH_DATA_DIR, read when asked (not at import), else data/ in the repository."""
-    return Path(os.environ.get("KEYHEALTH_DATA_DIR") or DEFAULT_DATA_DIR)
+def apply_secrets(secrets: Mapping[str, object]) -> None:
+    """Deployment settings from Streamlit's secrets, for the keys in SECRET_SETTINGS; the environment wins."""
+    for k in SECRET_SETTINGS:
+        if k in secrets:
+            os.environ.setdefault(k, str(secrets[k]))
 
 
-def database_url() -> str:
-    """SQLite in data/ by default; DATABASE_URL switches (e.g. to PostgreSQL)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    return f"sqlite:///{data_dir() / 'keyhealth.db'}"
+def env_key() -> str | None:
+    """The key the CLI was given in STRIPE_KEY (an empty value counts as none)."""
+    return os.environ.get("STRIPE_KEY") or None

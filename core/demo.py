@@ -16,17 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from core import config
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
+from core.engine.check import assemble
+from core.engine.keys import intake
 from core.engine.probe import ScopeOutcome
-from core.engine.remediation import create_link, fix_for, tenant_message
 from core.engine.result import CheckResult, KeyInfo, level_rank
-from core.engine.verdict import build_rows, overall_status, score
+from core.store import Store
 
 DEMO_SEED = 4242
 DEMO_TENANTS = 40
 DEMO_DAYS = 42
-DEMO_DB_NAME = "keyhealth-demo.db"
 
 # Realistic small businesses that would onboard with Pointai.
 TENANT_NAMES: tuple[str, ...] = (
@@ -59,14 +58,6 @@ STORIES: tuple[tuple[str, int], ...] = (
     ("flaky", 2),  # Stripe rate-limited some probes: incomplete now and then
     ("truncated_first", 2),  # first paste was truncated, then the complete key
 )
-
-
-def demo_db_path() -> Path:
-    return config.data_dir() / "demo" / DEMO_DB_NAME
-
-
-def demo_db_url() -> str:
-    return f"sqlite:///{demo_db_path()}"
 
 
 # --- synthetic checks -----------------------------------------------------------------------------------
@@ -145,49 +136,34 @@ def synthetic_result(
     outcomes = {s: ScopeOutcome(s, g) for s, g in grants.items()}
     for s in rng.sample(sorted(outcomes), min(unknown, len(outcomes))):
         outcomes[s] = ScopeOutcome(s, "unknown", RATE_LIMITED)
-    rows = build_rows(catalogue, profile, outcomes)
-    status = overall_status(rows)
-    result = CheckResult(key=key, status=status, score=score(rows, status), account=account, rows=rows)  # type: ignore[arg-type]
-    for r in rows:
-        r.fix = fix_for(r, profile)
     granted_reads = sum(1 for g in grants.values() if g in ("read", "write"))
-    result.requests = len(catalogue.scopes) + granted_reads + 3 * unknown
-    result.elapsed_s = round(result.requests / 20 * rng.uniform(1.0, 1.3), 3)
-    result.checked_at = checked_at
-    result.message = tenant_message(result, profile, catalogue)
-    result.create_link = create_link(profile, catalogue, key.mode)
-    return result
+    requests = len(catalogue.scopes) + granted_reads + 3 * unknown
+    return assemble(
+        key, outcomes, catalogue=catalogue, profile=profile, account=account, requests=requests,
+        elapsed_s=round(requests / 20 * rng.uniform(1.0, 1.3), 3), checked_at=checked_at,
+    )
 
 
-def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: datetime) -> CheckResult:
-    """Stripe refused the key (revoked or expired), or it was refused locally (truncated paste)."""
+def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: datetime,
+                   rng: random.Random | None = None) -> CheckResult:
+    """Stripe refused the key (revoked or expired), or it was refused locally (a truncated paste), worded
+    exactly as a real check words it: the truncated paste goes through the real intake, Stripe's refusal
+    through the real answer reading."""
     from core.engine.probe import Answer, auth_sentence
 
+    catalogue, profile = load_catalogue(), load_profile()
     if kind == "truncated":
-        info = KeyInfo(
-            kind="restricted",
-            mode=key.mode,
-            masked=key.masked.split("…")[0] + "…",
-            fingerprint=None,
-            problem=(
-                "This key looks truncated (it is too short to be a whole Stripe key); copy the complete key "
-                "from the Stripe Dashboard and paste it again."
-            ),
-        )
-        result = CheckResult(key=info, status="invalid", score=0, problem=info.problem)
-    else:
-        answer = (
-            Answer("auth", 401, "Expired API Key provided: rk_***", "api_key_expired")
-            if kind == "expired"
-            else Answer("auth", 401, "Invalid API Key provided: rk_***")
-        )
-        _, problem = auth_sentence(answer, key.mode)
-        result = CheckResult(key=key, status="invalid", score=0, problem=problem, account=account, requests=1)
-        result.elapsed_s = 0.08
-    result.checked_at = checked_at
-    profile, catalogue = load_profile(), load_catalogue()
-    result.message = tenant_message(result, profile, catalogue)
-    return result
+        rng = rng or random.Random(0)
+        info = intake(f"rk_{key.mode or 'live'}_" + "".join(rng.choice(_B62) for _ in range(6))).info
+        return assemble(info, catalogue=catalogue, profile=profile, problem=info.problem, checked_at=checked_at)
+    answer = (
+        Answer("auth", 401, "Expired API Key provided: rk_***", "api_key_expired")
+        if kind == "expired"
+        else Answer("auth", 401, "Invalid API Key provided: rk_***")
+    )
+    refused, problem = auth_sentence(answer, key.mode)
+    return assemble(key, catalogue=catalogue, profile=profile, account=account, problem=problem, refused=refused,
+                    requests=1, elapsed_s=0.08, checked_at=checked_at)
 
 
 @dataclass
@@ -271,7 +247,7 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
             return
         s, who = src or source()
         if refused:
-            res = refused_result(refused, key=t.key.info(), account=t.account, checked_at=at)
+            res = refused_result(refused, key=t.key.info(), account=t.account, checked_at=at, rng=rng)
         else:
             res = synthetic_result(
                 grants or ideal, key=t.key.info(), account=t.account, checked_at=at, rng=rng,
@@ -374,22 +350,20 @@ def _file_lock(path: Path):
         yield
 
 
-def seed_demo(url: str | None = None, *, now: datetime | None = None, tenants: int = DEMO_TENANTS) -> int:
+def seed_demo(store: Store, *, now: datetime | None = None, tenants: int = DEMO_TENANTS) -> int:
     """Fill the demo database with the generated history, once. Returns the number of checks written
-    (0 when it already had tenants). The schema must exist (core.store.upgrade)."""
-    from core.store import list_tenants, record_audit, record_check
-
-    url = url or demo_db_url()
+    (0 when it already had tenants). The schema must exist (Store.upgrade)."""
+    url = store.db.url
     lock = Path(url.removeprefix("sqlite:///") + ".seed.lock") if url.startswith("sqlite:///") else None
     with _file_lock(lock) if lock else contextlib.nullcontext():
-        if list_tenants(url=url, include_archived=True):
+        if store.list_tenants(include_archived=True):
             return 0
         checks = generate(now=now, tenants=tenants)
         for c in checks:
-            record_check(c.result, c.tenant, source=c.source, checked_by=c.checked_by, url=url)
+            store.record_check(c.result, c.tenant, source=c.source, checked_by=c.checked_by)
             if c.source == "dashboard":
-                record_audit(
+                store.record_audit(
                     "check", who=c.checked_by, tenant=c.tenant, outcome=c.result.status,
-                    detail=f"{c.result.key.masked} score {c.result.score}", at=c.result.checked_at, url=url,
+                    detail=f"{c.result.key.masked} score {c.result.score}", at=c.result.checked_at,
                 )
         return len(checks)

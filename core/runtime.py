@@ -1,57 +1,45 @@
-"""Which Stripe and which database a browser session talks to: the real ones, or the demo's.
+"""Which Stripe, which database and who is acting: the runtime a Service is bound to.
 
-    rt = current(demo)          # demo: the embedded Stripe sandbox + data/demo/keyhealth-demo.db
-    rt.client()                 # the process's shared StripeClient for rt.api_base (keys are passed per call)
-    rt.db_url                   # hand to every core.store call as url=
+    rt = runtime.real(settings, who="ana@pointai.example")   # Stripe (or STRIPE_API_BASE) + DATABASE_URL
+    rt = runtime.demo(settings, who=...)                       # the embedded sandbox + the demo database
+    rt.client()                                                # the process's shared StripeClient for rt.api_base
 
 Two browser sessions of one server may be in different modes at the same time, so nothing here sets a
-process-wide environment variable: the mode is a value each session carries (the dashboard keeps it in
-st.session_state["kh_demo"]). Process-wide, and started at most once: the embedded sandbox (it holds no
-key, so sharing it is fine), the demo database's seeding, and the schema upgrade of each database.
-No Streamlit in here.
+process-wide variable: each session builds its own Runtime. Process-wide, and started at most once: the
+embedded sandbox (it holds no key, so sharing it is fine), the demo database's seeding, and the schema upgrade
+of each database. No Streamlit in here.
 """
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from core.config import STRIPE_DEFAULT_API_BASE, ProbeSettings, database_url, stripe_api_base
+import stripe
 
-DEMO_ENV = "KEYHEALTH_DEMO"
-STATE_DEMO = "kh_demo"  # st.session_state key: is this browser session in demo mode
-
-
-def demo_default() -> bool:
-    """The demo switch's default: KEYHEALTH_DEMO=1 (what `make demo` sets), else off."""
-    return os.environ.get(DEMO_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def mask_db_url(url: str) -> str:
-    """The database URL without its password (for the About page and error messages)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy understands: show only its scheme
-        return url.split(":", 1)[0] + ":…"
+from core.config import Settings
+from core.engine.probe import client_for
+from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
+from core.store import Database, Store
 
 
 @dataclass(frozen=True)
 class Runtime:
     demo: bool
     api_base: str
-    db_url: str
+    db: Database
+    who: str | None = None  # who is acting, for the audit trail ("anonymous" when nobody signed in)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
 
-    def settings(self) -> ProbeSettings:
-        return ProbeSettings.from_env()
-
-    def client(self):
+    def client(self) -> stripe.StripeClient:
         """The shared StripeClient for this Stripe base (one per base and timeout, per process)."""
-        from core.engine.probe import client_for
+        return client_for(self.api_base, self.probe.timeout_s)
 
-        return client_for(self.api_base, self.settings().timeout_s)
+    @property
+    def store(self) -> Store:
+        """The store of this runtime's database, brought up to date (once per process) on first use."""
+        ensure_schema(self.db)
+        return Store(self.db)
 
     @property
     def is_stripe(self) -> bool:
@@ -72,83 +60,71 @@ class Runtime:
 
     @property
     def db_label(self) -> str:
-        return mask_db_url(self.db_url)
+        return self.db.label
 
 
 # --- once per process ---------------------------------------------------------------------------------
 _schema_lock = threading.Lock()
-_upgraded: set[str] = set()
+_upgraded: set[Database] = set()
 _sandbox_lock = threading.Lock()
-_sandbox = None  # the embedded sandbox.Sandbox, started on first use
-_sandbox_url: str | None = None
+_sandbox: Any = None
 _seed_lock = threading.Lock()
-_seeded: set[str] = set()
+_seeded: set[Database] = set()
 
 
-def ensure_schema(url: str) -> None:
-    """Bring the database at `url` to the newest schema, once per process."""
-    if url in _upgraded:
+def ensure_schema(db: Database) -> None:
+    """Bring the database to the newest schema, once per process."""
+    if db in _upgraded:
         return
     with _schema_lock:
-        if url in _upgraded:
-            return
-        from core.store import upgrade
-
-        upgrade(url)
-        _upgraded.add(url)
+        if db not in _upgraded:
+            db.upgrade()
+            _upgraded.add(db)
 
 
-def demo_sandbox():
-    """The embedded sandbox, started once per process (module-level singleton; it takes no key)."""
-    global _sandbox, _sandbox_url
-    if _sandbox_url is not None:
-        return _sandbox
-    with _sandbox_lock:
-        if _sandbox_url is None:
-            from sandbox import Sandbox
+def demo_sandbox() -> Any:
+    """The embedded sandbox (a sandbox.Sandbox), started once per process (it takes no key, so sharing it is fine)."""
+    global _sandbox
+    if _sandbox is None:
+        with _sandbox_lock:
+            if _sandbox is None:
+                from sandbox import Sandbox
 
-            sb = Sandbox(port=0)
-            url = sb.start()
-            _sandbox, _sandbox_url = sb, url
+                sb = Sandbox(port=0)
+                sb.start()
+                _sandbox = sb
     return _sandbox
 
 
-def _ensure_seeded(url: str) -> None:
-    if url in _seeded:
+def demo_sandbox_url() -> str:
+    return str(demo_sandbox().url)
+
+
+def _ensure_seeded(db: Database) -> None:
+    if db in _seeded:
         return
     with _seed_lock:
-        if url in _seeded:
-            return
-        from core.demo import seed_demo
+        if db not in _seeded:
+            from core.demo import seed_demo
 
-        seed_demo(url)
-        _seeded.add(url)
-
-
-def real_runtime() -> Runtime:
-    """Stripe and the database from the environment (STRIPE_API_BASE, DATABASE_URL) or the defaults."""
-    rt = Runtime(demo=False, api_base=stripe_api_base(), db_url=database_url())
-    ensure_schema(rt.db_url)
-    return rt
+            seed_demo(Store(db))
+            _seeded.add(db)
 
 
-def demo_runtime() -> Runtime:
+def real(settings: Settings, who: str | None = None) -> Runtime:
+    """Stripe and the database from the settings (STRIPE_API_BASE, DATABASE_URL) or the defaults."""
+    return Runtime(demo=False, api_base=settings.api_base, db=Database(settings.database_url), who=who,
+                   probe=settings.probe)
+
+
+def demo(settings: Settings, who: str | None = None) -> Runtime:
     """The embedded sandbox and the seeded demo database (<KEYHEALTH_DATA_DIR>/demo/keyhealth-demo.db)."""
-    from core.demo import demo_db_url
-
-    demo_sandbox()
-    url = demo_db_url()
-    ensure_schema(url)
-    _ensure_seeded(url)
-    assert _sandbox_url is not None
-    return Runtime(demo=True, api_base=_sandbox_url, db_url=url)
+    api_base = demo_sandbox_url()
+    db = Database(settings.demo_database_url)
+    ensure_schema(db)
+    _ensure_seeded(db)
+    return Runtime(demo=True, api_base=api_base, db=db, who=who, probe=settings.probe)
 
 
-def current(demo: bool) -> Runtime:
-    return demo_runtime() if demo else real_runtime()
-
-
-def for_session(state: Mapping) -> Runtime:
-    """The runtime for one browser session, from its state (st.session_state) and the default."""
-    demo = state.get(STATE_DEMO)
-    return current(demo_default() if demo is None else bool(demo))
+def build(settings: Settings, *, demo_mode: bool, who: str | None = None) -> Runtime:
+    return demo(settings, who) if demo_mode else real(settings, who)

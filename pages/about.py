@@ -5,10 +5,11 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core import runtime
 from core.engine.catalogue import load_catalogue, load_profile
+from dashboard.session import service
 
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 LEVEL = {"none": "None", "read": "Read", "write": "Write"}
 
 st.title("About Key Health")
@@ -19,7 +20,7 @@ st.markdown(
 )
 
 st.subheader("This session")
-settings = rt.settings()
+settings = rt.probe
 st.markdown(
     f"- **Mode:** {rt.mode_label}\n"
     f"- **Stripe:** {rt.stripe_label}\n"

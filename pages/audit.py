@@ -7,11 +7,13 @@ from datetime import datetime, time, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
-from core import runtime, store
+from core import store
 from core.ui.grid import md_escape
+from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 ACTIONS = ["check", "sample_data", "sample_transaction"]
 
 st.title("Audit trail")
@@ -26,14 +28,13 @@ period = f4.date_input("Between", value=(today - timedelta(days=30), today), key
 
 start, end = (period if isinstance(period, (tuple, list)) and len(period) == 2 else (today - timedelta(days=30), today))
 try:
-    entries = store.list_audit(
+    entries = svc.store.list_audit(
         action=actions or None,
         who=who.strip() or None,
         tenant=tenant.strip() or None,
         since=datetime.combine(start, time.min, tzinfo=timezone.utc),
         until=datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc),
-        limit=5000,
-        url=rt.db_url,
+        limit=5000
     )
 except store.StoreInputError as e:
     st.error(md_escape(e))

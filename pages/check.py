@@ -6,13 +6,15 @@ from collections import Counter
 
 import streamlit as st
 
-from core import access, runtime, store
-from core.engine.check import check_key, record, unknown_scopes
+from core import store
+from core.engine.check import unknown_scopes
 from core.engine.keys import intake
 from core.ui.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
+from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 BANNER = {"healthy": st.success, "attention": st.warning, "incomplete": st.warning, "failing": st.error, "invalid": st.error}
 ICON = {"ok": "✓", "missing": "✗", "excess": "▲", "unknown": "?", "not_applicable": "–"}
 
@@ -51,12 +53,17 @@ def run_check(key, tenant: str, *, previous=None) -> None:
             status.update(label=f"{label} {done}/{total} · " + ", ".join(f"{n} {v}" for v, n in seen.items()))
 
         try:
-            result = check_key(str(key), client=rt.client(), on_progress=on_progress, only=only, previous=previous)
+            checked = svc.check(key, tenant, source="dashboard", on_progress=on_progress, only=only, previous=previous)
+        except store.StoreInputError as e:
+            status.update(label="The check did not run.", state="error")
+            st.error(md_escape(e))
+            return
         except Exception as e:
             log.error("check failed: %s", type(e).__name__)
             status.update(label="The check could not run.", state="error")
             st.error(f"The check could not run ({type(e).__name__}); try again in a minute.")
             return
+        result = checked.result
         status.update(
             label=f"Done: {result.status}, score {result.score}/100, {result.requests} requests in {result.elapsed_s:.1f} s",
             state="error" if result.status in ("invalid", "failing") else "complete",
@@ -68,14 +75,7 @@ def run_check(key, tenant: str, *, previous=None) -> None:
     st.session_state["kh_tenant"] = tenant
     st.session_state.pop("kh_forgotten", None)
     st.session_state["kh_tenant_next"] = tenant  # chosen in the tenant box on the next run
-    st.session_state.pop("kh_save_problem", None)
-    try:
-        record(result, tenant, source="dashboard", who=access.identity(st.user), url=rt.db_url)
-    except store.StoreInputError as e:
-        st.session_state["kh_save_problem"] = f"The check ran but was not saved: {md_escape(e)}"
-    except Exception as e:
-        log.error("recording the check failed: %s", type(e).__name__)
-        st.session_state["kh_save_problem"] = "The check ran but could not be saved to the history; the database did not answer."
+    st.session_state["kh_save_problem"] = checked.save_problem
     st.rerun()
 
 
@@ -146,7 +146,7 @@ st.title("Check a key")
 st.caption(f"{rt.mode_label} mode: probing {rt.stripe_label}. The key stays in this browser session only.")
 
 try:
-    tenants = store.list_tenants(url=rt.db_url)
+    tenants = svc.store.list_tenants()
 except Exception as e:
     log.error("listing tenants failed: %s", type(e).__name__)
     st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")

@@ -6,13 +6,15 @@ from datetime import date, datetime, timedelta, timezone
 
 import streamlit as st
 
-from core import runtime, store
+from core import store
 from core.engine.result import STATUSES
 from core.ui.charts import fleet as charts
 from core.ui.grid import md_escape
+from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 PLOTLY_CONFIG = {"displayModeBar": False}
 DEFAULT_DAYS = 42
 
@@ -35,12 +37,12 @@ if isinstance(start, date) and isinstance(end, date) and start > end:
     start, end = end, start
 
 try:
-    counts = store.status_counts(url=rt.db_url)
-    mix = store.status_mix_per_day(start, end, url=rt.db_url)
-    per_day = store.checks_per_day(start, end, url=rt.db_url)
-    missing = store.top_problem_scopes("missing", 10, url=rt.db_url)
-    excess = store.top_problem_scopes("excess", 10, url=rt.db_url)
-    scores = store.score_distribution(10, url=rt.db_url)
+    counts = svc.store.status_counts()
+    mix = svc.store.status_mix_per_day(start, end)
+    per_day = svc.store.checks_per_day(start, end)
+    missing = svc.store.top_problem_scopes("missing", 10)
+    excess = svc.store.top_problem_scopes("excess", 10)
+    scores = svc.store.score_distribution(10)
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()

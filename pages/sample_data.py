@@ -4,17 +4,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import access, runtime
 from core.engine.keys import intake
 from core.features.sample import (
     DEFAULT_MAX_ROWS,
     DEFAULT_WINDOW_DAYS,
     MAX_ROWS_CAP,
     MAX_WINDOW_DAYS,
-    fetch_sample_data,
-    record_sample_view,
 )
 from core.ui.charts import payments
+from dashboard.session import service
 from pages._shared import key_line, session_key_or_paste
 
 STATE_ICONS = {"loaded": "✓", "empty": "–", "not_permitted": "✗", "failed": "!"}  # plain glyphs: no emoji font needed
@@ -26,7 +24,8 @@ st.caption(
     "(emails, names, phone numbers, addresses) masked before it is shown. Card brand and last 4 stay."
 )
 
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 
 
 key = session_key_or_paste("kh_sample")
@@ -45,16 +44,14 @@ fetch = c3.button("Fetch sample data", key="kh_sample_fetch", type="primary")
 
 if fetch:
     bar = st.progress(0.0, text="Reading sample data…")
-    data = fetch_sample_data(
-        key, window_days=int(days), max_rows=int(rows), client=rt.client(), settings=rt.settings(),
+    data = svc.sample(
+        key, tenant, window_days=int(days), max_rows=int(rows),
         on_progress=lambda name, done, total: bar.progress(done / total, text=f"Read {done} of {total} datasets"),
     )
     bar.empty()
     st.session_state[RESULT] = data
-    try:
-        record_sample_view(data, tenant, who=access.identity(st.user), url=rt.db_url)
-    except Exception as e:  # the sample is still shown; the audit entry is what failed
-        st.warning(f"The sample was read but not recorded in the audit trail ({type(e).__name__}).")
+    if data.audit_problem:  # the sample is still shown; the audit entry is what failed
+        st.warning(data.audit_problem)
 
 data = st.session_state.get(RESULT)
 if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:

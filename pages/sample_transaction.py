@@ -4,18 +4,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import access, runtime
 from core.engine.keys import intake
 from core.features.transaction import (
     DEFAULT_AMOUNT,
     DEFAULT_CURRENCY,
     MAX_AMOUNT,
     new_idempotency_key,
-    record_transaction,
     refusal,
-    run_test_transaction,
 )
-from core.ui.grid import md_escape
+from dashboard.session import service
 from pages._shared import key_line, session_key_or_paste
 
 IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key
@@ -28,7 +25,8 @@ st.caption(
     "returns the same charge (idempotency key), until you start a new test charge."
 )
 
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 
 
 key = session_key_or_paste("kh_txn")
@@ -63,14 +61,11 @@ if fresh:
 
 if create:
     with st.spinner("Creating the test charge…"):
-        result = run_test_transaction(key, amount=int(amount), currency=currency, idempotency_key=keys[intent],
-                                      client=rt.client(), settings=rt.settings())
+        result = svc.transact(key, tenant or None, source="dashboard", amount=int(amount), currency=currency,
+                              idempotency_key=keys[intent])
     st.session_state[RESULT] = result
-    if tenant:
-        try:
-            record_transaction(result, tenant, who=access.identity(st.user), source="dashboard", url=rt.db_url)
-        except Exception as e:  # the result is still shown; the history entry is what failed
-            st.warning(f"The result was not recorded in {md_escape(tenant)}'s history ({type(e).__name__}).")
+    if result.audit_problem:  # the result is still shown; the audit entry is what failed
+        st.warning(result.audit_problem)
 
 result = st.session_state.get(RESULT)
 if result is None or result.key.fingerprint != info.fingerprint:

@@ -6,12 +6,14 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from core import runtime, store
+from core import store
 from core.ui.charts import tenant as charts
 from core.ui.grid import md_escape
+from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 BANNER = {"healthy": st.success, "attention": st.warning, "incomplete": st.warning, "failing": st.error, "invalid": st.error}
 LEVEL = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}
 PLOTLY_CONFIG = {"displayModeBar": False}
@@ -21,7 +23,7 @@ def pick_tenant(title: bool = True) -> None:
     if title:
         st.title("Tenant")
     try:
-        tenants = store.list_tenants(url=rt.db_url)
+        tenants = svc.store.list_tenants()
     except Exception as e:
         log.error("listing tenants failed: %s", type(e).__name__)
         st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")
@@ -44,9 +46,9 @@ if not slug:
     pick_tenant()
 
 try:
-    tenant = store.get_tenant(slug, url=rt.db_url)
-    history = store.tenant_history(slug, limit=1000, url=rt.db_url) if tenant else []
-    changes = store.drift(slug, limit=500, url=rt.db_url) if tenant else []
+    tenant = svc.store.get_tenant(slug)
+    history = svc.store.tenant_history(slug, limit=1000) if tenant else []
+    changes = svc.store.drift(slug, limit=500) if tenant else []
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()

@@ -6,12 +6,14 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from core import runtime, store
+from core import store
 from core.engine.result import STATUSES
 from core.ui.grid import md_escape
+from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
-rt = runtime.for_session(st.session_state)
+svc = service()
+rt = svc.rt
 STATUS_STYLE = {
     "invalid": "background-color: #eebefa; color: #5f3dc4",
     "failing": "background-color: #ffc9c9; color: #8b0000",
@@ -32,14 +34,13 @@ stale = f3.number_input("Not checked for (days)", min_value=0, max_value=3650, v
 search = f4.text_input("Search", key="tr_search", placeholder="Tenant, account, contact or masked key")
 
 try:
-    rows = store.latest_checks(
+    rows = svc.store.latest_checks(
         status=statuses or None,
         mode=None if mode == "any" else mode,
         stale_days=float(stale) if stale else None,
-        search=search or None,
-        url=rt.db_url,
+        search=search or None
     )
-    counts = store.status_counts(url=rt.db_url)
+    counts = svc.store.status_counts()
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()

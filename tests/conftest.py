@@ -1,3 +1,5 @@
+from core import store
+
 """Shared pytest fixtures."""
 import os as _os_early
 import tempfile as _tempfile_early
@@ -112,9 +114,8 @@ def db_url(request, tmp_path):
 @_pytest.fixture
 def store_url(db_url):
     """db_url migrated to head."""
-    from core.store import upgrade
 
-    upgrade(db_url)
+    store.at(db_url).upgrade()
     return db_url
 
 
@@ -263,3 +264,22 @@ def core_cli(sandbox, tmp_path):
                                capture_output=True, text=True, timeout=60)
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# The service, as pages and the CLI get it, bound to a test database and the sandbox:
+#   make_service(url, who=..., probe=...)  a core.service.Service on the sandbox and the database at `url`
+# ---------------------------------------------------------------------------------------------
+@_pytest.fixture
+def make_service(sandbox):
+    from core.engine.settings import ProbeSettings
+    from core.runtime import Runtime
+    from core.service import Service
+    from core.store import Database
+
+    fast = ProbeSettings(rate_test=400, rate_live=400, retries=1, backoff_s=0.01, timeout_s=5.0)
+
+    def make(url: str, *, who: str | None = "test", probe: ProbeSettings = fast) -> Service:
+        return Service(Runtime(demo=False, api_base=sandbox.url, db=Database(url), who=who, probe=probe))
+
+    return make

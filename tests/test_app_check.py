@@ -128,10 +128,10 @@ def test_healthy_key_green_grid_recorded_and_audited(real_env, sandbox):
         assert c == BG["ok" if v == "ok" else "not_applicable"]
     assert sandbox.requests, "the check must have reached the sandbox"
 
-    hist = store.tenant_history("Acme Coffee Roasters", url=real_env)
+    hist = store.at(real_env).tenant_history("Acme Coffee Roasters")
     assert len(hist) == 1 and hist[0]["source"] == "dashboard" and hist[0]["status"] == "healthy"
     assert hist[0]["checked_by"] == "test@example.com"
-    audit = store.list_audit(action="check", url=real_env)
+    audit = store.at(real_env).list_audit(action="check")
     assert audit and audit[0]["tenant"] == "Acme Coffee Roasters" and audit[0]["outcome"] == "healthy"
     assert audit[0]["who"] == "test@example.com"
     # the session keeps the key (for the sample pages) and the tenant
@@ -144,7 +144,7 @@ def test_anonymous_when_not_logged_in(real_env):
     at.user = {"is_logged_in": False}
     at.run()
     check(at, DEMO_KEYS["healthy"].key, "Anon Tenant")
-    assert store.list_audit(action="check", url=real_env)[0]["who"] == "anonymous"
+    assert store.at(real_env).list_audit(action="check")[0]["who"] == "anonymous"
 
 
 def test_grid_colours_missing_and_excess(real_env):
@@ -202,7 +202,7 @@ def test_revoked_key_is_invalid_with_one_sentence(real_env):
     problem = [m.value for m in at.markdown if m.value.startswith("**Problem:**")]
     assert problem and "revoked" in problem[0]
     assert not at.dataframe  # no grid for a key Stripe refused
-    assert store.tenant_history("Revoked Co", url=real_env)[0]["status"] == "invalid"
+    assert store.at(real_env).tenant_history("Revoked Co")[0]["status"] == "invalid"
 
 
 def test_forget_key(real_env):
@@ -229,7 +229,7 @@ def test_reprobe_unknown_rows(real_env, sandbox):
     assert at.success and "HEALTHY" in at.success[0].value
     probed = {r.path for r in sandbox.requests}
     assert probed and all(p.startswith("/v1/charges") for p in probed), probed  # only the unknown rows
-    assert [h["status"] for h in store.tenant_history("Flaky Co", url=real_env)] == ["healthy", "incomplete"]
+    assert [h["status"] for h in store.at(real_env).tenant_history("Flaky Co")] == ["healthy", "incomplete"]
 
 
 def test_key_never_in_url_logs_or_result(real_env, caplog):
@@ -241,13 +241,13 @@ def test_key_never_in_url_logs_or_result(real_env, caplog):
     result = at.session_state["kh_result"]
     assert key not in json.dumps(result.to_json())
     assert key not in repr(at.session_state["kh_key"])
-    for h in store.tenant_history("Secret Co", url=real_env):
+    for h in store.at(real_env).tenant_history("Secret Co"):
         assert key not in json.dumps(h, default=str)
 
 
 def test_tenant_preselected_from_url(real_env):
-    store.upgrade(real_env)
-    store.get_or_create_tenant("Harbor & Pine Bakery", url=real_env)
+    store.at(real_env).upgrade()
+    store.at(real_env).get_or_create_tenant("Harbor & Pine Bakery")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["tenant"] = "harbor-pine-bakery"
     at.run()

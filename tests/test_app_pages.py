@@ -12,7 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import runtime, store
-from core.demo import DEMO_TENANTS, demo_db_url
+from core.config import settings
+from core.demo import DEMO_TENANTS
 from core.engine.result import STATUSES
 from core.ui.grid import md_escape
 from sandbox import DEMO_KEYS
@@ -32,7 +33,7 @@ def demo_env(tmp_path_factory):
         mp.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret-for-app-tests")
         mp.setenv("KEYHEALTH_RATE_TEST", "400")
         mp.setenv("KEYHEALTH_RATE_LIVE", "400")
-        rt = runtime.demo_runtime()
+        rt = runtime.demo(settings())
         yield rt
 
 
@@ -65,10 +66,10 @@ def ts(x) -> str:
 
 
 def test_demo_db_lives_in_the_data_dir(demo_env, tmp_path_factory):
-    assert demo_env.demo and demo_env.db_url == demo_db_url()
-    assert "/demo/keyhealth-demo.db" in demo_env.db_url
-    assert demo_env.db_url != store.normalize_url(None)  # never the real database
-    assert len(store.list_tenants(url=demo_env.db_url)) == DEMO_TENANTS
+    assert demo_env.demo and demo_env.db.url == settings().demo_database_url
+    assert "/demo/keyhealth-demo.db" in demo_env.db.url
+    assert demo_env.db.url != settings().database_url  # never the real database
+    assert len(demo_env.store.list_tenants()) == DEMO_TENANTS
 
 
 def test_sidebar_shows_demo_mode_and_keys(demo_env):
@@ -122,14 +123,14 @@ def test_check_in_demo_reaches_the_embedded_sandbox(demo_env):
     [b for b in at.button if b.label == "Check key"][0].click().run()
     assert at.warning and "ATTENTION" in at.warning[0].value
     assert sb.requests
-    assert store.tenant_history(tenant, url=demo_env.db_url)[0]["source"] == "dashboard"
+    assert demo_env.store.tenant_history(tenant)[0]["source"] == "dashboard"
 
 
 def test_triage_lists_every_tenant_worst_first(demo_env):
     at = app("pages/triage.py")
     assert at.title[0].value == "Triage"
     frame = at.dataframe[0].value
-    assert len(frame) == len(store.list_tenants(url=demo_env.db_url))
+    assert len(frame) == len(demo_env.store.list_tenants())
     order = list(frame["Status"])
     ranks = [STATUSES.index(s) for s in order]
     assert ranks == sorted(ranks), "worst status first"
@@ -138,7 +139,7 @@ def test_triage_lists_every_tenant_worst_first(demo_env):
         assert frame["Last checked"][i - 1] <= frame["Last checked"][i], "then stalest first"
     assert all("tenant=" in u and "demo=1" in u for u in frame["Open"])
     assert all("rk_" not in u for u in frame["Open"]), "no key in a URL"
-    counts = store.status_counts(url=demo_env.db_url)
+    counts = demo_env.store.status_counts()
     metrics = {m.label: int(m.value) for m in at.metric}
     assert metrics == counts
 
@@ -153,7 +154,7 @@ def test_triage_filters_and_search(demo_env):
     if at.dataframe:
         assert (at.dataframe[0].value["Days ago"] > 14).all()
     at.number_input(key="tr_stale").set_value(0).run()
-    name = store.list_tenants(url=demo_env.db_url)[5]["name"]
+    name = demo_env.store.list_tenants()[5]["name"]
     at.text_input(key="tr_search").input(name.split()[0].lower()).run()
     frame = at.dataframe[0].value
     assert name in set(frame["Tenant"])
@@ -170,9 +171,9 @@ def test_triage_row_opens_tenant(demo_env):
 
 
 def test_tenant_page_charts_and_drift(demo_env):
-    tenants = store.latest_checks(status="healthy", url=demo_env.db_url)
-    slug = max(tenants, key=lambda t: len(store.tenant_history(t["slug"], url=demo_env.db_url)))["slug"]
-    history = store.tenant_history(slug, url=demo_env.db_url)
+    tenants = demo_env.store.latest_checks(status="healthy")
+    slug = max(tenants, key=lambda t: len(demo_env.store.tenant_history(t["slug"])))["slug"]
+    history = demo_env.store.tenant_history(slug)
     at = app("pages/tenant.py", tenant=slug)
     assert at.title[0].value == md_escape(history[0]["tenant"])
     figs = figures(at)
@@ -189,8 +190,8 @@ def test_tenant_page_charts_and_drift(demo_env):
 
 def test_tenant_page_drift_for_a_fixed_tenant(demo_env):
     # some demo tenant went from failing to healthy: its drift lists the permissions that changed
-    for t in store.list_tenants(url=demo_env.db_url):
-        changes = store.drift(t["slug"], url=demo_env.db_url)
+    for t in demo_env.store.list_tenants():
+        changes = demo_env.store.drift(t["slug"])
         if changes:
             break
     else:
@@ -202,7 +203,7 @@ def test_tenant_page_drift_for_a_fixed_tenant(demo_env):
 
 
 def test_check_again_goes_to_check_with_tenant(demo_env):
-    t = store.list_tenants(url=demo_env.db_url)[2]
+    t = demo_env.store.list_tenants()[2]
     at = app("pages/tenant.py", tenant=t["slug"])
     [b for b in at.button if b.label == "Check again"][0].click().run()
     assert not at.exception
@@ -221,20 +222,20 @@ def test_fleet_charts_match_the_store(demo_env):
     figs = figures(at)
     assert len(figs) == 4
     start, end = at.date_input(key="fl_range").value
-    mix = store.status_mix_per_day(start, end, url=demo_env.db_url)
+    mix = demo_env.store.status_mix_per_day(start, end)
     by_name = {t["name"]: t for t in figs[0]["data"]}
     assert set(by_name) == set(STATUSES)
     assert by_name["failing"]["y"] == [d["failing"] for d in mix]
     assert by_name["failing"]["marker"]["color"] == "#e03131"
-    per_day = store.checks_per_day(start, end, url=demo_env.db_url)
+    per_day = demo_env.store.checks_per_day(start, end)
     bars = figs[3]["data"][0]
     assert bars["y"] == [d["checks"] for d in per_day]
-    scores = store.score_distribution(10, url=demo_env.db_url)
+    scores = demo_env.store.score_distribution(10)
     assert figs[2]["data"][0]["y"] == [b["tenants"] for b in scores]
-    missing = store.top_problem_scopes("missing", 10, url=demo_env.db_url)
+    missing = demo_env.store.top_problem_scopes("missing", 10)
     miss_trace = next(t for t in figs[1]["data"] if t["name"] == "missing")
     assert sum(miss_trace["x"]) == sum(d["tenants"] for d in missing[:10] if f"rak_{d['scope']}" in miss_trace["customdata"])
-    assert int(at.metric[0].value) == sum(store.status_counts(url=demo_env.db_url).values())
+    assert int(at.metric[0].value) == sum(demo_env.store.status_counts().values())
 
 
 def test_fleet_date_range_narrows(demo_env):
@@ -242,7 +243,7 @@ def test_fleet_date_range_narrows(demo_env):
     start, end = at.date_input(key="fl_range").value
     at.date_input(key="fl_range").set_value((end, end)).run()
     figs = figures(at)
-    mix = store.status_mix_per_day(end, end, url=demo_env.db_url)
+    mix = demo_env.store.status_mix_per_day(end, end)
     days = figs[0]["data"][0].get("x", [])
     assert len(days) == len(mix) <= 1
     at.toggle(key="fl_share").set_value(True).run()
@@ -260,9 +261,7 @@ def test_about_page(demo_env):
 
 
 def test_about_masks_the_database_password(demo_env, monkeypatch, tmp_path):
-    from core import runtime as rtmod
-
-    assert rtmod.mask_db_url("postgresql://kh:hunter2@db.example:5432/kh") == "postgresql://kh:***@db.example:5432/kh"
+    assert store.mask_url("postgresql://kh:hunter2@db.example:5432/kh") == "postgresql://kh:***@db.example:5432/kh"
     url = f"sqlite:///{tmp_path / 'x.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -308,7 +307,7 @@ def test_a_broken_database_is_one_sentence_on_every_page(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'broken.db'}"
     monkeypatch.setenv("KEYHEALTH_DEMO", "0")
     monkeypatch.setenv("DATABASE_URL", url)
-    runtime.ensure_schema(url)
+    runtime.ensure_schema(store.Database(url))
     with store.get_engine(url).begin() as conn:  # someone dropped the tables after the app started
         conn.execute(sa.text("DROP TABLE check_rows"))
         conn.execute(sa.text("DROP TABLE checks"))

@@ -93,7 +93,7 @@ def test_sample_data_page_shows_every_state_charts_and_downloads(real_env, sandb
     assert not EMAIL.search(texts(at))
     assert all(r.method == "GET" for r in sandbox.requests)
     # recorded in the tenant's history
-    [entry] = store.list_audit(tenant="Acme Coffee Roasters", action="sample_data", url=real_env)
+    [entry] = store.at(real_env).list_audit(tenant="Acme Coffee Roasters", action="sample_data")
     assert entry["outcome"] == "failed" and json.loads(entry["detail"])["states"]["products"] == "failed"
 
 
@@ -148,7 +148,7 @@ def test_transaction_page_creates_one_charge_per_intent(real_env, sandbox):
     button(at, "Create test charge").click().run()
     assert [c["amount"] for c in charges(sandbox)] == [100, 100, 500]
 
-    history = store.list_audit(tenant="Acme Coffee Roasters", action="sample_transaction", url=real_env)
+    history = store.at(real_env).list_audit(tenant="Acme Coffee Roasters", action="sample_transaction")
     assert [e["outcome"] for e in history] == ["passed"] * 4
     assert DEMO_KEYS["healthy"].key not in json.dumps(history, default=str)
 
@@ -189,6 +189,6 @@ def test_sample_data_view_is_audited_even_without_a_tenant(real_env, sandbox):
     at = page(SAMPLE_PAGE, DEMO_KEYS["healthy"].key, tenant=None)
     button(at, "Fetch sample data").click().run()
     assert not at.exception, at.exception
-    [entry] = store.list_audit(action="sample_data", url=real_env)
+    [entry] = store.at(real_env).list_audit(action="sample_data")
     assert entry["tenant"] is None and entry["outcome"] == "ok"
     assert DEMO_KEYS["healthy"].key not in (entry["detail"] or "")

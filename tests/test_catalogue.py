@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from core.config import CATALOGUE_PATH, REQUIREMENTS_PATH, ROOT
+from core.config import ROOT
 from core.engine.catalogue import (
+    CATALOGUE_PATH,
     PROBE_ID,
     PROBE_PARAM,
+    REQUIREMENTS_PATH,
     Catalogue,
     CatalogueError,
     parse_catalogue,

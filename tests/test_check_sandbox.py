@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.catalogue import load_catalogue, load_profile
 from core.engine.check import check_key, unknown_scopes
 from core.engine.probe import PACE_SAFETY
 from core.engine.result import level_rank
+from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS
 
 FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=3, backoff_s=0.01, timeout_s=2.0)
@@ -222,29 +222,30 @@ def test_progress_streams_every_row(sandbox, client):
     assert {s for s, _, _ in seen} == {x.scope for x in r.rows if x.scope}
 
 
-def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, tmp_path):
-    """Stripe answers a revoked key like a mistyped one; the history of the same fingerprint tells them apart."""
+def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, make_service, tmp_path):
+    """Stripe answers a revoked key like a mistyped one; the history of the same fingerprint tells them apart,
+    and the service says so before the result is shown (the same verdict with or without saving it)."""
     from core import store
-    from core.engine.check import record
 
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    store.upgrade(url)
+    svc = make_service(url, probe=FAST)
     key = "rk_test_" + "RevokeMeFakeTestKey" + "z" * 60
     sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test")
-    first = check_key(key, client=client, settings=FAST)
-    record(first, "Acme Ltd", source="cli", who="test", url=url)
+    first = svc.check(key, "Acme Ltd", source="cli").result
     assert first.status == "healthy"
 
     sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test", state="revoked")
-    later = check_key(key, client=client, settings=FAST)
-    assert later.status == "invalid" and later.refused == "invalid" and "mistyped" in later.problem
-    record(later, "Acme Ltd", source="cli", who="test", url=url)
-    assert later.refused == "revoked"
+    raw = check_key(key, client=client, settings=FAST)
+    assert raw.status == "invalid" and raw.refused == "invalid" and "mistyped" in raw.problem
+    unsaved = svc.check(key).result  # judged against history without being recorded
+    assert unsaved.refused == "revoked"
+    checked = svc.check(key, "Acme Ltd", source="cli")
+    later = checked.result
+    assert checked.saved and later.refused == "revoked" and later.problem == unsaved.problem
     assert "accepted this key on" in later.problem and "revoked" in later.problem
     assert later.problem in later.message
-    assert store.tenant_history("Acme Ltd", url=url)[0]["problem"] == later.problem
+    assert store.at(url).tenant_history("Acme Ltd")[0]["problem"] == later.problem
 
     # a key never seen working keeps the plain sentence
-    stranger = check_key("rk_test_" + "NeverSeenFakeTestKey" + "q" * 60, client=client, settings=FAST)
-    record(stranger, "Acme Ltd", source="cli", who="test", url=url)
+    stranger = svc.check("rk_test_" + "NeverSeenFakeTestKey" + "q" * 60, "Acme Ltd", source="cli").result
     assert stranger.refused == "invalid" and "mistyped" in stranger.problem

@@ -9,12 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core import runtime, store
+from core.config import settings
 from core.demo import (
     DEMO_DAYS,
     DEMO_TENANTS,
     STORIES,
-    demo_db_path,
-    demo_db_url,
     generate,
     seed_demo,
 )
@@ -22,6 +21,7 @@ from core.engine.catalogue import load_profile
 from core.engine.remediation import fix_for
 from core.engine.result import STATUSES
 from core.engine.verdict import overall_status, score
+from core.store import Database
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
 
@@ -100,23 +100,22 @@ def test_every_story_is_told(checks):
 
 def test_demo_db_path_honours_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "elsewhere"))
-    assert demo_db_path() == tmp_path / "elsewhere" / "demo" / "keyhealth-demo.db"
-    assert demo_db_url() == f"sqlite:///{tmp_path / 'elsewhere' / 'demo' / 'keyhealth-demo.db'}"
+    assert settings().demo_database_url == f"sqlite:///{tmp_path / 'elsewhere' / 'demo' / 'keyhealth-demo.db'}"
 
 
 def test_seed_writes_through_the_store_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    store.upgrade(url)
-    n = seed_demo(url, now=NOW)
+    store.at(url).upgrade()
+    n = seed_demo(store.at(url), now=NOW)
     assert n == len(generate(now=NOW))
-    assert seed_demo(url, now=NOW) == 0, "seeding is idempotent"
-    assert len(store.list_tenants(url=url)) == DEMO_TENANTS
-    counts = store.status_counts(url=url)
+    assert seed_demo(store.at(url), now=NOW) == 0, "seeding is idempotent"
+    assert len(store.at(url).list_tenants()) == DEMO_TENANTS
+    counts = store.at(url).status_counts()
     assert sum(counts.values()) == DEMO_TENANTS
-    drifting = [t for t in store.list_tenants(url=url) if store.drift(t["slug"], url=url)]
+    drifting = [t for t in store.at(url).list_tenants() if store.at(url).drift(t["slug"])]
     assert drifting, "the history shows permissions changing"
-    assert store.list_audit(action="check", url=url, limit=5)
-    hist = store.tenant_history(store.list_tenants(url=url)[0]["slug"], url=url)
+    assert store.at(url).list_audit(action="check", limit=5)
+    hist = store.at(url).tenant_history(store.at(url).list_tenants()[0]["slug"])
     assert all(h["checked_at"] <= NOW for h in hist)
 
 
@@ -131,16 +130,16 @@ def env(monkeypatch, tmp_path):
 
 def test_real_and_demo_runtimes_never_share_a_database(env):
     before = dict(os.environ)
-    real = runtime.current(False)
-    demo = runtime.current(True)
+    real = runtime.build(settings(), demo_mode=False)
+    demo = runtime.build(settings(), demo_mode=True)
     assert not real.demo and demo.demo
-    assert real.db_url == f"sqlite:///{env / 'real.db'}"
-    assert demo.db_url == f"sqlite:///{env / 'data' / 'demo' / 'keyhealth-demo.db'}"
+    assert real.db.url == f"sqlite:///{env / 'real.db'}"
+    assert demo.db.url == f"sqlite:///{env / 'data' / 'demo' / 'keyhealth-demo.db'}"
     assert real.api_base == "https://api.stripe.com" and real.is_stripe
     assert demo.api_base.startswith("http://127.0.0.1:") and not demo.is_stripe
     assert dict(os.environ) == before, "switching modes must not touch the process environment"
-    assert store.list_tenants(url=real.db_url) == []
-    assert len(store.list_tenants(url=demo.db_url)) == DEMO_TENANTS
+    assert real.store.list_tenants() == []
+    assert len(demo.store.list_tenants()) == DEMO_TENANTS
 
 
 def test_demo_runtime_starts_one_sandbox_and_seeds_once_under_threads(env):
@@ -148,7 +147,7 @@ def test_demo_runtime_starts_one_sandbox_and_seeds_once_under_threads(env):
 
     def go():
         try:
-            results.append(runtime.demo_runtime())
+            results.append(runtime.demo(settings()))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -159,29 +158,27 @@ def test_demo_runtime_starts_one_sandbox_and_seeds_once_under_threads(env):
         t.join()
     assert not errors
     assert len({r.api_base for r in results}) == 1
-    assert len({r.db_url for r in results}) == 1
-    assert len(store.list_tenants(url=results[0].db_url)) == DEMO_TENANTS
-    assert runtime.demo_sandbox() is runtime.demo_sandbox()
+    assert len({r.db for r in results}) == 1
+    assert len(results[0].store.list_tenants()) == DEMO_TENANTS
+    assert runtime.demo_sandbox_url() == runtime.demo_sandbox_url() == results[0].api_base
 
 
-def test_for_session_reads_the_session_then_the_default(env, monkeypatch):
+def test_the_demo_default_comes_from_the_settings(env, monkeypatch):
     monkeypatch.setenv("KEYHEALTH_DEMO", "1")
-    assert runtime.for_session({}).demo is True
-    assert runtime.for_session({"kh_demo": False}).demo is False
+    assert settings().demo is True
     monkeypatch.setenv("KEYHEALTH_DEMO", "0")
-    assert runtime.for_session({}).demo is False
-    assert runtime.for_session({"kh_demo": True}).demo is True
+    assert settings().demo is False
 
 
 def test_client_is_shared_per_stripe_base(env):
-    demo = runtime.current(True)
+    demo = runtime.build(settings(), demo_mode=True)
     assert demo.client() is demo.client()
-    assert runtime.current(False).client() is not demo.client()
+    assert runtime.build(settings(), demo_mode=False).client() is not demo.client()
 
 
 def test_labels_never_show_a_password():
-    rt = runtime.Runtime(False, "https://api.stripe.com", "postgresql+psycopg://kh:s3cret@db:5432/kh")
+    rt = runtime.Runtime(False, "https://api.stripe.com", Database("postgresql+psycopg://kh:s3cret@db:5432/kh"))
     assert "s3cret" not in rt.db_label and "***" in rt.db_label
     assert rt.stripe_label.startswith("Stripe itself")
-    other = runtime.Runtime(False, "http://localhost:12111", "sqlite:///x.db")
+    other = runtime.Runtime(False, "http://localhost:12111", Database("sqlite:///x.db"))
     assert "STRIPE_API_BASE" in other.stripe_label

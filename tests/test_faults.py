@@ -7,9 +7,9 @@ import threading
 import pytest
 import stripe
 
-from core.config import ProbeSettings
+from core import store
 from core.engine.check import check_key, unknown_scopes
-from core.store import latest_checks, record_check, upgrade
+from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS, Sandbox
 
 SETTINGS = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=0.5)
@@ -25,7 +25,7 @@ def _client(url: str) -> stripe.StripeClient:
 @pytest.fixture
 def db(tmp_path):
     url = f"sqlite:///{tmp_path / 'faults.db'}"
-    upgrade(url)
+    store.at(url).upgrade()
     return url
 
 
@@ -57,8 +57,8 @@ def test_fault_gives_unknown_with_reason_and_records_incomplete(sandbox, db, nam
     assert unknown_scopes(r) == {scope}
     assert r.status == "incomplete"
     assert "check again" in rows[scope].fix
-    record_check(r, "Faulty Ltd", source="cli", checked_by="test", url=db)
-    [latest] = latest_checks(url=db)
+    store.at(db).record_check(r, "Faulty Ltd", source="cli", checked_by="test")
+    [latest] = store.at(db).latest_checks()
     assert latest["status"] == "incomplete"
 
     sandbox.faults.clear()
@@ -107,5 +107,5 @@ def test_connection_refused_mid_sweep(db):
     assert r.status == "incomplete"
     settled = [x for x in r.rows if x.scope and x.verdict != "unknown"]
     assert len(settled) >= 10 and all(x.verdict == "ok" for x in settled)
-    record_check(r, "Gone Away", source="cli", checked_by="test", url=db)
-    assert latest_checks(url=db)[0]["status"] == "incomplete"
+    store.at(db).record_check(r, "Gone Away", source="cli", checked_by="test")
+    assert store.at(db).latest_checks()[0]["status"] == "incomplete"

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 import stripe
 
 from core import store
-from core.config import ProbeSettings
 from core.engine.check import check_key
 from core.engine.keys import intake
+from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def client(sandbox):
 def cli_db(tmp_path):
     """A migrated SQLite file for the CLI (so rows can be counted before the first run)."""
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    store.upgrade(url)
+    store.at(url).upgrade()
     yield url
     store.dispose_engine(url)
 
@@ -280,9 +280,9 @@ def test_key_cli_check_with_tenant(raw, how, sandbox, tmp_path, cli_db):
     # Recorded completely, once: a tenant, one check, no rows, one audit entry; and nothing of the input on disk.
     assert after["_tables"] == before["_tables"]
     assert {t: after[t] - before[t] for t in TABLES} == {"tenants": 1, "checks": 1, "check_rows": 0, "audit": 1}
-    [entry] = store.list_audit(tenant="Hostile Keys Ltd", url=cli_db, limit=1)
+    [entry] = store.at(cli_db).list_audit(tenant="Hostile Keys Ltd", limit=1)
     assert entry["action"] == "check" and entry["outcome"] == "invalid"
-    [hist] = store.tenant_history("Hostile Keys Ltd", url=cli_db)
+    [hist] = store.at(cli_db).tenant_history("Hostile Keys Ltd")
     assert hist["status"] == "invalid" and hist["problem"] == out["problem"]
     assert hist["key_masked"] == out["key"]["masked"]
     store.dispose_engine(cli_db)
@@ -363,72 +363,72 @@ VERBATIM_NAMES = [
 def _name_ops(url, name, existing, result):
     """Every store function that takes a tenant name: (label, call)."""
     return [
-        ("get_or_create_tenant", lambda: store.get_or_create_tenant(name, url=url)),
-        ("record_check", lambda: store.record_check(result, name, source="cli", checked_by="ops", url=url)),
-        ("update_tenant(name=)", lambda: store.update_tenant(existing, name=name, url=url)),
-        ("record_audit(tenant=)", lambda: store.record_audit("check", who="ops", tenant=name, url=url)),
-        ("get_tenant", lambda: store.get_tenant(name, url=url)),
+        ("get_or_create_tenant", lambda: store.at(url).get_or_create_tenant(name)),
+        ("record_check", lambda: store.at(url).record_check(result, name, source="cli", checked_by="ops")),
+        ("update_tenant(name=)", lambda: store.at(url).update_tenant(existing, name=name)),
+        ("record_audit(tenant=)", lambda: store.at(url).record_audit("check", who="ops", tenant=name)),
+        ("get_tenant", lambda: store.at(url).get_tenant(name)),
     ]
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=i) for i, n in REFUSED_NAMES])
 def test_refused_tenant_name_changes_nothing(name, store_url, make_result):
-    existing = store.get_or_create_tenant("Existing Tenant", url=store_url)["id"]
+    existing = store.at(store_url).get_or_create_tenant("Existing Tenant")["id"]
     before = counts(store_url)
-    tenant_before = store.get_tenant(existing, url=store_url)
+    tenant_before = store.at(store_url).get_tenant(existing)
     for label, op in _name_ops(store_url, name, existing, make_result()):
         with pytest.raises(store.StoreInputError) as e:
             op()
         assert_one_sentence(str(e.value), forbidden_in(name)), label
         assert counts(store_url) == before, f"{label} changed the store"
-    assert store.get_tenant(existing, url=store_url) == tenant_before
+    assert store.at(store_url).get_tenant(existing) == tenant_before
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=i) for i, n in VERBATIM_NAMES])
 def test_odd_tenant_name_is_stored_verbatim_as_data(name, store_url, make_result):
     before = counts(store_url)
-    t = store.get_or_create_tenant(name, url=store_url)
+    t = store.at(store_url).get_or_create_tenant(name)
     assert t["name"] == name and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", t["slug"])
-    cid = store.record_check(make_result(), name, source="cli", checked_by="ops", url=store_url)
-    store.record_audit("check", who="ops", tenant=name, detail=f"checked {name}", url=store_url)
+    cid = store.at(store_url).record_check(make_result(), name, source="cli", checked_by="ops")
+    store.at(store_url).record_audit("check", who="ops", tenant=name, detail=f"checked {name}")
     after = counts(store_url)
     assert after["_tables"] == before["_tables"], "a table disappeared: input was executed"
     assert {k: after[k] - before[k] for k in TABLES} == {"tenants": 1, "checks": 1, "check_rows": 2, "audit": 1}
-    assert store.get_tenant(name, url=store_url)["name"] == name
-    assert store.get_check(cid, url=store_url)["tenant_id"] == t["id"]
-    [a] = store.list_audit(tenant=name, url=store_url)
+    assert store.at(store_url).get_tenant(name)["name"] == name
+    assert store.at(store_url).get_check(cid)["tenant_id"] == t["id"]
+    [a] = store.at(store_url).list_audit(tenant=name)
     assert a["tenant"] == name and a["detail"] == f"checked {name}"
     # renaming to it and back keeps it verbatim too
-    other = store.get_or_create_tenant("Plain Name", url=store_url)
-    store.update_tenant(t["id"], name="Temporary", url=store_url)
-    assert store.update_tenant(t["id"], name=name, url=store_url)["name"] == name
-    assert [x["name"] for x in store.list_tenants(search=name, url=store_url)] == [name]
-    assert store.get_tenant(other["id"], url=store_url)["name"] == "Plain Name"
+    other = store.at(store_url).get_or_create_tenant("Plain Name")
+    store.at(store_url).update_tenant(t["id"], name="Temporary")
+    assert store.at(store_url).update_tenant(t["id"], name=name)["name"] == name
+    assert [x["name"] for x in store.at(store_url).list_tenants(search=name)] == [name]
+    assert store.at(store_url).get_tenant(other["id"])["name"] == "Plain Name"
 
 
 def test_tenant_names_colliding_by_slug_are_one_tenant(store_url, make_result):
-    first = store.get_or_create_tenant("Acme Inc.", url=store_url)
+    first = store.at(store_url).get_or_create_tenant("Acme Inc.")
     for same in ("acme inc", "ACME, INC", "  Acme   Inc  ", "acme-inc", "Ácme Inc"):
-        assert store.get_or_create_tenant(same, url=store_url)["id"] == first["id"], same
-        store.record_check(make_result(), same, source="cli", checked_by=None, url=store_url)
+        assert store.at(store_url).get_or_create_tenant(same)["id"] == first["id"], same
+        store.at(store_url).record_check(make_result(), same, source="cli", checked_by=None)
     c = counts(store_url)
     assert c["tenants"] == 1 and c["checks"] == 5
-    assert store.get_tenant("acme inc", url=store_url)["name"] == "Acme Inc."  # the first spelling stays
+    assert store.at(store_url).get_tenant("acme inc")["name"] == "Acme Inc."  # the first spelling stays
     # markup and SQL collapse onto plain words too: the slug is the identity, the name is only shown
-    html = store.get_or_create_tenant("<b>x</b>", url=store_url)
-    assert store.get_or_create_tenant("B X B", url=store_url)["id"] == html["id"]
+    html = store.at(store_url).get_or_create_tenant("<b>x</b>")
+    assert store.at(store_url).get_or_create_tenant("B X B")["id"] == html["id"]
     # emoji-only names get distinct hashed slugs; the same emoji is the same tenant
-    k1 = store.get_or_create_tenant("\U0001F511", url=store_url)
-    k2 = store.get_or_create_tenant("\U0001F5DD", url=store_url)
+    k1 = store.at(store_url).get_or_create_tenant("\U0001F511")
+    k2 = store.at(store_url).get_or_create_tenant("\U0001F5DD")
     assert k1["id"] != k2["id"] and k1["slug"].startswith("tenant-")
-    assert store.get_or_create_tenant(" \U0001F511 ", url=store_url)["id"] == k1["id"]
+    assert store.at(store_url).get_or_create_tenant(" \U0001F511 ")["id"] == k1["id"]
     # renaming onto another tenant's slug is refused, nothing changes
-    other = store.get_or_create_tenant("Other Ltd", url=store_url)
+    other = store.at(store_url).get_or_create_tenant("Other Ltd")
     before = counts(store_url)
     with pytest.raises(store.StoreInputError) as e:
-        store.update_tenant(other["id"], name="ACME inc.", url=store_url)
+        store.at(store_url).update_tenant(other["id"], name="ACME inc.")
     assert_one_sentence(str(e.value))
-    assert counts(store_url) == before and store.get_tenant(other["id"], url=store_url)["name"] == "Other Ltd"
+    assert counts(store_url) == before and store.at(store_url).get_tenant(other["id"])["name"] == "Other Ltd"
 
 
 # CLI: `check --tenant NAME`. argv cannot hold NUL or 1 MB (the kernel's 128 KiB limit per argument), so those
@@ -503,7 +503,7 @@ def test_cli_test_transaction_hostile_tenant_and_idempotency_key(sandbox, tmp_pa
     assert p.returncode == 0, p.err
     after = counts(cli_db)
     assert after["_tables"] == before["_tables"] and after["audit"] == before["audit"] + 1
-    [a] = store.list_audit(tenant="'; DROP TABLE audit; --", url=cli_db)
+    [a] = store.at(cli_db).list_audit(tenant="'; DROP TABLE audit; --")
     assert a["tenant"] == "'; DROP TABLE audit; --"
 
 
@@ -595,18 +595,18 @@ CONTACT_CASES = [
         ("huge", "acct_" + "A" * 1_048_576), ("newline", "acct_1\nacct_2"))],
 )
 def test_notes_and_contact(field, value, stored, store_url):
-    t = store.get_or_create_tenant("Notes Tenant", url=store_url)
-    store.update_tenant(t["id"], notes="original notes", contact="orig@example.com", url=store_url)
-    before, row_before = counts(store_url), store.get_tenant(t["id"], url=store_url)
+    t = store.at(store_url).get_or_create_tenant("Notes Tenant")
+    store.at(store_url).update_tenant(t["id"], notes="original notes", contact="orig@example.com")
+    before, row_before = counts(store_url), store.at(store_url).get_tenant(t["id"])
     if stored is None:
         with pytest.raises(store.StoreInputError) as e:
-            store.update_tenant(t["id"], **{field: value}, url=store_url)
+            store.at(store_url).update_tenant(t["id"], **{field: value})
         assert_one_sentence(str(e.value), forbidden_in(value))
-        assert store.get_tenant(t["id"], url=store_url) == row_before
+        assert store.at(store_url).get_tenant(t["id"]) == row_before
     else:
-        got = store.update_tenant(t["id"], **{field: value}, url=store_url)
+        got = store.at(store_url).update_tenant(t["id"], **{field: value})
         assert got[field] == stored
-        assert store.get_tenant(t["id"], url=store_url)[field] == stored
+        assert store.at(store_url).get_tenant(t["id"])[field] == stored
     after = counts(store_url)
     assert after == before  # update_tenant never adds rows; a DROP TABLE that ran would show in _tables
 
@@ -669,9 +669,9 @@ def test_recheck_records_exactly_the_good_lines(text, tenants, failed, sandbox, 
     assert after["audit"] - before["audit"] == len(tenants)  # every recorded check is audited
     slugs = {store.slugify(t) for t in tenants}
     assert after["tenants"] - before["tenants"] == len(slugs)
-    names = {t["name"] for t in store.list_tenants(url=cli_db)}
+    names = {t["name"] for t in store.at(cli_db).list_tenants()}
     assert names == {next(t for t in tenants if store.slugify(t) == s) for s in slugs}  # the first spelling
-    hist = [h for t in store.list_tenants(url=cli_db) for h in store.tenant_history(t["id"], url=cli_db)]
+    hist = [h for t in store.at(cli_db).list_tenants() for h in store.at(cli_db).tenant_history(t["id"])]
     assert len(hist) == len(tenants)
     rows = sum(h["n_ok"] + h["n_missing"] + h["n_excess"] + h["n_unknown"] + h["n_not_applicable"] for h in hist)
     assert after["check_rows"] - before["check_rows"] == rows  # every check complete with its rows
@@ -830,7 +830,7 @@ def dashboard_showing(name: str, db_url: str) -> list[tuple]:
     at.text_input(key="kh_key_input").input(HEALTHY).run()
     [b for b in at.button if b.label == "Check key"][0].click().run()
     assert not at.exception, at.exception
-    assert store.get_tenant(name, url=db_url)["name"] == name  # stored verbatim
+    assert store.at(db_url).get_tenant(name)["name"] == name  # stored verbatim
     found = rendered_fields(at, "check", name)
     for page in app_pages():
         if page.stem == "check":

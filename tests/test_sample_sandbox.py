@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import stripe
 
-from core.config import ProbeSettings
+from core.engine.settings import ProbeSettings
 from core.features.sample import DATASET_NAMES, DATASETS, fetch_sample_data
 from sandbox import DEMO_KEYS, DEMO_TEST_ACCOUNT
 

@@ -228,11 +228,12 @@ def test_cli_flows_never_print_log_or_store_the_key(sandbox, canaries, tmp_path)
 
 
 def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, monkeypatch, all_logs, capfd):
+    from core import runtime
+    from core.config import settings
     from core.engine.check import check_key
     from core.engine.keys import intake
-    from core.features.recheck import parse_lines, recheck
-    from core.features.sample import fetch_sample_data
-    from core.features.transaction import record_transaction, run_test_transaction
+    from core.features.recheck import parse_lines
+    from core.service import Service
 
     test, live, ids = canaries
     keys = (test, live)
@@ -242,33 +243,29 @@ def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, mo
                  "KEYHEALTH_RATE_TEST": "400", "KEYHEALTH_RATE_LIVE": "400", "KEYHEALTH_BACKOFF_S": "0.01",
                  "KEYHEALTH_RETRIES": "1"}.items():
         monkeypatch.setenv(k, v)
-    store.upgrade(url)
+    svc = Service(runtime.real(settings(), who="hygiene"))  # the wiring the CLI uses, from the environment
     objects = []
 
     for k in keys:
-        res = check_key(k)
+        res = svc.check(k, TENANT, source="cli").result
         assert res.status == "healthy", res.problem
-        store.record_check(res, TENANT, source="cli", checked_by="hygiene", url=url)
-        store.record_audit("check", who="hygiene", tenant=TENANT, outcome=res.status,
-                           detail=f"{res.key.masked} score {res.score}", url=url)
         objects.append(res)
-        objects.append(check_key(str(intake(k).key)))  # what the dashboard hands on
+        objects.append(svc.check(intake(k).key).result)  # what the dashboard hands on
     # trouble on the way: 500s, a dropped connection, 429s: retried, then unknown; nothing logs the key
     sandbox.faults.fail("/v1/charges", status=500)
     sandbox.faults.drop("/v1/customers", times=2)
     sandbox.faults.fail("/v1/invoices", status=429, body="html")
-    objects.append(check_key(test))
+    objects.append(svc.check(test).result)
     sandbox.faults.clear()
     entries, failed = parse_lines(f"{TENANT},{test}\n{TENANT},{live}\nBad\x00,{test}\n")
-    objects.append(recheck(entries, url=url, checked_by="hygiene"))
+    objects.append(svc.recheck(entries, source="batch"))
     objects.append(failed)
     for k in keys:
-        objects.append(fetch_sample_data(k, window_days=30, max_rows=20))
-    txn = run_test_transaction(test)
+        objects.append(svc.sample(k, TENANT, window_days=30, max_rows=20))
+    txn = svc.transact(test, TENANT, source="cli")
     assert txn.status == "passed", txn.problem
-    record_transaction(txn, TENANT, who="hygiene", source="cli", url=url)
-    objects += [txn, run_test_transaction(live)]
-    store.update_tenant(TENANT, notes=f"the key was {test}", url=url)  # a careless note is redacted
+    objects += [txn, svc.transact(live)]
+    store.at(url).update_tenant(TENANT, notes=f"the key was {test}")  # a careless note is redacted
     # an exception raised while the key is in flight: its traceback is logged, the key is not in it
     try:
         check_key(test, settings=object())  # type: ignore[arg-type]

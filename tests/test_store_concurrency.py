@@ -22,7 +22,7 @@ WORKER = textwrap.dedent(
     from core.engine.result import CheckResult, KeyInfo, Row
 
     url, worker, n, nrows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    store.upgrade(url)  # all four at once on a fresh database: the upgrade must serialise too
+    store.at(url).upgrade()  # all four at once on a fresh database: the upgrade must serialise too
     print("ready", flush=True)
     assert sys.stdin.readline().strip() == "go"
     base = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -33,7 +33,7 @@ WORKER = textwrap.dedent(
                           status="attention", score=i, rows=rows,
                           checked_at=base + timedelta(seconds=i * 10 + worker))
         # shared tenants: get-or-create races between processes too
-        store.record_check(res, f"Tenant {i % 5}", source="batch", checked_by=f"worker{worker}", url=url)
+        store.at(url).record_check(res, f"Tenant {i % 5}", source="batch", checked_by=f"worker{worker}")
     print("done", flush=True)
     """
 )
@@ -74,4 +74,4 @@ def test_four_processes_record_at_once(db_url):
         # each tenant's latest pointer is its newest check, whatever order the processes committed in
         assert q("SELECT count(*) FROM tenants t WHERE t.last_check_id <> (SELECT c.id FROM checks c "
                  "WHERE c.tenant_id = t.id ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)") == 0
-    assert len(store.latest_checks(url=db_url)) == 5
+    assert len(store.at(db_url).latest_checks()) == 5

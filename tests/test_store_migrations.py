@@ -25,8 +25,8 @@ def ts(s: str, dialect: str) -> str:
 
 
 def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
-    store.upgrade(db_url, "0001")
-    assert store.current_revision(db_url) == "0001"
+    store.at(db_url).upgrade("0001")
+    assert store.at(db_url).current_revision() == "0001"
     engine = get_engine(db_url)
     dialect = engine.dialect.name
     assert "last_check_id" not in {c["name"] for c in sa.inspect(engine).get_columns("tenants")}
@@ -74,19 +74,19 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     before = snapshot()
     assert len(before["check_rows"]) == 8
     store.dispose_engine(db_url)
-    store.upgrade(db_url)
-    assert store.current_revision(db_url) == "0002"
+    store.at(db_url).upgrade()
+    assert store.at(db_url).current_revision() == "0002"
     engine = get_engine(db_url)
     assert snapshot() == before
-    tenants = {t["name"]: t for t in store.list_tenants(include_archived=True, url=db_url)}
+    tenants = {t["name"]: t for t in store.at(db_url).list_tenants(include_archived=True)}
     assert tenants["Acme"]["last_check_id"] == 2
     assert tenants["Acme"]["last_checked_at"] == datetime(2025, 2, 3, 10, tzinfo=timezone.utc)
     assert tenants["Globex"]["last_check_id"] == 4
     assert tenants["Never"]["last_check_id"] is None and tenants["Never"]["last_checked_at"] is None
     # the store works on the migrated data, and carries on from it
-    assert [(d["tenant"], d["status"]) for d in store.latest_checks(include_archived=True, url=db_url)] == [
+    assert [(d["tenant"], d["status"]) for d in store.at(db_url).latest_checks(include_archived=True)] == [
         ("Globex", "invalid"), ("Acme", "failing")]
-    assert store.get_check(3, url=db_url)["rows"][1]["reason"] == "r3"
+    assert store.at(db_url).get_check(3)["rows"][1]["reason"] == "r3"
 
 
 def test_models_and_migrations_agree(store_url):
@@ -96,7 +96,7 @@ def test_models_and_migrations_agree(store_url):
 
 
 def test_downgrade_to_0001_and_back_keeps_data(store_url, make_result):
-    store.record_check(make_result(), "Acme", source="cli", checked_by=None, url=store_url)
+    store.at(store_url).record_check(make_result(), "Acme", source="cli", checked_by=None)
     from alembic import command
 
     cfg = store.db.alembic_config(store_url)
@@ -104,11 +104,11 @@ def test_downgrade_to_0001_and_back_keeps_data(store_url, make_result):
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
         conn.commit()
-    assert store.current_revision(store_url) == "0001"
+    assert store.at(store_url).current_revision() == "0001"
     store.dispose_engine(store_url)
-    store.upgrade(store_url)
-    assert [d["tenant"] for d in store.latest_checks(url=store_url)] == ["Acme"]
-    assert len(store.get_check(1, url=store_url)["rows"]) == 2
+    store.at(store_url).upgrade()
+    assert [d["tenant"] for d in store.at(store_url).latest_checks()] == ["Acme"]
+    assert len(store.at(store_url).get_check(1)["rows"]) == 2
 
 
 def test_alembic_cli_upgrade_head_from_repo_root(tmp_path):
@@ -118,12 +118,12 @@ def test_alembic_cli_upgrade_head_from_repo_root(tmp_path):
     proc = subprocess.run([str(alembic), "upgrade", "head"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert store.current_revision(env["DATABASE_URL"]) == "0002"
+    assert store.at(env["DATABASE_URL"]).current_revision() == "0002"
     other = f"sqlite:///{tmp_path / 'x.db'}"
     proc = subprocess.run([str(alembic), "-x", f"url={other}", "upgrade", "0001"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert store.current_revision(other) == "0001"
+    assert store.at(other).current_revision() == "0001"
     store.dispose_engine(env["DATABASE_URL"])
     store.dispose_engine(other)
 
@@ -132,7 +132,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url, monkeypatch):
     """Each upgrade runs in one transaction (SQLite included): a failure half-way through 0002 changes nothing."""
     from alembic.operations import Operations
 
-    store.upgrade(db_url, "0001")
+    store.at(db_url).upgrade("0001")
     real_execute = Operations.execute
 
     def failing_execute(self, sql, *a, **k):  # 0002 has added its columns by the time it backfills
@@ -142,10 +142,10 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url, monkeypatch):
 
     monkeypatch.setattr(Operations, "execute", failing_execute)
     with pytest.raises(RuntimeError, match="boom"):
-        store.upgrade(db_url)
+        store.at(db_url).upgrade()
     monkeypatch.undo()
     store.dispose_engine(db_url)
-    assert store.current_revision(db_url) == "0001"
+    assert store.at(db_url).current_revision() == "0001"
     assert "last_check_id" not in {c["name"] for c in sa.inspect(get_engine(db_url)).get_columns("tenants")}
-    store.upgrade(db_url)
-    assert store.current_revision(db_url) == "0002"
+    store.at(db_url).upgrade()
+    assert store.at(db_url).current_revision() == "0002"

@@ -23,19 +23,19 @@ def db_bytes(path: Path) -> bytes:
 def test_full_key_is_nowhere_in_the_sqlite_files(tmp_path, make_result):
     path = tmp_path / "secret.db"
     url = f"sqlite:///{path}"
-    store.upgrade(url)
+    store.at(url).upgrade()
     # The key only reaches the store inside free text a careless caller might pass on: redacted on the way in.
     res = make_result(masked=MASKED, problem=f"Stripe rejected {FULL_KEY} (expired).",
                       rows=[Row("Core", "Charges", "charge_read", "read", "unknown", "unknown",
                                 reason=f"timeout for {FULL_KEY}")])
-    cid = store.record_check(res, "Acme", source="dashboard", checked_by="ann", url=url)
-    store.record_audit("check", who="ann", tenant="Acme", detail=f"checked {FULL_KEY}", url=url)
-    store.update_tenant("Acme", notes=f"their key was {FULL_KEY}", url=url)
+    cid = store.at(url).record_check(res, "Acme", source="dashboard", checked_by="ann")
+    store.at(url).record_audit("check", who="ann", tenant="Acme", detail=f"checked {FULL_KEY}")
+    store.at(url).update_tenant("Acme", notes=f"their key was {FULL_KEY}")
     raw = db_bytes(path)
     assert MASKED.encode() in raw  # the scan does see what was written (WAL included)
     assert FULL_KEY.encode() not in raw
     assert FULL_KEY[8:40].encode() not in raw  # nor a long piece of its secret part
-    got = store.get_check(cid, url=url)
+    got = store.at(url).get_check(cid)
     assert got["problem"] == "Stripe rejected rk_test_…LKJH (expired)."
     assert got["rows"][0]["reason"] == "timeout for rk_test_…LKJH"
     store.dispose_engine(url)
@@ -72,10 +72,10 @@ def test_schema_has_no_column_that_could_hold_a_full_key(store_url):
 @pytest.mark.parametrize("masked", [FULL_KEY, "sk_live_" + "a" * 24, "x" * 41])
 def test_record_check_refuses_a_key_that_is_not_masked(store_url, make_result, masked):
     with pytest.raises(store.StoreInputError, match="never the key"):
-        store.record_check(make_result(masked=masked), "Acme", source="cli", checked_by=None, url=store_url)
+        store.at(store_url).record_check(make_result(masked=masked), "Acme", source="cli", checked_by=None)
     with pytest.raises(store.StoreInputError, match="never the key"):
-        store.record_check(make_result(fingerprint=FULL_KEY), "Acme", source="cli", checked_by=None, url=store_url)
-    assert store.list_tenants(url=store_url) == []
+        store.at(store_url).record_check(make_result(fingerprint=FULL_KEY), "Acme", source="cli", checked_by=None)
+    assert store.at(store_url).list_tenants() == []
 
 
 def test_redact():

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from core import store
 from sandbox import DEMO_KEYS
 
 
@@ -64,9 +65,8 @@ def test_transaction_table_amount_currency_and_tenant(sandbox, tmp_path, core_cl
             key=DEMO_KEYS["healthy"].key, DATABASE_URL=f"sqlite:///{db}")
     assert p.returncode == 0, p.stderr
     assert "PASSED" in p.stdout and "700 eur" in p.stdout and "balance transaction txn_" in p.stdout
-    from core.store import list_audit
 
-    [entry] = list_audit(tenant="Acme Shop", url=f"sqlite:///{db}")
+    [entry] = store.at(f"sqlite:///{db}").list_audit(tenant="Acme Shop")
     assert entry["action"] == "sample_transaction" and entry["outcome"] == "passed"
     assert json.loads(entry["detail"])["charge"]["amount"] == 700
 

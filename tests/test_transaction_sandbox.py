@@ -8,14 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import stripe
 
-from core.config import ProbeSettings
+from core import store
 from core.engine.keys import intake
+from core.engine.settings import ProbeSettings
 from core.features.transaction import (
     DESCRIPTION,
     LIVE_REFUSAL,
     METADATA,
     default_idempotency_key,
-    record_transaction,
     refusal,
     run_test_transaction,
 )
@@ -186,20 +186,15 @@ def test_a_revoked_key_fails_with_stripes_reason(sandbox, client):
     assert len(sandbox.requests) == 1
 
 
-def test_recorded_in_the_tenants_history(sandbox, client, tmp_path):
-    from core.store import get_or_create_tenant, list_audit
-
+def test_recorded_in_the_tenants_history(sandbox, make_service, tmp_path):
     url = f"sqlite:///{tmp_path / 'kh.db'}"
+    svc = make_service(url, who="ops", probe=FAST)
+    svc.store.get_or_create_tenant("Acme Shop")
     key = DEMO_KEYS["healthy"].key
-    r = run_test_transaction(key, client=client, settings=FAST)
-    from core.runtime import ensure_schema
-
-    ensure_schema(url)
-    get_or_create_tenant("Acme Shop", url=url)
-    record_transaction(r, "Acme Shop", who="ops", source="cli", url=url)
-    live = run_test_transaction(DEMO_KEYS["live_healthy"].key, client=client, settings=FAST)
-    record_transaction(live, "Acme Shop", url=url)
-    entries = list_audit(tenant="Acme Shop", action="sample_transaction", url=url)
+    r = svc.transact(key, "Acme Shop", source="cli")
+    live = svc.transact(DEMO_KEYS["live_healthy"].key, "Acme Shop", source="cli")
+    assert r.audit_problem is None and live.audit_problem is None
+    entries = store.at(url).list_audit(tenant="Acme Shop", action="sample_transaction")
     assert [e["outcome"] for e in entries] == ["refused", "passed"]
     assert entries[1]["tenant"] == "Acme Shop" and entries[1]["who"] == "ops"
     detail = json.loads(entries[1]["detail"])

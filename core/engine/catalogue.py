@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from core.config import CATALOGUE_PATH, REQUIREMENTS_PATH
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+CATALOGUE_PATH = DATA_DIR / "catalogue.toml"
+REQUIREMENTS_PATH = DATA_DIR / "requirements.toml"
+
 from core.engine.result import LEVELS, level_rank
 
 # A made-up object id: Stripe checks the permission before it looks the object up,

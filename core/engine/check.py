@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.catalogue import Catalogue, Profile, load_catalogue, load_profile
 from core.engine.keys import intake
 from core.engine.probe import Prober, ScopeOutcome
 from core.engine.remediation import create_link, fix_for, tenant_message
-from core.engine.result import CheckResult, Row
+from core.engine.result import CheckResult, KeyInfo, Row
+from core.engine.settings import ProbeSettings
 from core.engine.verdict import build_rows, judge, overall_status, score
 
 Progress = Callable[[Row, int, int], None]  # (row just settled, rows done, rows total)
@@ -48,10 +49,7 @@ def check_key(
     taken = intake(raw)
     info = taken.info
     if not info.accepted or taken.key is None:
-        result = CheckResult(key=info, status="invalid", score=0, problem=info.problem)
-        result.message = tenant_message(result, profile, catalogue)
-        result.create_link = create_link(profile, catalogue, info.mode)
-        return result
+        return assemble(info, catalogue=catalogue, profile=profile, problem=info.problem)
 
     outcomes: dict[str, ScopeOutcome] = {}
     if previous is not None and only is not None:
@@ -69,28 +67,51 @@ def check_key(
             s = catalogue.get(out.scope)
             required, _ = profile.required(s)
             verdict = judge(required, out.granted, profile.allowed(s)[0])
-            on_progress(
-                Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),  # type: ignore[arg-type]
-                done,
-                total,
-            )
+            on_progress(Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),
+                        done, total)
 
     stats = prober.stats
-    rows = build_rows(catalogue, profile, outcomes)
-    account = stats.account or (previous.account if previous else None)
-    if stats.auth_problem:
-        # Stripe refused the key itself: no grid, the problem says why.
-        result = CheckResult(
-            key=info, status="invalid", score=0, problem=stats.auth_problem, account=account, refused=stats.auth_kind
-        )
+    return assemble(
+        info, outcomes, catalogue=catalogue, profile=profile,
+        account=stats.account or (previous.account if previous else None),
+        problem=stats.auth_problem, refused=stats.auth_kind,
+        requests=stats.requests, elapsed_s=time.monotonic() - started, incidents=stats.incidents,
+    )
+
+
+def assemble(
+    info: KeyInfo,
+    outcomes: Mapping[str, ScopeOutcome] | None = None,
+    *,
+    catalogue: Catalogue,
+    profile: Profile,
+    account: str | None = None,
+    problem: str | None = None,
+    refused: str | None = None,
+    requests: int = 0,
+    elapsed_s: float = 0.0,
+    incidents: Iterable[str] = (),
+    checked_at: datetime | None = None,
+) -> CheckResult:
+    """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
+
+    `problem` set: the key was refused (locally by intake, or by Stripe with `refused` saying how), so there
+    is no grid. Otherwise every row is judged from `outcomes` (scope -> what the probes saw), and the status,
+    score, fixes, tenant message and create-key link follow from the rows.
+    """
+    if problem is not None:
+        result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
     else:
+        rows = build_rows(catalogue, profile, outcomes or {})
         status = overall_status(rows)
-        result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)  # type: ignore[arg-type]
-    for r in result.rows:
-        r.fix = fix_for(r, profile)
-    result.requests = stats.requests
-    result.elapsed_s = time.monotonic() - started
-    result.incidents = list(stats.incidents)
+        result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)
+        for r in rows:
+            r.fix = fix_for(r, profile)
+    result.requests = requests
+    result.elapsed_s = elapsed_s
+    result.incidents = list(incidents)
+    if checked_at is not None:
+        result.checked_at = checked_at
     result.message = tenant_message(result, profile, catalogue)
     result.create_link = create_link(profile, catalogue, info.mode)
     return result
@@ -101,38 +122,17 @@ def unknown_scopes(result: CheckResult) -> set[str]:
     return {r.scope for r in result.rows if r.verdict == "unknown" and r.scope}
 
 
-def explain_refusal_from_history(result: CheckResult, url: str | None = None) -> None:
+def explain_refusal(result: CheckResult, accepted_before: datetime | None) -> CheckResult:
     """Stripe answers a revoked key exactly like a mistyped one (401 "Invalid API Key"). History can tell
-    them apart: if Stripe accepted this very key (same fingerprint) before, it has since been revoked or
-    deleted. Rewrites the problem sentence in place; leaves every other result alone."""
-    if result.refused != "invalid" or not result.key.fingerprint:
-        return
-    from core import store
-
-    earlier = store.last_accepted_check(result.key.fingerprint, url=url)
-    if earlier is None:
-        return
-    when = earlier["checked_at"].strftime("%Y-%m-%d %H:%M UTC")
+    them apart: `accepted_before` is when Stripe last accepted this very key (same fingerprint), if ever.
+    Returns the result named "revoked" when it was accepted before; the result unchanged otherwise."""
+    if result.refused != "invalid" or accepted_before is None:
+        return result
+    when = accepted_before.strftime("%Y-%m-%d %H:%M UTC")
     result.problem = (
         f"Stripe accepted this key on {when} but refuses it now, so it has been revoked or deleted in the "
         "Stripe Dashboard; ask the tenant to create a new restricted key and paste it."
     )
-    result.message = None
     result.refused = "revoked"
-
-
-def record(result: CheckResult, tenant: str, *, source: str, who: str | None, url: str | None = None) -> int:
-    """Keep a check in the tenant's history and in the audit trail: the dashboard, the CLI and a recheck
-    all record through here (a key Stripe accepted before and refuses now is named revoked first).
-    Returns the check's id."""
-    from core import store
-
-    explain_refusal_from_history(result, url=url)
-    if result.message is None:
-        result.message = tenant_message(result, load_profile(), load_catalogue())
-    check_id = store.record_check(result, tenant, source=source, checked_by=who, url=url)
-    store.record_audit(
-        "check", who=who, tenant=tenant, outcome=result.status,
-        detail=f"{result.key.masked} score {result.score} ({source})", url=url,
-    )
-    return check_id
+    result.message = tenant_message(result, load_profile(), load_catalogue())
+    return result

@@ -151,10 +151,10 @@ _SECRET_LOCK = threading.Lock()
 
 def fingerprint_secret(directory: str | os.PathLike | None = None) -> bytes:
     """The HMAC secret for fingerprints (see the module doc). The file secret is cached per process and directory."""
-    env = os.environ.get(FINGERPRINT_SECRET_ENV)
-    if env:
-        return env.encode("utf-8")
-    path = Path(directory if directory is not None else config.data_dir()) / FINGERPRINT_SECRET_FILE
+    conf = config.settings()
+    if conf.fingerprint_secret:
+        return conf.fingerprint_secret.encode("utf-8")
+    path = Path(directory if directory is not None else conf.data_dir) / FINGERPRINT_SECRET_FILE
     cache_key = os.path.abspath(path)
     with _SECRET_LOCK:
         cached = _SECRET_CACHE.get(cache_key)

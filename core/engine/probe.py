@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import stripe
 
-from core.config import STRIPE_DEFAULT_API_BASE, ProbeSettings, stripe_api_base
 from core.engine.catalogue import Probe, Scope
+from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
 _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
 _PLACEHOLDER_KEY = "sk_keyhealth_no_key_given"  # the shared client's default; every call passes its own key
@@ -46,10 +46,9 @@ def client_for(api_base: str, timeout_s: float) -> stripe.StripeClient:
     )
 
 
-def shared_client(settings: ProbeSettings | None = None) -> stripe.StripeClient:
+def shared_client(settings: ProbeSettings, api_base: str = STRIPE_DEFAULT_API_BASE) -> stripe.StripeClient:
     """The process's one StripeClient for a base URL and timeout; keys are passed per call."""
-    settings = settings or ProbeSettings.from_env()
-    return client_for(stripe_api_base(), settings.timeout_s)
+    return client_for(api_base, settings.timeout_s)
 
 
 class TokenBucket:
@@ -143,6 +142,10 @@ class SweepStats:
     incidents: list[str] = field(default_factory=list)
 
 
+def _stopped() -> Answer:
+    return Answer("stopped", None, "not sent: Stripe refused the key")
+
+
 def interpret(err: Exception | None, probe: Probe) -> Answer:
     """Turn the SDK's answer to one probe into granted / denied / auth / retry / broken.
 
@@ -223,6 +226,8 @@ class KeyRequests:
         self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
         self.stop = threading.Event()  # set when Stripe refuses the key (or a caller gives up)
         self._lock = threading.Lock()
+        self._lead_taken = False  # the first request has been claimed
+        self._lead_answered = threading.Event()  # ... and its answer is in (a 401 has then set `stop`)
         self._rng = rng or random.Random()
         self.requests = 0
         self.account: str | None = None
@@ -231,24 +236,38 @@ class KeyRequests:
 
     def send(self, method: str, path: str, params: dict | None = None) -> tuple[Any, Answer | None]:
         """One paced request: (the SDK's response, None), or (None, what the error answer means).
-        `params` may carry SDK options too (idempotency_key, base)."""
-        if not self.bucket.acquire(self.stop):
-            return None, Answer("stopped", None, "not sent: Stripe refused the key")
+        `params` may carry SDK options too (idempotency_key, base).
+
+        A 401 stops everything, so a refused key costs exactly one request whatever the callers do: the
+        first request is sent alone (every other caller waits for its answer), and the stop is checked
+        right before each request leaves, under the lock a 401 takes to set it."""
         with self._lock:
-            self.requests += 1
+            lead, self._lead_taken = not self._lead_taken, True
+        if not lead:
+            self._lead_answered.wait()
         try:
-            return self.client.raw_request(method.lower(), path, api_key=self._key, **(params or {})), None
-        except stripe.StripeError as e:
-            a = interpret(e, Probe(method.upper(), path))
-            a.error = e
-        with self._lock:
-            if a.account:
-                self.account = self.account or a.account
-            if a.kind == "auth" and self.auth_problem is None:
-                self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
-        if a.kind == "auth":
-            self.stop.set()
-        return None, a
+            if not self.bucket.acquire(self.stop):
+                return None, _stopped()
+            with self._lock:
+                if self.stop.is_set():
+                    return None, _stopped()
+                self.requests += 1
+            try:
+                return self.client.raw_request(method.lower(), path, api_key=self._key, **(params or {})), None
+            except stripe.StripeError as e:
+                a = interpret(e, Probe(method.upper(), path))
+                a.error = e
+            with self._lock:
+                if a.account:
+                    self.account = self.account or a.account
+                if a.kind == "auth":
+                    if self.auth_problem is None:
+                        self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
+                    self.stop.set()
+            return None, a
+        finally:
+            if lead:
+                self._lead_answered.set()
 
     def request(
         self, method: str, path: str, params: dict | None = None, *, retry_if: Callable[[Answer], bool] | None = None
@@ -277,7 +296,7 @@ class Prober:
         rng: random.Random | None = None,
     ):
         self.mode = mode
-        self.settings = settings or ProbeSettings.from_env()
+        self.settings = settings or ProbeSettings()
         self.http = KeyRequests(key, mode, self.settings, client or shared_client(self.settings), rng)
         self.stats = SweepStats()
         self._stop = self.http.stop  # set when Stripe refuses the key, or the caller stops early

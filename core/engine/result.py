@@ -12,6 +12,7 @@ Level = Literal["none", "read", "write"]
 Granted = Literal["none", "read", "write", "unknown"]
 Verdict = Literal["ok", "missing", "excess", "unknown", "not_applicable"]
 Status = Literal["healthy", "attention", "failing", "incomplete", "invalid"]
+Mode = Literal["live", "test"]
 
 LEVELS: tuple[str, ...] = ("none", "read", "write")
 VERDICTS: tuple[str, ...] = ("ok", "missing", "excess", "unknown", "not_applicable")
@@ -28,7 +29,7 @@ class KeyInfo:
     """What Key Health knows about a pasted key without the key itself."""
 
     kind: str  # restricted | secret | organization | publishable | webhook_secret | sandbox_claim | other_secret | unknown | empty
-    mode: str | None  # "live" | "test" | None
+    mode: Mode | None
     masked: str  # e.g. "rk_test_…a1b2"; never the whole key
     fingerprint: str | None  # keyed hash, stable across checks of the same key
     problem: str | None = None  # one sentence when the key is not accepted locally
@@ -115,6 +116,7 @@ __all__ = [
     "KeyInfo",
     "LEVELS",
     "Level",
+    "Mode",
     "Row",
     "STATUSES",
     "Status",

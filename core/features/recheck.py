@@ -7,9 +7,8 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
-from core.engine.check import check_key, record
 from core.engine.result import CheckResult
 from core.store import StoreInputError, validate_tenant_name
 
@@ -93,24 +92,34 @@ def parse_lines(text: str) -> tuple[list[BatchLine], list[dict]]:
     return entries, failed
 
 
+class Recorded(Protocol):
+    """What checking and recording one line gives back (core.service.Checked)."""
+
+    result: CheckResult
+    save_problem: str | None
+
+    @property
+    def saved(self) -> bool: ...
+
+
 def recheck(
     entries: Iterable[BatchLine],
+    check_and_record: Callable[[BatchLine], Recorded],
     *,
-    source: str = "batch",
-    checked_by: str | None = None,
-    url: str | None = None,
-    check: Callable[[str], CheckResult] = check_key,
     on_result: Callable[[BatchLine, CheckResult], None] | None = None,
 ) -> BatchReport:
     """Check each line in turn (each sweep paced by its own token bucket) and record every result."""
     report = BatchReport()
     for entry in entries:
-        result = check(entry.raw_key)
         try:
-            record(result, entry.tenant, source=source, who=checked_by, url=url)
+            done = check_and_record(entry)
         except StoreInputError as e:
             report.failed_lines.append({"line": entry.line, "problem": str(e)})
             continue
+        if not done.saved:
+            report.failed_lines.append({"line": entry.line, "problem": done.save_problem or "The check was not saved."})
+            continue
+        result = done.result
         report.recorded += 1
         report.results.append(
             {"line": entry.line, "tenant": entry.tenant, "status": result.status, "score": result.score,

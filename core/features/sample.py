@@ -30,9 +30,9 @@ from typing import Any, Callable, Literal
 import pandas as pd
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.probe import Answer, KeyRequests, shared_client
 from core.engine.result import KeyInfo
+from core.engine.settings import ProbeSettings
 
 State = Literal["loaded", "empty", "not_permitted", "failed"]
 STATES: tuple[str, ...] = ("loaded", "empty", "not_permitted", "failed")
@@ -426,6 +426,7 @@ class SampleData:
     requests: int = 0
     elapsed_s: float = 0.0
     fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    audit_problem: str | None = None  # the view was read but could not be written to the audit trail
 
     def get(self, name: str) -> Dataset | None:
         for d in self.datasets:
@@ -610,7 +611,7 @@ def fetch_sample_data(
     if unknown:
         raise ValueError(f"Unknown dataset {unknown[0]!r}; choose from {', '.join(DATASET_NAMES)}.")
     specs = [spec(n) for n in names]
-    settings = settings or ProbeSettings.from_env()
+    settings = settings or ProbeSettings()
     client = client or shared_client(settings)
     reader = _Reader(str(taken.key), info.mode, settings, client)
     since = int((now - timedelta(days=window_days)).timestamp())
@@ -654,42 +655,6 @@ def fetch_sample_data(
     return result
 
 
-# --------------------------------------------------------------------------------------------------
-# CLI (`python -m core sample-data`)
-
-
-def run_cli(args, raw: str, usage_error: type[Exception] = ValueError) -> int:
-    """Print the sample data (JSON with --json); exit 0 when every dataset was read or settled
-    (loaded, empty, not_permitted), 1 when the key was refused or a dataset failed."""
-    import sys
-
-    try:
-        data = fetch_sample_data(
-            raw, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
-        )
-    except ValueError as e:
-        raise usage_error(str(e)) from None
-    if args.json:
-        print(json.dumps(data.to_json()))
-    else:
-        k = data.key
-        print(f"{k.masked}  {k.kind}  {k.mode or '-'}  account {data.account or 'unknown'}")
-        print(f"{data.requests} requests in {data.elapsed_s:.2f} s; last {data.window_days} days, "
-              f"at most {data.max_rows} rows per dataset")
-        if data.problem:
-            print(f"problem: {data.problem}")
-        if data.datasets:
-            w = max(len(d.label) for d in data.datasets)
-            for d in data.datasets:
-                extra = d.reason or ""
-                if d.state in ("loaded", "empty"):
-                    extra = f"{d.count} rows" + (" (capped)" if d.truncated else "")
-                print(f"{d.label:<{w}}  {d.state:<13}  {extra}")
-        sys.stdout.flush()
-    ok = data.problem is None and all(d.state != "failed" for d in data.datasets)
-    return 0 if ok else 1
-
-
 __all__ = [
     "DATASETS",
     "DATASET_NAMES",
@@ -702,16 +667,5 @@ __all__ = [
     "columns",
     "fetch_sample_data",
     "mask_personal",
-    "run_cli",
 ]
 
-
-def record_sample_view(data: "SampleData", tenant: str | None, *, who: str | None, url: str | None = None) -> int:
-    """Audit who viewed sample data with which (masked) key, for which tenant, and how it went."""
-    from core import store
-
-    outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
-    return store.record_audit(
-        "sample_data", who=who, tenant=tenant, outcome=outcome,
-        detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}), url=url,
-    )

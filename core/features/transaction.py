@@ -3,7 +3,6 @@
     result = run_test_transaction(key, amount=100, currency="usd")
     result.status        # passed | failed | refused
     result.steps         # create_charge, read_charge, balance_transaction: passed/failed, elapsed_s, detail
-    record_transaction(result, "Acme", who="ops")   # the tenant's history (store audit entry)
 
 - Test keys only: a live key (or anything that is not an accepted restricted key, or a bad amount or
   currency) is refused before any request, with the reason. Stripe's terms forbid testing with live keys.
@@ -18,7 +17,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,10 +25,10 @@ from typing import Any, Literal
 
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.catalogue import Probe
 from core.engine.probe import KeyRequests, auth_sentence, interpret, shared_client
 from core.engine.result import KeyInfo
+from core.engine.settings import ProbeSettings
 
 TxStatus = Literal["passed", "failed", "refused"]
 StepResult = Literal["passed", "failed"]
@@ -88,6 +86,7 @@ class TransactionResult:
     requests: int = 0
     elapsed_s: float = 0.0
     at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    audit_problem: str | None = None  # it ran but could not be written to the audit trail
 
     @property
     def passed(self) -> bool:
@@ -239,7 +238,7 @@ def run_test_transaction(
         ikey = default_idempotency_key(info.fingerprint or "", amount, cur, now)
     result.idempotency_key = ikey
 
-    settings = settings or ProbeSettings.from_env()
+    settings = settings or ProbeSettings()
     client = client or shared_client(settings)
     http = KeyRequests(str(taken.key), info.mode, settings, client)
 
@@ -354,78 +353,6 @@ def run_test_transaction(
     return finish("passed")
 
 
-# --------------------------------------------------------------------------------------------------
-# History
-
-def record_transaction(result: TransactionResult, tenant: str | None, *, who: str | None = None,
-                       source: str = "dashboard", url: str | None = None) -> int:
-    """Append the result to the audit trail as action "sample_transaction" (outcome passed/failed/refused).
-
-    Returns the audit entry's id. Raises core.store.StoreInputError (one sentence) for a bad tenant name.
-    """
-    from core import store
-    from core.config import database_url
-    from core.runtime import ensure_schema
-
-    ensure_schema(url or database_url())
-    detail = {
-        "source": source,
-        "key": result.key.to_dict(),
-        "problem": result.problem,
-        "charge": result.charge,
-        "balance_transaction": result.balance_transaction,
-        "steps": [s.to_json() for s in result.steps],
-        "replayed": result.replayed,
-    }
-    return store.record_audit(
-        "sample_transaction", who=who, tenant=tenant, outcome=result.status, detail=json.dumps(detail), url=url
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI (`python -m core test-transaction`)
-
-
-def run_cli(args, raw: str, usage_error: type[Exception] = ValueError) -> int:
-    """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
-    import os
-    import sys
-
-    if args.tenant is not None:
-        from core.store import StoreInputError, validate_tenant_name
-
-        try:
-            validate_tenant_name(args.tenant)
-        except StoreInputError as e:
-            raise usage_error(str(e)) from None
-    result = run_test_transaction(
-        raw, amount=args.amount, currency=args.currency, idempotency_key=args.idempotency_key
-    )
-    if args.tenant is not None:
-        try:
-            record_transaction(result, args.tenant, who=os.environ.get("KEYHEALTH_USER") or os.environ.get("USER"),
-                               source="cli")
-        except Exception as e:  # the result still prints; only the history entry failed
-            print(f"warning: the result was not recorded in {args.tenant}'s history ({type(e).__name__}).",
-                  file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        k = result.key
-        print(f"{k.masked}  {k.kind}  {k.mode or '-'}")
-        print(f"sample transaction {result.status.upper()}  {result.requests} requests in {result.elapsed_s:.2f} s")
-        if result.problem:
-            print(f"problem: {result.problem}")
-        for s in result.steps:
-            print(f"  {s.result:<6}  {s.elapsed_s:6.3f} s  {s.label}: {s.detail}")
-        if result.charge:
-            c = result.charge
-            print(f"charge {c['id']}  {c['amount']} {c['currency']}  {c['status']}")
-        if result.balance_transaction:
-            print(f"balance transaction {result.balance_transaction}")
-    return 0 if result.passed else 1
-
-
 __all__ = [
     "DEFAULT_AMOUNT",
     "DEFAULT_CURRENCY",
@@ -436,8 +363,6 @@ __all__ = [
     "TransactionResult",
     "default_idempotency_key",
     "new_idempotency_key",
-    "record_transaction",
     "refusal",
-    "run_cli",
     "run_test_transaction",
 ]

@@ -1,8 +1,8 @@
 """Alembic environment for the key-health store.
 
 Called two ways:
-- core.store.upgrade(url): a connection is handed in via config.attributes["connection"];
-- the alembic CLI from the repo root (`alembic upgrade head`): the URL is core.config.database_url()
+- Database.upgrade(): a connection is handed in via config.attributes["connection"];
+- the alembic CLI from the repo root (`alembic upgrade head`): the URL is `-x url=…`, else the settings' database_url (DATABASE_URL or data/keyhealth.db)
   (DATABASE_URL or data/keyhealth.db), or `-x url=…` to aim elsewhere.
 Either way the whole upgrade runs in one transaction; on SQLite that is BEGIN IMMEDIATE, on PostgreSQL
 it takes an advisory lock first, so two processes upgrading at once run one after the other.
@@ -13,6 +13,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from core.config import settings
 from core.store.db import _bind
 from core.store.models import metadata
 
@@ -43,7 +44,7 @@ def run_migrations_online() -> None:
         return
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    url = context.get_x_argument(as_dictionary=True).get("url") or None
+    url = context.get_x_argument(as_dictionary=True).get("url") or settings().database_url
     with _bind(url, True).connect() as conn:
         _configure_and_run(conn)
         conn.commit()

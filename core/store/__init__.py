@@ -1,78 +1,118 @@
 """The tenant key-health history store (SQLite by default, PostgreSQL via DATABASE_URL).
 
-    from core import store
-    store.upgrade()                                   # once at start: migrations to head
-    check_id = store.record_check(result, "Acme", source="cli", checked_by="ops")
-    store.latest_checks(status="failing")             # triage
+    from core.store import Database, Store
+    s = Store(Database(url))                      # or store.at(url); the runtime builds one per database
+    s.upgrade()                                   # migrations to head
+    check_id = s.record_check(result, "Acme", source="cli", checked_by="ops")
+    s.latest_checks(status="failing")             # triage
 
+Every query and write takes the Database as its first argument; a `Store` is that set of functions bound to
+one Database, so a caller holding a Store cannot write to another database by forgetting an argument.
 Nothing here ever sees the key itself: a check stores KeyInfo.masked and KeyInfo.fingerprint only.
 """
-from core.store.db import connect, current_revision, dispose_engine, get_engine, normalize_url, session, upgrade
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from core.store import queries, record
+from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.models import SOURCES, Audit, Check, CheckRow, Tenant
-from core.store.queries import (
-    checks_per_day,
-    drift,
-    get_check,
-    last_accepted_check,
-    latest_checks,
-    score_distribution,
-    stale_tenants,
-    status_counts,
-    status_mix_per_day,
-    tenant_history,
-    top_problem_scopes,
-)
 from core.store.record import (
     UNSET,
     StoreInputError,
     UnknownTenantError,
-    get_or_create_tenant,
-    get_tenant,
-    list_audit,
-    list_tenants,
-    record_audit,
-    record_check,
     redact,
     slugify,
-    update_tenant,
     validate_tenant_name,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Bound(Generic[P, R]):
+    """A store function seen from a Store: the Database argument is the Store's own."""
+
+    def __init__(self, fn: Callable[Concatenate[Database, P], R]):
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> "_Bound[P, R]": ...
+    @overload
+    def __get__(self, obj: "Store", owner: type) -> Callable[P, R]: ...
+    def __get__(self, obj: "Store | None", owner: type) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self.fn, obj.db)
+
+
+class Store:
+    """The store's queries and writes, bound to one Database."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def __repr__(self) -> str:
+        return f"Store({self.db.label!r})"
+
+    @property
+    def label(self) -> str:
+        return self.db.label
+
+    def upgrade(self, revision: str = "head") -> None:
+        self.db.upgrade(revision)
+
+    def current_revision(self) -> str | None:
+        return self.db.current_revision()
+
+    # writes
+    get_or_create_tenant = _Bound(record.get_or_create_tenant)
+    update_tenant = _Bound(record.update_tenant)
+    record_check = _Bound(record.record_check)
+    record_audit = _Bound(record.record_audit)
+    # reads
+    get_tenant = _Bound(record.get_tenant)
+    list_tenants = _Bound(record.list_tenants)
+    list_audit = _Bound(record.list_audit)
+    latest_checks = _Bound(queries.latest_checks)
+    tenant_history = _Bound(queries.tenant_history)
+    get_check = _Bound(queries.get_check)
+    drift = _Bound(queries.drift)
+    status_mix_per_day = _Bound(queries.status_mix_per_day)
+    checks_per_day = _Bound(queries.checks_per_day)
+    status_counts = _Bound(queries.status_counts)
+    score_distribution = _Bound(queries.score_distribution)
+    top_problem_scopes = _Bound(queries.top_problem_scopes)
+    stale_tenants = _Bound(queries.stale_tenants)
+    last_accepted_check = _Bound(queries.last_accepted_check)
+
+
+def at(url: str) -> Store:
+    """A Store for the database at `url` (scripts, tests and benchmarks; the app builds its own)."""
+    return Store(Database(url))
+
 
 __all__ = [
     "Audit",
     "Check",
     "CheckRow",
+    "Database",
     "SOURCES",
+    "Store",
     "StoreInputError",
     "Tenant",
     "UNSET",
     "UnknownTenantError",
-    "checks_per_day",
+    "at",
     "connect",
     "current_revision",
     "dispose_engine",
-    "drift",
-    "get_check",
     "get_engine",
-    "get_or_create_tenant",
-    "get_tenant",
-    "last_accepted_check",
-    "latest_checks",
-    "list_audit",
-    "list_tenants",
+    "mask_url",
     "normalize_url",
-    "record_audit",
-    "record_check",
     "redact",
-    "score_distribution",
-    "session",
     "slugify",
-    "stale_tenants",
-    "status_counts",
-    "status_mix_per_day",
-    "tenant_history",
-    "top_problem_scopes",
-    "update_tenant",
-    "upgrade",
     "validate_tenant_name",
 ]

@@ -19,8 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session
 
-from core.config import database_url
-
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "keyhealth_write"
@@ -30,9 +28,8 @@ _engines: dict[str, Engine] = {}
 _engines_pid = os.getpid()
 
 
-def normalize_url(url: str | None = None) -> str:
-    """The URL to use: `url`, else core.config.database_url(); bare postgres URLs get the psycopg 3 driver."""
-    url = url or database_url()
+def normalize_url(url: str) -> str:
+    """Bare postgres URLs get the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
@@ -74,8 +71,8 @@ def _make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The process's engine for `url` (default: core.config.database_url()), created once and cached.
+def get_engine(url: str) -> Engine:
+    """The process's engine for `url`, created once and cached.
 
     After a fork the child gets fresh engines (pooled connections must not cross processes).
     """
@@ -93,7 +90,7 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
-def dispose_engine(url: str | None = None) -> None:
+def dispose_engine(url: str) -> None:
     """Close and forget the engine for `url` (tests use this before dropping a database)."""
     key = normalize_url(url)
     with _lock:
@@ -102,20 +99,20 @@ def dispose_engine(url: str | None = None) -> None:
         engine.dispose()
 
 
-def _bind(url: str | None, write: bool) -> Engine:
+def _bind(url: str, write: bool) -> Engine:
     engine = get_engine(url)
     return engine.execution_options(**{_WRITE: True}) if write else engine
 
 
 @contextmanager
-def connect(url: str | None = None, *, write: bool = False) -> Iterator[Connection]:
+def connect(url: str, *, write: bool = False) -> Iterator[Connection]:
     """A Core connection inside one transaction: committed on success, rolled back on error."""
     with _bind(url, write).begin() as conn:
         yield conn
 
 
 @contextmanager
-def session(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
+def session(url: str, *, write: bool = False) -> Iterator[Session]:
     """An ORM (SQLModel) session inside one transaction: committed on success, rolled back on error.
 
     Use write=True whenever the session will write (on SQLite it then holds the write lock from the start).
@@ -125,7 +122,7 @@ def session(url: str | None = None, *, write: bool = False) -> Iterator[Session]
             yield s
 
 
-def alembic_config(url: str | None = None):
+def alembic_config(url: str):
     """An Alembic Config for this project, built in code (alembic.ini is only for the alembic CLI)."""
     from alembic.config import Config
 
@@ -135,7 +132,7 @@ def alembic_config(url: str | None = None):
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (default head). Safe to call at every start, and from
     several processes at once (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock)."""
     from alembic import command
@@ -147,9 +144,67 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
         conn.commit()
 
 
-def current_revision(url: str | None = None) -> str | None:
+def current_revision(url: str) -> str | None:
     """The Alembic revision the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
     with _bind(url, False).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def mask_url(url: str) -> str:
+    """The database URL without its password (for the About page and error messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy understands: show only its scheme
+        return url.split(":", 1)[0] + ":…"
+
+
+class Database:
+    """One database, named once: the only thing in Key Health that holds a database URL.
+
+    Everything that reads or writes the store is handed a Database (or a Store bound to one), never a URL,
+    so which database is written is decided where the runtime is built, not by a default argument.
+    """
+
+    __slots__ = ("url",)
+
+    def __init__(self, url: str):
+        if not url:
+            raise ValueError("a Database needs a URL")
+        self.url = normalize_url(url)
+
+    def __repr__(self) -> str:
+        return f"Database({self.label!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Database) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    @property
+    def label(self) -> str:
+        """The URL without its password."""
+        return mask_url(self.url)
+
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self.url)
+
+    def connect(self, *, write: bool = False):
+        """A Core connection inside one transaction (see `connect`)."""
+        return connect(self.url, write=write)
+
+    def session(self, *, write: bool = False):
+        """An ORM session inside one transaction (see `session`)."""
+        return session(self.url, write=write)
+
+    def upgrade(self, revision: str = "head") -> None:
+        upgrade(self.url, revision)
+
+    def current_revision(self) -> str | None:
+        return current_revision(self.url)
+
+    def dispose(self) -> None:
+        dispose_engine(self.url)

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import sqlalchemy as sa
 
 from core.engine.result import STATUSES
-from core.store.db import connect
+from core.store.db import Database
 from core.store.models import check_rows_t, checks_t, tenants_t
 from core.store.record import StoreInputError, _tenant_where, tenant_search
 from core.store.types import utcnow
@@ -97,8 +97,7 @@ def _latest_base(include_archived: bool):
     return q
 
 
-def latest_checks(
-    status: str | Iterable[str] | None = None,
+def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     mode: str | None = None,
     stale_days: float | None = None,
     search: str | None = None,
@@ -106,7 +105,6 @@ def latest_checks(
     include_archived: bool = False,
     limit: int | None = None,
     now: datetime | None = None,
-    url: str | None = None,
 ) -> list[dict]:
     """Triage: each tenant's latest check, worst status first (see STATUSES), then stalest first.
 
@@ -129,14 +127,14 @@ def latest_checks(
     q = q.order_by(status_rank(), c.c.checked_at.asc(), t.c.id)
     if limit is not None:
         q = q.limit(int(limit))
-    with connect(url) as conn:
+    with db.connect() as conn:
         out = [dict(row._mapping) for row in conn.execute(q)]
     for d in out:
         d["age_days"] = (now - d["checked_at"]).total_seconds() / 86400
     return out
 
 
-def tenant_history(tenant: str | int, *, limit: int | None = None, url: str | None = None) -> list[dict]:
+def tenant_history(db: Database, tenant: str | int, *, limit: int | None = None) -> list[dict]:
     """Every check of one tenant (by name, slug or id), newest first; [] for an unknown tenant."""
     q = (
         sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
@@ -146,13 +144,13 @@ def tenant_history(tenant: str | int, *, limit: int | None = None, url: str | No
     )
     if limit is not None:
         q = q.limit(int(limit))
-    with connect(url) as conn:
+    with db.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(q)]
 
 
-def get_check(check_id: int, *, url: str | None = None) -> dict | None:
+def get_check(db: Database, check_id: int) -> dict | None:
     """One check with its tenant and its rows (key "rows", in stored order), or None."""
-    with connect(url) as conn:
+    with db.connect() as conn:
         row = conn.execute(
             sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
             .select_from(c.join(t, t.c.id == c.c.tenant_id))
@@ -168,7 +166,7 @@ def get_check(check_id: int, *, url: str | None = None) -> dict | None:
         return out
 
 
-def drift(tenant: str | int, *, limit: int | None = None, url: str | None = None) -> list[dict]:
+def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[dict]:
     """Scopes whose granted level or verdict changed between consecutive checks of one tenant, newest first.
 
     "Consecutive" skips checks that probed nothing (no rows, e.g. an invalid key), so a key that was
@@ -220,7 +218,7 @@ def drift(tenant: str | int, *, limit: int | None = None, url: str | None = None
     )
     if limit is not None:
         q = q.limit(int(limit))
-    with connect(url) as conn:
+    with db.connect() as conn:
         out = [dict(row._mapping) for row in conn.execute(q)]
     for d in out:  # `at` came through a subquery: make sure it is an aware datetime on every backend
         if isinstance(d["at"], str):
@@ -244,12 +242,10 @@ def _fleet_checks(start, end, include_archived: bool):
     return conds
 
 
-def status_mix_per_day(
-    start: date | datetime | None = None,
+def status_mix_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
     include_archived: bool = False,
-    url: str | None = None,
 ) -> list[dict]:
     """Per UTC day: how many tenants ended the day in each status.
 
@@ -279,7 +275,7 @@ def status_mix_per_day(
         .order_by(ranked.c.day)
     )
     days: dict[date, dict] = {}
-    with connect(url) as conn:
+    with db.connect() as conn:
         for d, status, n in conn.execute(q):
             key = _as_date(d)
             row = days.setdefault(key, {"day": key, **{s: 0 for s in STATUSES}, "total": 0})
@@ -288,12 +284,10 @@ def status_mix_per_day(
     return [days[k] for k in sorted(days)]
 
 
-def checks_per_day(
-    start: date | datetime | None = None,
+def checks_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
     include_archived: bool = False,
-    url: str | None = None,
 ) -> list[dict]:
     """Per UTC day: number of checks and of distinct tenants checked. [{"day", "checks", "tenants"}] oldest first."""
     day = sa.func.date(c.c.checked_at).label("day")
@@ -303,22 +297,21 @@ def checks_per_day(
         .group_by(day)
         .order_by(day)
     )
-    with connect(url) as conn:
+    with db.connect() as conn:
         return [{"day": _as_date(d), "checks": n, "tenants": k} for d, n, k in conn.execute(q)]
 
 
-def status_counts(*, include_archived: bool = False, url: str | None = None) -> dict[str, int]:
+def status_counts(db: Database, *, include_archived: bool = False) -> dict[str, int]:
     """How many tenants' latest check is in each status (every status present, worst first)."""
     q = _latest_base(include_archived).add_columns(c.c.status, sa.func.count()).group_by(c.c.status)
     out = {s: 0 for s in STATUSES}
-    with connect(url) as conn:
+    with db.connect() as conn:
         for status, n in conn.execute(q):
             out[status] = out.get(status, 0) + n
     return out
 
 
-def score_distribution(
-    bucket: int = 10, *, include_archived: bool = False, url: str | None = None
+def score_distribution(db: Database, bucket: int = 10, *, include_archived: bool = False
 ) -> list[dict]:
     """Histogram of the latest check's score per tenant (scores 0–100).
 
@@ -331,7 +324,7 @@ def score_distribution(
     idx = sa.case((c.c.score >= 100, nb - 1), (c.c.score < 0, 0), else_=c.c.score / bucket).label("b")
     q = _latest_base(include_archived).add_columns(idx, sa.func.count()).group_by(idx)
     counts = [0] * nb
-    with connect(url) as conn:
+    with db.connect() as conn:
         for b, n in conn.execute(q):
             counts[min(int(b), nb - 1)] += n
     return [
@@ -340,8 +333,7 @@ def score_distribution(
     ]
 
 
-def top_problem_scopes(
-    kind: str = "missing", limit: int = 10, *, include_archived: bool = False, url: str | None = None
+def top_problem_scopes(db: Database, kind: str = "missing", limit: int = 10, *, include_archived: bool = False
 ) -> list[dict]:
     """The scopes most often `kind` ("missing" or "excess") in the tenants' latest checks.
 
@@ -363,7 +355,7 @@ def top_problem_scopes(
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
         total_q = total_q.where(t.c.archived.is_(False))
-    with connect(url) as conn:
+    with db.connect() as conn:
         total = conn.execute(total_q).scalar() or 0
         rows = [dict(x._mapping) for x in conn.execute(q)]
     for d in rows:
@@ -371,8 +363,7 @@ def top_problem_scopes(
     return rows
 
 
-def stale_tenants(
-    days: float, *, include_archived: bool = False, now: datetime | None = None, url: str | None = None
+def stale_tenants(db: Database, days: float, *, include_archived: bool = False, now: datetime | None = None
 ) -> list[dict]:
     """Tenants not checked for `days` days, never-checked ones first, then the stalest.
 
@@ -391,7 +382,7 @@ def stale_tenants(
     )
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
-    with connect(url) as conn:
+    with db.connect() as conn:
         out = [dict(x._mapping) for x in conn.execute(q)]
     for d in out:
         last = d["last_checked_at"]
@@ -399,7 +390,7 @@ def stale_tenants(
     return out
 
 
-def last_accepted_check(fingerprint: str, *, url: str | None = None) -> dict | None:
+def last_accepted_check(db: Database, fingerprint: str) -> dict | None:
     """The newest check of the key with this fingerprint that Stripe accepted (any status but invalid), or None.
     Lets a 401 on a key that worked before be told apart as revoked rather than mistyped."""
     q = (
@@ -409,6 +400,6 @@ def last_accepted_check(fingerprint: str, *, url: str | None = None) -> dict | N
         .order_by(c.c.checked_at.desc(), c.c.id.desc())
         .limit(1)
     )
-    with connect(url) as conn:
+    with db.connect() as conn:
         row = conn.execute(q).first()
     return dict(row._mapping) if row is not None else None

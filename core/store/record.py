@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from core.engine.result import STATUSES, VERDICTS, CheckResult
-from core.store.db import connect
+from core.store.db import Database
 from core.store.models import (
     FINGERPRINT_MAX,
     MASKED_MAX,
@@ -222,23 +222,22 @@ def _get_or_create(conn: Connection, name: str) -> dict:
     return _tenant_dict(row)
 
 
-def get_or_create_tenant(name: str, *, url: str | None = None) -> dict:
+def get_or_create_tenant(db: Database, name: str) -> dict:
     """The tenant called `name` (matched by slug), created if new. Raises StoreInputError on a bad name."""
     validate_tenant_name(name)
-    with connect(url, write=True) as conn:
+    with db.connect(write=True) as conn:
         return _get_or_create(conn, name)
 
 
-def get_tenant(tenant: str | int, *, url: str | None = None) -> dict | None:
+def get_tenant(db: Database, tenant: str | int) -> dict | None:
     """The tenant by name, slug or id, or None."""
     where = _tenant_where(tenant)
-    with connect(url) as conn:
+    with db.connect() as conn:
         row = conn.execute(sa.select(*_TENANT_COLS).where(where)).first()
         return _tenant_dict(row) if row else None
 
 
-def list_tenants(
-    *, include_archived: bool = False, search: str | None = None, url: str | None = None
+def list_tenants(db: Database, *, include_archived: bool = False, search: str | None = None
 ) -> list[dict]:
     """Tenants by name, each with its latest check's status and score (None if never checked)."""
     c = checks_t
@@ -251,7 +250,7 @@ def list_tenants(
         q = q.where(tenants_t.c.archived.is_(False))
     if search and search.strip():
         q = q.where(tenant_search(search))
-    with connect(url) as conn:
+    with db.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
 
 
@@ -269,15 +268,13 @@ def tenant_search(search: str, *extra_columns) -> sa.ColumnElement:
     return sa.or_(*(sa.func.lower(col).like(pat, escape="\\") for col in columns))
 
 
-def update_tenant(
-    tenant: str | int,
+def update_tenant(db: Database, tenant: str | int,
     *,
     name: str = UNSET,
     account: str | None = UNSET,
     contact: str | None = UNSET,
     notes: str | None = UNSET,
     archived: bool = UNSET,
-    url: str | None = None,
 ) -> dict:
     """Change the given fields of a tenant (by name, slug or id); returns the tenant after the change.
 
@@ -315,7 +312,7 @@ def update_tenant(
         if not isinstance(archived, bool):
             raise StoreInputError("archived must be true or false.")
         values["archived"] = archived
-    with connect(url, write=True) as conn:
+    with db.connect(write=True) as conn:
         current = _require_tenant(conn, tenant)
         if "slug" in values and values["slug"] != current["slug"]:
             clash = conn.execute(
@@ -385,13 +382,11 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
     return check, rows
 
 
-def record_check(
-    result: CheckResult,
+def record_check(db: Database, result: CheckResult,
     tenant: str,
     *,
     source: str,
     checked_by: str | None,
-    url: str | None = None,
 ) -> int:
     """Store one check and its rows in one transaction; returns the check's id.
 
@@ -400,7 +395,7 @@ def record_check(
     """
     validate_tenant_name(tenant)
     check, rows = _check_values(result, source, checked_by)
-    with connect(url, write=True) as conn:
+    with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
         check_id = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key[0]
         if rows:
@@ -418,15 +413,13 @@ def record_check(
         return int(check_id)
 
 
-def record_audit(
-    action: str,
+def record_audit(db: Database, action: str,
     *,
     who: str | None = None,
     tenant: str | None = None,
     outcome: str = "ok",
     detail: str | None = None,
     at: datetime | None = None,
-    url: str | None = None,
 ) -> int:
     """Append one audit entry; returns its id. `tenant` is a name (not created if unknown: kept as text)."""
     if not isinstance(action, str) or not _ACTION_RE.match(action):
@@ -439,7 +432,7 @@ def record_audit(
     tenant_name = validate_tenant_name(tenant) if tenant is not None else None
     if detail is not None and not isinstance(detail, str):
         raise StoreInputError("The audit detail must be text.")
-    with connect(url, write=True) as conn:
+    with db.connect(write=True) as conn:
         tenant_id = None
         if tenant_name is not None:
             tenant_id = conn.execute(
@@ -459,8 +452,7 @@ def record_audit(
         return int(res.inserted_primary_key[0])
 
 
-def list_audit(
-    *,
+def list_audit(db: Database, *,
     tenant: str | int | None = None,
     action: str | Iterable[str] | None = None,
     who: str | None = None,
@@ -468,7 +460,6 @@ def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 500,
-    url: str | None = None,
 ) -> list[dict]:
     """Audit entries matching every given filter, newest first.
 
@@ -505,5 +496,5 @@ def list_audit(
     q = q.order_by(a.c.at.desc(), a.c.id.desc())
     if limit is not None:
         q = q.limit(int(limit))
-    with connect(url) as conn:
+    with db.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]

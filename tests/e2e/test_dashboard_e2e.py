@@ -148,9 +148,9 @@ def seeded_tenant_with_history(data_dir: Path) -> str:
 
     url = f"sqlite:///{data_dir / 'demo' / 'keyhealth-demo.db'}"
     best = max(
-        (t for t in store.list_tenants(url=url) if t["name"] != TENANT),
-        key=lambda t: (len({h["status"] for h in store.tenant_history(t["slug"], url=url)}),
-                       len(store.drift(t["slug"], url=url))),
+        (t for t in store.at(url).list_tenants() if t["name"] != TENANT),
+        key=lambda t: (len({h["status"] for h in store.at(url).tenant_history(t["slug"])}),
+                       len(store.at(url).drift(t["slug"]))),
     )
     return best["name"]
 

@@ -1,0 +1,166 @@
+"""The one way in: every use case the dashboard and the CLI offer, bound to one runtime.
+
+    svc = Service(runtime.real(settings(), who="ana@pointai.example"))
+    checked = svc.check(raw, "Acme Coffee", source="dashboard")   # check, judge against history, record, audit
+    svc.store.latest_checks(status="failing")                      # reads, bound to the runtime's database
+    svc.sample(key, tenant)  /  svc.transact(key, tenant, ...)  /  svc.recheck(lines, source="batch")
+
+All recording and auditing happens here, in one place, against the runtime's database (the demo's when the
+runtime is the demo's): nothing below this layer picks a database on its own.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.engine.check import Progress, check_key, explain_refusal
+from core.engine.result import CheckResult
+from core.features import recheck as recheck_feature
+from core.features.sample import SampleData, fetch_sample_data
+from core.features.transaction import TransactionResult, run_test_transaction
+from core.runtime import Runtime
+from core.store import Store, StoreInputError, validate_tenant_name
+
+log = logging.getLogger("keyhealth")
+
+
+@dataclass
+class Checked:
+    """A check as the service hands it back: the result (already judged against history), and whether it
+    was saved (`check_id`), or why not (`save_problem`, one sentence)."""
+
+    result: CheckResult
+    check_id: int | None = None
+    save_problem: str | None = None
+
+    @property
+    def saved(self) -> bool:
+        return self.check_id is not None
+
+
+class Service:
+    """Key Health's use cases, bound to a runtime (database, Stripe client, who is acting)."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+
+    @property
+    def store(self) -> Store:
+        """Reads and writes, bound to the runtime's database (migrated on first use)."""
+        return self.rt.store
+
+    @property
+    def who(self) -> str | None:
+        return self.rt.who
+
+    # --- checking --------------------------------------------------------------------------------
+    def judge(self, result: CheckResult) -> CheckResult:
+        """The engine's verdict, judged against history: a key Stripe refuses as invalid that it accepted
+        before (same fingerprint) has been revoked. Runs before a result is shown, never when saving."""
+        if result.refused != "invalid" or not result.key.fingerprint:
+            return result
+        earlier = self.store.last_accepted_check(result.key.fingerprint)
+        return explain_refusal(result, earlier["checked_at"] if earlier else None)
+
+    def check(
+        self,
+        raw: Any,
+        tenant: str | None = None,
+        *,
+        source: str = "dashboard",
+        on_progress: Progress | None = None,
+        only: set[str] | None = None,
+        previous: CheckResult | None = None,
+    ) -> Checked:
+        """Check a pasted key, judge it against history, and (with a tenant) record it and audit it.
+        A bad tenant name is refused (StoreInputError) before any request."""
+        if tenant is not None:
+            validate_tenant_name(tenant)
+        result = check_key(
+            None if raw is None else str(raw), settings=self.rt.probe, client=self.rt.client(),
+            on_progress=on_progress, only=only, previous=previous,
+        )
+        result = self.judge(result)
+        if tenant is None:
+            return Checked(result)
+        return self.record(result, tenant, source=source)
+
+    def record(self, result: CheckResult, tenant: str, *, source: str) -> Checked:
+        """Keep a judged check in the tenant's history and in the audit trail. A store that cannot take it
+        leaves the result intact and says why in `save_problem`."""
+        try:
+            check_id = self.store.record_check(result, tenant, source=source, checked_by=self.who)
+            self.audit("check", tenant=tenant, outcome=result.status,
+                       detail=f"{result.key.masked} score {result.score} ({source})")
+        except StoreInputError as e:
+            return Checked(result, save_problem=f"The check ran but was not saved: {e}")
+        except Exception as e:  # the database failed: the result stands, and says it was not saved
+            log.error("recording a check failed: %s", type(e).__name__)
+            return Checked(result, save_problem=(
+                f"The check ran but could not be saved to the history: the database did not take it "
+                f"({type(e).__name__})."
+            ))
+        return Checked(result, check_id=check_id)
+
+    def recheck(self, entries: Iterable[recheck_feature.BatchLine], *, source: str = "batch",
+                on_result: Callable[[recheck_feature.BatchLine, CheckResult], None] | None = None,
+                ) -> recheck_feature.BatchReport:
+        """Check and record every `tenant,key` line (see core.features.recheck)."""
+        def one(entry: recheck_feature.BatchLine) -> Checked:
+            return self.check(entry.raw_key, entry.tenant, source=source)
+
+        return recheck_feature.recheck(entries, one, on_result=on_result)
+
+    # --- sample data and the sample transaction ---------------------------------------------------
+    def sample(self, key: Any, tenant: str | None = None, **options: Any) -> SampleData:
+        """Read the sample datasets with `key`, and audit who looked at them."""
+        data = fetch_sample_data(key, settings=self.rt.probe, client=self.rt.client(), **options)
+        outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
+        data.audit_problem = self._audit_or_say(
+            "sample_data", tenant=tenant, outcome=outcome,
+            detail=json.dumps({"key": data.key.to_dict(), "states": data.states()}),
+        )
+        return data
+
+    def transact(self, key: Any, tenant: str | None = None, *, source: str = "dashboard",
+                 **options: Any) -> TransactionResult:
+        """Run the sample transaction (test keys only, idempotent) and audit it: always when it reached Stripe
+        or names a tenant (a refusal then lands in the tenant's history too)."""
+        if tenant is not None:
+            validate_tenant_name(tenant)
+        result = run_test_transaction(key, settings=self.rt.probe, client=self.rt.client(), **options)
+        if tenant is None and result.requests == 0:
+            return result  # refused before any request, for nobody in particular: nothing happened to audit
+        detail = {
+            "source": source,
+            "key": result.key.to_dict(),
+            "problem": result.problem,
+            "charge": result.charge,
+            "balance_transaction": result.balance_transaction,
+            "steps": [s.to_json() for s in result.steps],
+            "replayed": result.replayed,
+        }
+        result.audit_problem = self._audit_or_say(
+            "sample_transaction", tenant=tenant, outcome=result.status, detail=json.dumps(detail)
+        )
+        return result
+
+    # --- the audit trail ----------------------------------------------------------------------------
+    def _audit_or_say(self, action: str, **entry: Any) -> str | None:
+        """Audit what already happened in Stripe; if the store cannot take it, say so instead of losing the
+        result that is already in hand (it is shown, with this sentence)."""
+        try:
+            self.audit(action, **entry)
+        except Exception as e:  # the result stands; only the audit entry is missing
+            log.error("audit %s failed: %s", action, type(e).__name__)
+            return f"It ran, but the audit trail could not record it ({type(e).__name__})."
+        return None
+
+    def audit(self, action: str, *, tenant: str | None = None, outcome: str = "ok",
+              detail: str | None = None, at: datetime | None = None) -> int:
+        """One audit entry, by whoever this runtime acts for."""
+        return self.store.record_audit(action, who=self.who, tenant=tenant, outcome=outcome, detail=detail, at=at)
