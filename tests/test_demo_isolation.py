@@ -1,0 +1,59 @@
+"""Demo mode never opens the real database: with the real database at a path nobody can create, every page
+runs in demo mode (through the router, with a check, a sample and a transaction), and the path never appears."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sandbox import DEMO_KEYS
+
+APP = "../app.py"
+PAGES = [
+    "pages/check.py", "pages/triage.py", "pages/tenant.py", "pages/fleet.py", "pages/sample_data.py",
+    "pages/sample_transaction.py", "pages/audit.py", "pages/about.py",
+]
+
+
+@pytest.fixture
+def unusable_real_db(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the real database's folder would be\n")
+    real = blocker / "keyhealth.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{real}")
+    monkeypatch.setenv("KEYHEALTH_DEMO", "1")
+    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "demo-isolation")
+    monkeypatch.setenv("KEYHEALTH_RATE_TEST", "400")
+    monkeypatch.setenv("KEYHEALTH_RATE_LIVE", "400")
+    monkeypatch.delenv("STRIPE_API_BASE", raising=False)
+    return real
+
+
+def test_the_real_database_really_is_unusable(unusable_real_db):
+    from core import runtime
+    from core.config import settings
+
+    with pytest.raises(Exception):
+        runtime.build(settings(), demo_mode=False).store.list_tenants()
+
+
+def test_every_page_in_demo_mode_leaves_the_real_database_alone(unusable_real_db):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # a real check, recorded: it must land in the demo database
+    at.selectbox(key="kh_tenant_pick").set_value(at.selectbox(key="kh_tenant_pick").options[1]).run()
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["healthy"].key).run()
+    [b for b in at.button if b.label == "Check key"][0].click().run()
+    assert not at.exception and at.success
+    assert at.session_state["kh_save_problem"] is None
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert not [e.value for e in at.error if "database" in e.value.lower()], page
+        for b in at.button:
+            if b.label in ("Fetch sample data", "Create test charge"):
+                b.click().run()
+                assert not at.exception, page
+                assert not [w.value for w in at.warning if "audit" in w.value.lower()], page
+    assert not unusable_real_db.exists()
