@@ -1,6 +1,8 @@
 """Unit tests of the pacing, verdict and scoring rules (no network)."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from core.engine.catalogue import Catalogue, Probe, Profile, Requirement, Scope
@@ -59,7 +61,7 @@ def test_a_late_send_does_not_let_the_next_ones_catch_up():
     clock = FakeClock()
     b = TokenBucket(20, clock=clock, sleep=clock.sleep)
     starts = _starts(b, clock, 10, late=lambda i: 0.04 if i == 3 else 0.0)
-    gaps = [round(b2 - a, 6) for a, b2 in zip(starts, starts[1:])]
+    gaps = [round(b2 - a, 6) for a, b2 in pairwise(starts)]
     assert min(gaps) >= 0.05 - 1e-9
 
 
@@ -156,12 +158,12 @@ def test_scores_sort_like_statuses():
     from core.engine.verdict import SCORE_BANDS
 
     order = ["invalid", "failing", "incomplete", "attention", "healthy"]
-    for worse, better in zip(order, order[1:]):
+    for worse, better in pairwise(order):
         assert SCORE_BANDS[worse][1] < SCORE_BANDS[better][0]
 
 
 def test_fixes_speak_dashboard_words():
-    rows, cat, prof = _rows({"charge": "read", "balance": "read", "customer": "write", "account_link": "write"})
+    rows, _cat, prof = _rows({"charge": "read", "balance": "read", "customer": "write", "account_link": "write"})
     by = {r.resource: r for r in rows}
     fix = fix_for(by["Charges"], prof)
     assert "Developers → API keys" in fix and "Core → Charges to Write" in fix and "it is Read" in fix
@@ -198,3 +200,31 @@ def test_profile_allows_what_required_scopes_imply():
             allowed, why = prof.allowed(cat.get(scope))
             assert level_rank(allowed) >= level_rank(level)
             assert prof.required(cat.get(scope))[0] != "none" or s.label in why
+
+
+def test_profile_is_frozen_all_the_way_down():
+    """Built once, in full: neither its fields nor its implied allowances can change afterwards."""
+    import dataclasses
+    import tomllib
+
+    from core.engine.catalogue import REQUIREMENTS_PATH, load_catalogue, load_profile, parse_profile
+
+    prof = load_profile()
+    assert prof.implied, "the real profile has implied allowances"
+    scope = next(iter(prof.implied))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prof.implied = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        prof.implied[scope] = ("write", ("Someone",))  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del prof.implied[scope]  # type: ignore[attr-defined]
+    # Parsing twice gives equal, independent profiles (nothing is shared and updated in place).
+    with open(REQUIREMENTS_PATH, "rb") as f:
+        data = tomllib.load(f)
+    again = parse_profile(data, load_catalogue())
+    assert dict(again.implied) == dict(prof.implied) and again.implied is not prof.implied
+    # A dict handed to the constructor is copied: changing it later does not change the profile.
+    given = {"charge": ("read", ("Test",))}
+    p = Profile("p", "k", (), implied=given)
+    given["charge"] = ("write", ("Changed",))
+    assert p.implied["charge"] == ("read", ("Test",))

@@ -6,9 +6,12 @@ data/catalogue.toml or data/requirements.toml, never code here.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATALOGUE_PATH = DATA_DIR / "catalogue.toml"
@@ -31,14 +34,14 @@ class CatalogueError(ValueError):
 class Probe:
     method: str  # GET | POST | DELETE
     path: str  # Stripe's path template, e.g. /v1/charges/{id}
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     base: str = "api"  # "api" or "files" (files.stripe.com)
 
     def concrete_path(self) -> str:
         return self.path.replace("{id}", PROBE_ID)
 
-    def to_dict(self) -> dict:
-        d = {"method": self.method, "path": self.path}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"method": self.method, "path": self.path}
         if self.params:
             d["params"] = dict(self.params)
         if self.base != "api":
@@ -72,14 +75,16 @@ class Catalogue:
     scopes: tuple[Scope, ...]
     order: tuple[str, ...] = ()  # the grid's category order; categories not named follow in file order
 
-    def __post_init__(self):
-        object.__setattr__(self, "_by_name", {s.scope: s for s in self.scopes})
+    _by_name: Mapping[str, Scope] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:  # the index is part of building it; nothing changes it afterwards
+        object.__setattr__(self, "_by_name", MappingProxyType({s.scope: s for s in self.scopes}))
 
     def get(self, scope: str) -> Scope:
-        return self._by_name[scope]  # type: ignore[attr-defined]
+        return self._by_name[scope]
 
     def __contains__(self, scope: str) -> bool:
-        return scope in self._by_name  # type: ignore[attr-defined]
+        return scope in self._by_name
 
     def categories(self) -> list[str]:
         seen: list[str] = list(self.order)
@@ -88,7 +93,7 @@ class Catalogue:
                 seen.append(s.category)
         return seen
 
-    def to_json(self) -> list[dict]:
+    def to_json(self) -> list[dict[str, Any]]:
         """The `python -m core catalogue --json` shape: per scope its probes."""
         out = []
         for s in self.scopes:
@@ -127,7 +132,14 @@ class Profile:
     items: tuple[Requirement, ...]
     # scope -> (level, labels of the required scopes that imply it): Stripe grants these along with a
     # required permission, so having them up to that level is not excess (and not required either).
-    implied: dict = field(default_factory=dict, compare=False, hash=False)
+    # Read-only (a MappingProxyType): the profile is built once, in full, then frozen.
+    implied: Mapping[str, tuple[str, tuple[str, ...]]] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:  # still constructing: a plain dict given is copied into a read-only view
+        if not isinstance(self.implied, MappingProxyType):
+            object.__setattr__(self, "implied", MappingProxyType(dict(self.implied)))
 
     def allowed(self, scope: Scope) -> tuple[str, str | None]:
         """The highest level a key may have without it being excess, and why (None: just the requirement)."""
@@ -155,7 +167,7 @@ class Profile:
         return [i for i in self.items if not i.scopes]
 
 
-def _probe(entry: dict | None, where: str) -> Probe | None:
+def _probe(entry: dict[str, Any] | None, where: str) -> Probe | None:
     if entry is None:
         return None
     try:
@@ -179,7 +191,7 @@ def _probe(entry: dict | None, where: str) -> Probe | None:
     return Probe(method=method, path=path, params=params, base=base)
 
 
-def parse_catalogue(data: dict) -> Catalogue:
+def parse_catalogue(data: dict[str, Any]) -> Catalogue:
     scopes = []
     seen = set()
     for i, e in enumerate(data.get("scope", [])):
@@ -222,7 +234,7 @@ def parse_catalogue(data: dict) -> Catalogue:
     return Catalogue(tuple(scopes), tuple(data.get("categories", ())))
 
 
-def parse_profile(data: dict, catalogue: Catalogue) -> Profile:
+def parse_profile(data: dict[str, Any], catalogue: Catalogue) -> Profile:
     items = []
     for i, e in enumerate(data.get("item", [])):
         where = f"requirement {i + 1} ({e.get('guide', '?')})"
@@ -247,17 +259,17 @@ def parse_profile(data: dict, catalogue: Catalogue) -> Profile:
                 category=e.get("category"),
             )
         )
-    profile = Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
+    base = Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
     implied: dict[str, tuple[str, tuple[str, ...]]] = {}
     for s in catalogue.scopes:
-        if profile.required(s)[0] == "none":
+        if base.required(s)[0] == "none":
             continue
         for perm in s.implies:
             scope, level = perm.rsplit("_", 1)
             have, by = implied.get(scope, ("none", ()))
-            implied[scope] = (max(have, level, key=level_rank), by if s.label in by else by + (s.label,))
-    profile.implied.update(implied)
-    return profile
+            implied[scope] = (max(have, level, key=level_rank), by if s.label in by else (*by, s.label))
+    # The profile with everything in it, built once: `base` (which only answered `required`) is never changed.
+    return replace(base, implied=MappingProxyType(implied))
 
 
 @lru_cache(maxsize=8)
