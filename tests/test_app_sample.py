@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from core.engine.catalogue import load_catalogue
 from core.engine.keys import intake
 from core.features.sample import DATASETS
 from sandbox import DEMO_KEYS
@@ -164,9 +165,10 @@ def test_transaction_page_refuses_a_live_key_without_any_request(real_env, sandb
 def test_transaction_page_names_the_missing_permission(real_env, sandbox):
     at = page(TXN_PAGE, DEMO_KEYS["missing"].key)
     button(at, "Create test charge").click().run()
-    assert "Charges Write (rak_charge_write)" in at.error[0].value
+    words = load_catalogue().get("charge").label + " Write"  # the catalogue's label, whatever it is today
+    assert f"{words} (rak_charge_write)" in at.error[0].value
     steps = at.dataframe[0].value
-    assert list(steps["detail"]) == ["failed: the key lacks Charges Write (rak_charge_write)"]
+    assert list(steps["detail"]) == [f"failed: the key lacks {words} (rak_charge_write)"]
     assert charges(sandbox) == []
 
 

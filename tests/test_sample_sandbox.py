@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
 
+from core.engine.catalogue import load_catalogue
 from core.engine.settings import ProbeSettings
 from core.features.sample import DATASET_NAMES, DATASETS, fetch_sample_data
 from sandbox import DEMO_KEYS, DEMO_TEST_ACCOUNT
@@ -42,7 +43,7 @@ def gets(sandbox, prefix: str) -> list:
 
 # --- states -----------------------------------------------------------------------------------------
 def test_healthy_key_loads_every_dataset(sandbox, client):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     data = fetch_sample_data(DEMO_KEYS["healthy"].key, client=client, settings=FAST, now=now)
     assert data.problem is None
     assert [d.name for d in data.datasets] == list(DATASET_NAMES)
@@ -71,7 +72,8 @@ def test_missing_profile_is_not_permitted_with_the_permission(sandbox, client):
     assert data.states()["subscriptions"] == "not_permitted"
     assert data.get("invoices").permission == "rak_invoice_read"
     assert data.get("subscriptions").permission == "rak_subscription_read"
-    assert "Invoices Read (rak_invoice_read)" in data.get("invoices").reason
+    label = load_catalogue().get("invoice").label  # the catalogue's label, whatever it is today
+    assert f"{label} Read (rak_invoice_read)" in data.get("invoices").reason
     assert data.get("invoices").frame.empty
     assert data.states()["charges"] == "loaded"  # Charges Read is enough to read
     assert data.get("charges").permission is None and data.get("charges").reason is None
@@ -172,7 +174,7 @@ def test_row_cap_and_paging(sandbox, client):
 
 def test_time_window(sandbox, client):
     key = DEMO_KEYS["healthy"].key
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     week = fetch_sample_data(key, client=client, settings=FAST, datasets=["charges", "products"], window_days=7, now=now)
     month = fetch_sample_data(key, client=client, settings=FAST, datasets=["charges", "products"], window_days=30, now=now)
     cutoff = now - timedelta(days=7)

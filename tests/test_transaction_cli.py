@@ -6,6 +6,7 @@ import json
 import pytest
 
 from core import store
+from core.engine.catalogue import load_catalogue
 from sandbox import DEMO_KEYS
 
 
@@ -55,7 +56,9 @@ def test_transaction_without_charges_write(sandbox, tmp_path, core_cli):
     assert p.returncode == 1
     out = json.loads(p.stdout)
     assert out["status"] == "failed" and "rak_charge_write" in out["problem"]
-    assert out["steps"][0]["detail"] == "failed: the key lacks Charges Write (rak_charge_write)"
+    assert out["missing_permission"] == "rak_charge_write"
+    words = load_catalogue().get("charge").label + " Write"  # the catalogue's label, whatever it is today
+    assert out["steps"][0]["detail"] == f"failed: the key lacks {words} (rak_charge_write)"
     assert charges(sandbox) == []
 
 

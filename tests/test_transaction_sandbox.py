@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
 
 from core import store
+from core.engine.catalogue import load_catalogue
 from core.engine.keys import intake
 from core.engine.settings import ProbeSettings
 from core.features.transaction import (
@@ -124,7 +125,7 @@ def test_persistent_errors_fail_with_a_sentence(sandbox, client):
 
 def test_the_default_idempotency_key_changes_with_the_hour_amount_and_currency():
     fp = "fp_abc"
-    t = datetime(2026, 5, 1, 10, 5, tzinfo=timezone.utc)
+    t = datetime(2026, 5, 1, 10, 5, tzinfo=UTC)
     k = default_idempotency_key(fp, 100, "usd", t)
     assert k == default_idempotency_key(fp, 100, "usd", t + timedelta(minutes=50))
     assert k != default_idempotency_key(fp, 100, "usd", t + timedelta(hours=1))
@@ -163,8 +164,9 @@ def test_a_key_without_charges_write_is_told_the_permission(sandbox, client):
     r = run_test_transaction(DEMO_KEYS["missing"].key, client=client, settings=FAST)  # Charges at Read
     assert r.status == "failed"
     assert r.steps[0].name == "create_charge" and r.steps[0].result == "failed"
-    assert r.steps[0].detail == "failed: the key lacks Charges Write (rak_charge_write)"
-    assert "Charges Write (rak_charge_write)" in r.problem
+    words = load_catalogue().get("charge").label + " Write"  # the catalogue's label, whatever it is today
+    assert r.steps[0].detail == f"failed: the key lacks {words} (rak_charge_write)"
+    assert f"{words} (rak_charge_write)" in r.problem and r.missing_permission == "rak_charge_write"
     assert r.charge is None and created_charges(sandbox) == []
     assert [(p.path, p.status) for p in posts(sandbox)] == [("/v1/charges", 403)]
 
@@ -176,6 +178,7 @@ def test_a_key_without_balance_transaction_read_fails_the_last_step(sandbox, cli
     assert [(s.name, s.result) for s in r.steps] == [
         ("create_charge", "passed"), ("read_charge", "passed"), ("balance_transaction", "failed")]
     assert "rak_balance_transaction_source_read" in r.steps[-1].detail
+    assert r.missing_permission == "rak_balance_transaction_source_read"
     assert r.charge["id"] == created_charges(sandbox)[0]["id"]  # the charge is still shown
     assert r.balance_transaction is None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATALOGUE_PATH = DATA_DIR / "catalogue.toml"
@@ -69,6 +69,43 @@ class Scope:
     def permission(self, level: str) -> str:
         return f"rak_{self.scope}_{level}"
 
+    def grant(self, level: ProbeLevel) -> Permission:
+        """This scope at `level`, as a feature names it; CatalogueError when Stripe does not offer that level."""
+        if level not in self.levels:
+            raise CatalogueError(
+                f"catalogue entry {self.scope}: a feature needs {self.label} {level.capitalize()}, "
+                f"but the entry offers only {', '.join(self.levels)}."
+            )
+        return Permission(self.scope, level, self.label)
+
+
+ProbeLevel = Literal["read", "write"]
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One catalogue scope at one level, as a feature needs it (e.g. the sample transaction's create needs
+    Charges Write): Stripe's name for it and the Dashboard's words, both from the catalogue entry."""
+
+    scope: str  # the catalogue's scope id, e.g. "charge"
+    level: ProbeLevel
+    label: str  # the Dashboard's label of the scope, e.g. "Charges"
+
+    @property
+    def name(self) -> str:
+        """Stripe's name: rak_<scope>_<level>."""
+        return f"rak_{self.scope}_{self.level}"
+
+    @property
+    def words(self) -> str:
+        """The Dashboard's words: "<label> Read" or "<label> Write"."""
+        return f"{self.label} {self.level.capitalize()}"
+
+
+def _collection(path: str) -> str:
+    """A request path template without a trailing object id: /v1/charges/{id} -> /v1/charges."""
+    return path.removesuffix("/{id}")
+
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -85,6 +122,26 @@ class Catalogue:
 
     def __contains__(self, scope: str) -> bool:
         return scope in self._by_name
+
+    def permission_for(self, method: str, path: str) -> Permission:
+        """The permission a request needs, found from the catalogue's probes: a GET needs the Read of the scope
+        whose read probe targets the same resource (the collection or one of its objects, e.g. GET /v1/charges
+        and GET /v1/charges/{id}), a POST or DELETE the Write of the scope whose write probe does. `path` is a
+        template (`{id}` for an object id). CatalogueError when no scope, or more than one, guards it."""
+        level: ProbeLevel = "read" if method.upper() == "GET" else "write"
+        want = _collection(path)
+        found = [
+            s for s in self.scopes
+            if (p := s.read if level == "read" else s.write) is not None and _collection(p.path) == want
+        ]
+        if len(found) != 1:
+            names = ", ".join(s.scope for s in found)
+            which = f"{len(found)} catalogue scopes ({names})" if found else "no catalogue scope"
+            raise CatalogueError(
+                f"{method.upper()} {path}: {which} with a {level} probe on {want} or {want}/{{id}}; "
+                "the catalogue must name exactly one scope for each request a feature makes."
+            )
+        return found[0].grant(level)
 
     def categories(self) -> list[str]:
         seen: list[str] = list(self.order)

@@ -8,9 +8,10 @@
 - Only GET requests, through the shared StripeClient with the key passed per call; lists are paged with
   `starting_after`, bounded by a time window (activity datasets) and a row cap (every dataset).
 - Sent like the probes, through one `core.engine.probe.KeyRequests` (token bucket at the ProbeSettings rate for the
-  key's mode, shared by every worker); 429, 5xx, timeouts and network errors are retried with backoff `settings.retries` times and
-  then the dataset is `failed` with a sentence. A 403 is `not_permitted` with the permission that would allow
-  it; a 401 stops everything (the key itself is refused).
+  key's mode, shared by every worker); 429, 5xx, timeouts and network errors are retried with backoff
+  `settings.retries` times and then the dataset is `failed` with a sentence. A refusal for lack of permission (a 403) is
+  `not_permitted` with the permission that would allow it, as the catalogue names it (`DatasetSpec.needs`: the
+  scope whose read probe targets the dataset's endpoint); a 401 stops everything (the key itself is refused).
 - Personal data is masked before anything reaches a DataFrame (see `Masker`): by field name (emails, names,
   phone numbers, addresses, tax ids) and by value pattern (emails and phone numbers inside any text),
   recursively through nested objects and lists; values learned from personal fields are also masked wherever
@@ -22,14 +23,16 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import pandas as pd
 import stripe
 
+from core.engine.catalogue import Catalogue, Permission, load_catalogue
 from core.engine.probe import Answer, KeyRequests, shared_client
 from core.engine.result import KeyInfo
 from core.engine.settings import ProbeSettings
@@ -74,7 +77,7 @@ _MIN_LEARNED = 4  # shorter values (e.g. "US", "Bo") are not searched for in oth
 def _personal_kind(key: str, parent_object: str | None) -> str | None:
     """What kind of personal data a field holds, judged by its name (None: not personal by name)."""
     k = key.lower()
-    if k.endswith("_collection") or k.endswith("_verified"):  # checkout configuration, flags
+    if k.endswith(("_collection", "_verified")):  # checkout configuration, flags
         return None
     if "email" in k:
         return "email"
@@ -108,7 +111,7 @@ class Masker:
         self._pattern: re.Pattern | None = None
 
     # -- learning -------------------------------------------------------------------------------
-    def learn(self, obj: Any) -> "Masker":
+    def learn(self, obj: Any) -> Masker:
         self._learn(obj, None)
         self._pattern = None
         return self
@@ -191,31 +194,27 @@ def mask_personal(obj: Any) -> Any:
 class DatasetSpec:
     name: str  # stable id: the JSON "name" and the CSV file name
     label: str  # what the page shows
-    path: str
-    scope: str  # the catalogue's scope (after rak_); reading needs rak_<scope>_read
-    resource: str  # the Stripe Dashboard's label of that permission
+    path: str  # the GET endpoint; the catalogue says which permission guards it (`needs`)
     windowed: bool = True  # filter by created >= now - window (activity); catalogue data is only capped
     single: bool = False  # one object (the balance), not a list
     params: tuple[tuple[str, Any], ...] = ()
 
-    @property
-    def permission(self) -> str:
-        return f"rak_{self.scope}_read"
+    def needs(self, catalogue: Catalogue | None = None) -> Permission:
+        """The permission reading this dataset needs, from the catalogue (the scope whose read probe targets
+        the same resource): its Stripe name and Dashboard label are the catalogue entry's."""
+        return (catalogue or load_catalogue()).permission_for("GET", self.path)
 
 
 DATASETS: tuple[DatasetSpec, ...] = (
-    DatasetSpec("balance", "Balance", "/v1/balance", "balance", "Balance", windowed=False, single=True),
-    DatasetSpec("charges", "Charges", "/v1/charges", "charge", "Charges"),
-    DatasetSpec(
-        "balance_transactions", "Balance transactions", "/v1/balance_transactions",
-        "balance_transaction_source", "Balance transaction sources",
-    ),
-    DatasetSpec("invoices", "Invoices", "/v1/invoices", "invoice", "Invoices"),
-    DatasetSpec("subscriptions", "Subscriptions", "/v1/subscriptions", "subscription", "Subscriptions", windowed=False),
-    DatasetSpec("checkout_sessions", "Checkout sessions", "/v1/checkout/sessions", "checkout_session", "Checkout Sessions"),
-    DatasetSpec("payment_links", "Payment links", "/v1/payment_links", "payment_links", "Payment Links", windowed=False),
-    DatasetSpec("products", "Products", "/v1/products", "product", "Products", windowed=False),
-    DatasetSpec("prices", "Prices", "/v1/prices", "plan", "Prices", windowed=False),
+    DatasetSpec("balance", "Balance", "/v1/balance", windowed=False, single=True),
+    DatasetSpec("charges", "Charges", "/v1/charges"),
+    DatasetSpec("balance_transactions", "Balance transactions", "/v1/balance_transactions"),
+    DatasetSpec("invoices", "Invoices", "/v1/invoices"),
+    DatasetSpec("subscriptions", "Subscriptions", "/v1/subscriptions", windowed=False),
+    DatasetSpec("checkout_sessions", "Checkout sessions", "/v1/checkout/sessions"),
+    DatasetSpec("payment_links", "Payment links", "/v1/payment_links", windowed=False),
+    DatasetSpec("products", "Products", "/v1/products", windowed=False),
+    DatasetSpec("prices", "Prices", "/v1/prices", windowed=False),
 )
 DATASET_NAMES: tuple[str, ...] = tuple(d.name for d in DATASETS)
 
@@ -243,7 +242,8 @@ def _id(v: Any) -> Any:
 
 def _card(c: dict) -> tuple[Any, Any]:
     card = _g(c, "payment_method_details", "card") or {}
-    src = c.get("source") if isinstance(c.get("source"), dict) else {}
+    source = c.get("source")
+    src = source if isinstance(source, dict) else {}
     return card.get("brand") or src.get("brand"), card.get("last4") or src.get("last4")
 
 
@@ -283,7 +283,8 @@ def _row_invoice(i: dict) -> dict:
 def _row_subscription(s: dict) -> dict:
     items = _g(s, "items", "data") or []
     first = items[0] if items and isinstance(items[0], dict) else {}
-    price = first.get("price") if isinstance(first.get("price"), dict) else {}
+    first_price = first.get("price")
+    price = first_price if isinstance(first_price, dict) else {}
     return {
         "id": s.get("id"), "created": s.get("created"), "status": s.get("status"),
         "customer": _id(s.get("customer")), "currency": s.get("currency") or price.get("currency"),
@@ -391,7 +392,7 @@ class Dataset:
 
     @property
     def count(self) -> int:
-        return int(len(self.frame))
+        return len(self.frame)
 
     def rows(self) -> list[dict]:
         """JSON-safe records: times as ISO 8601 (UTC), missing values as None."""
@@ -425,7 +426,7 @@ class SampleData:
     max_rows: int = DEFAULT_MAX_ROWS
     requests: int = 0
     elapsed_s: float = 0.0
-    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     audit_problem: str | None = None  # the view was read but could not be written to the audit trail
 
     def get(self, name: str) -> Dataset | None:
@@ -462,6 +463,7 @@ class SampleData:
 @dataclass
 class _Fetched:
     spec: DatasetSpec
+    needs: Permission  # what reading it takes (from the catalogue)
     state: State | None = None  # None: objects fetched; state settled after masking
     objects: list[dict] = field(default_factory=list)
     permission: str | None = None
@@ -499,11 +501,12 @@ class _Reader:
             return Answer("broken", getattr(resp, "code", None), "the answer was not a JSON object"), None, tries
         return None, data, tries
 
-    def fetch(self, spec: DatasetSpec, since: int | None, max_rows: int, page_size: int = PAGE_SIZE) -> _Fetched:
-        out = _Fetched(spec)
+    def fetch(self, spec: DatasetSpec, needs: Permission, since: int | None, max_rows: int,
+              page_size: int = PAGE_SIZE) -> _Fetched:
+        out = _Fetched(spec, needs)
         try:
             self._fetch(out, since, max_rows, page_size)
-        except Exception as e:  # never a traceback for the user: the dataset fails with a sentence
+        except Exception as e:  # noqa: BLE001 -- never a traceback for the user: the dataset fails with a sentence
             out.state, out.objects = "failed", []
             out.reason = f"Reading {spec.label.lower()} failed unexpectedly ({type(e).__name__}); try again."
         return out
@@ -542,9 +545,9 @@ class _Reader:
         out.objects = []
         if a.kind == "denied":
             out.state = "not_permitted"
-            out.permission = spec.permission
+            out.permission = out.needs.name
             out.reason = (
-                f"The key lacks {spec.resource} Read ({spec.permission}), so Stripe refused to show "
+                f"The key lacks {out.needs.words} ({out.needs.name}), so Stripe refused to show "
                 f"{spec.label.lower()}."
             )
         elif a.kind == "auth":
@@ -587,9 +590,11 @@ def fetch_sample_data(
     client: stripe.StripeClient | None = None,
     now: datetime | None = None,
     on_progress: Progress | None = None,
+    catalogue: Catalogue | None = None,
 ) -> SampleData:
     """Read every dataset the key may read. `key`: the pasted text or a core.engine.keys.SecretKey.
 
+    Which permission each dataset needs comes from `catalogue` (default: data/catalogue.toml).
     A key that is not an accepted restricted key makes no request (`problem` says why). The balance is read
     first, alone: a key Stripe refuses costs that one request. Raises ValueError (one sentence) for a bad
     window or row cap.
@@ -598,7 +603,7 @@ def fetch_sample_data(
 
     _validate(window_days, max_rows, page_size)
     started = time.monotonic()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     taken = intake(None if key is None else str(key))
     info = taken.info
     result = SampleData(key=info, window_days=window_days, max_rows=max_rows, fetched_at=now)
@@ -611,6 +616,8 @@ def fetch_sample_data(
     if unknown:
         raise ValueError(f"Unknown dataset {unknown[0]!r}; choose from {', '.join(DATASET_NAMES)}.")
     specs = [spec(n) for n in names]
+    cat = catalogue or load_catalogue()
+    needs = {s.name: s.needs(cat) for s in specs}
     settings = settings or ProbeSettings()
     client = client or shared_client(settings)
     reader = _Reader(str(taken.key), info.mode, settings, client)
@@ -625,12 +632,12 @@ def fetch_sample_data(
             on_progress(f.spec.name, len(fetched), total)
 
     if specs:
-        done(reader.fetch(specs[0], since, max_rows, page_size))
+        done(reader.fetch(specs[0], needs[specs[0].name], since, max_rows, page_size))
         rest = specs[1:]
         if rest:
             workers = max(1, min(settings.concurrency, len(rest)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sample") as pool:
-                for f in pool.map(lambda s: reader.fetch(s, since, max_rows, page_size), rest):
+                for f in pool.map(lambda s: reader.fetch(s, needs[s.name], since, max_rows, page_size), rest):
                     done(f)
 
     # Mask everything together, so a name seen in one dataset is masked in every other one too.
@@ -658,11 +665,11 @@ def fetch_sample_data(
 __all__ = [
     "DATASETS",
     "DATASET_NAMES",
+    "STATES",
     "Dataset",
     "DatasetSpec",
     "Masker",
     "SampleData",
-    "STATES",
     "build_frame",
     "columns",
     "fetch_sample_data",

@@ -12,7 +12,9 @@
   the same charge instead of making a second one. An explicit `idempotency_key` overrides it (the dashboard
   keeps one per intent in its session). Inconclusive answers (429, 5xx, timeouts) are retried with the same
   Idempotency-Key, so a retry can never charge twice.
-- A 403 on the create means the key lacks Charges Write (rak_charge_write), and the result says so.
+- Which permission each step's request needs comes from the catalogue (`needs()`: the create needs the Write of
+  the scope whose write probe targets /v1/charges). When Stripe refuses a step for lack of it (the answer's kind
+  is "denied"), the result names it in `missing_permission` and says so in the catalogue's words.
 """
 from __future__ import annotations
 
@@ -20,13 +22,13 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import stripe
 
-from core.engine.catalogue import Probe
-from core.engine.probe import KeyRequests, auth_sentence, interpret, shared_client
+from core.engine.catalogue import Catalogue, Permission, load_catalogue
+from core.engine.probe import Answer, KeyRequests, auth_sentence, shared_client
 from core.engine.result import KeyInfo
 from core.engine.settings import ProbeSettings
 
@@ -51,8 +53,19 @@ LIVE_REFUSAL = (
     "This is a live-mode key: Key Health creates sample transactions only with test keys (rk_test_…), "
     "because a live key would move real money; paste the tenant's test-mode restricted key to run it."
 )
-CHARGE_WRITE = "rak_charge_write"
-TXN_READ = "rak_balance_transaction_source_read"
+# The request each step makes, as a path template: the catalogue says which permission it needs (`needs`).
+# Finding the balance transaction may list /v1/balance_transactions instead: the same permission.
+STEP_REQUESTS: dict[str, tuple[str, str]] = {
+    "create_charge": ("POST", "/v1/charges"),
+    "read_charge": ("GET", "/v1/charges/{id}"),
+    "balance_transaction": ("GET", "/v1/balance_transactions/{id}"),
+}
+
+
+def needs(catalogue: Catalogue | None = None) -> dict[str, Permission]:
+    """The permission each step needs, from the catalogue: {step name: Permission}."""
+    cat = catalogue or load_catalogue()
+    return {step: cat.permission_for(method, path) for step, (method, path) in STEP_REQUESTS.items()}
 
 
 @dataclass
@@ -75,6 +88,9 @@ class TransactionResult:
     key: KeyInfo
     status: TxStatus
     problem: str | None = None
+    # The permission (rak_…) whose lack made Stripe refuse the failed step (the last one); None when no step
+    # was refused for lack of a permission. From the catalogue, decided on the answer's kind.
+    missing_permission: str | None = None
     steps: list[Step] = field(default_factory=list)
     charge: dict | None = None  # {"id", "amount", "currency", "status"}
     balance_transaction: str | None = None  # txn_…
@@ -85,7 +101,7 @@ class TransactionResult:
     replayed: bool = False  # Stripe answered the create from its idempotency cache (an earlier identical request)
     requests: int = 0
     elapsed_s: float = 0.0
-    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
     audit_problem: str | None = None  # it ran but could not be written to the audit trail
 
     @property
@@ -96,10 +112,13 @@ class TransactionResult:
         return {
             "status": self.status,
             "problem": self.problem,
+            "missing_permission": self.missing_permission,
             "steps": [s.to_json() for s in self.steps],
             "charge": dict(self.charge) if self.charge else None,
             "balance_transaction": self.balance_transaction,
-            "balance_transaction_detail": dict(self.balance_transaction_detail) if self.balance_transaction_detail else None,
+            "balance_transaction_detail": (
+                dict(self.balance_transaction_detail) if self.balance_transaction_detail else None
+            ),
             "key": self.key.to_dict(),
             "amount": self.amount,
             "currency": self.currency,
@@ -128,7 +147,10 @@ def refusal(info: KeyInfo) -> str | None:
 
 def _check_amount(amount: Any) -> str | None:
     if isinstance(amount, bool) or not isinstance(amount, int):
-        return f"The amount must be a whole number in the currency's smallest unit (e.g. 100 for 1.00 USD); got {amount!r}."
+        return (
+            "The amount must be a whole number in the currency's smallest unit (e.g. 100 for 1.00 USD); "
+            f"got {amount!r}."
+        )
     if not 1 <= amount <= MAX_AMOUNT:
         return f"The amount must be between 1 and {MAX_AMOUNT} in the currency's smallest unit; got {amount}."
     return None
@@ -143,7 +165,7 @@ def normalise_currency(currency: Any) -> str | None:
 
 def default_idempotency_key(fingerprint: str, amount: int, currency: str, now: datetime | None = None) -> str:
     """Deterministic within one UTC hour for one key, amount and currency."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     hour = now.strftime("%Y-%m-%dT%H")
     digest = hashlib.sha256(f"{fingerprint}|{amount}|{currency}|{hour}".encode()).hexdigest()[:40]
     return IDEMPOTENCY_PREFIX + digest
@@ -160,27 +182,26 @@ def new_idempotency_key() -> str:
 # Requests
 
 
-def _error_detail(e: stripe.StripeError, tries: int, lacks: tuple[str, str] | None, mode: str | None) -> str:
-    """One sentence for a failed step. `lacks`: (Dashboard words, permission) a 403 means is missing."""
-    status = getattr(e, "http_status", None)
-    a = interpret(e, Probe("POST", "/v1/charges"))
+def _failure(a: Answer, tries: int, needs: Permission, mode: str | None,
+             auth_problem: str | None) -> tuple[str, Permission | None]:
+    """One sentence for a failed step, and the permission it lacked when Stripe refused it for that
+    (decided on the answer's kind, never on its words). `needs`: what the step's request needs."""
+    if a.kind == "denied":
+        return f"the key lacks {needs.words} ({needs.name})", needs
     if a.kind == "auth":
-        return auth_sentence(a, mode)[1]
-    if status == 403 or isinstance(e, stripe.PermissionError):
-        if lacks:
-            return f"the key lacks {lacks[0]} ({lacks[1]})"
-        return "Stripe refused: the key lacks the permission"
+        return auth_sentence(a, mode)[1], None
+    if a.kind == "stopped":  # an earlier request of this key was refused with a 401
+        return auth_problem or "not sent: Stripe refused the key", None
     if a.kind == "retry":
-        return f"Stripe did not answer conclusively ({a.detail}, {tries} tries); try again in a minute"
-    error = getattr(e, "error", None)
-    code = getattr(error, "code", None) if error is not None else None
-    if code == "idempotency_error" or isinstance(e, getattr(stripe, "IdempotencyError", ())):
+        return f"Stripe did not answer conclusively ({a.detail}, {tries} tries); try again in a minute", None
+    if a.code == "idempotency_error" or isinstance(a.error, stripe.IdempotencyError):
         return (
             "Stripe refused the request: its idempotency key was already used with different values "
             "(start a new test charge)"
-        )
-    message = (getattr(e, "user_message", None) or str(e) or "").strip()
-    return f"Stripe answered {status}: {message[:200]}" if status else f"Stripe error: {message[:200]}"
+        ), None
+    e = a.error
+    message = ((getattr(e, "user_message", None) or str(e)) if e is not None else a.detail).strip()
+    return (f"Stripe answered {a.status}: {message[:200]}" if a.status else f"Stripe error: {message[:200]}"), None
 
 
 def _data(resp: Any) -> dict:
@@ -201,13 +222,15 @@ def run_test_transaction(
     settings: ProbeSettings | None = None,
     client: stripe.StripeClient | None = None,
     now: datetime | None = None,
+    catalogue: Catalogue | None = None,
 ) -> TransactionResult:
     """Create one small test charge with `key` (text or core.engine.keys.SecretKey), read it back, find its
-    balance transaction. Refused (no request at all) for live keys, non-accepted keys and bad input."""
+    balance transaction. Refused (no request at all) for live keys, non-accepted keys and bad input.
+    Which permission each step needs comes from `catalogue` (default: data/catalogue.toml)."""
     from core.engine.keys import intake
 
     started = time.monotonic()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     taken = intake(None if key is None else str(key))
     info = taken.info
     cur = normalise_currency(currency)
@@ -237,18 +260,26 @@ def run_test_transaction(
     else:
         ikey = default_idempotency_key(info.fingerprint or "", amount, cur, now)
     result.idempotency_key = ikey
+    step_needs = needs(catalogue)
 
     settings = settings or ProbeSettings()
     client = client or shared_client(settings)
     http = KeyRequests(str(taken.key), info.mode, settings, client)
 
-    def call(method: str, path: str, **params) -> tuple[Any, stripe.StripeError | None, int]:
-        """(response or None, the SDK's error or None, tries). A 409 means the same idempotency key is in
-        flight in another request: retrying replays that request's result, so it is retried too."""
-        resp, a, tries = http.request(method, path, params, retry_if=lambda a: a.status == 409)
-        if a is None:
-            return resp, None, tries
-        return None, a.error or stripe.APIConnectionError(a.detail), tries  # "stopped" carries no SDK error
+    def call(step: str, object_id: str | None = None, **params: Any) -> tuple[Any, Answer | None, int]:
+        """Send the step's request (STEP_REQUESTS; on `object_id`, or on the collection without one):
+        (response or None, what the error answer means or None, tries). A 409 means the same idempotency
+        key is in flight in another request: retrying replays that request's result, so it is retried too."""
+        method, template = STEP_REQUESTS[step]
+        path = template.replace("{id}", object_id) if object_id else template.removesuffix("/{id}")
+        return http.request(method.lower(), path, params, retry_if=lambda a: a.status == 409)
+
+    def failed(step: str, t0: float, err: Answer, tries: int) -> tuple[str, Permission | None]:
+        """Record the failed step; (its sentence, the permission it lacked or None)."""
+        detail, missing = _failure(err, tries, step_needs[step], info.mode, http.auth_problem)
+        result.steps.append(Step(step, "failed", time.monotonic() - t0, f"failed: {detail}"))
+        result.missing_permission = missing.name if missing is not None else None
+        return detail, missing
 
     def finish(status: TxStatus, problem: str | None = None) -> TransactionResult:
         result.status = status
@@ -260,16 +291,16 @@ def run_test_transaction(
     # 1. create
     t0 = time.monotonic()
     resp, err, tries = call(
-        "post", "/v1/charges", idempotency_key=ikey, amount=amount, currency=cur, source=TEST_SOURCE,
+        "create_charge", idempotency_key=ikey, amount=amount, currency=cur, source=TEST_SOURCE,
         description=DESCRIPTION, metadata=dict(METADATA),
     )
     if err is not None:
-        detail = _error_detail(err, tries, ("Charges Write", CHARGE_WRITE), info.mode)
-        result.steps.append(Step("create_charge", "failed", time.monotonic() - t0, f"failed: {detail}"))
-        if "lacks Charges Write" in detail:
+        detail, missing = failed("create_charge", t0, err, tries)
+        if missing is not None:
             problem = (
-                f"The key lacks Charges Write ({CHARGE_WRITE}), so no test charge was created; "
-                "set Charges to Write on the key in the Stripe Dashboard to run the sample transaction."
+                f"The key lacks {missing.words} ({missing.name}), so no test charge was created; "
+                f"set {missing.label} to {missing.level.capitalize()} on the key in the Stripe Dashboard "
+                "to run the sample transaction."
             )
         else:
             problem = f"Creating the test charge failed: {detail}."
@@ -278,10 +309,12 @@ def run_test_transaction(
     headers = getattr(resp, "headers", None) or {}
     try:
         result.replayed = str(headers.get("Idempotent-Replayed", "")).lower() == "true"
-    except Exception:
+    except Exception:  # noqa: BLE001 -- an odd header only means "not known to be replayed"
         result.replayed = False
     charge_id = ch.get("id")
-    result.charge = {"id": charge_id, "amount": ch.get("amount"), "currency": ch.get("currency"), "status": ch.get("status")}
+    result.charge = {
+        "id": charge_id, "amount": ch.get("amount"), "currency": ch.get("currency"), "status": ch.get("status"),
+    }
     again = " (Stripe returned the charge made earlier with the same idempotency key)" if result.replayed else ""
     if not charge_id or ch.get("status") != "succeeded":
         result.steps.append(
@@ -296,10 +329,9 @@ def run_test_transaction(
 
     # 2. read back
     t0 = time.monotonic()
-    resp, err, tries = call("get", f"/v1/charges/{charge_id}")
+    resp, err, tries = call("read_charge", charge_id)
     if err is not None:
-        detail = _error_detail(err, tries, ("Charges Read", "rak_charge_read"), info.mode)
-        result.steps.append(Step("read_charge", "failed", time.monotonic() - t0, f"failed: {detail}"))
+        detail, _ = failed("read_charge", t0, err, tries)
         return finish("failed", f"The charge {charge_id} was created but reading it back failed: {detail}.")
     back = _data(resp)
     mismatch = [k for k in ("id", "amount", "currency", "status") if back.get(k) != result.charge.get(k)]
@@ -308,7 +340,9 @@ def run_test_transaction(
             Step("read_charge", "failed", time.monotonic() - t0,
                  f"failed: the charge read back differs in {', '.join(mismatch)}")
         )
-        return finish("failed", f"The charge {charge_id} read back differs from the one created ({', '.join(mismatch)}).")
+        return finish(
+            "failed", f"The charge {charge_id} read back differs from the one created ({', '.join(mismatch)})."
+        )
     result.steps.append(
         Step("read_charge", "passed", time.monotonic() - t0,
              f"read {charge_id} back: {back.get('amount')} {back.get('currency')}, {back.get('status')}")
@@ -317,21 +351,22 @@ def run_test_transaction(
     # 3. balance transaction
     t0 = time.monotonic()
     txn_id = _id(back.get("balance_transaction")) or _id(ch.get("balance_transaction"))
-    lacks = ("Balance transaction sources Read", TXN_READ)
     if txn_id:
-        resp, err, tries = call("get", f"/v1/balance_transactions/{txn_id}")
+        resp, err, tries = call("balance_transaction", txn_id)
         txn = _data(resp) if err is None else {}
     else:
-        resp, err, tries = call("get", "/v1/balance_transactions", source=charge_id, limit=1)
+        resp, err, tries = call("balance_transaction", source=charge_id, limit=1)
         found = (_data(resp).get("data") or []) if err is None else []
         txn = found[0] if found and isinstance(found[0], dict) else {}
     if err is not None:
-        detail = _error_detail(err, tries, lacks, info.mode)
-        result.steps.append(Step("balance_transaction", "failed", time.monotonic() - t0, f"failed: {detail}"))
-        return finish("failed", f"The charge {charge_id} was created but its balance transaction could not be read: {detail}.")
+        detail, _ = failed("balance_transaction", t0, err, tries)
+        return finish(
+            "failed", f"The charge {charge_id} was created but its balance transaction could not be read: {detail}."
+        )
     if not txn.get("id"):
         result.steps.append(
-            Step("balance_transaction", "failed", time.monotonic() - t0, f"failed: Stripe has no balance transaction for {charge_id}")
+            Step("balance_transaction", "failed", time.monotonic() - t0,
+                 f"failed: Stripe has no balance transaction for {charge_id}")
         )
         return finish("failed", f"The charge {charge_id} has no balance transaction yet.")
     source = _id(txn.get("source"))
@@ -362,6 +397,7 @@ __all__ = [
     "Step",
     "TransactionResult",
     "default_idempotency_key",
+    "needs",
     "new_idempotency_key",
     "refusal",
     "run_test_transaction",
