@@ -6,6 +6,9 @@ PIP    := $(PY) -m pip install -q --disable-pip-version-check
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8501
+# Safe by default: the dashboard listens on this machine only. Expose it (behind sign-in: [auth] in
+# .streamlit/secrets.toml) with e.g. `make run ADDRESS=0.0.0.0`.
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run demo test sandbox bench screenshots chromium clean
 
@@ -20,11 +23,11 @@ $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 
 ## the dashboard on the embedded defaults (SQLite in data/, Stripe itself; the sidebar switches to the demo)
 run: $(RUN_STAMP)
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 ## the dashboard against the embedded Stripe sandbox and a seeded demo database
 demo: $(RUN_STAMP)
-	KEYHEALTH_DEMO=1 $(PY) -m streamlit run app.py --server.port $(PORT)
+	KEYHEALTH_DEMO=1 $(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 ## every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest, Playwright in Chromium
 test: $(DEV_STAMP) chromium

@@ -10,14 +10,14 @@ import streamlit as st
 from core import access, config
 from core.runtime import Runtime
 from core.store import mask_url
-from dashboard import session
+from dashboard import gate, session
 
 
 def copy_secrets_to_env() -> None:
     """Deployment settings from .streamlit/secrets.toml (see secrets.toml.example); the environment wins."""
     try:
         config.apply_secrets(st.secrets)
-    except Exception:  # no secrets file: the environment and the defaults apply
+    except Exception:  # noqa: BLE001 - no secrets file: the environment and the defaults apply
         return
 
 
@@ -28,35 +28,24 @@ HERE = Path(__file__).resolve().parent
 st.set_page_config(page_title="Key Health", page_icon="🔑", layout="wide")
 
 
-def read_secrets() -> dict:
-    try:
-        return st.secrets.to_dict()
-    except Exception:  # no secrets file: open access, embedded defaults
-        return {}
-
-
-def sign_in_gate(policy: access.AccessPolicy) -> None:
-    """With [auth] configured, nothing but this page is shown until an allowed person has signed in."""
-    if not policy.enabled:
-        return
-    if not st.user.is_logged_in:
-        st.title("Key Health")
-        st.write("Pointai's internal dashboard for Stripe key health. Sign in to continue.")
-        st.button("Sign in", type="primary", on_click=st.login, key="kh_sign_in")
-        st.stop()
-    if not policy.allows(st.user.get("email")):
-        st.title("Key Health")
-        st.error(policy.refusal(st.user.get("email")))
-        st.button("Sign out", on_click=st.logout, key="kh_sign_out_refused")
-        st.stop()
-
-
 def switch_mode() -> None:
     """The demo switch moved. Demo keys mean nothing to Stripe and real keys must never reach the sandbox,
     so the session forgets the key, the result and the tenant."""
     st.session_state[session.DEMO] = bool(st.session_state.get("kh_demo_switch"))
     for k in session.FORGET_ON_SWITCH:
         st.session_state.pop(k, None)
+
+
+def keep_mode_in_url(demo: bool) -> None:
+    """?demo=1 while in demo mode (and ?demo=0 in real mode when demo is the default), so a refresh, which
+    starts a new session, comes back in the same mode. The mode is no secret; a key never goes in a URL."""
+    want = "1" if demo else ("0" if config.settings().demo else None)
+    if st.query_params.get("demo") == want:
+        return
+    if want is None:
+        del st.query_params["demo"]
+    else:
+        st.query_params["demo"] = want
 
 
 def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
@@ -73,7 +62,7 @@ def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
                     for name, dk in DEMO_KEYS.items():
                         st.markdown(f"**{name}**: {dk.description}")
                         st.code(dk.key, language=None, wrap_lines=True)
-                except Exception:
+                except Exception:  # noqa: BLE001 - the list is a convenience; the page works without it
                     st.caption("The demo keys could not be listed.")
         else:
             st.success(f"**Real mode**: {rt.stripe_label}.")
@@ -85,13 +74,50 @@ def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
         )
 
 
-POLICY = access.policy_from_secrets(read_secrets())
-sign_in_gate(POLICY)
+# --- the pages -----------------------------------------------------------------------------------------
+# URL paths differ from the file names on purpose: Streamlit also knows the pages/ folder beside this script
+# and, on a fresh server's first script run, serves each file by its name (/check, /audit, …) without this
+# router. Every page file therefore holds the sign-in gate itself (dashboard.gate), and
+# .streamlit/config.toml hides Streamlit's own page list (client.showSidebarNavigation = false), which would
+# otherwise list the raw file names; the router draws its links in the sidebar instead.
+# The check page is the home page (/); its internal url_path only names it (a default page's URL is /).
+CHECK = st.Page("pages/check.py", title="Check a key", icon=":material/key:", url_path="check-a-key", default=True)
+
+
+def check_key_address() -> None:
+    """/check-key, the check page's own address in links and bookmarks, answers with the check page (at /)."""
+    st.switch_page(CHECK, query_params=st.query_params.to_dict())
+
+
+PAGES = [
+    CHECK,
+    st.Page("pages/triage.py", title="Triage", icon=":material/traffic:", url_path="tenants"),
+    st.Page("pages/tenant.py", title="Tenant", icon=":material/storefront:", url_path="tenant-history"),
+    st.Page("pages/fleet.py", title="Fleet health", icon=":material/monitoring:", url_path="fleet-health"),
+]
+EXTRA = [
+    ("pages/sample_data.py", "Sample data", ":material/science:", "sample-data"),
+    ("pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
+]
+PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
+PAGES.append(st.Page("pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
+PAGES.append(st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
+ALIASES = [st.Page(check_key_address, title="Check a key", url_path="check-key", visibility="hidden")]
+
+# Called on every run, signed in or not: st.navigation ends Streamlit's legacy file-name routing for the
+# server, and it only resolves the page (hidden: it draws nothing). The gate comes before anything renders.
+page = st.navigation(PAGES + ALIASES, position="hidden")
+POLICY = gate.require_access()
 
 if session.DEMO not in st.session_state:
-    # ?demo=1 lets a link opened in a new tab keep the mode (the mode is no secret; a key never goes in a URL)
+    # a new session (a new tab, a refresh): ?demo=1 / ?demo=0 keeps the mode the URL carries
     asked = st.query_params.get("demo")
     st.session_state[session.DEMO] = asked == "1" if asked in ("0", "1") else config.settings().demo
+keep_mode_in_url(bool(st.session_state[session.DEMO]))
+
+with st.sidebar:
+    for p in PAGES:
+        st.page_link(p)
 # The mode lives in kh_demo (plain state); the switch is only its view. Its widget id can change between the
 # very first run of a server (Streamlit's legacy pages/ handling) and the next, and a keyed widget would then
 # fall back to its default; with value= taken from kh_demo it shows the session's mode whatever happens.
@@ -105,8 +131,8 @@ st.sidebar.toggle(
 
 try:
     rt = session.service().rt
-    rt.store  # brings the database up to date now: a database that cannot be opened is said here, once
-except Exception as e:  # the database or the sandbox could not be opened: one sentence, no traceback
+    rt.store  # noqa: B018 - brings the database up to date now: one that cannot be opened is said here, once
+except Exception as e:  # noqa: BLE001 - the database or the sandbox could not be opened: one sentence
     logging.getLogger("keyhealth").error("runtime failed to start: %s", type(e).__name__)
     where = "the demo" if st.session_state.get(session.DEMO) else mask_url(config.settings().database_url)
     st.error(
@@ -116,29 +142,11 @@ except Exception as e:  # the database or the sandbox could not be opened: one s
     st.stop()
 sidebar(rt, POLICY)
 
-# URL paths differ from the file names on purpose: Streamlit still knows the legacy pages/ directory, and a
-# URL path equal to a file's stem ("check" for pages/check.py) lets that legacy route run the page without
-# this router (no sidebar, no runtime) on a server's first run and in AppTest.
-PAGES = [
-    st.Page("pages/check.py", title="Check a key", icon=":material/key:", url_path="check-key", default=True),
-    st.Page("pages/triage.py", title="Triage", icon=":material/traffic:", url_path="tenants"),
-    st.Page("pages/tenant.py", title="Tenant", icon=":material/storefront:", url_path="tenant-history"),
-    st.Page("pages/fleet.py", title="Fleet health", icon=":material/monitoring:", url_path="fleet-health"),
-]
-EXTRA = [
-    ("pages/sample_data.py", "Sample data", ":material/science:", "sample-data"),
-    ("pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
-]
-PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
-PAGES.append(st.Page("pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
-PAGES.append(st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
-
-page = st.navigation(PAGES)
 try:
     page.run()
-except Exception as e:  # st.stop / st.switch_page / st.rerun are BaseExceptions and pass through
-    where = traceback.extract_tb(e.__traceback__)[-1]  # where, not the message: a message could quote input
+except Exception as e:  # noqa: BLE001 - st.stop / st.switch_page / st.rerun are BaseExceptions and pass through
+    frame = traceback.extract_tb(e.__traceback__)[-1]  # where, not the message: a message could quote input
     logging.getLogger("keyhealth").error(
-        "page %s failed: %s at %s:%s", page.url_path, type(e).__name__, Path(where.filename).name, where.lineno
+        "page %s failed: %s at %s:%s", page.url_path, type(e).__name__, Path(frame.filename).name, frame.lineno
     )
     st.error("Something went wrong on this page; reload it, and if it happens again see the About page for the setup.")

@@ -1,6 +1,10 @@
 """About: which Stripe this talks to, where the data lives, what is probed, which version."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import pandas as pd
 import streamlit as st
 

@@ -1,6 +1,10 @@
 """Audit trail: who checked which tenant, who viewed sample data, who ran a sample transaction, when, and how it went."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import logging
 from datetime import datetime, time, timedelta, timezone
 

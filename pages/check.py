@@ -1,6 +1,10 @@
 """Check a key: pick the tenant, paste the key, watch the sweep, read the grid and what to tell the tenant."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import logging
 from collections import Counter
 

@@ -1,6 +1,10 @@
 """Fleet health: status mix over time, the permissions most often wrong, checks per day, scores."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import logging
 from datetime import date, datetime, timedelta, timezone
 

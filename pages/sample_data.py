@@ -1,6 +1,10 @@
 """Sample data: what the session's key may read, masked, with charts and CSV downloads. Layout only; core does the work."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import pandas as pd
 import streamlit as st
 
@@ -13,7 +17,7 @@ from core.features.sample import (
 )
 from core.ui.charts import payments
 from dashboard.session import service
-from pages._shared import key_line, session_key_or_paste
+from dashboard.widgets import key_line, session_key_or_paste
 
 STATE_ICONS = {"loaded": "✓", "empty": "–", "not_permitted": "✗", "failed": "!"}  # plain glyphs: no emoji font needed
 RESULT = "kh_sample_result"  # masked SampleData only; never the key

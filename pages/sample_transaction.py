@@ -1,6 +1,10 @@
 """Sample transaction: one small test charge with the session's test key. Layout only; core does the work."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import pandas as pd
 import streamlit as st
 
@@ -13,7 +17,7 @@ from core.features.transaction import (
     refusal,
 )
 from dashboard.session import service
-from pages._shared import key_line, session_key_or_paste
+from dashboard.widgets import key_line, session_key_or_paste
 
 IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key
 RESULT = "kh_txn_result"  # the last TransactionResult (no key in it)

@@ -1,6 +1,10 @@
 """One tenant: current status, score over time, status timeline, drift, the history, and "check again"."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import logging
 
 import pandas as pd

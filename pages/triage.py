@@ -1,6 +1,10 @@
 """Triage: every tenant's latest status, worst and stalest first; each tenant opens its page."""
 from __future__ import annotations
 
+from dashboard.gate import require_access
+
+require_access()  # first: nothing below renders or touches the database until an allowed person signs in
+
 import logging
 
 import pandas as pd

@@ -115,7 +115,8 @@ def test_signed_in_outsider_is_refused(real_env):
     at = run_app(secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
                  user={"is_logged_in": True, "email": "mallory@evil.example"})
     assert page_titles(at) == ["Key Health"]
-    assert any("mallory@evil.example is not allowed" in e.value for e in at.error)
+    assert any("This account is not allowed" in e.value for e in at.error)
+    assert [t.value for t in at.text] == ["Signed in as mallory@evil.example"]  # plain text: no autolink
     assert [b.label for b in at.button] == ["Sign out"]
     assert not at.text_input
 

@@ -1,4 +1,4 @@
-"""Widgets the sample pages share (not a page: app.py's router never lists it)."""
+"""Widgets the sample pages share (a module, not a page: nothing under dashboard/ is ever a route)."""
 from __future__ import annotations
 
 import streamlit as st
