@@ -120,7 +120,8 @@ def key_field(page):
 
 
 def nav(page, title: str) -> None:
-    page.locator("[data-testid=stSidebarNav]").get_by_text(title, exact=True).click()
+    """The router's own links in the sidebar (Streamlit's page list is off: it would show the file names)."""
+    page.locator("[data-testid=stSidebar] [data-testid=stPageLink]").get_by_text(title, exact=True).click()
     page.get_by_role("heading", level=1).first.wait_for(timeout=WAIT_MS)
     settle(page)
 

@@ -1,0 +1,323 @@
+"""Sign-in end to end: a real `streamlit run app.py` with `[auth]` pointing at a local OIDC provider the test
+starts (tests/e2e/oidc_provider.py), driven in Debian's Chromium.
+
+Signed out, every path shows only the sign-in page: each pages/ file name (Streamlit's legacy routes, the
+first one on the fresh server's very first request), each of the router's url_paths, an unknown path and
+paths with query parameters. No tenant data, no page list in the sidebar, no database file opened. Then an
+allowed person signs in (every page opens, /check-key answers, demo mode survives a refresh) and a signed-in
+outsider is refused everywhere.
+
+The server reads its secrets from a temporary `.streamlit/secrets.toml` (`--secrets.files`), never the
+repository's own.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core import store
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oidc_provider import OIDCProvider
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+WAIT_MS = 60_000
+CLIENT_ID, CLIENT_SECRET = "kh-e2e", "kh-e2e-client-secret"
+ALLOWED, OUTSIDER = "ana@pointai.tech", "mallory@evil.example"
+TENANT, SLUG = "Foods Ltd", "foods-ltd"
+TENANT_DATA = (TENANT, "acct_1FoodsAccount", "f00d", "buyer@foods.example")
+FILE_NAMES = ["/audit", "/about", "/check", "/fleet", "/sample_data", "/sample_transaction", "/tenant", "/triage",
+              "/shared"]
+URL_PATHS = {  # the router's paths and the heading each shows once signed in
+    "/check-key": "Check a key",
+    "/tenants": "Triage",
+    "/tenant-history": "Tenant",
+    "/fleet-health": "Fleet health",
+    "/sample-data": "Sample data",
+    "/sample-transaction": "Sample transaction",
+    "/audit-trail": "Audit trail",
+    "/about-key-health": "About Key Health",
+}
+WITH_QUERY = [f"/tenant-history?tenant={SLUG}", "/tenant-history?tenant=foods", f"/audit-trail?tenant={SLUG}",
+              f"/?tenant={SLUG}&demo=1"]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed (make chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 2.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def _wait_for(url: str, proc: subprocess.Popen | None, log: Path | None, what: str, expect: bytes) -> None:
+    deadline = time.monotonic() + 60
+    while True:  # poll until it answers
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what} exited early:\n{log.read_text()[-3000:] if log else ''}")
+        try:
+            if expect in _get(url, 1.0):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not answer {url} within 60 s")
+        time.sleep(0.1)  # between polls
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def idp():
+    provider = OIDCProvider(CLIENT_ID, CLIENT_SECRET).start()
+    try:
+        _wait_for(provider.url + "/health", None, None, "the OIDC provider", b"ok")
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="module")
+def server(idp, tmp_path_factory):
+    """`streamlit run app.py` in real mode with [auth] -> the local provider, a seeded database, on a free port."""
+    tmp = tmp_path_factory.mktemp("sign-in-e2e")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    secrets = tmp / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "{base}/oauth2callback"\n'
+        'cookie_secret = "e2e-cookie-secret-not-for-production"\n'
+        f'client_id = "{CLIENT_ID}"\n'
+        f'client_secret = "{CLIENT_SECRET}"\n'
+        f'server_metadata_url = "{idp.metadata_url}"\n'
+        "\n[keyhealth]\n"
+        'allowed_domains = ["pointai.tech"]\n',
+        encoding="utf-8",
+    )
+    db_dir = tmp / "db"
+    db_dir.mkdir()
+    url = f"sqlite:///{db_dir / 'kh.db'}"
+    _seed(url)
+    env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_API_BASE", "KEYHEALTH_FINGERPRINT_SECRET")}
+    env.update({
+        "KEYHEALTH_DEMO": "0",
+        "KEYHEALTH_DATA_DIR": str(tmp / "data"),
+        "DATABASE_URL": url,
+        "KEYHEALTH_FINGERPRINT_SECRET": "sign-in-e2e-secret",
+        "STRIPE_API_BASE": "http://127.0.0.1:9",  # no check runs here; never Stripe itself
+        "NO_PROXY": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    })
+    log_path = tmp / "streamlit.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--secrets.files", str(secrets)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for(base + "/_stcore/health", proc, log_path, "streamlit", b"ok")
+            yield {"url": base, "tmp": tmp, "db_dir": db_dir, "data": tmp / "data", "log": log_path}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _seed(url: str) -> None:
+    from datetime import UTC, datetime
+
+    from core.engine.result import CheckResult, KeyInfo, Row
+
+    store.upgrade(url)
+    result = CheckResult(
+        key=KeyInfo(kind="restricted", mode="test", masked="rk_test_…f00d", fingerprint="fp_" + "f" * 61),
+        status="failing", score=40, problem=None, account="acct_1FoodsAccount",
+        rows=[Row(category="Core", resource="Charges", scope="charge_read", required="read", granted="none",
+                  verdict="missing")],
+        requests=3, elapsed_s=0.5, checked_at=datetime.now(UTC),
+    )
+    store.record_check(result, TENANT, source="dashboard", checked_by=ALLOWED, url=url)
+    store.update_tenant(TENANT, contact="buyer@foods.example", url=url)
+    store.record_audit("check", who=ALLOWED, tenant=TENANT, outcome="failing", url=url)
+    store.dispose_engine(url)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def settle(page) -> None:
+    """Wait until the script run is over (the "Running…" indicator is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')"
+        " || getComputedStyle(document.querySelector('[data-testid=stStatusWidget]')).visibility === 'hidden'",
+        timeout=WAIT_MS,
+    )
+
+
+ARTIFACTS = ROOT / "tests" / "artifacts" / "sign-in"
+
+
+def shows(page, locator, what: str) -> None:
+    """Wait for `locator`; on a timeout, keep a screenshot and the page's text in tests/artifacts/sign-in/."""
+    try:
+        locator.wait_for(timeout=WAIT_MS)
+    except Exception:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9]+", "-", what).strip("-")[:80]
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+        (ARTIFACTS / f"{name}.txt").write_text(f"{page.url}\n\n{page.locator('body').inner_text()}", encoding="utf-8")
+        raise
+
+
+def not_found_shown(page) -> bool:
+    return page.get_by_text("Page not found", exact=True).count() > 0
+
+
+def sidebar_links(page) -> list[str]:
+    return [t.strip() for t in page.locator("[data-testid=stSidebar] [data-testid=stPageLink] p").all_inner_texts()]
+
+
+def assert_only_sign_in(page, path: str) -> None:
+    shows(page, page.get_by_role("button", name="Sign in"), f"sign-in page on {path}")
+    settle(page)
+    assert page.locator("h1").all_inner_texts() == ["Key Health"], path
+    body = page.locator("[data-testid=stMain]").inner_text()
+    assert "Sign in to continue." in body, path
+    for secret in TENANT_DATA:
+        assert secret not in page.content(), (path, secret)
+    for title in set(URL_PATHS.values()) - {"Tenant"}:
+        assert title not in body, (path, title)
+    assert page.locator("[data-testid=stSidebarNav]").count() == 0, f"{path}: Streamlit's page list is shown"
+    assert sidebar_links(page) == [], f"{path}: the router's links are shown signed out"
+    assert page.locator("[data-testid=stDataFrame], input, [data-testid=stPlotlyChart]").count() == 0, path
+
+
+def test_signed_out_every_path_shows_only_the_sign_in_page(server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    files_before = _files(server["db_dir"])
+    # the first request of this fresh server: a legacy file-name route (Streamlit's pages/ handling)
+    for path in FILE_NAMES + list(URL_PATHS) + ["/nonexistent", "/", *WITH_QUERY]:
+        page.goto(server["url"] + path)
+        assert_only_sign_in(page, path)
+        if path in URL_PATHS or path.split("?")[0] in (*URL_PATHS, "/") or path == FILE_NAMES[0]:
+            assert not not_found_shown(page), f"{path} is a real address: no 'Page not found'"
+    assert _files(server["db_dir"]) == files_before, "signed out, the database was opened"
+    assert not server["data"].exists(), "signed out, a data file (demo database, fingerprint secret) was created"
+    context.close()
+
+
+def sign_in(browser, idp, server, email: str):
+    """A new browser: the sign-in page, the button, the provider's round trip, back signed in as `email`."""
+    idp.email = email
+    asked = idp.log.count("/authorize")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(server["url"] + "/")
+    page.get_by_role("button", name="Sign in").click()
+    shows(page, page.get_by_text(f"Signed in as {email}"), f"signed in as {email}")
+    settle(page)
+    assert idp.log.count("/authorize") == asked + 1 and "/token" in idp.log
+    return context, page
+
+
+def test_an_allowed_person_signs_in_and_every_page_opens(server, browser, idp):
+    context, page = sign_in(browser, idp, server, ALLOWED)
+    page.get_by_role("heading", name="Check a key").wait_for(timeout=WAIT_MS)
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.get_by_text(f"Signed in as {ALLOWED}").wait_for(timeout=WAIT_MS)
+    assert sidebar_links(page) == ["Check a key", "Triage", "Tenant", "Fleet health", "Sample data",
+                                   "Sample transaction", "Audit trail", "About"]
+    assert page.locator("[data-testid=stSidebarNav]").count() == 0
+
+    for path, heading in URL_PATHS.items():
+        page.goto(server["url"] + path)
+        shows(page, page.get_by_role("heading", name=heading, exact=True), f"{heading} on {path}")
+        settle(page)
+        assert not not_found_shown(page), f"{path} answered 'Page not found'"
+    page.goto(server["url"] + f"/tenant-history?tenant={SLUG}")
+    shows(page, page.get_by_role("heading", name=TENANT, exact=True), "the tenant's page")
+    settle(page)
+    # the router's own links work
+    sidebar.locator("[data-testid=stPageLink]", has_text="Audit trail").click()
+    page.get_by_role("heading", name="Audit trail").wait_for(timeout=WAIT_MS)
+    assert page.url.endswith("/audit-trail")
+
+    # a file name or an unknown path is no page of the router: Streamlit's notice, then the check page
+    for path in ("/audit", "/nonexistent"):
+        page.goto(server["url"] + path)
+        shows(page, page.get_by_role("heading", name="Check a key", exact=True), f"the check page for {path}")
+        settle(page)
+        assert page.locator("h1").all_inner_texts() == ["Check a key"], path
+
+    # demo mode survives a refresh (a refresh is a new session: the mode rides in the URL)
+    page.goto(server["url"] + "/tenants")
+    page.get_by_role("heading", name="Triage").wait_for(timeout=WAIT_MS)
+    settle(page)
+    sidebar.get_by_text("Demo mode", exact=True).click()
+    sidebar.get_by_text("Demo mode:").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert "demo=1" in page.url
+    page.reload()
+    page.get_by_role("heading", name="Triage").wait_for(timeout=WAIT_MS)
+    sidebar.get_by_text("Demo mode:").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert sidebar.locator("[data-testid=stCheckbox] input, input[role=switch], input[type=checkbox]").first.is_checked()
+    sidebar.locator("[data-testid=stPageLink]", has_text="Fleet health").click()
+    page.get_by_role("heading", name="Fleet health").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert "demo=1" in page.url, "the mode stays in the URL from page to page"
+    context.close()
+
+
+def test_a_signed_in_outsider_is_refused_everywhere(server, browser, idp):
+    context, page = sign_in(browser, idp, server, OUTSIDER)
+    for path in ["/", "/audit-trail", "/tenants", f"/tenant-history?tenant={SLUG}", "/audit", "/check-key",
+                 "/nonexistent"]:
+        page.goto(server["url"] + path)
+        shows(page, page.get_by_text("This account is not allowed to use Key Health"), f"refused on {path}")
+        settle(page)
+        assert page.locator("h1").all_inner_texts() == ["Key Health"], path
+        page.get_by_text(f"Signed in as {OUTSIDER}").wait_for(timeout=WAIT_MS)
+        assert page.get_by_role("link", name=OUTSIDER).count() == 0, "the address is text, not a mailto link"
+        for secret in TENANT_DATA:
+            assert secret not in page.content(), (path, secret)
+        assert sidebar_links(page) == [] and page.locator("[data-testid=stSidebarNav]").count() == 0
+    context.close()
