@@ -113,8 +113,8 @@ def assert_refused(at: AppTest) -> None:
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Key Health"]
     assert [e.value for e in at.error] == [
-        "This account is not allowed to use Key Health; sign in with your Pointai account, or ask an "
-        "administrator to add you to the allow-list."
+        ("This account is not allowed to use Key Health; sign in with your Pointai account, or ask an "
+         "administrator to add you to the allow-list.")
     ]
     assert [t.value for t in at.text] == ["Signed in as mallory@evil.example"]
     assert [b.label for b in at.button] == ["Sign out"]
