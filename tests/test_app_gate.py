@@ -63,11 +63,12 @@ def seeded(tmp_path, monkeypatch, make_result):
     for k, v in {"KEYHEALTH_DEMO": "0", "KEYHEALTH_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": url,
                  "KEYHEALTH_FINGERPRINT_SECRET": "gate-test-secret", "STRIPE_API_BASE": "http://127.0.0.1:9"}.items():
         monkeypatch.setenv(k, v)
-    store.upgrade(url)
-    store.record_check(make_result(status="failing", account="acct_1FoodsAccount", masked="rk_test_…f00d"),
-                       "Foods Ltd", source="dashboard", checked_by="ana@pointai.tech", url=url)
-    store.update_tenant("Foods Ltd", contact="buyer@foods.example", url=url)
-    store.record_audit("check", who="ana@pointai.tech", tenant="Foods Ltd", outcome="failing", url=url)
+    s = store.at(url)
+    s.upgrade()
+    s.record_check(make_result(status="failing", account="acct_1FoodsAccount", masked="rk_test_…f00d"),
+                   "Foods Ltd", source="dashboard", checked_by="ana@pointai.tech")
+    s.update_tenant("Foods Ltd", contact="buyer@foods.example")
+    s.record_audit("check", who="ana@pointai.tech", tenant="Foods Ltd", outcome="failing")
     store.dispose_engine(url)  # closed: SQLite's -wal/-shm files are gone until someone opens it again
     before = files_under(tmp_path)
     assert set(before) == {"db/kh.db"}

@@ -156,7 +156,8 @@ def _seed(url: str) -> None:
 
     from core.engine.result import CheckResult, KeyInfo, Row
 
-    store.upgrade(url)
+    s = store.at(url)
+    s.upgrade()
     result = CheckResult(
         key=KeyInfo(kind="restricted", mode="test", masked="rk_test_…f00d", fingerprint="fp_" + "f" * 61),
         status="failing", score=40, problem=None, account="acct_1FoodsAccount",
@@ -164,9 +165,9 @@ def _seed(url: str) -> None:
                   verdict="missing")],
         requests=3, elapsed_s=0.5, checked_at=datetime.now(UTC),
     )
-    store.record_check(result, TENANT, source="dashboard", checked_by=ALLOWED, url=url)
-    store.update_tenant(TENANT, contact="buyer@foods.example", url=url)
-    store.record_audit("check", who=ALLOWED, tenant=TENANT, outcome="failing", url=url)
+    s.record_check(result, TENANT, source="dashboard", checked_by=ALLOWED)
+    s.update_tenant(TENANT, contact="buyer@foods.example")
+    s.record_audit("check", who=ALLOWED, tenant=TENANT, outcome="failing")
     store.dispose_engine(url)
 
 
