@@ -103,7 +103,7 @@ def hostile_env(sandbox, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        store.upgrade(url)
+        store.at(url).upgrade()
         yield url
         store.dispose_engine(url)
 
@@ -123,12 +123,12 @@ def seeded(hostile_env):
                           granted="read" if back else "none", verdict="ok" if back else "missing",
                           fix=None if back else f"Set Charges to Read ({name})")],
             )
-            store.record_check(res, name, source="cli", checked_by="ops@pointai.tech", url=hostile_env)
+            store.at(hostile_env).record_check(res, name, source="cli", checked_by="ops@pointai.tech")
             results[name] = res
-        t = store.get_tenant(name, url=hostile_env)
-        store.update_tenant(t["id"], contact=name, notes=name, url=hostile_env)
-        store.record_audit("check", who="ops@pointai.tech", tenant=name, outcome=status,
-                           detail=f"{name} score 80 (dashboard)", url=hostile_env)
+        t = store.at(hostile_env).get_tenant(name)
+        store.at(hostile_env).update_tenant(t["id"], contact=name, notes=name)
+        store.at(hostile_env).record_audit("check", who="ops@pointai.tech", tenant=name, outcome=status,
+                                              detail=f"{name} score 80 (dashboard)")
     return results
 
 
@@ -153,7 +153,7 @@ def test_every_page_shows_hostile_text_as_text(hostile_env, seeded, sandbox):
     assert {"check", "tenant", "triage", "fleet", "audit", "about", "sample_data", "sample_transaction"} <= pages
 
     for name in HOSTILE_NAMES:
-        slug = store.get_tenant(name, url=hostile_env)["slug"]
+        slug = store.at(hostile_env).get_tenant(name)["slug"]
         result = seeded[name]
         result.incidents = [f"Stripe answered 2xx to a write probe: {name}"]
         state = {"kh_result": result, "kh_result_tenant": name, "kh_tenant": name, "kh_key": key}
@@ -239,7 +239,7 @@ def test_audit_detail_column_reads_as_sentences(hostile_env, seeded, sandbox):
     assert "datasets: " in details["sample_data"] and details["sample_data"].endswith(".")
     assert details["sample_transaction"].startswith("Test charge ch_") and " of 1.00 USD (succeeded)" in (
         details["sample_transaction"])
-    stored = store.list_audit(tenant="Audit Sentences", url=hostile_env)
+    stored = store.at(hostile_env).list_audit(tenant="Audit Sentences")
     assert all(e["detail"].startswith("{") for e in stored), "the stored detail stays JSON (compatible)"
     sandbox.reset()
 
@@ -252,7 +252,7 @@ def test_incomplete_has_one_colour_on_every_page(hostile_env, seeded):
     from core.ui.palette import STATUS_CELL, STATUS_COLOURS
 
     name = next(n for n, r in seeded.items() if r.status == "incomplete")
-    slug = store.get_tenant(name, url=hostile_env)["slug"]
+    slug = store.at(hostile_env).get_tenant(name)["slug"]
     blue, (cell_bg, _) = STATUS_COLOURS["incomplete"], STATUS_CELL["incomplete"]
     # the banner on the tenant page and on the check page: st.info (blue), not st.warning (amber)
     at = app("pages/tenant.py", tenant=slug)
@@ -276,8 +276,8 @@ def test_a_tenant_with_one_check_gets_a_readable_time_axis(hostile_env):
 
     res = CheckResult(key=KeyInfo(kind="restricted", mode="test", masked="rk_test_…c3d4", fingerprint="fp_1"),
                       status="healthy", score=100, rows=[], requests=1, elapsed_s=0.1, checked_at=datetime.now(UTC))
-    store.record_check(res, "Single Check Ltd", source="cli", checked_by=None, url=hostile_env)
-    at = app("pages/tenant.py", tenant=store.get_tenant("Single Check Ltd", url=hostile_env)["slug"])
+    store.at(hostile_env).record_check(res, "Single Check Ltd", source="cli", checked_by=None)
+    at = app("pages/tenant.py", tenant=store.at(hostile_env).get_tenant("Single Check Ltd")["slug"])
     assert not at.exception, at.exception
     for fig in (json.loads(c.proto.spec) for c in at.get("plotly_chart")):
         axis = fig["layout"]["xaxis"]
