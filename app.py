@@ -10,6 +10,7 @@ import streamlit as st
 from core import access, config
 from core.runtime import Runtime
 from core.store import mask_url
+from core.ui.text import md_code, md_escape
 from dashboard import gate, session
 
 
@@ -51,7 +52,7 @@ def keep_mode_in_url(demo: bool) -> None:
 def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
     with st.sidebar:
         if policy.enabled:
-            st.caption(f"Signed in as {access.identity(st.user)}")
+            st.caption(f"Signed in as {md_escape(access.identity(st.user))}")
             st.button("Sign out", on_click=st.logout, key="kh_sign_out")
         if rt.demo:
             st.info("**Demo mode**: the embedded Stripe sandbox and a demo database. No real account is touched.")
@@ -65,8 +66,8 @@ def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
                 except Exception:  # noqa: BLE001 - the list is a convenience; the page works without it
                     st.caption("The demo keys could not be listed.")
         else:
-            st.success(f"**Real mode**: {rt.stripe_label}.")
-        st.caption(f"Data: `{rt.db_label}`")
+            st.success(f"**Real mode**: {md_escape(rt.stripe_label)}.")
+        st.caption(f"Data: {md_code(rt.db_label)}")
     if not policy.enabled:
         st.markdown(
             ":orange-badge[:material/lock_open: Open access] Sign-in is not configured, so anyone who can reach "

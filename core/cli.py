@@ -11,6 +11,8 @@ import json
 import re
 import sys
 
+from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
+
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE = 0, 1, 2
 
 COLOURS = {
@@ -22,7 +24,7 @@ COLOURS = {
     "healthy": "32",
     "attention": "33",
     "failing": "31",
-    "incomplete": "90",
+    "incomplete": "34",  # blue, as on the dashboard (core/ui/palette.py)
     "invalid": "31",
 }
 
@@ -155,7 +157,8 @@ def cmd_recheck(args) -> int:
         print(f"{'line':>4}  {'tenant':<30}  {'key':<18}  {'status':<10}  score")
         for r in report.results:
             status = _paint(f"{r['status']:<10}", r["status"], c)
-            print(f"{r['line']:>4}  {r['tenant'][:30]:<30}  {r['masked']:<18}  {status}  {r['score']}")
+            name = safe_cell(r["tenant"])[:30]  # a table pasted into a spreadsheet starts no formula
+            print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {r['score']}")
         for f in report.failed_lines:
             print(f"line {f['line']}: {f['problem']}")
         print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed")
@@ -182,7 +185,8 @@ def cmd_history(args) -> int:
         print(json.dumps(out))
         return EXIT_OK
     c = _use_colour(sys.stdout)
-    print(f"{tenant['name']} ({tenant['slug']})  account {tenant['account'] or 'unknown'}  {len(checks)} checks")
+    name = safe_cell(tenant["name"])  # a table pasted into a spreadsheet starts no formula (core.ui.csv_safe)
+    print(f"{name} ({tenant['slug']})  account {tenant['account'] or 'unknown'}  {len(checks)} checks")
     for ch in out["checks"]:
         status = _paint(f"{ch['status']:<10}", ch["status"], c)
         print(f"  {ch['checked_at'][:19]}  {status} {ch['score']:>3}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.engine.keys import SecretKey, intake
-from core.ui.grid import md_escape
+from core.ui.text import md_escape
 
 
 def session_key_or_paste(prefix: str) -> SecretKey:
@@ -22,9 +22,9 @@ def session_key_or_paste(prefix: str) -> SecretKey:
             st.session_state["kh_key"] = taken.key
             st.rerun()
         else:
-            st.error(taken.info.problem)
+            st.error(md_escape(taken.info.problem))
     st.stop()
 
 
 def key_line(masked: str, mode: str | None, tenant: str | None) -> None:
-    st.markdown(f"Key **{masked}** ({mode} mode)" + (f" · tenant **{md_escape(tenant)}**" if tenant else ""))
+    st.markdown(f"Key **{md_escape(masked)}** ({md_escape(mode)} mode)" + (f" · tenant **{md_escape(tenant)}**" if tenant else ""))

@@ -10,11 +10,13 @@ import streamlit as st
 
 import core
 from core.engine.catalogue import load_catalogue, load_profile
+from core.ui.palette import LEVEL_LABEL
+from core.ui.text import md_code, md_escape
 from dashboard.session import service
 
 svc = service()
 rt = svc.rt
-LEVEL = {"none": "None", "read": "Read", "write": "Write"}
+LEVEL = LEVEL_LABEL
 
 st.title("About Key Health")
 st.markdown(
@@ -26,9 +28,9 @@ st.markdown(
 st.subheader("This session")
 settings = rt.probe
 st.markdown(
-    f"- **Mode:** {rt.mode_label}\n"
-    f"- **Stripe:** {rt.stripe_label}\n"
-    f"- **Data:** `{rt.db_label}`" + (" (the demo database; it never mixes with the real one)" if rt.demo else "") + "\n"
+    f"- **Mode:** {md_escape(rt.mode_label)}\n"
+    f"- **Stripe:** {md_escape(rt.stripe_label)}\n"
+    f"- **Data:** {md_code(rt.db_label)}" + (" (the demo database; it never mixes with the real one)" if rt.demo else "") + "\n"
     f"- **Pace:** {settings.rate_test:g} requests/s for test keys, {settings.rate_live:g}/s for live keys, "
     f"{settings.concurrency} at a time, {settings.retries} retries\n"
     f"- **Version:** Key Health {core.__version__}"
@@ -37,7 +39,7 @@ st.markdown(
 try:
     catalogue, profile = load_catalogue(), load_profile()
 except Exception as e:  # a malformed data file: say which
-    st.error(f"The permission catalogue could not be loaded: {e}")
+    st.error(f"The permission catalogue could not be loaded: {md_escape(e)}")
     st.stop()
 
 
@@ -48,7 +50,7 @@ def probe_text(p) -> str:
 st.subheader("What is probed")
 st.caption(
     f"{len(catalogue.scopes)} Stripe permissions in {len(catalogue.categories())} categories "
-    f"(data/catalogue.toml), against the requirement profile “{profile.name}” (data/requirements.toml)."
+    f"(data/catalogue.toml), against the requirement profile “{md_escape(profile.name)}” (data/requirements.toml)."
 )
 st.dataframe(
     pd.DataFrame(

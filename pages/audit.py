@@ -12,7 +12,9 @@ import pandas as pd
 import streamlit as st
 
 from core import store
-from core.ui.grid import md_escape
+from core.ui.audit import detail_sentence
+from core.ui.csv_safe import frame_csv
+from core.ui.text import md_escape
 from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
@@ -60,7 +62,7 @@ frame = pd.DataFrame(
             "Action": e["action"],
             "Tenant": e["tenant"] or "",
             "Outcome": e["outcome"],
-            "Detail": e["detail"] or "",
+            "Detail": detail_sentence(e["action"], e["outcome"], e["detail"]),
         }
         for e in entries
     ]
@@ -69,7 +71,7 @@ st.caption(f"{len(frame)} entries" + (" (the newest 5,000)" if len(frame) == 500
 st.dataframe(frame, hide_index=True, width="stretch")
 st.download_button(
     "Download audit CSV",
-    frame.to_csv(index=False).encode(),
+    frame_csv(frame).encode(),  # no cell starts a spreadsheet formula (core.ui.csv_safe)
     file_name=f"keyhealth-audit-{start}-{end}.csv",
     mime="text/csv",
     key="au_download",

@@ -13,14 +13,16 @@ import streamlit as st
 from core import store
 from core.engine.check import unknown_scopes
 from core.engine.keys import intake
-from core.ui.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, md_escape, styled_grid
+from core.ui.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, styled_grid
+from core.ui.palette import STATUS_BANNER, VERDICT_ICON
+from core.ui.text import md_code, md_escape
 from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
 svc = service()
 rt = svc.rt
-BANNER = {"healthy": st.success, "attention": st.warning, "incomplete": st.warning, "failing": st.error, "invalid": st.error}
-ICON = {"ok": "✓", "missing": "✗", "excess": "▲", "unknown": "?", "not_applicable": "–"}
+BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}  # one colour per status (core/ui/palette)
+ICON = VERDICT_ICON
 
 
 def forget_key() -> None:
@@ -85,18 +87,18 @@ def run_check(key, tenant: str, *, previous=None) -> None:
 
 def show_result(result, tenant: str | None) -> None:
     k = result.key
-    facts = [f"score **{result.score}/100**", f"key `{k.masked}`", f"{k.mode or '?'} mode"]
+    facts = [f"score **{result.score}/100**", f"key {md_code(k.masked)}", f"{md_escape(k.mode or '?')} mode"]
     if result.account:
-        facts.append(f"account `{result.account}`")
+        facts.append(f"account {md_code(result.account)}")
     if tenant:
         facts.append(f"tenant **{md_escape(tenant)}**")
     BANNER.get(result.status, st.info)(f"**{result.status.upper()}** · " + " · ".join(facts))
     if result.problem:
         st.markdown(f"**Problem:** {md_escape(result.problem)}")
     if st.session_state.get("kh_save_problem"):
-        st.warning(st.session_state["kh_save_problem"])
+        st.warning(md_escape(st.session_state["kh_save_problem"]))
     for incident in result.incidents:
-        st.error(incident)
+        st.error(md_escape(incident))
     if result.rows:
         st.caption(f"{counts_line(result)} · {result.requests} requests in {result.elapsed_s:.1f} s")
 
@@ -123,7 +125,7 @@ def show_result(result, tenant: str | None) -> None:
     if result.status == "invalid":
         st.markdown(f"1. {md_escape(result.problem)}")
     elif fixes:
-        st.markdown("\n".join(f"{i}. {r.fix}" for i, r in enumerate(fixes, 1)))
+        st.markdown("\n".join(f"{i}. {md_escape(r.fix)}" for i, r in enumerate(fixes, 1)))  # fixes may quote Stripe
     elif unknown:
         st.markdown("Nothing to change yet: Stripe did not answer conclusively for some permissions.")
     else:
@@ -147,7 +149,7 @@ def show_result(result, tenant: str | None) -> None:
 
 # --- the page -----------------------------------------------------------------------------------------
 st.title("Check a key")
-st.caption(f"{rt.mode_label} mode: probing {rt.stripe_label}. The key stays in this browser session only.")
+st.caption(f"{rt.mode_label} mode: probing {md_escape(rt.stripe_label)}. The key stays in this browser session only.")
 
 try:
     tenants = svc.store.list_tenants()
@@ -195,14 +197,14 @@ if taken is not None:
     if taken.accepted:
         candidate = taken.key
         notes = f" ({'; '.join(taken.notes)})" if taken.notes else ""
-        st.caption(f"✓ {taken.info.masked} · restricted key · {taken.info.mode} mode{notes}")
+        st.caption(md_escape(f"✓ {taken.info.masked} · restricted key · {taken.info.mode} mode{notes}"))
         if rt.is_stripe and is_demo_key(raw):
             st.warning("This is one of the demo keys: Stripe itself will refuse it. Switch Demo mode on in the sidebar.")
     else:
         st.error(md_escape(taken.info.problem))
 elif session_key is not None:
     candidate = session_key
-    st.caption(f"Using the key kept in this session: {session_key.masked}")
+    st.caption(f"Using the key kept in this session: {md_escape(session_key.masked)}")
 elif st.session_state.get("kh_forgotten"):
     st.caption("The key was forgotten: nothing of it is left in this session.")
 

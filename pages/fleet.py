@@ -13,7 +13,7 @@ import streamlit as st
 from core import store
 from core.engine.result import STATUSES
 from core.ui.charts import fleet as charts
-from core.ui.grid import md_escape
+from core.ui.text import md_escape
 from dashboard.session import service
 
 log = logging.getLogger("keyhealth")

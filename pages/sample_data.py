@@ -16,10 +16,13 @@ from core.features.sample import (
     MAX_WINDOW_DAYS,
 )
 from core.ui.charts import payments
+from core.ui.money import display_frame
+from core.ui.palette import SAMPLE_STATE_ICON
+from core.ui.text import md_escape
 from dashboard.session import service
 from dashboard.widgets import key_line, session_key_or_paste
 
-STATE_ICONS = {"loaded": "✓", "empty": "–", "not_permitted": "✗", "failed": "!"}  # plain glyphs: no emoji font needed
+STATE_ICONS = SAMPLE_STATE_ICON
 RESULT = "kh_sample_result"  # masked SampleData only; never the key
 
 st.title("Sample data")
@@ -55,7 +58,7 @@ if fetch:
     bar.empty()
     st.session_state[RESULT] = data
     if data.audit_problem:  # the sample is still shown; the audit entry is what failed
-        st.warning(data.audit_problem)
+        st.warning(md_escape(data.audit_problem))
 
 data = st.session_state.get(RESULT)
 if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:
@@ -68,7 +71,7 @@ st.caption(
     f"{data.max_rows} rows per dataset · read {data.fetched_at:%Y-%m-%d %H:%M} UTC"
 )
 if data.problem:
-    st.error(data.problem)
+    st.error(md_escape(data.problem))
 
 summary = pd.DataFrame(
     [
@@ -108,12 +111,12 @@ for d in data.datasets:
     if d.state == "loaded":
         note = " (row cap reached; more exist)" if d.truncated else ""
         st.caption(f"{STATE_ICONS['loaded']} loaded: {d.count} rows{note}")
-        st.dataframe(d.frame, hide_index=True, width="stretch")
+        st.dataframe(display_frame(d.name, d.frame), hide_index=True, width="stretch")
         st.download_button(f"Download {d.label} CSV", data=d.csv(), file_name=f"{d.name}.csv", mime="text/csv",
                            key=f"kh_sample_csv_{d.name}")
     elif d.state == "empty":
         st.info(f"{STATE_ICONS['empty']} empty: the key may read {d.label.lower()}, but there are none in the window.")
     elif d.state == "not_permitted":
-        st.warning(f"{STATE_ICONS['not_permitted']} not permitted: {d.reason} Needs {d.permission}.")
+        st.warning(f"{STATE_ICONS['not_permitted']} not permitted: {md_escape(d.reason)} Needs {md_escape(d.permission)}.")
     else:
-        st.error(f"{STATE_ICONS['failed']} failed: {d.reason}")
+        st.error(f"{STATE_ICONS['failed']} failed: {md_escape(d.reason)}")

@@ -16,6 +16,8 @@ from core.features.transaction import (
     new_idempotency_key,
     refusal,
 )
+from core.ui.money import money
+from core.ui.text import md_escape
 from dashboard.session import service
 from dashboard.widgets import key_line, session_key_or_paste
 
@@ -41,7 +43,7 @@ key_line(info.masked, info.mode, tenant)
 
 why = refusal(info)
 if why is not None:
-    st.error(f"Refused: {why}")
+    st.error(f"Refused: {md_escape(why)}")
     st.stop()
 
 c1, c2 = st.columns(2)
@@ -69,7 +71,7 @@ if create:
                               idempotency_key=keys[intent])
     st.session_state[RESULT] = result
     if result.audit_problem:  # the result is still shown; the audit entry is what failed
-        st.warning(result.audit_problem)
+        st.warning(md_escape(result.audit_problem))
 
 result = st.session_state.get(RESULT)
 if result is None or result.key.fingerprint != info.fingerprint:
@@ -78,9 +80,9 @@ if result is None or result.key.fingerprint != info.fingerprint:
 if result.status == "passed":
     st.success(f"Passed: {len(result.steps)} steps in {result.elapsed_s:.2f} s ({result.requests} requests).")
 elif result.status == "refused":
-    st.error(f"Refused: {result.problem}")
+    st.error(f"Refused: {md_escape(result.problem)}")
 else:
-    st.error(f"Failed: {result.problem}")
+    st.error(f"Failed: {md_escape(result.problem)}")
 if result.replayed:
     st.info("Stripe returned the charge made earlier for this intent (same idempotency key): no second charge.")
 
@@ -104,17 +106,16 @@ if result.charge:
     c = result.charge
     st.code(c["id"], language=None)
     m1, m2 = st.columns(2)
-    m1.metric("Charge amount", f"{c['amount']} {str(c['currency']).upper()}")
-    m2.metric("Charge status", c["status"])
+    m1.metric("Charge amount", md_escape(money(c["amount"], c["currency"])))
+    m2.metric("Charge status", md_escape(c["status"]))
 
 if result.balance_transaction_detail:
     st.subheader("Balance transaction")
     t = result.balance_transaction_detail
-    cur = str(t["currency"]).upper()
     st.code(t["id"], language=None)
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Transaction amount", f"{t['amount']} {cur}")
-    m2.metric("Fee", f"{t['fee']} {cur}")
-    m3.metric("Net", f"{t['net']} {cur}")
-    m4.metric("Transaction status", t["status"])
-    st.caption(f"type {t['type']} · amounts in the currency's smallest unit")
+    m1.metric("Transaction amount", md_escape(money(t["amount"], t["currency"])))
+    m2.metric("Fee", md_escape(money(t["fee"], t["currency"])))
+    m3.metric("Net", md_escape(money(t["net"], t["currency"])))
+    m4.metric("Transaction status", md_escape(t["status"]))
+    st.caption(f"type {md_escape(t['type'])}")

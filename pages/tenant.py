@@ -12,14 +12,15 @@ import streamlit as st
 
 from core import store
 from core.ui.charts import tenant as charts
-from core.ui.grid import md_escape
+from core.ui.palette import LEVEL_LABEL, STATUS_BANNER
+from core.ui.text import md_code, md_escape
 from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
 svc = service()
 rt = svc.rt
-BANNER = {"healthy": st.success, "attention": st.warning, "incomplete": st.warning, "failing": st.error, "invalid": st.error}
-LEVEL = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}
+BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}  # one colour per status (core/ui/palette)
+LEVEL = LEVEL_LABEL
 PLOTLY_CONFIG = {"displayModeBar": False}
 
 
@@ -67,9 +68,9 @@ if tenant is None:
     pick_tenant(title=False)
 
 st.title(md_escape(tenant["name"]))
-facts = ["Tenant", f"account `{tenant['account']}`" if tenant.get("account") else "account not seen yet"]
+facts = ["Tenant", f"account {md_code(tenant['account'])}" if tenant.get("account") else "account not seen yet"]
 if tenant.get("contact"):
-    facts.append(f"contact {md_escape(tenant['contact'])}")
+    facts.append(f"contact {md_code(tenant['contact'])}")  # a code span: no mailto link, copies cleanly
 facts.append(f"{len(history)} check{'s' if len(history) != 1 else ''}")
 st.caption(" · ".join(facts))
 
@@ -84,8 +85,9 @@ if not history:
 
 latest = history[0]
 BANNER.get(latest["status"], st.info)(
-    f"**{latest['status'].upper()}** · score **{latest['score']}/100** · key `{latest['key_masked']}` · "
-    f"{latest['key_mode'] or '?'} mode · checked {latest['checked_at']:%Y-%m-%d %H:%M} UTC ({latest['source']})"
+    f"**{md_escape(latest['status'].upper())}** · score **{latest['score']}/100** · key {md_code(latest['key_masked'])} · "
+    f"{md_escape(latest['key_mode'] or '?')} mode · checked {latest['checked_at']:%Y-%m-%d %H:%M} UTC "
+    f"({md_escape(latest['source'])})"
 )
 if latest.get("problem"):
     st.markdown(f"**Problem:** {md_escape(latest['problem'])}")

@@ -12,19 +12,13 @@ import streamlit as st
 
 from core import store
 from core.engine.result import STATUSES
-from core.ui.grid import md_escape
+from core.ui.palette import status_css
+from core.ui.text import md_escape
 from dashboard.session import service
 
 log = logging.getLogger("keyhealth")
 svc = service()
 rt = svc.rt
-STATUS_STYLE = {
-    "invalid": "background-color: #eebefa; color: #5f3dc4",
-    "failing": "background-color: #ffc9c9; color: #8b0000",
-    "incomplete": "background-color: #e9ecef; color: #495057",
-    "attention": "background-color: #ffe8a3; color: #7a4f00",
-    "healthy": "background-color: #d3f9d8; color: #1b5e20",
-}
 QUICK_LINKS = 12
 
 st.title("Triage")
@@ -85,7 +79,7 @@ frame = pd.DataFrame(
 st.caption(f"{len(rows)} tenant{'s' if len(rows) != 1 else ''}")
 gen = st.session_state.get("tr_table_gen", 0)
 event = st.dataframe(
-    frame.style.map(lambda v: STATUS_STYLE.get(v, ""), subset=["Status"]),
+    frame.style.map(status_css, subset=["Status"]),
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",

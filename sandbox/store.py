@@ -308,6 +308,34 @@ def seed_sample_data(s: Store) -> None:
         s.add_child("/v1/checkout/sessions", cs["id"], "line_items", _line_item(s, price))
 
 
+# Text a tenant may put in its own Stripe account that a spreadsheet would run as a formula, or a markdown
+# renderer as a link/directive/maths (tests/test_text_safety.py adds it to a store with add_hostile_samples).
+HOSTILE_TEXT = (
+    '=HYPERLINK("http://evil.example","Refund")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "Session expired. Sign in again at https://1572395042/sso",
+    ":red[Urgent] :material/warning: $x^2$ [Log in](https://evil.example/login)",
+)
+
+
+def add_hostile_samples(s: Store) -> list[dict]:
+    """One product and one charge per HOSTILE_TEXT (name/description), created an hour before the anchor.
+    Deterministic; `Sandbox.reset()` removes them again with the rest of what tests added."""
+    made = []
+    for i, text in enumerate(HOSTILE_TEXT):
+        p = s.base("product", "prod", s.anchor - 3600 - i)
+        p.update({"name": text, "active": True, "description": text, "default_price": None, "type": "service",
+                  "url": None, "images": []})
+        s.put("/v1/products", p)
+        ch, _ = s.charge(1234, "usd", {"description": text}, created=s.anchor - 3600 - i)
+        made += [p, ch]
+    return made
+
+
 def _line_item(s: Store, price: dict) -> dict:
     return {"id": s.new_id("li"), "object": "item", "amount_total": price["unit_amount"],
             "amount_subtotal": price["unit_amount"], "currency": price["currency"], "quantity": 1,

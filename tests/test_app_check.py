@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from core.ui.grid import VERDICT_STYLE
+from core.ui.palette import VERDICT_STYLE
 from sandbox import DEMO_KEYS
 
 APP = "../app.py"
@@ -219,7 +219,7 @@ def test_forget_key(real_env):
 def test_reprobe_unknown_rows(real_env, sandbox):
     sandbox.faults.fail("/v1/charges", status=503)  # Stripe "busy" for one resource: its row is unknown
     at = check(fresh_app(), DEMO_KEYS["healthy"].key, "Flaky Co")
-    assert at.warning and "INCOMPLETE" in at.warning[0].value
+    assert at.info and "INCOMPLETE" in at.info[0].value  # the info blue: one colour for incomplete (core/ui/palette)
     reprobe = [b for b in at.button if b.label.startswith("Re-probe")]
     assert reprobe and not reprobe[0].disabled
     sandbox.faults.clear()
@@ -266,7 +266,7 @@ def test_database_down_is_one_sentence(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("name", ["[Log in again](https://evil.example/login)", "<b>bold</b> **x**", "Harbor & Pine"])
 def test_tenant_names_are_shown_as_text_not_markdown(real_env, name):
-    from core.ui.grid import md_escape
+    from core.ui.text import md_escape
 
     at = check(fresh_app(), DEMO_KEYS["healthy"].key, name)
     banner = at.success[0].value
@@ -281,9 +281,9 @@ def test_tenant_names_are_shown_as_text_not_markdown(real_env, name):
 
 
 def test_markdown_escape():
-    from core.ui.grid import md_escape
+    from core.ui.text import md_escape
 
-    assert md_escape("[x](javascript:alert(1))") == r"\[x\]\(javascript:alert\(1\)\)"
-    assert md_escape("<img src=x>") == r"\<img src=x\>"
+    assert md_escape("[x](javascript:alert(1))") == "\\[x\\]\\(javascript\\:\u2060alert\\(1\\)\\)"
+    assert md_escape("<img src=x>") == r"\<img src\=x\>"
     assert md_escape("plain name") == "plain name"
     assert md_escape("$5 & *bold*") == r"\$5 \& \*bold\*"

@@ -15,7 +15,7 @@ from core import runtime, store
 from core.config import settings
 from core.demo import DEMO_TENANTS
 from core.engine.result import STATUSES
-from core.ui.grid import md_escape
+from core.ui.text import md_escape
 from sandbox import DEMO_KEYS
 
 APP = "../app.py"

@@ -15,6 +15,7 @@ from core import store
 from core.engine.catalogue import load_catalogue
 from core.engine.keys import intake
 from core.features.sample import DATASETS
+from core.ui.text import plain
 from sandbox import DEMO_KEYS
 
 SAMPLE_PAGE = "../pages/sample_data.py"
@@ -50,7 +51,7 @@ def texts(at: AppTest) -> str:
     parts = []
     for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title", "metric"):
         for el in at.get(kind):
-            parts.append(str(getattr(el, "value", "")) + " " + str(getattr(el, "label", "")))
+            parts.append(plain(str(getattr(el, "value", ""))) + " " + plain(str(getattr(el, "label", ""))))
     for df in at.dataframe:
         parts.append(df.value.to_csv(index=False))
     return "\n".join(parts)
@@ -76,9 +77,9 @@ def test_sample_data_page_shows_every_state_charts_and_downloads(real_env, sandb
     states = dict(zip(summary["dataset"], summary["state"]))
     assert "not_permitted" in states["Invoices"] and "not_permitted" in states["Subscriptions"]
     assert "failed" in states["Products"] and "loaded" in states["Charges"]
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(plain(w.value) for w in at.warning)
     assert "rak_invoice_read" in warnings and "rak_subscription_read" in warnings
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(plain(e.value) for e in at.error)
     assert "failed:" in errors and "503" in errors
     # four charts, built from the masked frames
     figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -130,9 +131,10 @@ def test_transaction_page_creates_one_charge_per_intent(real_env, sandbox):
     assert len(steps) == 3 and all("passed" in r for r in steps["result"])
     txn = next(o for o in sandbox.created if o.get("object") == "balance_transaction")
     assert [c.value for c in at.code] == [made["id"], txn["id"]]
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Charge amount"] == "100 USD" and metrics["Charge status"] == "succeeded"
-    assert metrics["Fee"] == f"{txn['fee']} USD" and metrics["Net"] == f"{txn['net']} USD"
+    metrics = {m.label: plain(m.value) for m in at.metric}
+    # amounts the way the charts show them: major units with the currency's code
+    assert metrics["Charge amount"] == "1.00 USD" and metrics["Charge status"] == "succeeded"
+    assert metrics["Fee"] == f"{txn['fee'] / 100:,.2f} USD" and metrics["Net"] == f"{txn['net'] / 100:,.2f} USD"
 
     # a double click (or a retry) returns the same charge
     button(at, "Create test charge").click().run()
@@ -156,7 +158,7 @@ def test_transaction_page_creates_one_charge_per_intent(real_env, sandbox):
 
 def test_transaction_page_refuses_a_live_key_without_any_request(real_env, sandbox):
     at = page(TXN_PAGE, DEMO_KEYS["live_healthy"].key)
-    err = " ".join(e.value for e in at.error)
+    err = " ".join(plain(e.value) for e in at.error)
     assert err.startswith("Refused:") and "live-mode key" in err
     assert [b.label for b in at.button] == []  # nothing to click
     assert sandbox.requests == []
@@ -166,7 +168,7 @@ def test_transaction_page_names_the_missing_permission(real_env, sandbox):
     at = page(TXN_PAGE, DEMO_KEYS["missing"].key)
     button(at, "Create test charge").click().run()
     words = load_catalogue().get("charge").label + " Write"  # the catalogue's label, whatever it is today
-    assert f"{words} (rak_charge_write)" in at.error[0].value
+    assert f"{words} (rak_charge_write)" in plain(at.error[0].value)
     steps = at.dataframe[0].value
     assert list(steps["detail"]) == [f"failed: the key lacks {words} (rak_charge_write)"]
     assert charges(sandbox) == []

@@ -775,7 +775,9 @@ def _walk(node):
 
 
 def _unescape_md(text: str) -> str:
-    return html.unescape(re.sub(r"\\([\\`*_{}\[\]()#+\-.!<>|&~])", r"\1", text))
+    from core.ui.text import plain  # escapes resolved, the invisible joiners that break autolinks removed
+
+    return html.unescape(plain(text))
 
 
 def _outside_code(body: str) -> str:

@@ -6,46 +6,21 @@ the download buttons offer. None of it ever holds the key (a CheckResult only ha
 from __future__ import annotations
 
 import json
-import re
 
 import pandas as pd
 from pandas.io.formats.style import Styler
 
 from core.engine.result import CheckResult, Row
+from core.ui.csv_safe import frame_csv
+from core.ui.palette import LEVEL_LABEL, VERDICT_LABEL, VERDICT_STYLE, verdict_css
+from core.ui.text import md_escape
 
-# Background / text per verdict: green ok, red missing, amber excess, grey unknown, blue-grey not applicable.
-VERDICT_STYLE: dict[str, tuple[str, str]] = {
-    "ok": ("#d3f9d8", "#1b5e20"),
-    "missing": ("#ffc9c9", "#8b0000"),
-    "excess": ("#ffe8a3", "#7a4f00"),
-    "unknown": ("#e9ecef", "#495057"),
-    "not_applicable": ("#dde4ee", "#3b4a5c"),
-}
-VERDICT_LABEL = {
-    "ok": "ok",
-    "missing": "missing",
-    "excess": "excess",
-    "unknown": "unknown",
-    "not_applicable": "not applicable",
-}
-LEVEL_LABEL = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}
 PROBLEMS = ("missing", "excess", "unknown")
+__all__ = [
+    "COLUMNS", "LEVEL_LABEL", "PROBLEMS", "VERDICT_LABEL", "VERDICT_STYLE", "counts_line", "download_name", "grid_csv",
+    "grid_frame", "grid_json", "md_escape", "styled_grid", "verdict_css",
+]
 COLUMNS = ["Category", "Permission", "Scope", "Required", "Granted", "Verdict", "What to do"]
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~$&])")
-
-
-def md_escape(text: object) -> str:
-    """Text for a Streamlit markdown sink (st.markdown, titles, alerts, labels) shown exactly as typed:
-    every markdown, HTML and LaTeX ($) character is backslash-escaped (brackets too, so no :red[…] directive),
-    so a tenant name like "[Log in](https://evil.example)" is text, not a link."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
-
-
-def verdict_css(verdict: str) -> str:
-    bg, fg = VERDICT_STYLE.get(verdict, VERDICT_STYLE["unknown"])
-    return f"background-color: {bg}; color: {fg}"
 
 
 def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list[str] | None = None) -> pd.DataFrame:
@@ -122,7 +97,7 @@ def grid_csv(result: CheckResult) -> str:
             "category", "resource", "scope", "required", "granted", "verdict", "fix", "note", "reason",
         ],
     )
-    return frame.to_csv(index=False)
+    return frame_csv(frame)  # a cell that starts like a formula gets a leading ' (core.ui.csv_safe)
 
 
 def grid_json(result: CheckResult) -> str:

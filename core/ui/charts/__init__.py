@@ -3,28 +3,16 @@
     from core.ui.charts import fleet, tenant
     fig = fleet.status_mix(store.status_mix_per_day(start, end, url=...))
 
-Colours are shared with the grid (core/ui/grid.py) so a status or verdict looks the same everywhere.
+Colours come from core/ui/palette.py, the one table the grid, the triage table, the banners and the charts
+share, so a status or verdict looks the same everywhere.
 """
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
 from core.engine.result import STATUSES
+from core.ui.palette import STATUS_COLOURS, VERDICT_COLOURS
 
-STATUS_COLOURS: dict[str, str] = {
-    "healthy": "#2f9e44",
-    "attention": "#f59f00",
-    "incomplete": "#868e96",
-    "failing": "#e03131",
-    "invalid": "#862e9c",
-}
-VERDICT_COLOURS: dict[str, str] = {
-    "ok": "#2f9e44",
-    "missing": "#e03131",
-    "excess": "#f59f00",
-    "unknown": "#868e96",
-    "not_applicable": "#5c7cfa",
-}
 # Bottom to top in stacked charts: healthy at the bottom, the worst on top where the eye lands first.
 STACK_ORDER: tuple[str, ...] = tuple(reversed(STATUSES))
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif"
@@ -56,4 +44,4 @@ def empty_figure(message: str, *, height: int = 240) -> go.Figure:
     return base_layout(fig, height=height)
 
 
-__all__ = ["STATUS_COLOURS", "VERDICT_COLOURS", "STACK_ORDER", "base_layout", "empty_figure"]
+__all__ = ["STACK_ORDER", "STATUS_COLOURS", "VERDICT_COLOURS", "base_layout", "empty_figure"]

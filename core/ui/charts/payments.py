@@ -15,30 +15,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.ui.charts import base_layout, empty_figure
+from core.ui.money import THREE_DECIMAL, ZERO_DECIMAL, minor_per_major, to_major
+from core.ui.palette import BALANCE_COLOURS, CHARGE_STATUS_COLOURS, OTHER_COLOUR
+from core.ui.text import plotly_text
 
-# Stripe's zero-decimal and three-decimal currencies (docs.stripe.com/currencies).
-ZERO_DECIMAL = frozenset(
-    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
-)
-THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
-CHARGE_STATUS_COLOURS: dict[str, str] = {
-    "succeeded": "#2f9e44",
-    "pending": "#f59f00",
-    "failed": "#e03131",
-}
 CHARGE_STATUS_ORDER: tuple[str, ...] = ("succeeded", "pending", "failed")
-BALANCE_COLOURS = {"available": "#635bff", "pending": "#adb5bd"}
-
-
-def minor_per_major(currency: str | None) -> int:
-    c = (currency or "").lower()
-    return 1 if c in ZERO_DECIMAL else 1000 if c in THREE_DECIMAL else 100
-
-
-def to_major(amount, currency: str | None) -> float:
-    if amount is None or pd.isna(amount):
-        return 0.0
-    return float(amount) / minor_per_major(currency)
 
 
 def _statuses(present) -> list[str]:
@@ -47,7 +28,7 @@ def _statuses(present) -> list[str]:
 
 
 def _colour(status: str) -> str:
-    return CHARGE_STATUS_COLOURS.get(status, "#868e96")
+    return CHARGE_STATUS_COLOURS.get(status, OTHER_COLOUR)
 
 
 def daily_by_status(charges: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +73,7 @@ def _per_currency_bars(per: pd.DataFrame, value: str, title: str, y_title: str) 
     statuses = _statuses(per["status"])
     if len(currencies) > 1:
         fig = make_subplots(rows=len(currencies), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                            subplot_titles=[c.upper() for c in currencies])
+                            subplot_titles=[plotly_text(str(c).upper()) for c in currencies])
     else:
         fig = go.Figure()
     for row, cur in enumerate(currencies, start=1):
@@ -102,18 +83,21 @@ def _per_currency_bars(per: pd.DataFrame, value: str, title: str, y_title: str) 
             s = grouped[grouped["status"] == status]
             if s.empty:
                 continue
+            shown = plotly_text(status)  # Stripe's text: plotly would render HTML in it
+            unit = " " + plotly_text(cur.upper()) if cur else ""
             trace = go.Bar(
-                x=s["day"], y=s[value], name=status, marker_color=_colour(status), legendgroup=status,
+                x=s["day"], y=s[value], name=shown, marker_color=_colour(status), legendgroup=shown,
                 showlegend=row == 1,
-                hovertemplate=f"{status}: %{{y:,.2f}}{' ' + cur.upper() if cur else ''}<extra></extra>"
-                if value == "volume" else f"{status}: %{{y}}<extra></extra>",
+                hovertemplate=f"{shown}: %{{y:,.2f}}{unit}<extra></extra>"
+                if value == "volume" else f"{shown}: %{{y}}<extra></extra>",
             )
             if len(currencies) > 1:
                 fig.add_trace(trace, row=row, col=1)
             else:
                 fig.add_trace(trace)
     fig.update_layout(barmode="stack", bargap=0.15)
-    label = y_title if len(currencies) != 1 or currencies[0] is None else f"{y_title} ({currencies[0].upper()})"
+    one = currencies[0] if len(currencies) == 1 else None
+    label = f"{y_title} ({plotly_text(one.upper())})" if one else y_title
     fig.update_yaxes(title=label)
     return base_layout(fig, title, height=320 if len(currencies) <= 1 else 200 + 160 * len(currencies))
 
@@ -157,7 +141,7 @@ def balance_by_currency(balance: pd.DataFrame, *, empty_message: str = "No balan
     if balance is None or balance.empty:
         return empty_figure(empty_message)
     df = balance.sort_values("currency")
-    curs = [str(c).upper() for c in df["currency"]]
+    curs = [plotly_text(str(c).upper()) for c in df["currency"]]
     fig = go.Figure()
     for part in ("available", "pending"):
         fig.add_trace(
@@ -172,6 +156,8 @@ def balance_by_currency(balance: pd.DataFrame, *, empty_message: str = "No balan
 
 
 __all__ = [
+    "THREE_DECIMAL",
+    "ZERO_DECIMAL",
     "balance_by_currency",
     "daily_by_status",
     "daily_count",

@@ -2,15 +2,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
 from core.engine.result import STATUSES
 from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure
+from core.ui.palette import OTHER_COLOUR
+
+MIN_SPAN = timedelta(hours=2)  # checks closer together than this get a padded, day-ticked axis
+PAD = timedelta(days=1)
 
 
 def _oldest_first(history: Sequence[dict]) -> list[dict]:
     return sorted(history, key=lambda h: (h["checked_at"], h.get("check_id") or 0))
+
+
+def readable_time_axis(fig: go.Figure, times: Sequence[datetime]) -> go.Figure:
+    """One check (or checks minutes apart) would get plotly's autorange of a few milliseconds around the
+    point, ticked in ms. Show the check's day with a day either side instead, ticked by day."""
+    if times and max(times) - min(times) < MIN_SPAN:
+        first = min(times).replace(hour=0, minute=0, second=0, microsecond=0)
+        last = max(times).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        # whole days, one before and one after; each label centred in its day, so the point sits in its date
+        fig.update_xaxes(range=[first - PAD, last + PAD], tickformat="%b %d, %Y", dtick=86_400_000,
+                         ticklabelmode="period")
+    return fig
 
 
 def score_over_time(history: Sequence[dict]) -> go.Figure:
@@ -27,12 +44,13 @@ def score_over_time(history: Sequence[dict]) -> go.Figure:
             mode="lines+markers",
             name="score",
             line={"color": "#635bff", "width": 2, "shape": "hv"},
-            marker={"size": 9, "color": [STATUS_COLOURS.get(h["status"], "#868e96") for h in hist],
+            marker={"size": 9, "color": [STATUS_COLOURS.get(h["status"], OTHER_COLOUR) for h in hist],
                     "line": {"width": 1, "color": "#ffffff"}},
             customdata=[[h["status"], h.get("key_masked") or ""] for h in hist],
             hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>score %{y} · %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         )
     )
+    readable_time_axis(fig, xs)
     fig.update_yaxes(title="score", range=[-5, 105])
     fig.update_layout(hovermode="closest", showlegend=False)
     return base_layout(fig, "Score over time")
@@ -70,6 +88,7 @@ def status_timeline(history: Sequence[dict]) -> go.Figure:
                 hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: " + status + " (%{customdata[0]}, %{customdata[1]})<extra></extra>",
             )
         )
+    readable_time_axis(fig, [h["checked_at"] for h in hist])
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(STATUSES), title=None)
     fig.update_layout(hovermode="closest")
     return base_layout(fig, "Status timeline", height=260)
