@@ -20,6 +20,8 @@ VERDICT_STYLE: dict[str, tuple[str, str]] = {
     "excess": ("#ffe8a3", "#7a4f00"),
     "unknown": ("#e9ecef", "#495057"),
     "not_applicable": ("#dde4ee", "#3b4a5c"),
+    # ok only because a required permission implies it: allowed, but not what the tenant ticked
+    "implied": ("#c5f6fa", "#0b4f57"),
 }
 VERDICT_LABEL = {
     "ok": "ok",
@@ -27,10 +29,12 @@ VERDICT_LABEL = {
     "excess": "excess",
     "unknown": "unknown",
     "not_applicable": "not applicable",
+    "implied": "allowed (implied)",
 }
 LEVEL_LABEL = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}
 PROBLEMS = ("missing", "excess", "unknown")
-COLUMNS = ["Category", "Permission", "Scope", "Required", "Granted", "Verdict", "What to do"]
+COLUMNS = ["Category", "Permission", "Scope", "Required", "Granted", "Verdict", "What to do", "Note"]
+INFERRED_NOTE = "inferred: no Stripe docs or error text confirm this permission"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~$&])")
@@ -66,15 +70,29 @@ def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list
                 "Scope": f"rak_{r.scope}" if r.scope else "—",
                 "Required": LEVEL_LABEL.get(r.required, r.required),
                 "Granted": LEVEL_LABEL.get(r.granted, r.granted),
-                "Verdict": VERDICT_LABEL.get(r.verdict, r.verdict),
+                "Verdict": VERDICT_LABEL["implied"] if r.implied else VERDICT_LABEL.get(r.verdict, r.verdict),
                 "What to do": _what_to_do(r),
-                "_verdict": r.verdict,
+                "Note": row_note(r),
+                "_verdict": "implied" if r.implied else r.verdict,
             }
         )
     return pd.DataFrame(data, columns=COLUMNS + ["_verdict"])
 
 
+def row_note(r: Row) -> str:
+    """What the grid adds about where a row's facts come from: the permission a refusal named instead of the
+    probed one, and whether the permission's name is only inferred."""
+    parts = []
+    if r.named:
+        parts.append(f"Stripe's refusal named {r.named}")
+    if r.provenance == "inferred":
+        parts.append(INFERRED_NOTE)
+    return " · ".join(parts)
+
+
 def _what_to_do(r: Row) -> str:
+    if r.implied:
+        return f"allowed: implied by {r.implied_by}"
     if r.verdict == "ok":
         return ""
     if r.verdict == "not_applicable":
@@ -120,6 +138,7 @@ def grid_csv(result: CheckResult) -> str:
         columns=[
             "checked_at", "key", "mode", "account", "status", "score",
             "category", "resource", "scope", "required", "granted", "verdict", "fix", "note", "reason",
+            "named", "implied_by", "provenance",
         ],
     )
     return frame.to_csv(index=False)
