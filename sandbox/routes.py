@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 API_TOML = Path(__file__).with_name("stripe_api.toml")
@@ -193,7 +194,7 @@ def parse_model(data: dict) -> ApiModel:
         bad = set(e["ops"]) - READ_OPS - WRITE_OPS
         if bad:
             raise ValueError(f"{where}: unknown op(s) {', '.join(sorted(bad))}.")
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in e.items()}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in e.items()}
         resources.append(Resource(**kw))
     # Scopes: label/category/aliases/implies from the first resource naming it; levels from all routes.
     scopes: dict[str, Scope] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -13,8 +14,6 @@ import pytest
 from core.engine.catalogue import load_catalogue
 from sandbox import DEMO_KEYS, Sandbox
 from sandbox.routes import API_TOML, parse_model
-
-import tomllib
 
 NONE_KEY = "rk_test_51KeyHealthCalibrateNone" + "k2L3m4" * 12
 FULL_KEY = DEMO_KEYS["standard"].key  # sk_test_…, every permission, on the demo test account
@@ -68,8 +67,8 @@ def test_the_table_names_every_probe(sandbox, core_cli):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr
     head = p.stdout.splitlines()[0].split()
     assert head[:5] == ["run", "scope", "level", "expected", "seen"] and "verdict" in head
-    assert re.search(r"^full\s+connected_account\s+write\s+granted\s+granted\s+-\s+match$", p.stdout, re.M)
-    assert re.search(r"^none\s+connected_account\s+write\s+none\s+none\s+.*match$", p.stdout, re.M)
+    assert re.search(r"^full\s+connected_account\s+write\s+granted\s+granted\s+-\s+match$", p.stdout, re.MULTILINE)
+    assert re.search(r"^none\s+connected_account\s+write\s+none\s+none\s+.*match$", p.stdout, re.MULTILINE)
     assert "OK: the catalogue matches this account" in p.stdout
 
 
@@ -127,7 +126,7 @@ def test_a_disagreeing_account_is_reported_not_hidden(disagreeing_sandbox, core_
     table = core_cli("calibrate", stdin=_lines(full=FULL_KEY, none=NONE_KEY), STRIPE_API_BASE=disagreeing_sandbox.url)
     assert table.returncode == 1
     assert "NOT OK" in table.stdout and "MISMATCH" in table.stdout
-    assert re.search(r"^mismatch: full dispute read: GET /v1/disputes/\{id\}: status 404", table.stdout, re.M)
+    assert re.search(r"^mismatch: full dispute read: GET /v1/disputes/\{id\}: status 404", table.stdout, re.MULTILINE)
 
 
 @pytest.mark.parametrize(

@@ -350,50 +350,50 @@ def test_the_good_snippet_loads():
     "snippet, words",
     [
         # A create-capable POST: no made-up id and no unknown parameter.
-        ('[[scope]]\nscope = "customer"\nlabel = "Customers"\ncategory = "Core"\nlevels = ["read", "write"]\n'
+        (('[[scope]]\nscope = "customer"\nlabel = "Customers"\ncategory = "Core"\nlevels = ["read", "write"]\n'
          'read = { method = "GET", path = "/v1/customers/{id}" }\n'
-         'write = { method = "POST", path = "/v1/customers" }\n',
+         'write = { method = "POST", path = "/v1/customers" }\n'),
          ["customer", "made-up id", PROBE_PARAM, "never create"]),
-        ('[[scope]]\nscope = "account_link"\nlabel = "Account links"\ncategory = "Connect"\nlevels = ["write"]\n'
-         'write = { method = "POST", path = "/v1/account_links", params = { type = "account_onboarding" } }\n',
+        (('[[scope]]\nscope = "account_link"\nlabel = "Account links"\ncategory = "Connect"\nlevels = ["write"]\n'
+         'write = { method = "POST", path = "/v1/account_links", params = { type = "account_onboarding" } }\n'),
          ["account_link", "made-up id"]),
         # Read offered but no read probe.
-        ('[[scope]]\nscope = "balance"\nlabel = "Balance"\ncategory = "Core"\nlevels = ["read", "write"]\n'
-         'read = { method = "GET", path = "/v1/balance" }\n',
+        (('[[scope]]\nscope = "balance"\nlabel = "Balance"\ncategory = "Core"\nlevels = ["read", "write"]\n'
+         'read = { method = "GET", path = "/v1/balance" }\n'),
          ["balance", "write probe is needed"]),
         # A level Stripe has not got.
         ('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["admin"]\n',
          ["event", "levels"]),
         # Missing label.
-        ('[[scope]]\nscope = "event"\ncategory = "Core"\nlevels = ["read"]\n'
-         'read = { method = "GET", path = "/v1/events/{id}" }\n',
+        (('[[scope]]\nscope = "event"\ncategory = "Core"\nlevels = ["read"]\n'
+         'read = { method = "GET", path = "/v1/events/{id}" }\n'),
          ["event", "'label'"]),
         # A path that is no Stripe API path.
-        ('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
-         'read = { method = "GET", path = "https://api.stripe.com/v1/events" }\n',
+        (('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
+         'read = { method = "GET", path = "https://api.stripe.com/v1/events" }\n'),
          ["event", "/v1/"]),
         # Unknown base.
-        ('[[scope]]\nscope = "file"\nlabel = "Files"\ncategory = "Core"\nlevels = ["write"]\n'
-         'write = { method = "POST", path = "/v1/files", base = "uploads", params = { keyhealth_probe = "1" } }\n',
+        (('[[scope]]\nscope = "file"\nlabel = "Files"\ncategory = "Core"\nlevels = ["write"]\n'
+         'write = { method = "POST", path = "/v1/files", base = "uploads", params = { keyhealth_probe = "1" } }\n'),
          ["file", "base", "files"]),
         # Implies a permission the catalogue does not offer.
-        ('[[scope]]\nscope = "transfer"\nlabel = "Transfers"\ncategory = "Connect"\nlevels = ["read"]\n'
-         'read = { method = "GET", path = "/v1/transfers/{id}" }\nimplies = ["payout_write"]\n',
+        (('[[scope]]\nscope = "transfer"\nlabel = "Transfers"\ncategory = "Connect"\nlevels = ["read"]\n'
+         'read = { method = "GET", path = "/v1/transfers/{id}" }\nimplies = ["payout_write"]\n'),
          ["transfer", "payout_write"]),
         # Listed twice.
-        ('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
+        (('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
          'read = { method = "GET", path = "/v1/events/{id}" }\n'
          '[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
-         'read = { method = "GET", path = "/v1/events/{id}" }\n',
+         'read = { method = "GET", path = "/v1/events/{id}" }\n'),
          ["event", "twice"]),
         # A level with no probe and no reason why.
-        ('[[scope]]\nscope = "sku"\nlabel = "SKUs"\ncategory = "Orders"\nlevels = ["read", "write"]\n'
+        (('[[scope]]\nscope = "sku"\nlabel = "SKUs"\ncategory = "Orders"\nlevels = ["read", "write"]\n'
          'write = { method = "POST", path = "/v1/skus", params = { keyhealth_probe = "1" } }\n'
-         'unchecked_levels = ["read"]\n',
+         'unchecked_levels = ["read"]\n'),
          ["sku", "unchecked"]),
         # A provenance that is none of the four.
-        ('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
-         'read = { method = "GET", path = "/v1/events/{id}" }\nprovenance = "blog"\n',
+        (('[[scope]]\nscope = "event"\nlabel = "Events"\ncategory = "Core"\nlevels = ["read"]\n'
+         'read = { method = "GET", path = "/v1/events/{id}" }\nprovenance = "blog"\n'),
          ["event", "provenance", "inferred"]),
         ("", ["no scopes"]),
     ],

@@ -87,17 +87,17 @@ def _perm_error(message: str, code: str | None = None) -> stripe.PermissionError
 @pytest.mark.parametrize(
     "message, code, named",
     [
-        ("The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account "
-         "'acct_1Ab'. Having the 'rak_charge_read' permission would allow this request to continue.", None,
+        (("The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account "
+         "'acct_1Ab'. Having the 'rak_charge_read' permission would allow this request to continue."), None,
          ("charge_read",)),
-        ("The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account "
+        (("The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account "
          "'acct_1Ab'. Having the 'rak_payment_intent_read', 'rak_checkout_session_read' permissions would allow "
-         "this request to continue.", "more_permissions_required", ("payment_intent_read", "checkout_session_read")),
-        ("The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account "
-         "'acct_1Ab'. Having more permissions would allow this request to continue.", None, ()),
-        ("Permission denied. The provided key 'rk_test_***1234' does not have the required permissions for this "
+         "this request to continue."), "more_permissions_required", ("payment_intent_read", "checkout_session_read")),
+        (("The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account "
+         "'acct_1Ab'. Having more permissions would allow this request to continue."), None, ()),
+        (("Permission denied. The provided key 'rk_test_***1234' does not have the required permissions for this "
          "endpoint on account 'acct_1Ab'. Enabling \"Prices Read\" ('plan_read') permissions on this key would "
-         "allow this request to continue.", "more_permissions_required", ("plan_read",)),
+         "allow this request to continue."), "more_permissions_required", ("plan_read",)),
         ("Forbidden.", "more_permissions_required", ()),  # the code alone is enough
     ],
 )
@@ -112,8 +112,8 @@ def test_every_refusal_wording_is_a_verdict_with_its_names(message, code, named)
 @pytest.mark.parametrize(
     "message, code",
     [
-        ("The provided key 'rk_test_***1234' does not have access to account 'acct_x' (or that account does not "
-         "exist). Application access may have been revoked.", "account_invalid"),
+        (("The provided key 'rk_test_***1234' does not have access to account 'acct_x' (or that account does not "
+         "exist). Application access may have been revoked."), "account_invalid"),
         ("This account cannot make live charges.", None),
     ],
 )

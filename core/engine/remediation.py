@@ -109,8 +109,8 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
         "Hello,",
         "",
         "Your Stripe key for Pointai needs a few permission changes.",
-        f'In the Stripe Dashboard go to {EDIT_PATH}, find the restricted key "{profile.key_name}", '
-        "click ⋯ → Edit key and set:",
+        (f'In the Stripe Dashboard go to {EDIT_PATH}, find the restricted key "{profile.key_name}", '
+        "click ⋯ → Edit key and set:"),
     ]
     for r in missing:
         lines.append(f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]})")
