@@ -10,8 +10,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 API_TOML = Path(__file__).with_name("stripe_api.toml")
 
