@@ -95,7 +95,7 @@ def print_check_table(result, stream=None) -> None:
         w_res = max(len(r.resource) for r in result.rows)
         print(f"\n{'category':<{w_cat}}  {'permission':<{w_res}}  {'required':<8}  {'granted':<8}  verdict", file=stream)
         for r in result.rows:
-            verdict = _paint(r.verdict, r.verdict, c)
+            verdict = _paint("ok (implied)" if r.implied else r.verdict, r.verdict, c)
             print(
                 f"{r.category:<{w_cat}}  {r.resource:<{w_res}}  {r.required:<8}  {(r.granted or '-'):<8}  {verdict}",
                 file=stream,
