@@ -291,3 +291,15 @@ def test_the_guides_missing_rows_exist():
     for s in cat.scopes:
         if not s.probed:
             assert s.unchecked and len(s.unchecked) > 40, s.scope
+
+
+def test_live_refusal_must_name_this_permission_to_be_a_verdict(sandbox_client):
+    clock = load_catalogue().get("billing_clock")
+    prober = Prober(rk("LiveSettle", "live"), "live", settings=FAST, client=sandbox_client)
+    own = interpret(_perm_error("… does not have the required permissions … Having the 'rak_billing_clock_read' "
+                                "permission would allow this request to continue."), clock.read)
+    other = interpret(_perm_error("… does not have the required permissions … Having the 'rak_charge_read' "
+                                  "permission would allow this request to continue."), clock.read)
+    assert prober._settle(clock, own, "read") == ("denied", None)
+    assert prober._settle(clock, other, "read") == ("na", clock.test_only)
+    assert sandbox_client is not None

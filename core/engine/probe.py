@@ -363,7 +363,7 @@ class Prober:
             return "unknown", _why(a, level)
         if self.mode == "live" and scope.test_only:
             # Only a refusal naming the permission is a verdict for a live key on a test-mode endpoint.
-            if a.kind == "denied" and a.named:
+            if a.kind == "denied" and set(a.named) & scope.own_names():
                 return "denied", None
             return "na", scope.test_only
         if a.kind == "absent" and scope.absent_api:
