@@ -241,6 +241,8 @@ def test_progress_streams_every_row(sandbox, client):
     total = len([s for s in load_catalogue().scopes if s.probed])
     assert [d for _, d, _ in seen] == list(range(1, total + 1))
     assert {s for s, _, _ in seen} == {s.scope for s in load_catalogue().scopes if s.probed}
+    unprobed = {x.scope for x in r.rows if x.scope and not load_catalogue().get(x.scope).probed}
+    assert unprobed and {s for s, _, _ in seen} | unprobed == {x.scope for x in r.rows if x.scope}
 
 
 def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, make_service, tmp_path):

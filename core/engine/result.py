@@ -5,7 +5,7 @@ Nothing here holds the key itself: a `KeyInfo` is what may be shown, stored and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 Level = Literal["none", "read", "write"]
@@ -104,7 +104,7 @@ class CheckResult:
     create_link: str | None = None  # pre-filled "create restricted key" link
     refused: str | None = None  # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key
     guide_notes: list[str] = field(default_factory=list)  # the onboarding guide's traps that apply to this key
-    checked_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def counts(self) -> dict[str, int]:
         out = {v: 0 for v in VERDICTS}
@@ -131,16 +131,16 @@ class CheckResult:
 
 
 __all__ = [
+    "LEVELS",
+    "STATUSES",
+    "VERDICTS",
     "CheckResult",
     "Granted",
     "KeyInfo",
-    "LEVELS",
     "Level",
     "Mode",
     "Row",
-    "STATUSES",
     "Status",
-    "VERDICTS",
     "Verdict",
     "level_rank",
 ]
