@@ -1,8 +1,10 @@
 """Verdicts: what the key has against what Pointai requires, row by row and overall.
 
 Per row: ok, missing, excess (granted where None is required, or above the requirement), unknown,
-not_applicable (a guide item that is no Stripe permission). A permission Stripe grants along with a
-required one (the catalogue's `implies`) is not excess up to the implied level.
+not_applicable (a guide item that is no Stripe permission; a permission no request can check from outside; an
+API gone for the key's account; a test-mode endpoint with a live key), each with its sentence in the note.
+A permission Stripe grants along with a required one (the catalogue's `implies`) is not excess up to the
+implied level: the row is ok, marked implied (`Row.implied_by`).
 
 Overall status, first match wins:
   invalid     the key is malformed, of the wrong kind, or refused by Stripe
