@@ -235,6 +235,11 @@ def cmd_calibrate(args) -> int:
     except CalibrationInputError as e:
         raise UsageError(str(e)) from None
     cal = calibrate(keys)
+    # Recorded in the audit trail: when the catalogue was last proved against a real account, and how it went.
+    from core.store import record_audit
+
+    _store_ready()
+    record_audit("calibrate", who=_who(), outcome="ok" if cal.ok else "mismatch", detail=cal.summary())
     if args.json:
         print(json.dumps(cal.to_json()))
     else:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core import store
 from core.engine.catalogue import load_catalogue
 from sandbox import DEMO_KEYS, Sandbox
 from sandbox.routes import API_TOML, parse_model
@@ -40,8 +41,10 @@ def _probe_paths() -> set[tuple[str, str]]:
     return out
 
 
-def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, core_cli):
-    p = core_cli("calibrate", "--json", stdin=_lines(full=FULL_KEY, none=NONE_KEY, guide=DEMO_KEYS["healthy"].key))
+def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, core_cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'calibrate.db'}"
+    p = core_cli("calibrate", "--json", stdin=_lines(full=FULL_KEY, none=NONE_KEY, guide=DEMO_KEYS["healthy"].key),
+                 DATABASE_URL=db)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr
     out = json.loads(p.stdout)
     assert out["ok"] is True and out["mismatches"] == [] and out["problems"] == []
@@ -60,6 +63,10 @@ def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, c
         assert (rec.method, rec.path) in allowed, rec
     assert sandbox.created == [] and sandbox.writes == []
     assert FULL_KEY not in p.stdout + p.stderr and NONE_KEY not in p.stdout + p.stderr
+    # the run is recorded in the audit trail, without any key
+    (entry,) = store.list_audit(action="calibrate", url=db)
+    assert entry["outcome"] == "ok" and "0 mismatches" in entry["detail"] and "guide key healthy" in entry["detail"]
+    assert "sk_test" not in entry["detail"] and "rk_test" not in entry["detail"]
 
 
 def test_the_table_names_every_probe(sandbox, core_cli):
@@ -110,6 +117,7 @@ def test_a_disagreeing_account_is_reported_not_hidden(disagreeing_sandbox, core_
     assert p.returncode == 1, p.stderr
     out = json.loads(p.stdout)
     assert out["ok"] is False
+    assert out["requests"] == len(disagreeing_sandbox.requests)
     by = {(m["run"], m["scope"], m["level"]): m for m in out["mismatches"]}
     gone = by[("full", "dispute", "read")]
     assert (gone["expected"], gone["seen"], gone["status"]) == ("granted", "absent", 404)

@@ -83,6 +83,13 @@ class Calibration:
     def ok(self) -> bool:
         return not self.mismatches and not self.problems
 
+    def summary(self) -> str:
+        """One line for the audit trail (no key in it)."""
+        probes = sum(1 for o in self.observations if o.run != "guide")
+        guide = f", guide key {self.guide['status']}" if self.guide else ""
+        return (f"runs {'+'.join(self.runs)}: {probes} probes, {len(self.mismatches)} mismatches, "
+                f"{len(self.drift)} drifted names, {len(self.problems)} problems{guide}, {self.requests} requests")
+
     def to_json(self) -> dict:
         return {
             "ok": self.ok,
