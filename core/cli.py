@@ -234,12 +234,10 @@ def cmd_calibrate(args) -> int:
         keys = parse_keys(read_stdin())
     except CalibrationInputError as e:
         raise UsageError(str(e)) from None
-    cal = calibrate(keys)
+    svc = _service(args)
+    cal = calibrate(keys, settings=svc.rt.probe, client=svc.rt.client())
     # Recorded in the audit trail: when the catalogue was last proved against a real account, and how it went.
-    from core.store import record_audit
-
-    _store_ready()
-    record_audit("calibrate", who=_who(), outcome="ok" if cal.ok else "mismatch", detail=cal.summary())
+    svc.audit("calibrate", outcome="ok" if cal.ok else "mismatch", detail=cal.summary())
     if args.json:
         print(json.dumps(cal.to_json()))
     else:

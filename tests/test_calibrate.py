@@ -64,7 +64,7 @@ def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, c
     assert sandbox.created == [] and sandbox.writes == []
     assert FULL_KEY not in p.stdout + p.stderr and NONE_KEY not in p.stdout + p.stderr
     # the run is recorded in the audit trail, without any key
-    (entry,) = store.list_audit(action="calibrate", url=db)
+    (entry,) = store.at(db).list_audit(action="calibrate")
     assert entry["outcome"] == "ok" and "0 mismatches" in entry["detail"] and "guide key healthy" in entry["detail"]
     assert "sk_test" not in entry["detail"] and "rk_test" not in entry["detail"]
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.catalogue import PROBE_PARAM, Catalogue, Probe, Scope, load_catalogue, load_profile
 from core.engine.check import check_key
 from core.engine.probe import Prober, interpret, named_permissions
 from core.engine.remediation import DISCOUNTS_NOTE, URL_FIELD_NOTE
+from core.engine.settings import ProbeSettings
 from core.ui.grid import INFERRED_NOTE, VERDICT_STYLE, grid_frame, styled_grid
 from sandbox import DEMO_KEYS
 from sandbox.server import SANDBOX_ACCOUNT

@@ -21,10 +21,10 @@ from typing import Any
 
 import stripe
 
-from core.config import ProbeSettings
 from core.engine.catalogue import Catalogue, Probe, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import mask
 from core.engine.probe import Answer, KeyRequests, shared_client
+from core.engine.settings import ProbeSettings
 
 RUNS = ("full", "none", "guide")
 EXPECTED = {"full": "granted", "none": "none"}
@@ -223,7 +223,7 @@ def calibrate(
     profile: Profile | None = None,
 ) -> Calibration:
     """Run every probe with the `full` and `none` keys (and check the `guide` key), and compare with the catalogue."""
-    settings = settings or ProbeSettings.from_env()
+    settings = settings or ProbeSettings()
     client = client or shared_client(settings)
     catalogue = catalogue or load_catalogue()
     profile = profile or load_profile()
