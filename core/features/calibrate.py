@@ -164,8 +164,8 @@ def _run_probes(run: str, key: str, catalogue: Catalogue, settings: ProbeSetting
                 cal: Calibration) -> None:
     http = KeyRequests(key, "test", settings, client)
     expected = EXPECTED[run]
-    # A refusal may also name a permission that implies the probed one ("Having the 'rak_payment_intent_read',
-    # 'rak_checkout_session_read' permissions…"): that is no drift.
+    # A refusal may also name a permission that implies the probed one (a PaymentIntents refusal may name
+    # payment_intent_read and checkout_session_read, each with Stripe's rak_ prefix): that is no drift.
     implying: dict[str, set[str]] = {}
     for s in catalogue.scopes:
         for perm in s.implies:
