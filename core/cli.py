@@ -97,7 +97,7 @@ def print_check_table(result, stream=None) -> None:
         w_res = max(len(r.resource) for r in result.rows)
         print(f"\n{'category':<{w_cat}}  {'permission':<{w_res}}  {'required':<8}  {'granted':<8}  verdict", file=stream)
         for r in result.rows:
-            verdict = _paint(r.verdict, r.verdict, c)
+            verdict = _paint("ok (implied)" if r.implied else r.verdict, r.verdict, c)
             print(
                 f"{r.category:<{w_cat}}  {r.resource:<{w_res}}  {r.required:<8}  {(r.granted or '-'):<8}  {verdict}",
                 file=stream,
@@ -227,6 +227,28 @@ def cmd_catalogue(args) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args) -> int:
+    """Prove the catalogue against a real account: keys as '<run>,<key>' lines on standard input only."""
+    from core.features.calibrate import CalibrationInputError, calibrate, parse_keys, print_table
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("Pipe the keys on standard input as lines full,sk_test_…, none,rk_test_… and optionally "
+                         "guide,rk_test_… (never as arguments).")
+    try:
+        keys = parse_keys(read_stdin())
+    except CalibrationInputError as e:
+        raise UsageError(str(e)) from None
+    svc = _service(args)
+    cal = calibrate(keys, settings=svc.rt.probe, client=svc.rt.client())
+    # Recorded in the audit trail: when the catalogue was last proved against a real account, and how it went.
+    svc.audit("calibrate", outcome="ok" if cal.ok else "mismatch", detail=cal.summary())
+    if args.json:
+        print(json.dumps(cal.to_json()))
+    else:
+        print_table(cal)
+    return EXIT_OK if cal.ok else EXIT_VERDICT
+
+
 def cmd_sandbox(args) -> int:
     from sandbox import serve
 
@@ -329,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("catalogue", help="print the permission catalogue and its probes")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_catalogue)
+
+    c = sub.add_parser("calibrate", help="prove the catalogue against a real account (keys as run,key lines on "
+                                         "standard input: full,sk_test_…  none,rk_test_…  [guide,rk_test_…])")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_calibrate)
 
     c = sub.add_parser("sandbox", help="run the local Stripe sandbox and print its demo keys")
     c.add_argument("--host", default="127.0.0.1")

@@ -48,7 +48,8 @@ RATE_LIMITED = "read probe inconclusive: rate limited (429) after 4 tries"
 
 # How a tenant's key evolves over the demo window (weights: how many tenants tell each story).
 STORIES: tuple[tuple[str, int], ...] = (
-    ("steady", 12),  # healthy from the start
+    ("steady", 11),  # healthy from the start
+    ("accounts_read", 1),  # Connect Accounts at Read only: Connect onboarding fails until it is set to Write
     ("fixed_missing", 7),  # onboarded with permissions missing, fixed after a reminder
     ("over_permissioned", 6),  # everything on Write: excess until (sometimes) cut back
     ("broke_recently", 4),  # healthy, then someone edited the key: failing now
@@ -137,7 +138,7 @@ def synthetic_result(
     for s in rng.sample(sorted(outcomes), min(unknown, len(outcomes))):
         outcomes[s] = ScopeOutcome(s, "unknown", RATE_LIMITED)
     granted_reads = sum(1 for g in grants.values() if g in ("read", "write"))
-    requests = len(catalogue.scopes) + granted_reads + 3 * unknown
+    requests = sum(1 for s in catalogue.scopes if s.probed) + granted_reads + 3 * unknown
     return assemble(
         key, outcomes, catalogue=catalogue, profile=profile, account=account, requests=requests,
         elapsed_s=round(requests / 20 * rng.uniform(1.0, 1.3), 3), checked_at=checked_at,
@@ -317,6 +318,14 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
         if new_key_at is not None:
             t.key = new_key
             add(new_key_at, ideal, src=dashboard)
+    elif t.story == "accounts_read":
+        # The tenant ticked Accounts Read where the guide says Write; support sends the message and it is fixed.
+        partial = dict(ideal, connected_account="read")
+        fixed_at = first + timedelta(days=rng.uniform(3, 12))
+        add(first, partial, src=dashboard)
+        for at in regular[1:]:
+            add(at, partial if at < fixed_at else ideal)
+        add(fixed_at, ideal, src=dashboard)
     elif t.story == "read_only":
         ro = read_only(ideal, catalogue)
         for at in regular:

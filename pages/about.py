@@ -17,6 +17,12 @@ from dashboard.session import service
 svc = service()
 rt = svc.rt
 LEVEL = LEVEL_LABEL
+PROVENANCE = {
+    "docs": "Stripe's docs",
+    "error": "a real Stripe error text",
+    "calibrated": "calibrated against a real account",
+    "inferred": "inferred (no public trace)",
+}
 
 st.title("About Key Health")
 st.markdown(
@@ -43,14 +49,25 @@ except Exception as e:  # a malformed data file: say which
     st.stop()
 
 
-def probe_text(p) -> str:
-    return f"{p.method} {p.path}" if p is not None else "—"
+def probe_text(p, scope=None, level: str = "") -> str:
+    if p is not None:
+        return f"{p.method} {p.path}"
+    if scope is not None and level in scope.unchecked_levels:
+        return "not checkable from outside"
+    return "—"
 
 
 st.subheader("What is probed")
 st.caption(
     f"{len(catalogue.scopes)} Stripe permissions in {len(catalogue.categories())} categories "
     f"(data/catalogue.toml), against the requirement profile “{md_escape(profile.name)}” (data/requirements.toml)."
+)
+counts = catalogue.provenance_counts()
+st.markdown(
+    "**Where the catalogue comes from:** "
+    + ", ".join(f"{n} from {PROVENANCE[p]}" for p, n in counts.items())
+    + ". Run `python -m core calibrate` against Pointai's own Stripe account after a Stripe API change, and "
+    "monthly, to prove it (see the README)."
 )
 st.dataframe(
     pd.DataFrame(
@@ -60,8 +77,9 @@ st.dataframe(
             "Scope": [f"rak_{s.scope}" for s in catalogue.scopes],
             "Stripe offers": [" / ".join(LEVEL[lv] for lv in s.levels) for s in catalogue.scopes],
             "Pointai requires": [LEVEL[profile.required(s)[0]] for s in catalogue.scopes],
-            "Read probe": [probe_text(s.read) for s in catalogue.scopes],
-            "Write probe": [probe_text(s.write) for s in catalogue.scopes],
+            "Read probe": [probe_text(s.read, s, "read") for s in catalogue.scopes],
+            "Write probe": [probe_text(s.write, s, "write") for s in catalogue.scopes],
+            "Source": [s.provenance for s in catalogue.scopes],
         }
     ),
     hide_index=True,

@@ -116,7 +116,10 @@ def show_result(result, tenant: str | None) -> None:
                 styler,
                 hide_index=True,
                 height=min(38 + 35 * len(styler.data), 760),
-                column_config={"What to do": st.column_config.TextColumn(width="large")},
+                column_config={
+                    "What to do": st.column_config.TextColumn(width="large"),
+                    "Note": st.column_config.TextColumn(width="medium"),
+                },
             )
 
     fixes = [r for r in result.rows if r.verdict in ("missing", "excess") and r.fix]
@@ -130,6 +133,8 @@ def show_result(result, tenant: str | None) -> None:
         st.markdown("Nothing to change yet: Stripe did not answer conclusively for some permissions.")
     else:
         st.markdown("Nothing: the key has exactly the permissions Pointai needs.")
+    for note in result.guide_notes:  # the onboarding guide's traps that explain this key
+        st.info(md_escape(note), icon="💡")
     if result.create_link and result.status != "healthy":
         st.link_button("Create a key with exactly the right permissions in Stripe", result.create_link)
 

@@ -19,11 +19,14 @@ def describe(sb: Sandbox, out=sys.stdout) -> None:
     if sb.demo_keys_error:
         print(f"  note: {sb.demo_keys_error}", file=out)
     print("Demo keys (demo only, safe to show in full):", file=out)
-    for dk in sb.demo_keys.values():
-        dk: DemoKey
+    demo_keys: list[DemoKey] = list(sb.demo_keys.values())
+    for dk in demo_keys:
         print(f"  {dk.name:<13} {dk.mode:<4} {dk.state:<7} {dk.account}  {mask_key(dk.key)}", file=out)
         print(f"      {dk.description}", file=out)
         print(f"      {dk.key}", file=out)
+    print(f"Legacy APIs (Orders, SKUs, usage records, balance transfers) exist only for "
+          f"{', '.join(sorted(sb.legacy_accounts)) or 'no account'}; every other account gets 404 Unrecognized "
+          "request URL for them.", file=out)
     print("Control: GET /_sandbox/health, GET|DELETE /_sandbox/requests, GET|POST|DELETE /_sandbox/faults, "
           "POST /_sandbox/reset", file=out)
 

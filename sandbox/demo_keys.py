@@ -65,9 +65,14 @@ def build_demo_keys(catalogue=None, profile=None, catalogue_path: Path | None = 
         missing = (missing - {"rak_charge_write"}) | {"rak_charge_read"}
     over = healthy | {"rak_customer_write", "rak_payment_method_read", "rak_webhook_write"}
     readonly = {f"rak_{s}_read" for s in req if "read" in catalogue.get(s).levels}
+    # Connect onboarding needs Accounts Write; a key with Accounts Read only fails on that row.
+    accounts_read = (healthy - {"rak_connected_account_write"}) | {"rak_connected_account_read"}
 
     specs = [
-        ("healthy", "test", "active", healthy, DEMO_TEST_ACCOUNT, "Exactly the permissions the profile requires."),
+        ("healthy", "test", "active", healthy, DEMO_TEST_ACCOUNT,
+         "Exactly the permissions the profile requires (Connect Accounts at Write, as the guide asks)."),
+        ("accounts_read", "test", "active", accounts_read, DEMO_TEST_ACCOUNT,
+         "Everything required, but Connect Accounts at Read only: Connect onboarding would fail."),
         ("missing", "test", "active", missing, DEMO_TEST_ACCOUNT,
          "Charges at Read instead of Write; no Subscriptions and no Invoices."),
         ("over", "test", "active", over, DEMO_TEST_ACCOUNT,

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 API_TOML = Path(__file__).with_name("stripe_api.toml")
 
@@ -19,7 +20,7 @@ WRITE_OPS = {"create", "update", "delete", "set"}
 _FIELDS = {
     "scope", "label", "category", "path", "object", "prefix", "ops", "actions", "sublists", "subcreates",
     "params", "required", "required_any", "filters", "aliases", "implies", "deny_read", "deny_write",
-    "parent", "levels", "note",
+    "parent", "levels", "note", "legacy",
 }
 
 
@@ -46,6 +47,7 @@ class Resource:
     parent: str | None = None
     levels: tuple[str, ...] = ()
     note: str | None = None
+    legacy: bool = False  # gone for most accounts: 404 Unrecognized request URL unless the account has it
 
     @property
     def singleton(self) -> bool:
@@ -192,7 +194,7 @@ def parse_model(data: dict) -> ApiModel:
         bad = set(e["ops"]) - READ_OPS - WRITE_OPS
         if bad:
             raise ValueError(f"{where}: unknown op(s) {', '.join(sorted(bad))}.")
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in e.items()}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in e.items()}
         resources.append(Resource(**kw))
     # Scopes: label/category/aliases/implies from the first resource naming it; levels from all routes.
     scopes: dict[str, Scope] = {}
@@ -224,6 +226,16 @@ def load_model(path: Path = API_TOML) -> ApiModel:
 # ------------------------------------------------------------------ 403 wordings
 
 DENY_STYLES = ("single", "several", "none", "newer")
+# Newer refusals carry this code; older ones (the "single" and "none" wordings here) carry none.
+DENY_CODE = {"several": "more_permissions_required", "newer": "more_permissions_required"}
+TEST_MODE_ONLY = "This endpoint is only available in test mode: use a test mode key (sk_test_ or rk_test_)."
+
+
+def account_invalid_message(masked: str, account: str) -> str:
+    return (
+        f"The provided key '{masked}' does not have access to account '{account}' (or that account does not "
+        "exist). Application access may have been revoked."
+    )
 
 
 def mask_key(key: str) -> str:

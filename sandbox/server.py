@@ -22,7 +22,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.api import ApiError, Caller, StripeApi
 from sandbox.faults import Faults, RateLimiter
-from sandbox.routes import DENY_STYLES, ApiModel, deny_message, load_model, mask_key
+from sandbox.routes import (
+    DENY_CODE,
+    DENY_STYLES,
+    TEST_MODE_ONLY,
+    ApiModel,
+    account_invalid_message,
+    deny_message,
+    load_model,
+    mask_key,
+)
 
 SANDBOX_ACCOUNT = "acct_1KeyHealthSandbox"
 STRIPE_RATE_LIMITS = {"test": 25, "live": 100}
@@ -129,13 +138,16 @@ class Sandbox:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0,
                  rate_limits: dict[str, int] | None = None, *, demo_keys: bool = True,
                  implied_permissions: bool = False, deny_style: str = "rotate", model: ApiModel | None = None,
-                 anchor: int | None = None):
+                 anchor: int | None = None, legacy_accounts=(SANDBOX_ACCOUNT,)):
         if deny_style != "rotate" and deny_style not in DENY_STYLES:
             raise ValueError(f"deny_style {deny_style!r} must be 'rotate' or one of {', '.join(DENY_STYLES)}.")
         self.host, self.port = host, port
         self.latency_s = float(latency_s)
         self.implied_permissions = implied_permissions
         self.deny_style = deny_style
+        # Accounts that still have the legacy APIs (Orders, SKUs, usage records, balance transfers); every
+        # other account gets 404 Unrecognized request URL for them, as most real accounts do.
+        self.legacy_accounts: set[str] = set(legacy_accounts)
         self.model = model or load_model()
         self.anchor = int(anchor if anchor is not None else time.time() // 86400 * 86400)
         self.faults = Faults()
@@ -334,8 +346,18 @@ class Sandbox:
                 raise ApiError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
                                     "or we can help at https://support.stripe.com/.")
             route, ids = found
+            if route.resource.legacy and k.account not in self.legacy_accounts:
+                raise ApiError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
+                                    "or we can help at https://support.stripe.com/.")
+            acct = self._connected_account_id(route, ids)
+            if acct is not None and not self._has_account(k, acct):
+                # Stripe answers this before the permission check: whether or not the key may read accounts.
+                raise ApiError(403, account_invalid_message(mask_key(k.key), acct), code="account_invalid")
             if not self.model.allows(set(k.permissions), route, self.implied_permissions):
-                raise ApiError(403, self._deny(k, route))
+                message, code = self._deny(k, route)
+                raise ApiError(403, message, code=code)
+            if k.mode == "live" and path.startswith("/v1/test_helpers/"):
+                raise ApiError(400, TEST_MODE_ONLY)
             caller = Caller(k.account, k.mode, k.key_id)
             status, obj, extra = self._api.call(caller, route, ids, params, headers.get("Idempotency-Key"), path)
             return status, _json(obj), extra, k
@@ -361,13 +383,26 @@ class Sandbox:
             raise ApiError(401, f"The API key provided does not allow requests from your IP address ({client_ip}).")
         return k
 
-    def _deny(self, k: _Key, route) -> str:
+    def _deny(self, k: _Key, route) -> tuple[str, str | None]:
         with self._lock:
             style = self.deny_style
             if style == "rotate":
                 style = DENY_STYLES[self._deny_count % len(DENY_STYLES)]
             self._deny_count += 1
-        return deny_message(style, mask_key(k.key), k.account, self.model, route)
+        return deny_message(style, mask_key(k.key), k.account, self.model, route), DENY_CODE.get(style)
+
+    def _has_account(self, k: _Key, acct: str) -> bool:
+        with self._api.lock:
+            return self._api.store(k.account, k.mode).get("/v1/accounts", acct) is not None
+
+    @staticmethod
+    def _connected_account_id(route, ids: dict) -> str | None:
+        """The connected account a request names in its path (/v1/accounts/{id}…, /v1/accounts/{parent}/…)."""
+        if route.resource.path == "/v1/accounts" and "id" in ids:
+            return ids["id"]
+        if route.resource.parent == "/v1/accounts":
+            return ids.get("parent")
+        return None
 
     # ------------------------------------------------------------ control API (no key needed)
     def _control(self, method: str, path: str, body: bytes):

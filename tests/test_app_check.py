@@ -287,3 +287,32 @@ def test_markdown_escape():
     assert md_escape("<img src=x>") == r"\<img src\=x\>"
     assert md_escape("plain name") == "plain name"
     assert md_escape("$5 & *bold*") == r"\$5 \& \*bold\*"
+
+
+def test_guide_traps_and_implied_rows_on_the_page(real_env, sandbox):
+    """Issue 11: an all-permissions key names the likely cause on the page and in the message; implied rows
+    are painted and worded apart from plain ok."""
+    key = "rk_test_51KeyHealthAppAllPermissions" + "Qw3Er4" * 12
+    sandbox.add_key(key, {"*"})
+    try:
+        at = check(fresh_app(), key, "Everything Co")
+    finally:
+        sandbox.remove_key(key)
+    infos = " ".join(i.value for i in at.info)
+    assert "Customize permissions" in infos and "unticked" in infos
+    assert "restricts nothing" in infos
+    assert "Customize permissions" in at.code[0].value  # the tenant message says it too
+    frame = at.dataframe[0].value
+    assert "Note" in frame.columns
+
+    sandbox.implied_permissions = True
+    try:
+        at = check(fresh_app(), DEMO_KEYS["healthy"].key, "Implied Co")
+    finally:
+        sandbox.implied_permissions = False
+    frame = at.dataframe[0].value
+    colours = row_background(at)
+    implied = [(w, c) for v, w, c in zip(frame["Verdict"], frame["What to do"], colours) if v == "allowed (implied)"]
+    assert implied and all(w.startswith("allowed: implied by ") for w, _ in implied)
+    assert {c for _, c in implied} == {BG["implied"]}
+    assert at.success and "HEALTHY" in at.success[0].value

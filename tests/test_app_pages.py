@@ -257,7 +257,14 @@ def test_about_page(demo_env):
     assert "Key Health 0." in text
     from core.engine.catalogue import load_catalogue
 
-    assert len(at.dataframe[0].value) == len(load_catalogue().scopes)
+    cat = load_catalogue()
+    frame = at.dataframe[0].value
+    assert len(frame) == len(cat.scopes)
+    # where each scope comes from, and the counts (issue 11)
+    counts = cat.provenance_counts()
+    assert f"{counts['docs']} from Stripe's docs" in text and f"{counts['inferred']} from inferred" in text
+    assert list(frame["Source"]) == [s.provenance for s in cat.scopes]
+    assert "not checkable from outside" in set(frame["Read probe"]) | set(frame["Write probe"])
 
 
 def test_about_masks_the_database_password(demo_env, monkeypatch, tmp_path):

@@ -152,7 +152,7 @@ def test_check_tenant_then_history_shows_drift(sandbox, tmp_path):
     for d in out["drift"]:
         assert {"at", "scope", "resource", "from_granted", "to_granted", "from_verdict", "to_verdict"} == set(d)
     text = run_cli(["history", "--tenant", "Acme Ltd"], sandbox, tmp_path=tmp_path).stdout
-    assert "Charges: write → read" in text
+    assert "Charges and Refunds: write → read" in text
 
 
 def test_history_unknown_tenant_and_bad_tenant_name(sandbox, tmp_path):
@@ -160,3 +160,4 @@ def test_history_unknown_tenant_and_bad_tenant_name(sandbox, tmp_path):
     assert p.returncode == 2 and "No tenant named" in p.stderr and "Traceback" not in p.stderr
     p = run_cli(["check", "--tenant", "bad\tname", "--json"], sandbox, key=DEMO_KEYS["healthy"].key, tmp_path=tmp_path)
     assert p.returncode == 2 and "control character" in p.stderr and sandbox.requests == []
+

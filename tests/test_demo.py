@@ -182,3 +182,13 @@ def test_labels_never_show_a_password():
     assert rt.stripe_label.startswith("Stripe itself")
     other = runtime.Runtime(False, "http://localhost:12111", Database("sqlite:///x.db"))
     assert "STRIPE_API_BASE" in other.stripe_label
+
+
+def test_a_tenant_with_accounts_read_only_fails_on_the_accounts_row(checks):
+    """Issue 11: the guide's Accounts: Write is checked as Write, so Read only fails on that one row."""
+    failing = [c for c in checks if c.result.status == "failing"
+               and [r.scope for r in c.result.rows if r.verdict == "missing"] == ["connected_account"]]
+    assert failing, "the accounts_read story"
+    row = next(r for r in failing[0].result.rows if r.scope == "connected_account")
+    assert (row.required, row.granted) == ("write", "read")
+    assert "Connect → Accounts: Write (now Read)" in failing[0].result.message

@@ -148,7 +148,7 @@ def test_missing_permission_is_403_before_anything_else(sandbox, client):
             call(client, method, path, key, **params)
         assert e.value.http_status == 403, (method, path)
         assert e.value.error.type == "invalid_request_error"
-        assert e.value.error.code is None
+        assert e.value.error.code in (None, "more_permissions_required")  # newer wordings carry the code
         assert f"account '{SANDBOX_ACCOUNT}'" in e.value.user_message
     assert sandbox.created == [] and sandbox.writes == []
 
@@ -499,7 +499,8 @@ def test_request_log_never_holds_the_key(sandbox, client):
 
 # ------------------------------------------------------------------ demo keys
 def test_demo_keys_look_real_and_follow_the_profile(sandbox, client):
-    names = {"healthy", "missing", "over", "readonly", "expired", "revoked", "live_healthy", "standard"}
+    names = {"healthy", "accounts_read", "missing", "over", "readonly", "expired", "revoked", "live_healthy",
+             "standard"}
     assert set(DEMO_KEYS) == names
     for dk in DEMO_KEYS.values():
         assert re.fullmatch(r"(rk|sk)_(test|live)_[0-9A-Za-z]{90,}", dk.key) and "Demo" in dk.key
@@ -511,6 +512,9 @@ def test_demo_keys_look_real_and_follow_the_profile(sandbox, client):
     assert "rak_charge_read" in missing and "rak_charge_write" not in missing
     assert not any(p.startswith(("rak_subscription_", "rak_invoice_")) for p in missing)
     assert DEMO_KEYS["over"].permissions == healthy | {"rak_customer_write", "rak_payment_method_read", "rak_webhook_write"}
+    assert "rak_connected_account_write" in healthy
+    assert DEMO_KEYS["accounts_read"].permissions == (healthy - {"rak_connected_account_write"}) | {
+        "rak_connected_account_read"}
     assert all(p.endswith("_read") for p in DEMO_KEYS["readonly"].permissions)
     assert (DEMO_KEYS["expired"].state, DEMO_KEYS["revoked"].state) == ("expired", "revoked")
     live = DEMO_KEYS["live_healthy"]
@@ -695,3 +699,81 @@ def test_reset_ends_hanging_requests_and_keeps_them_out_of_the_new_log(sandbox):
     t.join(timeout=3)
     assert not t.is_alive() and errors and time.monotonic() - started < 2
     assert sandbox.requests == [] and sandbox.in_flight == 0
+
+
+# ------------------------------------------------------------------ fidelity (issue 11)
+def test_refusals_carry_the_code_in_newer_wordings(sandbox, client):
+    key = rk("CodeOnDeny01")
+    sandbox.add_key(key, set())
+    codes = {}
+    for style in ("single", "several", "none", "newer"):
+        sandbox.deny_style = style
+        try:
+            with pytest.raises(stripe.PermissionError) as e:
+                call(client, "get", "/v1/charges", key, limit=1)
+        finally:
+            sandbox.deny_style = "rotate"
+        codes[style] = e.value.error.code
+    assert codes == {"single": None, "several": "more_permissions_required", "none": None,
+                     "newer": "more_permissions_required"}
+
+
+def test_made_up_connected_account_is_account_invalid_with_or_without_permission(sandbox, client):
+    for perms in (set(), {"rak_connected_account_write", "rak_edit_link_write"}):
+        key = rk("AcctInv" + str(len(perms)).zfill(5))
+        sandbox.add_key(key, perms)
+        for method, path in (("get", "/v1/accounts/acct_madeup"), ("post", "/v1/accounts/acct_madeup/login_links")):
+            with pytest.raises(stripe.PermissionError) as e:
+                call(client, method, path, key)
+            assert e.value.error.code == "account_invalid"
+            assert "does not have access to account 'acct_madeup' (or that account does not exist)" in e.value.user_message
+            assert "required permissions" not in e.value.user_message
+
+
+def test_accounts_write_and_kyc(sandbox, client):
+    key = rk("AcctWrite001")
+    sandbox.add_key(key, {"rak_connected_account_write"})
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        call(client, "post", "/v1/accounts", key, keyhealth_probe="1")
+    assert e.value.code == "parameter_unknown"
+    reader = rk("AcctRead0001")
+    sandbox.add_key(reader, {"rak_connected_account_read"})
+    assert call(client, "get", "/v1/accounts", reader, limit=1)["object"] == "list"
+    with pytest.raises(stripe.PermissionError):
+        call(client, "post", "/v1/accounts", reader, keyhealth_probe="1")
+    none = rk("NoAcct000001")
+    sandbox.add_key(none, set())
+    sandbox.deny_style = "single"
+    try:
+        with pytest.raises(stripe.PermissionError) as e:  # Connect reads ask for the KYC permission
+            call(client, "get", "/v1/accounts", none, limit=1)
+    finally:
+        sandbox.deny_style = "rotate"
+    assert "'rak_accounts_kyc_basic_read'" in e.value.user_message
+    with pytest.raises(stripe.PermissionError):
+        call(client, "get", "/v1/account", none)
+    sandbox.add_key(none, {"rak_accounts_kyc_basic_read"})
+    assert call(client, "get", "/v1/account", none)["object"] == "account"
+    assert sandbox.created == []
+
+
+def test_legacy_apis_answer_404_unless_the_account_has_them(sandbox, client):
+    other = rk("LegacyOther1")
+    sandbox.add_key(other, {"*"}, account="acct_1KeyHealthNoLegacy")
+    mine = rk("LegacyMine01")
+    sandbox.add_key(mine, {"*"})  # SANDBOX_ACCOUNT keeps the legacy APIs
+    for method, path in (("get", "/v1/orders"), ("post", "/v1/skus"), ("post", "/v1/balance_transfers")):
+        with pytest.raises(stripe.InvalidRequestError) as e:
+            call(client, method, path, other, keyhealth_probe="1")
+        assert e.value.http_status == 404 and e.value.user_message.startswith("Unrecognized request URL")
+        with pytest.raises(stripe.InvalidRequestError) as e:
+            call(client, method, path, mine, keyhealth_probe="1")
+        assert e.value.http_status == 400 and e.value.code == "parameter_unknown"
+
+
+def test_live_keys_cannot_use_test_helpers(sandbox, client):
+    key = rk("LiveHelper01", "live")
+    sandbox.add_key(key, {"rak_billing_clock_write"}, mode="live")
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        call(client, "get", "/v1/test_helpers/test_clocks/clock_x", key)
+    assert e.value.http_status == 400 and "test mode" in e.value.user_message

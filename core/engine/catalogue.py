@@ -24,6 +24,9 @@ from core.engine.result import LEVELS, level_rank
 PROBE_ID = "keyhealth_probe_missing"
 # A parameter Stripe cannot know: a POST with it answers 403 or 400 parameter_unknown, never creates.
 PROBE_PARAM = "keyhealth_probe"
+# Where a scope's name, levels and probes come from: Stripe's docs (the permission reference), a real Stripe
+# error text (a 403 naming it), the calibration run against a real account, or inferred (no public trace).
+PROVENANCES: tuple[str, ...] = ("docs", "error", "calibrated", "inferred")
 
 
 class CatalogueError(ValueError):
@@ -61,10 +64,35 @@ class Scope:
     # Permissions Stripe grants along with this one ("also implies"), as "<scope>_<level>":
     # a probe sees them as granted although the tenant never ticked them.
     implies: tuple[str, ...] = ()
+    provenance: str = "inferred"  # docs | error | calibrated | inferred
+    # One sentence: the API may be gone for an account (404 "Unrecognized request URL"): then the row is not
+    # applicable for that key, with this sentence. None: such a 404 means the probe is broken (unknown).
+    absent_api: str | None = None
+    # One sentence: the probed endpoints exist in test mode only. With a live key only a 403 naming the
+    # permission is a verdict; any other answer makes the row not applicable for live mode, with this sentence.
+    test_only: str | None = None
+    # Levels Stripe offers that no side-effect-free request can check, and why (`unchecked`).
+    unchecked_levels: tuple[str, ...] = ()
+    unchecked: str | None = None
+    # Other names Stripe's refusals use for this scope's endpoints ("<name>_<level>", without rak_).
+    refusal_names: tuple[str, ...] = ()
 
     @property
     def max_level(self) -> str:
         return max(self.levels, key=level_rank)
+
+    @property
+    def probed(self) -> bool:
+        """False when no level can be checked from outside: the row is shown as not checkable."""
+        return self.read is not None or self.write is not None
+
+    @property
+    def checked_levels(self) -> tuple[str, ...]:
+        return tuple(lv for lv in self.levels if lv not in self.unchecked_levels)
+
+    def own_names(self) -> set[str]:
+        """The permission names (without rak_) a refusal of this scope's probes may name without drift."""
+        return {f"{self.scope}_{lv}" for lv in ("read", "write")} | set(self.refusal_names)
 
     def permission(self, level: str) -> str:
         return f"rak_{self.scope}_{level}"
@@ -150,6 +178,13 @@ class Catalogue:
                 seen.append(s.category)
         return seen
 
+    def provenance_counts(self) -> dict[str, int]:
+        """How many scopes come from each source (docs, error, calibrated, inferred), in that order."""
+        out = {p: 0 for p in PROVENANCES}
+        for s in self.scopes:
+            out[s.provenance] += 1
+        return out
+
     def to_json(self) -> list[dict[str, Any]]:
         """The `python -m core catalogue --json` shape: per scope its probes."""
         out = []
@@ -166,6 +201,7 @@ class Catalogue:
                     "levels": list(s.levels),
                     "note": s.note,
                     "implies": list(s.implies),
+                    "provenance": s.provenance,
                     "probes": probes,
                 }
             )
@@ -260,10 +296,24 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
         if not levels or any(lv not in ("read", "write") for lv in levels):
             raise CatalogueError(f"{where}: levels must be a non-empty list of 'read'/'write'.")
         read, write = _probe(e.get("read"), where + " read"), _probe(e.get("write"), where + " write")
-        if ("read" in levels) != (read is not None):
-            raise CatalogueError(f"{where}: a read probe is needed exactly when Read is offered.")
-        if ("write" in levels) != (write is not None):
-            raise CatalogueError(f"{where}: a write probe is needed exactly when Write is offered.")
+        unchecked = e.get("unchecked")
+        unchecked_levels = tuple(e.get("unchecked_levels", ()))
+        if unchecked and not unchecked_levels and read is None and write is None:
+            unchecked_levels = levels  # the whole row is not checkable from outside
+        if unchecked_levels and not unchecked:
+            raise CatalogueError(f"{where}: unchecked_levels need an 'unchecked' sentence saying why.")
+        if set(unchecked_levels) - set(levels):
+            raise CatalogueError(f"{where}: unchecked_levels must be levels the scope offers.")
+        for lv, probe in (("read", read), ("write", write)):
+            wanted = lv in levels and lv not in unchecked_levels
+            if wanted != (probe is not None):
+                raise CatalogueError(
+                    f"{where}: a {lv} probe is needed exactly when {lv.capitalize()} is offered "
+                    "(a level no request can check goes in unchecked_levels, with the reason in 'unchecked')."
+                )
+        provenance = str(e.get("provenance", "inferred"))
+        if provenance not in PROVENANCES:
+            raise CatalogueError(f"{where}: provenance {provenance!r} must be one of {', '.join(PROVENANCES)}.")
         if e["scope"] in seen:
             raise CatalogueError(f"{where}: scope listed twice.")
         seen.add(e["scope"])
@@ -277,6 +327,12 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
                 write=write,
                 note=e.get("note"),
                 implies=tuple(e.get("implies", ())),
+                provenance=provenance,
+                absent_api=e.get("absent_api"),
+                test_only=e.get("test_only"),
+                unchecked_levels=unchecked_levels,
+                unchecked=unchecked,
+                refusal_names=tuple(e.get("refusal_names", ())),
             )
         )
     if not scopes:

@@ -10,7 +10,7 @@ import stripe
 from core.engine.catalogue import Catalogue, Profile, load_catalogue, load_profile
 from core.engine.keys import intake
 from core.engine.probe import Prober, ScopeOutcome
-from core.engine.remediation import create_link, fix_for, tenant_message
+from core.engine.remediation import create_link, fix_for, guide_notes, tenant_message
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
 from core.engine.verdict import build_rows, judge, overall_status, score
@@ -56,7 +56,10 @@ def check_key(
         for r in previous.rows:
             if r.scope and r.scope not in only and r.granted is not None:
                 outcomes[r.scope] = ScopeOutcome(r.scope, r.granted, r.reason)
-    to_probe = [s for s in catalogue.scopes if only is None or s.scope in only]
+            elif r.scope and r.scope not in only and r.verdict == "not_applicable":
+                outcomes[r.scope] = ScopeOutcome(r.scope, "none", not_applicable=r.note)
+    # Rows no request can check are shown as such, never probed.
+    to_probe = [s for s in catalogue.scopes if s.probed and (only is None or s.scope in only)]
     to_probe = _first_probe_order(catalogue, profile, to_probe)
 
     prober = Prober(str(taken.key), info.mode, settings=settings, client=client)
@@ -66,9 +69,12 @@ def check_key(
         if on_progress is not None:
             s = catalogue.get(out.scope)
             required, _ = profile.required(s)
-            verdict = judge(required, out.granted, profile.allowed(s)[0])
-            on_progress(Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),
-                        done, total)
+            verdict = "not_applicable" if out.not_applicable else judge(required, out.granted, profile.allowed(s)[0])
+            on_progress(
+                Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),
+                done,
+                total,
+            )
 
     stats = prober.stats
     return assemble(
@@ -107,6 +113,7 @@ def assemble(
         result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)
         for r in rows:
             r.fix = fix_for(r, profile)
+    result.guide_notes = guide_notes(result, profile)
     result.requests = requests
     result.elapsed_s = elapsed_s
     result.incidents = list(incidents)

@@ -18,10 +18,11 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import stripe
 
@@ -29,6 +30,10 @@ from core.engine.catalogue import Probe, Scope
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
 _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
+# A permission named in a refusal, in either wording: "Having the 'rak_charge_read' permission…" or
+# 'Enabling "Prices Read" (\'plan_read\') permissions…'. Group 1 is the name without rak_.
+_NAMED_RE = re.compile(r"'(?:rak_)?([a-z][a-z0-9_]*_(?:read|write))'")
+_REFUSAL_WORDS = ("does not have the required permissions", "having more permissions", "permissions would allow")
 _PLACEHOLDER_KEY = "sk_keyhealth_no_key_given"  # the shared client's default; every call passes its own key
 STRIPE_FILES_BASE = "https://files.stripe.com"
 PACE_SAFETY = 0.02  # 2% slower than the configured rate, for jitter between here and Stripe
@@ -115,12 +120,16 @@ class TokenBucket:
 class Answer:
     """What one request told us."""
 
-    kind: str  # granted | denied | auth | retry | broken | stopped (not sent: Stripe refused the key)
+    # granted | denied (a permission refusal) | forbidden (a 403 that is no permission refusal, e.g.
+    # account_invalid: inconclusive) | absent (404 "Unrecognized request URL") | auth | retry | broken |
+    # stopped (not sent: Stripe refused the key)
+    kind: str
     status: int | None
     detail: str
     code: str | None = None
     account: str | None = None
     error: Exception | None = field(default=None, repr=False)  # the SDK's exception, when there was one
+    named: tuple[str, ...] = ()  # permissions a refusal names, without rak_ (e.g. "charge_read")
 
 
 @dataclass
@@ -129,6 +138,8 @@ class ScopeOutcome:
     granted: str  # none | read | write | unknown
     reason: str | None = None  # why unknown
     requests: int = 0
+    named: tuple[str, ...] = ()  # what the deciding refusal named (without rak_), when it named anything
+    not_applicable: str | None = None  # one sentence: this scope cannot matter for this key (API absent, live mode)
 
 
 @dataclass
@@ -146,11 +157,26 @@ def _stopped() -> Answer:
     return Answer("stopped", None, "not sent: Stripe refused the key")
 
 
-def interpret(err: Exception | None, probe: Probe) -> Answer:
-    """Turn the SDK's answer to one probe into granted / denied / auth / retry / broken.
+def is_permission_refusal(code: str | None, message: str) -> bool:
+    """A 403 that refuses for want of a permission: code more_permissions_required (newer answers), or a
+    message saying the key "does not have the required permissions" / "Having more permissions…"."""
+    low = message.lower()
+    return code == "more_permissions_required" or any(w in low for w in _REFUSAL_WORDS)
 
-    Granted or not is decided by the status code; the message is only read for the account id
-    and to tell the 401s apart.
+
+def named_permissions(message: str) -> tuple[str, ...]:
+    """The permissions a refusal names, in order, without rak_ (empty when it names none)."""
+    return tuple(dict.fromkeys(_NAMED_RE.findall(message)))
+
+
+def interpret(err: Exception | None, probe: Probe) -> Answer:
+    """Turn the SDK's answer to one probe into granted / denied / forbidden / absent / auth / retry / broken.
+
+    A 403 is read by its body: a permission refusal (code more_permissions_required, or "does not have the
+    required permissions") is "denied", with the permissions it names; any other 403 (account_invalid: "does
+    not have access to account … (or that account does not exist)") says nothing about the permission and is
+    "forbidden" (inconclusive). The account id is only learnt from a permission refusal (an account_invalid
+    names the made-up account, not the key's).
     """
     if err is None:
         return Answer("granted", 200, "answered 2xx")
@@ -167,7 +193,10 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
     if isinstance(err, stripe.AuthenticationError) or status == 401:
         return Answer("auth", status, message, code, account)
     if isinstance(err, stripe.PermissionError) or status == 403:
-        return Answer("denied", status, message, code, account)
+        if is_permission_refusal(code, message):
+            return Answer("denied", status, message, code, account, named=named_permissions(message))
+        why = f"403 {code}" if code else "403"
+        return Answer("forbidden", status, f"{why} that is no permission refusal: {message[:200]}", code)
     if isinstance(err, stripe.RateLimitError) or status == 429:
         return Answer("retry", status, "rate limited (429)", code or "rate_limit")
     if isinstance(err, stripe.APIConnectionError):
@@ -177,6 +206,8 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
     if isinstance(err, stripe.InvalidRequestError) and status == 404:
         if code == "resource_missing" or "similar object exists in" in message:
             return Answer("granted", status, "404: no such object, so the permission was granted", code)
+        if "unrecognized request url" in message.lower():
+            return Answer("absent", status, f"Stripe does not know the endpoint {probe.method} {probe.path} (404 Unrecognized request URL)")
         return Answer("broken", status, f"Stripe does not know the probe's endpoint {probe.method} {probe.path}")
     if isinstance(err, stripe.InvalidRequestError) and status == 400 and (code or "").startswith("parameter_"):
         return Answer("granted", status, f"400 {code}: past the permission check", code)
@@ -327,30 +358,55 @@ class Prober:
         outcome.requests = counter[0]
         return outcome
 
+    def _settle(self, scope: Scope, a: Answer, level: str) -> tuple[str, str | None]:
+        """What one answer says about the scope: ("granted" | "denied" | "na" | "unknown", detail)."""
+        if a.kind in ("auth", "stopped", "retry"):
+            return "unknown", _why(a, level)
+        if self.mode == "live" and scope.test_only:
+            # Only a refusal naming the permission is a verdict for a live key on a test-mode endpoint.
+            if a.kind == "denied" and set(a.named) & scope.own_names():
+                return "denied", None
+            return "na", scope.test_only
+        if a.kind == "absent" and scope.absent_api:
+            return "na", scope.absent_api
+        if a.kind in ("granted", "denied"):
+            return a.kind, None
+        return "unknown", _why(a, level)  # forbidden (e.g. account_invalid), broken, absent where it should exist
+
     def _probe_scope(self, scope: Scope, counter: list[int]) -> ScopeOutcome:
+        name = scope.scope
         if self._stop.is_set():
-            return ScopeOutcome(scope.scope, "unknown", "not probed: Stripe refused the key")
+            return ScopeOutcome(name, "unknown", "not probed: Stripe refused the key")
+        if not scope.probed:
+            return ScopeOutcome(name, "unknown", "not checkable from outside")
         if scope.read is not None:
             a = self._ask(scope.read, counter)
-            if a.kind in ("auth", "stopped", "retry", "broken"):
-                return ScopeOutcome(scope.scope, "unknown", _why(a, "read"))
-            if a.kind == "denied":
-                return ScopeOutcome(scope.scope, "none")  # write implies read: settled in one request
+            v, why = self._settle(scope, a, "read")
+            if v == "unknown":
+                return ScopeOutcome(name, "unknown", why)
+            if v == "na":
+                return ScopeOutcome(name, "none", not_applicable=why)
+            if v == "denied":
+                return ScopeOutcome(name, "none", named=a.named)  # write implies read: settled in one request
             if scope.write is None:
-                return ScopeOutcome(scope.scope, "read")
+                return ScopeOutcome(name, "read")
             w = self._ask(scope.write, counter)
-            if w.kind == "granted":
-                return ScopeOutcome(scope.scope, "write")
-            if w.kind == "denied":
-                return ScopeOutcome(scope.scope, "read")
-            return ScopeOutcome(scope.scope, "unknown", "Read is granted; " + _why(w, "write"))
+            v, why = self._settle(scope, w, "write")
+            if v == "granted":
+                return ScopeOutcome(name, "write")
+            if v == "denied":
+                return ScopeOutcome(name, "read", named=w.named)
+            return ScopeOutcome(name, "unknown", "Read is granted; " + (why or "write probe inconclusive"))
         assert scope.write is not None
         w = self._ask(scope.write, counter)
-        if w.kind == "granted":
-            return ScopeOutcome(scope.scope, "write")
-        if w.kind == "denied":
-            return ScopeOutcome(scope.scope, "none")
-        return ScopeOutcome(scope.scope, "unknown", _why(w, "write"))
+        v, why = self._settle(scope, w, "write")
+        if v == "granted":
+            return ScopeOutcome(name, "write")
+        if v == "denied":
+            return ScopeOutcome(name, "none", named=w.named)
+        if v == "na":
+            return ScopeOutcome(name, "none", not_applicable=why)
+        return ScopeOutcome(name, "unknown", why)
 
     # --- the sweep ---------------------------------------------------------------------
     def sweep(self, scopes: Iterable[Scope]) -> Iterator[ScopeOutcome]:

@@ -9,6 +9,39 @@ from core.engine.result import CheckResult, Row
 DASHBOARD = "https://dashboard.stripe.com"
 LEVEL_WORD = {"none": "None", "read": "Read", "write": "Write"}
 EDIT_PATH = "Developers → API keys → Restricted keys"
+# This many excess permissions Pointai requires None of: the key was most likely made with every permission.
+ALL_PERMISSIONS_EXCESS = 10
+URL_FIELD_NOTE = (
+    "The website (URL) field in Stripe's create-key form restricts nothing: it is only a label, so it needs no "
+    "particular value."
+)
+DISCOUNTS_NOTE = (
+    "“Discounts” in the guide is not a Stripe permission: discounts on customers would need Customers Write, "
+    "which the guide sets to None, so Customers should stay None."
+)
+
+
+def all_permissions_note(excess: int) -> str:
+    return (
+        f"{excess} permissions Pointai does not use are granted: most likely “Customize permissions” was left "
+        "unticked when the key was created, which gives a restricted key every permission. Creating a new key "
+        "from the link (it opens Stripe's form with exactly Pointai's permissions) is quicker than editing "
+        f"{excess} rows."
+    )
+
+
+def guide_notes(result: CheckResult, profile: Profile) -> list[str]:
+    """The onboarding guide's traps that explain this result, one sentence each (for the page and the message)."""
+    notes: list[str] = []
+    if result.status == "invalid":
+        return [URL_FIELD_NOTE]  # the tenant will create a new key
+    unused = [r for r in result.rows if r.verdict == "excess" and r.required == "none"]
+    if len(unused) >= ALL_PERMISSIONS_EXCESS:
+        notes.append(all_permissions_note(len(unused)))
+        notes.append(URL_FIELD_NOTE)
+    if any(r.scope == "customer" and r.verdict == "excess" and r.granted == "write" for r in result.rows):
+        notes.append(DISCOUNTS_NOTE)
+    return notes
 
 
 def _where(profile: Profile) -> str:
@@ -52,12 +85,14 @@ def create_link(profile: Profile, catalogue: Catalogue, mode: str | None) -> str
 def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) -> str:
     """The message support copies to the tenant: what to change, where, and a link to start over."""
     link = create_link(profile, catalogue, result.key.mode)
+    traps = guide_notes(result, profile)
     if result.status == "invalid":
+        extra = "".join(f"{t}\n" for t in traps)
         return (
             f"Hello,\n\nWe could not use the Stripe key you gave Pointai: {result.problem}\n\n"
             f"You can create a correct key in one step with this link (it opens Stripe with every permission "
             f"Pointai needs already set): {link}\nThen paste the new key (it starts with "
-            f"rk_{result.key.mode or 'live'}_) into Pointai.\n\nThank you!"
+            f"rk_{result.key.mode or 'live'}_) into Pointai.\n{extra}\nThank you!"
         )
     missing = [r for r in result.rows if r.verdict == "missing"]
     excess = [r for r in result.rows if r.verdict == "excess"]
@@ -74,8 +109,8 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
         "Hello,",
         "",
         "Your Stripe key for Pointai needs a few permission changes.",
-        f'In the Stripe Dashboard go to {EDIT_PATH}, find the restricted key "{profile.key_name}", '
-        "click ⋯ → Edit key and set:",
+        (f'In the Stripe Dashboard go to {EDIT_PATH}, find the restricted key "{profile.key_name}", '
+        "click ⋯ → Edit key and set:"),
     ]
     for r in missing:
         lines.append(f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]})")
@@ -84,8 +119,10 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
             f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]}; "
             f"Pointai does not need more)"
         )
+    lines += ["Then click Save. Leave everything else as it is."]
+    if traps:
+        lines += [""] + traps
     lines += [
-        "Then click Save. Leave everything else as it is.",
         "",
         f"Or create a new key with exactly the right permissions from this link, and paste it into Pointai: {link}",
         "",

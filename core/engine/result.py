@@ -5,7 +5,7 @@ Nothing here holds the key itself: a `KeyInfo` is what may be shown, stored and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 Level = Literal["none", "read", "write"]
@@ -56,6 +56,21 @@ class Row:
     note: str | None = None  # why a guide item is not_applicable or adjusted
     reason: str | None = None  # why a row is unknown (e.g. "429 rate limited after 4 tries")
     guide_item: str | None = None  # the onboarding guide's wording, when the guide names it
+    # The permission Stripe's refusal named when it differs from the probed scope (e.g. "rak_topup_read"),
+    # with the catalogue's label when known; the verdict stays on the probed endpoint.
+    named: str | None = None
+    implied_by: str | None = None  # labels of the required permissions that imply this one, when that allows it
+    provenance: str | None = None  # docs | error | calibrated | inferred (data/catalogue.toml)
+
+    @property
+    def implied(self) -> bool:
+        """Granted above the requirement, allowed only because a required permission implies it."""
+        return (
+            self.verdict == "ok"
+            and self.implied_by is not None
+            and self.granted not in (None, "unknown")
+            and level_rank(self.granted) > level_rank(self.required)
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +83,9 @@ class Row:
             "fix": self.fix,
             "note": self.note,
             "reason": self.reason,
+            "named": self.named,
+            "implied_by": self.implied_by,
+            "provenance": self.provenance,
         }
 
 
@@ -85,7 +103,8 @@ class CheckResult:
     message: str | None = None  # the copyable message for the tenant
     create_link: str | None = None  # pre-filled "create restricted key" link
     refused: str | None = None  # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key
-    checked_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    guide_notes: list[str] = field(default_factory=list)  # the onboarding guide's traps that apply to this key
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def counts(self) -> dict[str, int]:
         out = {v: 0 for v in VERDICTS}
@@ -106,21 +125,22 @@ class CheckResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "incidents": list(self.incidents),
             "message": self.message,
+            "guide_notes": list(self.guide_notes),
             "checked_at": self.checked_at.isoformat(),
         }
 
 
 __all__ = [
+    "LEVELS",
+    "STATUSES",
+    "VERDICTS",
     "CheckResult",
     "Granted",
     "KeyInfo",
-    "LEVELS",
     "Level",
     "Mode",
     "Row",
-    "STATUSES",
     "Status",
-    "VERDICTS",
     "Verdict",
     "level_rank",
 ]

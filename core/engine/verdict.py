@@ -1,8 +1,10 @@
 """Verdicts: what the key has against what Pointai requires, row by row and overall.
 
 Per row: ok, missing, excess (granted where None is required, or above the requirement), unknown,
-not_applicable (a guide item that is no Stripe permission). A permission Stripe grants along with a
-required one (the catalogue's `implies`) is not excess up to the implied level.
+not_applicable (a guide item that is no Stripe permission; a permission no request can check from outside; an
+API gone for the key's account; a test-mode endpoint with a live key), each with its sentence in the note.
+A permission Stripe grants along with a required one (the catalogue's `implies`) is not excess up to the
+implied level: the row is ok, marked implied (`Row.implied_by`).
 
 Overall status, first match wins:
   invalid     the key is malformed, of the wrong kind, or refused by Stripe
@@ -19,7 +21,7 @@ Score (0-100), banded by status so that it sorts like the status does:
 """
 from __future__ import annotations
 
-from core.engine.catalogue import Catalogue, Profile
+from core.engine.catalogue import Catalogue, Profile, Scope
 from core.engine.probe import ScopeOutcome
 from core.engine.result import Row, level_rank
 
@@ -40,6 +42,18 @@ def judge(required: str, granted: str, allowed: str | None = None) -> str:
     return "ok"
 
 
+def named_note(catalogue: Catalogue, scope: Scope, named: tuple[str, ...]) -> str | None:
+    """The permission(s) a refusal named, when none of them is the probed scope's own: "rak_x_read (Label)"."""
+    if not named or {f"{scope.scope}_read", f"{scope.scope}_write"} & set(named):
+        return None
+    parts = []
+    for n in named:
+        base = n.rsplit("_", 1)[0]
+        label = catalogue.get(base).label if base in catalogue else None
+        parts.append(f"rak_{n} ({label})" if label else f"rak_{n}")
+    return ", ".join(parts)
+
+
 def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, ScopeOutcome]) -> list[Row]:
     """One row per catalogue scope, plus one not_applicable row per guide item with no Stripe permission,
     in catalogue order grouped by category."""
@@ -48,10 +62,25 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
         required, item = profile.required(s)
         allowed, implied_note = profile.allowed(s)
         out = outcomes.get(s.scope)
+        if not s.probed or (out is not None and out.not_applicable):
+            # Not checkable from outside, or not applicable for this key (API absent, live mode): no verdict.
+            why = out.not_applicable if out is not None and out.not_applicable else f"Not checkable from outside: {s.unchecked}"
+            rows.append(
+                Row(
+                    category=s.category, resource=s.label, scope=s.scope, required=required,  # type: ignore[arg-type]
+                    granted=None, verdict="not_applicable", note=why, guide_item=item.guide if item else None,
+                    provenance=s.provenance,
+                )
+            )
+            continue
         granted = out.granted if out else "unknown"
         note = item.note if item and item.note else None
+        if s.unchecked and s.unchecked_levels:
+            note = f"{note} {s.unchecked}" if note else s.unchecked
+        implied_by = None
         if implied_note and granted != "none":
             note = implied_note
+            implied_by = ", ".join(profile.implied.get(s.scope, ("none", ()))[1]) or None
         rows.append(
             Row(
                 category=s.category,
@@ -63,6 +92,9 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
                 note=note,
                 reason=(out.reason if out else "not probed") if granted == "unknown" else None,
                 guide_item=item.guide if item else None,
+                named=named_note(catalogue, s, out.named) if out else None,
+                implied_by=implied_by,
+                provenance=s.provenance,
             )
         )
     for item in profile.unmapped():

@@ -17,10 +17,11 @@ from core.ui.text import md_escape
 
 PROBLEMS = ("missing", "excess", "unknown")
 __all__ = [
-    "COLUMNS", "LEVEL_LABEL", "PROBLEMS", "VERDICT_LABEL", "VERDICT_STYLE", "counts_line", "download_name", "grid_csv",
-    "grid_frame", "grid_json", "md_escape", "styled_grid", "verdict_css",
+    "COLUMNS", "INFERRED_NOTE", "LEVEL_LABEL", "PROBLEMS", "VERDICT_LABEL", "VERDICT_STYLE", "counts_line",
+    "download_name", "grid_csv", "grid_frame", "grid_json", "md_escape", "styled_grid", "verdict_css",
 ]
-COLUMNS = ["Category", "Permission", "Scope", "Required", "Granted", "Verdict", "What to do"]
+COLUMNS = ["Category", "Permission", "Scope", "Required", "Granted", "Verdict", "What to do", "Note"]
+INFERRED_NOTE = "inferred: no Stripe docs or error text confirm this permission"
 
 
 def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list[str] | None = None) -> pd.DataFrame:
@@ -41,15 +42,29 @@ def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list
                 "Scope": f"rak_{r.scope}" if r.scope else "—",
                 "Required": LEVEL_LABEL.get(r.required, r.required),
                 "Granted": LEVEL_LABEL.get(r.granted, r.granted),
-                "Verdict": VERDICT_LABEL.get(r.verdict, r.verdict),
+                "Verdict": VERDICT_LABEL["implied"] if r.implied else VERDICT_LABEL.get(r.verdict, r.verdict),
                 "What to do": _what_to_do(r),
-                "_verdict": r.verdict,
+                "Note": row_note(r),
+                "_verdict": "implied" if r.implied else r.verdict,
             }
         )
     return pd.DataFrame(data, columns=COLUMNS + ["_verdict"])
 
 
+def row_note(r: Row) -> str:
+    """What the grid adds about where a row's facts come from: the permission a refusal named instead of the
+    probed one, and whether the permission's name is only inferred."""
+    parts = []
+    if r.named:
+        parts.append(f"Stripe's refusal named {r.named}")
+    if r.provenance == "inferred":
+        parts.append(INFERRED_NOTE)
+    return " · ".join(parts)
+
+
 def _what_to_do(r: Row) -> str:
+    if r.implied:
+        return f"allowed: implied by {r.implied_by}"
     if r.verdict == "ok":
         return ""
     if r.verdict == "not_applicable":
@@ -95,6 +110,7 @@ def grid_csv(result: CheckResult) -> str:
         columns=[
             "checked_at", "key", "mode", "account", "status", "score",
             "category", "resource", "scope", "required", "granted", "verdict", "fix", "note", "reason",
+            "named", "implied_by", "provenance",
         ],
     )
     return frame_csv(frame)  # a cell that starts like a formula gets a leading ' (core.ui.csv_safe)

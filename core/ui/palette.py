@@ -32,6 +32,8 @@ VERDICT_STYLE: dict[str, tuple[str, str]] = {
     "excess": ("#ffe8a3", "#7a4f00"),
     "unknown": ("#e9ecef", "#495057"),
     "not_applicable": ("#dde4ee", "#3b4a5c"),
+    # ok only because a required permission implies it: allowed, but not what the tenant ticked
+    "implied": ("#c5f6fa", "#0b4f57"),
 }
 VERDICT_COLOURS: dict[str, str] = {
     "ok": "#2f9e44",
@@ -46,6 +48,7 @@ VERDICT_LABEL: dict[str, str] = {
     "excess": "excess",
     "unknown": "unknown",
     "not_applicable": "not applicable",
+    "implied": "allowed (implied)",
 }
 VERDICT_ICON: dict[str, str] = {"ok": "✓", "missing": "✗", "excess": "▲", "unknown": "?", "not_applicable": "–"}
 LEVEL_LABEL: dict[str | None, str] = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}

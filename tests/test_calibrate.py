@@ -1,0 +1,167 @@
+"""`python -m core calibrate` against the sandbox: a sandbox that agrees with the catalogue passes, one that
+disagrees on purpose is reported (never hidden), and keys come only from standard input."""
+from __future__ import annotations
+
+import json
+import re
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core import store
+from core.engine.catalogue import load_catalogue
+from sandbox import DEMO_KEYS, Sandbox
+from sandbox.routes import API_TOML, parse_model
+
+NONE_KEY = "rk_test_51KeyHealthCalibrateNone" + "k2L3m4" * 12
+FULL_KEY = DEMO_KEYS["standard"].key  # sk_test_…, every permission, on the demo test account
+
+
+@pytest.fixture(autouse=True)
+def _clean(sandbox):
+    sandbox.reset()
+    sandbox.add_key(NONE_KEY, set(), account=DEMO_KEYS["standard"].account)
+    yield
+    sandbox.remove_key(NONE_KEY)
+
+
+def _lines(**keys) -> str:
+    return "".join(f"{run},{key}\n" for run, key in keys.items())
+
+
+def _probe_paths() -> set[tuple[str, str]]:
+    out = set()
+    for s in load_catalogue().scopes:
+        for p in (s.read, s.write):
+            if p is not None:
+                out.add((p.method, p.concrete_path()))
+    return out
+
+
+def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, core_cli, tmp_path):
+    db = f"sqlite:///{tmp_path / 'calibrate.db'}"
+    p = core_cli("calibrate", "--json", stdin=_lines(full=FULL_KEY, none=NONE_KEY, guide=DEMO_KEYS["healthy"].key),
+                 DATABASE_URL=db)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr
+    out = json.loads(p.stdout)
+    assert out["ok"] is True and out["mismatches"] == [] and out["problems"] == []
+    assert out["runs"] == ["full", "none", "guide"] and out["guide"]["status"] == "healthy"
+    assert out["requests"] == len(sandbox.requests)
+    n_probes = len([1 for s in load_catalogue().scopes for p in (s.read, s.write) if p is not None])
+    assert out["probes"] == 2 * n_probes
+    # every probe the none key sent was refused, and the names are collected
+    assert out["named_permissions"]  # the sandbox's older wording names nothing, the others do
+    assert all(isinstance(v, list) for v in out["named_permissions"].values())
+    # APIs gone for this account are reported, not wrong
+    assert {a["scope"] for a in out["absent"]} == {"order", "sku", "balance_transfer", "usage_record"}
+    # only the catalogue's GET and unknown-parameter probes (and the guide key's check) were sent
+    allowed = _probe_paths()
+    for rec in sandbox.requests:
+        assert (rec.method, rec.path) in allowed, rec
+    assert sandbox.created == [] and sandbox.writes == []
+    assert FULL_KEY not in p.stdout + p.stderr and NONE_KEY not in p.stdout + p.stderr
+    # the run is recorded in the audit trail, without any key
+    (entry,) = store.at(db).list_audit(action="calibrate")
+    assert entry["outcome"] == "ok" and "0 mismatches" in entry["detail"] and "guide key healthy" in entry["detail"]
+    assert "sk_test" not in entry["detail"] and "rk_test" not in entry["detail"]
+
+
+def test_the_table_names_every_probe(sandbox, core_cli):
+    p = core_cli("calibrate", stdin=_lines(full=FULL_KEY, none=NONE_KEY))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr
+    head = p.stdout.splitlines()[0].split()
+    assert head[:5] == ["run", "scope", "level", "expected", "seen"] and "verdict" in head
+    assert re.search(r"^full\s+connected_account\s+write\s+granted\s+granted\s+-\s+match$", p.stdout, re.MULTILINE)
+    assert re.search(r"^none\s+connected_account\s+write\s+none\s+none\s+.*match$", p.stdout, re.MULTILINE)
+    assert "OK: the catalogue matches this account" in p.stdout
+
+
+@pytest.fixture
+def disagreeing_sandbox():
+    """A sandbox whose Stripe disagrees with the catalogue: Disputes' endpoints are gone, Events' refusals name
+    another permission, and Balance is not gated at all the way the catalogue thinks (always 403 naming another)."""
+    data = tomllib.loads(Path(API_TOML).read_text(encoding="utf-8"))
+    resources = []
+    for r in data["resource"]:
+        if r["scope"] == "dispute":
+            continue  # the endpoint does not exist here
+        if r["scope"] == "event":
+            r = {**r, "scope": "event_v2"}
+        resources.append(r)
+    sb = Sandbox(model=parse_model({"resource": resources}), deny_style="single")
+    url = sb.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_sandbox/health", timeout=1) as r:
+                if json.loads(r.read()).get("ok"):
+                    break
+        except OSError:
+            if time.monotonic() > deadline:
+                sb.stop()
+                pytest.fail("the disagreeing sandbox did not answer /_sandbox/health")
+            time.sleep(0.02)  # between polls
+    sb.add_key(NONE_KEY, set(), account=DEMO_KEYS["standard"].account)
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+def test_a_disagreeing_account_is_reported_not_hidden(disagreeing_sandbox, core_cli):
+    p = core_cli("calibrate", "--json", stdin=_lines(full=FULL_KEY, none=NONE_KEY),
+                 STRIPE_API_BASE=disagreeing_sandbox.url)
+    assert p.returncode == 1, p.stderr
+    out = json.loads(p.stdout)
+    assert out["ok"] is False
+    assert out["requests"] == len(disagreeing_sandbox.requests)
+    by = {(m["run"], m["scope"], m["level"]): m for m in out["mismatches"]}
+    gone = by[("full", "dispute", "read")]
+    assert (gone["expected"], gone["seen"], gone["status"]) == ("granted", "absent", 404)
+    assert gone["method"] == "GET" and gone["path"] == "/v1/disputes/{id}"
+    assert "Unrecognized request URL" in gone["message"]
+    assert ("none", "dispute", "read") in by  # not refused either: 404, not 403
+    drift = by[("none", "event", "read")]
+    assert drift["named"] == ["event_v2_read"] and drift["status"] == 403
+    assert {"scope": "event", "level": "read", "named": ["event_v2_read"]} in out["drift"]
+    assert {"run", "scope", "level", "expected", "seen", "status", "code", "named"} <= set(drift)
+    # everything else still matches: the report is exact, not noisy
+    assert {k[1] for k in by} == {"dispute", "event"}
+
+    table = core_cli("calibrate", stdin=_lines(full=FULL_KEY, none=NONE_KEY), STRIPE_API_BASE=disagreeing_sandbox.url)
+    assert table.returncode == 1
+    assert "NOT OK" in table.stdout and "MISMATCH" in table.stdout
+    assert re.search(r"^mismatch: full dispute read: GET /v1/disputes/\{id\}: status 404", table.stdout, re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "stdin, words",
+    [
+        (_lines(full="sk_live_" + "a" * 40, none=NONE_KEY), ["'full' key", "sk_test_", "test mode"]),
+        (_lines(full=FULL_KEY, none=FULL_KEY), ["'none' key", "rk_test_"]),
+        (_lines(full=FULL_KEY), ["No 'none' key"]),
+        ("everything," + NONE_KEY + "\n", ["Line 1", "full, none or guide"]),
+        (_lines(full=FULL_KEY, none=NONE_KEY) + "none," + NONE_KEY + "\n", ["second 'none'"]),
+        ("", ["No 'full' key"]),
+    ],
+)
+def test_bad_input_is_one_sentence_and_sends_nothing(sandbox, core_cli, stdin, words):
+    sandbox.clear_log()
+    p = core_cli("calibrate", stdin=stdin)
+    assert p.returncode == 2, p.stdout + p.stderr
+    err = p.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
+    assert FULL_KEY not in err and NONE_KEY not in err
+    assert sandbox.requests == []
+
+
+def test_keys_are_never_taken_from_arguments(sandbox, core_cli):
+    p = core_cli("calibrate", "full," + FULL_KEY)
+    assert p.returncode == 2 and FULL_KEY not in p.stderr + p.stdout
+    assert "never from arguments" in p.stderr
+    assert sandbox.requests == []
