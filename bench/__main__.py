@@ -36,7 +36,10 @@ def main(argv: list[str]) -> int:
         took = time.perf_counter() - t0
         print(f"## {title}\n\n{body}\n", flush=True)
         sections.append(f"### {title}\n\n{body}\n\n_(bench took {took:.0f} s)_")
-    stamp = f"Measured on {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, 2 cores."
+    stamp = (
+        f"Measured on {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, 2 "
+        "cores."
+    )
     text = README.read_text()
     if START in text and END in text and not only:
         head, rest = text.split(START, 1)

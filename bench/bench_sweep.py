@@ -63,7 +63,8 @@ def report() -> str:
         f"Full sweep against the sandbox at {int(LATENCY_S * 1000)} ms latency per request, shipped defaults "
         f"(median of {RUNS}). Bound = requests ÷ rate.",
         "",
-        "| key | scopes | requests | rate (req/s) | bound (s) | wall (s) | wall ÷ bound | None scopes | max requests per None scope |",
+        "| key | scopes | requests | rate (req/s) | bound (s) | wall (s) | wall ÷ bound | None scopes | max requests "
+        "per None scope |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:

@@ -95,7 +95,8 @@ def print_check_table(result, stream=None) -> None:
     if result.rows:
         w_cat = max(len(r.category) for r in result.rows)
         w_res = max(len(r.resource) for r in result.rows)
-        print(f"\n{'category':<{w_cat}}  {'permission':<{w_res}}  {'required':<8}  {'granted':<8}  verdict", file=stream)
+        print(f"\n{'category':<{w_cat}}  {'permission':<{w_res}}  {'required':<8}  {'granted':<8}  "
+            "verdict", file=stream)
         for r in result.rows:
             verdict = _paint("ok (implied)" if r.implied else r.verdict, r.verdict, c)
             print(
@@ -143,7 +144,8 @@ def cmd_recheck(args) -> int:
     from core.features.recheck import parse_lines
 
     if args.csv != "-":
-        raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path.")
+        raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a "
+            "path.")
     text = read_stdin() if sys.stdin else ""
     entries, failed = parse_lines(text)
     if not entries and not failed:
@@ -169,7 +171,8 @@ def cmd_history(args) -> int:
     store = _service(args).store
     tenant = store.get_tenant(args.tenant)
     if tenant is None:
-        raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME creates one).")
+        raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME creates "
+            "one).")
     checks = store.tenant_history(tenant["id"])
     changes = store.drift(tenant["id"])
     out = {
@@ -189,7 +192,8 @@ def cmd_history(args) -> int:
     print(f"{name} ({tenant['slug']})  account {tenant['account'] or 'unknown'}  {len(checks)} checks")
     for ch in out["checks"]:
         status = _paint(f"{ch['status']:<10}", ch["status"], c)
-        print(f"  {ch['checked_at'][:19]}  {status} {ch['score']:>3}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
+        print(f"  {ch['checked_at'][:19]}  {status} {ch['score']:>3}  {ch['masked']}  {ch['mode'] or '-'}  "
+            f"{ch['source']}")
     if out["drift"]:
         print("changes:")
         for d in out["drift"]:
@@ -374,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--amount", type=int, default=100, help="amount in the currency's smallest unit (default 100)")
     c.add_argument("--currency", default="usd", help="three-letter currency code (default usd)")
-    c.add_argument("--idempotency-key", help="reuse this idempotency key (default: derived from key, amount, currency, UTC hour)")
+    c.add_argument("--idempotency-key", help="reuse this idempotency key (default: derived from key, amount, currency, "
+        "UTC hour)")
     c.add_argument("--tenant", help="record the result in this tenant's history")
     c.set_defaults(func=cmd_test_transaction)
     return p

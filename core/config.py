@@ -67,7 +67,7 @@ class Settings:
     probe: ProbeSettings = field(default_factory=ProbeSettings)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             api_base=env.get("STRIPE_API_BASE") or STRIPE_DEFAULT_API_BASE,

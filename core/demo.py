@@ -71,7 +71,7 @@ class DemoKey:
     fingerprint: str
 
     @classmethod
-    def new(cls, rng: random.Random, mode: str) -> "DemoKey":
+    def new(cls, rng: random.Random, mode: str) -> DemoKey:
         tail = "".join(rng.choice(_B62) for _ in range(4))
         return cls(mode, f"rk_{mode}_…{tail}", "fp_" + "".join(rng.choice("0123456789abcdef") for _ in range(32)))
 

@@ -98,7 +98,7 @@ class Service:
                        detail=f"{result.key.masked} score {result.score} ({source})")
         except StoreInputError as e:
             return Checked(result, save_problem=f"The check ran but was not saved: {e}")
-        except Exception as e:  # the database failed: the result stands, and says it was not saved
+        except Exception as e:  # noqa: BLE001 - the database failed: the result stands, and says it was not saved
             log.error("recording a check failed: %s", type(e).__name__)
             return Checked(result, save_problem=(
                 f"The check ran but could not be saved to the history: the database did not take it "
@@ -155,7 +155,7 @@ class Service:
         result that is already in hand (it is shown, with this sentence)."""
         try:
             self.audit(action, **entry)
-        except Exception as e:  # the result stands; only the audit entry is missing
+        except Exception as e:  # noqa: BLE001 - the result stands; only the audit entry is missing
             log.error("audit %s failed: %s", action, type(e).__name__)
             return f"It ran, but the audit trail could not record it ({type(e).__name__})."
         return None

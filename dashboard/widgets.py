@@ -27,4 +27,5 @@ def session_key_or_paste(prefix: str) -> SecretKey:
 
 
 def key_line(masked: str, mode: str | None, tenant: str | None) -> None:
-    st.markdown(f"Key **{md_escape(masked)}** ({md_escape(mode)} mode)" + (f" · tenant **{md_escape(tenant)}**" if tenant else ""))
+    st.markdown(f"Key **{md_escape(masked)}** ({md_escape(mode)} "
+        "mode)" + (f" · tenant **{md_escape(tenant)}**" if tenant else ""))

@@ -36,7 +36,8 @@ settings = rt.probe
 st.markdown(
     f"- **Mode:** {md_escape(rt.mode_label)}\n"
     f"- **Stripe:** {md_escape(rt.stripe_label)}\n"
-    f"- **Data:** {md_code(rt.db_label)}" + (" (the demo database; it never mixes with the real one)" if rt.demo else "") + "\n"
+    f"- **Data:** {md_code(rt.db_label)}" + (" (the demo database; it never mixes with the real "
+        "one)" if rt.demo else "") + "\n"
     f"- **Pace:** {settings.rate_test:g} requests/s for test keys, {settings.rate_live:g}/s for live keys, "
     f"{settings.concurrency} at a time, {settings.retries} retries\n"
     f"- **Version:** Key Health {core.__version__}"
@@ -44,7 +45,7 @@ st.markdown(
 
 try:
     catalogue, profile = load_catalogue(), load_profile()
-except Exception as e:  # a malformed data file: say which
+except Exception as e:  # noqa: BLE001 - a malformed data file: say which, never a traceback
     st.error(f"The permission catalogue could not be loaded: {md_escape(e)}")
     st.stop()
 

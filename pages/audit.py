@@ -45,7 +45,7 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
     log.error("audit query failed: %s", type(e).__name__)
     st.error("The audit trail could not be read from the database; check DATABASE_URL on the About page.")
     st.stop()

@@ -36,7 +36,7 @@ def is_demo_key(raw: str) -> bool:
         from sandbox import DEMO_KEYS
 
         return any(raw.strip() == dk.key for dk in DEMO_KEYS.values())
-    except Exception:
+    except Exception:  # noqa: BLE001 - only a hint for the demo: a key the sandbox cannot vouch for is not one
         return False
 
 
@@ -52,7 +52,8 @@ def run_check(key, tenant: str, *, previous=None) -> None:
 
         def on_progress(row, done: int, total: int) -> None:
             seen[row.verdict] += 1
-            bar.progress(done / total, text=f"{done}/{total} permissions · {row.category} → {row.resource}: {row.verdict}")
+            bar.progress(done / total, text=f"{done}/{total} permissions · {row.category} → {row.resource}: "
+                f"{row.verdict}")
             if row.verdict in PROBLEMS:
                 lines.append(f"{ICON[row.verdict]} {row.category} → {row.resource}: {row.verdict}")
                 problems.markdown("\n".join(f"- {x}" for x in lines[-12:]))
@@ -64,14 +65,15 @@ def run_check(key, tenant: str, *, previous=None) -> None:
             status.update(label="The check did not run.", state="error")
             st.error(md_escape(e))
             return
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - an unexpected failure: one sentence, never a traceback
             log.error("check failed: %s", type(e).__name__)
             status.update(label="The check could not run.", state="error")
             st.error(f"The check could not run ({type(e).__name__}); try again in a minute.")
             return
         result = checked.result
         status.update(
-            label=f"Done: {result.status}, score {result.score}/100, {result.requests} requests in {result.elapsed_s:.1f} s",
+            label=f"Done: {result.status}, score {result.score}/100, {result.requests} requests in "
+                f"{result.elapsed_s:.1f} s",
             state="error" if result.status in ("invalid", "failing") else "complete",
             expanded=False,
         )
@@ -158,7 +160,7 @@ st.caption(f"{rt.mode_label} mode: probing {md_escape(rt.stripe_label)}. The key
 
 try:
     tenants = svc.store.list_tenants()
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
     log.error("listing tenants failed: %s", type(e).__name__)
     st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")
     tenants = []
@@ -204,7 +206,8 @@ if taken is not None:
         notes = f" ({'; '.join(taken.notes)})" if taken.notes else ""
         st.caption(md_escape(f"✓ {taken.info.masked} · restricted key · {taken.info.mode} mode{notes}"))
         if rt.is_stripe and is_demo_key(raw):
-            st.warning("This is one of the demo keys: Stripe itself will refuse it. Switch Demo mode on in the sidebar.")
+            st.warning("This is one of the demo keys: Stripe itself will refuse it. Switch Demo mode on in the "
+                "sidebar.")
     else:
         st.error(md_escape(taken.info.problem))
 elif session_key is not None:

@@ -50,7 +50,7 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
     log.error("fleet query failed: %s", type(e).__name__)
     st.error("The fleet figures could not be read from the database; check DATABASE_URL on the About page.")
     st.stop()
@@ -58,7 +58,7 @@ except Exception as e:
 total = sum(counts.values())
 cols = st.columns(len(STATUSES) + 1)
 cols[0].metric("tenants checked", total)
-for col, s in zip(cols[1:], STATUSES):
+for col, s in zip(cols[1:], STATUSES, strict=True):
     col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
 
 st.plotly_chart(charts.status_mix(mix, share=share), config=PLOTLY_CONFIG, key="fl_mix")
@@ -66,4 +66,5 @@ a, b = st.columns(2)
 a.plotly_chart(charts.problem_scopes(missing, excess), config=PLOTLY_CONFIG, key="fl_problems")
 b.plotly_chart(charts.score_distribution(scores), config=PLOTLY_CONFIG, key="fl_scores")
 st.plotly_chart(charts.checks_per_day(per_day), config=PLOTLY_CONFIG, key="fl_per_day")
-st.caption("Status mix and checks per day follow the date range; the permissions and scores are the tenants' latest checks.")
+st.caption("Status mix and checks per day follow the date range; the permissions and scores are the tenants' latest "
+    "checks.")

@@ -117,6 +117,7 @@ for d in data.datasets:
     elif d.state == "empty":
         st.info(f"{STATE_ICONS['empty']} empty: the key may read {d.label.lower()}, but there are none in the window.")
     elif d.state == "not_permitted":
-        st.warning(f"{STATE_ICONS['not_permitted']} not permitted: {md_escape(d.reason)} Needs {md_escape(d.permission)}.")
+        st.warning(f"{STATE_ICONS['not_permitted']} not permitted: {md_escape(d.reason)} Needs "
+            f"{md_escape(d.permission)}.")
     else:
         st.error(f"{STATE_ICONS['failed']} failed: {md_escape(d.reason)}")

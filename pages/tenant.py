@@ -29,7 +29,7 @@ def pick_tenant(title: bool = True) -> None:
         st.title("Tenant")
     try:
         tenants = svc.store.list_tenants()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
         log.error("listing tenants failed: %s", type(e).__name__)
         st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")
         st.stop()
@@ -57,7 +57,7 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
     log.error("tenant query failed: %s", type(e).__name__)
     st.error("This tenant's history could not be read from the database; check DATABASE_URL on the About page.")
     st.stop()
@@ -85,7 +85,8 @@ if not history:
 
 latest = history[0]
 BANNER.get(latest["status"], st.info)(
-    f"**{md_escape(latest['status'].upper())}** · score **{latest['score']}/100** · key {md_code(latest['key_masked'])} · "
+    f"**{md_escape(latest['status'].upper())}** · score **{latest['score']}/100** · key "
+    f"{md_code(latest['key_masked'])} · "
     f"{md_escape(latest['key_mode'] or '?')} mode · checked {latest['checked_at']:%Y-%m-%d %H:%M} UTC "
     f"({md_escape(latest['source'])})"
 )
@@ -138,7 +139,8 @@ st.dataframe(
     column_config={
         "Checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC"),
         "Score": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d"),
-        "Fingerprint": st.column_config.TextColumn(help="Same fingerprint = same key; it changes when a new key is pasted."),
+        "Fingerprint": st.column_config.TextColumn(help="Same fingerprint = same key; it changes when a new key is "
+            "pasted."),
     },
     key="tn_history",
 )

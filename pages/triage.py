@@ -22,7 +22,8 @@ rt = svc.rt
 QUICK_LINKS = 12
 
 st.title("Triage")
-st.caption("Every tenant's latest check, worst status first, then the longest unchecked. Select a row to open the tenant.")
+st.caption("Every tenant's latest check, worst status first, then the longest unchecked. Select a row to open the "
+    "tenant.")
 
 f1, f2, f3, f4 = st.columns([2, 1, 1, 2])
 statuses = f1.multiselect("Status", STATUSES, key="tr_status", placeholder="Any status")
@@ -42,13 +43,13 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
     log.error("triage query failed: %s", type(e).__name__)
     st.error("The tenants could not be read from the database; check DATABASE_URL on the About page.")
     st.stop()
 
 cols = st.columns(len(STATUSES))
-for col, s in zip(cols, STATUSES):
+for col, s in zip(cols, STATUSES, strict=True):
     col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
 
 if not rows:

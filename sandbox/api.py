@@ -108,7 +108,8 @@ class StripeApi:
                         raise ApiError(
                             400,
                             "Keys for idempotent requests can only be used with the same parameters they were first "
-                            f"used with. Try using a key other than '{idem_key}' if you meant to execute a different request.",
+                            f"used with. Try using a key other than '{idem_key}' if you meant to execute a different "
+                            "request.",
                             type="idempotency_error",
                         )
                     return status, body, {"Idempotent-Replayed": "true"}

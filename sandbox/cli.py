@@ -14,7 +14,8 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 12111
 
 def describe(sb: Sandbox, out=sys.stdout) -> None:
     print(f"Stripe sandbox listening on {sb.url}", file=out)
-    print(f"  point the SDK at it: StripeClient(key, base_addresses={{'api': '{sb.url}', 'files': '{sb.url}'}})", file=out)
+    print(f"  point the SDK at it: StripeClient(key, base_addresses={{'api': '{sb.url}', 'files': "
+        f"'{sb.url}'}})", file=out)
     print(f"  or: STRIPE_API_BASE={sb.url}", file=out)
     if sb.demo_keys_error:
         print(f"  note: {sb.demo_keys_error}", file=out)

@@ -192,7 +192,7 @@ class Sandbox:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self.start()
         return self
 

@@ -289,7 +289,7 @@ def seed_sample_data(s: Store) -> None:
         s.add_child("/v1/payment_links", pl["id"], "line_items", _line_item(s, price))
         links.append((pl, price))
 
-    for i in range(10):
+    for _ in range(10):
         cust = rng.choice(customers)
         pl, price = rng.choice(links)
         status = rng.choice(["complete", "complete", "complete", "expired", "open"])

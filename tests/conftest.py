@@ -1,5 +1,3 @@
-from core import store
-
 """Shared pytest fixtures."""
 import os as _os_early
 import tempfile as _tempfile_early
@@ -29,6 +27,8 @@ from datetime import timezone as _timezone
 from pathlib import Path as _Path
 
 import pytest as _pytest
+
+from core import store
 
 _STORE_ROOT = _Path(__file__).resolve().parent.parent
 

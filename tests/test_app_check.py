@@ -124,7 +124,7 @@ def test_healthy_key_green_grid_recorded_and_audited(real_env, sandbox):
     colours = row_background(at)
     verdicts = at.dataframe[0].value["Verdict"].tolist()
     assert set(verdicts) <= {"ok", "not applicable"}
-    for v, c in zip(verdicts, colours):
+    for v, c in zip(verdicts, colours, strict=True):
         assert c == BG["ok" if v == "ok" else "not_applicable"]
     assert sandbox.requests, "the check must have reached the sandbox"
 
@@ -153,7 +153,7 @@ def test_grid_colours_missing_and_excess(real_env):
     frame = at.dataframe[0].value
     colours = row_background(at)
     seen = set()
-    for v, c in zip(frame["Verdict"], colours):
+    for v, c in zip(frame["Verdict"], colours, strict=True):
         key = "not_applicable" if v == "not applicable" else v
         assert c == BG[key], f"{v} row painted {c}"
         seen.add(key)
@@ -163,7 +163,7 @@ def test_grid_colours_missing_and_excess(real_env):
     at = check(at, DEMO_KEYS["over"].key, "Over Co")
     frame = at.dataframe[0].value
     colours = row_background(at)
-    excess = [c for v, c in zip(frame["Verdict"], colours) if v == "excess"]
+    excess = [c for v, c in zip(frame["Verdict"], colours, strict=True) if v == "excess"]
     assert excess and set(excess) == {BG["excess"]}
     assert at.warning and "ATTENTION" in at.warning[0].value
 
@@ -312,7 +312,7 @@ def test_guide_traps_and_implied_rows_on_the_page(real_env, sandbox):
         sandbox.implied_permissions = False
     frame = at.dataframe[0].value
     colours = row_background(at)
-    implied = [(w, c) for v, w, c in zip(frame["Verdict"], frame["What to do"], colours) if v == "allowed (implied)"]
+    implied = [(w, c) for v, w, c in zip(frame["Verdict"], frame["What to do"], colours, strict=True) if v == "allowed (implied)"]
     assert implied and all(w.startswith("allowed: implied by ") for w, _ in implied)
     assert {c for _, c in implied} == {BG["implied"]}
     assert at.success and "HEALTHY" in at.success[0].value

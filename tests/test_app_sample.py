@@ -74,7 +74,7 @@ def test_sample_data_page_shows_every_state_charts_and_downloads(real_env, sandb
     assert {"Datasets", "Charts"} <= set(heads)
     assert all(d.label in heads for d in DATASETS)
     summary = at.dataframe[0].value
-    states = dict(zip(summary["dataset"], summary["state"]))
+    states = dict(zip(summary["dataset"], summary["state"], strict=True))
     assert "not_permitted" in states["Invoices"] and "not_permitted" in states["Subscriptions"]
     assert "failed" in states["Products"] and "loaded" in states["Charges"]
     warnings = " ".join(plain(w.value) for w in at.warning)

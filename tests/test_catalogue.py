@@ -232,7 +232,7 @@ def test_to_json_shape(catalogue):
     json.dumps(data)  # serialisable as-is
     assert [d["scope"] for d in data] == [s.scope for s in catalogue.scopes]
     n_probes = 0
-    for d, s in zip(data, catalogue.scopes):
+    for d, s in zip(data, catalogue.scopes, strict=True):
         assert {"scope", "label", "category", "levels", "note", "probes", "provenance"} <= set(d)
         assert [p["level"] for p in d["probes"]] == [lv for lv in ("read", "write") if lv in s.checked_levels]
         for p in d["probes"]:

@@ -148,7 +148,7 @@ def test_demo_runtime_starts_one_sandbox_and_seeds_once_under_threads(env):
     def go():
         try:
             results.append(runtime.demo(settings()))
-        except Exception as e:  # pragma: no cover - reported below
+        except Exception as e:  # noqa: BLE001  # pragma: no cover - a thread reports every failure below
             errors.append(e)
 
     threads = [threading.Thread(target=go) for _ in range(6)]

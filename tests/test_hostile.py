@@ -870,6 +870,6 @@ def test_dashboard_tenant_from_the_url_is_shown_as_text(app_env, sandbox):
     at.run()
     assert not at.exception, at.exception
     found = rendered_fields(at, "tenant", "evil.example")
-    for page, typ, field, value, allow_html in found:
+    for _page, typ, field, value, allow_html in found:
         assert not allow_html
         assert evil not in _outside_code(value), f"{typ}.{field}: {value!r}"

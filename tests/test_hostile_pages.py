@@ -234,7 +234,7 @@ def test_audit_detail_column_reads_as_sentences(hostile_env, seeded, sandbox):
     at = app("pages/audit.py")
     at.text_input(key="au_tenant").input("Audit Sentences").run()
     frame = at.dataframe[0].value
-    details = dict(zip(frame["Action"], frame["Detail"]))
+    details = dict(zip(frame["Action"], frame["Detail"], strict=True))
     assert details["sample_data"].startswith("Read sample data with key rk_test_"), details
     assert "datasets: " in details["sample_data"] and details["sample_data"].endswith(".")
     assert details["sample_transaction"].startswith("Test charge ch_") and " of 1.00 USD (succeeded)" in (

@@ -310,8 +310,8 @@ def test_secret_key_str_repr_format():
     assert format(k) == masked
     assert f"{k}" == masked
     assert f"{k:>40}" == f"{masked:>40}"
-    assert "{}".format(k) == masked
-    assert "%r" % (k,) == repr(k)
+    assert "{}".format(k) == masked  # noqa: UP032 - str.format is a path of its own to test
+    assert "%r" % (k,) == repr(k)  # noqa: UP031 - so is %-formatting
     for text in (repr(k), format(k), f"{k}", repr([k]), repr({"key": k}), repr(it), f"{it}"):
         assert not leaks(text, KEY[8:]), text
     assert k.mode == "test" and len(k) == len(KEY)
@@ -423,7 +423,7 @@ def test_racing_threads_end_with_one_secret(tmp_path):
         try:
             barrier.wait()
             results.append(keys._load_or_create_secret(path))
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - a thread reports every failure below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(16)]
@@ -438,7 +438,10 @@ def test_racing_threads_end_with_one_secret(tmp_path):
 
 def test_racing_processes_end_with_one_secret(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != ENV}
-    code = "import sys; from core.engine.keys import fingerprint_secret; print(fingerprint_secret(sys.argv[1]).decode())"
+    code = (
+        "import sys; from core.engine.keys import fingerprint_secret; "
+        "print(fingerprint_secret(sys.argv[1]).decode())"
+    )
     procs = [
         subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(8)

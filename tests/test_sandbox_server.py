@@ -215,7 +215,8 @@ def test_unknown_url_and_read_only_resource(sandbox, client):
     assert call(client, "get", "/v1/balance", key)["object"] == "balance"
     with pytest.raises(stripe.InvalidRequestError) as e:
         call(client, "post", "/v1/balance", key)
-    assert e.value.http_status == 404 and e.value.user_message.startswith("Unrecognized request URL (POST: /v1/balance)")
+    assert e.value.http_status == 404 and e.value.user_message.startswith("Unrecognized request URL (POST: "
+        "/v1/balance)")
 
 
 def test_scope_aliases_and_write_only_scopes(sandbox, client):

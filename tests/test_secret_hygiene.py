@@ -99,7 +99,7 @@ class RecordAll(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = record.getMessage()
-        except Exception:  # a bad format string still counts: keep its raw parts
+        except Exception:  # noqa: BLE001 - a bad format string still counts: keep its raw parts
             msg = f"{record.msg!r} % {record.args!r}"
         extra = {k: v for k, v in record.__dict__.items() if k not in _PLAIN_RECORD}
         exc = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""

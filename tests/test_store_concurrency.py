@@ -59,7 +59,7 @@ def test_four_processes_record_at_once(db_url):
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (out, err) in zip(procs, results):
+    for p, (out, err) in zip(procs, results, strict=True):
         assert "database is locked" not in err
         assert p.returncode == 0, err[-3000:]
         assert out.strip() == "done"

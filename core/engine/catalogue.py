@@ -13,11 +13,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from core.engine.result import LEVELS, level_rank
+
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATALOGUE_PATH = DATA_DIR / "catalogue.toml"
 REQUIREMENTS_PATH = DATA_DIR / "requirements.toml"
-
-from core.engine.result import LEVELS, level_rank
 
 # A made-up object id: Stripe checks the permission before it looks the object up,
 # so a probe on this id answers 403 (no permission) or 404 (permission, no such object).

@@ -454,7 +454,8 @@ def intake(raw: str | bytes | None) -> Intake:
     if len(raw) > MAX_PASTE:
         return _result(
             "unknown", None, _chars(len(raw)),
-            f"The pasted text is {len(raw)} characters long, far more than any Stripe key; paste only the restricted key ({ANY_RK}).",
+            f"The pasted text is {len(raw)} characters long, far more than any Stripe key; paste only the restricted "
+            f"key ({ANY_RK}).",
             "paste_too_long", [],
         )
     visible = "".join(c for c in _ANSI.sub("", raw) if unicodedata.category(c) != "Cf")
@@ -469,13 +470,15 @@ def intake(raw: str | bytes | None) -> Intake:
     if is_url:
         return _result(
             "unknown", None, _chars(len(s)),
-            f"This is a web address, not a key; open Developers → API keys in the Stripe Dashboard and copy the restricted key's value ({ANY_RK}) instead.",
+            "This is a web address, not a key; open Developers → API keys in the Stripe Dashboard and copy the "
+            f"restricted key's value ({ANY_RK}) instead.",
             "url", notes,
         )
     if not s:
         return _result(
             "empty", None, "(blank)",
-            f"Only quotes or a label such as Bearer or STRIPE_KEY= were pasted, with no key after them; paste the restricted key itself ({ANY_RK}).",
+            "Only quotes or a label such as Bearer or STRIPE_KEY= were pasted, with no key after them; paste the "
+            f"restricted key itself ({ANY_RK}).",
             "label_only", notes,
         )
 
@@ -495,7 +498,8 @@ def intake(raw: str | bytes | None) -> Intake:
         listed = " and ".join(shown) if len(shown) == 2 else f"{', '.join(shown[:3])}{' and more' if len(shown) > 3 else ''}"
         return _result(
             "unknown", None, " + ".join(shown[:3]) + (" + …" if len(shown) > 3 else ""),
-            f"{count} keys were pasted at once ({listed}); paste only the restricted key ({ANY_RK}), one key per check.",
+            f"{count} keys were pasted at once ({listed}); paste only the restricted key ({ANY_RK}), one key per "
+            "check.",
             "several_keys", notes,
         )
 
@@ -506,7 +510,10 @@ def intake(raw: str | bytes | None) -> Intake:
         tail = re.search(r"[A-Za-z0-9]{0,4}$", compact).group(0)
         masked = _parse_stripe(compact).prefix + ELLIPSIS + tail
         if st.kind == "restricted":
-            fix = "copy the full key instead (Reveal key in Developers → API keys, or create a new restricted key if it can no longer be revealed)"
+            fix = (
+                "copy the full key instead (Reveal key in Developers → API keys, or create a new restricted key if "
+                "it can no longer be revealed)"
+            )
         else:
             fix = f"ask the tenant for the full restricted key ({_rk_for(st.mode)}) instead"
         return _result(st.kind, st.mode, masked, f"This is a masked key ({masked}) as the Dashboard or an error message shows it, not the key itself; {fix}.", "masked", notes)
@@ -524,7 +531,8 @@ def intake(raw: str | bytes | None) -> Intake:
             where = next(i for i, c in enumerate(s) if c.isspace()) + 1
             return _result(
                 first.kind, first.mode, _mask_parts(first.prefix, first.body),
-                f"The key contains a space at position {where} followed by other text; paste only the key ({first.prefix}…), with nothing before or after it.",
+                f"The key contains a space at position {where} followed by other text; paste only the key "
+                f"({first.prefix}…), with nothing before or after it.",
                 "space_and_text", notes,
             )
         else:
@@ -534,7 +542,8 @@ def intake(raw: str | bytes | None) -> Intake:
                 inner = _parse_stripe(key_part)
                 return _result(
                     inner.kind, inner.mode, _mask_parts(inner.prefix, inner.body),
-                    f"There is other text before the key ({_mask_parts(inner.prefix, inner.body)}); paste only the key, with nothing before or after it.",
+                    f"There is other text before the key ({_mask_parts(inner.prefix, inner.body)}); paste only the "
+                    "key, with nothing before or after it.",
                     "text_before_key", notes,
                 )
             for p in pieces:
@@ -545,12 +554,14 @@ def intake(raw: str | bytes | None) -> Intake:
             if GUIDE_KEY_NAME.lower() in s.lower() or re.search(r"\bkey\b", s, re.I):
                 return _result(
                     "unknown", None, _chars(len(s)),
-                    f"This looks like the key's name (such as “{GUIDE_KEY_NAME}”), not the key itself; in Developers → API keys reveal that restricted key and copy its value, which starts with rk_live_ or rk_test_.",
+                    f"This looks like the key's name (such as “{GUIDE_KEY_NAME}”), not the key itself; in Developers → "
+                    "API keys reveal that restricted key and copy its value, which starts with rk_live_ or rk_test_.",
                     "key_name", notes,
                 )
             return _result(
                 "unknown", None, _chars(len(s)),
-                f"The pasted text is {words} words rather than a key; paste only the restricted key ({ANY_RK}), with nothing before or after it.",
+                f"The pasted text is {words} words rather than a key; paste only the restricted key ({ANY_RK}), with "
+                "nothing before or after it.",
                 "sentence", notes,
             )
 
@@ -564,7 +575,8 @@ def _other_result(s: str, other: tuple[str, str, str], notes) -> Intake:
     masked = _mask_parts(shown, s[len(shown):])
     return _result(
         "other_secret", None, masked,
-        f"This looks like {name} ({shown}…), not a Stripe key; don't pass it around (consider revoking it, since it has been shared) and paste the Stripe restricted key ({ANY_RK}) instead.",
+        f"This looks like {name} ({shown}…), not a Stripe key; don't pass it around (consider revoking it, since it "
+        f"has been shared) and paste the Stripe restricted key ({ANY_RK}) instead.",
         f"other_secret:{reason}", notes,
     )
 
@@ -577,24 +589,28 @@ def _classify_other(s: str, notes) -> Intake:
     if any(m in s for m in _MASK_MARKS):
         return _result(
             "unknown", None, _chars(n),
-            f"This looks like a masked key without its prefix, not the key itself; ask the tenant for the full restricted key ({ANY_RK}).",
+            "This looks like a masked key without its prefix, not the key itself; ask the tenant for the full "
+            f"restricted key ({ANY_RK}).",
             "masked_fragment", notes,
         )
     if re.fullmatch(r"acct_[A-Za-z0-9]+", s):
         return _result(
             "unknown", None, "acct_…",
-            f"This is a Stripe account ID (acct_…), which names an account but grants no access; ask the tenant for a restricted key ({ANY_RK}) from that account.",
+            "This is a Stripe account ID (acct_…), which names an account but grants no access; ask the tenant for a "
+            f"restricted key ({ANY_RK}) from that account.",
             "account_id", notes,
         )
     if _BASE62.fullmatch(s) and MIN_BODY <= n <= MAX_BODY:
         return _result(
             "unknown", None, _chars(n),
-            f"This looks like a key without its prefix ({n} characters); copy the whole key, including the rk_live_ or rk_test_ at its start.",
+            f"This looks like a key without its prefix ({n} characters); copy the whole key, including the rk_live_ or "
+            "rk_test_ at its start.",
             "no_prefix", notes,
         )
     return _result(
         "unknown", None, _chars(n),
-        f"The pasted text ({n} characters) is not a Stripe key; paste the restricted key, which starts with rk_live_ or rk_test_.",
+        f"The pasted text ({n} characters) is not a Stripe key; paste the restricted key, which starts with rk_live_ "
+        "or rk_test_.",
         "unknown", notes,
     )
 
@@ -618,7 +634,8 @@ def _classify_stripe(s: str, st: _Stripe, notes) -> Intake:
 
     if not st.lowercase:
         return reject(
-            f"The prefix {st.prefix} is in capital letters but Stripe keys are case-sensitive and start in lowercase ({st.prefix.lower()}); copy the key again exactly as the Dashboard shows it rather than retyping it.",
+            f"The prefix {st.prefix} is in capital letters but Stripe keys are case-sensitive and start in lowercase "
+            f"({st.prefix.lower()}); copy the key again exactly as the Dashboard shows it rather than retyping it.",
             "uppercase_prefix",
         )
 
@@ -627,17 +644,31 @@ def _classify_stripe(s: str, st: _Stripe, notes) -> Intake:
         want = _rk_for(mode)
         shown = st.prefix
         if kind == "publishable":
-            problem = f"This is a publishable key ({shown}…), which only identifies an account; ask the tenant for a restricted key ({want}) created under {CREATE_PATH}."
+            problem = (
+                f"This is a publishable key ({shown}…), which only identifies an account; ask the tenant for a "
+                f"restricted key ({want}) created under {CREATE_PATH}."
+            )
         elif kind == "webhook_secret":
-            problem = f"This is a webhook signing secret ({shown}…), which only verifies webhook events and cannot call the API; ask the tenant for a restricted key ({ANY_RK}) from Developers → API keys."
+            problem = (
+                f"This is a webhook signing secret ({shown}…), which only verifies webhook events and cannot "
+                f"call the API; ask the tenant for a restricted key ({ANY_RK}) from Developers → API keys."
+            )
         elif kind == "organization":
-            problem = f"This is an organization key ({shown}…), which reaches every account in a Stripe organization and needs a Stripe-Context header; ask the tenant for a restricted key ({want}) created in the one account to connect."
+            problem = (
+                f"This is an organization key ({shown}…), which reaches every account in a Stripe organization "
+                f"and needs a Stripe-Context header; ask the tenant for a restricted key ({want}) created in the one "
+                "account to connect."
+            )
         elif kind == "sandbox_claim":
-            problem = f"This is a claimable-sandbox key ({shown}…) from the Stripe CLI, not an account's restricted key; ask the tenant for a restricted key ({want}) created under {CREATE_PATH}."
+            problem = (
+                f"This is a claimable-sandbox key ({shown}…) from the Stripe CLI, not an account's restricted "
+                f"key; ask the tenant for a restricted key ({want}) created under {CREATE_PATH}."
+            )
         else:  # secret
             scope = {"live": "the live account", "test": "the account's test mode"}.get(mode or "", "the account")
             problem = (
-                f"This is a standard secret key ({shown}…) with full access to {scope}; the tenant should not share it but create a restricted key ({want}) "
+                f"This is a standard secret key ({shown}…) with full access to {scope}; the tenant should not share it "
+                f"but create a restricted key ({want}) "
                 f"under {CREATE_PATH} instead, and should roll this secret key since it has been shared."
             )
         return reject(problem, kind, fp)
@@ -645,36 +676,43 @@ def _classify_stripe(s: str, st: _Stripe, notes) -> Intake:
     # restricted
     if st.bad_segment is not None:
         return reject(
-            f"The prefix {st.prefix} is not one Stripe uses; restricted keys start with rk_live_ or rk_test_, so copy the key again from Developers → API keys.",
+            f"The prefix {st.prefix} is not one Stripe uses; restricted keys start with rk_live_ or rk_test_, so copy "
+            "the key again from Developers → API keys.",
             "wrong_prefix",
         )
     if mode is None:
         return reject(
-            "The key starts with rk_ but has no live_ or test_ after it; copy the complete key, which starts with rk_live_ or rk_test_.",
+            "The key starts with rk_ but has no live_ or test_ after it; copy the complete key, which starts with "
+            "rk_live_ or rk_test_.",
             "no_mode",
         )
     if len(s) > MAX_KEY:
         return reject(
-            f"The key is {len(s)} characters long, more than the {MAX_KEY} a Stripe key can have; something was pasted along with it, so copy just the key again.",
+            f"The key is {len(s)} characters long, more than the {MAX_KEY} a Stripe key can have; something was pasted "
+            "along with it, so copy just the key again.",
             "too_long",
         )
     bad = next((i for i, c in enumerate(st.body) if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9")), None)
     if bad is not None:
         c = st.body[bad]
         return reject(
-            f"The key contains {_describe_char(c)} at position {len(st.prefix) + bad + 1}, which a Stripe key never has; copy the key again directly from the Dashboard rather than retyping it.",
+            f"The key contains {_describe_char(c)} at position {len(st.prefix) + bad + 1}, which a Stripe key never "
+            "has; copy the key again directly from the Dashboard rather than retyping it.",
             "bad_character",
         )
     if not st.body:
-        return reject(f"Only the prefix {st.prefix} was pasted, without the rest of the key; copy the complete key.", "prefix_only")
+        return reject(f"Only the prefix {st.prefix} was pasted, without the rest of the key; copy the complete "
+            "key.", "prefix_only")
     if set(st.body) <= {"x", "X"}:
         return reject(
-            f"This is a placeholder ({st.prefix}xxx…) as documentation shows it, not a real key; paste the tenant's actual restricted key.",
+            f"This is a placeholder ({st.prefix}xxx…) as documentation shows it, not a real key; paste the tenant's "
+            "actual restricted key.",
             "placeholder",
         )
     if len(st.body) < MIN_BODY:
         return reject(
-            f"The key looks truncated ({len(st.body)} characters after {st.prefix}, too few for a Stripe key); copy the complete key.",
+            f"The key looks truncated ({len(st.body)} characters after {st.prefix}, too few for a Stripe key); copy "
+            "the complete key.",
             "truncated",
         )
     key = SecretKey(s)

@@ -188,7 +188,10 @@ def _run_probes(run: str, key: str, catalogue: Catalogue, settings: ProbeSetting
                 if foreign:
                     cal.drift.append({"scope": scope.scope, "level": level, "named": foreign})
                     obs.seen, obs.verdict = "none, naming another permission", "mismatch"
-                    obs.message = f"the refusal names {', '.join('rak_' + n for n in foreign)}, which the catalogue does not list for rak_{scope.scope}"
+                    obs.message = (
+                        f"the refusal names {', '.join('rak_' + n for n in foreign)}, which the catalogue "
+                        f"does not list for rak_{scope.scope}"
+                    )
             cal.observations.append(obs)
     finally:
         cal.requests += http.requests
@@ -242,10 +245,11 @@ def print_table(cal: Calibration, stream=None) -> None:
              o.verdict.upper() if o.verdict == "mismatch" else o.verdict) for o in cal.observations]
     widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
     for line in [head, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip(), file=stream)
+        print("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip(), file=stream)
     for o in cal.mismatches:
         where = f"{o.method} {o.path}: " if o.path else ""
-        print(f"mismatch: {o.run} {o.scope} {o.level}: {where}status {o.status} code {o.code}: {o.message}", file=stream)
+        print(f"mismatch: {o.run} {o.scope} {o.level}: {where}status {o.status} code {o.code}: "
+            f"{o.message}", file=stream)
     for p in cal.problems:
         print(f"problem: {p}", file=stream)
     if cal.guide:

@@ -13,7 +13,8 @@ Nothing here ever sees the key itself: a check stores KeyInfo.masked and KeyInfo
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from core.store import queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
@@ -39,10 +40,10 @@ class _Bound(Generic[P, R]):
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     @overload
-    def __get__(self, obj: None, owner: type) -> "_Bound[P, R]": ...
+    def __get__(self, obj: None, owner: type) -> _Bound[P, R]: ...
     @overload
-    def __get__(self, obj: "Store", owner: type) -> Callable[P, R]: ...
-    def __get__(self, obj: "Store | None", owner: type) -> Any:
+    def __get__(self, obj: Store, owner: type) -> Callable[P, R]: ...
+    def __get__(self, obj: Store | None, owner: type) -> Any:
         if obj is None:
             return self
         return functools.partial(self.fn, obj.db)

@@ -156,7 +156,7 @@ def mask_url(url: str) -> str:
     """The database URL without its password (for the About page and error messages)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy understands: show only its scheme
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy understands: show only its scheme, never the rest
         return url.split(":", 1)[0] + ":…"
 
 

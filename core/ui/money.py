@@ -71,7 +71,7 @@ def display_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     out = frame.copy()
     for c in cols:
-        out[c] = [money(a, cur) for a, cur in zip(frame[c], frame["currency"])]
+        out[c] = [money(a, cur) for a, cur in zip(frame[c], frame["currency"], strict=True)]
     out["currency"] = [("" if _missing(c) else str(c).upper()) for c in frame["currency"]]
     return out
 

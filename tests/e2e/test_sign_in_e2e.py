@@ -27,7 +27,7 @@ from core import store
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oidc_provider import OIDCProvider
+from oidc_provider import OIDCProvider  # noqa: E402 - a helper module next to this test, found through sys.path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -300,7 +300,8 @@ def test_an_allowed_person_signs_in_and_every_page_opens(server, browser, idp):
     page.get_by_role("heading", name="Triage").wait_for(timeout=WAIT_MS)
     sidebar.get_by_text("Demo mode:").wait_for(timeout=WAIT_MS)
     settle(page)
-    assert sidebar.locator("[data-testid=stCheckbox] input, input[role=switch], input[type=checkbox]").first.is_checked()
+    assert sidebar.locator("[data-testid=stCheckbox] input, input[role=switch], "
+        "input[type=checkbox]").first.is_checked()
     sidebar.locator("[data-testid=stPageLink]", has_text="Fleet health").click()
     page.get_by_role("heading", name="Fleet health").wait_for(timeout=WAIT_MS)
     settle(page)

@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/textcheck.py: the shared hostile table
-from textcheck import HOSTILE
+from textcheck import HOSTILE  # noqa: E402 - found through the sys.path line above
 
 CHROMIUM = "/usr/bin/chromium"
 SINKS = ("markdown", "warning", "caption", "header", "metric", "button", "expander")

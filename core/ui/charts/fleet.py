@@ -20,7 +20,7 @@ def status_mix(per_day: Sequence[dict], *, share: bool = False) -> go.Figure:
     for status in STACK_ORDER:
         ys = [d.get(status, 0) for d in per_day]
         if share:
-            ys = [round(100 * y / d["total"], 1) if d.get("total") else 0 for y, d in zip(ys, per_day)]
+            ys = [round(100 * y / d["total"], 1) if d.get("total") else 0 for y, d in zip(ys, per_day, strict=True)]
         fig.add_trace(
             go.Bar(
                 x=days,

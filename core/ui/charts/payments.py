@@ -42,7 +42,7 @@ def daily_by_status(charges: pd.DataFrame) -> pd.DataFrame:
     df["day"] = pd.to_datetime(df["created"], utc=True).dt.tz_convert("UTC").dt.normalize().dt.tz_localize(None)
     df["currency"] = df["currency"].fillna("").astype(str).str.lower()
     df["status"] = df["status"].fillna("unknown").astype(str)
-    df["volume"] = [to_major(a, c) for a, c in zip(df["amount"], df["currency"])]
+    df["volume"] = [to_major(a, c) for a, c in zip(df["amount"], df["currency"], strict=True)]
     out = (
         df.groupby(["day", "currency", "status"], as_index=False)
         .agg(count=("id", "size"), volume=("volume", "sum"))
@@ -128,7 +128,7 @@ def success_rate(charges: pd.DataFrame, *, empty_message: str = "No decided char
         go.Scatter(
             x=rate["day"], y=rate["rate"], mode="lines+markers", name="success rate",
             line={"color": CHARGE_STATUS_COLOURS["succeeded"]},
-            customdata=list(zip(rate["succeeded"], rate["failed"])),
+            customdata=list(zip(rate["succeeded"], rate["failed"], strict=True)),
             hovertemplate="%{y:.1f}% (%{customdata[0]} succeeded, %{customdata[1]} failed)<extra></extra>",
         )
     )
@@ -146,7 +146,7 @@ def balance_by_currency(balance: pd.DataFrame, *, empty_message: str = "No balan
     for part in ("available", "pending"):
         fig.add_trace(
             go.Bar(
-                x=curs, y=[to_major(a, c) for a, c in zip(df[part], df["currency"])], name=part,
+                x=curs, y=[to_major(a, c) for a, c in zip(df[part], df["currency"], strict=True)], name=part,
                 marker_color=BALANCE_COLOURS[part], hovertemplate=f"{part}: %{{y:,.2f}} %{{x}}<extra></extra>",
             )
         )
