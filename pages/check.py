@@ -21,7 +21,8 @@ from dashboard.session import service
 log = logging.getLogger("keyhealth")
 svc = service()
 rt = svc.rt
-BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}  # one colour per status (core/ui/palette)
+# one colour per status (core/ui/palette)
+BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
 ICON = VERDICT_ICON
 
 
@@ -188,7 +189,9 @@ t1, t2 = st.columns(2)
 pick = t1.selectbox("Tenant", [NEW] + names, index=None, key="kh_tenant_pick", placeholder="Choose a tenant")
 tenant = pick
 if pick == NEW:
-    tenant = t2.text_input("New tenant's name", key="kh_tenant_new", max_chars=100, placeholder="e.g. Acme Coffee Roasters")
+    tenant = t2.text_input(
+        "New tenant's name", key="kh_tenant_new", max_chars=100, placeholder="e.g. Acme Coffee Roasters"
+    )
 raw = st.text_input(
     "Restricted key",
     type="password",

@@ -19,7 +19,8 @@ from dashboard.session import service
 log = logging.getLogger("keyhealth")
 svc = service()
 rt = svc.rt
-BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}  # one colour per status (core/ui/palette)
+# one colour per status (core/ui/palette)
+BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
 LEVEL = LEVEL_LABEL
 PLOTLY_CONFIG = {"displayModeBar": False}
 
@@ -106,7 +107,10 @@ if changes:
                 "When": [d["at"] for d in changes],
                 "Permission": [f"{d['category']} → {d['resource']}" for d in changes],
                 "Scope": [f"rak_{d['scope']}" for d in changes],
-                "Granted": [f"{LEVEL.get(d['from_granted'], d['from_granted'])} → {LEVEL.get(d['to_granted'], d['to_granted'])}" for d in changes],
+                "Granted": [
+                    f"{LEVEL.get(d['from_granted'], d['from_granted'])} → {LEVEL.get(d['to_granted'], d['to_granted'])}"
+                    for d in changes
+                ],
                 "Verdict": [f"{d['from_verdict']} → {d['to_verdict']}" for d in changes],
             }
         ),

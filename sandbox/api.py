@@ -23,8 +23,9 @@ ACTION_STATUS = {"cancel": "canceled", "void": "void", "expire": "expired", "fin
                  "deactivate": "inactive", "reactivate": "active", "release": "released", "accept": "accepted",
                  "capture": "succeeded", "confirm": "succeeded", "submit": "submitted", "resume": "active",
                  "reject": "rejected", "redact": "redacted"}
-TEST_CARDS = {"tok_visa": ("visa", "4242"), "tok_visa_debit": ("visa", "5556"), "tok_mastercard": ("mastercard", "4444"),
-              "tok_amex": ("amex", "8431"), "tok_discover": ("discover", "1117"), "pm_card_visa": ("visa", "4242"),
+TEST_CARDS = {"tok_visa": ("visa", "4242"), "tok_visa_debit": ("visa", "5556"),
+              "tok_mastercard": ("mastercard", "4444"), "tok_amex": ("amex", "8431"), "tok_discover": ("discover", "1117"),
+              "pm_card_visa": ("visa", "4242"),
               "pm_card_mastercard": ("mastercard", "4444")}
 DECLINE_CARDS = {"tok_chargeDeclined": "generic_decline", "tok_chargeDeclinedInsufficientFunds": "insufficient_funds",
                  "tok_chargeDeclinedFraudulent": "fraudulent", "pm_card_chargeDeclined": "generic_decline"}
@@ -164,9 +165,13 @@ class StripeApi:
             raise ApiError(400, f"Invalid integer: {limit}", code="parameter_invalid_integer", param="limit")
         limit = int(limit)
         if limit < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="limit")
+            raise ApiError(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="limit"
+            )
         if limit > 100:
-            raise ApiError(400, "This value must be less than or equal to 100.", code="parameter_invalid_integer", param="limit")
+            raise ApiError(
+                400, "This value must be less than or equal to 100.", code="parameter_invalid_integer", param="limit"
+            )
         created = params.get("created")
         if created is not None:
             objs = [o for o in objs if _created_ok(o.get("created", 0), created)]
@@ -238,7 +243,9 @@ class StripeApi:
                 raise ApiError(400, f"Missing required param: {p}.", code="parameter_missing", param=p)
         if res.required_any and not any(p in params for p in res.required_any):
             names = ", ".join(res.required_any)
-            raise ApiError(400, f"You must provide one of: {names}.", code="parameter_missing", param=res.required_any[0])
+            raise ApiError(
+                400, f"You must provide one of: {names}.", code="parameter_missing", param=res.required_any[0]
+            )
         if res.path == "/v1/charges":
             return self._create_charge(caller, store, params, path)
         obj = store.base(res.object, res.prefix or "obj")
@@ -312,7 +319,8 @@ class StripeApi:
                 raise ApiError(400, f"No such customer: '{customer_id}'", code="resource_missing", param="customer")
         if caller.mode == "live":
             if source in TEST_CARDS or source in DECLINE_CARDS or str(source).startswith("tok_"):
-                raise ApiError(402, "Your card was declined. Your request was in live mode, but used a known test card.",
+                raise ApiError(402,
+                               "Your card was declined. Your request was in live mode, but used a known test card.",
                                type="card_error", code="card_declined", decline_code="live_mode_test_card")
             # The sandbox never makes a live charge.
             raise ApiError(402, "Your card was declined.", type="card_error", code="card_declined",

@@ -78,7 +78,8 @@ def build_demo_keys(catalogue=None, profile=None, catalogue_path: Path | None = 
         ("over", "test", "active", over, DEMO_TEST_ACCOUNT,
          "Everything required, plus Customers Write, PaymentMethods Read and Webhook Endpoints Write."),
         ("readonly", "test", "active", readonly, DEMO_TEST_ACCOUNT, "Every required resource at Read only."),
-        ("expired", "test", "expired", healthy, DEMO_TEST_ACCOUNT, "Right permissions, but the key was rolled and has expired."),
+        ("expired", "test", "expired", healthy, DEMO_TEST_ACCOUNT,
+         "Right permissions, but the key was rolled and has expired."),
         ("revoked", "test", "revoked", healthy, DEMO_TEST_ACCOUNT, "Right permissions, but the key was deleted."),
         ("live_healthy", "live", "active", healthy, DEMO_LIVE_ACCOUNT, "Exactly the required permissions, live mode."),
     ]

@@ -36,7 +36,9 @@ class Faults:
     def latency(self, seconds: float, path_prefix: str | None = None) -> Fault:
         return self._add(Fault("latency", path_prefix, seconds=float(seconds)))
 
-    def fail(self, path_prefix: str | None = None, status: int = 500, times: int | None = None, body: str = "json") -> Fault:
+    def fail(
+        self, path_prefix: str | None = None, status: int = 500, times: int | None = None, body: str = "json"
+    ) -> Fault:
         if status not in FAIL_STATUSES:
             raise ValueError(f"fail status {status} is not one of {', '.join(map(str, FAIL_STATUSES))}.")
         if body not in ("json", "html"):
@@ -62,7 +64,9 @@ class Faults:
         if kind == "latency":
             return self.latency(spec.get("seconds", 0.0), spec.get("path_prefix"))
         if kind == "fail":
-            return self.fail(spec.get("path_prefix"), spec.get("status", 500), spec.get("times"), spec.get("body", "json"))
+            return self.fail(
+                spec.get("path_prefix"), spec.get("status", 500), spec.get("times"), spec.get("body", "json")
+            )
         if kind == "hang":
             return self.hang(spec.get("path_prefix"), spec.get("seconds", 30.0), spec.get("times"))
         return self.drop(spec.get("path_prefix"), spec.get("times"))

@@ -420,7 +420,9 @@ class Sandbox:
                 return 200, _json({"faults": self.faults.list()}), {}
             if path == "/_sandbox/faults" and method == "POST":
                 data = json.loads(body or b"{}")
-                specs = data if isinstance(data, list) else data.get("faults", [data]) if isinstance(data, dict) else None
+                specs = (
+                    data if isinstance(data, list) else data.get("faults", [data]) if isinstance(data, dict) else None
+                )
                 if specs is None:
                     raise ValueError("send a fault object, a list of them, or {\"faults\": [...]}.")
                 for spec in specs:

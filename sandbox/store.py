@@ -128,14 +128,17 @@ class Store:
         ch = self.base("charge", "ch", created)
         billing = (customer or {}).get("_billing") or {
             "name": None, "email": params.get("receipt_email"), "phone": None,
-            "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None},
+            "address": {
+                "city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None,
+            },
         }
         ch.update({
             "amount": amount, "amount_captured": amount if status == "succeeded" else 0,
             "amount_refunded": amount if refunded else 0, "currency": currency,
             "status": status, "paid": status == "succeeded", "captured": status == "succeeded",
             "refunded": refunded, "customer": (customer or {}).get("id") or params.get("customer"),
-            "description": params.get("description"), "receipt_email": params.get("receipt_email") or billing.get("email"),
+            "description": params.get("description"),
+            "receipt_email": params.get("receipt_email") or billing.get("email"),
             "billing_details": billing, "balance_transaction": None, "payment_intent": None,
             "failure_code": None if status == "succeeded" else "card_declined",
             "failure_message": None if status == "succeeded" else "Your card was declined.",
@@ -199,12 +202,16 @@ def seed_sample_data(s: Store) -> None:
         s.put("/v1/products", p)
         products.append(p)
         recurring = name != "Onboarding call"
-        for interval in (("month", "year") if recurring and name != "Pointai Team" else ("month",) if recurring else (None,)):
+        intervals = ("month", "year") if recurring and name != "Pointai Team" else ("month",) if recurring else (None,)
+        for interval in intervals:
             pr = s.base("price", "price", p["created"])
             pr.update({"product": p["id"], "currency": "usd", "active": True, "nickname": None,
                        "unit_amount": amount * (10 if interval == "year" else 1), "billing_scheme": "per_unit",
-                       "type": "recurring" if interval else "one_time", "lookup_key": None, "tax_behavior": "unspecified",
-                       "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"} if interval else None})
+                       "type": "recurring" if interval else "one_time", "lookup_key": None,
+                       "tax_behavior": "unspecified",
+                       "recurring": (
+                           {"interval": interval, "interval_count": 1, "usage_type": "licensed"} if interval else None
+                       )})
             s.put("/v1/prices", pr)
             prices.append(pr)
             p["default_price"] = p["default_price"] or pr["id"]
@@ -249,9 +256,11 @@ def seed_sample_data(s: Store) -> None:
         item = {"id": s.new_id("si"), "object": "subscription_item", "price": public(price), "quantity": 1,
                 "subscription": sub["id"], "created": start, "metadata": {}}
         cur_start = a - (a - start) % period
-        sub.update({"customer": cust["id"], "status": status, "currency": "usd", "collection_method": "charge_automatically",
-                    "start_date": start, "cancel_at_period_end": False, "canceled_at": a - DAY if status == "canceled" else None,
-                    "items": {"object": "list", "data": [item], "has_more": False, "url": f"/v1/subscription_items?subscription={sub['id']}"},
+        sub.update({"customer": cust["id"], "status": status, "currency": "usd",
+                    "collection_method": "charge_automatically", "start_date": start, "cancel_at_period_end": False,
+                    "canceled_at": a - DAY if status == "canceled" else None,
+                    "items": {"object": "list", "data": [item], "has_more": False,
+                              "url": f"/v1/subscription_items?subscription={sub['id']}"},
                     "latest_invoice": None, "default_payment_method": None, "description": None})
         s.put("/v1/subscriptions", sub)
         s.put("/v1/subscription_items", {**item, "_seq": s._bump()})
@@ -275,7 +284,8 @@ def seed_sample_data(s: Store) -> None:
                     "total": amount, "subtotal": amount, "number": f"{cust['invoice_prefix']}-{i + 1:04d}",
                     "collection_method": "charge_automatically", "hosted_invoice_url": None,
                     "period_start": created, "period_end": created + 30 * DAY,
-                    "lines": {"object": "list", "data": [line], "has_more": False, "url": f"/v1/invoices/{inv['id']}/lines"}})
+                    "lines": {"object": "list", "data": [line], "has_more": False,
+                              "url": f"/v1/invoices/{inv['id']}/lines"}})
         s.put("/v1/invoices", inv)
         s.add_child("/v1/invoices", inv["id"], "lines", line)
         sub["latest_invoice"] = inv["id"]
@@ -339,5 +349,7 @@ def add_hostile_samples(s: Store) -> list[dict]:
 def _line_item(s: Store, price: dict) -> dict:
     return {"id": s.new_id("li"), "object": "item", "amount_total": price["unit_amount"],
             "amount_subtotal": price["unit_amount"], "currency": price["currency"], "quantity": 1,
-            "description": next((p["name"] for p in s.objects["/v1/products"].values() if p["id"] == price["product"]), ""),
+            "description": next(
+                (p["name"] for p in s.objects["/v1/products"].values() if p["id"] == price["product"]), ""
+            ),
             "price": public(price)}

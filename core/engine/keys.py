@@ -248,7 +248,8 @@ _OTHER_SECRETS: tuple[tuple[re.Pattern, str, str, str], ...] = tuple(
         (r"^xapp-[A-Za-z0-9\-]{10,}$", "slack", "a Slack app token", "xapp-"),
         (r"^AIza[0-9A-Za-z_\-]{30,}$", "google", "a Google API key", "AIza"),
         (r"^eyJ[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]*){0,2}$", "jwt", "a JSON Web Token (JWT)", "eyJ"),
-        (r"^access_token\$(?:production|sandbox)\$[A-Za-z0-9$_\-]{8,}$", "paypal", "a PayPal/Braintree access token", "access_token$"),
+        (r"^access_token\$(?:production|sandbox)\$[A-Za-z0-9$_\-]{8,}$", "paypal",
+         "a PayPal/Braintree access token", "access_token$"),
         (r"^SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}$", "sendgrid", "a SendGrid API key", "SG."),
         (r"^shp(?:at|ss|ca|pa)_[A-Za-z0-9]{16,}$", "shopify", "a Shopify access token", "shp"),
         (r"^hf_[A-Za-z0-9]{20,}$", "huggingface", "a Hugging Face token", "hf_"),
@@ -448,7 +449,9 @@ def intake(raw: str | bytes | None) -> Intake:
     if isinstance(raw, (bytes, bytearray)):
         raw = bytes(raw).decode("utf-8", "replace")
     if raw is None or raw == "":
-        return _result("empty", None, "(empty)", f"No key was entered; paste the tenant's restricted key ({ANY_RK}).", "empty", [])
+        return _result(
+            "empty", None, "(empty)", f"No key was entered; paste the tenant's restricted key ({ANY_RK}).", "empty", []
+        )
     if not isinstance(raw, str):
         raise TypeError(f"intake() takes the pasted text as str, not {type(raw).__name__}")
     if len(raw) > MAX_PASTE:
@@ -495,7 +498,8 @@ def intake(raw: str | bytes | None) -> Intake:
         shown = [mask(p) for p in parts]
         words = {2: "Two", 3: "Three", 4: "Four", 5: "Five"}
         count = words.get(len(parts), f"Several ({len(parts)})")
-        listed = " and ".join(shown) if len(shown) == 2 else f"{', '.join(shown[:3])}{' and more' if len(shown) > 3 else ''}"
+        more = " and more" if len(shown) > 3 else ""
+        listed = " and ".join(shown) if len(shown) == 2 else f"{', '.join(shown[:3])}{more}"
         return _result(
             "unknown", None, " + ".join(shown[:3]) + (" + …" if len(shown) > 3 else ""),
             f"{count} keys were pasted at once ({listed}); paste only the restricted key ({ANY_RK}), one key per "
@@ -516,7 +520,12 @@ def intake(raw: str | bytes | None) -> Intake:
             )
         else:
             fix = f"ask the tenant for the full restricted key ({_rk_for(st.mode)}) instead"
-        return _result(st.kind, st.mode, masked, f"This is a masked key ({masked}) as the Dashboard or an error message shows it, not the key itself; {fix}.", "masked", notes)
+        return _result(
+            st.kind, st.mode, masked,
+            f"This is a masked key ({masked}) as the Dashboard or an error message shows it, not the key itself; "
+            f"{fix}.",
+            "masked", notes,
+        )
 
     pieces = s.split()
     if len(pieces) > 1:

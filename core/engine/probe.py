@@ -45,7 +45,9 @@ def client_for(api_base: str, timeout_s: float) -> stripe.StripeClient:
     return stripe.StripeClient(
         _PLACEHOLDER_KEY,
         # Stripe takes file uploads on its own host; a sandbox serves both on one address.
-        base_addresses={"api": api_base, "files": STRIPE_FILES_BASE if api_base == STRIPE_DEFAULT_API_BASE else api_base},
+        base_addresses={
+            "api": api_base, "files": STRIPE_FILES_BASE if api_base == STRIPE_DEFAULT_API_BASE else api_base,
+        },
         max_network_retries=0,
         http_client=stripe.RequestsClient(timeout=timeout_s),
     )
@@ -207,7 +209,10 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
         if code == "resource_missing" or "similar object exists in" in message:
             return Answer("granted", status, "404: no such object, so the permission was granted", code)
         if "unrecognized request url" in message.lower():
-            return Answer("absent", status, f"Stripe does not know the endpoint {probe.method} {probe.path} (404 Unrecognized request URL)")
+            return Answer(
+                "absent", status,
+                f"Stripe does not know the endpoint {probe.method} {probe.path} (404 Unrecognized request URL)",
+            )
         return Answer("broken", status, f"Stripe does not know the probe's endpoint {probe.method} {probe.path}")
     if isinstance(err, stripe.InvalidRequestError) and status == 400 and (code or "").startswith("parameter_"):
         return Answer("granted", status, f"400 {code}: past the permission check", code)

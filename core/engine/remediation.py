@@ -59,7 +59,9 @@ def fix_for(row: Row, profile: Profile) -> str | None:
         )
     if row.verdict == "excess":
         why = "Pointai does not use it" if row.required == "none" else f"Pointai needs only {want}"
-        return f"In the Stripe Dashboard go to {_where(profile)}, set {place} to {want} (it is {now}; {why}), then Save."
+        return (
+            f"In the Stripe Dashboard go to {_where(profile)}, set {place} to {want} (it is {now}; {why}), then Save."
+        )
     if row.verdict == "unknown":
         return (
             f"Stripe did not answer conclusively for {row.resource} ({row.reason or 'no answer'}); "
@@ -104,7 +106,10 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
                 "is right. Stripe was busy for a few checks, so we will confirm the rest shortly; "
                 "there is nothing for you to do.\n\nThank you!"
             )
-        return "Hello,\n\nYour Stripe key for Pointai has exactly the permissions Pointai needs. Nothing to change.\n\nThank you!"
+        return (
+            "Hello,\n\nYour Stripe key for Pointai has exactly the permissions Pointai needs. Nothing to change."
+            "\n\nThank you!"
+        )
     lines = [
         "Hello,",
         "",

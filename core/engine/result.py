@@ -28,7 +28,8 @@ def level_rank(level: str) -> int:
 class KeyInfo:
     """What Key Health knows about a pasted key without the key itself."""
 
-    kind: str  # restricted | secret | organization | publishable | webhook_secret | sandbox_claim | other_secret | unknown | empty
+    # restricted | secret | organization | publishable | webhook_secret | sandbox_claim | other_secret | unknown | empty
+    kind: str
     mode: Mode | None
     masked: str  # e.g. "rk_test_…a1b2"; never the whole key
     fingerprint: str | None  # keyed hash, stable across checks of the same key

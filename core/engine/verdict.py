@@ -26,7 +26,9 @@ from core.engine.probe import ScopeOutcome
 from core.engine.result import Row, level_rank
 
 REQUIRED_WEIGHT = 3
-SCORE_BANDS = {"healthy": (100, 100), "attention": (80, 99), "incomplete": (50, 79), "failing": (1, 49), "invalid": (0, 0)}
+SCORE_BANDS = {
+    "healthy": (100, 100), "attention": (80, 99), "incomplete": (50, 79), "failing": (1, 49), "invalid": (0, 0),
+}
 
 
 def judge(required: str, granted: str, allowed: str | None = None) -> str:
@@ -64,7 +66,10 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
         out = outcomes.get(s.scope)
         if not s.probed or (out is not None and out.not_applicable):
             # Not checkable from outside, or not applicable for this key (API absent, live mode): no verdict.
-            why = out.not_applicable if out is not None and out.not_applicable else f"Not checkable from outside: {s.unchecked}"
+            why = (
+                out.not_applicable if out is not None and out.not_applicable
+                else f"Not checkable from outside: {s.unchecked}"
+            )
             rows.append(
                 Row(
                     category=s.category, resource=s.label, scope=s.scope, required=required,  # type: ignore[arg-type]

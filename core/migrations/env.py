@@ -2,7 +2,8 @@
 
 Called two ways:
 - Database.upgrade(): a connection is handed in via config.attributes["connection"];
-- the alembic CLI from the repo root (`alembic upgrade head`): the URL is `-x url=…`, else the settings' database_url (DATABASE_URL or data/keyhealth.db)
+- the alembic CLI from the repo root (`alembic upgrade head`): the URL is `-x url=…`, else the settings'
+  database_url (DATABASE_URL or data/keyhealth.db)
   (DATABASE_URL or data/keyhealth.db), or `-x url=…` to aim elsewhere.
 Either way the whole upgrade runs in one transaction; on SQLite that is BEGIN IMMEDIATE, on PostgreSQL
 it takes an advisory lock first, so two processes upgrading at once run one after the other.

@@ -114,7 +114,8 @@ def detail_sentence(action: str, outcome: str, detail: str | None) -> str:
                 return _sample_data(data)
             if action == "sample_transaction":
                 return _transaction(data, outcome)
-            return _sentence("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items() if v not in (None, "", [], {})))
+            parts = (f"{k.replace('_', ' ')}: {v}" for k, v in data.items() if v not in (None, "", [], {}))
+            return _sentence("; ".join(parts))
     return text
 
 

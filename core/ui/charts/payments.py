@@ -64,7 +64,9 @@ def daily_success_rate(charges: pd.DataFrame) -> pd.DataFrame:
     failed = counts["failed"] if "failed" in counts else pd.Series(0, index=counts.index)
     decided = succeeded + failed
     rate = (100.0 * succeeded / decided.where(decided > 0)).round(1)
-    out = pd.DataFrame({"day": counts.index, "succeeded": succeeded.values, "failed": failed.values, "rate": rate.values})
+    out = pd.DataFrame(
+        {"day": counts.index, "succeeded": succeeded.values, "failed": failed.values, "rate": rate.values}
+    )
     return out.reset_index(drop=True)[cols]
 
 

@@ -85,7 +85,9 @@ def status_timeline(history: Sequence[dict]) -> go.Figure:
                 name=status,
                 marker={"size": 12, "color": STATUS_COLOURS[status], "symbol": "square"},
                 customdata=[[h.get("source") or "", h.get("key_masked") or ""] for h in pts],
-                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: " + status + " (%{customdata[0]}, %{customdata[1]})<extra></extra>",
+                hovertemplate=(
+                    "%{x|%Y-%m-%d %H:%M} UTC: " + status + " (%{customdata[0]}, %{customdata[1]})<extra></extra>"
+                ),
             )
         )
     readable_time_axis(fig, [h["checked_at"] for h in hist])
