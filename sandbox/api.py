@@ -24,8 +24,8 @@ ACTION_STATUS = {"cancel": "canceled", "void": "void", "expire": "expired", "fin
                  "capture": "succeeded", "confirm": "succeeded", "submit": "submitted", "resume": "active",
                  "reject": "rejected", "redact": "redacted"}
 TEST_CARDS = {"tok_visa": ("visa", "4242"), "tok_visa_debit": ("visa", "5556"),
-              "tok_mastercard": ("mastercard", "4444"), "tok_amex": ("amex", "8431"), "tok_discover": ("discover", "1117"),
-              "pm_card_visa": ("visa", "4242"),
+              "tok_mastercard": ("mastercard", "4444"), "tok_amex": ("amex", "8431"),
+              "tok_discover": ("discover", "1117"), "pm_card_visa": ("visa", "4242"),
               "pm_card_mastercard": ("mastercard", "4444")}
 DECLINE_CARDS = {"tok_chargeDeclined": "generic_decline", "tok_chargeDeclinedInsufficientFunds": "insufficient_funds",
                  "tok_chargeDeclinedFraudulent": "fraudulent", "pm_card_chargeDeclined": "generic_decline"}
