@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
-from core.engine.result import LEVELS, level_rank
+from core.engine.result import LEVELS, Level, is_level, level_rank
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 CATALOGUE_PATH = DATA_DIR / "catalogue.toml"
@@ -57,7 +57,7 @@ class Scope:
     scope: str  # as Stripe spells it after "rak_", without _read/_write
     label: str  # the Stripe Dashboard's label
     category: str  # the Dashboard's group
-    levels: tuple[str, ...]  # levels Stripe offers besides None: ("read",), ("write",) or ("read", "write")
+    levels: tuple[ProbeLevel, ...]  # levels Stripe offers besides None: ("read",), ("write",) or ("read", "write")
     read: Probe | None
     write: Probe | None
     note: str | None = None
@@ -78,7 +78,7 @@ class Scope:
     refusal_names: tuple[str, ...] = ()
 
     @property
-    def max_level(self) -> str:
+    def max_level(self) -> ProbeLevel:
         return max(self.levels, key=level_rank)
 
     @property
@@ -108,6 +108,10 @@ class Scope:
 
 
 ProbeLevel = Literal["read", "write"]
+
+
+def _is_probe_level(value: object) -> TypeGuard[ProbeLevel]:
+    return value in ("read", "write")
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ class Catalogue:
 class Requirement:
     guide: str  # the onboarding guide's wording
     section: str  # the guide's accordion title
-    level: str  # what the guide asks: none | read | write
+    level: Level  # what the guide asks
     scopes: tuple[str, ...]  # Stripe scopes it maps to; empty when it is not a Stripe permission
     note: str | None = None  # why it is not a permission, or why the level is adjusted
     category: str | None = None  # where a not-a-permission item sits in the grid (default: its section)
@@ -226,7 +230,7 @@ class Profile:
     # scope -> (level, labels of the required scopes that imply it): Stripe grants these along with a
     # required permission, so having them up to that level is not excess (and not required either).
     # Read-only (a MappingProxyType): the profile is built once, in full, then frozen.
-    implied: Mapping[str, tuple[str, tuple[str, ...]]] = field(
+    implied: Mapping[str, tuple[Level, tuple[str, ...]]] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, hash=False
     )
 
@@ -234,7 +238,7 @@ class Profile:
         if not isinstance(self.implied, MappingProxyType):
             object.__setattr__(self, "implied", MappingProxyType(dict(self.implied)))
 
-    def allowed(self, scope: Scope) -> tuple[str, str | None]:
+    def allowed(self, scope: Scope) -> tuple[Level, str | None]:
         """The highest level a key may have without it being excess, and why (None: just the requirement)."""
         required, _ = self.required(scope)
         level, by = self.implied.get(scope.scope, ("none", ()))
@@ -242,11 +246,11 @@ class Profile:
             return level, f"Stripe grants {scope.label} {level.capitalize()} along with {', '.join(by)}."
         return required, None
 
-    def required(self, scope: Scope) -> tuple[str, Requirement | None]:
+    def required(self, scope: Scope) -> tuple[Level, Requirement | None]:
         """The level Pointai requires of a scope, capped at what Stripe offers, and the guide item."""
         for item in self.items:
             if scope.scope in item.scopes:
-                level = item.level
+                level: Level = item.level
                 if level != "none" and level_rank(level) > level_rank(scope.max_level):
                     level = scope.max_level
                 if level != "none" and level not in scope.levels:
@@ -292,8 +296,8 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
         for k in ("scope", "label", "category", "levels"):
             if k not in e:
                 raise CatalogueError(f"{where}: missing {k!r}.")
-        levels = tuple(e["levels"])
-        if not levels or any(lv not in ("read", "write") for lv in levels):
+        levels: tuple[ProbeLevel, ...] = tuple(lv for lv in e["levels"] if _is_probe_level(lv))
+        if not levels or len(levels) != len(e["levels"]):
             raise CatalogueError(f"{where}: levels must be a non-empty list of 'read'/'write'.")
         read, write = _probe(e.get("read"), where + " read"), _probe(e.get("write"), where + " write")
         unchecked = e.get("unchecked")
@@ -354,7 +358,7 @@ def parse_profile(data: dict[str, Any], catalogue: Catalogue) -> Profile:
         if not e.get("guide"):
             raise CatalogueError(f"{where}: missing 'guide' (the onboarding guide's wording for the item).")
         level = e.get("level")
-        if level not in LEVELS:
+        if not is_level(level):
             raise CatalogueError(f"{where}: level must be one of {', '.join(LEVELS)}.")
         scopes = tuple(e.get("scopes", []))
         for s in scopes:
@@ -373,12 +377,14 @@ def parse_profile(data: dict[str, Any], catalogue: Catalogue) -> Profile:
             )
         )
     base = Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
-    implied: dict[str, tuple[str, tuple[str, ...]]] = {}
+    implied: dict[str, tuple[Level, tuple[str, ...]]] = {}
     for s in catalogue.scopes:
         if base.required(s)[0] == "none":
             continue
         for perm in s.implies:
             scope, level = perm.rsplit("_", 1)
+            if not is_level(level):  # parse_catalogue has checked every `implies` already
+                raise CatalogueError(f"catalogue entry {s.scope}: implies {perm!r}, which names no level.")
             have, by = implied.get(scope, ("none", ()))
             implied[scope] = (max(have, level, key=level_rank), by if s.label in by else (*by, s.label))
     # The profile with everything in it, built once: `base` (which only answered `required`) is never changed.

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import stripe
 
-from core.engine.catalogue import Catalogue, Profile, load_catalogue, load_profile
+from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
 from core.engine.probe import Prober, ScopeOutcome
 from core.engine.remediation import create_link, fix_for, guide_notes, tenant_message
@@ -18,7 +18,7 @@ from core.engine.verdict import build_rows, judge, overall_status, score
 Progress = Callable[[Row, int, int], None]  # (row just settled, rows done, rows total)
 
 
-def _first_probe_order(catalogue: Catalogue, profile: Profile, scopes: list) -> list:
+def _first_probe_order(catalogue: Catalogue, profile: Profile, scopes: list[Scope]) -> list[Scope]:
     """Probe a scope Pointai requires None first: most keys lack it, so the one request answers 403,
     which names the account; a refused key costs this single request."""
     for i, s in enumerate(scopes):

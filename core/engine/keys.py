@@ -40,12 +40,13 @@ import re
 import secrets
 import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from core import config
-from core.engine.result import KeyInfo
+from core.engine.result import KeyInfo, Mode, is_mode
 
 __all__ = [
     "Intake",
@@ -82,6 +83,8 @@ class SecretKey:
     """
 
     __slots__ = ("_value", "_masked")
+    _value: str
+    _masked: str
 
     def __init__(self, value: str):
         if not isinstance(value, str) or not value:
@@ -89,7 +92,7 @@ class SecretKey:
         object.__setattr__(self, "_value", value)
         object.__setattr__(self, "_masked", mask(value))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("SecretKey is immutable")
 
     @property
@@ -97,7 +100,7 @@ class SecretKey:
         return self._masked
 
     @property
-    def mode(self) -> str | None:
+    def mode(self) -> Mode | None:
         return "live" if self._value.startswith("rk_live_") else "test" if self._value.startswith("rk_test_") else None
 
     def __str__(self) -> str:
@@ -109,7 +112,7 @@ class SecretKey:
     def __format__(self, spec: str) -> str:
         return format(self._masked, spec)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, SecretKey):
             return hmac.compare_digest(self._value.encode(), other._value.encode())
         return NotImplemented
@@ -120,13 +123,13 @@ class SecretKey:
     def __len__(self) -> int:
         return len(self._value)
 
-    def __reduce_ex__(self, protocol):
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError("a SecretKey cannot be pickled; keep only its KeyInfo (masked form and fingerprint)")
 
-    def __copy__(self):
+    def __copy__(self) -> SecretKey:
         return self
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: Any) -> SecretKey:
         return self
 
 
@@ -149,7 +152,7 @@ _SECRET_CACHE: dict[str, bytes] = {}
 _SECRET_LOCK = threading.Lock()
 
 
-def fingerprint_secret(directory: str | os.PathLike | None = None) -> bytes:
+def fingerprint_secret(directory: str | os.PathLike[str] | None = None) -> bytes:
     """The HMAC secret for fingerprints (see the module doc). The file secret is cached per process and directory."""
     conf = config.settings()
     if conf.fingerprint_secret:
@@ -232,7 +235,7 @@ _STRIPE_ANYWHERE = re.compile(r"(?:rk|sk|pk)_(?:live|test)_|sk_org_|whsec_|rkcs_
 _STRIPE_PIECE = re.compile(r"(?:rkcs|whsec|rk|sk|pk)_", re.I)
 
 # (pattern, reason suffix, what it looks like, prefix shown in the masked form)
-_OTHER_SECRETS: tuple[tuple[re.Pattern, str, str, str], ...] = tuple(
+_OTHER_SECRETS: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
     (re.compile(p), r, name, shown)
     for p, r, name, shown in (
         (r"^github_pat_[A-Za-z0-9_]{20,}$", "github", "a GitHub fine-grained access token", "github_pat_"),
@@ -273,7 +276,7 @@ _WRAPPED_PIECE = re.compile(r"[A-Za-z0-9_]+")
 
 class _Stripe(NamedTuple):
     kind: str
-    mode: str | None
+    mode: Mode | None
     prefix: str  # as typed, e.g. "rk_test_" or "RK_TEST_" or "rk_prod_"
     body: str
     bad_segment: str | None  # "prod" in rk_prod_; None when the mode is right or absent
@@ -286,7 +289,7 @@ def _parse_stripe(s: str) -> _Stripe | None:
         return None
     head = m.group(1).lower()
     pos = m.end()
-    mode = None
+    mode: Mode | None = None
     bad = None
     if head == "whsec":
         kind = "webhook_secret"
@@ -294,25 +297,32 @@ def _parse_stripe(s: str) -> _Stripe | None:
         kind = "sandbox_claim"
         mm = re.match(r"(live|test)_", s[pos:], re.I)
         if mm:
-            mode = mm.group(1).lower()
+            mode = _mode(mm.group(1))
             pos += mm.end()
     elif head == "sk" and re.match(r"org", s[pos:], re.I):
         kind = "organization"
         mm = re.match(r"org_?(?:(live|test)_)?", s[pos:], re.I)
+        assert mm is not None  # "org" matched just above
         if mm.group(1):
-            mode = mm.group(1).lower()
+            mode = _mode(mm.group(1))
         pos += mm.end()
     else:
         kind = {"rk": "restricted", "sk": "secret", "pk": "publishable"}[head]
         mm = re.match(r"([A-Za-z]{1,8})_", s[pos:])
         if mm:
             if mm.group(1).lower() in ("live", "test"):
-                mode = mm.group(1).lower()
+                mode = _mode(mm.group(1))
             else:
                 bad = mm.group(1)
             pos += mm.end()
     prefix = s[:pos]
     return _Stripe(kind, mode, prefix, s[pos:], bad, prefix == prefix.lower())
+
+
+def _mode(text: str) -> Mode | None:
+    """ "live" or "test" in any case, as a Mode."""
+    low = text.lower()
+    return low if is_mode(low) else None
 
 
 def _other_secret(s: str) -> tuple[str, str, str] | None:
@@ -422,7 +432,10 @@ def _note(notes: list[str], text: str) -> None:
 # Intake
 
 
-def _result(kind, mode, masked, problem, reason, notes, fp=None, key=None) -> Intake:
+def _result(
+    kind: str, mode: Mode | None, masked: str, problem: str | None, reason: str, notes: Iterable[str],
+    fp: str | None = None, key: SecretKey | None = None,
+) -> Intake:
     return Intake(KeyInfo(kind, mode, masked, fp, problem), key, reason, tuple(notes))
 
 
@@ -511,8 +524,10 @@ def intake(raw: str | bytes | None) -> Intake:
     if st is not None and any(m in s for m in _MASK_MARKS):
         compact = "".join(s.split())
         # What follows the mask is what the Dashboard itself shows (at most 4 letters or digits).
-        tail = re.search(r"[A-Za-z0-9]{0,4}$", compact).group(0)
-        masked = _parse_stripe(compact).prefix + ELLIPSIS + tail
+        tail_match = re.search(r"[A-Za-z0-9]{0,4}$", compact)
+        compact_st = _parse_stripe(compact)
+        assert tail_match is not None and compact_st is not None  # {0,4} always matches; compact keeps st's prefix
+        masked = compact_st.prefix + ELLIPSIS + tail_match.group(0)
         if st.kind == "restricted":
             fix = (
                 "copy the full key instead (Reveal key in Developers → API keys, or create a new restricted key if "
@@ -537,6 +552,7 @@ def intake(raw: str | bytes | None) -> Intake:
             st = _parse_stripe(s)
         elif st is not None:
             first = _parse_stripe(pieces[0])
+            assert first is not None  # st parsed, and the first piece starts the same way
             where = next(i for i, c in enumerate(s) if c.isspace()) + 1
             return _result(
                 first.kind, first.mode, _mask_parts(first.prefix, first.body),
@@ -549,6 +565,7 @@ def intake(raw: str | bytes | None) -> Intake:
             if m and (m.start() == 0 or not s[m.start() - 1].isalnum()):
                 key_part = re.split(r"[\s,;]+", s[m.start():])[0].strip(_QUOTES)
                 inner = _parse_stripe(key_part)
+                assert inner is not None  # key_part starts with a Stripe prefix (_STRIPE_PIECE)
                 return _result(
                     inner.kind, inner.mode, _mask_parts(inner.prefix, inner.body),
                     f"There is other text before the key ({_mask_parts(inner.prefix, inner.body)}); paste only the "
@@ -559,7 +576,7 @@ def intake(raw: str | bytes | None) -> Intake:
                 other = _other_secret(p.strip(_QUOTES))
                 if other:
                     return _other_result(p.strip(_QUOTES), other, notes)
-            words = len(pieces)
+            n_words = len(pieces)
             if GUIDE_KEY_NAME.lower() in s.lower() or re.search(r"\bkey\b", s, re.I):
                 return _result(
                     "unknown", None, _chars(len(s)),
@@ -569,7 +586,7 @@ def intake(raw: str | bytes | None) -> Intake:
                 )
             return _result(
                 "unknown", None, _chars(len(s)),
-                f"The pasted text is {words} words rather than a key; paste only the restricted key ({ANY_RK}), with "
+                f"The pasted text is {n_words} words rather than a key; paste only the restricted key ({ANY_RK}), with "
                 "nothing before or after it.",
                 "sentence", notes,
             )
@@ -579,7 +596,7 @@ def intake(raw: str | bytes | None) -> Intake:
     return _classify_stripe(s, st, notes)
 
 
-def _other_result(s: str, other: tuple[str, str, str], notes) -> Intake:
+def _other_result(s: str, other: tuple[str, str, str], notes: list[str]) -> Intake:
     reason, name, shown = other
     masked = _mask_parts(shown, s[len(shown):])
     return _result(
@@ -590,7 +607,7 @@ def _other_result(s: str, other: tuple[str, str, str], notes) -> Intake:
     )
 
 
-def _classify_other(s: str, notes) -> Intake:
+def _classify_other(s: str, notes: list[str]) -> Intake:
     other = _other_secret(s)
     if other:
         return _other_result(s, other, notes)
@@ -634,7 +651,7 @@ def _fingerprint_if_complete(st: _Stripe, s: str) -> str | None:
     return None
 
 
-def _classify_stripe(s: str, st: _Stripe, notes) -> Intake:
+def _classify_stripe(s: str, st: _Stripe, notes: list[str]) -> Intake:
     masked = _mask_parts(st.prefix, st.body)
     kind, mode = st.kind, st.mode
 

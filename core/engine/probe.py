@@ -27,6 +27,7 @@ from typing import Any
 import stripe
 
 from core.engine.catalogue import Probe, Scope
+from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
 _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
@@ -137,7 +138,7 @@ class Answer:
 @dataclass
 class ScopeOutcome:
     scope: str
-    granted: str  # none | read | write | unknown
+    granted: Granted
     reason: str | None = None  # why unknown
     requests: int = 0
     named: tuple[str, ...] = ()  # what the deciding refusal named (without rak_), when it named anything
@@ -250,7 +251,7 @@ class KeyRequests:
     def __init__(
         self,
         key: str,
-        mode: str | None,
+        mode: Mode | None,
         settings: ProbeSettings,
         client: stripe.StripeClient,
         rng: random.Random | None = None,
@@ -270,7 +271,7 @@ class KeyRequests:
         self.auth_kind: str | None = None  # invalid | expired | ip_not_allowed | no_key
         self.auth_problem: str | None = None  # one sentence when Stripe refused the key itself
 
-    def send(self, method: str, path: str, params: dict | None = None) -> tuple[Any, Answer | None]:
+    def send(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Answer | None]:
         """One paced request: (the SDK's response, None), or (None, what the error answer means).
         `params` may carry SDK options too (idempotency_key, base).
 
@@ -306,7 +307,8 @@ class KeyRequests:
                 self._lead_answered.set()
 
     def request(
-        self, method: str, path: str, params: dict | None = None, *, retry_if: Callable[[Answer], bool] | None = None
+        self, method: str, path: str, params: dict[str, Any] | None = None, *,
+        retry_if: Callable[[Answer], bool] | None = None,
     ) -> tuple[Any, Answer | None, int]:
         """`send`, retrying inconclusive answers (and those `retry_if` picks) up to `settings.retries` times.
         Returns (response or None, the last error answer or None, tries)."""
@@ -326,7 +328,7 @@ class Prober:
     def __init__(
         self,
         key: str,
-        mode: str | None,
+        mode: Mode | None,
         settings: ProbeSettings | None = None,
         client: stripe.StripeClient | None = None,
         rng: random.Random | None = None,

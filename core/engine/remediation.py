@@ -21,6 +21,11 @@ DISCOUNTS_NOTE = (
 )
 
 
+
+def _granted_word(row: Row) -> str:
+    """What a missing or excess row has now (those are always none, read or write)."""
+    return LEVEL_WORD.get(row.granted or "", str(row.granted))
+
 def all_permissions_note(excess: int) -> str:
     return (
         f"{excess} permissions Pointai does not use are granted: most likely “Customize permissions” was left "
@@ -118,10 +123,10 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
         "click ⋯ → Edit key and set:"),
     ]
     for r in missing:
-        lines.append(f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]})")
+        lines.append(f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {_granted_word(r)})")
     for r in excess:
         lines.append(
-            f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {LEVEL_WORD[r.granted]}; "
+            f"  • {r.category} → {r.resource}: {LEVEL_WORD[r.required]} (now {_granted_word(r)}; "
             f"Pointai does not need more)"
         )
     lines += ["Then click Save. Leave everything else as it is."]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, TypeGuard
 
 Level = Literal["none", "read", "write"]
 Granted = Literal["none", "read", "write", "unknown"]
@@ -14,10 +14,23 @@ Verdict = Literal["ok", "missing", "excess", "unknown", "not_applicable"]
 Status = Literal["healthy", "attention", "failing", "incomplete", "invalid"]
 Mode = Literal["live", "test"]
 
-LEVELS: tuple[str, ...] = ("none", "read", "write")
-VERDICTS: tuple[str, ...] = ("ok", "missing", "excess", "unknown", "not_applicable")
+LEVELS: tuple[Level, ...] = ("none", "read", "write")
+VERDICTS: tuple[Verdict, ...] = ("ok", "missing", "excess", "unknown", "not_applicable")
 # Worst first: the order triage sorts by.
-STATUSES: tuple[str, ...] = ("invalid", "failing", "incomplete", "attention", "healthy")
+STATUSES: tuple[Status, ...] = ("invalid", "failing", "incomplete", "attention", "healthy")
+
+
+def is_level(value: object) -> TypeGuard[Level]:
+    """True for "none", "read" or "write": text from a data file or the database becomes a Level here."""
+    return value in LEVELS
+
+
+def is_granted(value: object) -> TypeGuard[Granted]:
+    return value in LEVELS or value == "unknown"
+
+
+def is_mode(value: object) -> TypeGuard[Mode]:
+    return value in ("live", "test")
 
 
 def level_rank(level: str) -> int:
@@ -39,7 +52,7 @@ class KeyInfo:
     def accepted(self) -> bool:
         return self.problem is None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "mode": self.mode, "masked": self.masked, "fingerprint": self.fingerprint}
 
 
@@ -73,7 +86,7 @@ class Row:
             and level_rank(self.granted) > level_rank(self.required)
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "category": self.category,
             "resource": self.resource,
@@ -108,12 +121,12 @@ class CheckResult:
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def counts(self) -> dict[str, int]:
-        out = {v: 0 for v in VERDICTS}
+        out: dict[str, int] = {v: 0 for v in VERDICTS}
         for r in self.rows:
             out[r.verdict] += 1
         return out
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The CLI's public JSON shape (see README)."""
         return {
             "key": self.key.to_dict(),

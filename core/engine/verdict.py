@@ -21,9 +21,11 @@ Score (0-100), banded by status so that it sorts like the status does:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from core.engine.catalogue import Catalogue, Profile, Scope
 from core.engine.probe import ScopeOutcome
-from core.engine.result import Row, level_rank
+from core.engine.result import Granted, Level, Row, Status, Verdict, level_rank
 
 REQUIRED_WEIGHT = 3
 SCORE_BANDS = {
@@ -31,7 +33,7 @@ SCORE_BANDS = {
 }
 
 
-def judge(required: str, granted: str, allowed: str | None = None) -> str:
+def judge(required: Level, granted: Granted, allowed: Level | None = None) -> Verdict:
     """`allowed` (default: the requirement) is the most a key may have before it is excess: higher
     when Stripe grants the permission along with a required one ("also implies")."""
     if granted == "unknown":
@@ -56,7 +58,7 @@ def named_note(catalogue: Catalogue, scope: Scope, named: tuple[str, ...]) -> st
     return ", ".join(parts)
 
 
-def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, ScopeOutcome]) -> list[Row]:
+def build_rows(catalogue: Catalogue, profile: Profile, outcomes: Mapping[str, ScopeOutcome]) -> list[Row]:
     """One row per catalogue scope, plus one not_applicable row per guide item with no Stripe permission,
     in catalogue order grouped by category."""
     rows: list[Row] = []
@@ -72,7 +74,7 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
             )
             rows.append(
                 Row(
-                    category=s.category, resource=s.label, scope=s.scope, required=required,  # type: ignore[arg-type]
+                    category=s.category, resource=s.label, scope=s.scope, required=required,
                     granted=None, verdict="not_applicable", note=why, guide_item=item.guide if item else None,
                     provenance=s.provenance,
                 )
@@ -91,9 +93,9 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
                 category=s.category,
                 resource=s.label,
                 scope=s.scope,
-                required=required,  # type: ignore[arg-type]
-                granted=granted,  # type: ignore[arg-type]
-                verdict=judge(required, granted, allowed),  # type: ignore[arg-type]
+                required=required,
+                granted=granted,
+                verdict=judge(required, granted, allowed),
                 note=note,
                 reason=(out.reason if out else "not probed") if granted == "unknown" else None,
                 guide_item=item.guide if item else None,
@@ -108,7 +110,7 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
                 category=item.category or item.section or "Guide",
                 resource=item.guide,
                 scope=None,
-                required=item.level,  # type: ignore[arg-type]
+                required=item.level,
                 granted=None,
                 verdict="not_applicable",
                 note=item.note,
@@ -120,7 +122,7 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: dict[str, Scope
     return rows
 
 
-def overall_status(rows: list[Row]) -> str:
+def overall_status(rows: list[Row]) -> Status:
     verdicts = {r.verdict for r in rows}
     if "missing" in verdicts:
         return "failing"
@@ -143,6 +145,6 @@ def ok_share(rows: list[Row]) -> float:
     return got / total if total else 0.0
 
 
-def score(rows: list[Row], status: str) -> int:
+def score(rows: list[Row], status: Status) -> int:
     low, high = SCORE_BANDS[status]
     return low + round((high - low) * ok_share(rows))
