@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -16,6 +17,19 @@ from core.engine.result import STATUSES
 from core.store.db import Database
 from core.store.models import check_rows_t, checks_t, tenants_t
 from core.store.record import StoreInputError, _tenant_where, tenant_search
+from core.store.rows import (
+    AcceptedCheck,
+    CheckDetail,
+    ChecksPerDay,
+    DriftRow,
+    HistoryRow,
+    LatestCheck,
+    ProblemScope,
+    ScoreBucket,
+    StaleTenant,
+    StatusMixDay,
+    StoredRow,
+)
 from core.store.types import utcnow
 
 c = checks_t
@@ -105,7 +119,7 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     include_archived: bool = False,
     limit: int | None = None,
     now: datetime | None = None,
-) -> list[dict]:
+) -> list[LatestCheck]:
     """Triage: each tenant's latest check, worst status first (see STATUSES), then stalest first.
 
     status: one status or several; mode: "live" | "test"; stale_days: only tenants whose latest check
@@ -128,13 +142,13 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     if limit is not None:
         q = q.limit(int(limit))
     with db.connect() as conn:
-        out = [dict(row._mapping) for row in conn.execute(q)]
+        out = [cast(LatestCheck, dict(row._mapping)) for row in conn.execute(q)]
     for d in out:
         d["age_days"] = (now - d["checked_at"]).total_seconds() / 86400
     return out
 
 
-def tenant_history(db: Database, tenant: str | int, *, limit: int | None = None) -> list[dict]:
+def tenant_history(db: Database, tenant: str | int, *, limit: int | None = None) -> list[HistoryRow]:
     """Every check of one tenant (by name, slug or id), newest first; [] for an unknown tenant."""
     q = (
         sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
@@ -145,10 +159,10 @@ def tenant_history(db: Database, tenant: str | int, *, limit: int | None = None)
     if limit is not None:
         q = q.limit(int(limit))
     with db.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(q)]
+        return [cast(HistoryRow, dict(row._mapping)) for row in conn.execute(q)]
 
 
-def get_check(db: Database, check_id: int) -> dict | None:
+def get_check(db: Database, check_id: int) -> CheckDetail | None:
     """One check with its tenant and its rows (key "rows", in stored order), or None."""
     with db.connect() as conn:
         row = conn.execute(
@@ -158,15 +172,15 @@ def get_check(db: Database, check_id: int) -> dict | None:
         ).first()
         if row is None:
             return None
-        out = dict(row._mapping)
+        out = cast(CheckDetail, dict(row._mapping))
         out["rows"] = [
-            dict(x._mapping)
+            cast(StoredRow, dict(x._mapping))
             for x in conn.execute(sa.select(*ROW_COLUMNS).where(r.c.check_id == check_id).order_by(r.c.id))
         ]
         return out
 
 
-def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[dict]:
+def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[DriftRow]:
     """Scopes whose granted level or verdict changed between consecutive checks of one tenant, newest first.
 
     "Consecutive" skips checks that probed nothing (no rows, e.g. an invalid key), so a key that was
@@ -219,7 +233,7 @@ def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[
     if limit is not None:
         q = q.limit(int(limit))
     with db.connect() as conn:
-        out = [dict(row._mapping) for row in conn.execute(q)]
+        out = [cast(DriftRow, dict(row._mapping)) for row in conn.execute(q)]
     for d in out:  # `at` came through a subquery: make sure it is an aware datetime on every backend
         if isinstance(d["at"], str):
             d["at"] = datetime.fromisoformat(d["at"])
@@ -246,7 +260,7 @@ def status_mix_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
     include_archived: bool = False,
-) -> list[dict]:
+) -> list[StatusMixDay]:
     """Per UTC day: how many tenants ended the day in each status.
 
     Each tenant counts once per day it was checked, with the status of its LAST check that day (so a
@@ -274,21 +288,21 @@ def status_mix_per_day(db: Database, start: date | datetime | None = None,
         .group_by(ranked.c.day, ranked.c.status)
         .order_by(ranked.c.day)
     )
-    days: dict[date, dict] = {}
+    days: dict[date, dict[str, Any]] = {}
     with db.connect() as conn:
         for d, status, n in conn.execute(q):
             key = _as_date(d)
             row = days.setdefault(key, {"day": key, **{s: 0 for s in STATUSES}, "total": 0})
             row[status] = row.get(status, 0) + n
             row["total"] += n
-    return [days[k] for k in sorted(days)]
+    return [cast(StatusMixDay, days[k]) for k in sorted(days)]
 
 
 def checks_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
     include_archived: bool = False,
-) -> list[dict]:
+) -> list[ChecksPerDay]:
     """Per UTC day: number of checks and of distinct tenants checked. [{"day", "checks", "tenants"}] oldest first."""
     day = sa.func.date(c.c.checked_at).label("day")
     q = (
@@ -304,7 +318,7 @@ def checks_per_day(db: Database, start: date | datetime | None = None,
 def status_counts(db: Database, *, include_archived: bool = False) -> dict[str, int]:
     """How many tenants' latest check is in each status (every status present, worst first)."""
     q = _latest_base(include_archived).add_columns(c.c.status, sa.func.count()).group_by(c.c.status)
-    out = {s: 0 for s in STATUSES}
+    out: dict[str, int] = {s: 0 for s in STATUSES}
     with db.connect() as conn:
         for status, n in conn.execute(q):
             out[status] = out.get(status, 0) + n
@@ -312,7 +326,7 @@ def status_counts(db: Database, *, include_archived: bool = False) -> dict[str, 
 
 
 def score_distribution(db: Database, bucket: int = 10, *, include_archived: bool = False
-) -> list[dict]:
+) -> list[ScoreBucket]:
     """Histogram of the latest check's score per tenant (scores 0–100).
 
     [{"from": 0, "to": 9, "tenants": n}, …, {"from": 90, "to": 100, "tenants": n}]: every bucket present,
@@ -334,7 +348,7 @@ def score_distribution(db: Database, bucket: int = 10, *, include_archived: bool
 
 
 def top_problem_scopes(db: Database, kind: str = "missing", limit: int = 10, *, include_archived: bool = False
-) -> list[dict]:
+) -> list[ProblemScope]:
     """The scopes most often `kind` ("missing" or "excess") in the tenants' latest checks.
 
     [{"scope", "resource", "category", "tenants", "share"}], most tenants first; share = tenants / tenants
@@ -357,14 +371,14 @@ def top_problem_scopes(db: Database, kind: str = "missing", limit: int = 10, *, 
         total_q = total_q.where(t.c.archived.is_(False))
     with db.connect() as conn:
         total = conn.execute(total_q).scalar() or 0
-        rows = [dict(x._mapping) for x in conn.execute(q)]
+        rows = [cast(ProblemScope, dict(x._mapping)) for x in conn.execute(q)]
     for d in rows:
         d["share"] = d["tenants"] / total if total else 0.0
     return rows
 
 
 def stale_tenants(db: Database, days: float, *, include_archived: bool = False, now: datetime | None = None
-) -> list[dict]:
+) -> list[StaleTenant]:
     """Tenants not checked for `days` days, never-checked ones first, then the stalest.
 
     [{"tenant_id", "tenant", "slug", "contact", "archived", "last_checked_at", "status", "score",
@@ -383,14 +397,14 @@ def stale_tenants(db: Database, days: float, *, include_archived: bool = False, 
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
     with db.connect() as conn:
-        out = [dict(x._mapping) for x in conn.execute(q)]
+        out = [cast(StaleTenant, dict(x._mapping)) for x in conn.execute(q)]
     for d in out:
         last = d["last_checked_at"]
         d["age_days"] = None if last is None else (now - last).total_seconds() / 86400
     return out
 
 
-def last_accepted_check(db: Database, fingerprint: str) -> dict | None:
+def last_accepted_check(db: Database, fingerprint: str) -> AcceptedCheck | None:
     """The newest check of the key with this fingerprint that Stripe accepted (any status but invalid), or None.
     Lets a 401 on a key that worked before be told apart as revoked rather than mistyped."""
     q = (
@@ -402,4 +416,4 @@ def last_accepted_check(db: Database, fingerprint: str) -> dict | None:
     )
     with db.connect() as conn:
         row = conn.execute(q).first()
-    return dict(row._mapping) if row is not None else None
+    return cast(AcceptedCheck, dict(row._mapping)) if row is not None else None

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast, overload
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +31,7 @@ from core.store.models import (
     checks_t,
     tenants_t,
 )
+from core.store.rows import AuditRow, TenantListRow, TenantRow
 from core.store.types import utcnow
 
 
@@ -58,6 +59,10 @@ _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _OUTCOME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 
 
+@overload
+def redact(text: str) -> str: ...
+@overload
+def redact(text: None) -> None: ...
 def redact(text: str | None) -> str | None:
     """`text` with every whole-looking Stripe secret replaced by its first 8 and last 4 characters."""
     if not text:
@@ -160,6 +165,7 @@ def _aware(at: datetime | None) -> datetime:
 
 def _insert_ignore(conn: Connection, table: sa.Table, values: dict, index_elements: list[str]) -> None:
     name = conn.dialect.name
+    stmt: sa.Insert
     if name == "postgresql":
         stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
     elif name == "sqlite":
@@ -169,8 +175,8 @@ def _insert_ignore(conn: Connection, table: sa.Table, values: dict, index_elemen
     conn.execute(stmt)
 
 
-def _tenant_dict(row) -> dict:
-    return dict(row._mapping)
+def _tenant_dict(row: Any) -> TenantRow:
+    return cast(TenantRow, dict(row._mapping))
 
 
 _TENANT_COLS = [
@@ -195,19 +201,19 @@ def _tenant_where(tenant: str | int):
     return tenants_t.c.slug == slugify(tenant)
 
 
-def _get_tenant(conn: Connection, tenant: str | int) -> dict | None:
+def _get_tenant(conn: Connection, tenant: str | int) -> TenantRow | None:
     row = conn.execute(sa.select(*_TENANT_COLS).where(_tenant_where(tenant))).first()
     return _tenant_dict(row) if row else None
 
 
-def _require_tenant(conn: Connection, tenant: str | int) -> dict:
+def _require_tenant(conn: Connection, tenant: str | int) -> TenantRow:
     found = _get_tenant(conn, tenant)
     if found is None:
         raise UnknownTenantError(f"There is no tenant named {tenant!r}; check the spelling or add it first.")
     return found
 
 
-def _get_or_create(conn: Connection, name: str) -> dict:
+def _get_or_create(conn: Connection, name: str) -> TenantRow:
     clean = validate_tenant_name(name)
     slug = slugify(clean)
     row = conn.execute(sa.select(*_TENANT_COLS).where(tenants_t.c.slug == slug)).first()
@@ -222,14 +228,14 @@ def _get_or_create(conn: Connection, name: str) -> dict:
     return _tenant_dict(row)
 
 
-def get_or_create_tenant(db: Database, name: str) -> dict:
+def get_or_create_tenant(db: Database, name: str) -> TenantRow:
     """The tenant called `name` (matched by slug), created if new. Raises StoreInputError on a bad name."""
     validate_tenant_name(name)
     with db.connect(write=True) as conn:
         return _get_or_create(conn, name)
 
 
-def get_tenant(db: Database, tenant: str | int) -> dict | None:
+def get_tenant(db: Database, tenant: str | int) -> TenantRow | None:
     """The tenant by name, slug or id, or None."""
     where = _tenant_where(tenant)
     with db.connect() as conn:
@@ -238,7 +244,7 @@ def get_tenant(db: Database, tenant: str | int) -> dict | None:
 
 
 def list_tenants(db: Database, *, include_archived: bool = False, search: str | None = None
-) -> list[dict]:
+) -> list[TenantListRow]:
     """Tenants by name, each with its latest check's status and score (None if never checked)."""
     c = checks_t
     q = (
@@ -251,7 +257,7 @@ def list_tenants(db: Database, *, include_archived: bool = False, search: str | 
     if search and search.strip():
         q = q.where(tenant_search(search))
     with db.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [cast(TenantListRow, dict(r._mapping)) for r in conn.execute(q)]
 
 
 def like_pattern(search: str) -> str:
@@ -275,7 +281,7 @@ def update_tenant(db: Database, tenant: str | int,
     contact: str | None = UNSET,
     notes: str | None = UNSET,
     archived: bool = UNSET,
-) -> dict:
+) -> TenantRow:
     """Change the given fields of a tenant (by name, slug or id); returns the tenant after the change.
 
     Renaming changes the slug; renaming onto another tenant's slug is refused. Empty text clears a field.
@@ -324,7 +330,7 @@ def update_tenant(db: Database, tenant: str | int,
                 )
         if values:
             conn.execute(tenants_t.update().where(tenants_t.c.id == current["id"]).values(**values))
-        return _get_tenant(conn, current["id"])  # type: ignore[return-value]
+        return _require_tenant(conn, current["id"])
 
 
 def _check_values(result: CheckResult, source: str, checked_by: str | None) -> tuple[dict, list[dict]]:
@@ -460,7 +466,7 @@ def list_audit(db: Database, *,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 500,
-) -> list[dict]:
+) -> list[AuditRow]:
     """Audit entries matching every given filter, newest first.
 
     `tenant` matches the tenant (by name, slug or id) and also entries whose tenant text has that slug.
@@ -497,4 +503,4 @@ def list_audit(db: Database, *,
     if limit is not None:
         q = q.limit(int(limit))
     with db.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [cast(AuditRow, dict(r._mapping)) for r in conn.execute(q)]

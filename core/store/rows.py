@@ -1,0 +1,158 @@
+"""What the store's queries return: one TypedDict per query shape, so callers index known keys.
+
+The rows are plain dicts at run time (the CLI prints them as JSON, the pages build DataFrames from them); the
+types only name their keys. Text the database constrains (status, levels, verdicts, mode) comes back typed
+with the engine's Literals.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TypedDict
+
+from core.engine.result import Granted, Level, Mode, Status, Verdict
+
+
+class TenantRow(TypedDict):
+    """A tenant (get_tenant, list_tenants, get_or_create_tenant, update_tenant)."""
+
+    id: int
+    name: str
+    slug: str
+    account: str | None
+    contact: str | None
+    notes: str | None
+    archived: bool
+    created_at: datetime
+    last_check_id: int | None
+    last_checked_at: datetime | None
+
+
+class TenantListRow(TenantRow):
+    """A tenant with its latest check's status and score, None if never checked (list_tenants)."""
+
+    last_status: Status | None
+    last_score: int | None
+
+
+class _TenantColumns(TypedDict):
+    tenant_id: int
+    tenant: str
+    slug: str
+    contact: str | None
+    archived: bool
+
+
+class HistoryRow(_TenantColumns):
+    """One check with its tenant's columns (tenant_history, get_check)."""
+
+    check_id: int
+    checked_at: datetime
+    checked_by: str | None
+    source: str
+    key_masked: str
+    key_fingerprint: str | None
+    key_kind: str
+    key_mode: Mode | None
+    account: str | None
+    status: Status
+    score: int
+    n_ok: int
+    n_missing: int
+    n_excess: int
+    n_unknown: int
+    n_not_applicable: int
+    requests: int
+    elapsed_s: float
+    problem: str | None
+
+
+class LatestCheck(HistoryRow):
+    """A tenant's latest check (latest_checks): HistoryRow plus its age."""
+
+    age_days: float
+
+
+class StoredRow(TypedDict):
+    """One grid row of a stored check."""
+
+    category: str
+    resource: str
+    scope: str | None
+    required: Level
+    granted: Granted | None
+    verdict: Verdict
+    reason: str | None
+
+
+class CheckDetail(HistoryRow):
+    """One check, its tenant and its grid rows (get_check)."""
+
+    rows: list[StoredRow]
+
+
+class DriftRow(TypedDict):
+    """A scope whose granted level or verdict changed between consecutive probed checks (drift)."""
+
+    at: datetime
+    scope: str
+    resource: str
+    category: str
+    from_granted: Granted | None
+    to_granted: Granted | None
+    from_verdict: Verdict
+    to_verdict: Verdict
+    check_id: int
+    from_check_id: int
+
+
+class ChecksPerDay(TypedDict):
+    day: date
+    checks: int
+    tenants: int
+
+
+# "from" is a keyword: the functional form.
+ScoreBucket = TypedDict("ScoreBucket", {"from": int, "to": int, "tenants": int})
+# One UTC day of status_mix_per_day: tenants per status that day, and their total.
+class StatusMixDay(TypedDict):
+    day: date
+    invalid: int
+    failing: int
+    incomplete: int
+    attention: int
+    healthy: int
+    total: int
+
+
+class ProblemScope(TypedDict):
+    scope: str
+    resource: str
+    category: str
+    tenants: int
+    share: float
+
+
+class StaleTenant(_TenantColumns):
+    last_checked_at: datetime | None
+    status: Status | None
+    score: int | None
+    age_days: float | None
+
+
+class AcceptedCheck(TypedDict):
+    id: int
+    checked_at: datetime
+    status: Status
+
+
+class AuditRow(TypedDict):
+    """One audit entry (list_audit); `tenant` is the tenant's current name, else the text recorded."""
+
+    id: int
+    at: datetime
+    who: str | None
+    action: str
+    tenant_id: int | None
+    tenant: str | None
+    outcome: str
+    detail: str | None
