@@ -24,12 +24,12 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from core import store  # noqa: E402
-from core.engine.result import STATUSES, CheckResult, KeyInfo, Row  # noqa: E402
+from core.engine.result import LEVELS, STATUSES, CheckResult, KeyInfo, Level, Row  # noqa: E402
 from core.store.db import connect, get_engine  # noqa: E402
 from core.store.models import check_rows_t, checks_t, tenants_t  # noqa: E402
 
 DEFAULT_URL = f"sqlite:///{ROOT / 'bench' / 'out' / 'store_bench.db'}"
-SCOPES = [
+SCOPES: list[tuple[str, str, str, Level]] = [
     (cat, f"{res.lower().replace(' ', '_')}_{lvl}", res, lvl)
     for cat, res in [
         ("Core", "Charges"), ("Core", "Customers"), ("Core", "Disputes"), ("Core", "Events"),
@@ -37,7 +37,7 @@ SCOPES = [
         ("Billing", "Invoices"), ("Billing", "Subscriptions"), ("Billing", "Prices"), ("Billing", "Products"),
         ("Connect", "Accounts"), ("Connect", "Transfers"), ("Webhooks", "Webhook Endpoints"),
     ]
-    for lvl in ("read", "write")
+    for lvl in LEVELS[1:]
 ]
 STATUS_WEIGHTS = [1, 3, 1, 4, 11]  # invalid, failing, incomplete, attention, healthy
 

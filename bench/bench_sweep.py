@@ -29,16 +29,16 @@ def _sweep(sb: Sandbox, name: str, settings: ProbeSettings) -> dict:
         sb.clear_log()
         result = check_key(demo.key, client=client, settings=settings)
         walls.append(result.elapsed_s)
-    assert result is not None and result.status == "healthy", result.status
+    assert result is not None and result.status == "healthy", result and result.status
     none_scopes = {r.scope for r in result.rows if r.scope and r.granted == "none"}
     per_path: dict[str, int] = {}
     for rec in sb.requests:
         per_path[rec.path] = per_path.get(rec.path, 0) + 1
     cat = load_catalogue()
     worst_none = max(
-        per_path.get(cat.get(s).read.concrete_path(), 0) for s in none_scopes if cat.get(s).read is not None
+        per_path.get(probe.concrete_path(), 0) for s in none_scopes if (probe := cat.get(s).read) is not None
     )
-    rate = settings.rate_for(demo.mode)
+    rate = settings.rate_for("live" if demo.mode == "live" else "test")
     bound = result.requests / rate
     wall = statistics.median(walls)
     return {

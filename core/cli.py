@@ -10,6 +10,7 @@ import getpass
 import json
 import re
 import sys
+from typing import Any, NoReturn
 
 from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
 
@@ -175,7 +176,7 @@ def cmd_history(args) -> int:
             "one).")
     checks = store.tenant_history(tenant["id"])
     changes = store.drift(tenant["id"])
-    out = {
+    out: dict[str, Any] = {
         "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"]},
         "checks": [_check_json(c) for c in checks],
         "drift": [
@@ -327,7 +328,7 @@ _KEYISH = re.compile(r"\b(rk|sk|pk|rkcs|whsec)_[A-Za-z0-9_]{8,}")
 class _Parser(argparse.ArgumentParser):
     """argparse echoes unrecognised arguments; a key pasted as an argument must not be echoed back."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         message = _KEYISH.sub(lambda m: mask(m.group(0)), message)
         super().error(message + " (keys are read from STRIPE_KEY or standard input, never from arguments)"
                       if _KEYISH.search(message) or "…" in message else message)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, loa
 from core.engine.check import assemble
 from core.engine.keys import intake
 from core.engine.probe import ScopeOutcome
-from core.engine.result import CheckResult, KeyInfo, level_rank
+from core.engine.result import CheckResult, Granted, KeyInfo, Level, Mode, level_rank
 from core.store import Store
 
 DEMO_SEED = 4242
@@ -66,12 +67,12 @@ STORIES: tuple[tuple[str, int], ...] = (
 class DemoKey:
     """A tenant's (made-up) key as the store would see it: masked form and fingerprint only."""
 
-    mode: str
+    mode: Mode
     masked: str
     fingerprint: str
 
     @classmethod
-    def new(cls, rng: random.Random, mode: str) -> DemoKey:
+    def new(cls, rng: random.Random, mode: Mode) -> DemoKey:
         tail = "".join(rng.choice(_B62) for _ in range(4))
         return cls(mode, f"rk_{mode}_…{tail}", "fp_" + "".join(rng.choice("0123456789abcdef") for _ in range(32)))
 
@@ -79,7 +80,7 @@ class DemoKey:
         return KeyInfo(kind="restricted", mode=self.mode, masked=self.masked, fingerprint=self.fingerprint)
 
 
-def ideal_grants(catalogue: Catalogue, profile: Profile) -> dict[str, str]:
+def ideal_grants(catalogue: Catalogue, profile: Profile) -> dict[str, Level]:
     return {s.scope: profile.required(s)[0] for s in catalogue.scopes}
 
 
@@ -91,16 +92,21 @@ def _unrequired_scopes(catalogue: Catalogue, profile: Profile) -> list[Scope]:
     return [s for s in catalogue.scopes if profile.required(s)[0] == "none"]
 
 
-def with_missing(grants: dict[str, str], catalogue: Catalogue, profile: Profile, n: int, rng: random.Random) -> dict:
+def with_missing(
+    grants: dict[str, Level], catalogue: Catalogue, profile: Profile, n: int, rng: random.Random
+) -> dict[str, Level]:
     out = dict(grants)
     for s in rng.sample(_required_scopes(catalogue, profile), min(n, len(_required_scopes(catalogue, profile)))):
         req = profile.required(s)[0]
-        lower = [lv for lv in ("none", "read") if level_rank(lv) < level_rank(req) and (lv == "none" or lv in s.levels)]
+        below: tuple[Level, ...] = ("none", "read")
+        lower = [lv for lv in below if level_rank(lv) < level_rank(req) and (lv == "none" or lv in s.levels)]
         out[s.scope] = rng.choice(lower)
     return out
 
 
-def with_excess(grants: dict[str, str], catalogue: Catalogue, profile: Profile, n: int, rng: random.Random) -> dict:
+def with_excess(
+    grants: dict[str, Level], catalogue: Catalogue, profile: Profile, n: int, rng: random.Random
+) -> dict[str, Level]:
     out = dict(grants)
     pool = _unrequired_scopes(catalogue, profile)
     for s in rng.sample(pool, min(n, len(pool))):
@@ -108,11 +114,11 @@ def with_excess(grants: dict[str, str], catalogue: Catalogue, profile: Profile, 
     return out
 
 
-def everything_write(catalogue: Catalogue) -> dict[str, str]:
+def everything_write(catalogue: Catalogue) -> dict[str, Level]:
     return {s.scope: s.max_level for s in catalogue.scopes}
 
 
-def read_only(grants: dict[str, str], catalogue: Catalogue) -> dict[str, str]:
+def read_only(grants: dict[str, Level], catalogue: Catalogue) -> dict[str, Level]:
     out = dict(grants)
     for s in catalogue.scopes:
         if out.get(s.scope) == "write" and "read" in s.levels:
@@ -121,7 +127,7 @@ def read_only(grants: dict[str, str], catalogue: Catalogue) -> dict[str, str]:
 
 
 def synthetic_result(
-    grants: dict[str, str],
+    grants: Mapping[str, Granted],
     *,
     key: KeyInfo,
     account: str | None,
@@ -179,7 +185,7 @@ class DemoCheck:
 class _Tenant:
     name: str
     story: str
-    mode: str
+    mode: Mode
     account: str
     key: DemoKey
     checks: list[DemoCheck] = field(default_factory=list)
@@ -225,7 +231,7 @@ def generate(
     out: list[DemoCheck] = []
     for i, name in enumerate(names):
         story = stories[i]
-        mode = "test" if rng.random() < 0.2 else "live"
+        mode: Mode = "test" if rng.random() < 0.2 else "live"
         acct = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
         t = _Tenant(name, story, mode, acct, DemoKey.new(rng, mode))
         _story(t, rng, catalogue, profile, ideal, day0, now, days)

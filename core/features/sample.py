@@ -34,7 +34,7 @@ import stripe
 
 from core.engine.catalogue import Catalogue, Permission, load_catalogue
 from core.engine.probe import Answer, KeyRequests, shared_client
-from core.engine.result import KeyInfo
+from core.engine.result import KeyInfo, Mode
 from core.engine.settings import ProbeSettings
 
 State = Literal["loaded", "empty", "not_permitted", "failed"]
@@ -479,7 +479,7 @@ class _Fetched:
 class _Reader:
     """GET requests for one key through core.engine.probe.KeyRequests (paced, retried, a 401 stops all)."""
 
-    def __init__(self, key: str, mode: str | None, settings: ProbeSettings, client: stripe.StripeClient,
+    def __init__(self, key: str, mode: Mode | None, settings: ProbeSettings, client: stripe.StripeClient,
                  rng: random.Random | None = None):
         self.http = KeyRequests(key, mode, settings, client, rng)
 
