@@ -8,6 +8,7 @@ require_access()  # first: nothing below renders or touches the database until a
 import logging
 from collections import Counter
 
+import pandas as pd
 import streamlit as st
 
 from core import store
@@ -112,13 +113,14 @@ def show_result(result, tenant: str | None) -> None:
         cats = list(dict.fromkeys(r.category for r in result.rows))
         picked = c2.multiselect("Categories", cats, key="kh_categories", placeholder="All categories")
         styler = styled_grid(result.rows, problems_only=problems_only, categories=picked or None)
-        if styler.data.empty:
+        shown: pd.DataFrame = styler.data  # type: ignore[attr-defined]  # a Styler attribute pandas-stubs omit
+        if shown.empty:
             st.success("No problems: every permission matches what Pointai needs.")
         else:
             st.dataframe(
                 styler,
                 hide_index=True,
-                height=min(38 + 35 * len(styler.data), 760),
+                height=min(38 + 35 * len(shown), 760),
                 column_config={
                     "What to do": st.column_config.TextColumn(width="large"),
                     "Note": st.column_config.TextColumn(width="medium"),

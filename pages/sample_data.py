@@ -15,6 +15,7 @@ from core.features.sample import (
     DEFAULT_WINDOW_DAYS,
     MAX_ROWS_CAP,
     MAX_WINDOW_DAYS,
+    SampleData,
 )
 from core.ui.charts import payments
 from core.ui.money import display_frame
@@ -52,16 +53,16 @@ fetch = c3.button("Fetch sample data", key="kh_sample_fetch", type="primary")
 
 if fetch:
     bar = st.progress(0.0, text="Reading sample data…")
-    data = svc.sample(
+    fresh = svc.sample(
         key, tenant, window_days=int(days), max_rows=int(rows),
         on_progress=lambda name, done, total: bar.progress(done / total, text=f"Read {done} of {total} datasets"),
     )
     bar.empty()
-    st.session_state[RESULT] = data
-    if data.audit_problem:  # the sample is still shown; the audit entry is what failed
-        st.warning(md_escape(data.audit_problem))
+    st.session_state[RESULT] = fresh
+    if fresh.audit_problem:  # the sample is still shown; the audit entry is what failed
+        st.warning(md_escape(fresh.audit_problem))
 
-data = st.session_state.get(RESULT)
+data: SampleData | None = st.session_state.get(RESULT)
 if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:
     data = None  # a sample read with another key: not shown for this one
 if data is None:

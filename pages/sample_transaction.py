@@ -13,6 +13,7 @@ from core.features.transaction import (
     DEFAULT_AMOUNT,
     DEFAULT_CURRENCY,
     MAX_AMOUNT,
+    TransactionResult,
     new_idempotency_key,
     refusal,
 )
@@ -67,13 +68,13 @@ if fresh:
 
 if create:
     with st.spinner("Creating the test charge…"):
-        result = svc.transact(key, tenant or None, source="dashboard", amount=int(amount), currency=currency,
-                              idempotency_key=keys[intent])
-    st.session_state[RESULT] = result
-    if result.audit_problem:  # the result is still shown; the audit entry is what failed
-        st.warning(md_escape(result.audit_problem))
+        made = svc.transact(key, tenant or None, source="dashboard", amount=int(amount), currency=currency,
+                            idempotency_key=keys[intent])
+    st.session_state[RESULT] = made
+    if made.audit_problem:  # the result is still shown; the audit entry is what failed
+        st.warning(md_escape(made.audit_problem))
 
-result = st.session_state.get(RESULT)
+result: TransactionResult | None = st.session_state.get(RESULT)
 if result is None or result.key.fingerprint != info.fingerprint:
     st.stop()
 

@@ -6,6 +6,7 @@ from dashboard.gate import require_access
 require_access()  # first: nothing below renders or touches the database until an allowed person signs in
 
 import logging
+from typing import NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -25,7 +26,7 @@ LEVEL = LEVEL_LABEL
 PLOTLY_CONFIG = {"displayModeBar": False}
 
 
-def pick_tenant(title: bool = True) -> None:
+def pick_tenant(title: bool = True) -> NoReturn:
     if title:
         st.title("Tenant")
     try:

@@ -1,14 +1,15 @@
 """Fleet health charts, built from core.store's fleet queries (lists of plain dicts)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
 from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
 
 
-def status_mix(per_day: Sequence[dict], *, share: bool = False) -> go.Figure:
+def status_mix(per_day: Sequence[Mapping[str, Any]], *, share: bool = False) -> go.Figure:
     """Stacked bars per day: how many tenants ended the day in each status (store.status_mix_per_day).
 
     share=True shows each day as percentages of the tenants checked that day.
@@ -35,7 +36,9 @@ def status_mix(per_day: Sequence[dict], *, share: bool = False) -> go.Figure:
     return base_layout(fig, "Status mix per day")
 
 
-def problem_scopes(missing: Sequence[dict], excess: Sequence[dict], *, limit: int = 10) -> go.Figure:
+def problem_scopes(
+    missing: Sequence[Mapping[str, Any]], excess: Sequence[Mapping[str, Any]], *, limit: int = 10
+) -> go.Figure:
     """Horizontal bars: the permissions most often missing or excess in the tenants' latest checks
     (store.top_problem_scopes("missing") and ("excess"))."""
     if not missing and not excess:
@@ -67,7 +70,7 @@ def problem_scopes(missing: Sequence[dict], excess: Sequence[dict], *, limit: in
     return base_layout(fig, "Permissions most often missing or excess", height=max(260, 40 + 28 * len(order)))
 
 
-def checks_per_day(rows: Sequence[dict]) -> go.Figure:
+def checks_per_day(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Bars: checks per day; line: distinct tenants checked that day (store.checks_per_day)."""
     if not rows:
         return empty_figure("No checks in this date range.")
@@ -90,7 +93,7 @@ def _bucket_colour(mid: float) -> str:
     return STATUS_COLOURS["failing"]
 
 
-def score_distribution(buckets: Sequence[dict]) -> go.Figure:
+def score_distribution(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Bars: tenants per score bucket of their latest check (store.score_distribution)."""
     if not buckets or not any(b["tenants"] for b in buckets):
         return empty_figure("No tenant has been checked yet.")

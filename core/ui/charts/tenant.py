@@ -1,8 +1,9 @@
 """One tenant's charts, built from core.store.tenant_history (dicts, newest first)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -14,7 +15,7 @@ MIN_SPAN = timedelta(hours=2)  # checks closer together than this get a padded, 
 PAD = timedelta(days=1)
 
 
-def _oldest_first(history: Sequence[dict]) -> list[dict]:
+def _oldest_first(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(history, key=lambda h: (h["checked_at"], h.get("check_id") or 0))
 
 
@@ -30,7 +31,7 @@ def readable_time_axis(fig: go.Figure, times: Sequence[datetime]) -> go.Figure:
     return fig
 
 
-def score_over_time(history: Sequence[dict]) -> go.Figure:
+def score_over_time(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     """The score of every check, as a line; each point coloured by the check's status."""
     hist = _oldest_first(history)
     if not hist:
@@ -56,7 +57,7 @@ def score_over_time(history: Sequence[dict]) -> go.Figure:
     return base_layout(fig, "Score over time")
 
 
-def status_timeline(history: Sequence[dict]) -> go.Figure:
+def status_timeline(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Each check as a dot on its status's lane (worst lane at the bottom), joined by a thin line."""
     hist = _oldest_first(history)
     if not hist:
