@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.routes import ApiModel, Resource, Route
 from sandbox.store import Store, public
@@ -332,7 +333,7 @@ class StripeApi:
                            decline_code=DECLINE_CARDS[source], charge=ch["id"])
         if source and source not in TEST_CARDS:
             raise ApiError(400, f"No such token: '{source}'", code="resource_missing", param="source")
-        brand, last4 = TEST_CARDS.get(source, ("visa", "4242"))
+        brand, last4 = TEST_CARDS.get(source or "", ("visa", "4242"))
         ch, made = store.charge(amount, currency, params, customer=customer, brand=brand, last4=last4)
         self._record_created(caller, path, made)
         return 200, public(ch)
@@ -344,8 +345,8 @@ def _norm(v) -> str | None:
     return None if v is None else str(v)
 
 
-def _dig(obj: dict, dotted: str):
-    cur = obj
+def _dig(obj: dict, dotted: str) -> Any:
+    cur: Any = obj
     for part in dotted.split("."):
         if not isinstance(cur, dict):
             return None

@@ -16,8 +16,11 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
+from email.message import Message
 from email.parser import BytesParser
+from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.api import ApiError, Caller, StripeApi
@@ -116,10 +119,14 @@ def parse_body(body: bytes, content_type: str) -> dict:
     if content_type.startswith("multipart/form-data"):
         msg = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
         pairs = []
-        for part in msg.get_payload() if msg.is_multipart() else []:
+        parts = cast(list[Message], msg.get_payload()) if msg.is_multipart() else []
+        for part in parts:
             name = part.get_param("name", header="content-disposition")
+            if isinstance(name, tuple):  # an RFC 2231 encoded name
+                name = collapse_rfc2231_value(name)
             if name:
-                value = "<file>" if part.get_filename() else part.get_payload(decode=True).decode("utf-8", "replace")
+                payload = cast(bytes, part.get_payload(decode=True))
+                value = "<file>" if part.get_filename() else payload.decode("utf-8", "replace")
                 pairs.append((name, value))
         return nest(pairs)
     if content_type.startswith("application/json"):
@@ -204,7 +211,7 @@ class Sandbox:
         if self._httpd is None:
             raise RuntimeError("The sandbox is not running: call start() first.")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     # ------------------------------------------------------------ keys
     def add_key(self, key: str, permissions, mode: str | None = None, state: str = "active",
@@ -521,6 +528,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's own buffer (not in its type stubs)
     protocol_version = "HTTP/1.1"
     server_version = "nginx"
     sys_version = ""

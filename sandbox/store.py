@@ -244,11 +244,11 @@ def seed_sample_data(s: Store) -> None:
         s.charge(amount, currency, {"description": f"Order #{1000 + i}"}, created=ago(30), status=status,
                  customer=cust, refunded=refunded, brand=brand, last4=last4)
 
-    recurring = [p for p in prices if p["type"] == "recurring"]
+    recurring_prices = [p for p in prices if p["type"] == "recurring"]
     subs = []
     for i in range(8):
         cust = customers[i]
-        price = rng.choice(recurring)
+        price = rng.choice(recurring_prices)
         start = ago(120)
         period = 30 * DAY if price["recurring"]["interval"] == "month" else 365 * DAY
         status = rng.choice(["active", "active", "active", "trialing", "past_due", "canceled"])
@@ -268,7 +268,9 @@ def seed_sample_data(s: Store) -> None:
 
     for i in range(12):
         sub, price, cur_start = subs[i % len(subs)]
-        cust = s.get("/v1/customers", sub["customer"])
+        invoiced = s.get("/v1/customers", sub["customer"])
+        assert invoiced is not None  # every subscription above was made for a seeded customer
+        cust = invoiced
         created = ago(60)
         paid = rng.random() < 0.75
         status = "paid" if paid else rng.choice(["open", "draft", "uncollectible", "void"])
