@@ -29,8 +29,10 @@ run: $(RUN_STAMP)
 demo: $(RUN_STAMP)
 	KEYHEALTH_DEMO=1 $(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
-## every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest, Playwright in Chromium
+## lint (ruff) and types (mypy), then every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest, Playwright in Chromium
 test: $(DEV_STAMP) chromium
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## the local Stripe sandbox on 127.0.0.1:12111, printing its demo keys

@@ -312,7 +312,8 @@ def test_guide_traps_and_implied_rows_on_the_page(real_env, sandbox):
         sandbox.implied_permissions = False
     frame = at.dataframe[0].value
     colours = row_background(at)
-    implied = [(w, c) for v, w, c in zip(frame["Verdict"], frame["What to do"], colours, strict=True) if v == "allowed (implied)"]
+    implied = [(w, c) for v, w, c in zip(frame["Verdict"], frame["What to do"], colours,
+        strict=True) if v == "allowed (implied)"]
     assert implied and all(w.startswith("allowed: implied by ") for w, _ in implied)
     assert {c for _, c in implied} == {BG["implied"]}
     assert at.success and "HEALTHY" in at.success[0].value

@@ -101,7 +101,8 @@ def assert_only_sign_in(at: AppTest) -> None:
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Key Health"]
     assert [b.label for b in at.button] == ["Sign in"]
-    assert [m.value for m in at.markdown] == ["Pointai's internal dashboard for Stripe key health. Sign in to continue."]
+    welcome = "Pointai's internal dashboard for Stripe key health. Sign in to continue."
+    assert [m.value for m in at.markdown] == [welcome]
     types = sorted(t for t, _ in shown(at))
     assert types == ["button", "markdown", "title"], types
     assert not leaves(at.sidebar)

@@ -237,7 +237,8 @@ def test_to_json_shape(catalogue):
         assert [p["level"] for p in d["probes"]] == [lv for lv in ("read", "write") if lv in s.checked_levels]
         for p in d["probes"]:
             n_probes += 1
-            assert {"scope", "level", "method", "path"} <= set(p) <= {"scope", "level", "method", "path", "params", "base"}
+            assert {"scope", "level", "method", "path"} <= set(p) <= {"scope", "level", "method", "path", "params",
+                "base"}
             assert p["scope"] == s.scope
             if p.get("base") is not None:
                 assert p["base"] == "files"

@@ -108,7 +108,8 @@ def test_score_distribution_labels_and_colours():
 
 def test_status_counts_worst_first():
     s = spec(fleet.status_counts({"invalid": 1, "failing": 2, "incomplete": 0, "attention": 3, "healthy": 4}))
-    assert [t["name"] for t in s["data"]] == ["invalid (1)", "failing (2)", "incomplete (0)", "attention (3)", "healthy (4)"]
+    assert [t["name"] for t in s["data"]] == ["invalid (1)", "failing (2)", "incomplete (0)", "attention (3)",
+        "healthy (4)"]
 
 
 def history(statuses_scores: list[tuple[str, int]]) -> list[dict]:

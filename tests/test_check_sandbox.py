@@ -237,7 +237,8 @@ def test_reprobe_only_unknown_rows_settles_them(sandbox, client):
 
 def test_progress_streams_every_row(sandbox, client):
     seen = []
-    r = check_key(DEMO_KEYS["healthy"].key, client=client, settings=FAST, on_progress=lambda row, d, t: seen.append((row.scope, d, t)))
+    r = check_key(DEMO_KEYS["healthy"].key, client=client, settings=FAST,
+                  on_progress=lambda row, d, t: seen.append((row.scope, d, t)))
     total = len([s for s in load_catalogue().scopes if s.probed])
     assert [d for _, d, _ in seen] == list(range(1, total + 1))
     assert {s for s, _, _ in seen} == {s.scope for s in load_catalogue().scopes if s.probed}

@@ -88,7 +88,8 @@ def test_readable_table(sandbox, tmp_path):
     assert p.returncode == 1
     assert "ATTENTION" in p.stdout and "excess" in p.stdout and "Customers" in p.stdout
     assert "\033[" not in p.stdout  # NO_COLOR honoured
-    p = run_cli(["check"], sandbox, key=DEMO_KEYS["over"].key, tmp_path=tmp_path, extra_env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    p = run_cli(["check"], sandbox, key=DEMO_KEYS["over"].key, tmp_path=tmp_path, extra_env={"FORCE_COLOR": "1",
+        "NO_COLOR": ""})
     assert "\033[33m" in p.stdout
 
 

@@ -71,9 +71,11 @@ def _rejected_cases():
         ("dashboard-url", "https://dashboard.stripe.com/test/apikeys", "url", "unknown", "web address", ""),
         ("key-name", "API key for Pointai", "key_name", "unknown", "name", ""),
         ("sentence", "please check my stripe account", "sentence", "unknown", "words", ""),
-        ("two-keys-newline", RK_TEST + b[1] + "\n" + RK_TEST + b[2], "several_keys", "unknown", "two keys", b[1] + b[2]),
+        ("two-keys-newline", RK_TEST + b[1] + "\n" + RK_TEST + b[2], "several_keys", "unknown", "two keys",
+            b[1] + b[2]),
         ("two-keys-glued", RK_TEST + b[3] + PK_TEST + b[4], "several_keys", "unknown", "two keys", b[3] + b[4]),
-        ("three-keys-commas", f"{RK_LIVE}{b[5]}, {SK_LIVE}{b[6]}, {PK_LIVE}{b[7]}", "several_keys", "unknown", "three keys", b[5] + b[6] + b[7]),
+        ("three-keys-commas", f"{RK_LIVE}{b[5]}, {SK_LIVE}{b[6]}, {PK_LIVE}{b[7]}", "several_keys", "unknown",
+            "three keys", b[5] + b[6] + b[7]),
         ("masked-ellipsis", RK_LIVE + "…" + b[8][-4:], "masked", "restricted", "masked", ""),
         ("masked-stars", RK_TEST + "***" + b[9][-4:], "masked", "restricted", "masked", ""),
         ("masked-dots-secret", SK_LIVE + "..." + b[10][-4:], "masked", "secret", "masked", ""),
@@ -96,17 +98,22 @@ def _rejected_cases():
         ("aws-key-id", "AKIA" + b[27][:16].upper(), "other_secret:aws", "other_secret", "AWS", b[27][:16].upper()),
         ("slack", "xoxb-" + b[28], "other_secret:slack", "other_secret", "Slack", b[28]),
         ("google", "AIza" + b[29][:35], "other_secret:google", "other_secret", "Google", b[29][:35]),
-        ("jwt", "eyJ" + b[30][:20] + ".eyJ" + b[31][:20] + "." + b[32][:20], "other_secret:jwt", "other_secret", "JWT", b[30][:20] + b[31][:20] + b[32][:20]),
-        ("paypal-braintree", "access_token$production$" + b[33][:16] + "$" + b[34][:32], "other_secret:paypal", "other_secret", "PayPal", b[33][:16] + b[34][:32]),
+        ("jwt", "eyJ" + b[30][:20] + ".eyJ" + b[31][:20] + "." + b[32][:20], "other_secret:jwt", "other_secret",
+            "JWT", b[30][:20] + b[31][:20] + b[32][:20]),
+        ("paypal-braintree", "access_token$production$" + b[33][:16] + "$" + b[34][:32], "other_secret:paypal",
+            "other_secret", "PayPal", b[33][:16] + b[34][:32]),
         ("wrong-mode-prod", "rk_" + "prod_" + b[35], "wrong_prefix", "restricted", "prefix", b[35]),
         ("no-mode", "rk_" + b[36], "no_mode", "restricted", "live_ or test_", b[36]),
         ("over-255", RK_TEST + (b[37] * 5)[:280], "too_long", "restricted", "255", b[37]),
         ("body-248", RK_LIVE + (b[38] * 5)[:248], "too_long", "restricted", "256 characters", b[38]),
-        ("non-ascii-e-acute", RK_TEST + b[39][:30] + "é" + b[39][30:], "bad_character", "restricted", "non-ASCII", b[39]),
-        ("cyrillic-homoglyph", RK_LIVE + b[40][:10] + "\u0430" + b[40][10:], "bad_character", "restricted", "U+0430", b[40]),
+        ("non-ascii-e-acute", RK_TEST + b[39][:30] + "é" + b[39][30:], "bad_character", "restricted", "non-ASCII",
+            b[39]),
+        ("cyrillic-homoglyph", RK_LIVE + b[40][:10] + "\u0430" + b[40][10:], "bad_character", "restricted", "U+0430",
+            b[40]),
         ("hyphen", RK_TEST + b[41][:20] + "-" + b[41][20:], "bad_character", "restricted", "hyphen", b[41]),
         ("underscore", RK_TEST + b[42][:25] + "_" + b[42][25:], "bad_character", "restricted", "underscore", b[42]),
-        ("control-char", RK_TEST + b[43][:33] + "\x07" + b[43][33:], "bad_character", "restricted", "control character", b[43]),
+        ("control-char", RK_TEST + b[43][:33] + "\x07" + b[43][33:], "bad_character", "restricted",
+            "control character", b[43]),
         ("plus-sign", RK_TEST + b[44][:44] + "+" + b[44][44:], "bad_character", "restricted", "'+'", b[44]),
         ("space-then-text", RK_TEST + b[45] + " (old key)", "space_and_text", "restricted", "contains a space", b[45]),
         ("text-before-key", "my key is " + RK_TEST + b[46], "text_before_key", "restricted", "before the key", b[46]),
@@ -367,11 +374,13 @@ def test_fingerprint_differs_with_another_secret(monkeypatch):
 
 def test_which_rejected_inputs_get_a_fingerprint():
     # Complete keys of another Stripe kind: yes, so the same wrong key pasted again is recognised.
-    for raw in (SK_LIVE + B[72], PK_TEST + B[73], "whsec_" + B[74], "sk_org_" + "live_" + B[75], "rkcs_" + "test_" + B[76]):
+    for raw in (SK_LIVE + B[72], PK_TEST + B[73], "whsec_" + B[74], "sk_org_" + "live_" + B[75],
+        "rkcs_" + "test_" + B[76]):
         it = intake(raw)
         assert not it.accepted and it.info.fingerprint == fingerprint(raw), raw
     # Malformed, masked, truncated, other providers' secrets, garbage: no.
-    for raw in (RK_TEST + B[77][:10], SK_LIVE + B[78][:10], RK_LIVE + "…abcd", "ghp_" + B[79], "hello", "RK_TEST_" + B[80]):
+    for raw in (RK_TEST + B[77][:10], SK_LIVE + B[78][:10], RK_LIVE + "…abcd", "ghp_" + B[79], "hello",
+        "RK_TEST_" + B[80]):
         assert intake(raw).info.fingerprint is None, raw
 
 
@@ -443,7 +452,8 @@ def test_racing_processes_end_with_one_secret(tmp_path):
         "print(fingerprint_secret(sys.argv[1]).decode())"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
         for _ in range(8)
     ]
     outs = []

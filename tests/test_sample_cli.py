@@ -31,7 +31,8 @@ def test_sample_data_json(sandbox, tmp_path, core_cli):
         assert d["state"] in ("loaded", "empty", "not_permitted", "failed")
     assert (by["invoices"]["state"], by["invoices"]["permission"]) == ("not_permitted", "rak_invoice_read")
     assert by["invoices"]["rows"] == []
-    assert by["charges"]["state"] == "loaded" and by["charges"]["permission"] is None and by["charges"]["reason"] is None
+    charges = by["charges"]
+    assert charges["state"] == "loaded" and charges["permission"] is None and charges["reason"] is None
     row = by["charges"]["rows"][0]
     assert row["id"].startswith("ch_") and re.fullmatch(r"\d{4}-\d\d-\d\dT.*Z", row["created"])
     assert row["billing_email"] == "[email]"

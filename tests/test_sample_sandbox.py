@@ -175,8 +175,10 @@ def test_row_cap_and_paging(sandbox, client):
 def test_time_window(sandbox, client):
     key = DEMO_KEYS["healthy"].key
     now = datetime.now(UTC)
-    week = fetch_sample_data(key, client=client, settings=FAST, datasets=["charges", "products"], window_days=7, now=now)
-    month = fetch_sample_data(key, client=client, settings=FAST, datasets=["charges", "products"], window_days=30, now=now)
+    week = fetch_sample_data(key, client=client, settings=FAST, datasets=["charges", "products"], window_days=7,
+        now=now)
+    month = fetch_sample_data(key, client=client, settings=FAST, datasets=["charges", "products"], window_days=30,
+        now=now)
     cutoff = now - timedelta(days=7)
     assert (week.frame("charges")["created"] >= cutoff).all()
     assert 0 < week.get("charges").count < month.get("charges").count

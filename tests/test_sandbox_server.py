@@ -512,7 +512,8 @@ def test_demo_keys_look_real_and_follow_the_profile(sandbox, client):
     missing = DEMO_KEYS["missing"].permissions
     assert "rak_charge_read" in missing and "rak_charge_write" not in missing
     assert not any(p.startswith(("rak_subscription_", "rak_invoice_")) for p in missing)
-    assert DEMO_KEYS["over"].permissions == healthy | {"rak_customer_write", "rak_payment_method_read", "rak_webhook_write"}
+    assert DEMO_KEYS["over"].permissions == healthy | {"rak_customer_write", "rak_payment_method_read",
+        "rak_webhook_write"}
     assert "rak_connected_account_write" in healthy
     assert DEMO_KEYS["accounts_read"].permissions == (healthy - {"rak_connected_account_write"}) | {
         "rak_connected_account_read"}
@@ -727,7 +728,8 @@ def test_made_up_connected_account_is_account_invalid_with_or_without_permission
             with pytest.raises(stripe.PermissionError) as e:
                 call(client, method, path, key)
             assert e.value.error.code == "account_invalid"
-            assert "does not have access to account 'acct_madeup' (or that account does not exist)" in e.value.user_message
+            said = e.value.user_message
+            assert "does not have access to account 'acct_madeup' (or that account does not exist)" in said
             assert "required permissions" not in e.value.user_message
 
 

@@ -131,10 +131,12 @@ def test_check_and_rows_are_one_transaction(store_url, make_result):
 def test_latest_pointer_follows_checked_at_and_account_once_known(store_url, make_result):
     c1 = store.at(store_url).record_check(make_result(at=D0, account=None), "Acme", source="cli", checked_by=None)
     assert store.at(store_url).get_tenant("Acme")["account"] is None
-    c2 = store.at(store_url).record_check(make_result(at=D0 + timedelta(days=2), account="acct_NEW"), "Acme", source="cli",
+    c2 = store.at(store_url).record_check(make_result(at=D0 + timedelta(days=2), account="acct_NEW"), "Acme",
+        source="cli",
                             checked_by=None)
     # recorded later but checked earlier (e.g. a batch import): not the latest, does not change the account
-    c3 = store.at(store_url).record_check(make_result(at=D0 + timedelta(days=1), account="acct_OLD", status="failing"), "Acme",
+    c3 = store.at(store_url).record_check(make_result(at=D0 + timedelta(days=1), account="acct_OLD",
+        status="failing"), "Acme",
                             source="batch", checked_by=None)
     t = store.at(store_url).get_tenant("Acme")
     assert (t["last_check_id"], t["last_checked_at"], t["account"]) == (c2, D0 + timedelta(days=2), "acct_NEW")
@@ -227,7 +229,8 @@ def test_tenant_history_newest_first(store_url, make_result):
 
 def test_drift_between_consecutive_probing_checks(store_url, make_result):
     def rec(at, rows, status="attention"):
-        return store.at(store_url).record_check(make_result(status, at=at, rows=rows), "Acme", source="cli", checked_by=None)
+        return store.at(store_url).record_check(make_result(status, at=at, rows=rows), "Acme", source="cli",
+            checked_by=None)
 
     a = rec(D0, [("charge_read", "read", "ok"), ("customer_write", "read", "missing"), ("plan_read", "none", "missing"),
                  (None, None, "not_applicable")])
@@ -236,7 +239,8 @@ def test_drift_between_consecutive_probing_checks(store_url, make_result):
     rec(D0 + timedelta(days=2), [], status="invalid")  # probed nothing: skipped when pairing
     c = rec(D0 + timedelta(days=3), [("charge_read", "write", "excess"), ("customer_write", "write", "ok"),
                                      ("plan_read", "unknown", "unknown"), ("invoice_read", "read", "ok")])
-    store.at(store_url).record_check(make_result(at=D0 + timedelta(days=4), rows=[("charge_read", "none", "missing")]), "Other",
+    store.at(store_url).record_check(make_result(at=D0 + timedelta(days=4), rows=[("charge_read", "none",
+        "missing")]), "Other",
                        source="cli", checked_by=None)
     got = store.at(store_url).drift("Acme")
     assert [
@@ -278,7 +282,8 @@ def test_status_mix_and_checks_per_day(store_url, make_result):
         {"day": date(2025, 3, 1), "checks": 3, "tenants": 2},
         {"day": date(2025, 3, 2), "checks": 2, "tenants": 2},
     ]
-    assert store.at(store_url).checks_per_day(start=date(2025, 3, 2), end=date(2025, 3, 2), include_archived=True) == [{"day": date(2025, 3, 2), "checks": 3, "tenants": 3}]
+    assert store.at(store_url).checks_per_day(start=date(2025, 3, 2), end=date(2025, 3, 2),
+        include_archived=True) == [{"day": date(2025, 3, 2), "checks": 3, "tenants": 3}]
 
 
 def test_top_problem_scopes_over_latest_checks(store_url, make_result):
@@ -307,7 +312,8 @@ def test_top_problem_scopes_over_latest_checks(store_url, make_result):
 def test_score_distribution_of_latest_scores(store_url, make_result):
     for i, score in enumerate([0, 9, 10, 55, 99, 100, 100]):
         store.at(store_url).record_check(make_result(score=score, at=D0), f"T{i}", source="cli", checked_by=None)
-    store.at(store_url).record_check(make_result(score=5, at=D0 - timedelta(days=1)), "T6", source="cli", checked_by=None)  # older: T6 still counts as 100
+    store.at(store_url).record_check(make_result(score=5, at=D0 - timedelta(days=1)), "T6", source="cli",
+        checked_by=None)  # older: T6 still counts as 100
     dist = store.at(store_url).score_distribution()
     assert [(d["from"], d["to"]) for d in dist][:2] == [(0, 9), (10, 19)] and dist[-1]["to"] == 100
     assert [d["tenants"] for d in dist] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 3]
@@ -343,7 +349,8 @@ def test_update_tenant(store_url, make_result):
 
 def test_audit_trail(store_url, make_result):
     store.at(store_url).get_or_create_tenant("Acme")
-    a1 = store.at(store_url).record_audit("check", who="ann", tenant="Acme", outcome="ok", detail="status healthy", at=D0)
+    a1 = store.at(store_url).record_audit("check", who="ann", tenant="Acme", outcome="ok", detail="status healthy",
+        at=D0)
     store.at(store_url).record_audit("view", who="bob", tenant="acme", at=D0 + timedelta(hours=1))
     store.at(store_url).record_audit("sample_data", who="ann", tenant="Not Yet A Tenant", outcome="error",
                        detail="Stripe said 403", at=D0 + timedelta(hours=2))
@@ -356,7 +363,8 @@ def test_audit_trail(store_url, make_result):
     assert [e["who"] for e in store.at(store_url).list_audit(who="ann")] == ["ann", "ann"]
     assert [e["action"] for e in store.at(store_url).list_audit(action=["check", "view"])] == ["view", "check"]
     assert [e["action"] for e in store.at(store_url).list_audit(outcome="error")] == ["sample_data"]
-    assert [e["action"] for e in store.at(store_url).list_audit(since=D0 + timedelta(hours=1), until=D0 + timedelta(hours=3))] == ["sample_data", "view"]
+    assert [e["action"] for e in store.at(store_url).list_audit(since=D0 + timedelta(hours=1),
+        until=D0 + timedelta(hours=3))] == ["sample_data", "view"]
     assert len(store.at(store_url).list_audit(limit=1)) == 1
     first = store.at(store_url).list_audit(action="check")[0]
     assert (first["id"], first["at"], first["tenant"], first["detail"]) == (a1, D0, "Acme", "status healthy")
