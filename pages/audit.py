@@ -1,5 +1,4 @@
-"""Audit trail: who checked which tenant, who viewed sample data, who ran a sample transaction, when, and how it
-went."""
+"""Audit trail: who checked which tenant, viewed sample data or ran a sample transaction, when, and how it went."""
 from __future__ import annotations
 
 from dashboard.gate import require_access

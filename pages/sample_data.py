@@ -1,5 +1,4 @@
-"""Sample data: what the session's key may read, masked, with charts and CSV downloads. Layout only; core does the
-work."""
+"""Sample data: what the session's key may read, masked, with charts and CSV downloads (layout; core does the work)."""
 from __future__ import annotations
 
 from dashboard.gate import require_access
