@@ -240,12 +240,12 @@ def test_429_storm_and_persistent_5xx_give_unknown_never_a_guess(sandbox, client
 
 
 def test_timeouts_and_dropped_connections_are_unknown(sandbox, client):
-    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=0.5)
+    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=1.0)
     slow_client = stripe.StripeClient(
         "sk_unused", base_addresses={"api": sandbox.url, "files": sandbox.url}, max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=0.5),
+        http_client=stripe.RequestsClient(timeout=1.0),
     )
-    sandbox.faults.hang("/v1/subscriptions", seconds=1.5)
+    sandbox.faults.hang("/v1/subscriptions", seconds=2.5)
     sandbox.faults.drop("/v1/products")
     r = check_key(DEMO_KEYS["healthy"].key, client=slow_client, settings=settings)
     rows = {x.scope: x for x in r.rows}
