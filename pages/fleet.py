@@ -67,3 +67,22 @@ a.plotly_chart(charts.problem_scopes(missing, excess), config=PLOTLY_CONFIG, key
 b.plotly_chart(charts.score_distribution(scores), config=PLOTLY_CONFIG, key="fl_scores")
 st.plotly_chart(charts.checks_per_day(per_day), config=PLOTLY_CONFIG, key="fl_per_day")
 st.caption("Status mix and checks per day follow the date range; the permissions and scores are the tenants' latest checks.")
+
+st.subheader("Recent fleet runs")
+try:
+    runs = svc.store.list_runs(10)
+except Exception as e:
+    log.error("fleet runs query failed: %s", type(e).__name__)
+    runs = []
+if runs:
+    st.dataframe(
+        [{"Run": r["id"], "Name": r["name"] or "", "Started": r["started_at"], "Finished": r["finished_at"],
+          "Tenants": r["total"], "Recorded": r["recorded"], "Failed": r["failed"], "429s": r["rate_limited"],
+          "Statuses": ", ".join(f"{k} {v}" for k, v in sorted(r["status_counts"].items())),
+          "Started by": f"{r['started_by'] or ''} ({r['command'] or ''})"} for r in runs],
+        hide_index=True, key="fl_runs",
+    )
+    st.caption("A run without a finish time is still running or was stopped; `python -m core recheck --resume` "
+               "continues it.")
+else:
+    st.caption("No fleet run yet: `python -m core recheck --keys-from …` runs one (see the README for a schedule).")

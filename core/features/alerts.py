@@ -63,12 +63,13 @@ def what_changed(previous: Mapping[str, Any] | None, result: CheckResult) -> tup
 
 
 def alert_text(tenant: str, masked: str, lines: list[str]) -> str:
-    return slack_escape(f"Key Health: {tenant} (key {masked}): " + "; ".join(lines))
+    """The alert as plain text (escaped for Slack only when posted)."""
+    return f"Key Health: {tenant} (key {masked}): " + "; ".join(lines)
 
 
 def post(url: str, text: str, timeout_s: float) -> str | None:
-    """POST {"text": text}; None when the receiver took it (2xx), else what went wrong (one line)."""
-    body = json.dumps({"text": text}).encode()
+    """POST {"text": text} (Slack-escaped); None when the receiver took it (2xx), else what went wrong (one line)."""
+    body = json.dumps({"text": slack_escape(text)}).encode()
     req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
