@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a command that prints tenant,key lines (default: KEYHEALTH_KEYS_FROM)")
     c.add_argument("--concurrency", type=int, help="keys in flight at once (default: KEYHEALTH_FLEET_CONCURRENCY, "
                                                   "else 16 per core, at most 64)")
-    c.add_argument("--max-rps", type=float, help="requests/s ceiling for this process (default 400)")
+    c.add_argument("--max-rps", type=float, help="requests/s ceiling for this process (default: KEYHEALTH_FLEET_MAX_RPS, else 600)")
     c.add_argument("--run-name", help="share the run of this name with other workers (PostgreSQL)")
     c.add_argument("--resume", action="store_true", help="continue the last unfinished run, skipping its done tenants")
     c.add_argument("--json", action="store_true")

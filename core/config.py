@@ -70,7 +70,7 @@ class Settings:
     keys_from: str | None = None  # KEYHEALTH_KEYS_FROM: a command printing tenant,key lines
     keys_from_timeout_s: float = 120.0  # KEYHEALTH_KEYS_FROM_TIMEOUT_S
     fleet_concurrency: int = field(default_factory=lambda: default_fleet_concurrency())  # KEYHEALTH_FLEET_CONCURRENCY
-    fleet_max_rps: float = 400.0  # KEYHEALTH_FLEET_MAX_RPS: requests/s ceiling for one process, all accounts
+    fleet_max_rps: float = 600.0  # KEYHEALTH_FLEET_MAX_RPS: requests/s ceiling for one process, all accounts
     claim_ttl_s: float = 600.0  # KEYHEALTH_CLAIM_TTL_S: a worker's claim on a tenant expires after this
     # alerts
     alert_webhook: str | None = field(default=None, repr=False)  # KEYHEALTH_ALERT_WEBHOOK (Slack-compatible)
@@ -92,7 +92,7 @@ class Settings:
             keys_from=(env.get("KEYHEALTH_KEYS_FROM") or "").strip() or None,
             keys_from_timeout_s=max(1.0, _float(env, "KEYHEALTH_KEYS_FROM_TIMEOUT_S", 120.0)),
             fleet_concurrency=max(1, _int(env, "KEYHEALTH_FLEET_CONCURRENCY", default_fleet_concurrency())),
-            fleet_max_rps=max(1.0, _float(env, "KEYHEALTH_FLEET_MAX_RPS", 400.0)),
+            fleet_max_rps=max(1.0, _float(env, "KEYHEALTH_FLEET_MAX_RPS", 600.0)),
             claim_ttl_s=max(5.0, _float(env, "KEYHEALTH_CLAIM_TTL_S", 600.0)),
             alert_webhook=(env.get("KEYHEALTH_ALERT_WEBHOOK") or "").strip() or None,
             alert_timeout_s=max(0.1, _float(env, "KEYHEALTH_ALERT_TIMEOUT_S", 5.0)),

@@ -322,3 +322,31 @@ def test_an_expired_claim_is_taken_over(db_url):
     assert s.claim_run_items(run["id"], "alive:2", 1, 60.0)[0]["slug"] == "a"  # expired at once: taken over
     assert [x["slug"] for x in s.claim_run_items(run["id"], "alive:3", 5, 60.0)] == ["b"]
     assert s.claim_run_items(run["id"], "alive:4", 5, 60.0) == []
+
+
+# --- 3. the lean client keeps the SDK's error semantics ---------------------------------------------------
+def test_pooled_client_keeps_the_sdks_errors(sandbox):
+    import stripe
+
+    from core.engine.http import PooledClient
+
+    c = stripe.StripeClient("sk_unused", base_addresses={"api": sandbox.url}, max_network_retries=0,
+                            http_client=PooledClient(timeout=0.5))
+    key = HEALTHY.key
+    assert c.raw_request("get", "/v1/balance", api_key=key) is not None
+    with pytest.raises(stripe.AuthenticationError):
+        c.raw_request("get", "/v1/balance", api_key=make_key("Unknown"))
+    with pytest.raises(stripe.InvalidRequestError) as e:
+        c.raw_request("get", "/v1/charges/ch_missing", api_key=key)
+    assert e.value.http_status == 404 and e.value.error.code == "resource_missing"
+    sandbox.faults.fail("/v1/balance", status=429, times=1)
+    with pytest.raises(stripe.RateLimitError):
+        c.raw_request("get", "/v1/balance", api_key=key)
+    sandbox.faults.hang("/v1/balance", seconds=5, times=1)
+    with pytest.raises(stripe.APIConnectionError) as e2:
+        c.raw_request("get", "/v1/balance", api_key=key)
+    assert e2.value.should_retry
+    sandbox.faults.drop("/v1/balance", times=1)
+    with pytest.raises(stripe.APIConnectionError):
+        c.raw_request("get", "/v1/balance", api_key=key)
+    sandbox.faults.clear()

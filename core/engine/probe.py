@@ -27,6 +27,7 @@ from typing import Any
 import stripe
 
 from core.engine.catalogue import Probe, Scope
+from core.engine.http import PooledClient
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
 _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
@@ -47,7 +48,7 @@ def client_for(api_base: str, timeout_s: float) -> stripe.StripeClient:
         # Stripe takes file uploads on its own host; a sandbox serves both on one address.
         base_addresses={"api": api_base, "files": STRIPE_FILES_BASE if api_base == STRIPE_DEFAULT_API_BASE else api_base},
         max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=timeout_s),
+        http_client=PooledClient(timeout=timeout_s, maxsize=256),
     )
 
 
@@ -85,6 +86,7 @@ class TokenBucket:
         self._updated = clock()
         self._sends: deque[float] = deque()
         self._lock = threading.Lock()
+        self._turn = threading.Lock()  # held by the one waiter sleeping until the next token
 
     def try_take(self) -> float:
         """Take a token now and return 0, or return how long to wait before trying again."""
@@ -113,16 +115,25 @@ class TokenBucket:
             self._sends.append(now)
 
     def acquire(self, stop: threading.Event | None = None) -> bool:
-        """Wait for a token; False if `stop` was set meanwhile (nothing taken then)."""
-        while True:
-            wait = self.try_take()
-            if wait <= 0:
-                return True
-            if stop is not None:
-                if stop.wait(wait):
+        """Wait for a token; False if `stop` was set meanwhile (nothing taken then).
+
+        One waiter at a time sleeps until the next token; the others queue on a lock instead of all waking
+        for the same token (with many threads on one bucket, that herd cost more CPU than the requests)."""
+        wait = self.try_take()
+        if wait <= 0:
+            return True
+        with self._turn:
+            while True:
+                if stop is not None and stop.is_set():
                     return False
-            else:
-                self._sleep(wait)
+                wait = self.try_take()
+                if wait <= 0:
+                    return True
+                if stop is not None:
+                    if stop.wait(wait):
+                        return False
+                else:
+                    self._sleep(wait)
 
 
 class Pacing:

@@ -84,7 +84,7 @@ def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
 @dataclass
 class FleetOptions:
     concurrency: int = 32
-    max_rps: float = 400.0  # the process's ceiling, across every account
+    max_rps: float = 600.0  # the process's ceiling, across every account
     run_name: str | None = None  # workers given the same name share the run
     resume: bool = False  # continue the last unfinished run
     claim_ttl_s: float = 600.0
