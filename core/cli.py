@@ -10,6 +10,7 @@ import getpass
 import json
 import re
 import sys
+from typing import Any
 
 from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
 
@@ -241,7 +242,7 @@ def cmd_history(args) -> int:
         raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME creates one).")
     checks = store.tenant_history(tenant["id"])
     changes = store.drift(tenant["id"])
-    out = {
+    out: dict[str, Any] = {
         "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"]},
         "checks": [_check_json(c) for c in checks],
         "drift": [

@@ -29,8 +29,8 @@ class PooledClient(stripe.HTTPClient):
             ca_certs=stripe.ca_bundle_path if verify_ssl_certs else None,
         )
 
-    def request(self, method: str, url: str, headers: Mapping[str, str] | None,
-                post_data: Any = None) -> tuple[bytes, int, Mapping[str, str]]:
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None,  # type: ignore[override]
+                post_data: Any = None, *, _usage: list[str] | None = None) -> tuple[bytes, int, Mapping[str, str]]:
         try:
             resp = self._pool.request(method.upper(), url, headers=dict(headers or {}), body=post_data,
                                       redirect=False, preload_content=True)
@@ -41,7 +41,8 @@ class PooledClient(stripe.HTTPClient):
             self._raise(e, "Unexpected error communicating with Stripe.", retry=True)
         return resp.data, resp.status, resp.headers
 
-    def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None):
+    def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
+                       *, _usage: list[str] | None = None) -> tuple[Any, int, Mapping[str, str]]:
         raise NotImplementedError("Key Health never streams a response.")
 
     @staticmethod

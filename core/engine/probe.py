@@ -148,7 +148,7 @@ class Pacing:
         self._lock = threading.Lock()
         self.rate_limited = 0  # 429s seen by every sweep paced here
 
-    def account_bucket(self, account: str, mode: str | None) -> TokenBucket:
+    def account_bucket(self, account: str, mode: Any) -> TokenBucket:
         with self._lock:
             b = self._buckets.get((account, mode))
             if b is None:
@@ -308,7 +308,8 @@ class KeyRequests:
         if pacing is not None and account_hint:
             self.bucket = pacing.account_bucket(account_hint, mode)
         else:
-            self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
+            rate = settings.rate_for(mode)  # type: ignore[arg-type]
+            self.bucket = TokenBucket(rate, safety=PACE_SAFETY, window=PACE_WINDOW_S)
         self.rate_limited = 0  # 429s this key saw
         self.stop = threading.Event()  # set when Stripe refuses the key (or a caller gives up)
         self._lock = threading.Lock()
@@ -514,7 +515,7 @@ class Prober:
                 # at most `concurrency` of this sweep's probes queued at once, so a pool shared by many sweeps
                 # is not filled by one sweep's probes all waiting on one bucket
                 queue = deque(rest)
-                pending = set()
+                pending: set[Any] = set()
                 while queue and len(pending) < self.settings.concurrency:
                     pending.add(pool.submit(self.probe_scope, queue.popleft()))
                 try:

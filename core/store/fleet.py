@@ -175,7 +175,7 @@ def pending_alerts(db: Database, limit: int = 100) -> list[dict]:
 
 
 def mark_delivery(db: Database, alert_id: int, *, delivery: str, attempts: int, error: str | None) -> None:
-    values: dict = {"delivery": delivery, "attempts": attempts, "last_error": redact(error)[:300] if error else None}
+    values: dict = {"delivery": delivery, "attempts": attempts, "last_error": (redact(error) or "")[:300] or None}
     if delivery == "delivered":
         values["delivered_at"] = utcnow()
     with db.connect(write=True) as conn:
