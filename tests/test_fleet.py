@@ -350,3 +350,11 @@ def test_pooled_client_keeps_the_sdks_errors(sandbox):
     with pytest.raises(stripe.APIConnectionError):
         c.raw_request("get", "/v1/balance", api_key=key)
     sandbox.faults.clear()
+
+
+def test_a_key_source_may_hold_the_whole_fleet(tmp_path):
+    """20,000 tenants and more: a key source is not held to standard input's 10,000-line limit."""
+    p = tmp_path / "big.py"
+    p.write_text("for i in range(20_000):\n    print(f'Tenant {i},rk_test_51Big{i:08d}')\n")
+    entries = read_source(f"{sys.executable} {p}")
+    assert len(entries) == 20_000 and entries[-1].tenant == "Tenant 19999" and entries[-1].line == 20_000

@@ -30,7 +30,7 @@ import sqlalchemy.exc
 
 from core.engine.check import check_key
 from core.engine.probe import Pacing
-from core.features.recheck import BatchLine, BatchReport, parse_lines
+from core.features.recheck import MAX_SOURCE_LINES, BatchLine, BatchReport, parse_lines
 from core.store import redact, slugify
 
 log = logging.getLogger("keyhealth")
@@ -70,7 +70,7 @@ def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
         raise SourceError(f"The key source command failed with exit status {proc.returncode}{said}; nothing was "
                           "checked.")
     text = proc.stdout.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
-    entries, failed = parse_lines(text)
+    entries, failed = parse_lines(text, MAX_SOURCE_LINES)
     if failed:
         first = failed[0]
         more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
