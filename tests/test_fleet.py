@@ -358,3 +358,17 @@ def test_a_key_source_may_hold_the_whole_fleet(tmp_path):
     p.write_text("for i in range(20_000):\n    print(f'Tenant {i},rk_test_51Big{i:08d}')\n")
     entries = read_source(f"{sys.executable} {p}")
     assert len(entries) == 20_000 and entries[-1].tenant == "Tenant 19999" and entries[-1].line == 20_000
+
+
+def test_fleet_settings_from_the_environment():
+    from core.config import Settings, default_fleet_concurrency
+
+    s = Settings.from_env({"KEYHEALTH_KEYS_FROM": " /opt/src ", "KEYHEALTH_FLEET_CONCURRENCY": "12",
+                           "KEYHEALTH_FLEET_MAX_RPS": "250", "KEYHEALTH_ALERT_WEBHOOK": "http://hook.test/x",
+                           "KEYHEALTH_CLAIM_TTL_S": "60", "KEYHEALTH_ALERT_TIMEOUT_S": "2"})
+    assert (s.keys_from, s.fleet_concurrency, s.fleet_max_rps, s.claim_ttl_s) == ("/opt/src", 12, 250.0, 60.0)
+    assert s.alert_webhook == "http://hook.test/x" and s.alert_timeout_s == 2.0
+    assert "hook.test" not in repr(s)  # a webhook URL is a secret
+    d = Settings.from_env({"KEYHEALTH_FLEET_CONCURRENCY": "lots"})
+    assert d.keys_from is None and d.alert_webhook is None
+    assert d.fleet_concurrency == default_fleet_concurrency() and 4 <= d.fleet_concurrency <= 64
