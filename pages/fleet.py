@@ -13,6 +13,7 @@ import streamlit as st
 from core import store
 from core.engine.result import STATUSES
 from core.ui.charts import fleet as charts
+from core.ui.csv_safe import safe_cell
 from core.ui.text import md_escape
 from dashboard.session import service
 
@@ -76,10 +77,10 @@ except Exception as e:
     runs = []
 if runs:
     st.dataframe(
-        [{"Run": r["id"], "Name": r["name"] or "", "Started": r["started_at"], "Finished": r["finished_at"],
+        [{"Run": r["id"], "Name": safe_cell(r["name"] or ""), "Started": r["started_at"], "Finished": r["finished_at"],
           "Tenants": r["total"], "Recorded": r["recorded"], "Failed": r["failed"], "429s": r["rate_limited"],
           "Statuses": ", ".join(f"{k} {v}" for k, v in sorted(r["status_counts"].items())),
-          "Started by": f"{r['started_by'] or ''} ({r['command'] or ''})"} for r in runs],
+          "Started by": safe_cell(f"{r['started_by'] or ''} ({r['command'] or ''})")} for r in runs],
         hide_index=True, key="fl_runs",
     )
     st.caption("A run without a finish time is still running or was stopped; `python -m core recheck --resume` "
