@@ -9,6 +9,7 @@ PORT ?= 8501
 # Safe by default: the dashboard listens on this machine only. Expose it (behind sign-in: [auth] in
 # .streamlit/secrets.toml) with e.g. `make run ADDRESS=0.0.0.0`.
 ADDRESS ?= 127.0.0.1
+PYTEST_WORKERS ?= 2
 
 .PHONY: run demo test sandbox bench screenshots chromium clean
 
@@ -29,11 +30,13 @@ run: $(RUN_STAMP)
 demo: $(RUN_STAMP)
 	KEYHEALTH_DEMO=1 $(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
-## lint (ruff) and types (mypy), then every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest, Playwright in Chromium
+## lint (ruff) and types (mypy) first, then every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest,
+## Playwright in Chromium. In parallel (pytest-xdist): PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS adds
+## pytest options.
 test: $(DEV_STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## the local Stripe sandbox on 127.0.0.1:12111, printing its demo keys
 sandbox: $(RUN_STAMP)

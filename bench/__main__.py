@@ -13,6 +13,7 @@ from pathlib import Path
 
 BENCHES = [
     ("Check sweep", "bench.bench_sweep"),
+    ("Fleet recheck", "bench.bench_fleet"),
     ("Store queries", "bench.bench_store"),
     ("Dashboard pages", "bench.bench_pages"),
     ("Dashboard memory", "bench.bench_memory"),

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import statistics
 
-import stripe
-
 from core.engine.catalogue import load_catalogue
 from core.engine.check import check_key
+from core.engine.probe import client_for
 from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS, Sandbox
 
@@ -19,10 +18,7 @@ RUNS = 3
 
 
 def _sweep(sb: Sandbox, name: str, settings: ProbeSettings) -> dict:
-    client = stripe.StripeClient(
-        "sk_unused", base_addresses={"api": sb.url, "files": sb.url}, max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=settings.timeout_s),
-    )
+    client = client_for(sb.url, settings.timeout_s)  # the client the product uses
     demo = DEMO_KEYS[name]
     walls, result = [], None
     for _ in range(RUNS):

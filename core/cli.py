@@ -141,17 +141,83 @@ def cmd_check(args) -> int:
     return EXIT_OK if result.status == "healthy" else EXIT_VERDICT
 
 
+class ProgressBar:
+    """`[#####.....] 120/200 tenants  2 failed  ETA 0:41` on a terminal's stderr, redrawn in place."""
+
+    WIDTH = 30
+
+    def __init__(self, stream=None, clock=None):
+        import time
+
+        self.stream = stream or sys.stderr
+        self.clock = clock or time.monotonic
+        self.started = self.clock()
+        self._last = -1.0
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        now = self.clock()
+        if done < total and now - self._last < 0.1:
+            return  # at most ten redraws a second
+        self._last = now
+        self.stream.write("\r" + self.line(done, total, failed, now - self.started))
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    @classmethod
+    def line(cls, done: int, total: int, failed: int, elapsed_s: float) -> str:
+        frac = done / total if total else 1.0
+        filled = int(cls.WIDTH * frac)
+        if done and done < total:
+            eta_s = int(elapsed_s / done * (total - done))
+            eta = f"ETA {eta_s // 3600}:{eta_s // 60 % 60:02d}:{eta_s % 60:02d}"
+        elif done >= total:
+            eta = f"done in {int(elapsed_s) // 60}:{int(elapsed_s) % 60:02d}"
+        else:
+            eta = "ETA …"
+        return (f"[{'#' * filled}{'.' * (cls.WIDTH - filled)}] {done}/{total} tenants"
+                f"{f'  {failed} failed' if failed else ''}  {eta}")
+
+
 def cmd_recheck(args) -> int:
+    from core.features.fleet import FleetOptions, SourceError, read_source, run_fleet
     from core.features.recheck import parse_lines
 
-    if args.csv != "-":
-        raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a "
-            "path.")
-    text = read_stdin() if sys.stdin else ""
-    entries, failed = parse_lines(text)
-    if not entries and not failed:
-        raise UsageError("No tenant,key lines on standard input; pipe a CSV file of tenant,key lines.")
-    report = _service(args).recheck(entries, source="batch")
+    conf = settings()
+    keys_from = args.keys_from if args.keys_from is not None else (None if args.csv else conf.keys_from)
+    if args.csv is not None and args.keys_from is not None:
+        raise UsageError("Give either --csv - or --keys-from, not both.")
+    if args.csv is not None and args.csv != "-":
+        raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path.")
+    if args.csv is None and keys_from is None:
+        raise UsageError("No keys: pipe tenant,key lines with --csv -, or give a key source with --keys-from "
+                         "(or KEYHEALTH_KEYS_FROM).")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1.")
+    failed: list[dict] = []
+    try:
+        if keys_from is not None:
+            entries = read_source(keys_from, conf.keys_from_timeout_s)
+            command = "recheck --keys-from"
+        else:
+            text = read_stdin() if sys.stdin else ""
+            entries, failed = parse_lines(text)
+            if not entries and not failed:
+                raise UsageError("No tenant,key lines on standard input; pipe a CSV file of tenant,key lines.")
+            command = "recheck --csv -"
+        opts = FleetOptions(
+            concurrency=args.concurrency or conf.fleet_concurrency,
+            max_rps=args.max_rps or conf.fleet_max_rps,
+            run_name=args.run_name, resume=args.resume, claim_ttl_s=conf.claim_ttl_s, command=command,
+        )
+        progress = ProgressBar() if not args.json and sys.stderr is not None and sys.stderr.isatty() else None
+        svc = _service(args)
+        report = run_fleet(svc, entries, opts, progress=progress)
+    except SourceError as e:
+        raise UsageError(str(e)) from None
+    if not svc.flush_alerts(30.0):
+        print("warning: some alerts are still being delivered; they stay pending and are retried by the next run.",
+              file=sys.stderr)
     report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
     if args.json:
         print(json.dumps(report.to_json()))
@@ -164,7 +230,9 @@ def cmd_recheck(args) -> int:
             print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {r['score']}")
         for f in report.failed_lines:
             print(f"line {f['line']}: {f['problem']}")
-        print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed")
+        extra = f", {report.skipped} already done in this run" if report.skipped else ""
+        print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed{extra} "
+              f"(run {report.run.get('id')}, {report.rate_limited} rate-limited answers, {report.elapsed_s:.1f} s)")
     return EXIT_OK if report.all_healthy else EXIT_VERDICT
 
 
@@ -343,8 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tenant", help="record the check in this tenant's history (created if new)")
     c.set_defaults(func=cmd_check)
 
-    c = sub.add_parser("recheck", help="check many tenants' keys from tenant,key lines on standard input")
-    c.add_argument("--csv", required=True, help="'-' for standard input")
+    c = sub.add_parser("recheck", help="check many tenants' keys (tenant,key lines) concurrently, as one stored run")
+    c.add_argument("--csv", help="'-': tenant,key lines on standard input")
+    c.add_argument("--keys-from", metavar="COMMAND",
+                   help="a command that prints tenant,key lines (default: KEYHEALTH_KEYS_FROM)")
+    c.add_argument("--concurrency", type=int, help="keys in flight at once (default: KEYHEALTH_FLEET_CONCURRENCY, "
+                                                  "else 16 per core, at most 64)")
+    c.add_argument("--max-rps", type=float, help="requests/s ceiling for this process (default: KEYHEALTH_FLEET_MAX_RPS, else 600)")
+    c.add_argument("--run-name", help="share the run of this name with other workers (PostgreSQL)")
+    c.add_argument("--resume", action="store_true", help="continue the last unfinished run, skipping its done tenants")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_recheck)
 

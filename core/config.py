@@ -21,6 +21,7 @@ TRUE = ("1", "true", "yes", "on")
 # What .streamlit/secrets.toml may set (the environment wins); see secrets.toml.example.
 SECRET_SETTINGS = (
     "DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_DEMO", "KEYHEALTH_DATA_DIR", "KEYHEALTH_FINGERPRINT_SECRET",
+    "KEYHEALTH_ALERT_WEBHOOK",
 )
 
 __all__ = ["STRIPE_DEFAULT_API_BASE", "ProbeSettings", "Settings", "settings", "apply_secrets", "env_key"]
@@ -65,6 +66,15 @@ class Settings:
     no_color: bool = False  # NO_COLOR
     force_color: bool = False  # FORCE_COLOR
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    # fleet recheck (python -m core recheck)
+    keys_from: str | None = None  # KEYHEALTH_KEYS_FROM: a command printing tenant,key lines
+    keys_from_timeout_s: float = 120.0  # KEYHEALTH_KEYS_FROM_TIMEOUT_S
+    fleet_concurrency: int = field(default_factory=lambda: default_fleet_concurrency())  # KEYHEALTH_FLEET_CONCURRENCY
+    fleet_max_rps: float = 600.0  # KEYHEALTH_FLEET_MAX_RPS: requests/s ceiling for one process, all accounts
+    claim_ttl_s: float = 600.0  # KEYHEALTH_CLAIM_TTL_S: a worker's claim on a tenant expires after this
+    # alerts
+    alert_webhook: str | None = field(default=None, repr=False)  # KEYHEALTH_ALERT_WEBHOOK (Slack-compatible)
+    alert_timeout_s: float = 5.0  # KEYHEALTH_ALERT_TIMEOUT_S: per delivery attempt
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +89,13 @@ class Settings:
             no_color=bool(env.get("NO_COLOR")),
             force_color=bool(env.get("FORCE_COLOR")),
             probe=probe_settings(env),
+            keys_from=(env.get("KEYHEALTH_KEYS_FROM") or "").strip() or None,
+            keys_from_timeout_s=max(1.0, _float(env, "KEYHEALTH_KEYS_FROM_TIMEOUT_S", 120.0)),
+            fleet_concurrency=max(1, _int(env, "KEYHEALTH_FLEET_CONCURRENCY", default_fleet_concurrency())),
+            fleet_max_rps=max(1.0, _float(env, "KEYHEALTH_FLEET_MAX_RPS", 600.0)),
+            claim_ttl_s=max(5.0, _float(env, "KEYHEALTH_CLAIM_TTL_S", 600.0)),
+            alert_webhook=(env.get("KEYHEALTH_ALERT_WEBHOOK") or "").strip() or None,
+            alert_timeout_s=max(0.1, _float(env, "KEYHEALTH_ALERT_TIMEOUT_S", 5.0)),
         )
 
     @property
@@ -90,6 +107,12 @@ class Settings:
     def demo_database_url(self) -> str:
         """The demo's own database, never the real one."""
         return f"sqlite:///{self.data_dir / 'demo' / 'keyhealth-demo.db'}"
+
+
+def default_fleet_concurrency() -> int:
+    """Keys in flight at once by default: 16 per core, at most 64 (each key is paced at ~20 requests/s, so
+    the client's CPU, not the keys, is the limit beyond that)."""
+    return max(4, min(64, 16 * (os.cpu_count() or 1)))
 
 
 def settings() -> Settings:

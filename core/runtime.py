@@ -30,6 +30,8 @@ class Runtime:
     db: Database
     who: str | None = None  # who is acting, for the audit trail ("anonymous" when nobody signed in)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    alert_webhook: str | None = field(default=None, repr=False)  # where alerts go (never in demo mode)
+    alert_timeout_s: float = 5.0
 
     def client(self) -> stripe.StripeClient:
         """The shared StripeClient for this Stripe base (one per base and timeout, per process)."""
@@ -114,7 +116,8 @@ def _ensure_seeded(db: Database) -> None:
 def real(settings: Settings, who: str | None = None) -> Runtime:
     """Stripe and the database from the settings (STRIPE_API_BASE, DATABASE_URL) or the defaults."""
     return Runtime(demo=False, api_base=settings.api_base, db=Database(settings.database_url), who=who,
-                   probe=settings.probe)
+                   probe=settings.probe, alert_webhook=settings.alert_webhook,
+                   alert_timeout_s=settings.alert_timeout_s)
 
 
 def demo(settings: Settings, who: str | None = None) -> Runtime:

@@ -90,8 +90,14 @@ class Service:
         return self.record(result, tenant, source=source)
 
     def record(self, result: CheckResult, tenant: str, *, source: str) -> Checked:
-        """Keep a judged check in the tenant's history and in the audit trail. A store that cannot take it
-        leaves the result intact and says why in `save_problem`."""
+        """Keep a judged check in the tenant's history and in the audit trail, and raise an alert if the tenant
+        got worse (see core.features.alerts). A store that cannot take it leaves the result intact and says
+        why in `save_problem`."""
+        try:
+            previous = self._previous_check(tenant)
+        except Exception as e:  # no comparison then (and no alert); recording still goes ahead
+            log.error("reading the previous check failed: %s", type(e).__name__)
+            previous = None
         try:
             check_id = self.store.record_check(result, tenant, source=source, checked_by=self.who)
             self.audit("check", tenant=tenant, outcome=result.status,
@@ -104,7 +110,53 @@ class Service:
                 f"The check ran but could not be saved to the history: the database did not take it "
                 f"({type(e).__name__})."
             ))
+        self._alert_if_worse(previous, result, tenant, check_id)
         return Checked(result, check_id=check_id)
+
+    # --- alerts -------------------------------------------------------------------------------------
+    def _previous_check(self, tenant: str) -> dict | None:
+        t = self.store.get_tenant(tenant)
+        if t is None or t["last_check_id"] is None:
+            return None
+        return self.store.get_check(t["last_check_id"])
+
+    def _alert_if_worse(self, previous: dict | None, result: CheckResult, tenant: str, check_id: int) -> None:
+        """Store an alert when the tenant got worse and hand it to the webhook worker; never fails the check."""
+        from core.features import alerts
+
+        kinds, lines = alerts.what_changed(previous, result)
+        if not kinds:
+            return
+        try:
+            t = self.store.get_tenant(tenant)
+            alert_id = self.store.add_alert(
+                tenant_id=t["id"] if t else None, tenant=tenant, check_id=check_id, kinds=kinds,
+                text=alerts.alert_text(t["name"] if t else tenant, result.key.masked, lines))
+            if self.rt.alert_webhook:
+                self.alerts().submit(alert_id)
+        except Exception as e:  # the check is recorded; only its alert is missing
+            log.error("raising an alert failed: %s", type(e).__name__)
+
+    def alerts(self):
+        """The background webhook worker for this runtime's database (None without a webhook)."""
+        from core.features import alerts
+
+        if not self.rt.alert_webhook:
+            return None
+        return alerts.dispatcher_for(self.store, self.rt.alert_webhook, self.rt.alert_timeout_s)
+
+    def flush_alerts(self, timeout_s: float = 30.0) -> bool:
+        """Wait (bounded) for the alerts raised so far to be delivered or given up on (end of a CLI run)."""
+        d = self.alerts()
+        return True if d is None else d.flush(timeout_s)
+
+    def ack_alert(self, alert_id: int) -> dict | None:
+        """Acknowledge an alert, audited."""
+        alert = self.store.ack_alert(alert_id, who=self.who)
+        if alert is not None:
+            self.audit("alert_ack", tenant=alert["tenant"], outcome="ok",
+                       detail=f"alert {alert_id} ({alert['kinds']})")
+        return alert
 
     def recheck(self, entries: Iterable[recheck_feature.BatchLine], *, source: str = "batch",
                 on_result: Callable[[recheck_feature.BatchLine, CheckResult], None] | None = None,

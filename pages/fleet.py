@@ -13,6 +13,7 @@ import streamlit as st
 from core import store
 from core.engine.result import STATUSES
 from core.ui.charts import fleet as charts
+from core.ui.csv_safe import safe_cell
 from core.ui.text import md_escape
 from dashboard.session import service
 
@@ -68,3 +69,22 @@ b.plotly_chart(charts.score_distribution(scores), config=PLOTLY_CONFIG, key="fl_
 st.plotly_chart(charts.checks_per_day(per_day), config=PLOTLY_CONFIG, key="fl_per_day")
 st.caption("Status mix and checks per day follow the date range; the permissions and scores are the tenants' latest "
     "checks.")
+
+st.subheader("Recent fleet runs")
+try:
+    runs = svc.store.list_runs(10)
+except Exception as e:
+    log.error("fleet runs query failed: %s", type(e).__name__)
+    runs = []
+if runs:
+    st.dataframe(
+        [{"Run": r["id"], "Name": safe_cell(r["name"] or ""), "Started": r["started_at"], "Finished": r["finished_at"],
+          "Tenants": r["total"], "Recorded": r["recorded"], "Failed": r["failed"], "429s": r["rate_limited"],
+          "Statuses": ", ".join(f"{k} {v}" for k, v in sorted(r["status_counts"].items())),
+          "Started by": safe_cell(f"{r['started_by'] or ''} ({r['command'] or ''})")} for r in runs],
+        hide_index=True, key="fl_runs",
+    )
+    st.caption("A run without a finish time is still running or was stopped; `python -m core recheck --resume` "
+               "continues it.")
+else:
+    st.caption("No fleet run yet: `python -m core recheck --keys-from …` runs one (see the README for a schedule).")

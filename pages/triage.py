@@ -52,6 +52,22 @@ cols = st.columns(len(STATUSES))
 for col, s in zip(cols, STATUSES, strict=True):
     col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
 
+try:
+    alerts = svc.store.open_alerts(limit=20)
+except Exception as e:
+    log.error("alerts query failed: %s", type(e).__name__)
+    alerts = []
+if alerts:
+    with st.expander(f"Open alerts ({len(alerts)}{'+' if len(alerts) == 20 else ''})", expanded=True):
+        for a in alerts:
+            a1, a2 = st.columns([6, 1])
+            delivery = {"delivered": "sent to the webhook", "pending": "not sent yet",
+                        "failed": f"delivery failed after {a['attempts']} attempts: {a['last_error'] or ''}"}
+            a1.text(f"{a['created_at']:%Y-%m-%d %H:%M} UTC  {a['text']}\n({delivery.get(a['delivery'], a['delivery'])})")
+            if a2.button("Acknowledge", key=f"tr_ack_{a['id']}"):
+                svc.ack_alert(a["id"])
+                st.rerun()
+
 if not rows:
     if any((statuses, mode != "any", stale, search)):
         st.info("No tenant matches these filters; clear a filter to see more.")

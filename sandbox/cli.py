@@ -45,9 +45,9 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, latency_s: float =
         print(f"Cannot listen on {host}:{port} ({e.strerror or e}); pass another --port, or --port 0 for a free one.",
               file=sys.stderr)
         raise SystemExit(2) from None
-    describe(sb)
-    print("Press Ctrl-C to stop.", flush=True)
-    try:
+    try:  # from the first line printed: Ctrl-C may come as soon as a reader sees the banner
+        describe(sb)
+        print("Press Ctrl-C to stop.", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -1,20 +1,36 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures. Safe under pytest-xdist (`make test` runs `-n 2`): every worker process has its own
+data dir, sandbox and temp files; PostgreSQL is one cluster per run that the workers share (see `postgres`)."""
+import atexit as _atexit_early
 import os as _os_early
+import shutil as _shutil_early
 import tempfile as _tempfile_early
 
-# Tests never write into the repository's data/ (the fingerprint secret, default databases): unless a test
-# sets its own, KEYHEALTH_DATA_DIR points at a throwaway folder for the whole session (subprocesses inherit it).
-_os_early.environ.setdefault("KEYHEALTH_DATA_DIR", _tempfile_early.mkdtemp(prefix="kh-test-data-"))
+# Tests never write into the repository's data/ (the fingerprint secret, default databases): unless the caller
+# set its own, KEYHEALTH_DATA_DIR points at a throwaway folder for this process (subprocesses inherit it). xdist
+# workers inherit the controller's environment, so each process that made the folder marks it as its own and a
+# worker that sees another process's folder makes a fresh one: no two workers share a data dir.
+_DATA_MARK = "KEYHEALTH_TEST_DATA_DIR_AUTO"
+if "KEYHEALTH_DATA_DIR" not in _os_early.environ or (
+    _os_early.environ.get(_DATA_MARK) == _os_early.environ["KEYHEALTH_DATA_DIR"]
+    and _os_early.environ.get(_DATA_MARK + "_PID") != str(_os_early.getpid())
+):
+    _data_dir = _tempfile_early.mkdtemp(prefix="kh-test-data-")
+    _os_early.environ.update({"KEYHEALTH_DATA_DIR": _data_dir, _DATA_MARK: _data_dir,
+                              _DATA_MARK + "_PID": str(_os_early.getpid())})
+    _atexit_early.register(_shutil_early.rmtree, _data_dir, True)
 
 
 # ---------------------------------------------------------------------------------------------
 # Store fixtures (core/store): a real PostgreSQL for the tests, and a fresh database per test.
-#   postgres  (session) URL of a PostgreSQL database: $KEYHEALTH_TEST_PG_URL, or a throwaway cluster
-#             started with scripts/pg.sh in a temp dir on a free port (skipped if PostgreSQL is not installed).
-#   db_url    a fresh EMPTY database, parametrised over ["sqlite", "postgres"].
+#   postgres  (session) URL of a PostgreSQL database: $KEYHEALTH_TEST_PG_URL (.ci/run starts one), or else one
+#             throwaway cluster per test run, started with scripts/pg.sh by the first process that needs it
+#             (under a file lock, so xdist workers share it) and stopped when the run ends; skipped if
+#             PostgreSQL is not installed.
+#   db_url    a fresh EMPTY database (a unique name), parametrised over ["sqlite", "postgres"].
 #   store_url db_url migrated to head.
 #   make_result  factory for core.engine.result.CheckResult objects.
 # ---------------------------------------------------------------------------------------------
+import fcntl as _fcntl
 import glob as _glob
 import os as _os
 import shutil as _shutil
@@ -31,6 +47,10 @@ import pytest as _pytest
 from core import store
 
 _STORE_ROOT = _Path(__file__).resolve().parent.parent
+_PG_SCRIPT = str(_STORE_ROOT / "scripts" / "pg.sh")
+# The folder where this run's fallback cluster lives: made by the run's first process (the xdist controller, or
+# the only process) and inherited by the workers. Holds `lock`, `url` (once started), `error`, and `data/`.
+_PG_SHARED = "KEYHEALTH_TEST_PG_SHARED"
 
 
 def _pg_binaries_present() -> bool:
@@ -48,6 +68,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def pytest_configure(config):
+    # Only the run's first process (not an xdist worker) owns the fallback cluster's folder.
+    if not hasattr(config, "workerinput") and not _os.environ.get("KEYHEALTH_TEST_PG_URL"):
+        shared = _tempfile.mkdtemp(prefix="khpg-run-")  # not under pytest's tmp dir: see _start_shared_pg
+        _os.environ[_PG_SHARED] = shared
+        config._kh_pg_shared = shared
+
+
+def pytest_unconfigure(config):
+    shared = getattr(config, "_kh_pg_shared", None)
+    if shared:  # every worker is done by now: stop the cluster one of them may have started
+        if _os.path.exists(_os.path.join(shared, "data", "PG_VERSION")):
+            _subprocess.run(["bash", _PG_SCRIPT, "stop", _os.path.join(shared, "data")], check=False,
+                            capture_output=True, timeout=120)
+        _shutil.rmtree(shared, ignore_errors=True)
+        _os.environ.pop(_PG_SHARED, None)
+
+
+def _start_shared_pg(shared: str) -> str:
+    """The URL of the run's cluster in `shared`, starting it if no process has yet. One process at a time."""
+    with open(_os.path.join(shared, "lock"), "w") as lock:
+        _fcntl.flock(lock, _fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        url_file, err_file = _os.path.join(shared, "url"), _os.path.join(shared, "error")
+        if _os.path.exists(url_file):
+            return _Path(url_file).read_text().strip()
+        if _os.path.exists(err_file):  # another worker tried already: fail the same way, without retrying
+            raise RuntimeError(_Path(err_file).read_text())
+        # The server runs as `postgres` when we are root, so its folder cannot be under pytest's tmp dir
+        # (/tmp/pytest-of-root is 0700); pg.sh chowns data/ itself.
+        _os.chmod(shared, 0o755)
+        data_dir = _os.path.join(shared, "data")
+        err = ""
+        for _ in range(3):  # a free port can be taken by someone else before the server binds it
+            proc = _subprocess.run(["bash", _PG_SCRIPT, "start", data_dir, str(_free_port())],
+                                   check=False, capture_output=True, text=True, timeout=180)
+            if proc.returncode == 0:
+                url = proc.stdout.strip().splitlines()[-1]
+                _Path(url_file).write_text(url)
+                return url
+            err = proc.stderr.strip()[-2000:]
+        _subprocess.run(["bash", _PG_SCRIPT, "stop", data_dir], check=False, capture_output=True, timeout=120)
+        _Path(err_file).write_text(f"scripts/pg.sh could not start PostgreSQL: {err}")
+        raise RuntimeError(_Path(err_file).read_text())
+
+
 @_pytest.fixture(scope="session")
 def postgres():
     """URL (postgresql+psycopg://…) of a PostgreSQL database the store tests may create databases from."""
@@ -58,21 +123,20 @@ def postgres():
     if not _pg_binaries_present():
         _pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed; set KEYHEALTH_TEST_PG_URL "
                      "or install postgresql-15 to run the PostgreSQL variant.")
-    # Not under pytest's tmp dir: /tmp/pytest-of-root is 0700 and the server runs as `postgres`.
-    data_dir = _tempfile.mkdtemp(prefix="khpg-")
-    script = str(_STORE_ROOT / "scripts" / "pg.sh")
-    proc = _subprocess.run(
-        ["bash", script, "start", data_dir, str(_free_port())], capture_output=True, text=True, timeout=180
-    )
-    if proc.returncode != 0:
-        _subprocess.run(["bash", script, "stop", data_dir], capture_output=True, timeout=120)
-        _shutil.rmtree(data_dir, ignore_errors=True)
-        _pytest.fail(f"scripts/pg.sh could not start PostgreSQL: {proc.stderr.strip()[-2000:]}")
+    shared, own = _os.environ.get(_PG_SHARED), False
+    if not shared:  # not set up by pytest_configure (an unusual plugin order): a cluster of this process's own
+        shared, own = _tempfile.mkdtemp(prefix="khpg-run-"), True
     try:
-        yield proc.stdout.strip().splitlines()[-1]
+        url = _start_shared_pg(shared)
+    except RuntimeError as e:
+        _pytest.fail(str(e))
+    try:
+        yield url
     finally:
-        _subprocess.run(["bash", script, "stop", data_dir], capture_output=True, timeout=120)
-        _shutil.rmtree(data_dir, ignore_errors=True)
+        if own:
+            _subprocess.run(["bash", _PG_SCRIPT, "stop", _os.path.join(shared, "data")], check=False,
+                            capture_output=True, timeout=120)
+            _shutil.rmtree(shared, ignore_errors=True)
 
 
 @_pytest.fixture(scope="session")

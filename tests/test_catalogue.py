@@ -28,11 +28,27 @@ from core.engine.catalogue import (
 from core.engine.result import LEVELS
 
 GUIDE_NAME = "creating-a-stripe-api-key.md"
+
+
+def _checkout_roots() -> list[Path]:
+    """This checkout's root, and for a `git worktree` also the main checkout's (where shared/ sits beside it)."""
+    roots = [ROOT]
+    try:
+        git = ROOT / ".git"
+        if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
+            gitdir = Path(git.read_text().split("gitdir:", 1)[1].strip())
+            roots.append((gitdir / (gitdir / "commondir").read_text().strip()).resolve().parent)
+    except (OSError, IndexError):
+        pass
+    return roots
+
+
 GUIDE_CANDIDATES = [
     Path(os.environ["KEYHEALTH_GUIDE"]) if os.environ.get("KEYHEALTH_GUIDE") else None,
     ROOT / "docs" / GUIDE_NAME,
     ROOT / "data" / GUIDE_NAME,
-    Path("/work/shared/seed") / GUIDE_NAME,
+    # the project's shared/ folder lies beside the repository: ../shared/seed/
+    *(root.parent / "shared" / "seed" / GUIDE_NAME for root in _checkout_roots()),
 ]
 DASHBOARD_CATEGORIES = [
     "Core", "Checkout", "Billing", "Connect", "Orders", "Issuing", "Terminal", "Tax", "Identity",

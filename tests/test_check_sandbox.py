@@ -1,6 +1,9 @@
 """The check engine against the project's Stripe sandbox: real SDK, real HTTP, no monkeypatching."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import stripe
 
@@ -163,14 +166,42 @@ def test_read_first_costs_one_request_per_none_scope(sandbox, client):
     assert r.requests == expected == len(sandbox.requests)
 
 
-def test_pacing_never_exceeds_the_rate_in_any_second(sandbox, client):
+class SendTimes(stripe.RequestsClient):
+    """The SDK's own requests-based HTTP client, noting the moment each request is handed to it (once the
+    engine has taken its pacing token). Not a patch: StripeClient takes any http_client."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def request(self, *args, **kwargs):
+        with self._lock:
+            self.sent.append(time.monotonic())
+        return super().request(*args, **kwargs)
+
+
+def most_in_one_second(times: list[float]) -> int:
+    return max(sum(1 for x in times if t <= x < t + 1.0) for t in times)
+
+
+def test_pacing_never_exceeds_the_rate_in_any_second(sandbox):
     rate = 20.0
     settings = ProbeSettings(rate_test=rate, concurrency=8, retries=1, backoff_s=0.01, timeout_s=5)
+    http = SendTimes(timeout=5.0)
+    client = stripe.StripeClient("sk_unused", base_addresses={"api": sandbox.url}, max_network_retries=0,
+                                 http_client=http)
     r = check_key(DEMO_KEYS["healthy"].key, client=client, settings=settings)
-    times = sorted(rec.t for rec in sandbox.requests)
-    assert len(times) == r.requests > 40
-    worst = max(sum(1 for x in times if t <= x < t + 1.0) for t in times)
-    assert worst <= rate, f"{worst} requests in one second"
+    sent, arrived = sorted(http.sent), sorted(rec.t for rec in sandbox.requests)
+    assert len(sent) == len(arrived) == r.requests > 40
+    # The engine's promise, where it keeps it: no second in which more than `rate` requests are sent (the
+    # pacer keeps 2% in hand, about 70 ms over 21 sends, so this holds on a loaded machine too).
+    worst = most_in_one_second(sent)
+    assert worst <= rate, f"{worst} requests sent in one second"
+    # What the server saw: paced as well. Arrival adds the server's own scheduling delay, which on a busy
+    # 2-core machine has been seen to eat up to 50 ms of that margin, so one request of jitter is allowed;
+    # an unpaced sweep puts all of its requests in one second.
+    assert most_in_one_second(arrived) <= rate + 1
     # and it is not slower than it need be: the sweep takes about requests / rate
     assert r.elapsed_s < (r.requests / rate) * (1 + PACE_SAFETY) * 1.5
 
@@ -209,12 +240,12 @@ def test_429_storm_and_persistent_5xx_give_unknown_never_a_guess(sandbox, client
 
 
 def test_timeouts_and_dropped_connections_are_unknown(sandbox, client):
-    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=0.5)
+    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=1.0)
     slow_client = stripe.StripeClient(
         "sk_unused", base_addresses={"api": sandbox.url, "files": sandbox.url}, max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=0.5),
+        http_client=stripe.RequestsClient(timeout=1.0),
     )
-    sandbox.faults.hang("/v1/subscriptions", seconds=1.5)
+    sandbox.faults.hang("/v1/subscriptions", seconds=2.5)
     sandbox.faults.drop("/v1/products")
     r = check_key(DEMO_KEYS["healthy"].key, client=slow_client, settings=settings)
     rows = {x.scope: x for x in r.rows}

@@ -12,7 +12,8 @@ from core.engine.check import check_key, unknown_scopes
 from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS, Sandbox
 
-SETTINGS = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=0.5)
+# timeout_s: ample for a local answer on a loaded 2-core machine (the probes share the GIL with the sandbox)
+SETTINGS = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=1.0)
 
 
 def _client(url: str) -> stripe.StripeClient:
@@ -41,7 +42,7 @@ FAULTS = {
     "500 on invoices": (lambda f: f.fail("/v1/invoices", status=500), "invoice", "500"),
     "502 html body": (lambda f: f.fail("/v1/subscriptions", status=502, body="html"), "subscription", "502"),
     "503 non-JSON": (lambda f: f.fail("/v1/coupons", status=503, body="html"), "coupon", "503"),
-    "slow past the timeout": (lambda f: f.hang("/v1/products", seconds=1.5), "product", "no answer"),
+    "slow past the timeout": (lambda f: f.hang("/v1/products", seconds=3.0), "product", "no answer"),
     "dropped connection": (lambda f: f.drop("/v1/transfers"), "transfer", "no answer"),
 }
 
@@ -85,7 +86,7 @@ def test_connection_refused_mid_sweep(db):
     """The server goes away half-way: the rest of the rows are unknown, the check still finishes."""
     sb = Sandbox(port=0)
     url = sb.start()
-    settings = ProbeSettings(rate_test=40, concurrency=4, retries=1, backoff_s=0.01, timeout_s=0.5)
+    settings = ProbeSettings(rate_test=40, concurrency=4, retries=1, backoff_s=0.01, timeout_s=1.0)
     seen = []
     stopped = threading.Event()
 

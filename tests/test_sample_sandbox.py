@@ -128,9 +128,9 @@ def test_a_transient_error_is_retried_and_loads(sandbox, client):
 
 
 def test_timeout_fails_with_a_sentence(sandbox):
-    sandbox.faults.hang("/v1/products", seconds=1.0)
-    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=0.2)
-    data = fetch_sample_data(DEMO_KEYS["healthy"].key, client=make_client(sandbox.url, timeout=0.2), settings=settings)
+    sandbox.faults.hang("/v1/products", seconds=2.5)  # longer than each try; the others answer well within 1 s
+    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=1.0)
+    data = fetch_sample_data(DEMO_KEYS["healthy"].key, client=make_client(sandbox.url, timeout=1.0), settings=settings)
     prod = data.get("products")
     assert prod.state == "failed"
     assert "no answer from Stripe" in prod.reason and "2 tries" in prod.reason

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import stripe
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
-from core.engine.probe import Prober, ScopeOutcome
+from core.engine.probe import Pacing, Prober, ScopeOutcome
 from core.engine.remediation import create_link, fix_for, guide_notes, tenant_message
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
@@ -37,11 +38,15 @@ def check_key(
     on_progress: Progress | None = None,
     only: set[str] | None = None,
     previous: CheckResult | None = None,
+    pacing: Pacing | None = None,
+    account_hint: str | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> CheckResult:
     """Classify the key locally; if it is a restricted key, probe every scope and judge the result.
 
     `only` with `previous`: probe just those scopes (e.g. the unknown rows) and keep the previous
     answers for the rest. Malformed or non-restricted input makes no network request.
+    `pacing`, `account_hint` and `pool`: shared by many sweeps in a fleet recheck (see core.features.fleet).
     """
     catalogue = catalogue or load_catalogue()
     profile = profile or load_profile()
@@ -62,7 +67,8 @@ def check_key(
     to_probe = [s for s in catalogue.scopes if s.probed and (only is None or s.scope in only)]
     to_probe = _first_probe_order(catalogue, profile, to_probe)
 
-    prober = Prober(str(taken.key), info.mode, settings=settings, client=client)
+    prober = Prober(str(taken.key), info.mode, settings=settings, client=client, pacing=pacing,
+                    account_hint=account_hint, pool=pool)
     total = len(to_probe)
     for done, out in enumerate(prober.sweep(to_probe), start=1):
         outcomes[out.scope] = out

@@ -27,6 +27,7 @@ from typing import Any
 import stripe
 
 from core.engine.catalogue import Probe, Scope
+from core.engine.http import PooledClient
 from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
@@ -50,7 +51,7 @@ def client_for(api_base: str, timeout_s: float) -> stripe.StripeClient:
             "api": api_base, "files": STRIPE_FILES_BASE if api_base == STRIPE_DEFAULT_API_BASE else api_base,
         },
         max_network_retries=0,
-        http_client=stripe.RequestsClient(timeout=timeout_s),
+        http_client=PooledClient(timeout=timeout_s, maxsize=256),
     )
 
 
@@ -88,6 +89,7 @@ class TokenBucket:
         self._updated = clock()
         self._sends: deque[float] = deque()
         self._lock = threading.Lock()
+        self._turn = threading.Lock()  # held by the one waiter sleeping until the next token
 
     def try_take(self) -> float:
         """Take a token now and return 0, or return how long to wait before trying again."""
@@ -106,17 +108,60 @@ class TokenBucket:
             self._sends.append(now)
             return 0.0
 
+    def charge(self) -> None:
+        """Count a request that was sent without this bucket (e.g. a key's first request, before its account
+        was known): the bucket's next tokens come that much later."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate) - 1.0
+            self._updated = now
+            self._sends.append(now)
+
     def acquire(self, stop: threading.Event | None = None) -> bool:
-        """Wait for a token; False if `stop` was set meanwhile (nothing taken then)."""
-        while True:
-            wait = self.try_take()
-            if wait <= 0:
-                return True
-            if stop is not None:
-                if stop.wait(wait):
+        """Wait for a token; False if `stop` was set meanwhile (nothing taken then).
+
+        One waiter at a time sleeps until the next token; the others queue on a lock instead of all waking
+        for the same token (with many threads on one bucket, that herd cost more CPU than the requests)."""
+        wait = self.try_take()
+        if wait <= 0:
+            return True
+        with self._turn:
+            while True:
+                if stop is not None and stop.is_set():
                     return False
-            else:
-                self._sleep(wait)
+                wait = self.try_take()
+                if wait <= 0:
+                    return True
+                if stop is not None:
+                    if stop.wait(wait):
+                        return False
+                else:
+                    self._sleep(wait)
+
+
+class Pacing:
+    """Pacing shared by many sweeps in one process (a fleet recheck): one token bucket per Stripe account
+    and mode (Stripe's limit is per account, so two keys of one account share its bucket), plus a global
+    ceiling on the requests per second the whole process sends. Thread-safe."""
+
+    def __init__(self, settings: ProbeSettings, ceiling: float | None = None):
+        self.settings = settings
+        self.ceiling = TokenBucket(ceiling, burst=max(1, int(ceiling // 20)), safety=PACE_SAFETY) if ceiling else None
+        self._buckets: dict[tuple[str, str | None], TokenBucket] = {}
+        self._lock = threading.Lock()
+        self.rate_limited = 0  # 429s seen by every sweep paced here
+
+    def account_bucket(self, account: str, mode: Any) -> TokenBucket:
+        with self._lock:
+            b = self._buckets.get((account, mode))
+            if b is None:
+                b = self._buckets[(account, mode)] = TokenBucket(
+                    self.settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
+            return b
+
+    def count_429(self) -> None:
+        with self._lock:
+            self.rate_limited += 1
 
 
 @dataclass
@@ -255,12 +300,23 @@ class KeyRequests:
         settings: ProbeSettings,
         client: stripe.StripeClient,
         rng: random.Random | None = None,
+        *,
+        pacing: Pacing | None = None,
+        account_hint: str | None = None,
     ):
         self._key = key
         self.mode = mode
         self.settings = settings
         self.client = client
-        self.bucket = TokenBucket(settings.rate_for(mode), safety=PACE_SAFETY, window=PACE_WINDOW_S)
+        self.pacing = pacing
+        # Alone, a key has its own bucket. Paced with others: the bucket of its account (the one history knew,
+        # until the first answer names it), so keys of one account share that account's pace.
+        if pacing is not None and account_hint:
+            self.bucket = pacing.account_bucket(account_hint, mode)
+        else:
+            rate = settings.rate_for(mode)  # type: ignore[arg-type]
+            self.bucket = TokenBucket(rate, safety=PACE_SAFETY, window=PACE_WINDOW_S)
+        self.rate_limited = 0  # 429s this key saw
         self.stop = threading.Event()  # set when Stripe refuses the key (or a caller gives up)
         self._lock = threading.Lock()
         self._lead_taken = False  # the first request has been claimed
@@ -283,6 +339,9 @@ class KeyRequests:
         if not lead:
             self._lead_answered.wait()
         try:
+            ceiling = self.pacing.ceiling if self.pacing is not None else None
+            if ceiling is not None and not ceiling.acquire(self.stop):
+                return None, _stopped()
             if not self.bucket.acquire(self.stop):
                 return None, _stopped()
             with self._lock:
@@ -295,8 +354,13 @@ class KeyRequests:
                 a = interpret(e, Probe(method.upper(), path))
                 a.error = e
             with self._lock:
-                if a.account:
-                    self.account = self.account or a.account
+                if a.account and self.account is None:
+                    self.account = a.account
+                    self._join_account(a.account)
+                if a.status == 429:
+                    self.rate_limited += 1
+                    if self.pacing is not None:
+                        self.pacing.count_429()
                 if a.kind == "auth":
                     if self.auth_problem is None:
                         self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
@@ -305,6 +369,17 @@ class KeyRequests:
         finally:
             if lead:
                 self._lead_answered.set()
+
+    def _join_account(self, account: str) -> None:
+        """The account is known now: from here on this key is paced by its account's shared bucket, which is
+        charged for the requests already sent on the key's own bucket (under self._lock)."""
+        if self.pacing is None:
+            return
+        shared = self.pacing.account_bucket(account, self.mode)
+        if shared is not self.bucket:
+            for _ in range(self.requests):
+                shared.charge()
+            self.bucket = shared
 
     def request(
         self, method: str, path: str, params: dict[str, Any] | None = None, *,
@@ -332,10 +407,16 @@ class Prober:
         settings: ProbeSettings | None = None,
         client: stripe.StripeClient | None = None,
         rng: random.Random | None = None,
+        *,
+        pacing: Pacing | None = None,
+        account_hint: str | None = None,
+        pool: ThreadPoolExecutor | None = None,
     ):
         self.mode = mode
         self.settings = settings or ProbeSettings()
-        self.http = KeyRequests(key, mode, self.settings, client or shared_client(self.settings), rng)
+        self.http = KeyRequests(key, mode, self.settings, client or shared_client(self.settings), rng,
+                                pacing=pacing, account_hint=account_hint)
+        self.pool = pool  # shared by many sweeps (a fleet recheck); None: a pool of our own per sweep
         self.stats = SweepStats()
         self._stop = self.http.stop  # set when Stripe refuses the key, or the caller stops early
         self._lock = threading.Lock()
@@ -434,16 +515,31 @@ class Prober:
                 for s in rest:
                     yield ScopeOutcome(s.scope, "unknown", "not probed: Stripe refused the key")
                 return
-            with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="probe") as pool:
-                pending = {pool.submit(self.probe_scope, s) for s in rest}
+            own = self.pool is None
+            pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="probe") \
+                if self.pool is None else self.pool
+            try:
+                # at most `concurrency` of this sweep's probes queued at once, so a pool shared by many sweeps
+                # is not filled by one sweep's probes all waiting on one bucket
+                queue = deque(rest)
+                pending: set[Any] = set()
+                while queue and len(pending) < self.settings.concurrency:
+                    pending.add(pool.submit(self.probe_scope, queue.popleft()))
                 try:
                     while pending:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for f in done:
+                            if queue and not self._stop.is_set():
+                                pending.add(pool.submit(self.probe_scope, queue.popleft()))
                             yield f.result()
+                    for s in queue:  # not sent: the key was refused meanwhile
+                        yield ScopeOutcome(s.scope, "unknown", "not probed: Stripe refused the key")
                 finally:
                     if pending:  # the caller stopped iterating: release the workers' waits at once
                         self._stop.set()
+            finally:
+                if own:
+                    pool.shutdown(wait=True)
         finally:
             self.stats.elapsed_s = time.monotonic() - self.stats.started
             h = self.http

@@ -13,7 +13,8 @@ from typing import Protocol
 from core.engine.result import CheckResult
 from core.store import StoreInputError, validate_tenant_name
 
-MAX_LINES = 10_000
+MAX_LINES = 10_000  # standard input (a file someone pipes by hand)
+MAX_SOURCE_LINES = 1_000_000  # a key-source command (the whole fleet: 20,000 tenants and more)
 MAX_LINE_CHARS = 11_000  # a tenant name (100) and the longest paste intake reads (10,000), with room to spare
 
 
@@ -38,7 +39,7 @@ class BatchReport:
         return not self.failed_lines and all(r["status"] == "healthy" for r in self.results)
 
 
-def parse_lines(text: str) -> tuple[list[BatchLine], list[dict]]:
+def parse_lines(text: str, max_lines: int = MAX_LINES) -> tuple[list[BatchLine], list[dict]]:
     """`tenant,key` per line (a `tenant,key` header and blank lines are skipped).
 
     Lines end at "\n" only (a stray \v, \f or U+2028 inside a line does not start a new one, so a line is
@@ -53,8 +54,8 @@ def parse_lines(text: str) -> tuple[list[BatchLine], list[dict]]:
         raw_line = raw_line.removesuffix("\r")
         if not raw_line.strip() or raw_line.lstrip().startswith("#"):
             continue
-        if n > MAX_LINES:
-            failed.append({"line": n, "problem": f"Only the first {MAX_LINES} lines are read; split the file."})
+        if n > max_lines:
+            failed.append({"line": n, "problem": f"Only the first {max_lines} lines are read; split the file."})
             break
         if len(raw_line) > MAX_LINE_CHARS:
             failed.append({"line": n, "problem": f"The line is {len(raw_line)} characters long, far more than a "

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from core.store import queries, record
+from core.store import fleet, queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.models import SOURCES, Audit, Check, CheckRow, Tenant
 from core.store.record import (
@@ -88,6 +88,25 @@ class Store:
     top_problem_scopes = _Bound(queries.top_problem_scopes)
     stale_tenants = _Bound(queries.stale_tenants)
     last_accepted_check = _Bound(queries.last_accepted_check)
+    # fleet runs and alerts (core/store/fleet.py)
+    start_run = _Bound(fleet.start_run)
+    last_unfinished_run = _Bound(fleet.last_unfinished_run)
+    get_run = _Bound(fleet.get_run)
+    list_runs = _Bound(fleet.list_runs)
+    add_run_items = _Bound(fleet.add_items)
+    done_slugs = _Bound(fleet.done_slugs)
+    claim_run_items = _Bound(fleet.claim_items)
+    release_run_items = _Bound(fleet.release_items)
+    finish_run_item = _Bound(fleet.finish_item)
+    add_rate_limited = _Bound(fleet.add_rate_limited)
+    summarise_run = _Bound(fleet.summarise_run)
+    run_items = _Bound(fleet.run_items)
+    add_alert = _Bound(fleet.add_alert)
+    get_alert = _Bound(fleet.get_alert)
+    pending_alerts = _Bound(fleet.pending_alerts)
+    mark_alert_delivery = _Bound(fleet.mark_delivery)
+    open_alerts = _Bound(fleet.open_alerts)
+    ack_alert = _Bound(fleet.ack_alert)
 
 
 def at(url: str) -> Store:

@@ -116,8 +116,86 @@ class Audit(SQLModel, table=True):
     detail: str | None = Field(default=None, sa_type=sa.Text)
 
 
+class FleetRun(SQLModel, table=True):
+    """One fleet recheck: when, by whom and from what, and what it found (0005)."""
+
+    __tablename__ = "fleet_runs"
+    __table_args__ = (
+        sa.UniqueConstraint("name", name="uq_fleet_runs_name"),
+        sa.Index("ix_fleet_runs_started_at", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))  # workers sharing a run join it by name
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # None: running, or killed halfway
+    started_by: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))
+    command: str | None = Field(default=None, sa_type=sa.String(200))  # what started it (never a key)
+    total: int = Field(default=0, nullable=False)
+    recorded: int = Field(default=0, nullable=False)
+    failed: int = Field(default=0, nullable=False)
+    rate_limited: int = Field(default=0, nullable=False)  # 429s Stripe answered during the run
+    status_counts: str | None = Field(default=None, sa_type=sa.Text)  # JSON {status: n}
+
+
+class FleetItem(SQLModel, table=True):
+    """One tenant of a fleet run: its claim (PostgreSQL workers split a run with FOR UPDATE SKIP LOCKED;
+    a claim expires, so a crashed worker's tenants are taken over) and its outcome."""
+
+    __tablename__ = "fleet_items"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "slug", name="uq_fleet_items_run_slug"),
+        sa.Index("ix_fleet_items_run_state", "run_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(
+        sa_column_args=[sa.ForeignKey("fleet_runs.id", name="fk_fleet_items_run_id", ondelete="CASCADE")],
+        nullable=False,
+    )
+    slug: str = Field(sa_type=sa.String(120), nullable=False)
+    tenant: str = Field(sa_type=sa.String(NAME_MAX), nullable=False)
+    state: str = Field(sa_type=sa.String(16), nullable=False)  # pending | claimed | recorded | failed
+    claimed_by: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    check_id: int | None = Field(default=None)
+    status: str | None = Field(default=None, sa_type=sa.String(16))
+    problem: str | None = Field(default=None, sa_type=sa.Text)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Alert(SQLModel, table=True):
+    """Something got worse for a tenant (0005): kept until acknowledged, with its webhook delivery state."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.Index("ix_alerts_acked_at_created_at", "acked_at", "created_at"),
+        sa.Index("ix_alerts_delivery", "delivery"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    tenant_id: int | None = Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey("tenants.id", name="fk_alerts_tenant_id", ondelete="CASCADE")],
+    )
+    tenant: str = Field(sa_type=sa.String(NAME_MAX), nullable=False)
+    check_id: int | None = Field(default=None)
+    kinds: str = Field(sa_type=sa.String(100), nullable=False)  # worse, drift, refused (comma-separated)
+    text: str = Field(sa_type=sa.Text, nullable=False)  # what the webhook says (masked key only)
+    delivery: str = Field(sa_type=sa.String(16), nullable=False)  # pending | delivered | failed
+    attempts: int = Field(default=0, nullable=False)
+    last_error: str | None = Field(default=None, sa_type=sa.String(300))
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acked_by: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))
+
+
 metadata = SQLModel.metadata
 tenants_t: sa.Table = Tenant.__table__  # type: ignore[attr-defined]
 checks_t: sa.Table = Check.__table__  # type: ignore[attr-defined]
 check_rows_t: sa.Table = CheckRow.__table__  # type: ignore[attr-defined]
 audit_t: sa.Table = Audit.__table__  # type: ignore[attr-defined]
+fleet_runs_t: sa.Table = FleetRun.__table__  # type: ignore[attr-defined]
+fleet_items_t: sa.Table = FleetItem.__table__  # type: ignore[attr-defined]
+alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]

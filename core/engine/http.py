@@ -1,0 +1,54 @@
+"""A lean HTTP client for the official Stripe SDK: urllib3 connection pools, kept alive and shared by every
+thread, instead of `requests` (which re-reads the proxy environment and builds a session per thread on every
+request). It plugs into the SDK as its `http_client`, so the SDK still builds every request and interprets
+every answer: its errors (AuthenticationError, PermissionError, RateLimitError, APIConnectionError, …) are
+exactly those of the SDK over `requests`. About 0.6 ms of CPU less per request (measured in bench_fleet).
+"""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+import urllib3
+
+
+class PooledClient(stripe.HTTPClient):
+    """stripe.HTTPClient over one urllib3 PoolManager (keep-alive, thread-safe), no retries of its own."""
+
+    name = "urllib3"
+
+    def __init__(self, timeout: float = 80.0, maxsize: int = 64, verify_ssl_certs: bool = True):
+        super().__init__(verify_ssl_certs=verify_ssl_certs)
+        self._timeout = timeout
+        self._pool = urllib3.PoolManager(
+            num_pools=8, maxsize=maxsize, block=False, retries=False,
+            timeout=urllib3.Timeout(total=timeout),
+            cert_reqs="CERT_REQUIRED" if verify_ssl_certs else "CERT_NONE",
+            ca_certs=stripe.ca_bundle_path if verify_ssl_certs else None,
+        )
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None,  # type: ignore[override]
+                post_data: Any = None, *, _usage: list[str] | None = None) -> tuple[bytes, int, Mapping[str, str]]:
+        try:
+            resp = self._pool.request(method.upper(), url, headers=dict(headers or {}), body=post_data,
+                                      redirect=False, preload_content=True)
+        except urllib3.exceptions.SSLError as e:
+            self._raise(e, "Could not verify Stripe's SSL certificate.", retry=False)
+        except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
+                urllib3.exceptions.NewConnectionError, urllib3.exceptions.HTTPError, OSError) as e:
+            self._raise(e, "Unexpected error communicating with Stripe.", retry=True)
+        return resp.data, resp.status, resp.headers
+
+    def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
+                       *, _usage: list[str] | None = None) -> tuple[Any, int, Mapping[str, str]]:
+        raise NotImplementedError("Key Health never streams a response.")
+
+    @staticmethod
+    def _raise(e: Exception, msg: str, *, retry: bool):
+        err = f"{type(e).__name__}: {e}"
+        raise stripe.APIConnectionError(textwrap.fill(msg) + f"\n\n(Network error: {err})", should_retry=retry) from e
+
+    def close(self) -> None:
+        self._pool.clear()

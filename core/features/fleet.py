@@ -1,0 +1,278 @@
+"""Fleet recheck: every tenant's key checked concurrently, paced per Stripe account, each result recorded
+by one writer, in a stored run that can be resumed and shared by several workers (PostgreSQL).
+
+    report = run_fleet(svc, entries, FleetOptions(concurrency=32))
+
+- Keys come from standard input or a key-source command (`read_source`); they pass through memory only.
+- Many keys are in flight at once (`concurrency`); each key's first request is sent alone and its 403 names
+  the Stripe account, and from then on the key is paced by that account's bucket, shared with every other key
+  of the account (core.engine.probe.Pacing). A global bucket caps the requests/s of the process.
+- One writer thread in front of the store records every result in turn (SQLite has one writer anyway), so
+  concurrency cannot lose a check to a lock; every line ends recorded or reported failed with its reason.
+- The run and its tenants are stored (fleet_runs, fleet_items). Tenants are claimed before they are checked
+  (PostgreSQL: FOR UPDATE SKIP LOCKED, with an expiry), so workers sharing a run never check one twice and a
+  run killed halfway keeps every finished check; `resume` picks the last unfinished run up where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sqlalchemy.exc
+
+from core.engine.check import check_key
+from core.engine.probe import Pacing
+from core.features.recheck import MAX_SOURCE_LINES, BatchLine, BatchReport, parse_lines
+from core.store import redact, slugify
+
+log = logging.getLogger("keyhealth")
+MAX_PROBE_THREADS = 256
+
+
+class SourceError(Exception):
+    """The key source failed or printed something that is not tenant,key lines: one sentence, nothing checked."""
+
+
+def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
+    """Run the key-source command (split like a shell command line, not run by a shell) and read its
+    `tenant,key` lines. The whole output is validated before anything is checked: a failing source (non-zero
+    exit, timeout, not found) or any malformed line raises SourceError and nothing is checked or recorded."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise SourceError(f"The key source command cannot be read as a command line ({e}); fix its quoting.") from None
+    if not argv:
+        raise SourceError("The key source command is empty; give --keys-from a command that prints tenant,key lines.")
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+    except FileNotFoundError:
+        raise SourceError(f"The key source command {argv[0]!r} was not found; give its full path.") from None
+    except PermissionError:
+        raise SourceError(f"The key source command {argv[0]!r} cannot be run (permission denied); make it "
+                          "executable.") from None
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"The key source command did not finish within {timeout_s:g} s; nothing was checked "
+                          "(raise KEYHEALTH_KEYS_FROM_TIMEOUT_S or make the source faster).") from None
+    except OSError as e:
+        raise SourceError(f"The key source command could not be started ({e.strerror or type(e).__name__}); "
+                          "check the command.") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        said = f" (it said: {redact(err[-1][:200])!r})" if err else ""
+        raise SourceError(f"The key source command failed with exit status {proc.returncode}{said}; nothing was "
+                          "checked.")
+    text = proc.stdout.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+    entries, failed = parse_lines(text, MAX_SOURCE_LINES)
+    if failed:
+        first = failed[0]
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        raise SourceError(f"The key source printed a malformed line (line {first['line']}: {first['problem']}"
+                          f"){more}; nothing was checked.")
+    if not entries:
+        raise SourceError("The key source printed no tenant,key lines; nothing was checked.")
+    return entries
+
+
+@dataclass
+class FleetOptions:
+    concurrency: int = 32
+    max_rps: float = 600.0  # the process's ceiling, across every account
+    run_name: str | None = None  # workers given the same name share the run
+    resume: bool = False  # continue the last unfinished run
+    claim_ttl_s: float = 600.0
+    command: str = "recheck"  # what started the run (stored; never a key)
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()[:60]}:{os.getpid()}")
+
+
+@dataclass
+class FleetReport(BatchReport):
+    run: dict = field(default_factory=dict)
+    skipped: int = 0  # already done in this run (resume, or another worker)
+    rate_limited: int = 0
+    requests: int = 0
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict:
+        out = super().to_json()
+        out["run"] = {"id": self.run.get("id"), "name": self.run.get("name"), "skipped": self.skipped,
+                      "rate_limited": self.rate_limited, "requests": self.requests,
+                      "elapsed_s": round(self.elapsed_s, 3), "finished": self.run.get("finished_at") is not None}
+        return out
+
+
+class Writer:
+    """One thread in front of the store: every write of the run goes through it, one after the other."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _retrying(fn: Callable[[], Any], tries: int = 5, delay_s: float = 0.2) -> Any:
+    """Run a store write, again after a lock or a dropped connection (OperationalError), a few times."""
+    for i in range(tries):
+        try:
+            return fn()
+        except sqlalchemy.exc.OperationalError:
+            if i == tries - 1:
+                raise
+            time.sleep(delay_s * 2 ** i)  # backoff between tries of a locked database
+
+
+def _release_dead_claims(store: Any, run_id: int) -> None:
+    """On resume: tenants claimed by a process of this machine that is gone go back to pending."""
+    host = socket.gethostname()[:60]
+    dead = []
+    for it in store.run_items(run_id):
+        if it["state"] != "claimed" or not (it["claimed_by"] or "").startswith(host + ":"):
+            continue
+        try:
+            pid = int(it["claimed_by"].rsplit(":", 1)[1])
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            dead.append(it["id"])
+        except PermissionError:
+            pass  # alive, someone else's
+    store.release_run_items(dead)
+
+
+def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
+              progress: Callable[[int, int, int], None] | None = None) -> FleetReport:
+    """Check and record every entry concurrently, in a stored run. `progress(done, total, failed)` is called
+    after each tenant. A tenant on several lines is one tenant of the run, its lines checked in order."""
+    started = time.monotonic()
+    store = svc.store
+    report = FleetReport()
+    by_slug: dict[str, list[BatchLine]] = {}  # a tenant given twice is checked twice, in line order
+    for e in entries:
+        by_slug.setdefault(slugify(e.tenant), []).append(e)
+    if opts.resume:
+        run = store.last_unfinished_run()
+        if run is None:
+            raise SourceError("There is no unfinished run to resume; run without --resume.")
+        _release_dead_claims(store, run["id"])
+    else:
+        run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
+    run_id = run["id"]
+    store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
+    report.skipped = len(store.done_slugs(run_id) & set(by_slug))
+    accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
+    total = len(by_slug) - report.skipped
+
+    probe = svc.rt.probe
+    pacing = Pacing(probe, ceiling=opts.max_rps)
+    client = svc.rt.client()
+    writer = Writer()
+    lock = threading.Lock()
+    done = [0, 0]  # tenants finished, of which failed
+
+    def tick(failed: bool) -> None:
+        with lock:
+            done[0] += 1
+            done[1] += int(failed)
+            d, f = done[0], done[1]
+        if progress is not None:
+            progress(d, total, f)
+
+    def record(item: dict, entry: BatchLine, result: Any, error: str | None, last: bool) -> None:
+        """In the writer thread: the check into history, then (after its last line) the tenant marked done."""
+        check_id, status, problem = None, None, error
+        if result is not None:
+            checked = _retrying_record(svc, result, entry.tenant)
+            check_id, problem = checked.check_id, checked.save_problem
+            status = result.status
+        try:
+            if last:
+                _retrying(lambda: store.finish_run_item(item["id"], check_id=check_id, status=status,
+                                                        problem=problem))
+        except Exception as e:  # the check itself is kept; the run just does not know it finished
+            log.error("marking a run item done failed: %s", type(e).__name__)
+        if check_id is None:
+            report.failed_lines.append({"line": entry.line, "problem": problem or "The check was not saved."})
+        else:
+            report.recorded += 1
+            report.results.append({"line": entry.line, "tenant": entry.tenant, "status": result.status,
+                                   "score": result.score, "masked": result.key.masked})
+            report.requests += result.requests
+        if last:
+            tick(check_id is None)
+
+    def check(item: dict, lines: list[BatchLine]) -> list[Future]:
+        out = []
+        for n, entry in enumerate(lines, start=1):
+            try:
+                result = check_key(entry.raw_key, settings=probe, client=client, pacing=pacing,
+                                   account_hint=accounts.get(item["slug"]), pool=probe_pool)
+                result = svc.judge(result)
+                error = None
+            except Exception as e:  # a bug or a store read failing in judge: the line is failed, with why
+                log.error("checking a fleet line failed: %s", type(e).__name__)
+                result, error = None, f"The check could not be completed ({type(e).__name__}); run it again."
+            out.append(writer.submit(record, item, entry, result, error, n == len(lines)))
+            if len(lines) > 1:
+                out[-1].result()  # the next line of the same tenant is judged against this one's record
+        return out
+
+    k = max(1, int(opts.concurrency))
+    probe_pool = ThreadPoolExecutor(max_workers=min(MAX_PROBE_THREADS, k * probe.concurrency),
+                                    thread_name_prefix="probe")
+    keys_pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="fleet")
+    in_flight: set[Future] = set()
+    writes: list[Future] = []
+    try:
+        while True:
+            free = k - len(in_flight)
+            claimed = _retrying(lambda: store.claim_run_items(run_id, opts.worker, free, opts.claim_ttl_s)) \
+                if free > 0 else []
+            for item in claimed:
+                lines = by_slug.get(item["slug"])
+                if lines is None:  # another worker's source has this tenant; this one has no key for it
+                    store.release_run_items([item["id"]])
+                    continue
+                in_flight.add(keys_pool.submit(check, item, lines))
+            if not in_flight:
+                break
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            writes.extend(w for f in finished for w in f.result())
+        for w in writes:
+            w.result()
+    finally:
+        keys_pool.shutdown(wait=True, cancel_futures=True)
+        writer.close()
+        probe_pool.shutdown(wait=True)
+        report.rate_limited = pacing.rate_limited
+        report.elapsed_s = time.monotonic() - started
+        try:
+            store.add_rate_limited(run_id, pacing.rate_limited)
+            report.run = store.summarise_run(run_id, finish=True)
+        except Exception as e:
+            log.error("summarising the run failed: %s", type(e).__name__)
+            report.run = dict(run)
+    report.results.sort(key=lambda r: r["line"])
+    report.failed_lines.sort(key=lambda f: f["line"])
+    return report
+
+
+def _retrying_record(svc: Any, result: Any, tenant: str) -> Any:
+    """Service.record, again while the database says it is locked (another process writing)."""
+    checked = svc.record(result, tenant, source="batch")
+    tries = 0
+    while checked.check_id is None and checked.save_problem and "OperationalError" in checked.save_problem \
+            and tries < 5:
+        time.sleep(0.2 * 2 ** tries)  # backoff between tries of a locked database
+        tries += 1
+        checked = svc.record(result, tenant, source="batch")
+    return checked

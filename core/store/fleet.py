@@ -1,0 +1,200 @@
+"""Fleet runs, their per-tenant claims, and alerts (tables from migration 0005).
+
+A run's tenants are rows of fleet_items. Workers claim pending (or expired) items: on PostgreSQL with
+`SELECT … FOR UPDATE SKIP LOCKED`, so several processes split one run without a tenant checked twice; on
+SQLite the claim runs under BEGIN IMMEDIATE (one writer at a time), and one process runs the fleet.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from core.store.db import Database
+from core.store.models import NAME_MAX, alerts_t, fleet_items_t, fleet_runs_t
+from core.store.record import _insert_ignore, _optional_text, redact, slugify, validate_tenant_name
+from core.store.types import utcnow
+
+r_, i_, a_ = fleet_runs_t, fleet_items_t, alerts_t
+DONE_STATES = ("recorded", "failed")
+
+
+def _run_dict(row) -> dict:
+    d = dict(row._mapping)
+    d["status_counts"] = json.loads(d["status_counts"]) if d.get("status_counts") else {}
+    return d
+
+
+# --- runs -------------------------------------------------------------------------------------------
+def start_run(db: Database, *, name: str | None = None, started_by: str | None = None,
+              command: str | None = None) -> dict:
+    """A new run, or (with `name`) the run of that name, created by whichever worker comes first."""
+    who = _optional_text(started_by, "user name", NAME_MAX)
+    clean = validate_tenant_name(name) if name is not None else None  # same rules as a name: plain text
+    values = {"name": clean, "started_at": utcnow(), "started_by": who, "command": (command or "")[:200] or None,
+              "total": 0, "recorded": 0, "failed": 0, "rate_limited": 0}
+    with db.connect(write=True) as conn:
+        if clean is None:
+            run_id = conn.execute(r_.insert().values(**values)).inserted_primary_key[0]
+        else:
+            _insert_ignore(conn, r_, values, ["name"])
+            run_id = conn.execute(sa.select(r_.c.id).where(r_.c.name == clean)).scalar_one()
+        return _run_dict(conn.execute(sa.select(r_).where(r_.c.id == run_id)).one())
+
+
+def last_unfinished_run(db: Database) -> dict | None:
+    """The newest run that has not finished (killed halfway, or still running), or None."""
+    with db.connect() as conn:
+        row = conn.execute(sa.select(r_).where(r_.c.finished_at.is_(None))
+                           .order_by(r_.c.started_at.desc(), r_.c.id.desc()).limit(1)).first()
+        return _run_dict(row) if row else None
+
+
+def get_run(db: Database, run_id: int) -> dict | None:
+    with db.connect() as conn:
+        row = conn.execute(sa.select(r_).where(r_.c.id == run_id)).first()
+        return _run_dict(row) if row else None
+
+
+def list_runs(db: Database, limit: int = 20) -> list[dict]:
+    """Recent runs, newest first."""
+    with db.connect() as conn:
+        return [_run_dict(x) for x in conn.execute(
+            sa.select(r_).order_by(r_.c.started_at.desc(), r_.c.id.desc()).limit(int(limit)))]
+
+
+def add_items(db: Database, run_id: int, tenants: list[str]) -> None:
+    """Put tenants (names) in a run; tenants already in it are left as they are."""
+    rows = [{"run_id": run_id, "slug": slugify(t), "tenant": validate_tenant_name(t), "state": "pending"}
+            for t in tenants]
+    with db.connect(write=True) as conn:
+        for v in rows:
+            _insert_ignore(conn, i_, v, ["run_id", "slug"])
+        total = conn.execute(sa.select(sa.func.count()).where(i_.c.run_id == run_id)).scalar_one()
+        conn.execute(r_.update().where(r_.c.id == run_id).values(total=total))
+
+
+def done_slugs(db: Database, run_id: int) -> set[str]:
+    """The tenants (slugs) a run has already finished (recorded or failed)."""
+    with db.connect() as conn:
+        return set(conn.execute(sa.select(i_.c.slug).where(i_.c.run_id == run_id, i_.c.state.in_(DONE_STATES)))
+                   .scalars())
+
+
+def claim_items(db: Database, run_id: int, worker: str, limit: int, ttl_s: float,
+                now: datetime | None = None) -> list[dict]:
+    """Claim up to `limit` of the run's tenants that nobody holds (pending, or claimed and expired)."""
+    if limit <= 0:
+        return []
+    now = now or utcnow()
+    free = sa.or_(i_.c.state == "pending",
+                  sa.and_(i_.c.state == "claimed", i_.c.claimed_until < now))
+    with db.connect(write=True) as conn:
+        q = sa.select(i_.c.id, i_.c.slug, i_.c.tenant).where(i_.c.run_id == run_id, free).order_by(i_.c.id)
+        q = q.limit(int(limit))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        got = [dict(x._mapping) for x in conn.execute(q)]
+        if got:
+            conn.execute(i_.update().where(i_.c.id.in_([g["id"] for g in got])).values(
+                state="claimed", claimed_by=worker[:NAME_MAX], claimed_until=now + timedelta(seconds=ttl_s)))
+        return got
+
+
+def release_items(db: Database, item_ids: list[int]) -> None:
+    """Give claimed tenants back (this worker will not check them)."""
+    if item_ids:
+        with db.connect(write=True) as conn:
+            conn.execute(i_.update().where(i_.c.id.in_(item_ids), i_.c.state == "claimed")
+                         .values(state="pending", claimed_by=None, claimed_until=None))
+
+
+def finish_item(db: Database, item_id: int, *, check_id: int | None, status: str | None,
+                problem: str | None) -> None:
+    """A tenant of a run is done: recorded (check_id set) or failed (problem says why)."""
+    state = "recorded" if check_id is not None else "failed"
+    with db.connect(write=True) as conn:
+        conn.execute(i_.update().where(i_.c.id == item_id).values(
+            state=state, check_id=check_id, status=status, problem=redact(problem), done_at=utcnow(),
+            claimed_until=None))
+
+
+def add_rate_limited(db: Database, run_id: int, n: int) -> None:
+    if n:
+        with db.connect(write=True) as conn:
+            conn.execute(r_.update().where(r_.c.id == run_id).values(rate_limited=r_.c.rate_limited + int(n)))
+
+
+def summarise_run(db: Database, run_id: int, *, finish: bool) -> dict:
+    """Count the run's items by outcome (and the recorded ones by status); with `finish`, mark the run
+    finished once every item is done. Returns the run."""
+    with db.connect(write=True) as conn:
+        counts = dict(conn.execute(sa.select(i_.c.state, sa.func.count()).where(i_.c.run_id == run_id)
+                                   .group_by(i_.c.state)).all())
+        by_status = dict(conn.execute(sa.select(i_.c.status, sa.func.count())
+                                      .where(i_.c.run_id == run_id, i_.c.state == "recorded")
+                                      .group_by(i_.c.status)).all())
+        values: dict = {"total": sum(counts.values()), "recorded": counts.get("recorded", 0),
+                        "failed": counts.get("failed", 0), "status_counts": json.dumps(by_status, sort_keys=True)}
+        open_ = counts.get("pending", 0) + counts.get("claimed", 0)
+        q = r_.update().where(r_.c.id == run_id)
+        if finish and open_ == 0:
+            q = q.where(r_.c.finished_at.is_(None))
+            conn.execute(q.values(finished_at=utcnow(), **values))
+        else:
+            conn.execute(q.values(**values))
+        return _run_dict(conn.execute(sa.select(r_).where(r_.c.id == run_id)).one())
+
+
+def run_items(db: Database, run_id: int) -> list[dict]:
+    with db.connect() as conn:
+        return [dict(x._mapping) for x in conn.execute(sa.select(i_).where(i_.c.run_id == run_id).order_by(i_.c.id))]
+
+
+# --- alerts -----------------------------------------------------------------------------------------
+def add_alert(db: Database, *, tenant_id: int | None, tenant: str, check_id: int | None, kinds: list[str],
+              text: str, delivery: str = "pending") -> int:
+    with db.connect(write=True) as conn:
+        return int(conn.execute(a_.insert().values(
+            created_at=utcnow(), tenant_id=tenant_id, tenant=validate_tenant_name(tenant), check_id=check_id,
+            kinds=",".join(kinds)[:100], text=redact(text) or "", delivery=delivery, attempts=0,
+        )).inserted_primary_key[0])
+
+
+def get_alert(db: Database, alert_id: int) -> dict | None:
+    with db.connect() as conn:
+        row = conn.execute(sa.select(a_).where(a_.c.id == alert_id)).first()
+        return dict(row._mapping) if row else None
+
+
+def pending_alerts(db: Database, limit: int = 100) -> list[dict]:
+    with db.connect() as conn:
+        return [dict(x._mapping) for x in conn.execute(
+            sa.select(a_).where(a_.c.delivery == "pending").order_by(a_.c.id).limit(int(limit)))]
+
+
+def mark_delivery(db: Database, alert_id: int, *, delivery: str, attempts: int, error: str | None) -> None:
+    values: dict = {"delivery": delivery, "attempts": attempts, "last_error": (redact(error) or "")[:300] or None}
+    if delivery == "delivered":
+        values["delivered_at"] = utcnow()
+    with db.connect(write=True) as conn:
+        conn.execute(a_.update().where(a_.c.id == alert_id).values(**values))
+
+
+def open_alerts(db: Database, limit: int = 200) -> list[dict]:
+    """Alerts nobody has acknowledged, newest first."""
+    with db.connect() as conn:
+        return [dict(x._mapping) for x in conn.execute(
+            sa.select(a_).where(a_.c.acked_at.is_(None)).order_by(a_.c.created_at.desc(), a_.c.id.desc())
+            .limit(int(limit)))]
+
+
+def ack_alert(db: Database, alert_id: int, *, who: str | None) -> dict | None:
+    """Acknowledge an alert (once); returns it, or None if there is no such alert."""
+    who_ = _optional_text(who, "user name", NAME_MAX)
+    with db.connect(write=True) as conn:
+        conn.execute(a_.update().where(a_.c.id == alert_id, a_.c.acked_at.is_(None))
+                     .values(acked_at=utcnow(), acked_by=who_))
+        row = conn.execute(sa.select(a_).where(a_.c.id == alert_id)).first()
+        return dict(row._mapping) if row else None
