@@ -188,7 +188,9 @@ def cmd_recheck(args) -> int:
     if args.csv is not None and args.keys_from is not None:
         raise UsageError("Give either --csv - or --keys-from, not both.")
     if args.csv is not None and args.csv != "-":
-        raise UsageError("The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path.")
+        raise UsageError(
+            "The CSV must come on standard input (python -m core recheck --csv - < file.csv), not as a path."
+        )
     if args.csv is None and keys_from is None:
         raise UsageError("No keys: pipe tenant,key lines with --csv -, or give a key source with --keys-from "
                          "(or KEYHEALTH_KEYS_FROM).")
@@ -417,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a command that prints tenant,key lines (default: KEYHEALTH_KEYS_FROM)")
     c.add_argument("--concurrency", type=int, help="keys in flight at once (default: KEYHEALTH_FLEET_CONCURRENCY, "
                                                   "else 16 per core, at most 64)")
-    c.add_argument("--max-rps", type=float, help="requests/s ceiling for this process (default: KEYHEALTH_FLEET_MAX_RPS, else 600)")
+    c.add_argument("--max-rps", type=float,
+                   help="requests/s ceiling for this process (default: KEYHEALTH_FLEET_MAX_RPS, else 600)")
     c.add_argument("--run-name", help="share the run of this name with other workers (PostgreSQL)")
     c.add_argument("--resume", action="store_true", help="continue the last unfinished run, skipping its done tenants")
     c.add_argument("--json", action="store_true")

@@ -24,6 +24,7 @@ from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
 from core.store import Store, StoreInputError, validate_tenant_name
+from core.store.rows import CheckDetail
 
 log = logging.getLogger("keyhealth")
 
@@ -95,7 +96,7 @@ class Service:
         why in `save_problem`."""
         try:
             previous = self._previous_check(tenant)
-        except Exception as e:  # no comparison then (and no alert); recording still goes ahead
+        except Exception as e:  # noqa: BLE001 - no comparison then (and no alert); recording still goes ahead
             log.error("reading the previous check failed: %s", type(e).__name__)
             previous = None
         try:
@@ -114,13 +115,15 @@ class Service:
         return Checked(result, check_id=check_id)
 
     # --- alerts -------------------------------------------------------------------------------------
-    def _previous_check(self, tenant: str) -> dict | None:
+    def _previous_check(self, tenant: str) -> CheckDetail | None:
         t = self.store.get_tenant(tenant)
         if t is None or t["last_check_id"] is None:
             return None
         return self.store.get_check(t["last_check_id"])
 
-    def _alert_if_worse(self, previous: dict | None, result: CheckResult, tenant: str, check_id: int) -> None:
+    def _alert_if_worse(
+        self, previous: CheckDetail | None, result: CheckResult, tenant: str, check_id: int
+    ) -> None:
         """Store an alert when the tenant got worse and hand it to the webhook worker; never fails the check."""
         from core.features import alerts
 
@@ -134,7 +137,7 @@ class Service:
                 text=alerts.alert_text(t["name"] if t else tenant, result.key.masked, lines))
             if self.rt.alert_webhook:
                 self.alerts().submit(alert_id)
-        except Exception as e:  # the check is recorded; only its alert is missing
+        except Exception as e:  # noqa: BLE001 - the check is recorded; only its alert is missing
             log.error("raising an alert failed: %s", type(e).__name__)
 
     def alerts(self):

@@ -54,7 +54,7 @@ for col, s in zip(cols, STATUSES, strict=True):
 
 try:
     alerts = svc.store.open_alerts(limit=20)
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - the alerts are extra: triage stands without them
     log.error("alerts query failed: %s", type(e).__name__)
     alerts = []
 if alerts:
@@ -63,7 +63,8 @@ if alerts:
             a1, a2 = st.columns([6, 1])
             delivery = {"delivered": "sent to the webhook", "pending": "not sent yet",
                         "failed": f"delivery failed after {a['attempts']} attempts: {a['last_error'] or ''}"}
-            a1.text(f"{a['created_at']:%Y-%m-%d %H:%M} UTC  {a['text']}\n({delivery.get(a['delivery'], a['delivery'])})")
+            said = delivery.get(a["delivery"], a["delivery"])
+            a1.text(f"{a['created_at']:%Y-%m-%d %H:%M} UTC  {a['text']}\n({said})")
             if a2.button("Acknowledge", key=f"tr_ack_{a['id']}"):
                 svc.ack_alert(a["id"])
                 st.rerun()

@@ -95,8 +95,8 @@ def test_keys_from_the_setting(sandbox, tmp_path):
 
 
 @pytest.mark.parametrize("script,expect,good_first", [
-    ("import sys; sys.stderr.write('vault sealed\\n'); sys.exit(3)", "failed with exit status 3 (it said: 'vault sealed')",
-     True),
+    ("import sys; sys.stderr.write('vault sealed\\n'); sys.exit(3)",
+     "failed with exit status 3 (it said: 'vault sealed')", True),
     ("print('only-one-field')", "malformed line (line 2", True),
     ("print('')", "no tenant,key lines", False),
     ("import time; time.sleep(30)", "did not finish within 1 s", True),
@@ -251,7 +251,8 @@ def test_a_run_killed_halfway_keeps_its_checks_and_resume_skips_them(sandbox, tm
     deadline = time.monotonic() + 120
     while True:  # poll until some tenants are done, then kill the run
         try:
-            done = [i for i in store.at(url).run_items(1) if i["state"] == "recorded"] if count(url, "fleet_items") else []
+            items = store.at(url).run_items(1) if count(url, "fleet_items") else []
+            done = [i for i in items if i["state"] == "recorded"]
         except sa.exc.OperationalError:
             done = []
         if len(done) >= 3:

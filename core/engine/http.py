@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import stripe
 import urllib3
@@ -46,7 +46,7 @@ class PooledClient(stripe.HTTPClient):
         raise NotImplementedError("Key Health never streams a response.")
 
     @staticmethod
-    def _raise(e: Exception, msg: str, *, retry: bool):
+    def _raise(e: Exception, msg: str, *, retry: bool) -> NoReturn:
         err = f"{type(e).__name__}: {e}"
         raise stripe.APIConnectionError(textwrap.fill(msg) + f"\n\n(Network error: {err})", should_retry=retry) from e
 

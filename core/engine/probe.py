@@ -314,7 +314,7 @@ class KeyRequests:
         if pacing is not None and account_hint:
             self.bucket = pacing.account_bucket(account_hint, mode)
         else:
-            rate = settings.rate_for(mode)  # type: ignore[arg-type]
+            rate = settings.rate_for(mode)
             self.bucket = TokenBucket(rate, safety=PACE_SAFETY, window=PACE_WINDOW_S)
         self.rate_limited = 0  # 429s this key saw
         self.stop = threading.Event()  # set when Stripe refuses the key (or a caller gives up)

@@ -101,7 +101,7 @@ class Dispatcher:
         try:  # what an earlier process left pending is delivered too
             for a in store.pending_alerts():
                 self.submit(a["id"])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a store that cannot list them: the next process delivers them
             log.error("reading pending alerts failed: %s", type(e).__name__)
 
     def submit(self, alert_id: int) -> None:
@@ -119,7 +119,7 @@ class Dispatcher:
             alert_id = self._q.get()
             try:
                 self._deliver(alert_id)
-            except Exception as e:  # the store failed: the alert stays pending for the next process
+            except Exception as e:  # noqa: BLE001 - the store failed: the alert stays pending for the next process
                 log.error("delivering alert %s failed: %s", alert_id, type(e).__name__)
             finally:
                 with self._idle:

@@ -15,6 +15,7 @@ by one writer, in a stored run that can be resumed and shared by several workers
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
@@ -22,9 +23,10 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy.exc
 
@@ -198,7 +200,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             if last:
                 _retrying(lambda: store.finish_run_item(item["id"], check_id=check_id, status=status,
                                                         problem=problem))
-        except Exception as e:  # the check itself is kept; the run just does not know it finished
+        except Exception as e:  # noqa: BLE001 - the check itself is kept; the run just does not know it finished
             log.error("marking a run item done failed: %s", type(e).__name__)
         if check_id is None:
             report.failed_lines.append({"line": entry.line, "problem": problem or "The check was not saved."})
@@ -218,7 +220,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                                    account_hint=accounts.get(item["slug"]), pool=probe_pool)
                 result = svc.judge(result)
                 error = None
-            except Exception as e:  # a bug or a store read failing in judge: the line is failed, with why
+            except Exception as e:  # noqa: BLE001 - a bug or a store read failing in judge: the line fails, with why
                 log.error("checking a fleet line failed: %s", type(e).__name__)
                 result, error = None, f"The check could not be completed ({type(e).__name__}); run it again."
             out.append(writer.submit(record, item, entry, result, error, n == len(lines)))
@@ -235,7 +237,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     try:
         while True:
             free = k - len(in_flight)
-            claimed = _retrying(lambda: store.claim_run_items(run_id, opts.worker, free, opts.claim_ttl_s)) \
+            claimed = _retrying(functools.partial(store.claim_run_items, run_id, opts.worker, free, opts.claim_ttl_s)) \
                 if free > 0 else []
             for item in claimed:
                 lines = by_slug.get(item["slug"])
@@ -258,7 +260,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         try:
             store.add_rate_limited(run_id, pacing.rate_limited)
             report.run = store.summarise_run(run_id, finish=True)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
             log.error("summarising the run failed: %s", type(e).__name__)
             report.run = dict(run)
     report.results.sort(key=lambda r: r["line"])
