@@ -23,6 +23,7 @@ from core.store.record import (
     StoreInputError,
     UnknownTenantError,
     redact,
+    same_name,
     slugify,
     validate_tenant_name,
 )
@@ -74,6 +75,7 @@ class Store:
     record_audit = _Bound(record.record_audit)
     # reads
     get_tenant = _Bound(record.get_tenant)
+    name_clash = _Bound(record.name_clash)
     list_tenants = _Bound(record.list_tenants)
     list_audit = _Bound(record.list_audit)
     latest_checks = _Bound(queries.latest_checks)
@@ -114,6 +116,8 @@ def at(url: str) -> Store:
 
 
 __all__ = [
+    "SOURCES",
+    "UNSET",
     "Audit",
     "Check",
     "CheckRow",
@@ -122,7 +126,6 @@ __all__ = [
     "Store",
     "StoreInputError",
     "Tenant",
-    "UNSET",
     "UnknownTenantError",
     "at",
     "connect",
@@ -132,6 +135,7 @@ __all__ = [
     "mask_url",
     "normalize_url",
     "redact",
+    "same_name",
     "slugify",
     "validate_tenant_name",
 ]
