@@ -234,3 +234,27 @@ def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, 
     store.at(db_url).upgrade()
     assert store.at(db_url).get_tenant("北京 Foods")["slug"] == "北京-foods"
 
+
+def test_about_page_lists_what_the_slug_migration_reported(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    url = f"sqlite:///{tmp_path / 'keyhealth.db'}"
+    store.at(url).upgrade("0005")
+    with get_engine(url).begin() as conn:
+        conn.execute(sa.text("INSERT INTO tenants (id, name, slug, archived, created_at) VALUES "
+                             "(1, 'Foods', 'foods', false, '2025-01-01 00:00:00.000000')"))
+        conn.execute(sa.text("INSERT INTO audit (at, who, action, tenant_id, tenant, outcome) VALUES "
+                             "('2025-01-02 00:00:00.000000', 'ann', 'check', 1, '北京 Foods', 'healthy')"))
+    store.at(url).upgrade()
+    store.dispose_engine(url)
+    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("pages/about.py").run()
+    assert not at.exception
+    assert "Tenants the slug migration reported" in [h.value for h in at.subheader]
+    frame = next(d.value for d in at.dataframe if "Tenant" in d.value.columns)
+    assert list(frame["Tenant"]) == ["Foods"] and list(frame["What"]) == ["holds merged history"]
+    assert "'北京 Foods' (1 check)" in frame["Detail"][0]
+    store.dispose_engine(url)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Concatenate, Generic, ParamSpec, TypeVar, over
 
 from core.store import fleet, queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
+from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
 from core.store.models import SOURCES, Audit, Check, CheckRow, Tenant
 from core.store.record import (
     UNSET,
@@ -116,22 +117,27 @@ def at(url: str) -> Store:
 
 
 __all__ = [
+    "DATABASE_ERRORS",
     "SOURCES",
     "UNSET",
     "Audit",
     "Check",
     "CheckRow",
     "Database",
-    "SOURCES",
+    "DatabaseFailure",
+    "DatabaseProblem",
     "Store",
     "StoreInputError",
     "Tenant",
     "UnknownTenantError",
     "at",
+    "classify",
     "connect",
     "current_revision",
     "dispose_engine",
     "get_engine",
+    "guard",
+    "is_database_error",
     "mask_url",
     "normalize_url",
     "redact",

@@ -3,11 +3,12 @@
 Tenant names are user input: `validate_tenant_name` is the one gate (non-empty after strip, at most 100
 characters, no control, invisible or text-direction characters). The tenant's slug is derived from its
 name (`slugify`: Unicode letters and digits kept, NFKC and case-folded, everything else a dash), so
-"北京 Foods", "上海 Foods" and "Foods" are three tenants, and "Acme Inc." and "acme inc" (the same name in
+"北京 Foods", "上海 Foods" and "Foods" are three tenants, and "Acme Inc." and "ACME  inc." (the same name in
 another case or spacing) are one. Two names that differ in more than that but still share a slug ("Acme Inc."
-and "ACME, INC") are never merged: creating the second is refused with a sentence naming the first. Free text that reaches
-the database (problem, notes, audit detail) passes through `redact`, which masks anything shaped like a
-Stripe secret, and a masked key that still looks like a whole key is refused.
+and "ACME, INC") are never merged: creating the second is refused with a sentence naming the first (`same_name`,
+`name_clash`); a look-up by name or slug still finds the tenant. Free text that reaches the database
+(problem, notes, audit detail) passes through `redact`, which masks anything shaped like a Stripe secret,
+and a masked key that still looks like a whole key is refused.
 """
 from __future__ import annotations
 
@@ -188,6 +189,7 @@ def _aware(at: datetime | None) -> datetime:
 
 def _insert_ignore(conn: Connection, table: sa.Table, values: dict, index_elements: list[str]) -> None:
     name = conn.dialect.name
+    stmt: sa.Insert
     if name == "postgresql":
         stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
     elif name == "sqlite":
@@ -432,7 +434,7 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
                 "required": r.required,
                 "granted": r.granted,
                 "verdict": r.verdict,
-                "reason": redact(r.reason)[:200] if r.reason else None,
+                "reason": (redact(r.reason) or "")[:200] if r.reason else None,
             }
         )
     check = {
@@ -473,7 +475,9 @@ def record_check(db: Database, result: CheckResult,
     check, rows = _check_values(result, source, checked_by)
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
-        check_id = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key[0]
+        pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
+        assert pk is not None
+        check_id = pk[0]
         if rows:
             conn.execute(check_rows_t.insert(), [{"check_id": check_id, **r} for r in rows])
         at = check["checked_at"]
@@ -526,7 +530,9 @@ def record_audit(db: Database, action: str,
                 detail=redact(detail[:5000]) if detail else None,
             )
         )
-        return int(res.inserted_primary_key[0])
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
 
 
 def list_audit(db: Database, *,
