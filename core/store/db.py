@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+UPGRADE_BUSY_S = 30.0  # SQLite: how long an upgrade waits for another process's upgrade (they queue, by design)
 _WRITE = "keyhealth_write"
 
 _lock = threading.Lock()
@@ -165,9 +166,20 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     cfg = alembic_config(url)
     with _bind(url, True).connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        conn.commit()
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:  # waiting for another process's upgrade is expected: longer than a write's wait
+            from core.config import settings
+
+            raw.execute(f"PRAGMA busy_timeout = {int(max(settings().db.busy_timeout_s, UPGRADE_BUSY_S) * 1000)}")
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+        finally:
+            if raw is not None:
+                from core.config import settings
+
+                raw.execute(f"PRAGMA busy_timeout = {int(settings().db.busy_timeout_s * 1000)}")
 
 
 def current_revision(url: str) -> str | None:
