@@ -9,7 +9,8 @@ import streamlit as st
 
 from core import access, config
 from core.runtime import Runtime
-from core.store import mask_url
+from core.store import DatabaseFailure, is_database_error
+from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
 from dashboard import gate, session
 
@@ -133,12 +134,20 @@ st.sidebar.toggle(
 try:
     rt = session.service().rt
     rt.store  # noqa: B018 - brings the database up to date now: one that cannot be opened is said here, once
-except Exception as e:  # noqa: BLE001 - the database or the sandbox could not be opened: one sentence
+except DatabaseFailure as e:  # the database could not be used: one sentence naming the cause and the fix
+    logging.getLogger("keyhealth").error("runtime failed to start: database %s", e.kind)
+    st.error(md_escape(e))
+    if not st.session_state.get(session.DEMO):
+        st.caption("Meanwhile, Demo mode (in the sidebar) runs Key Health on a demo database and a local sandbox.")
+    st.stop()
+except Exception as e:  # noqa: BLE001 - the embedded sandbox could not start: one sentence, no traceback
     logging.getLogger("keyhealth").error("runtime failed to start: %s", type(e).__name__)
-    where = "the demo" if st.session_state.get(session.DEMO) else mask_url(config.settings().database_url)
     st.error(
-        f"Key Health could not open {where} ({type(e).__name__}); check DATABASE_URL and that the database is "
-        "reachable, or switch Demo mode on."
+        f"Key Health could not start the embedded Stripe sandbox for Demo mode ({type(e).__name__}); reload the "
+        "page, and if it happens again switch Demo mode off."
+        if st.session_state.get(session.DEMO) else
+        f"Key Health could not start ({type(e).__name__}); reload the page, and if it happens again see the "
+        "server's log."
     )
     st.stop()
 sidebar(rt, POLICY)
@@ -146,6 +155,9 @@ sidebar(rt, POLICY)
 try:
     page.run()
 except Exception as e:  # noqa: BLE001 - st.stop / st.switch_page / st.rerun are BaseExceptions and pass through
+    if is_database_error(e):  # a store call a page did not guard: still the one sentence
+        st.error(database_problem(e, rt.db, "This page could not be shown"))
+        st.stop()
     frame = traceback.extract_tb(e.__traceback__)[-1]  # where, not the message: a message could quote input
     logging.getLogger("keyhealth").error(
         "page %s failed: %s at %s:%s", page.url_path, type(e).__name__, Path(frame.filename).name, frame.lineno

@@ -2,6 +2,10 @@
 
 Keys are read from STRIPE_KEY, or from standard input when it is unset; never from an argument
 (arguments end up in shell history and process lists).
+
+Exit codes: 0 healthy / done, 1 a key is not healthy (or a recheck line failed), 2 usage error, 3 the database
+could not be used (one sentence on stderr naming the cause and the fix; core.store.errors), 130 / 143 a
+recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from typing import Any, NoReturn
 
 from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
 
-EXIT_OK, EXIT_VERDICT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_DATABASE = 0, 1, 2, 3
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 COLOURS = {
     "ok": "32",
@@ -124,20 +129,41 @@ def _service(args=None):
     return Service(runtime.build(conf, demo_mode=bool(getattr(args, "demo", False)), who=conf.user))
 
 
+def _say(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
 def cmd_check(args) -> int:
+    from core.store import DatabaseFailure, guard
+
     raw = read_key()
+    svc = _service(args)
+    refused = None  # a name too close to another tenant's: refused before any request
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
         from core.store import validate_tenant_name
 
         validate_tenant_name(args.tenant)  # a bad name is refused before any request
-    checked = _service(args).check(raw, args.tenant, source="cli")
+        try:
+            with guard(svc.rt.db):
+                refused = svc.store.name_clash(args.tenant)
+        except DatabaseFailure:  # the check still runs and prints; saving it then says what is wrong
+            pass
+        if refused:
+            raise UsageError(refused)
+    checked = svc.check(raw, args.tenant, source="cli")
     result = checked.result
     if args.json:
-        print(json.dumps(result.to_json()))
+        out = result.to_json()
+        if args.tenant is not None:
+            out["saved"] = checked.saved
+            out["save_problem"] = checked.database_problem.sentence if checked.database_problem else \
+                checked.save_problem
+        print(json.dumps(out))
     else:
         print_check_table(result)
     if checked.save_problem:
-        print(f"warning: {checked.save_problem}", file=sys.stderr)
+        _say(checked.save_problem)
+        return EXIT_DATABASE if checked.database_problem is not None else EXIT_USAGE
     return EXIT_OK if result.status == "healthy" else EXIT_VERDICT
 
 
@@ -222,14 +248,8 @@ def cmd_recheck(args) -> int:
               file=sys.stderr)
     report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
     if args.json:
-        print(json.dumps(report.to_json()))
+        print(json.dumps(report.to_json()), flush=True)
     else:
-        c = _use_colour(sys.stdout)
-        print(f"{'line':>4}  {'tenant':<30}  {'key':<18}  {'status':<10}  score")
-        for r in report.results:
-            status = _paint(f"{r['status']:<10}", r["status"], c)
-            name = safe_cell(r["tenant"])[:30]  # a table pasted into a spreadsheet starts no formula
-            print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {r['score']}")
         for f in report.failed_lines:
             print(f"line {f['line']}: {f['problem']}")
         extra = f", {report.skipped} already done in this run" if report.skipped else ""
@@ -239,13 +259,17 @@ def cmd_recheck(args) -> int:
 
 
 def cmd_history(args) -> int:
-    store = _service(args).store
-    tenant = store.get_tenant(args.tenant)
-    if tenant is None:
-        raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME creates "
-            "one).")
-    checks = store.tenant_history(tenant["id"])
-    changes = store.drift(tenant["id"])
+    from core.store import guard
+
+    svc = _service(args)
+    with guard(svc.rt.db):
+        store = svc.store
+        tenant = store.get_tenant(args.tenant)
+        if tenant is None:
+            raise UsageError(f"No tenant named {args.tenant!r}; check the name (python -m core check --tenant NAME "
+                             "creates one).")
+        checks = store.tenant_history(tenant["id"])
+        changes = store.drift(tenant["id"])
     out: dict[str, Any] = {
         "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"]},
         "checks": [_check_json(c) for c in checks],
@@ -389,6 +413,9 @@ def cmd_test_transaction(args) -> int:
             print(f"charge {ch['id']}  {ch['amount']} {ch['currency']}  {ch['status']}")
         if result.balance_transaction:
             print(f"balance transaction {result.balance_transaction}")
+    if result.audit_problem:  # the result printed; only its record in the history failed
+        _say(result.audit_problem)
+        return EXIT_DATABASE
     return EXIT_OK if result.passed else EXIT_VERDICT
 
 
@@ -404,6 +431,9 @@ class _Parser(argparse.ArgumentParser):
                       if _KEYISH.search(message) or "…" in message else message)
 
 
+DEMO_HELP = "use the demo database and the embedded Stripe sandbox (as the dashboard's demo mode)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m core", description="Key Health: check Stripe restricted keys.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -411,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check one key (from STRIPE_KEY or standard input)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--tenant", help="record the check in this tenant's history (created if new)")
+    c.add_argument("--demo", action="store_true", help=DEMO_HELP)
     c.set_defaults(func=cmd_check)
 
     c = sub.add_parser("recheck", help="check many tenants' keys (tenant,key lines) concurrently, as one stored run")
@@ -424,11 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--run-name", help="share the run of this name with other workers (PostgreSQL)")
     c.add_argument("--resume", action="store_true", help="continue the last unfinished run, skipping its done tenants")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--demo", action="store_true", help=DEMO_HELP)
     c.set_defaults(func=cmd_recheck)
 
     c = sub.add_parser("history", help="a tenant's checks and what changed between them")
     c.add_argument("--tenant", required=True)
     c.add_argument("--json", action="store_true")
+    c.add_argument("--demo", action="store_true", help=DEMO_HELP)
     c.set_defaults(func=cmd_history)
 
     c = sub.add_parser("catalogue", help="print the permission catalogue and its probes")
@@ -465,20 +498,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    # The CLI says what went wrong in its own one sentence on stderr; the service's log lines (for the dashboard's
+    # server log) would be a second, rawer line there.
+    logging.getLogger("keyhealth").addHandler(logging.NullHandler())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its usage line
         return EXIT_USAGE if e.code else EXIT_OK
+    from core.store import DatabaseFailure
+
     try:
         return args.func(args)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _say(str(e))
         return EXIT_USAGE
+    except DatabaseFailure as e:  # the database could not be used: one sentence, exit 3, no traceback
+        _say(str(e))
+        return EXIT_DATABASE
     except ValueError as e:  # StoreInputError and friends: one sentence, no traceback
         if type(e).__name__ not in ("StoreInputError", "UnknownTenantError", "CatalogueError"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        _say(str(e))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_USAGE
+        return EXIT_SIGNAL["SIGINT"]

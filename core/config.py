@@ -22,9 +22,11 @@ TRUE = ("1", "true", "yes", "on")
 SECRET_SETTINGS = (
     "DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_DEMO", "KEYHEALTH_DATA_DIR", "KEYHEALTH_FINGERPRINT_SECRET",
     "KEYHEALTH_ALERT_WEBHOOK",
+    "KEYHEALTH_DB_CONNECT_TIMEOUT_S", "KEYHEALTH_DB_STATEMENT_TIMEOUT_S", "KEYHEALTH_DB_BUSY_TIMEOUT_S",
 )
 
-__all__ = ["STRIPE_DEFAULT_API_BASE", "ProbeSettings", "Settings", "settings", "apply_secrets", "env_key"]
+__all__ = ["STRIPE_DEFAULT_API_BASE", "DatabaseSettings", "ProbeSettings", "Settings", "settings", "apply_secrets",
+           "env_key"]
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -54,6 +56,24 @@ def probe_settings(env: Mapping[str, str]) -> ProbeSettings:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    """How long the store waits on its database before giving up with one sentence (core.store.errors)."""
+
+    connect_timeout_s: float = 5.0  # PostgreSQL: the whole connection set-up (psycopg connect_timeout)
+    statement_timeout_s: float = 15.0  # PostgreSQL: any one statement (server-side statement_timeout)
+    busy_timeout_s: float = 5.0  # SQLite: waiting for another process's write lock
+
+
+def database_settings(env: Mapping[str, str]) -> DatabaseSettings:
+    d = DatabaseSettings()
+    return DatabaseSettings(
+        connect_timeout_s=max(1.0, _float(env, "KEYHEALTH_DB_CONNECT_TIMEOUT_S", d.connect_timeout_s)),
+        statement_timeout_s=max(0.1, _float(env, "KEYHEALTH_DB_STATEMENT_TIMEOUT_S", d.statement_timeout_s)),
+        busy_timeout_s=max(0.0, _float(env, "KEYHEALTH_DB_BUSY_TIMEOUT_S", d.busy_timeout_s)),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Key Health can be told from outside, typed, with the embedded defaults `make run` uses."""
 
@@ -75,6 +95,7 @@ class Settings:
     # alerts
     alert_webhook: str | None = field(default=None, repr=False)  # KEYHEALTH_ALERT_WEBHOOK (Slack-compatible)
     alert_timeout_s: float = 5.0  # KEYHEALTH_ALERT_TIMEOUT_S: per delivery attempt
+    db: DatabaseSettings = field(default_factory=DatabaseSettings)  # KEYHEALTH_DB_*_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +117,7 @@ class Settings:
             claim_ttl_s=max(5.0, _float(env, "KEYHEALTH_CLAIM_TTL_S", 600.0)),
             alert_webhook=(env.get("KEYHEALTH_ALERT_WEBHOOK") or "").strip() or None,
             alert_timeout_s=max(0.1, _float(env, "KEYHEALTH_ALERT_TIMEOUT_S", 5.0)),
+            db=database_settings(env),
         )
 
     @property

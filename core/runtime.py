@@ -80,7 +80,10 @@ def ensure_schema(db: Database) -> None:
         return
     with _schema_lock:
         if db not in _upgraded:
-            db.upgrade()
+            from core.store import guard
+
+            with guard(db):  # a database that cannot be used: DatabaseFailure, one sentence (core.store.errors)
+                db.upgrade()
             _upgraded.add(db)
 
 
@@ -108,8 +111,10 @@ def _ensure_seeded(db: Database) -> None:
     with _seed_lock:
         if db not in _seeded:
             from core.demo import seed_demo
+            from core.store import guard
 
-            seed_demo(Store(db))
+            with guard(db):
+                seed_demo(Store(db))
             _seeded.add(db)
 
 

@@ -23,7 +23,8 @@ from core.features import recheck as recheck_feature
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
-from core.store import Store, StoreInputError, validate_tenant_name
+from core.store import DATABASE_ERRORS, Store, StoreInputError, validate_tenant_name
+from core.store.errors import DatabaseProblem, classify
 from core.store.rows import CheckDetail
 
 log = logging.getLogger("keyhealth")
@@ -37,6 +38,7 @@ class Checked:
     result: CheckResult
     check_id: int | None = None
     save_problem: str | None = None
+    database_problem: DatabaseProblem | None = None  # when the database was why (core.store.errors)
 
     @property
     def saved(self) -> bool:
@@ -64,7 +66,11 @@ class Service:
         before (same fingerprint) has been revoked. Runs before a result is shown, never when saving."""
         if result.refused != "invalid" or not result.key.fingerprint:
             return result
-        earlier = self.store.last_accepted_check(result.key.fingerprint)
+        try:
+            earlier = self.store.last_accepted_check(result.key.fingerprint)
+        except DATABASE_ERRORS as e:  # no history to judge by: the result stands; saving it says what is wrong
+            log.error("judging against history failed: %s", type(e).__name__)
+            return result
         return explain_refusal(result, earlier["checked_at"] if earlier else None)
 
     def check(
@@ -105,12 +111,11 @@ class Service:
                        detail=f"{result.key.masked} score {result.score} ({source})")
         except StoreInputError as e:
             return Checked(result, save_problem=f"The check ran but was not saved: {e}")
-        except Exception as e:  # noqa: BLE001 - the database failed: the result stands, and says it was not saved
-            log.error("recording a check failed: %s", type(e).__name__)
-            return Checked(result, save_problem=(
-                f"The check ran but could not be saved to the history: the database did not take it "
-                f"({type(e).__name__})."
-            ))
+        except Exception as e:  # noqa: BLE001  (the database failed: the result stands, and says why it was not saved)
+            problem = classify(e, self.rt.db)
+            log.error("recording a check failed: %s (%s)", problem.kind, type(e).__name__)
+            return Checked(result, save_problem=problem.because(f"The check ran ({result.status}) but was not saved"),
+                           database_problem=problem)
         self._alert_if_worse(previous, result, tenant, check_id)
         return Checked(result, check_id=check_id)
 
@@ -163,12 +168,18 @@ class Service:
 
     def recheck(self, entries: Iterable[recheck_feature.BatchLine], *, source: str = "batch",
                 on_result: Callable[[recheck_feature.BatchLine, CheckResult], None] | None = None,
+                gate: recheck_feature.SignalGate | None = None,
                 ) -> recheck_feature.BatchReport:
-        """Check and record every `tenant,key` line (see core.features.recheck)."""
-        def one(entry: recheck_feature.BatchLine) -> Checked:
-            return self.check(entry.raw_key, entry.tenant, source=source)
+        """Check and record every `tenant,key` line (see core.features.recheck: it knows exactly which lines
+        were saved, also after an interrupt or a database failure)."""
+        def check(entry: recheck_feature.BatchLine) -> CheckResult:
+            validate_tenant_name(entry.tenant)
+            return self.check(entry.raw_key, None, source=source).result
 
-        return recheck_feature.recheck(entries, one, on_result=on_result)
+        def record(entry: recheck_feature.BatchLine, result: CheckResult) -> Checked:
+            return self.record(result, entry.tenant, source=source)
+
+        return recheck_feature.recheck(entries, check, record, on_result=on_result, gate=gate)
 
     # --- sample data and the sample transaction ---------------------------------------------------
     def sample(self, key: Any, tenant: str | None = None, **options: Any) -> SampleData:
@@ -210,9 +221,12 @@ class Service:
         result that is already in hand (it is shown, with this sentence)."""
         try:
             self.audit(action, **entry)
-        except Exception as e:  # noqa: BLE001 - the result stands; only the audit entry is missing
-            log.error("audit %s failed: %s", action, type(e).__name__)
-            return f"It ran, but the audit trail could not record it ({type(e).__name__})."
+        except StoreInputError as e:
+            return f"It ran, but the audit trail could not record it: {e}"
+        except Exception as e:  # noqa: BLE001  (the result stands; only the audit entry is missing)
+            problem = classify(e, self.rt.db)
+            log.error("audit %s failed: %s (%s)", action, problem.kind, type(e).__name__)
+            return problem.because("It ran, but the audit trail could not record it")
         return None
 
     def audit(self, action: str, *, tenant: str | None = None, outcome: str = "ok",

@@ -4,7 +4,24 @@ from __future__ import annotations
 import streamlit as st
 
 from core.engine.keys import SecretKey, intake
+from core.service import Service
+from core.store.errors import DatabaseFailure
 from core.ui.text import md_escape
+from dashboard.session import service
+
+
+def session_service() -> Service:
+    """This session's Service with its database up to date; when the database cannot be used, the one sentence
+    (cause and fix) and the page stops: a page reached without the router (a file-name route) must not show
+    a traceback either."""
+    try:
+        svc = service()
+        svc.store  # noqa: B018  (brings the database up to date once per process, or says why it cannot)
+        return svc
+    except DatabaseFailure as e:
+        st.error(md_escape(e))
+        st.stop()
+        raise  # st.stop() raises; this line is for type checkers
 
 
 def session_key_or_paste(prefix: str) -> SecretKey:

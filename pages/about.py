@@ -9,12 +9,14 @@ import pandas as pd
 import streamlit as st
 
 import core
+from core import store
 from core.engine.catalogue import load_catalogue, load_profile
 from core.ui.palette import LEVEL_LABEL
+from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
-from dashboard.session import service
+from dashboard.widgets import session_service
 
-svc = service()
+svc = session_service()
 rt = svc.rt
 LEVEL = LEVEL_LABEL
 PROVENANCE = {
@@ -42,6 +44,30 @@ st.markdown(
     f"{settings.concurrency} at a time, {settings.retries} retries\n"
     f"- **Version:** Key Health {core.__version__}"
 )
+
+try:
+    reslugged = svc.store.list_audit(action="reslug", limit=200)
+except store.DATABASE_ERRORS as e:
+    reslugged = []
+    st.warning(database_problem(e, svc.rt.db, "The tenant re-slug report could not be read"))
+if reslugged:
+    st.subheader("Tenants the slug migration reported")
+    st.caption(
+        "Migration 0006 gave tenants Unicode slugs, so names that differ only in non-ASCII letters are separate "
+        "tenants from now on. It left these as they were; see the README's store section."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Tenant": [a["tenant"] or "" for a in reslugged],
+                "What": ["kept its old slug" if a["outcome"] == "kept_slug" else "holds merged history"
+                         for a in reslugged],
+                "Detail": [a["detail"] or "" for a in reslugged],
+            }
+        ),
+        hide_index=True,
+        key="ab_reslug",
+    )
 
 try:
     catalogue, profile = load_catalogue(), load_profile()

@@ -14,11 +14,12 @@ import streamlit as st
 from core import store
 from core.ui.audit import detail_sentence
 from core.ui.csv_safe import frame_csv
+from core.ui.problems import database_problem
 from core.ui.text import md_escape
-from dashboard.session import service
+from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
-svc = service()
+svc = session_service()
 rt = svc.rt
 ACTIONS = ["check", "sample_data", "sample_transaction"]
 
@@ -45,9 +46,8 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
-    log.error("audit query failed: %s", type(e).__name__)
-    st.error("The audit trail could not be read from the database; check DATABASE_URL on the About page.")
+except store.DATABASE_ERRORS as e:
+    st.error(database_problem(e, svc.rt.db, "The audit trail could not be read"))
     st.stop()
 
 if not entries:

@@ -16,11 +16,12 @@ from core.engine.check import unknown_scopes
 from core.engine.keys import intake
 from core.ui.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_json, styled_grid
 from core.ui.palette import STATUS_BANNER, VERDICT_ICON
+from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
-from dashboard.session import service
+from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
-svc = service()
+svc = session_service()
 rt = svc.rt
 # one colour per status (core/ui/palette)
 BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
@@ -163,15 +164,16 @@ st.caption(f"{rt.mode_label} mode: probing {md_escape(rt.stripe_label)}. The key
 
 try:
     tenants = svc.store.list_tenants()
-except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
-    log.error("listing tenants failed: %s", type(e).__name__)
-    st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")
+except store.DATABASE_ERRORS as e:
+    st.error(database_problem(e, svc.rt.db, "The tenant list could not be read"))
     tenants = []
 names = [t["name"] for t in tenants]
 
 if "kh_tenant_next" in st.session_state:  # the tenant just checked (created if it was new)
-    nxt = store.slugify(st.session_state.pop("kh_tenant_next"))
-    match = next((t["name"] for t in tenants if t["slug"] == nxt), None)
+    just = st.session_state.pop("kh_tenant_next")
+    nxt = store.slugify(just)
+    match = next((t["name"] for t in tenants if t["name"] == just), None) or next(
+        (t["name"] for t in tenants if t["slug"] == nxt), None)
     if match:
         st.session_state["kh_tenant_pick"] = match
         st.session_state.pop("kh_tenant_new", None)
@@ -231,10 +233,16 @@ if candidate is not None and not tenant:
 if clicked and candidate is not None and tenant:
     try:
         store.validate_tenant_name(tenant)
+        clash = svc.store.name_clash(tenant)  # a name too close to another tenant's: say so before the sweep
     except store.StoreInputError as e:
         st.error(md_escape(e))
-    else:
+    except store.DATABASE_ERRORS:  # the check still runs; saving it says what is wrong with the database
         run_check(candidate, tenant.strip())
+    else:
+        if clash:
+            st.error(md_escape(clash))
+        else:
+            run_check(candidate, tenant.strip())
 
 result = st.session_state.get("kh_result")
 if result is not None:

@@ -14,11 +14,12 @@ from core import store
 from core.engine.result import STATUSES
 from core.ui.charts import fleet as charts
 from core.ui.csv_safe import safe_cell
+from core.ui.problems import database_problem
 from core.ui.text import md_escape
-from dashboard.session import service
+from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
-svc = service()
+svc = session_service()
 rt = svc.rt
 PLOTLY_CONFIG = {"displayModeBar": False}
 DEFAULT_DAYS = 42
@@ -51,9 +52,8 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
-    log.error("fleet query failed: %s", type(e).__name__)
-    st.error("The fleet figures could not be read from the database; check DATABASE_URL on the About page.")
+except store.DATABASE_ERRORS as e:
+    st.error(database_problem(e, svc.rt.db, "The fleet figures could not be read"))
     st.stop()
 
 total = sum(counts.values())

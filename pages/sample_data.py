@@ -20,8 +20,7 @@ from core.ui.charts import payments
 from core.ui.money import display_frame
 from core.ui.palette import SAMPLE_STATE_ICON
 from core.ui.text import md_escape
-from dashboard.session import service
-from dashboard.widgets import key_line, session_key_or_paste
+from dashboard.widgets import key_line, session_key_or_paste, session_service
 
 STATE_ICONS = SAMPLE_STATE_ICON
 RESULT = "kh_sample_result"  # masked SampleData only; never the key
@@ -32,7 +31,7 @@ st.caption(
     "(emails, names, phone numbers, addresses) masked before it is shown. Card brand and last 4 stay."
 )
 
-svc = service()
+svc = session_service()
 rt = svc.rt
 
 

@@ -19,8 +19,7 @@ from core.features.transaction import (
 )
 from core.ui.money import money
 from core.ui.text import md_escape
-from dashboard.session import service
-from dashboard.widgets import key_line, session_key_or_paste
+from dashboard.widgets import key_line, session_key_or_paste, session_service
 
 IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key
 RESULT = "kh_txn_result"  # the last TransactionResult (no key in it)
@@ -32,7 +31,7 @@ st.caption(
     "returns the same charge (idempotency key), until you start a new test charge."
 )
 
-svc = service()
+svc = session_service()
 rt = svc.rt
 
 

@@ -14,11 +14,12 @@ import streamlit as st
 from core import store
 from core.ui.charts import tenant as charts
 from core.ui.palette import LEVEL_LABEL, STATUS_BANNER
+from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
-from dashboard.session import service
+from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
-svc = service()
+svc = session_service()
 rt = svc.rt
 # one colour per status (core/ui/palette)
 BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
@@ -31,9 +32,8 @@ def pick_tenant(title: bool = True) -> NoReturn:
         st.title("Tenant")
     try:
         tenants = svc.store.list_tenants()
-    except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
-        log.error("listing tenants failed: %s", type(e).__name__)
-        st.error("The tenant list could not be read from the database; check DATABASE_URL on the About page.")
+    except store.DATABASE_ERRORS as e:
+        st.error(database_problem(e, svc.rt.db, "The tenant list could not be read"))
         st.stop()
     if not tenants:
         st.info("No tenants yet: check a key on the *Check a key* page to add one.")
@@ -59,9 +59,8 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
-    log.error("tenant query failed: %s", type(e).__name__)
-    st.error("This tenant's history could not be read from the database; check DATABASE_URL on the About page.")
+except store.DATABASE_ERRORS as e:
+    st.error(database_problem(e, svc.rt.db, "This tenant's history could not be read"))
     st.stop()
 
 if tenant is None:

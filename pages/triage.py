@@ -13,11 +13,12 @@ import streamlit as st
 from core import store
 from core.engine.result import STATUSES
 from core.ui.palette import status_css
+from core.ui.problems import database_problem
 from core.ui.text import md_escape
-from dashboard.session import service
+from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
-svc = service()
+svc = session_service()
 rt = svc.rt
 QUICK_LINKS = 12
 
@@ -43,9 +44,8 @@ try:
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
-except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
-    log.error("triage query failed: %s", type(e).__name__)
-    st.error("The tenants could not be read from the database; check DATABASE_URL on the About page.")
+except store.DATABASE_ERRORS as e:
+    st.error(database_problem(e, svc.rt.db, "The tenants could not be read"))
     st.stop()
 
 cols = st.columns(len(STATUSES))

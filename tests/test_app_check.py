@@ -260,7 +260,7 @@ def test_database_down_is_one_sentence(monkeypatch, tmp_path):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception
-    assert at.error and "could not open" in at.error[0].value
+    assert at.error and "refused the connection" in at.error[0].value and "start PostgreSQL" in at.error[0].value
     assert "secretpw" not in at.error[0].value
 
 

@@ -388,7 +388,9 @@ def test_refused_tenant_name_changes_nothing(name, store_url, make_result):
 def test_odd_tenant_name_is_stored_verbatim_as_data(name, store_url, make_result):
     before = counts(store_url)
     t = store.at(store_url).get_or_create_tenant(name)
-    assert t["name"] == name and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", t["slug"])
+    assert t["name"] == name and t["slug"] == store.slugify(t["slug"])  # a slug names its tenant
+    assert all(ch == "-" or unicodedata.category(ch)[0] in "LMN" for ch in t["slug"]), t["slug"]
+    assert not t["slug"].startswith("-") and not t["slug"].endswith("-") and "--" not in t["slug"]
     cid = store.at(store_url).record_check(make_result(), name, source="cli", checked_by="ops")
     store.at(store_url).record_audit("check", who="ops", tenant=name, detail=f"checked {name}")
     after = counts(store_url)
@@ -406,17 +408,27 @@ def test_odd_tenant_name_is_stored_verbatim_as_data(name, store_url, make_result
     assert store.at(store_url).get_tenant(other["id"])["name"] == "Plain Name"
 
 
-def test_tenant_names_colliding_by_slug_are_one_tenant(store_url, make_result):
+def test_tenant_names_colliding_by_slug_are_never_merged(store_url, make_result):
     first = store.at(store_url).get_or_create_tenant("Acme Inc.")
-    for same in ("acme inc", "ACME, INC", "  Acme   Inc  ", "acme-inc", "Ácme Inc"):
+    for same in ("acme inc.", "  ACME   Inc.  ", "Acme Inc."):  # the same name in another case or spacing
         assert store.at(store_url).get_or_create_tenant(same)["id"] == first["id"], same
         store.at(store_url).record_check(make_result(), same, source="cli", checked_by=None)
     c = counts(store_url)
-    assert c["tenants"] == 1 and c["checks"] == 5
-    assert store.at(store_url).get_tenant("acme inc")["name"] == "Acme Inc."  # the first spelling stays
-    # markup and SQL collapse onto plain words too: the slug is the identity, the name is only shown
+    assert c["tenants"] == 1 and c["checks"] == 3
+    # another name with the same slug is refused, naming the tenant it matches; a non-ASCII letter is a new tenant
+    for close in ("acme inc", "ACME, INC", "acme-inc"):
+        with pytest.raises(store.StoreInputError) as e:
+            store.at(store_url).record_check(make_result(), close, source="cli", checked_by=None)
+        assert_one_sentence(str(e.value))
+        assert "'Acme Inc.'" in str(e.value)
+    assert store.at(store_url).get_or_create_tenant("Ácme Inc")["id"] != first["id"]
+    assert counts(store_url)["checks"] == 3
+    assert store.at(store_url).get_tenant("acme inc")["name"] == "Acme Inc."  # looking up still finds it
+    # markup and SQL do not collapse onto plain words silently either
     html = store.at(store_url).get_or_create_tenant("<b>x</b>")
-    assert store.at(store_url).get_or_create_tenant("B X B")["id"] == html["id"]
+    with pytest.raises(store.StoreInputError) as e:
+        store.at(store_url).get_or_create_tenant("B X B")
+    assert "'<b>x</b>'" in str(e.value) and store.at(store_url).get_tenant(html["id"])["name"] == "<b>x</b>"
     # emoji-only names get distinct hashed slugs; the same emoji is the same tenant
     k1 = store.at(store_url).get_or_create_tenant("\U0001F511")
     k2 = store.at(store_url).get_or_create_tenant("\U0001F5DD")
@@ -477,12 +489,17 @@ def test_cli_empty_tenant_is_refused_not_ignored(sandbox, tmp_path, cli_db):
 
 
 def test_cli_tenants_colliding_by_slug(sandbox, tmp_path, cli_db):
-    for name in ("Acme Inc.", "acme inc", "ACME, INC"):
+    for name in ("Acme Inc.", "acme inc.", "ACME  INC."):
         assert run_cli(["check", "--tenant", name], sandbox, tmp_path, stdin=HEALTHY).returncode == 0
     c = counts(cli_db)
     assert c["tenants"] == 1 and c["checks"] == 3
     h = json.loads(run_cli(["history", "--tenant", "acme-inc", "--json"], sandbox, tmp_path).out)
     assert h["tenant"]["name"] == "Acme Inc." and len(h["checks"]) == 3
+    # a different name with the same slug: refused before any request, naming the existing tenant
+    sandbox.reset()
+    p = run_cli(["check", "--tenant", "ACME, INC"], sandbox, tmp_path, stdin=HEALTHY)
+    assert "'Acme Inc.'" in assert_usage_error(p) and sandbox.requests == []
+    assert counts(cli_db) == c
 
 
 def test_cli_test_transaction_hostile_tenant_and_idempotency_key(sandbox, tmp_path, cli_db):
@@ -641,7 +658,10 @@ CSV_CASES = [
     ("html-tenant", "<script>alert(1)</script>," + K + "\n", ["<script>alert(1)</script>"], []),
     ("markdown-tenant", "[x](javascript:alert(1))," + K + "\n", ["[x](javascript:alert(1))"], []),
     ("emoji-tenant", "\U0001F511 Keys," + K + "\n", ["\U0001F511 Keys"], []),
-    ("slug-collision", "Acme Inc.," + K + "\nacme inc," + K + "\n", ["Acme Inc.", "acme inc"], []),
+    ("same-name-other-case", "Acme Inc.," + K + "\nACME inc.," + K + "\n", ["Acme Inc.", "ACME inc."], []),
+    ("slug-collision", "Acme Inc.," + K + "\nacme inc," + K + "\n", ["Acme Inc."], [2]),
+    ("non-ascii-letters-apart", "北京 Foods," + K + "\n上海 Foods," + K + "\nFoods," + K + "\n",
+     ["北京 Foods", "上海 Foods", "Foods"], []),
     ("key-is-github-token", "Acme,ghp_R4nd0mG1tHubT0k3nV4lu3Xy7Zq9Wk2Mn5Pb\n", ["Acme"], []),
     ("key-one-char-changed", "Acme," + flip(K, -1) + "\n", ["Acme"], []),
     ("stripe-key-as-tenant", K + "," + K + "\n", [], [1]),

@@ -1,7 +1,7 @@
 """The history store: recording, validation and every query, on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from core import store
 from core.engine.result import STATUSES, Row
 from core.store.db import get_engine, normalize_url
 
-D0 = datetime(2025, 3, 10, 9, 0, tzinfo=timezone.utc)
+D0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 
 
 def count(url, table):
@@ -22,7 +22,7 @@ def test_upgrade_reaches_head_and_is_idempotent(db_url):
     assert store.at(db_url).current_revision() is None
     store.at(db_url).upgrade()
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0005"
+    assert store.at(db_url).current_revision() == "0006"
     names = set(sa.inspect(get_engine(db_url)).get_table_names())
     assert {"tenants", "checks", "check_rows", "audit", "alembic_version"} <= names
 
@@ -44,8 +44,8 @@ def test_record_check_round_trip(store_url, make_result):
     )
     cid = store.at(store_url).record_check(res, "  Acme Café, Inc. ", source="cli", checked_by="ops@pointai")
     got = store.at(store_url).get_check(cid)
-    assert got["tenant"] == "Acme Café, Inc." and got["slug"] == "acme-cafe-inc"
-    assert got["checked_at"] == datetime(2025, 3, 10, 7, 30, 15, 123456, tzinfo=timezone.utc)
+    assert got["tenant"] == "Acme Café, Inc." and got["slug"] == "acme-café-inc"
+    assert got["checked_at"] == datetime(2025, 3, 10, 7, 30, 15, 123456, tzinfo=UTC)
     assert got["checked_at"].tzinfo is not None
     assert (got["source"], got["checked_by"], got["status"], got["score"]) == ("cli", "ops@pointai", "attention", 75)
     assert (got["key_masked"], got["key_kind"], got["key_mode"]) == ("rk_test_…a1b2", "restricted", "test")
@@ -91,15 +91,62 @@ def test_bad_tenant_names_are_refused_with_one_sentence(store_url, make_result, 
 
 def test_tenant_names_same_slug_are_one_tenant(store_url, make_result):
     a = store.at(store_url).get_or_create_tenant("Acme Inc.")
-    b = store.at(store_url).get_or_create_tenant("  acme   INC ")
+    b = store.at(store_url).get_or_create_tenant("  acme   INC. ")  # the same name in another case and spacing
     assert a["id"] == b["id"] and a["name"] == "Acme Inc."
     c = store.at(store_url).get_or_create_tenant("x" * 100)
     d = store.at(store_url).get_or_create_tenant("東京")
+    e = store.at(store_url).get_or_create_tenant("\U0001F511")  # no letter at all: a hashed slug
     assert c["slug"] == "x" * 100
-    assert d["slug"].startswith("tenant-") and d["name"] == "東京"
+    assert d["slug"] == "東京" and d["name"] == "東京" and e["slug"].startswith("tenant-")
     assert store.at(store_url).get_or_create_tenant("東京")["id"] == d["id"]
     assert store.at(store_url).get_tenant(d["slug"])["id"] == d["id"]
-    assert [t["name"] for t in store.at(store_url).list_tenants()] == ["Acme Inc.", "x" * 100, "東京"]
+    assert [t["name"] for t in store.at(store_url).list_tenants()] == ["Acme Inc.", "x" * 100, "東京", "\U0001F511"]
+
+
+def test_names_differing_in_non_ascii_letters_are_distinct_tenants(store_url, make_result):
+    """Issue 9: "北京 Foods", "上海 Foods" and "Foods" were one tenant (one history, one drift)."""
+    ids = {}
+    for name in ("北京 Foods", "上海 Foods", "Foods", "Café", "Cafe", "Ｆｏｏｄｓ ２", "Straße", "Åre", "Are"):
+        store.at(store_url).record_check(make_result(), name, source="cli", checked_by=None)
+        ids[name] = store.at(store_url).get_tenant(name)["id"]
+    assert len(set(ids.values())) == len(ids)
+    for name, tid in ids.items():
+        assert len(store.at(store_url).tenant_history(name)) == 1, name
+        assert store.at(store_url).get_tenant(store.slugify(name))["id"] == tid, name
+    assert store.slugify("北京 Foods") == "北京-foods" and store.slugify("Ｆｏｏｄｓ ２") == "foods-2"
+    assert store.slugify("Straße") == "strasse" and store.slugify("STRASSE") == "strasse"
+
+
+def test_a_name_too_close_to_an_existing_tenant_is_refused_naming_it(store_url, make_result):
+    first = store.at(store_url).get_or_create_tenant("Acme Inc.")
+    store.at(store_url).record_check(make_result(), "Acme Inc.", source="cli", checked_by=None)
+    before = (count(store_url, "tenants"), count(store_url, "checks"))
+    for close in ("ACME, INC", "acme-inc", "Acme (Inc)"):
+        assert store.at(store_url).name_clash(close) is not None
+        with pytest.raises(store.StoreInputError) as ei:
+            store.at(store_url).record_check(make_result(), close, source="cli", checked_by=None)
+        msg = str(ei.value)
+        assert "'Acme Inc.'" in msg and repr(close) in msg and msg.endswith(".") and "\n" not in msg
+        with pytest.raises(store.StoreInputError):
+            store.at(store_url).get_or_create_tenant(close)
+    assert (count(store_url, "tenants"), count(store_url, "checks")) == before
+    # the same name in another case or spacing is that tenant; a look-up by the close name still finds it
+    assert store.at(store_url).name_clash("ACME   inc.") is None
+    assert store.at(store_url).get_or_create_tenant("ACME   inc.")["id"] == first["id"]
+    assert store.at(store_url).get_tenant("acme-inc")["id"] == first["id"]
+    assert store.at(store_url).name_clash("Brand New") is None
+
+
+def test_slugify_is_idempotent_for_every_character():
+    """A slug names its tenant (URLs carry slugs): slugify(slugify(x)) == slugify(x) for every code point."""
+    for cp in range(0x21, 0x30000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        try:
+            s = store.slugify(f"a{chr(cp)}b")
+        except store.StoreInputError:
+            continue
+        assert store.slugify(s) == s, hex(cp)
 
 
 def test_source_and_checker_are_validated(store_url, make_result):
@@ -261,7 +308,7 @@ def test_status_mix_and_checks_per_day(store_url, make_result):
     def rec(name, status, at):
         store.at(store_url).record_check(make_result(status, at=at), name, source="cli", checked_by=None)
 
-    day1, day2 = datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 3, 2, tzinfo=timezone.utc)
+    day1, day2 = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC)
     rec("A", "failing", day1 + timedelta(hours=1))
     rec("A", "healthy", day1 + timedelta(hours=23, minutes=59))  # A's last check of day 1: healthy
     rec("B", "failing", day1 + timedelta(hours=12))
@@ -378,10 +425,9 @@ def test_foreign_keys_cascade(store_url, make_result):
     cid = store.at(store_url).record_check(make_result(), "Acme", source="cli", checked_by=None)
     store.at(store_url).record_audit("check", tenant="Acme")
     with store.connect(store_url, write=True) as conn:
-        with pytest.raises(sa.exc.IntegrityError):
-            with conn.begin_nested():
-                conn.execute(sa.text("INSERT INTO check_rows (check_id, resource, category, required, verdict) "
-                                     "VALUES (:c, 'r', 'c', 'read', 'ok')"), {"c": cid + 99})
+        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+            conn.execute(sa.text("INSERT INTO check_rows (check_id, resource, category, required, verdict) "
+                                 "VALUES (:c, 'r', 'c', 'read', 'ok')"), {"c": cid + 99})
         conn.execute(sa.text("DELETE FROM tenants"))
     assert (count(store_url, "checks"), count(store_url, "check_rows"), count(store_url, "audit")) == (0, 0, 1)
     assert store.at(store_url).list_audit()[0]["tenant"] == "Acme"  # the audit keeps the name

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -75,12 +75,12 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     assert len(before["check_rows"]) == 8
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0005"  # head (the lead renumbers on merge)
+    assert store.at(db_url).current_revision() == "0006"
     engine = get_engine(db_url)
     assert snapshot() == before
     tenants = {t["name"]: t for t in store.at(db_url).list_tenants(include_archived=True)}
     assert tenants["Acme"]["last_check_id"] == 2
-    assert tenants["Acme"]["last_checked_at"] == datetime(2025, 2, 3, 10, tzinfo=timezone.utc)
+    assert tenants["Acme"]["last_checked_at"] == datetime(2025, 2, 3, 10, tzinfo=UTC)
     assert tenants["Globex"]["last_check_id"] == 4
     assert tenants["Never"]["last_check_id"] is None and tenants["Never"]["last_checked_at"] is None
     # the store works on the migrated data, and carries on from it
@@ -118,7 +118,7 @@ def test_alembic_cli_upgrade_head_from_repo_root(tmp_path):
     proc = subprocess.run([str(alembic), "upgrade", "head"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert store.at(env["DATABASE_URL"]).current_revision() == "0005"
+    assert store.at(env["DATABASE_URL"]).current_revision() == "0006"
     other = f"sqlite:///{tmp_path / 'x.db'}"
     proc = subprocess.run([str(alembic), "-x", f"url={other}", "upgrade", "0001"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -148,4 +148,113 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url, monkeypatch):
     assert store.at(db_url).current_revision() == "0001"
     assert "last_check_id" not in {c["name"] for c in sa.inspect(get_engine(db_url)).get_columns("tenants")}
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0005"
+    assert store.at(db_url).current_revision() == "0006"
+
+
+def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, make_result):
+    """Unicode slugs: a populated 0005 database gets the new slugs, keeps every row, and reports what it cannot
+    fix: tenants merged by the old ASCII slug, and two tenants whose new slugs would be the same."""
+
+    store.at(db_url).upgrade("0005")  # the previous head
+    engine = get_engine(db_url)
+    T = lambda s: ts(s, engine.dialect.name)  # noqa: E731
+    old = [  # (id, name, slug as the old ASCII rule made it)
+        (1, "Foods", "foods"),
+        (2, "Acme Café", "acme-cafe"),
+        (3, "Straße", "strae"),
+        (4, "Strasse", "strasse"),
+        (5, "東京", "tenant-" + __import__("hashlib").sha256("東京".encode()).hexdigest()[:10]),
+        (6, "Plain", "plain"),
+    ]
+    with engine.begin() as conn:
+        for tid, name, slug in old:
+            conn.execute(sa.text("INSERT INTO tenants (id, name, slug, archived, created_at) VALUES "
+                                 f"({tid}, :n, :s, false, '{T('2025-01-01 00:00:00')}')"), {"n": name, "s": slug})
+        # Foods' history holds the checks of three businesses: the audit trail kept each check's name as given
+        for i, given in enumerate(["Foods", "北京 Foods", "北京 Foods", "上海 Foods", "Plain"], start=1):
+            tid = 6 if given == "Plain" else 1
+            conn.execute(sa.text(
+                "INSERT INTO checks (id, tenant_id, checked_at, source, key_masked, key_kind, status, score, n_ok, "
+                "n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s) VALUES "
+                f"({i}, {tid}, '{T(f'2025-02-0{i} 10:00:00')}', 'cli', 'rk_test_…000{i}', 'restricted', "
+                "'healthy', 100, 1, 0, 0, 0, 0, 1, 0.5)"))
+            conn.execute(sa.text("INSERT INTO audit (at, who, action, tenant_id, tenant, outcome, detail) VALUES "
+                                 f"('{T(f'2025-02-0{i} 10:00:01')}', 'ann', 'check', {tid}, :t, 'healthy', 'd')"),
+                         {"t": given})
+        conn.execute(sa.text("INSERT INTO audit (at, who, action, tenant_id, tenant, outcome) VALUES "
+                             f"('{T('2025-02-09 10:00:00')}', 'ann', 'sample_data', 1, '北京 Foods', 'ok')"))
+        if engine.dialect.name == "postgresql":
+            for table in ("tenants", "checks"):
+                conn.execute(sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
+        checks_before = conn.execute(sa.text("SELECT * FROM checks ORDER BY id")).all()
+    store.dispose_engine(db_url)
+
+    store.at(db_url).upgrade()
+    assert store.at(db_url).current_revision() == "0006"
+    engine = get_engine(db_url)
+    with engine.connect() as conn:
+        slugs = dict(conn.execute(sa.text("SELECT name, slug FROM tenants")).all())
+        assert conn.execute(sa.text("SELECT * FROM checks ORDER BY id")).all() == checks_before
+    assert slugs == {"Foods": "foods", "Acme Café": "acme-café", "Straße": "strae", "Strasse": "strasse",
+                     "東京": "東京", "Plain": "plain"}
+    reports = {(a["tenant"], a["outcome"]): a for a in store.at(db_url).list_audit(action="reslug")}
+    assert set(reports) == {("Straße", "kept_slug"), ("Foods", "merged")}
+    kept = reports[("Straße", "kept_slug")]
+    assert kept["who"] == "migration 0006" and kept["tenant_id"] == 3
+    assert "'Strasse'" in kept["detail"] and "'strae'" in kept["detail"]
+    merged = reports[("Foods", "merged")]["detail"]
+    assert "'上海 Foods' (1 check)" in merged and "'北京 Foods' (2 checks)" in merged and "'Plain'" not in merged
+    assert merged.count("'Foods'") == 0
+
+    # the store works on the migrated data: exact names first, slugs too, and the merged names now stand alone
+    assert store.at(db_url).get_tenant("Straße")["id"] == 3
+    assert store.at(db_url).get_tenant("Strasse")["id"] == 4 and store.at(db_url).get_tenant("strasse")["id"] == 4
+    assert store.at(db_url).get_tenant("acme-café")["id"] == 2 and store.at(db_url).get_tenant("東京")["id"] == 5
+    store.at(db_url).record_check(make_result(), "Acme Café", source="cli", checked_by=None)
+    assert len(store.at(db_url).tenant_history(2)) == 1
+    cid = store.at(db_url).record_check(make_result(), "北京 Foods", source="cli", checked_by=None)
+    beijing = store.at(db_url).get_tenant("北京 Foods")
+    assert beijing["id"] not in range(1, 7) and beijing["slug"] == "北京-foods"
+    assert store.at(db_url).get_check(cid)["tenant_id"] == beijing["id"]
+    assert len(store.at(db_url).tenant_history(1)) == 4  # the old merged history stays where it was
+
+    # and back: the old ASCII slugs, made unique where the Unicode ones had separated tenants
+    from alembic import command
+
+    cfg = store.db.alembic_config(db_url)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+        conn.commit()
+    with engine.connect() as conn:
+        slugs = dict(conn.execute(sa.text("SELECT name, slug FROM tenants")).all())
+    assert slugs["Foods"] == "foods" and slugs["北京 Foods"] == f"foods-{beijing['id']}"
+    assert slugs["Acme Café"] == "acme-cafe" and slugs["Straße"] == "strae"
+    store.dispose_engine(db_url)
+    store.at(db_url).upgrade()
+    assert store.at(db_url).get_tenant("北京 Foods")["slug"] == "北京-foods"
+
+
+def test_about_page_lists_what_the_slug_migration_reported(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    url = f"sqlite:///{tmp_path / 'keyhealth.db'}"
+    store.at(url).upgrade("0005")
+    with get_engine(url).begin() as conn:
+        conn.execute(sa.text("INSERT INTO tenants (id, name, slug, archived, created_at) VALUES "
+                             "(1, 'Foods', 'foods', false, '2025-01-01 00:00:00.000000')"))
+        conn.execute(sa.text("INSERT INTO audit (at, who, action, tenant_id, tenant, outcome) VALUES "
+                             "('2025-01-02 00:00:00.000000', 'ann', 'check', 1, '北京 Foods', 'healthy')"))
+    store.at(url).upgrade()
+    store.dispose_engine(url)
+    monkeypatch.setenv("KEYHEALTH_DEMO", "0")
+    monkeypatch.setenv("DATABASE_URL", url)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    at.switch_page("pages/about.py").run()
+    assert not at.exception
+    assert "Tenants the slug migration reported" in [h.value for h in at.subheader]
+    frame = next(d.value for d in at.dataframe if "Tenant" in d.value.columns)
+    assert list(frame["Tenant"]) == ["Foods"] and list(frame["What"]) == ["holds merged history"]
+    assert "'北京 Foods' (1 check)" in frame["Detail"][0]
+    store.dispose_engine(url)

@@ -18,12 +18,14 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from core.store import fleet, queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
+from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
 from core.store.models import SOURCES, Audit, Check, CheckRow, Tenant
 from core.store.record import (
     UNSET,
     StoreInputError,
     UnknownTenantError,
     redact,
+    same_name,
     slugify,
     validate_tenant_name,
 )
@@ -75,6 +77,7 @@ class Store:
     record_audit = _Bound(record.record_audit)
     # reads
     get_tenant = _Bound(record.get_tenant)
+    name_clash = _Bound(record.name_clash)
     list_tenants = _Bound(record.list_tenants)
     list_audit = _Bound(record.list_audit)
     latest_checks = _Bound(queries.latest_checks)
@@ -115,24 +118,31 @@ def at(url: str) -> Store:
 
 
 __all__ = [
+    "DATABASE_ERRORS",
+    "SOURCES",
+    "UNSET",
     "Audit",
     "Check",
     "CheckRow",
     "Database",
-    "SOURCES",
+    "DatabaseFailure",
+    "DatabaseProblem",
     "Store",
     "StoreInputError",
     "Tenant",
-    "UNSET",
     "UnknownTenantError",
     "at",
+    "classify",
     "connect",
     "current_revision",
     "dispose_engine",
     "get_engine",
+    "guard",
+    "is_database_error",
     "mask_url",
     "normalize_url",
     "redact",
+    "same_name",
     "slugify",
     "validate_tenant_name",
 ]

@@ -1,14 +1,18 @@
 """Engines, sessions and migrations.
 
 One engine per database URL per process (`get_engine`). SQLite (the default, data/keyhealth.db) runs in
-WAL mode with a busy timeout and foreign keys on; pysqlite's own transaction handling is switched off
-so SQLAlchemy emits the BEGIN itself: `BEGIN IMMEDIATE` for writes (the write lock is taken up front, so
-two writers queue on busy_timeout instead of failing with "database is locked" on lock upgrade) and a
-plain deferred `BEGIN` for reads (readers never block each other or the writer under WAL).
-DATABASE_URL=postgresql://… (psycopg 3) works with no code change; sessions there run in UTC.
+WAL mode with a bounded busy timeout (KEYHEALTH_DB_BUSY_TIMEOUT_S) and foreign keys on; pysqlite's own
+transaction handling is switched off so SQLAlchemy emits the BEGIN itself: `BEGIN IMMEDIATE` for writes (the
+write lock is taken up front, so two writers queue on busy_timeout instead of failing with "database is locked"
+on lock upgrade) and a plain deferred `BEGIN` for reads (readers never block each other or the writer under WAL).
+DATABASE_URL=postgresql://… (psycopg 3) works with no code change; sessions there run in UTC, with a
+connect timeout and a statement timeout (KEYHEALTH_DB_CONNECT_TIMEOUT_S, KEYHEALTH_DB_STATEMENT_TIMEOUT_S), so
+a server that accepts connections but never answers costs seconds, not forever. core.store.errors turns
+whatever a database throws into one sentence.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -20,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+UPGRADE_BUSY_S = 30.0  # SQLite: how long an upgrade waits for another process's upgrade (they queue, by design)
 _WRITE = "keyhealth_write"
 
 _lock = threading.Lock()
@@ -36,16 +40,23 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _on_sqlite_connect(dbapi_conn, _record) -> None:
-    dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN [IMMEDIATE]
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoint; safe with WAL
-    finally:
-        cur.close()
+class DatabaseDirError(OSError):
+    """The folder for a SQLite file does not exist and could not be created (core.store.errors names why)."""
+
+
+def _sqlite_on_connect(busy_ms: int):
+    def on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN [IMMEDIATE]
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoint; safe with WAL
+        finally:
+            cur.close()
+
+    return on_connect
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
@@ -54,19 +65,35 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 def _make_engine(url: str) -> Engine:
     u = make_url(url)
+    from core.config import settings  # read when an engine is made (once per URL per process)
+
+    limits = settings().db
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(u.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DatabaseDirError(e.errno, e.strerror, e.filename or str(folder)) from e
+        busy_ms = int(limits.busy_timeout_s * 1000)
         engine = sa.create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": limits.busy_timeout_s},
         )
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        sa.event.listen(engine, "connect", _sqlite_on_connect(busy_ms))
         sa.event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     if u.get_backend_name() == "postgresql":
+        statement_ms = int(limits.statement_timeout_s * 1000)
         return sa.create_engine(
-            url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+            url,
+            pool_pre_ping=True,
+            pool_timeout=limits.statement_timeout_s,  # waiting for a pooled connection is bounded too
+            connect_args={
+                # libpq semantics: whole seconds, the whole connection set-up (TCP, TLS, start-up, auth)
+                "connect_timeout": max(1, math.ceil(limits.connect_timeout_s)),
+                "options": f"-c timezone=UTC -c statement_timeout={statement_ms}",
+            },
         )
     return sa.create_engine(url, pool_pre_ping=True)
 
@@ -139,9 +166,20 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     cfg = alembic_config(url)
     with _bind(url, True).connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        conn.commit()
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:  # waiting for another process's upgrade is expected: longer than a write's wait
+            from core.config import settings
+
+            raw.execute(f"PRAGMA busy_timeout = {int(max(settings().db.busy_timeout_s, UPGRADE_BUSY_S) * 1000)}")
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+        finally:
+            if raw is not None:
+                from core.config import settings
+
+                raw.execute(f"PRAGMA busy_timeout = {int(settings().db.busy_timeout_s * 1000)}")
 
 
 def current_revision(url: str) -> str | None:

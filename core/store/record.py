@@ -2,9 +2,13 @@
 
 Tenant names are user input: `validate_tenant_name` is the one gate (non-empty after strip, at most 100
 characters, no control, invisible or text-direction characters). The tenant's slug is derived from its
-name (lower case, ASCII, dashes), so "Acme Inc." and "acme inc" are the same tenant. Free text that reaches
-the database (problem, notes, audit detail) passes through `redact`, which masks anything shaped like a
-Stripe secret, and a masked key that still looks like a whole key is refused.
+name (`slugify`: Unicode letters and digits kept, NFKC and case-folded, everything else a dash), so
+"北京 Foods", "上海 Foods" and "Foods" are three tenants, and "Acme Inc." and "ACME  inc." (the same name in
+another case or spacing) are one. Two names that differ in more than that but still share a slug ("Acme Inc."
+and "ACME, INC") are never merged: creating the second is refused with a sentence naming the first (`same_name`,
+`name_clash`); a look-up by name or slug still finds the tenant. Free text that reaches the database
+(problem, notes, audit detail) passes through `redact`, which masks anything shaped like a Stripe secret,
+and a masked key that still looks like a whole key is refused.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast, overload
 
 import sqlalchemy as sa
@@ -122,17 +126,42 @@ def validate_tenant_name(name: object) -> str:
     return clean
 
 
-def slugify(name: str) -> str:
-    """URL-safe identity of a tenant name: 'Acme Café, Inc.' -> 'acme-cafe-inc'.
+def _slug_char(ch: str) -> bool:
+    """Letters, marks (a Devanagari vowel sign is part of its word) and digits stay in a slug."""
+    return unicodedata.category(ch)[0] in "LMN"
 
-    A name with no ASCII letters or digits at all (e.g. '東京') gets 'tenant-' plus a short hash.
+
+def slugify(name: str) -> str:
+    """URL-safe identity of a tenant name: 'Acme Café, Inc.' -> 'acme-café-inc', '北京 Foods' -> '北京-foods'.
+
+    NFKC (full-width and compatibility forms become their plain letters), case-folded ('Straße' -> 'strasse'),
+    every run of other characters one dash, at most 100 characters. slugify(slug) == slug, so a slug names its
+    tenant too. A name with no letter or digit at all (e.g. '🔑') gets 'tenant-' plus a short hash.
     """
     clean = validate_tenant_name(name)
-    ascii_ = unicodedata.normalize("NFKD", clean).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-")[:100].strip("-")
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", clean).casefold())
+    slug = re.sub(r"-+", "-", "".join(ch if _slug_char(ch) else "-" for ch in folded)).strip("-")
+    slug = slug[:100].strip("-")
     if not slug:
         slug = "tenant-" + hashlib.sha256(clean.casefold().encode()).hexdigest()[:10]
     return slug
+
+
+def same_name(a: str, b: str) -> bool:
+    """Two spellings of one name: equal once NFKC-normalised, case-folded and with spaces collapsed."""
+
+    def norm(s: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", s).casefold()).split())
+
+    return norm(a) == norm(b)
+
+
+def _clash(existing_name: str, name: str) -> StoreInputError:
+    return StoreInputError(
+        f"The name {name!r} is too close to the existing tenant {existing_name!r} (they differ only in "
+        f"punctuation or symbols); use {existing_name!r} for that tenant, or a name that differs in letters or "
+        "digits for a new one."
+    )
 
 
 def _optional_text(value: object, what: str, limit: int) -> str | None:
@@ -160,7 +189,7 @@ def _optional_text(value: object, what: str, limit: int) -> str | None:
 def _aware(at: datetime | None) -> datetime:
     if at is None:
         return utcnow()
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _insert_ignore(conn: Connection, table: sa.Table, values: dict, index_elements: list[str]) -> None:
@@ -194,15 +223,30 @@ _TENANT_COLS = [
 
 
 def _tenant_where(tenant: str | int):
+    """Rows that `tenant` can name: the id; or the exact name, or the name's slug (a slug names itself).
+
+    A string can match two rows (the migration to Unicode slugs left a tenant on its old slug where its new
+    one was taken): `_pick` prefers the exact name."""
     if isinstance(tenant, bool) or not isinstance(tenant, (str, int)):
         raise StoreInputError("A tenant is named by its name, its slug or its id; give one of those.")
     if isinstance(tenant, int):
         return tenants_t.c.id == tenant
-    return tenants_t.c.slug == slugify(tenant)
+    clean = validate_tenant_name(tenant)
+    return sa.or_(tenants_t.c.slug == slugify(clean), tenants_t.c.name == clean)
+
+
+def _pick(rows, tenant: str | int):
+    """The row `tenant` names among `rows` (see _tenant_where): the exact name wins over the slug."""
+    rows = list(rows)
+    if len(rows) > 1 and isinstance(tenant, str):
+        exact = [r for r in rows if r._mapping["name"] == tenant.strip()]
+        if exact:
+            return exact[0]
+    return rows[0] if rows else None
 
 
 def _get_tenant(conn: Connection, tenant: str | int) -> TenantRow | None:
-    row = conn.execute(sa.select(*_TENANT_COLS).where(_tenant_where(tenant))).first()
+    row = _pick(conn.execute(sa.select(*_TENANT_COLS).where(_tenant_where(tenant))), tenant)
     return _tenant_dict(row) if row else None
 
 
@@ -213,34 +257,65 @@ def _require_tenant(conn: Connection, tenant: str | int) -> TenantRow:
     return found
 
 
+def _matching(conn: Connection, clean: str, slug: str) -> TenantRow | None:
+    """The tenant `clean` names (exact name, else its slug), or None; StoreInputError when the slug is
+    another tenant's whose name is not a spelling of this one (nothing is merged silently)."""
+    rows = conn.execute(
+        sa.select(*_TENANT_COLS).where(sa.or_(tenants_t.c.name == clean, tenants_t.c.slug == slug))
+    ).all()
+    exact = [r for r in rows if r._mapping["name"] == clean]
+    if exact:
+        return _tenant_dict(exact[0])
+    if rows:
+        found = _tenant_dict(rows[0])
+        if not same_name(found["name"], clean):
+            raise _clash(found["name"], clean)
+        return found
+    return None
+
+
 def _get_or_create(conn: Connection, name: str) -> TenantRow:
     clean = validate_tenant_name(name)
     slug = slugify(clean)
-    row = conn.execute(sa.select(*_TENANT_COLS).where(tenants_t.c.slug == slug)).first()
-    if row is None:
+    found = _matching(conn, clean, slug)
+    if found is None:
         _insert_ignore(
             conn,
             tenants_t,
             {"name": clean, "slug": slug, "archived": False, "created_at": utcnow()},
             ["slug"],
         )
-        row = conn.execute(sa.select(*_TENANT_COLS).where(tenants_t.c.slug == slug)).first()
-    return _tenant_dict(row)
+        found = _matching(conn, clean, slug)  # another process may have created a clashing name meanwhile
+    assert found is not None
+    return found
 
 
 def get_or_create_tenant(db: Database, name: str) -> TenantRow:
-    """The tenant called `name` (matched by slug), created if new. Raises StoreInputError on a bad name."""
+    """The tenant called `name` (its exact name, or another spelling of it), created if new.
+
+    Raises StoreInputError on a bad name, or on a name whose slug another tenant has (see `same_name`)."""
     validate_tenant_name(name)
     with db.connect(write=True) as conn:
         return _get_or_create(conn, name)
 
 
+def name_clash(db: Database, name: str) -> str | None:
+    """The sentence refusing `name` as a new tenant because it is too close to an existing one, or None
+    (the name is free, or it names an existing tenant). For asking before work that ends in recording."""
+    clean = validate_tenant_name(name)
+    with db.connect() as conn:
+        try:
+            _matching(conn, clean, slugify(clean))
+        except StoreInputError as e:
+            return str(e)
+    return None
+
+
 def get_tenant(db: Database, tenant: str | int) -> TenantRow | None:
     """The tenant by name, slug or id, or None."""
-    where = _tenant_where(tenant)
+    _tenant_where(tenant)  # a bad name is refused before the database is touched
     with db.connect() as conn:
-        row = conn.execute(sa.select(*_TENANT_COLS).where(where)).first()
-        return _tenant_dict(row) if row else None
+        return _get_tenant(conn, tenant)
 
 
 def list_tenants(db: Database, *, include_archived: bool = False, search: str | None = None
@@ -323,10 +398,12 @@ def update_tenant(db: Database, tenant: str | int,
         if "slug" in values and values["slug"] != current["slug"]:
             clash = conn.execute(
                 sa.select(tenants_t.c.name).where(tenants_t.c.slug == values["slug"])
+                .where(tenants_t.c.id != current["id"])
             ).first()
             if clash:
                 raise StoreInputError(
-                    f"Another tenant, {clash.name!r}, already has that name; choose a different name."
+                    f"Another tenant, {clash.name!r}, already has that name or one too close to it; choose a "
+                    "different name."
                 )
         if values:
             conn.execute(tenants_t.update().where(tenants_t.c.id == current["id"]).values(**values))
@@ -362,7 +439,7 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
                 "required": r.required,
                 "granted": r.granted,
                 "verdict": r.verdict,
-                "reason": redact(r.reason)[:200] if r.reason else None,
+                "reason": (redact(r.reason) or "")[:200] if r.reason else None,
             }
         )
     check = {
@@ -403,7 +480,9 @@ def record_check(db: Database, result: CheckResult,
     check, rows = _check_values(result, source, checked_by)
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
-        check_id = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key[0]
+        pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
+        assert pk is not None
+        check_id = pk[0]
         if rows:
             conn.execute(check_rows_t.insert(), [{"check_id": check_id, **r} for r in rows])
         at = check["checked_at"]
@@ -441,9 +520,10 @@ def record_audit(db: Database, action: str,
     with db.connect(write=True) as conn:
         tenant_id = None
         if tenant_name is not None:
-            tenant_id = conn.execute(
-                sa.select(tenants_t.c.id).where(tenants_t.c.slug == slugify(tenant_name))
-            ).scalar()
+            found = _pick(conn.execute(sa.select(*_TENANT_COLS).where(_tenant_where(tenant_name))), tenant_name)
+            if found is not None and (found._mapping["name"] == tenant_name
+                                      or same_name(found._mapping["name"], tenant_name)):
+                tenant_id = found._mapping["id"]
         res = conn.execute(
             audit_t.insert().values(
                 at=_aware(at),
@@ -455,7 +535,9 @@ def record_audit(db: Database, action: str,
                 detail=redact(detail[:5000]) if detail else None,
             )
         )
-        return int(res.inserted_primary_key[0])
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
 
 
 def list_audit(db: Database, *,
@@ -488,7 +570,7 @@ def list_audit(db: Database, *,
             q = q.where(a.c.tenant_id == tenant)
         else:
             name = validate_tenant_name(tenant)
-            q = q.where(sa.or_(tenants_t.c.slug == slugify(name), sa.func.lower(a.c.tenant) == name.lower()))
+            q = q.where(sa.or_(_tenant_where(name), sa.func.lower(a.c.tenant) == name.lower()))
     if action is not None:
         q = q.where(a.c.action == action) if isinstance(action, str) else q.where(a.c.action.in_(list(action)))
     if who is not None:
