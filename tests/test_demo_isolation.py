@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from streamlit.testing.v1 import AppTest
 
+from core.store.errors import DatabaseFailure
 from sandbox import DEMO_KEYS
 
 APP = "../app.py"
@@ -34,8 +35,9 @@ def test_the_real_database_really_is_unusable(unusable_real_db):
     from core import runtime
     from core.config import settings
 
-    # The folder cannot be created (OSError), or SQLite cannot open the file it names.
-    with pytest.raises((OSError, sa_exc.OperationalError)):
+    # The folder cannot be created (OSError), or SQLite cannot open the file it names; the store says so with
+    # one sentence (DatabaseFailure) when it wraps either.
+    with pytest.raises((OSError, sa_exc.OperationalError, DatabaseFailure)):
         runtime.build(settings(), demo_mode=False).store.list_tenants()
 
 
