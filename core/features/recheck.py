@@ -29,9 +29,11 @@ class BatchReport:
     recorded: int = 0
     failed_lines: list[dict] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)
+    unreachable: str | None = None  # why the batch stopped: Stripe never answered (our side)
 
     def to_json(self) -> dict:
-        return {"recorded": self.recorded, "failed_lines": self.failed_lines, "results": self.results}
+        return {"recorded": self.recorded, "failed_lines": self.failed_lines, "results": self.results,
+                "unreachable": self.unreachable}
 
     @property
     def all_healthy(self) -> bool:
@@ -109,9 +111,20 @@ def recheck(
     *,
     on_result: Callable[[BatchLine, CheckResult], None] | None = None,
 ) -> BatchReport:
-    """Check each line in turn (each sweep paced by its own token bucket) and record every result."""
+    """Check each line in turn (each sweep paced by its own token bucket) and record every result.
+
+    When Stripe does not answer at all (unreachable), that attempt is recorded and the batch stops: the lines
+    left are reported as not checked instead of each waiting out its own retries."""
     report = BatchReport()
-    for entry in entries:
+    todo = list(entries)
+    for i, entry in enumerate(todo):
+        if report.unreachable is not None:
+            report.failed_lines.extend(
+                {"line": e.line, "problem": "Not checked: Stripe did not answer this server (see the line before); "
+                                            "run the recheck again once it does."}
+                for e in todo[i:]
+            )
+            break
         try:
             done = check_and_record(entry)
         except StoreInputError as e:
@@ -123,9 +136,12 @@ def recheck(
         result = done.result
         report.recorded += 1
         report.results.append(
-            {"line": entry.line, "tenant": entry.tenant, "status": result.status, "score": result.score,
+            {"line": entry.line, "tenant": entry.tenant, "status": result.status,
+             "score": result.score if result.says_something else None,
              "masked": result.key.masked}
         )
         if on_result is not None:
             on_result(entry, result)
+        if result.status == "unreachable":
+            report.unreachable = result.problem
     return report
