@@ -634,7 +634,7 @@ class Prober:
                                 pending.add(pool.submit(self.probe_scope, queue.popleft()))
                             yield f.result()
                     for s in queue:  # not sent: the key was refused meanwhile
-                        yield ScopeOutcome(s.scope, "unknown", "not probed: Stripe refused the key")
+                        yield ScopeOutcome(s.scope, "unknown", f"not probed: {self.http.stopped_why()}")
                 finally:
                     if pending:  # the caller stopped iterating: release the workers' waits at once
                         self._stop.set()

@@ -229,6 +229,8 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                                    account_hint=accounts.get(item["slug"]), pool=probe_pool)
                 result = svc.lifecycle(svc.judge(result), entry.tenant)
                 error = None
+                if result.status == "unreachable":
+                    unreachable.set()  # before this worker frees its slot: no tenant is claimed after it
             except Exception as e:  # a bug or a store read failing in judge: the line is failed, with why
                 log.error("checking a fleet line failed: %s", type(e).__name__)
                 result, error = None, f"The check could not be completed ({type(e).__name__}); run it again."
