@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
 
-EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_DATABASE = 0, 1, 2, 3
+EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_DATABASE, EXIT_UNREACHABLE = 0, 1, 2, 3, 4  # 4: Stripe never answered
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 COLOURS = {
@@ -32,6 +32,7 @@ COLOURS = {
     "failing": "31",
     "incomplete": "34",  # blue, as on the dashboard (core/ui/palette.py)
     "invalid": "31",
+    "unreachable": "35",
 }
 
 
@@ -91,13 +92,23 @@ def print_check_table(result, stream=None) -> None:
     k = result.key
     head = f"{k.masked}  {k.kind}  {k.mode or '-'}  account {result.account or 'unknown'}"
     print(head, file=stream)
+    score = f"score {result.score}/100" if result.says_something else "no score (nothing is known about the key)"
     print(
-        f"status {_paint(result.status.upper(), result.status, c)}  score {result.score}/100  "
+        f"status {_paint(result.status.upper(), result.status, c)}  {score}  "
         f"{result.requests} requests in {result.elapsed_s:.2f} s",
         file=stream,
     )
     if result.problem:
         print(f"problem: {result.problem}", file=stream)
+    lc = result.lifecycle
+    if lc is not None:
+        if lc.replaced:
+            print(f"key replaced: {lc.replaced} → {k.masked}", file=stream)
+        for sentence in lc.problems():
+            print(f"key: {sentence}", file=stream)
+        if lc.age_days is not None:
+            due = "; rotation due" if lc.rotation_due else ""
+            print(f"key in use for {lc.age_days} days{due}", file=stream)
     if result.rows:
         w_cat = max(len(r.category) for r in result.rows)
         w_res = max(len(r.resource) for r in result.rows)
@@ -164,6 +175,8 @@ def cmd_check(args) -> int:
     if checked.save_problem:
         _say(checked.save_problem)
         return EXIT_DATABASE if checked.database_problem is not None else EXIT_USAGE
+    if result.status == "unreachable":
+        return EXIT_UNREACHABLE
     return EXIT_OK if result.status == "healthy" else EXIT_VERDICT
 
 
@@ -250,11 +263,20 @@ def cmd_recheck(args) -> int:
     if args.json:
         print(json.dumps(report.to_json()), flush=True)
     else:
+        c = _use_colour(sys.stdout)
+        print(f"{'line':>4}  {'tenant':<30}  {'key':<18}  {'status':<10}  score")
+        for r in report.results:
+            status = _paint(f"{r['status']:<10}", r["status"], c)
+            name = safe_cell(r["tenant"])[:30]  # a table pasted into a spreadsheet starts no formula
+            score = "-" if r["status"] == "unreachable" else r["score"]
+            print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {score}")
         for f in report.failed_lines:
             print(f"line {f['line']}: {f['problem']}")
         extra = f", {report.skipped} already done in this run" if report.skipped else ""
         print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed{extra} "
               f"(run {report.run.get('id')}, {report.rate_limited} rate-limited answers, {report.elapsed_s:.1f} s)")
+    if report.unreachable is not None:
+        return EXIT_UNREACHABLE
     return EXIT_OK if report.all_healthy else EXIT_VERDICT
 
 
@@ -270,13 +292,22 @@ def cmd_history(args) -> int:
                              "creates one).")
         checks = store.tenant_history(tenant["id"])
         changes = store.drift(tenant["id"])
+        new_key = store.drift(tenant["id"], new_key=True)
+        events = store.key_events(tenant["id"])
+    fields = ("at", "scope", "resource", "from_granted", "to_granted", "from_verdict", "to_verdict")
     out: dict[str, Any] = {
-        "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"]},
+        "tenant": {"name": tenant["name"], "slug": tenant["slug"], "account": tenant["account"],
+                   "expected_mode": tenant.get("expected_mode")},
         "checks": [_check_json(c) for c in checks],
-        "drift": [
-            {k: (d[k].isoformat() if k == "at" else d[k]) for k in
-             ("at", "scope", "resource", "from_granted", "to_granted", "from_verdict", "to_verdict")}
-            for d in changes
+        "drift": [{k: (d[k].isoformat() if k == "at" else d[k]) for k in fields} for d in changes],
+        "new_key_changes": [
+            {k: (d[k].isoformat() if k == "at" else d[k]) for k in (*fields, "from_key", "to_key")} for d in new_key
+        ],
+        "key_events": [
+            {"at": ev["at"].isoformat(), "kind": ev["kind"], "old_masked": ev["old_masked"],
+             "new_masked": ev["new_masked"], "old_mode": ev["old_mode"], "new_mode": ev["new_mode"],
+             "mode_changed": ev["mode_changed"], "account_changed": ev["account_changed"]}
+            for ev in events
         ],
     }
     if args.json:
@@ -287,13 +318,23 @@ def cmd_history(args) -> int:
     print(f"{name} ({tenant['slug']})  account {tenant['account'] or 'unknown'}  {len(checks)} checks")
     for ch in out["checks"]:
         status = _paint(f"{ch['status']:<10}", ch["status"], c)
-        print(f"  {ch['checked_at'][:19]}  {status} {ch['score']:>3}  {ch['masked']}  {ch['mode'] or '-'}  "
-            f"{ch['source']}")
+        score = "  -" if ch["score"] is None else f"{ch['score']:>3}"
+        print(f"  {ch['checked_at'][:19]}  {status} {score}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
+    for ev in out["key_events"]:
+        said = (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"]))
+        flags = [w for w, on in said if on]
+        print(f"key replaced {ev['at'][:19]}: {ev['old_masked']} → {ev['new_masked']}"
+              + (f" ({', '.join(flags)})" if flags else ""))
     if out["drift"]:
-        print("changes:")
+        print("changes (same key):")
         for d in out["drift"]:
             print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
                   f"({d['from_verdict']} → {d['to_verdict']})")
+    if out["new_key_changes"]:
+        print("changes with the new key (not drift):")
+        for d in out["new_key_changes"]:
+            print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
+                  f"({d['from_verdict']} → {d['to_verdict']}; {d['from_key']} → {d['to_key']})")
     return EXIT_OK
 
 
@@ -308,6 +349,7 @@ def _check_json(c: dict) -> dict:
         "source": c["source"],
         "checked_by": c.get("checked_by"),
         "problem": c.get("problem"),
+        "refused": c.get("refused"),
         "requests": c.get("requests"),
         "elapsed_s": c.get("elapsed_s"),
     }

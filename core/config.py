@@ -18,6 +18,7 @@ from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT / "data"
 TRUE = ("1", "true", "yes", "on")
+DEFAULT_ROTATION_DAYS = 180
 # What .streamlit/secrets.toml may set (the environment wins); see secrets.toml.example.
 SECRET_SETTINGS = (
     "DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_DEMO", "KEYHEALTH_DATA_DIR", "KEYHEALTH_FINGERPRINT_SECRET",
@@ -52,6 +53,7 @@ def probe_settings(env: Mapping[str, str]) -> ProbeSettings:
         retries=max(0, _int(env, "KEYHEALTH_RETRIES", d.retries)),
         backoff_s=_float(env, "KEYHEALTH_BACKOFF_S", d.backoff_s),
         timeout_s=_float(env, "KEYHEALTH_TIMEOUT_S", d.timeout_s),
+        max_network_failures=max(1, _int(env, "KEYHEALTH_MAX_NETWORK_FAILURES", d.max_network_failures)),
     )
 
 
@@ -85,6 +87,8 @@ class Settings:
     user: str | None = None  # KEYHEALTH_USER, else USER: who the CLI acts as in the audit trail
     no_color: bool = False  # NO_COLOR
     force_color: bool = False  # FORCE_COLOR
+    # KEYHEALTH_ROTATION_DAYS: the age (days since Key Health first saw a key) after which rotating it is due
+    rotation_days: int = DEFAULT_ROTATION_DAYS
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     # fleet recheck (python -m core recheck)
     keys_from: str | None = None  # KEYHEALTH_KEYS_FROM: a command printing tenant,key lines
@@ -109,6 +113,7 @@ class Settings:
             user=env.get("KEYHEALTH_USER") or env.get("USER") or None,
             no_color=bool(env.get("NO_COLOR")),
             force_color=bool(env.get("FORCE_COLOR")),
+            rotation_days=max(1, _int(env, "KEYHEALTH_ROTATION_DAYS", DEFAULT_ROTATION_DAYS)),
             probe=probe_settings(env),
             keys_from=(env.get("KEYHEALTH_KEYS_FROM") or "").strip() or None,
             keys_from_timeout_s=max(1.0, _float(env, "KEYHEALTH_KEYS_FROM_TIMEOUT_S", 120.0)),

@@ -49,7 +49,7 @@ RATE_LIMITED = "read probe inconclusive: rate limited (429) after 4 tries"
 
 # How a tenant's key evolves over the demo window (weights: how many tenants tell each story).
 STORIES: tuple[tuple[str, int], ...] = (
-    ("steady", 11),  # healthy from the start
+    ("steady", 6),  # healthy from the start
     ("accounts_read", 1),  # Connect Accounts at Read only: Connect onboarding fails until it is set to Write
     ("fixed_missing", 7),  # onboarded with permissions missing, fixed after a reminder
     ("over_permissioned", 6),  # everything on Write: excess until (sometimes) cut back
@@ -59,6 +59,18 @@ STORIES: tuple[tuple[str, int], ...] = (
     ("read_only", 2),  # every permission at Read: failing throughout
     ("flaky", 2),  # Stripe rate-limited some probes: incomplete now and then
     ("truncated_first", 2),  # first paste was truncated, then the complete key
+    # key lifecycle (issue 12)
+    ("live_to_test", 1),  # a live tenant's key replaced this week by a test key of another account
+    ("other_account", 1),  # key replaced this week by one from another Stripe account (same mode)
+    ("long_lived", 2),  # the same key for more than 180 days: rotation due
+    ("wrong_tenant", 1),  # another tenant's key pasted into this one: one key on two tenants
+)
+OUTAGE_DAYS_AGO = 11  # the day a batch run could not reach Stripe: unreachable checks in the fleet view
+OUTAGE_TENANTS = 9
+UNREACHABLE_PROBLEM = (
+    "This server cannot reach api.stripe.com: its name does not resolve (DNS). Nothing is known about the key; "
+    "this is our side's network (firewall, proxy, DNS or an outage), not the tenant's key: fix the connection "
+    "and check again."
 )
 
 
@@ -169,6 +181,11 @@ def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: 
         else Answer("auth", 401, "Invalid API Key provided: rk_***")
     )
     refused, problem = auth_sentence(answer, key.mode)
+    if kind == "revoked":  # how the service's judge() (core.engine.check.explain_refusal) names a key accepted before
+        refused, problem = "revoked", (
+            "Stripe accepted this key before but refuses it now, so it has been revoked or deleted in the "
+            "Stripe Dashboard; ask the tenant to create a new restricted key and paste it."
+        )
     return assemble(key, catalogue=catalogue, profile=profile, account=account, problem=problem, refused=refused,
                     requests=1, elapsed_s=0.08, checked_at=checked_at)
 
@@ -179,6 +196,13 @@ class DemoCheck:
     result: CheckResult
     source: str
     checked_by: str | None
+    story: str = ""
+
+
+def unreachable_result(*, key: KeyInfo, checked_at: datetime) -> CheckResult:
+    """An attempt Stripe never answered (the first probe and its 3 retries): no rows, no score, no message."""
+    return assemble(key, catalogue=load_catalogue(), profile=load_profile(), unreachable=UNREACHABLE_PROBLEM,
+                    answered=False, requests=4, elapsed_s=1.9, checked_at=checked_at)
 
 
 @dataclass
@@ -189,6 +213,11 @@ class _Tenant:
     account: str
     key: DemoKey
     checks: list[DemoCheck] = field(default_factory=list)
+    expected_mode: str | None = None  # "live": the tenant is in production
+    donor: _Tenant | None = None  # wrong_tenant: whose key was pasted here
+
+    def checks_sorted(self) -> list[DemoCheck]:
+        return sorted(self.checks, key=lambda c: c.result.checked_at)
 
 
 def _times(rng: random.Random, start: datetime, end: datetime, gap_days: tuple[float, float]) -> list[datetime]:
@@ -214,6 +243,18 @@ def generate(
     seed: int = DEMO_SEED,
 ) -> list[DemoCheck]:
     """The demo's checks, oldest first. Deterministic for a given `now` and seed."""
+    people = generate_tenants(now=now, tenants=tenants, days=days, seed=seed)
+    return sorted((c for t in people for c in t.checks), key=lambda c: c.result.checked_at)
+
+
+def generate_tenants(
+    *,
+    now: datetime | None = None,
+    tenants: int = DEMO_TENANTS,
+    days: int = DEMO_DAYS,
+    seed: int = DEMO_SEED,
+) -> list[_Tenant]:
+    """The demo tenants with their checks and expected mode (live tenants are marked in production)."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     rng = random.Random(seed)
     catalogue, profile = load_catalogue(), load_profile()
@@ -228,16 +269,35 @@ def generate(
     while len(names) < tenants:
         names.append(f"Demo Tenant {len(names) + 1}")
 
-    out: list[DemoCheck] = []
+    out: list[_Tenant] = []
     for i, name in enumerate(names):
         story = stories[i]
         mode: Mode = "test" if rng.random() < 0.2 else "live"
+        if story in ("live_to_test", "other_account", "wrong_tenant", "long_lived"):
+            mode = "live"
         acct = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
         t = _Tenant(name, story, mode, acct, DemoKey.new(rng, mode))
+        t.expected_mode = "live" if mode == "live" and story != "flaky" else None
+        out.append(t)
+    donors = [t for t in out if t.story == "steady"]
+    for t in out:
+        if t.story == "wrong_tenant" and donors:
+            t.donor = donors[0]
         _story(t, rng, catalogue, profile, ideal, day0, now, days)
-        out.extend(t.checks)
-    out.sort(key=lambda c: c.result.checked_at)
+    _outage(out, rng, now)
     return out
+
+
+def _outage(tenants: list[_Tenant], rng: random.Random, now: datetime) -> None:
+    """One morning Stripe was unreachable from the server: the batch run's checks that day got no answer.
+    Only tenants checked again later take part, so no tenant's last attempt is the outage."""
+    at = (now - timedelta(days=OUTAGE_DAYS_AGO)).replace(hour=6, minute=0, second=0, microsecond=0)
+    later = [t for t in tenants if t.checks and max(c.result.checked_at for c in t.checks) > at + timedelta(days=1)]
+    for i, t in enumerate(rng.sample(later, min(OUTAGE_TENANTS, len(later)))):
+        before = [c for c in t.checks if c.result.checked_at <= at and c.result.key.fingerprint]
+        key = (before[-1] if before else t.checks[0]).result.key
+        when = at + timedelta(minutes=3 * i)
+        t.checks.append(DemoCheck(t.name, unreachable_result(key=key, checked_at=when), "batch", "scheduler", t.story))
 
 
 def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: datetime, days: int) -> None:
@@ -260,7 +320,7 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
                 grants or ideal, key=t.key.info(), account=t.account, checked_at=at, rng=rng,
                 unknown=unknown, catalogue=catalogue, profile=profile,
             )
-        t.checks.append(DemoCheck(t.name, res, s, who))
+        t.checks.append(DemoCheck(t.name, res, s, who, t.story))
 
     onboard = rng.uniform(0, days * 0.35)
     stale = rng.random() < 0.15  # some tenants have not been checked for weeks
@@ -305,7 +365,7 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
         add(broke_at + timedelta(hours=rng.uniform(1, 20)), broken)
     elif t.story in ("revoked", "rolled"):
         gone_at = first + timedelta(days=rng.uniform(8, 25))
-        kind = "invalid" if t.story == "revoked" else "expired"
+        kind = "revoked" if t.story == "revoked" else "expired"
         new_key_at = gone_at + timedelta(days=rng.uniform(1, 4)) if t.story == "rolled" else None
         old_key = t.key
         new_key = DemoKey.new(rng, t.mode)
@@ -340,6 +400,33 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
         for j, at in enumerate(regular):
             unknown = rng.randint(1, 5) if (rng.random() < 0.4 or j == len(regular) - 1) else 0
             add(at, ideal, unknown=unknown)
+    elif t.story in ("live_to_test", "other_account"):
+        swap_at = now - timedelta(days=rng.uniform(1.5, 5))
+        old_key, old_account = t.key, t.account
+        new_key = DemoKey.new(rng, "test" if t.story == "live_to_test" else t.mode)
+        new_account = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
+        new_grants = (with_missing(ideal, catalogue, profile, 2, rng) if t.story == "live_to_test"
+                      else with_excess(ideal, catalogue, profile, 2, rng))
+        for at in [a for a in regular if a < swap_at]:
+            add(at, ideal)
+        t.key, t.account = new_key, new_account
+        add(swap_at, new_grants, src=dashboard)
+        for at in [a for a in regular if a > swap_at + timedelta(hours=2)]:
+            add(at, new_grants)
+        t.key, t.account = old_key, old_account
+    elif t.story == "long_lived":
+        add(now - timedelta(days=rng.uniform(200, 260)), ideal, src=dashboard)  # onboarded long ago, never rotated
+        for at in regular:
+            add(at, ideal)
+    elif t.story == "wrong_tenant":
+        pasted_at = now - timedelta(days=rng.uniform(0.5, 3))
+        for at in [a for a in regular if a < pasted_at]:
+            add(at, ideal)
+        if t.donor is not None:  # support pasted the other tenant's key here by mistake
+            own_key, own_account = t.key, t.account
+            t.key, t.account = t.donor.key, t.donor.account
+            add(pasted_at, ideal, src=dashboard)
+            t.key, t.account = own_key, own_account
     elif t.story == "truncated_first":
         add(first, refused="truncated", src=dashboard)
         add(first + timedelta(minutes=rng.randint(5, 40)), ideal, src=dashboard)
@@ -373,7 +460,8 @@ def seed_demo(store: Store, *, now: datetime | None = None, tenants: int = DEMO_
     with _file_lock(lock) if lock else contextlib.nullcontext():
         if store.list_tenants(include_archived=True):
             return 0
-        checks = generate(now=now, tenants=tenants)
+        people = generate_tenants(now=now, tenants=tenants)
+        checks = sorted((c for t in people for c in t.checks), key=lambda c: c.result.checked_at)
         for c in checks:
             store.record_check(c.result, c.tenant, source=c.source, checked_by=c.checked_by)
             if c.source == "dashboard":
@@ -381,4 +469,7 @@ def seed_demo(store: Store, *, now: datetime | None = None, tenants: int = DEMO_
                     "check", who=c.checked_by, tenant=c.tenant, outcome=c.result.status,
                     detail=f"{c.result.key.masked} score {c.result.score}", at=c.result.checked_at,
                 )
+        for t in people:
+            if t.expected_mode and t.checks:
+                store.update_tenant(t.name, expected_mode=t.expected_mode)
         return len(checks)

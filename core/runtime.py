@@ -17,7 +17,7 @@ from typing import Any
 
 import stripe
 
-from core.config import Settings
+from core.config import DEFAULT_ROTATION_DAYS, Settings
 from core.engine.probe import client_for
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 from core.store import Database, Store
@@ -32,6 +32,7 @@ class Runtime:
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     alert_webhook: str | None = field(default=None, repr=False)  # where alerts go (never in demo mode)
     alert_timeout_s: float = 5.0
+    rotation_days: int = DEFAULT_ROTATION_DAYS  # KEYHEALTH_ROTATION_DAYS: key age after which rotation is due
 
     def client(self) -> stripe.StripeClient:
         """The shared StripeClient for this Stripe base (one per base and timeout, per process)."""
@@ -122,7 +123,8 @@ def real(settings: Settings, who: str | None = None) -> Runtime:
     """Stripe and the database from the settings (STRIPE_API_BASE, DATABASE_URL) or the defaults."""
     return Runtime(demo=False, api_base=settings.api_base, db=Database(settings.database_url), who=who,
                    probe=settings.probe, alert_webhook=settings.alert_webhook,
-                   alert_timeout_s=settings.alert_timeout_s)
+                   alert_timeout_s=settings.alert_timeout_s,
+                   rotation_days=settings.rotation_days)
 
 
 def demo(settings: Settings, who: str | None = None) -> Runtime:
@@ -131,7 +133,8 @@ def demo(settings: Settings, who: str | None = None) -> Runtime:
     db = Database(settings.demo_database_url)
     ensure_schema(db)
     _ensure_seeded(db)
-    return Runtime(demo=True, api_base=api_base, db=db, who=who, probe=settings.probe)
+    return Runtime(demo=True, api_base=api_base, db=db, who=who, probe=settings.probe,
+                   rotation_days=settings.rotation_days)
 
 
 def build(settings: Settings, *, demo_mode: bool, who: str | None = None) -> Runtime:

@@ -20,12 +20,13 @@ from typing import Any
 from core.engine.check import Progress, check_key, explain_refusal
 from core.engine.result import CheckResult
 from core.features import recheck as recheck_feature
+from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
 from core.store import DATABASE_ERRORS, Store, StoreInputError, validate_tenant_name
 from core.store.errors import DatabaseProblem, classify
-from core.store.rows import CheckDetail
+from core.store.rows import CheckDetail, TenantRow
 
 log = logging.getLogger("keyhealth")
 
@@ -92,9 +93,20 @@ class Service:
             on_progress=on_progress, only=only, previous=previous,
         )
         result = self.judge(result)
+        result = self.lifecycle(result, tenant)
         if tenant is None:
             return Checked(result)
         return self.record(result, tenant, source=source)
+
+    def lifecycle(self, result: CheckResult, tenant: str | None) -> CheckResult:
+        """The key's lifecycle against history (key replaced, mode or account changed, expected mode, shared
+        key, age and rotation due), set on the result and carried into its tenant message. Runs before a result
+        is shown, with or without saving; a history that cannot be read leaves the result as the engine made it."""
+        try:
+            return apply_history(self.store, result, tenant, rotation_days=self.rt.rotation_days)
+        except Exception as e:  # noqa: BLE001 - the check stands without the history's view of it
+            log.error("reading the key's history failed: %s", type(e).__name__)
+            return result
 
     def record(self, result: CheckResult, tenant: str, *, source: str) -> Checked:
         """Keep a judged check in the tenant's history and in the audit trail, and raise an alert if the tenant
@@ -180,6 +192,13 @@ class Service:
             return self.record(result, entry.tenant, source=source)
 
         return recheck_feature.recheck(entries, check, record, on_result=on_result, gate=gate)
+
+    def set_expected_mode(self, tenant: str | int, mode: str | None) -> TenantRow:
+        """Mark a tenant live (in production: a test key is then a problem) or clear it, and audit who did.
+        Returns the tenant after the change (StoreInputError for a mode that is not live/test/None)."""
+        updated = self.store.update_tenant(tenant, expected_mode=mode)
+        self.audit("tenant_expected_mode", tenant=updated["name"], outcome="ok", detail=mode or "not said")
+        return updated
 
     # --- sample data and the sample transaction ---------------------------------------------------
     def sample(self, key: Any, tenant: str | None = None, **options: Any) -> SampleData:

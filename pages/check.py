@@ -74,10 +74,10 @@ def run_check(key, tenant: str, *, previous=None) -> None:
             st.error(f"The check could not run ({type(e).__name__}); try again in a minute.")
             return
         result = checked.result
+        score = f"score {result.score}/100" if result.says_something else "Stripe did not answer (our side)"
         status.update(
-            label=f"Done: {result.status}, score {result.score}/100, {result.requests} requests in "
-                f"{result.elapsed_s:.1f} s",
-            state="error" if result.status in ("invalid", "failing") else "complete",
+            label=f"Done: {result.status}, {score}, {result.requests} requests in {result.elapsed_s:.1f} s",
+            state="error" if result.status in ("invalid", "failing", "unreachable") else "complete",
             expanded=False,
         )
     st.session_state["kh_result"] = result
@@ -90,7 +90,54 @@ def run_check(key, tenant: str, *, previous=None) -> None:
     st.rerun()
 
 
+def show_unreachable(result, tenant: str | None) -> None:
+    """Stripe never answered: our side's problem. No grid, no score, no message for the tenant."""
+    facts = [f"key {md_code(result.key.masked)}", f"{md_escape(result.key.mode or '?')} mode"]
+    if tenant:
+        facts.append(f"tenant **{md_escape(tenant)}**")
+    st.error("**STRIPE UNREACHABLE** · a problem on our side, not the tenant's key · " + " · ".join(facts))
+    st.markdown(f"**What happened:** {md_escape(result.problem)}")
+    if st.session_state.get("kh_save_problem"):
+        st.warning(md_escape(st.session_state["kh_save_problem"]))
+    st.subheader("What to do")
+    st.markdown(
+        "Nothing for the tenant: nothing is known about their key, and no message is offered. Check this "
+        "server's connection to Stripe (firewall, proxy, DNS, or a Stripe outage), then check again. The attempt "
+        "is kept in the tenant's history as a gap, without a score."
+    )
+    has_key = st.session_state.get("kh_key") is not None
+    if st.button("Check again", disabled=not has_key, key="kh_unreachable_again",
+                 help=None if has_key else "The key was forgotten: paste it again to check."):
+        run_check(st.session_state["kh_key"], tenant or st.session_state.get("kh_tenant") or "")
+
+
+def show_lifecycle(result) -> None:
+    """What the tenant's history says about this key: replaced, mode or account changed, age, shared."""
+    lc = result.lifecycle
+    if lc is None:
+        return
+    if lc.replaced:
+        flags = [w for w, on in (("mode changed", lc.mode_changed), ("account changed", lc.account_changed)) if on]
+        st.info(f"**Key replaced:** {md_code(lc.replaced)} → "
+            f"{md_code(result.key.masked)}" + (f" ({', '.join(flags)})" if flags else ""))
+    for sentence in lc.problems():
+        (st.error if lc.mode_mismatch and "live (in production)" in sentence else st.warning)(md_escape(sentence))
+    if lc.age_days is not None and result.status not in ("invalid", "unreachable"):
+        line = f"This key has been in use for {lc.age_days} day{'s' if lc.age_days != 1 else ''}"
+        if lc.first_seen_at:
+            line += f" (first seen {lc.first_seen_at:%Y-%m-%d})"
+        if lc.rotation_due:
+            line += (
+                f": rotation is due (after {lc.rotation_days} days). It still works; the message below suggests "
+                "rotating it."
+            )
+        st.caption(md_escape(line + "."))
+
+
 def show_result(result, tenant: str | None) -> None:
+    if result.status == "unreachable":
+        show_unreachable(result, tenant)
+        return
     k = result.key
     facts = [f"score **{result.score}/100**", f"key {md_code(k.masked)}", f"{md_escape(k.mode or '?')} mode"]
     if result.account:
@@ -102,6 +149,7 @@ def show_result(result, tenant: str | None) -> None:
         st.markdown(f"**Problem:** {md_escape(result.problem)}")
     if st.session_state.get("kh_save_problem"):
         st.warning(md_escape(st.session_state["kh_save_problem"]))
+    show_lifecycle(result)
     for incident in result.incidents:
         st.error(md_escape(incident))
     if result.rows:

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import streamlit as st
 
 from core import store
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.ui.charts import fleet as charts
 from core.ui.csv_safe import safe_cell
 from core.ui.problems import database_problem
@@ -49,6 +49,9 @@ try:
     missing = svc.store.top_problem_scopes("missing", 10)
     excess = svc.store.top_problem_scopes("excess", 10)
     scores = svc.store.score_distribution(10)
+    lifecycle = svc.store.lifecycle_counts(rotation_days=rt.rotation_days)
+    replaced_week = svc.store.replaced_tenants(datetime.now(timezone.utc) - timedelta(days=7))
+    unreachable = svc.store.unreachable_share(start, end)
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
@@ -57,18 +60,34 @@ except store.DATABASE_ERRORS as e:
     st.stop()
 
 total = sum(counts.values())
-cols = st.columns(len(STATUSES) + 1)
+cols = st.columns(len(KEY_STATUSES) + 1)
 cols[0].metric("tenants checked", total)
-for col, s in zip(cols[1:], STATUSES, strict=True):
+for col, s in zip(cols[1:], KEY_STATUSES, strict=True):
     col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
+
+st.subheader("Keys")
+k1, k2, k3, k4 = st.columns(4)
+k1.metric("key replaced this week", replaced_week, help="Tenants whose key was replaced in the last 7 days.")
+k2.metric("mode or account changed", lifecycle["mode_or_account_changed"],
+          help="Tenants whose current key is in another mode (live ↔ test) or another Stripe account than the key "
+              "before.")
+k3.metric("due for rotation", lifecycle["rotation_due"],
+          help=f"Tenants whose current key was first seen {rt.rotation_days} days ago or more.")
+k4.metric("checks unreachable", f"{100 * unreachable['share']:.1f}%",
+          help=f"{unreachable['unreachable']} of {unreachable['checks']} checks in the date range got no answer from "
+               "Stripe at all: our network or an outage, not the tenants' keys.")
 
 st.plotly_chart(charts.status_mix(mix, share=share), config=PLOTLY_CONFIG, key="fl_mix")
 a, b = st.columns(2)
 a.plotly_chart(charts.problem_scopes(missing, excess), config=PLOTLY_CONFIG, key="fl_problems")
 b.plotly_chart(charts.score_distribution(scores), config=PLOTLY_CONFIG, key="fl_scores")
 st.plotly_chart(charts.checks_per_day(per_day), config=PLOTLY_CONFIG, key="fl_per_day")
-st.caption("Status mix and checks per day follow the date range; the permissions and scores are the tenants' latest "
-    "checks.")
+u, v = st.columns(2)
+u.plotly_chart(charts.unreachable_share(per_day), config=PLOTLY_CONFIG, key="fl_unreachable")
+v.plotly_chart(charts.lifecycle_counts(lifecycle, replaced_week), config=PLOTLY_CONFIG, key="fl_lifecycle")
+st.caption("Status mix, checks per day and unreachable checks follow the date range; the permissions, scores and key "
+           "signals are the tenants' latest checks. Unreachable checks say nothing about a key: they are out of the "
+           "status mix and the scores.")
 
 st.subheader("Recent fleet runs")
 try:

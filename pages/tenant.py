@@ -1,4 +1,4 @@
-"""One tenant: current status, score over time, status timeline, drift, the history, and "check again"."""
+"""One tenant: status, its key (replaced, mode/account changed, age, shared, expected mode), charts, drift, history."""
 from __future__ import annotations
 
 from dashboard.gate import require_access
@@ -6,6 +6,7 @@ from dashboard.gate import require_access
 require_access()  # first: nothing below renders or touches the database until an allowed person signs in
 
 import logging
+from datetime import datetime, timezone
 from typing import NoReturn
 
 import pandas as pd
@@ -23,6 +24,8 @@ svc = session_service()
 rt = svc.rt
 # one colour per status (core/ui/palette)
 BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
+REFUSED = {"expired": "key expired (rolled)", "revoked": "key revoked", "ip_not_allowed": "IP not allowed",
+           "invalid": "key refused by Stripe", "no_key": "no key"}
 LEVEL = LEVEL_LABEL
 PLOTLY_CONFIG = {"displayModeBar": False}
 
@@ -51,11 +54,15 @@ if not slug and st.session_state.get("kh_tenant"):
     slug = store.slugify(st.session_state["kh_tenant"])
 if not slug:
     pick_tenant()
+assert slug  # pick_tenant() stops the page without one
 
 try:
     tenant = svc.store.get_tenant(slug)
     history = svc.store.tenant_history(slug, limit=1000) if tenant else []
     changes = svc.store.drift(slug, limit=500) if tenant else []
+    new_key_changes = svc.store.drift(slug, new_key=True, limit=500) if tenant else []
+    events = svc.store.key_events(slug) if tenant else []
+    shared = svc.store.shared_keys(slug) if tenant else []
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
@@ -67,6 +74,7 @@ if tenant is None:
     st.title("Tenant")
     st.warning(f"There is no tenant “{md_escape(slug)}” here (in {rt.mode_label.lower()} mode); choose one below.")
     pick_tenant(title=False)
+assert tenant is not None  # pick_tenant() stops the page
 
 st.title(md_escape(tenant["name"]))
 facts = ["Tenant", f"account {md_code(tenant['account'])}" if tenant.get("account") else "account not seen yet"]
@@ -74,6 +82,18 @@ if tenant.get("contact"):
     facts.append(f"contact {md_code(tenant['contact'])}")  # a code span: no mailto link, copies cleanly
 facts.append(f"{len(history)} check{'s' if len(history) != 1 else ''}")
 st.caption(" · ".join(facts))
+
+live = st.toggle(
+    "In production (expects a live key)", value=tenant.get("expected_mode") == "live", key=f"tn_live_{tenant['slug']}",
+    help="A tenant in production must use a live-mode key: a test key is then flagged here, in Triage and in the "
+        "check.",
+)
+if live != (tenant.get("expected_mode") == "live"):
+    try:
+        tenant = svc.set_expected_mode(tenant["id"], "live" if live else None)
+    except Exception as e:  # noqa: BLE001 - any database failure: one sentence, never a traceback
+        log.error("updating the tenant failed: %s", type(e).__name__)
+        st.error("The tenant could not be updated; the database did not answer.")
 
 if st.button("Check again", type="primary", help="Open *Check a key* with this tenant chosen; paste its key there."):
     st.session_state["kh_tenant"] = tenant["name"]
@@ -84,7 +104,16 @@ if not history:
     st.info("This tenant has not been checked yet.")
     st.stop()
 
-latest = history[0]
+if history[0]["status"] == "unreachable":
+    st.warning(
+        f"The last attempt ({history[0]['checked_at']:%Y-%m-%d %H:%M} UTC) could not reach Stripe: a problem on our "
+        "side, which says nothing about the key. The status below is from the check before it."
+    )
+key_checks = [h for h in history if h["status"] != "unreachable"]
+if not key_checks:
+    st.info("Stripe has not answered any check of this tenant yet (every attempt was unreachable, our side).")
+    st.stop()
+latest = key_checks[0]
 BANNER.get(latest["status"], st.info)(
     f"**{md_escape(latest['status'].upper())}** · score **{latest['score']}/100** · key "
     f"{md_code(latest['key_masked'])} · "
@@ -94,13 +123,50 @@ BANNER.get(latest["status"], st.info)(
 if latest.get("problem"):
     st.markdown(f"**Problem:** {md_escape(latest['problem'])}")
 
+# --- the key: replaced, mode/account changed, expected mode, age, shared ----------------------------------
+current_fp = latest.get("key_fingerprint")
+last_event = events[0] if events else None
+if last_event is not None and last_event["new_fingerprint"] == current_fp:
+    flags = [w for w, on in (("mode changed", last_event["mode_changed"]),
+                             ("account changed", last_event["account_changed"])) if on]
+    (st.warning if flags else st.info)(
+        f"**Key replaced** on {last_event['at']:%Y-%m-%d}: {md_code(last_event['old_masked'] or '?')} → "
+        f"{md_code(last_event['new_masked'])}" + (f" · **{', '.join(flags)}**" if flags else "")
+    )
+    if last_event["mode_changed"]:
+        st.warning(f"Mode changed: the previous key was {md_escape(last_event['old_mode'])} mode, this one is "
+                   f"{md_escape(last_event['new_mode'])} mode.")
+    if last_event["account_changed"]:
+        st.warning(f"Account changed: the new key belongs to {md_code(last_event['new_account'])}, the tenant's "
+            "previous checks "
+                   f"saw {md_code(last_event['old_account'])}. This is the most likely cause of \"it worked "
+                   "yesterday\".")
+if tenant.get("expected_mode") == "live" and latest.get("key_mode") == "test":
+    st.error("This tenant is live (in production) but its current key is a test-mode key: Pointai cannot take real "
+             "payments with it; ask the tenant for their live restricted key (rk_live_…).")
+for sk in shared:
+    st.warning(
+        f"The key {md_code(sk['key_masked'])} is also recorded for {', '.join(md_escape(n) for n in sk['others'])}: a "
+        "key "
+        "pasted into the wrong tenant, or tenants sharing one Stripe account."
+    )
+if current_fp:
+    first = svc.store.key_first_seen(current_fp)
+    if first is not None:
+        age = max(0, (datetime.now(timezone.utc) - first).days)
+        due = age >= rt.rotation_days and latest["status"] != "invalid"
+        st.caption(
+            f"This key has been in use for {age} day{'s' if age != 1 else ''} (first seen {first:%Y-%m-%d})"
+            + (f": rotation is due (after {rt.rotation_days} days); it still works." if due else ".")
+        )
+
 c1, c2 = st.columns(2)
-c1.plotly_chart(charts.score_over_time(history), config=PLOTLY_CONFIG, key="tn_score")
-c2.plotly_chart(charts.status_timeline(history), config=PLOTLY_CONFIG, key="tn_timeline")
+c1.plotly_chart(charts.score_over_time(history, events), config=PLOTLY_CONFIG, key="tn_score")
+c2.plotly_chart(charts.status_timeline(history, events), config=PLOTLY_CONFIG, key="tn_timeline")
 
 st.subheader("Drift")
 if changes:
-    st.caption("Which permissions changed between consecutive checks, newest first.")
+    st.caption("Which permissions changed between consecutive checks of the same key, newest first.")
     st.dataframe(
         pd.DataFrame(
             {
@@ -119,14 +185,56 @@ if changes:
         key="tn_drift",
     )
 else:
-    st.caption("No permission changed between this tenant's checks.")
+    st.caption("No permission changed between checks of the same key.")
+
+if new_key_changes:
+    st.subheader("Changes with the new key")
+    st.caption("Not drift: a new key was pasted, and it has different permissions from the key before it.")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "When": [d["at"] for d in new_key_changes],
+                "Keys": [f"{d['from_key']} → {d['to_key']}" for d in new_key_changes],
+                "Permission": [f"{d['category']} → {d['resource']}" for d in new_key_changes],
+                "Granted": [f"{LEVEL.get(d['from_granted'], d['from_granted'])} → "
+                            f"{LEVEL.get(d['to_granted'], d['to_granted'])}" for d in new_key_changes],
+                "Verdict": [f"{d['from_verdict']} → {d['to_verdict']}" for d in new_key_changes],
+            }
+        ),
+        hide_index=True,
+        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        key="tn_new_key",
+    )
+
+timeline = []
+for ev in events:
+    flags = [w for w, on in (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"])) if on]
+    timeline.append((ev["at"], "key replaced", f"{ev['old_masked'] or '?'} → {ev['new_masked']}"
+                     + (f" ({', '.join(flags)})" if flags else "")))
+for h in history:
+    if h["status"] == "unreachable":
+        timeline.append((h["checked_at"], "Stripe unreachable (our side)",
+            "an attempt that says nothing about the key"))
+    elif h["status"] == "invalid" and (refused := h.get("refused")) in ("expired", "revoked", "ip_not_allowed"):
+        timeline.append((h["checked_at"], REFUSED[str(refused)], h["key_masked"]))
+if timeline:
+    timeline.sort(key=lambda x: x[0], reverse=True)
+    st.subheader("Key timeline")
+    st.dataframe(
+        pd.DataFrame({"When": [x[0] for x in timeline], "Event": [x[1] for x in timeline],
+                      "Detail": [x[2] for x in timeline]}),
+        hide_index=True,
+        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        key="tn_key_timeline",
+    )
 
 st.subheader("History")
 st.dataframe(
     pd.DataFrame(
         {
             "Checked": [h["checked_at"] for h in history],
-            "Status": [h["status"] for h in history],
+            "Status": [REFUSED.get(h.get("refused") or "", h["status"]) if h["status"] == "invalid" and
+                       h.get("refused") in ("expired", "revoked") else h["status"] for h in history],
             "Score": [h["score"] for h in history],
             "Missing": [h["n_missing"] for h in history],
             "Excess": [h["n_excess"] for h in history],

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core import store
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.ui.palette import status_css
 from core.ui.problems import database_problem
 from core.ui.text import md_escape
@@ -21,24 +21,40 @@ log = logging.getLogger("keyhealth")
 svc = session_service()
 rt = svc.rt
 QUICK_LINKS = 12
+FLAG_WORDS = {  # triage column words for store.FLAGS
+    "key_replaced": "key replaced",
+    "mode_changed": "mode changed",
+    "account_changed": "account changed",
+    "mode_mismatch": "test key on live tenant",
+    "rotation_due": "rotation due",
+    "shared_key": "shared key",
+}
 
 st.title("Triage")
 st.caption("Every tenant's latest check, worst status first, then the longest unchecked. Select a row to open the "
     "tenant.")
 
 f1, f2, f3, f4 = st.columns([2, 1, 1, 2])
-statuses = f1.multiselect("Status", STATUSES, key="tr_status", placeholder="Any status")
+statuses = f1.multiselect("Status", KEY_STATUSES, key="tr_status", placeholder="Any status")
 mode = f2.selectbox("Mode", ["any", "live", "test"], key="tr_mode")
 stale = f3.number_input("Not checked for (days)", min_value=0, max_value=3650, value=0, step=1, key="tr_stale",
                         help="0 shows every tenant; 14 shows only tenants whose latest check is older than 14 days.")
 search = f4.text_input("Search", key="tr_search", placeholder="Tenant, account, contact or masked key")
+signals = st.multiselect(
+    "Key signals", list(store.FLAGS), key="tr_flags", placeholder="Any key",
+    format_func=lambda f: FLAG_WORDS.get(f, f),
+    help="Only tenants whose current key shows every chosen signal: replaced in the last 7 days, mode or account "
+         "changed with the replacement, a test key on a live tenant, due for rotation, or recorded for another tenant.",
+)
 
 try:
     rows = svc.store.latest_checks(
         status=statuses or None,
         mode=None if mode == "any" else mode,
         stale_days=float(stale) if stale else None,
-        search=search or None
+        search=search or None,
+        flag=signals or None,
+        rotation_days=rt.rotation_days,
     )
     counts = svc.store.status_counts()
 except store.StoreInputError as e:
@@ -48,8 +64,8 @@ except store.DATABASE_ERRORS as e:
     st.error(database_problem(e, svc.rt.db, "The tenants could not be read"))
     st.stop()
 
-cols = st.columns(len(STATUSES))
-for col, s in zip(cols, STATUSES, strict=True):
+cols = st.columns(len(KEY_STATUSES))
+for col, s in zip(cols, KEY_STATUSES, strict=True):
     col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
 
 try:
@@ -70,7 +86,7 @@ if alerts:
                 st.rerun()
 
 if not rows:
-    if any((statuses, mode != "any", stale, search)):
+    if any((statuses, mode != "any", stale, search, signals)):
         st.info("No tenant matches these filters; clear a filter to see more.")
     else:
         st.info("No tenant has been checked yet: check a key on the *Check a key* page and it shows up here.")
@@ -83,6 +99,8 @@ frame = pd.DataFrame(
         "Status": [r["status"] for r in rows],
         "Score": [r["score"] for r in rows],
         "Mode": [r["key_mode"] or "" for r in rows],
+        "Key signals": [", ".join(w for f, w in FLAG_WORDS.items() if r.get(f)) for r in rows],
+        "Key age (days)": [r.get("key_age_days") for r in rows],
         "Last checked": [r["checked_at"] for r in rows],
         "Days ago": [round(r["age_days"], 1) for r in rows],
         "Missing": [r["n_missing"] for r in rows],
@@ -108,6 +126,12 @@ event = st.dataframe(
         "Score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d"),
         "Last checked": st.column_config.DatetimeColumn("Last checked", format="YYYY-MM-DD HH:mm", timezone="UTC"),
         "Days ago": st.column_config.NumberColumn("Days ago", format="%.1f"),
+        "Key signals": st.column_config.TextColumn(
+            "Key signals", width="medium",
+            help="Key replaced (last 7 days), mode or account changed with it, a test key on a live tenant, rotation "
+                 "due, the same key on another tenant."),
+        "Key age (days)": st.column_config.NumberColumn("Key age (days)", format="%d",
+                                                        help="Days since Key Health first saw the current key."),
         "Problem": st.column_config.TextColumn("Problem", width="medium"),
         "Open": st.column_config.LinkColumn("Open", display_text="history ↗", help="Open in a new tab"),
     },

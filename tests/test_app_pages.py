@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from core import runtime, store
 from core.config import settings
 from core.demo import DEMO_TENANTS
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.ui.text import md_escape
 from sandbox import DEMO_KEYS
 
@@ -132,7 +132,7 @@ def test_triage_lists_every_tenant_worst_first(demo_env):
     frame = at.dataframe[0].value
     assert len(frame) == len(demo_env.store.list_tenants())
     order = list(frame["Status"])
-    ranks = [STATUSES.index(s) for s in order]
+    ranks = [KEY_STATUSES.index(s) for s in order]
     assert ranks == sorted(ranks), "worst status first"
     same = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
     for i in same:
@@ -166,7 +166,7 @@ def test_triage_row_opens_tenant(demo_env):
     at = app("pages/triage.py")
     first = at.dataframe[0].value["Tenant"][0]
     links = at.get("page_link")
-    assert links and first in links[0].proto.label
+    assert links and md_escape(first) in links[0].proto.label
     assert links[0].proto.page.endswith("tenant") or "tenant" in links[0].proto.page
 
 
@@ -220,11 +220,11 @@ def test_unknown_tenant_is_one_sentence(demo_env):
 def test_fleet_charts_match_the_store(demo_env):
     at = app("pages/fleet.py")
     figs = figures(at)
-    assert len(figs) == 4
+    assert len(figs) == 6  # + unreachable share per day, key lifecycle signals (issue 12)
     start, end = at.date_input(key="fl_range").value
     mix = demo_env.store.status_mix_per_day(start, end)
     by_name = {t["name"]: t for t in figs[0]["data"]}
-    assert set(by_name) == set(STATUSES)
+    assert set(by_name) == set(KEY_STATUSES)
     assert by_name["failing"]["y"] == [d["failing"] for d in mix]
     assert by_name["failing"]["marker"]["color"] == "#e03131"
     per_day = demo_env.store.checks_per_day(start, end)
@@ -318,6 +318,8 @@ def test_a_broken_database_is_one_sentence_on_every_page(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", url)
     runtime.ensure_schema(store.Database(url))
     with store.get_engine(url).begin() as conn:  # someone dropped the tables after the app started
+        conn.execute(sa.text("DROP TABLE key_events"))
+        conn.execute(sa.text("DROP TABLE stripe_keys"))
         conn.execute(sa.text("DROP TABLE check_rows"))
         conn.execute(sa.text("DROP TABLE checks"))
         conn.execute(sa.text("DROP TABLE audit"))

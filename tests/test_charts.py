@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, fleet, tenant
 
 
@@ -15,9 +15,9 @@ def spec(fig) -> dict:
 
 
 def mix_day(day: date, **counts) -> dict:
-    row = {"day": day, **{s: 0 for s in STATUSES}}
+    row = {"day": day, **{s: 0 for s in KEY_STATUSES}}
     row.update(counts)
-    row["total"] = sum(row[s] for s in STATUSES)
+    row["total"] = sum(row[s] for s in KEY_STATUSES)
     return row
 
 
@@ -53,7 +53,7 @@ def test_status_mix_as_shares_sums_to_100():
         lambda: fleet.score_distribution([{"from": 0, "to": 9, "tenants": 0}]),
         lambda: tenant.score_over_time([]),
         lambda: tenant.status_timeline([]),
-        lambda: fleet.status_counts({s: 0 for s in STATUSES}),
+        lambda: fleet.status_counts({s: 0 for s in KEY_STATUSES}),
     ],
 )
 def test_empty_data_gives_a_figure_that_says_so(build):
@@ -140,4 +140,4 @@ def test_status_timeline_one_trace_per_status_present():
     assert len(markers["invalid"]["x"]) == 2 and markers["invalid"]["y"] == ["invalid", "invalid"]
     line = s["data"][0]
     assert line["y"] == ["healthy", "invalid", "invalid", "healthy"]
-    assert s["layout"]["yaxis"]["categoryarray"] == list(STATUSES)
+    assert s["layout"]["yaxis"]["categoryarray"] == list(KEY_STATUSES)

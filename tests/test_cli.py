@@ -144,16 +144,19 @@ def test_check_tenant_then_history_shows_drift(sandbox, tmp_path):
     assert out["tenant"]["account"] == DEMO_KEYS["missing"].account
     assert [c["status"] for c in out["checks"]] == ["failing", "healthy"]
     assert {"checked_at", "status", "score", "masked", "mode", "account", "source"} <= set(out["checks"][0])
-    changed = {d["scope"]: (d["from_granted"], d["to_granted"], d["to_verdict"]) for d in out["drift"]}
+    # two different keys: a replacement, so not drift; the differences are the changes with the new key
+    assert out["drift"] == [] and len(out["key_events"]) == 1
+    changed = {d["scope"]: (d["from_granted"], d["to_granted"], d["to_verdict"]) for d in out["new_key_changes"]}
     assert changed == {
         "charge": ("write", "read", "missing"),
         "subscription": ("write", "none", "missing"),
         "invoice": ("write", "none", "missing"),
     }
-    for d in out["drift"]:
-        assert {"at", "scope", "resource", "from_granted", "to_granted", "from_verdict", "to_verdict"} == set(d)
+    for d in out["new_key_changes"]:
+        assert {"at", "scope", "resource", "from_granted", "to_granted", "from_verdict", "to_verdict", "from_key",
+                "to_key"} == set(d)
     text = run_cli(["history", "--tenant", "Acme Ltd"], sandbox, tmp_path=tmp_path).stdout
-    assert "Charges and Refunds: write → read" in text
+    assert "changes with the new key" in text and "Charges and Refunds: write → read" in text
 
 
 def test_history_unknown_tenant_and_bad_tenant_name(sandbox, tmp_path):

@@ -19,7 +19,7 @@ from core.demo import (
 )
 from core.engine.catalogue import load_profile
 from core.engine.remediation import fix_for
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.engine.verdict import overall_status, score
 from core.store import Database
 
@@ -52,14 +52,17 @@ def test_tens_of_tenants_over_several_weeks(checks):
     assert times == sorted(times)
     assert max(times) <= NOW
     assert max(times) - min(times) > timedelta(days=21)
-    assert min(times) >= NOW - timedelta(days=DEMO_DAYS + 1)
+    recent = [c.result.checked_at for c in checks if c.story != "long_lived"]
+    assert min(recent) >= NOW - timedelta(days=DEMO_DAYS + 1)
+    old = [c.result.checked_at for c in checks if c.story == "long_lived"]
+    assert min(old) < NOW - timedelta(days=180), "a key in use long enough to be due for rotation"
     per_tenant = Counter(c.tenant for c in checks)
     assert sum(per_tenant.values()) > 5 * DEMO_TENANTS
 
 
 def test_every_status_is_someones_latest(checks):
     latest = Counter(c.result.status for c in latest_by_tenant(checks).values())
-    assert set(latest) == set(STATUSES), latest
+    assert set(latest) == set(KEY_STATUSES), latest
     assert latest["healthy"] < DEMO_TENANTS  # not a fleet of green
 
 
@@ -82,8 +85,9 @@ def test_results_are_what_the_real_verdict_gives(checks):
     for c in checks:
         r = c.result
         assert "…" in r.key.masked and len(r.key.masked) < 40
-        if r.status == "invalid":
+        if r.status in ("invalid", "unreachable"):
             assert r.score == 0 and r.problem and not r.rows
+            assert (r.message is None) == (r.status == "unreachable")
             continue
         assert r.status == overall_status(r.rows)
         assert r.score == score(r.rows, r.status)
@@ -91,6 +95,33 @@ def test_results_are_what_the_real_verdict_gives(checks):
             assert row.fix == fix_for(row, profile)
         assert r.message and r.requests > 0
         assert c.source in store.SOURCES
+
+
+def test_every_lifecycle_signal_is_in_the_demo(tmp_path):
+    from core.demo import seed_demo
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    s = store.at(url)
+    s.upgrade()
+    seed_demo(s, now=NOW)
+    counts = store.at(url).lifecycle_counts(now=NOW)
+    for flag in store.FLAGS:
+        assert counts[flag] >= 1, (flag, counts)
+        assert store.at(url).latest_checks(flag=flag, now=NOW), flag
+    assert store.at(url).replaced_tenants(NOW - timedelta(days=7)) >= 2
+    share = store.at(url).unreachable_share()
+    assert 0 < share["unreachable"] < share["checks"]
+    assert any(d["unreachable"] for d in store.at(url).checks_per_day())
+    # the live tenant whose key was replaced by a test key of another account: one event, no drift across it
+    (t,) = store.at(url).latest_checks(flag=["mode_changed", "mode_mismatch"], now=NOW)
+    events = store.at(url).key_events(t["tenant_id"])
+    assert len(events) == 1 and events[0]["mode_changed"] and events[0]["account_changed"]
+    assert store.at(url).drift(t["tenant_id"]) == [] or all(
+        d["from_key"] == d["to_key"] for d in store.at(url).drift(t["tenant_id"]))
+    assert store.at(url).drift(t["tenant_id"], new_key=True)
+    revoked = [h for x in store.at(url).list_tenants() for h in store.at(url).tenant_history(x["id"])
+               if h["refused"] in ("expired", "revoked")]
+    assert {h["refused"] for h in revoked} == {"expired", "revoked"}
 
 
 def test_every_story_is_told(checks):

@@ -104,7 +104,7 @@ def test_connection_refused_mid_sweep(db):
     assert stopped.is_set()
     unknown = [x for x in r.rows if x.verdict == "unknown"]
     assert len(unknown) > 20
-    assert all("no answer" in x.reason for x in unknown)
+    assert all("no answer" in x.reason or "Stripe did not answer" in x.reason for x in unknown)
     assert r.status == "incomplete"
     settled = [x for x in r.rows if x.scope and x.verdict != "unknown"]
     assert len(settled) >= 10 and all(x.verdict in ("ok", "not_applicable") for x in settled)

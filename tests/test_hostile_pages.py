@@ -26,7 +26,7 @@ from textcheck import app_pages, dangers, markdown_fields
 
 from core import store
 from core.engine.keys import intake
-from core.engine.result import STATUSES, CheckResult, KeyInfo, Row
+from core.engine.result import KEY_STATUSES, CheckResult, KeyInfo, Row
 from core.ui.csv_safe import FORMULA_START, frame_csv
 from core.ui.grid import download_name, grid_csv
 from core.ui.text import md_code, md_escape, plain
@@ -113,7 +113,7 @@ def seeded(hostile_env):
     now = datetime.now(UTC)
     results = {}
     for i, name in enumerate(HOSTILE_NAMES):
-        status = STATUSES[i % len(STATUSES)]
+        status = KEY_STATUSES[i % len(KEY_STATUSES)]  # statuses of a key: these results have rows (not unreachable)
         for back in (3, 0):  # two checks: drift and a history
             res = CheckResult(
                 key=KeyInfo(kind="restricted", mode="test", masked="rk_test_…a1b2", fingerprint="fp_" + "0" * 61),

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import store
-from core.engine.result import STATUSES, Row
+from core.engine.result import KEY_STATUSES, Row
 from core.store.db import get_engine, normalize_url
 
 D0 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
@@ -22,7 +22,7 @@ def test_upgrade_reaches_head_and_is_idempotent(db_url):
     assert store.at(db_url).current_revision() is None
     store.at(db_url).upgrade()
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0006"
+    assert store.at(db_url).current_revision() == "0007"
     names = set(sa.inspect(get_engine(db_url)).get_table_names())
     assert {"tenants", "checks", "check_rows", "audit", "alembic_version"} <= names
 
@@ -256,7 +256,7 @@ def test_stale_tenants_and_status_counts(store_url, make_result):
         "Never Checked", "Archived Co"]
     assert store.at(store_url).status_counts() == {
         "invalid": 1, "failing": 2, "incomplete": 1, "attention": 1, "healthy": 2}
-    assert list(store.at(store_url).status_counts()) == list(STATUSES)
+    assert list(store.at(store_url).status_counts()) == list(KEY_STATUSES)
     with pytest.raises(store.StoreInputError):
         store.at(store_url).stale_tenants(-1)
 
@@ -317,7 +317,7 @@ def test_status_mix_and_checks_per_day(store_url, make_result):
     rec("D", "failing", day2 + timedelta(hours=6))
     store.at(store_url).update_tenant("D", archived=True)
     mix = store.at(store_url).status_mix_per_day()
-    z = {s: 0 for s in STATUSES}
+    z = {s: 0 for s in KEY_STATUSES}
     assert mix == [
         {"day": date(2025, 3, 1), **z, "healthy": 1, "failing": 1, "total": 2},
         {"day": date(2025, 3, 2), **z, "invalid": 1, "attention": 1, "total": 2},
@@ -326,11 +326,11 @@ def test_status_mix_and_checks_per_day(store_url, make_result):
     assert store.at(store_url).status_mix_per_day(end=date(2025, 3, 1)) == mix[:1]
     assert store.at(store_url).status_mix_per_day(include_archived=True)[1]["failing"] == 1
     assert store.at(store_url).checks_per_day() == [
-        {"day": date(2025, 3, 1), "checks": 3, "tenants": 2},
-        {"day": date(2025, 3, 2), "checks": 2, "tenants": 2},
+        {"day": date(2025, 3, 1), "checks": 3, "tenants": 2, "unreachable": 0},
+        {"day": date(2025, 3, 2), "checks": 2, "tenants": 2, "unreachable": 0},
     ]
-    assert store.at(store_url).checks_per_day(start=date(2025, 3, 2), end=date(2025, 3, 2),
-        include_archived=True) == [{"day": date(2025, 3, 2), "checks": 3, "tenants": 3}]
+    assert store.at(store_url).checks_per_day(start=date(2025, 3, 2), end=date(2025, 3, 2), include_archived=True) == [
+        {"day": date(2025, 3, 2), "checks": 3, "tenants": 3, "unreachable": 0}]
 
 
 def test_top_problem_scopes_over_latest_checks(store_url, make_result):

@@ -87,6 +87,7 @@ def check_key(
         info, outcomes, catalogue=catalogue, profile=profile,
         account=stats.account or (previous.account if previous else None),
         problem=stats.auth_problem, refused=stats.auth_kind,
+        unreachable=stats.unreachable, answered=stats.answered,
         requests=stats.requests, elapsed_s=time.monotonic() - started, incidents=stats.incidents,
     )
 
@@ -100,6 +101,8 @@ def assemble(
     account: str | None = None,
     problem: str | None = None,
     refused: str | None = None,
+    unreachable: str | None = None,
+    answered: bool = True,
     requests: int = 0,
     elapsed_s: float = 0.0,
     incidents: Iterable[str] = (),
@@ -108,15 +111,22 @@ def assemble(
     """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
 
     `problem` set: the key was refused (locally by intake, or by Stripe with `refused` saying how), so there
-    is no grid. Otherwise every row is judged from `outcomes` (scope -> what the probes saw), and the status,
-    score, fixes, tenant message and create-key link follow from the rows.
+    is no grid. `unreachable` set (one sentence) and not `answered`: Stripe gave no HTTP answer at all, so the
+    status is "unreachable" (our network, not the key): no grid, no score, no tenant message. `unreachable` set
+    and `answered`: Stripe stopped answering partway; the rows settled before stand, the rest are unknown, and
+    the sentence is the result's problem. Otherwise every row is judged from `outcomes` (scope -> what the probes
+    saw), and the status, score, fixes, tenant message and create-key link follow from the rows.
     """
     if problem is not None:
         result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
+    elif unreachable is not None and not answered:
+        result = CheckResult(key=info, status="unreachable", score=0, problem=unreachable, account=account)
     else:
         rows = build_rows(catalogue, profile, outcomes or {})
         status = overall_status(rows)
         result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)
+        if unreachable is not None:  # Stripe stopped answering partway: settled rows stand, the rest are unknown
+            result.problem = unreachable
         for r in rows:
             r.fix = fix_for(r, profile)
     result.guide_notes = guide_notes(result, profile)

@@ -9,6 +9,9 @@ look an object up or create one (see data/catalogue.toml for the probes).
 - 429, 5xx, timeouts and network errors say nothing about the permission: bounded retries with
   backoff, and then the scope is "unknown", never guessed.
 - A 401 stops the sweep: the key is refused (invalid or revoked, expired, or outside its IP allowlist).
+- No HTTP answer at all (refused connection, DNS, TLS, proxy, timeouts) is Stripe unreachable, our side's
+  problem: if the first probe gets none after its retries the sweep stops at once; if Stripe stops answering
+  later, the sweep stops after `max_network_failures` consecutive network failures (settled rows stand).
 - Outcomes are yielded one by one in the caller's thread, so a UI can show progress.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -199,10 +203,13 @@ class SweepStats:
     auth_problem: str | None = None  # one sentence when Stripe refused the key itself
     auth_kind: str | None = None  # invalid | expired | ip_not_allowed | no_key
     incidents: list[str] = field(default_factory=list)
+    answered: bool = False  # Stripe gave at least one HTTP answer
+    network_failures: int = 0  # requests that got no HTTP answer at all
+    unreachable: str | None = None  # one sentence when the sweep stopped because Stripe did not answer
 
 
-def _stopped() -> Answer:
-    return Answer("stopped", None, "not sent: Stripe refused the key")
+def _stopped(why: str = "Stripe refused the key") -> Answer:
+    return Answer("stopped", None, f"not sent: {why}")
 
 
 def is_permission_refusal(code: str | None, message: str) -> bool:
@@ -287,6 +294,57 @@ def auth_sentence(answer: Answer, mode: str | None) -> tuple[str, str]:
     ).replace("this  key", "this key")
 
 
+def network_cause(err: BaseException) -> str:
+    """A few words naming why a request got no HTTP answer, from the SDK's APIConnectionError and the
+    requests exception underneath it (its __cause__)."""
+    import requests
+
+    cause = err.__cause__ or err.__context__ or err
+    text = str(cause)
+    if isinstance(cause, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return "the TLS handshake failed (the certificate was not trusted; is a proxy intercepting HTTPS?)"
+    if isinstance(cause, requests.exceptions.ProxyError):
+        return "the proxy refused or failed the connection"
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return "the connection timed out"
+    if isinstance(cause, requests.exceptions.Timeout):
+        return "no answer before the timeout"
+    low = text.lower()
+    if any(w in low for w in ("name or service not known", "nameresolutionerror", "getaddrinfo",
+                              "nodename nor servname", "temporary failure in name resolution",
+                              "no address associated")):
+        return "its name does not resolve (DNS)"
+    if "connection refused" in low:
+        return "connection refused"
+    if any(w in low for w in ("connection reset", "remotedisconnected", "connection aborted", "broken pipe")):
+        return "the connection was closed without an answer"
+    if "network is unreachable" in low or "no route to host" in low:
+        return "the network is unreachable"
+    return f"network error ({type(cause).__name__})"
+
+
+def api_host(client: stripe.StripeClient) -> str:
+    """The host (and port, if any) of the client's API base address: api.stripe.com, or a sandbox's."""
+    try:
+        base = client._requestor._options.base_addresses.get("api") or STRIPE_DEFAULT_API_BASE
+    except AttributeError:
+        base = STRIPE_DEFAULT_API_BASE
+    return urlsplit(base).netloc or base
+
+
+def unreachable_sentence(host: str, cause: str, *, partway: bool = False) -> str:
+    if partway:
+        return (
+            f"Stripe stopped answering partway through the check: this server cannot reach {host}: {cause}. "
+            "The permissions settled before stand, the rest are unknown; this is our side's network, not the "
+            "tenant's key: check again once Stripe answers."
+        )
+    return (
+        f"This server cannot reach {host}: {cause}. Nothing is known about the key; this is our side's network "
+        "(firewall, proxy, DNS or an outage), not the tenant's key: fix the connection and check again."
+    )
+
+
 class KeyRequests:
     """Every request Key Health sends with one key goes through here: the probes, the sample data and the
     sample transaction. Paced by one token bucket; inconclusive answers (429, 5xx, timeouts, network
@@ -326,6 +384,22 @@ class KeyRequests:
         self.account: str | None = None
         self.auth_kind: str | None = None  # invalid | expired | ip_not_allowed | no_key
         self.auth_problem: str | None = None  # one sentence when Stripe refused the key itself
+        self.host = api_host(client)
+        self.answered = False  # any HTTP answer at all (even a 5xx): Stripe is reachable
+        self.network_failures = 0  # requests with no HTTP answer, in all
+        self.network_in_a_row = 0  # ... since the last HTTP answer
+        self.network_cause: str | None = None  # why the last one got no answer
+        self.stop_reason: str | None = None  # auth | unreachable | None (or the caller stopped)
+
+    def stop_unreachable(self) -> None:
+        with self._lock:
+            self.stop_reason = self.stop_reason or "unreachable"
+        self.stop.set()
+
+    def stopped_why(self) -> str:
+        if self.stop_reason == "unreachable":
+            return "Stripe did not answer (our network)"
+        return "Stripe refused the key"
 
     def send(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Answer | None]:
         """One paced request: (the SDK's response, None), or (None, what the error answer means).
@@ -333,7 +407,9 @@ class KeyRequests:
 
         A 401 stops everything, so a refused key costs exactly one request whatever the callers do: the
         first request is sent alone (every other caller waits for its answer), and the stop is checked
-        right before each request leaves, under the lock a 401 takes to set it."""
+        right before each request leaves, under the lock a 401 takes to set it. A request that gets no HTTP
+        answer at all counts as a network failure; after `max_network_failures` in a row (once Stripe had
+        answered) the sweep stops as unreachable."""
         with self._lock:
             lead, self._lead_taken = not self._lead_taken, True
         if not lead:
@@ -341,18 +417,32 @@ class KeyRequests:
         try:
             ceiling = self.pacing.ceiling if self.pacing is not None else None
             if ceiling is not None and not ceiling.acquire(self.stop):
-                return None, _stopped()
+                return None, _stopped(self.stopped_why())
             if not self.bucket.acquire(self.stop):
-                return None, _stopped()
+                return None, _stopped(self.stopped_why())
             with self._lock:
                 if self.stop.is_set():
-                    return None, _stopped()
+                    return None, _stopped(self.stopped_why())
                 self.requests += 1
             try:
-                return self.client.raw_request(method.lower(), path, api_key=self._key, **(params or {})), None
+                resp = self.client.raw_request(method.lower(), path, api_key=self._key, **(params or {}))
             except stripe.StripeError as e:
                 a = interpret(e, Probe(method.upper(), path))
                 a.error = e
+            else:
+                self._heard()
+                return resp, None
+            if isinstance(a.error, stripe.APIConnectionError) and getattr(a.error, "http_status", None) is None:
+                with self._lock:
+                    self.network_failures += 1
+                    self.network_in_a_row += 1
+                    self.network_cause = network_cause(a.error)
+                    a.detail = f"no answer from Stripe ({self.network_cause})"
+                    give_up = self.answered and self.network_in_a_row >= self.settings.max_network_failures
+                if give_up:
+                    self.stop_unreachable()
+                return None, a
+            self._heard()
             with self._lock:
                 if a.account and self.account is None:
                     self.account = a.account
@@ -364,6 +454,7 @@ class KeyRequests:
                 if a.kind == "auth":
                     if self.auth_problem is None:
                         self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
+                    self.stop_reason = self.stop_reason or "auth"
                     self.stop.set()
             return None, a
         finally:
@@ -380,6 +471,11 @@ class KeyRequests:
             for _ in range(self.requests):
                 shared.charge()
             self.bucket = shared
+
+    def _heard(self) -> None:
+        with self._lock:
+            self.answered = True
+            self.network_in_a_row = 0
 
     def request(
         self, method: str, path: str, params: dict[str, Any] | None = None, *,
@@ -449,7 +545,7 @@ class Prober:
     def _settle(self, scope: Scope, a: Answer, level: str) -> tuple[str, str | None]:
         """What one answer says about the scope: ("granted" | "denied" | "na" | "unknown", detail)."""
         if a.kind in ("auth", "stopped", "retry"):
-            return "unknown", _why(a, level)
+            return "unknown", self._why(a, level)
         if self.mode == "live" and scope.test_only:
             # Only a refusal naming the permission is a verdict for a live key on a test-mode endpoint.
             if a.kind == "denied" and set(a.named) & scope.own_names():
@@ -459,12 +555,12 @@ class Prober:
             return "na", scope.absent_api
         if a.kind in ("granted", "denied"):
             return a.kind, None
-        return "unknown", _why(a, level)  # forbidden (e.g. account_invalid), broken, absent where it should exist
+        return "unknown", self._why(a, level)  # forbidden (e.g. account_invalid), broken, absent where it should exist
 
     def _probe_scope(self, scope: Scope, counter: list[int]) -> ScopeOutcome:
         name = scope.scope
         if self._stop.is_set():
-            return ScopeOutcome(name, "unknown", "not probed: Stripe refused the key")
+            return ScopeOutcome(name, "unknown", f"not probed: {self.http.stopped_why()}")
         if not scope.probed:
             return ScopeOutcome(name, "unknown", "not checkable from outside")
         if scope.read is not None:
@@ -496,6 +592,13 @@ class Prober:
             return ScopeOutcome(name, "none", not_applicable=why)
         return ScopeOutcome(name, "unknown", why)
 
+    def _why(self, a: Answer, level: str) -> str:
+        if a.kind == "auth":
+            return "not settled: Stripe refused the key"
+        if a.kind == "stopped":
+            return f"not settled: {self.http.stopped_why()}"
+        return f"{level} probe inconclusive: {a.detail}"
+
     # --- the sweep ---------------------------------------------------------------------
     def sweep(self, scopes: Iterable[Scope]) -> Iterator[ScopeOutcome]:
         """Probe every scope; yield outcomes as they arrive, in the caller's thread.
@@ -508,12 +611,18 @@ class Prober:
         try:
             if not scopes:
                 return
-            first = self.probe_scope(scopes[0])
+            lead = 0  # the first scope that sends a request is probed alone (unprobed ones send nothing)
+            while lead < len(scopes) - 1 and not scopes[lead].probed:
+                yield self.probe_scope(scopes[lead])
+                lead += 1
+            first = self.probe_scope(scopes[lead])
+            if not self.http.answered and self.http.network_failures:
+                self.http.stop_unreachable()  # not one HTTP answer after the first probe's retries: stop at once
             yield first
-            rest = scopes[1:]
+            rest = scopes[lead + 1:]
             if self._stop.is_set():
                 for s in rest:
-                    yield ScopeOutcome(s.scope, "unknown", "not probed: Stripe refused the key")
+                    yield ScopeOutcome(s.scope, "unknown", f"not probed: {self.http.stopped_why()}")
                 return
             own = self.pool is None
             pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="probe") \
@@ -533,7 +642,7 @@ class Prober:
                                 pending.add(pool.submit(self.probe_scope, queue.popleft()))
                             yield f.result()
                     for s in queue:  # not sent: the key was refused meanwhile
-                        yield ScopeOutcome(s.scope, "unknown", "not probed: Stripe refused the key")
+                        yield ScopeOutcome(s.scope, "unknown", f"not probed: {self.http.stopped_why()}")
                 finally:
                     if pending:  # the caller stopped iterating: release the workers' waits at once
                         self._stop.set()
@@ -545,9 +654,9 @@ class Prober:
             h = self.http
             self.stats.requests, self.stats.account = h.requests, h.account
             self.stats.auth_kind, self.stats.auth_problem = h.auth_kind, h.auth_problem
+            self.stats.answered, self.stats.network_failures = h.answered, h.network_failures
+            if h.stop_reason == "unreachable":
+                self.stats.unreachable = unreachable_sentence(
+                    h.host, h.network_cause or "no answer", partway=h.answered
+                )
 
-
-def _why(a: Answer, level: str) -> str:
-    if a.kind in ("auth", "stopped"):
-        return "not settled: Stripe refused the key"
-    return f"{level} probe inconclusive: {a.detail}"

@@ -89,31 +89,73 @@ def create_link(profile: Profile, catalogue: Catalogue, mode: str | None) -> str
     return f"{base}?{query}"
 
 
-def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) -> str:
-    """The message support copies to the tenant: what to change, where, and a link to start over."""
+def _lifecycle_lines(result: CheckResult) -> list[str]:
+    """Gentle extra lines from the tenant's history: a test key on a live tenant, a key due for rotation."""
+    lc = result.lifecycle
+    if lc is None:
+        return []
+    out = []
+    if lc.mode_mismatch and lc.expected_mode == "live":
+        out.append(
+            "One more thing: this is a test-mode key (it starts with rk_test_), and your Pointai account is live. "
+            "Please send us the live-mode restricted key (it starts with rk_live_) so Pointai can take real payments."
+        )
+    if lc.rotation_due and lc.age_days is not None:
+        out.append(
+            f"This key has been in use for {lc.age_days} days. When it suits you, consider rotating it (create a new "
+            "restricted key and paste it into Pointai); nothing is broken, it is simply good practice."
+        )
+    return out
+
+
+def _with_lines(body: str, extra: list[str]) -> str:
+    if not extra:
+        return body
+    head, sep, tail = body.rpartition("\n\nThank you!")
+    if not sep:
+        return body + "\n\n" + "\n\n".join(extra)
+    return head + "\n\n" + "\n\n".join(extra) + sep + tail
+
+
+def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) -> str | None:
+    """The message support copies to the tenant: what to change, where, and a link to start over.
+
+    It never claims more than the result holds: None when Stripe was unreachable (nothing is known about
+    the key; our side's problem) or when not one permission could be settled; "every permission is right"
+    only when every row was settled and is ok; unsettled permissions are named as not checked yet.
+    """
     link = create_link(profile, catalogue, result.key.mode)
+    if result.status == "unreachable":
+        return None
+    extra = _lifecycle_lines(result)
     traps = guide_notes(result, profile)
     if result.status == "invalid":
-        extra = "".join(f"{t}\n" for t in traps)
-        return (
+        notes = "".join(f"{t}\n" for t in traps)
+        return _with_lines(
             f"Hello,\n\nWe could not use the Stripe key you gave Pointai: {result.problem}\n\n"
             f"You can create a correct key in one step with this link (it opens Stripe with every permission "
             f"Pointai needs already set): {link}\nThen paste the new key (it starts with "
-            f"rk_{result.key.mode or 'live'}_) into Pointai.\n{extra}\nThank you!"
+            f"rk_{result.key.mode or 'live'}_) into Pointai.\n{notes}\nThank you!",
+            [x for x in extra if "rotating" not in x],
         )
     missing = [r for r in result.rows if r.verdict == "missing"]
     excess = [r for r in result.rows if r.verdict == "excess"]
     unknown = [r for r in result.rows if r.verdict == "unknown"]
+    settled = [r for r in result.rows if r.verdict in ("ok", "missing", "excess")]
+    if not settled:
+        return None  # Stripe answered nothing conclusive: there is nothing to tell the tenant yet
     if not missing and not excess:
         if unknown:
-            return (
-                "Hello,\n\nYour Stripe key for Pointai is accepted by Stripe and every permission we could check "
-                "is right. Stripe was busy for a few checks, so we will confirm the rest shortly; "
-                "there is nothing for you to do.\n\nThank you!"
+            return _with_lines(
+                f"Hello,\n\nStripe accepts your key for Pointai, and the {len(settled)} permissions we could check "
+                f"are right. We could not check {len(unknown)} more yet (Stripe did not answer for them), so we "
+                "will confirm those shortly; there is nothing for you to do for now.\n\nThank you!",
+                extra,
             )
-        return (
+        return _with_lines(
             "Hello,\n\nYour Stripe key for Pointai has exactly the permissions Pointai needs. Nothing to change."
-            "\n\nThank you!"
+            "\n\nThank you!",
+            extra,
         )
     lines = [
         "Hello,",
@@ -130,6 +172,9 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
             f"Pointai does not need more)"
         )
     lines += ["Then click Save. Leave everything else as it is."]
+    if unknown:
+        lines += ["", (f"We could not check {len(unknown)} more permissions yet (Stripe did not answer for them); "
+                       "we will confirm those once you have saved.")]
     if traps:
         lines += [""] + traps
     lines += [
@@ -138,4 +183,4 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
         "",
         "Thank you!",
     ]
-    return "\n".join(lines)
+    return _with_lines("\n".join(lines), extra)

@@ -11,13 +11,16 @@ from typing import Any, Literal, TypeGuard
 Level = Literal["none", "read", "write"]
 Granted = Literal["none", "read", "write", "unknown"]
 Verdict = Literal["ok", "missing", "excess", "unknown", "not_applicable"]
-Status = Literal["healthy", "attention", "failing", "incomplete", "invalid"]
+Status = Literal["healthy", "attention", "failing", "incomplete", "invalid", "unreachable"]
 Mode = Literal["live", "test"]
 
 LEVELS: tuple[Level, ...] = ("none", "read", "write")
 VERDICTS: tuple[Verdict, ...] = ("ok", "missing", "excess", "unknown", "not_applicable")
-# Worst first: the order triage sorts by.
-STATUSES: tuple[Status, ...] = ("invalid", "failing", "incomplete", "attention", "healthy")
+# What a check says about the key, worst first: the order triage sorts by.
+KEY_STATUSES: tuple[Status, ...] = ("invalid", "failing", "incomplete", "attention", "healthy")
+# Every status a check may have. "unreachable" (Stripe gave no HTTP answer at all: our network, not the key)
+# says nothing about the key: no score, not a tenant's latest status, out of the status mix and score charts.
+STATUSES: tuple[Status, ...] = (*KEY_STATUSES, "unreachable")
 
 
 def is_level(value: object) -> TypeGuard[Level]:
@@ -104,6 +107,76 @@ class Row:
 
 
 @dataclass
+class KeyLifecycle:
+    """What a tenant's history says about the key just checked (core.features.lifecycle fills it in)."""
+
+    first_seen_at: datetime | None = None  # when Key Health first saw this key (any tenant)
+    age_days: int | None = None  # whole days since first_seen_at
+    rotation_days: int | None = None  # the configured age after which rotation is due
+    rotation_due: bool = False
+    replaced: str | None = None  # masked form of the tenant's previous key, when this check brings a new one
+    previous_mode: str | None = None
+    previous_account: str | None = None
+    mode_changed: bool = False  # live <-> test compared with the tenant's previous key
+    account_changed: bool = False  # another Stripe account than the tenant's previous checks
+    expected_mode: str | None = None  # the tenant's expected mode (live once it is in production)
+    mode_mismatch: bool = False  # a test key on a live tenant (or the other way round)
+    shared_with: list[str] = field(default_factory=list)  # other tenants this very key was recorded for
+
+    def problems(self) -> list[str]:
+        """One sentence per thing support must act on, most important first."""
+        out = []
+        if self.mode_mismatch:
+            if self.expected_mode == "live":
+                out.append(
+                    "This tenant is live (in production) but this is a test-mode key: Pointai cannot take real "
+                    "payments with it; ask the tenant for their live restricted key (rk_live_…)."
+                )
+            else:
+                out.append(
+                    f"This tenant is expected to use {self.expected_mode} mode but this is a "
+                    f"{'live' if self.expected_mode == 'test' else 'test'}-mode key; check which key the tenant meant."
+                )
+        if self.account_changed:
+            out.append(
+                "This key belongs to another Stripe account than the tenant's previous checks (they saw "
+                f"{_or_unknown(self.previous_account)}): the most likely cause of \"it worked yesterday\"; "
+                "confirm with the tenant which account Pointai should use."
+            )
+        if self.mode_changed:
+            out.append(
+                f"The key went from {self.previous_mode} mode to the other mode with this replacement; "
+                "check that the tenant meant to switch."
+            )
+        if self.shared_with:
+            out.append(
+                "This very key is also recorded for " + ", ".join(self.shared_with)
+                + ": a key pasted into the wrong tenant, or tenants sharing one Stripe account."
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "first_seen_at": self.first_seen_at.isoformat() if self.first_seen_at else None,
+            "age_days": self.age_days,
+            "rotation_days": self.rotation_days,
+            "rotation_due": self.rotation_due,
+            "replaced": self.replaced,
+            "previous_mode": self.previous_mode,
+            "previous_account": self.previous_account,
+            "mode_changed": self.mode_changed,
+            "account_changed": self.account_changed,
+            "expected_mode": self.expected_mode,
+            "mode_mismatch": self.mode_mismatch,
+            "shared_with": list(self.shared_with),
+        }
+
+
+def _or_unknown(v: str | None) -> str:
+    return v or "unknown"
+
+
+@dataclass
 class CheckResult:
     key: KeyInfo
     status: Status
@@ -116,8 +189,10 @@ class CheckResult:
     incidents: list[str] = field(default_factory=list)  # a non-GET probe that got a 2xx, etc.
     message: str | None = None  # the copyable message for the tenant
     create_link: str | None = None  # pre-filled "create restricted key" link
-    refused: str | None = None  # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key
+    # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key | revoked
+    refused: str | None = None
     guide_notes: list[str] = field(default_factory=list)  # the onboarding guide's traps that apply to this key
+    lifecycle: KeyLifecycle | None = None  # what the tenant's history says about this key (set by the service)
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def counts(self) -> dict[str, int]:
@@ -126,13 +201,18 @@ class CheckResult:
             out[r.verdict] += 1
         return out
 
+    @property
+    def says_something(self) -> bool:
+        """False for an unreachable check: Stripe never answered, so nothing is known about the key."""
+        return self.status != "unreachable"
+
     def to_json(self) -> dict[str, Any]:
-        """The CLI's public JSON shape (see README)."""
-        return {
+        """The CLI's public JSON shape (see README). An unreachable check has no score (null)."""
+        out = {
             "key": self.key.to_dict(),
             "account": self.account,
             "status": self.status,
-            "score": self.score,
+            "score": self.score if self.says_something else None,
             "problem": self.problem,
             "rows": [r.to_dict() for r in self.rows],
             "requests": self.requests,
@@ -142,15 +222,20 @@ class CheckResult:
             "guide_notes": list(self.guide_notes),
             "checked_at": self.checked_at.isoformat(),
         }
+        if self.lifecycle is not None:
+            out["lifecycle"] = self.lifecycle.to_dict()
+        return out
 
 
 __all__ = [
+    "KEY_STATUSES",
     "LEVELS",
     "STATUSES",
     "VERDICTS",
     "CheckResult",
     "Granted",
     "KeyInfo",
+    "KeyLifecycle",
     "Level",
     "Mode",
     "Row",

@@ -18,6 +18,9 @@ class ProbeSettings:
     retries: int = 3  # extra tries after an inconclusive answer (429, 5xx, timeout, network)
     backoff_s: float = 0.25  # first backoff; doubles each retry, with jitter
     timeout_s: float = 10.0
+    # Consecutive requests with no HTTP answer at all (refused, reset, DNS, TLS, proxy, timeout) after which
+    # a sweep that had answers before stops: Stripe went away mid-sweep, the remaining scopes stay unknown.
+    max_network_failures: int = 8
 
     def rate_for(self, mode: Mode | None) -> float:
         return self.rate_live if mode == "live" else self.rate_test

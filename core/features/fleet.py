@@ -9,6 +9,8 @@ by one writer, in a stored run that can be resumed and shared by several workers
   of the account (core.engine.probe.Pacing). A global bucket caps the requests/s of the process.
 - One writer thread in front of the store records every result in turn (SQLite has one writer anyway), so
   concurrency cannot lose a check to a lock; every line ends recorded or reported failed with its reason.
+- A check Stripe never answered (unreachable: our side's network) stops the run from claiming more tenants; the
+  tenants not checked are listed as such and left for `--resume`.
 - The run and its tenants are stored (fleet_runs, fleet_items). Tenants are claimed before they are checked
   (PostgreSQL: FOR UPDATE SKIP LOCKED, with an expiry), so workers sharing a run never check one twice and a
   run killed halfway keeps every finished check; `resume` picks the last unfinished run up where it stopped.
@@ -170,7 +172,8 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
     run_id = run["id"]
     store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
-    report.skipped = len(store.done_slugs(run_id) & set(by_slug))
+    done_before = store.done_slugs(run_id) & set(by_slug)
+    report.skipped = len(done_before)
     accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
     total = len(by_slug) - report.skipped
 
@@ -180,6 +183,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     writer = Writer()
     lock = threading.Lock()
     done = [0, 0]  # tenants finished, of which failed
+    unreachable = threading.Event()  # Stripe never answered a check: claim no more tenants (our side's outage)
 
     def tick(failed: bool) -> None:
         with lock:
@@ -207,19 +211,28 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         else:
             report.recorded += 1
             report.results.append({"line": entry.line, "tenant": entry.tenant, "status": result.status,
-                                   "score": result.score, "masked": result.key.masked})
+                                   "score": result.score if result.says_something else None,
+                                   "masked": result.key.masked})
+        if result is not None and result.status == "unreachable":
+            report.unreachable = report.unreachable or result.problem
+            unreachable.set()
             report.requests += result.requests
         if last:
             tick(check_id is None)
 
     def check(item: dict, lines: list[BatchLine]) -> list[Future]:
-        out = []
+        out: list[Future] = []
+        if unreachable.is_set():  # claimed just before Stripe went away: left for --resume, not checked
+            _retrying(lambda: store.release_run_items([item["id"]]))
+            return out
         for n, entry in enumerate(lines, start=1):
             try:
                 result = check_key(entry.raw_key, settings=probe, client=client, pacing=pacing,
                                    account_hint=accounts.get(item["slug"]), pool=probe_pool)
-                result = svc.judge(result)
+                result = svc.lifecycle(svc.judge(result), entry.tenant)
                 error = None
+                if result.status == "unreachable":
+                    unreachable.set()  # before this worker frees its slot: no tenant is claimed after it
             except Exception as e:  # noqa: BLE001 - a bug or a store read failing in judge: the line fails, with why
                 log.error("checking a fleet line failed: %s", type(e).__name__)
                 result, error = None, f"The check could not be completed ({type(e).__name__}); run it again."
@@ -236,7 +249,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     writes: list[Future] = []
     try:
         while True:
-            free = k - len(in_flight)
+            free = 0 if unreachable.is_set() else k - len(in_flight)
             claimed = _retrying(functools.partial(store.claim_run_items, run_id, opts.worker, free, opts.claim_ttl_s)) \
                 if free > 0 else []
             for item in claimed:
@@ -263,6 +276,13 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
             log.error("summarising the run failed: %s", type(e).__name__)
             report.run = dict(run)
+    if report.unreachable is not None:  # the lines never checked because Stripe did not answer
+        covered = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
+        report.failed_lines.extend(
+            {"line": e.line, "problem": "Not checked: Stripe did not answer this server (see the unreachable line); "
+                                        "run the recheck again (--resume) once it does."}
+            for slug, es in by_slug.items() if slug not in done_before for e in es if e.line not in covered
+        )
     report.results.sort(key=lambda r: r["line"])
     report.failed_lines.sort(key=lambda f: f["line"])
     return report

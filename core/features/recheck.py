@@ -42,6 +42,7 @@ class BatchReport:
     not_reached: list[int] = field(default_factory=list)  # lines the run stopped before saving
     interrupted: str | None = None  # "SIGINT" | "SIGTERM" when a signal stopped the run
     database_problem: DatabaseProblem | None = None  # set when the database stopped the run (or failed a line)
+    unreachable: str | None = None  # why the batch stopped: Stripe never answered (our side)
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +52,7 @@ class BatchReport:
             "not_reached": self.not_reached,
             "interrupted": self.interrupted,
             "database_problem": self.database_problem.sentence if self.database_problem else None,
+            "unreachable": self.unreachable,
         }
 
     @property
@@ -243,11 +245,14 @@ def recheck(
                     continue
                 report.recorded += 1
                 report.results.append(
-                    {"line": entry.line, "tenant": entry.tenant, "status": result.status, "score": result.score,
-                     "masked": result.key.masked}
+                    {"line": entry.line, "tenant": entry.tenant, "status": result.status,
+                     "score": result.score if result.says_something else None, "masked": result.key.masked}
                 )
                 if on_result is not None:
                     on_result(entry, result)
+                if result.status == "unreachable":  # Stripe does not answer this server: the rest would wait too
+                    report.unreachable = result.problem
+                    break
     except Interrupted as e:
         report.interrupted = e.signame
     report.not_reached = [e.line for e in todo[i:]]

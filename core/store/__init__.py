@@ -19,8 +19,10 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from core.store import fleet, queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
-from core.store.models import SOURCES, Audit, Check, CheckRow, Tenant
+from core.store.models import SOURCES, Audit, Check, CheckRow, KeyEvent, StripeKey, Tenant
+from core.store.queries import FLAGS
 from core.store.record import (
+    EXPECTED_MODES,
     UNSET,
     StoreInputError,
     UnknownTenantError,
@@ -110,6 +112,15 @@ class Store:
     mark_alert_delivery = _Bound(fleet.mark_delivery)
     open_alerts = _Bound(fleet.open_alerts)
     ack_alert = _Bound(fleet.ack_alert)
+    # key lifecycle (0006)
+    key_events = _Bound(queries.key_events)
+    key_first_seen = _Bound(queries.key_first_seen)
+    tenants_with_key = _Bound(queries.tenants_with_key)
+    shared_keys = _Bound(queries.shared_keys)
+    previous_key = _Bound(queries.previous_key)
+    lifecycle_counts = _Bound(queries.lifecycle_counts)
+    replaced_tenants = _Bound(queries.replaced_tenants)
+    unreachable_share = _Bound(queries.unreachable_share)
 
 
 def at(url: str) -> Store:
@@ -119,6 +130,8 @@ def at(url: str) -> Store:
 
 __all__ = [
     "DATABASE_ERRORS",
+    "EXPECTED_MODES",
+    "FLAGS",
     "SOURCES",
     "UNSET",
     "Audit",
@@ -127,8 +140,10 @@ __all__ = [
     "Database",
     "DatabaseFailure",
     "DatabaseProblem",
+    "KeyEvent",
     "Store",
     "StoreInputError",
+    "StripeKey",
     "Tenant",
     "UnknownTenantError",
     "at",

@@ -39,6 +39,8 @@ class Tenant(SQLModel, table=True):
     # No foreign key on purpose: tenants <-> checks would be a cycle.
     last_check_id: int | None = Field(default=None)
     last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # 0006: "live" once the tenant is in production (a test key is then a problem), "test", or None (not said).
+    expected_mode: str | None = Field(default=None, sa_type=sa.String(8))
 
 
 class Check(SQLModel, table=True):
@@ -76,6 +78,56 @@ class Check(SQLModel, table=True):
     requests: int = Field(default=0, nullable=False)
     elapsed_s: float = Field(default=0.0, nullable=False)
     problem: str | None = Field(default=None, sa_type=sa.Text)
+    # 0006: why Stripe refused the key (invalid | expired | revoked | ip_not_allowed | no_key), for the timeline.
+    refused: str | None = Field(default=None, sa_type=sa.String(16))
+
+
+class StripeKey(SQLModel, table=True):
+    """0006: one row per key fingerprint ever checked: when Key Health first saw it (its age)."""
+
+    __tablename__ = "stripe_keys"
+    __table_args__ = (
+        sa.UniqueConstraint("fingerprint", name="uq_stripe_keys_fingerprint"),
+        sa.CheckConstraint(f"length(fingerprint) <= {FINGERPRINT_MAX}", name="ck_stripe_keys_fingerprint_len"),
+        sa.CheckConstraint(f"length(key_masked) <= {MASKED_MAX}", name="ck_stripe_keys_key_masked_len"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(sa_type=sa.String(FINGERPRINT_MAX), nullable=False)
+    key_masked: str = Field(sa_type=sa.String(MASKED_MAX), nullable=False)
+    key_mode: str | None = Field(default=None, sa_type=sa.String(8))
+    first_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class KeyEvent(SQLModel, table=True):
+    """0006: a tenant's key replaced by another (a check with a new fingerprint for the tenant)."""
+
+    __tablename__ = "key_events"
+    __table_args__ = (
+        sa.Index("ix_key_events_tenant_id_at", "tenant_id", "at"),
+        sa.Index("ix_key_events_at", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: int = Field(
+        sa_column_args=[sa.ForeignKey("tenants.id", name="fk_key_events_tenant_id", ondelete="CASCADE")],
+        nullable=False,
+    )
+    check_id: int = Field(
+        sa_column_args=[sa.ForeignKey("checks.id", name="fk_key_events_check_id", ondelete="CASCADE")],
+        nullable=False,
+    )
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    kind: str = Field(default="replaced", sa_type=sa.String(16), nullable=False)
+    old_fingerprint: str | None = Field(default=None, sa_type=sa.String(FINGERPRINT_MAX))
+    new_fingerprint: str = Field(sa_type=sa.String(FINGERPRINT_MAX), nullable=False)
+    old_masked: str | None = Field(default=None, sa_type=sa.String(MASKED_MAX))
+    new_masked: str = Field(sa_type=sa.String(MASKED_MAX), nullable=False)
+    old_mode: str | None = Field(default=None, sa_type=sa.String(8))
+    new_mode: str | None = Field(default=None, sa_type=sa.String(8))
+    old_account: str | None = Field(default=None, sa_type=sa.String(64))  # the tenant's last known account before
+    # filled in once a check of the new key sees it
+    new_account: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 class CheckRow(SQLModel, table=True):
@@ -199,3 +251,5 @@ audit_t: sa.Table = Audit.__table__  # type: ignore[attr-defined]
 fleet_runs_t: sa.Table = FleetRun.__table__  # type: ignore[attr-defined]
 fleet_items_t: sa.Table = FleetItem.__table__  # type: ignore[attr-defined]
 alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
+stripe_keys_t: sa.Table = StripeKey.__table__  # type: ignore[attr-defined]
+key_events_t: sa.Table = KeyEvent.__table__  # type: ignore[attr-defined]

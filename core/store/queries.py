@@ -13,14 +13,13 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from core.engine.result import STATUSES
+from core.config import DEFAULT_ROTATION_DAYS
+from core.engine.result import KEY_STATUSES, STATUSES
 from core.store.db import Database
-from core.store.models import check_rows_t, checks_t, tenants_t
+from core.store.models import check_rows_t, checks_t, key_events_t, stripe_keys_t, tenants_t
 from core.store.record import StoreInputError, _tenant_where, tenant_search
 from core.store.rows import (
-    AcceptedCheck,
     CheckDetail,
-    ChecksPerDay,
     DriftRow,
     HistoryRow,
     LatestCheck,
@@ -35,6 +34,8 @@ from core.store.types import utcnow
 c = checks_t
 t = tenants_t
 r = check_rows_t
+k = stripe_keys_t
+e = key_events_t
 
 CHECK_COLUMNS = [
     c.c.id.label("check_id"),
@@ -56,6 +57,7 @@ CHECK_COLUMNS = [
     c.c.requests,
     c.c.elapsed_s,
     c.c.problem,
+    c.c.refused,
 ]
 TENANT_COLUMNS = [
     t.c.id.label("tenant_id"),
@@ -63,6 +65,7 @@ TENANT_COLUMNS = [
     t.c.slug,
     t.c.contact,
     t.c.archived,
+    t.c.expected_mode,
 ]
 ROW_COLUMNS = [r.c.category, r.c.resource, r.c.scope, r.c.required, r.c.granted, r.c.verdict, r.c.reason]
 
@@ -111,11 +114,74 @@ def _latest_base(include_archived: bool):
     return q
 
 
+FLAGS: dict[str, str] = {
+    "key_replaced": "key replaced in the last 7 days",
+    "mode_changed": "mode changed (live ↔ test) with the current key",
+    "account_changed": "another Stripe account with the current key",
+    "mode_mismatch": "a key in the wrong mode for the tenant (test key on a live tenant)",
+    "rotation_due": "key due for rotation",
+    "shared_key": "the same key recorded for another tenant",
+}
+REPLACED_RECENT_DAYS = 7
+
+
+def _lifecycle_columns(now: datetime, rotation_days: int) -> dict:
+    """SQL expressions over the latest check `c` and its tenant `t`: the key lifecycle signals Triage shows.
+
+    The latest replacement event of the tenant counts when it brought the tenant's current key."""
+    last_event = (
+        sa.select(e.c.tenant_id, sa.func.max(e.c.id).label("eid")).group_by(e.c.tenant_id).subquery("last_event")
+    )
+    ev = e.alias("ev")
+    current = sa.and_(ev.c.id.is_not(None), ev.c.new_fingerprint == c.c.key_fingerprint)
+    other = c.alias("other")
+    shared = (
+        sa.select(other.c.id)
+        .where(other.c.key_fingerprint == c.c.key_fingerprint, other.c.tenant_id != c.c.tenant_id)
+        .exists()
+    )
+    cutoff = now - timedelta(days=rotation_days)
+    recent = now - timedelta(days=REPLACED_RECENT_DAYS)
+    flags = {
+        "key_replaced": sa.and_(current, ev.c.at >= recent),
+        "mode_changed": sa.and_(current, ev.c.old_mode.is_not(None), c.c.key_mode.is_not(None),
+                                ev.c.old_mode != c.c.key_mode),
+        "account_changed": sa.and_(current, ev.c.old_account.is_not(None), c.c.account.is_not(None),
+                                   ev.c.old_account != c.c.account),
+        "mode_mismatch": sa.and_(t.c.expected_mode.is_not(None), c.c.key_mode.is_not(None),
+                                 t.c.expected_mode != c.c.key_mode),
+        "rotation_due": sa.and_(k.c.first_seen_at.is_not(None), k.c.first_seen_at <= cutoff, c.c.status != "invalid"),
+        "shared_key": sa.and_(c.c.key_fingerprint.is_not(None), shared),
+    }
+    joins = (last_event, ev)
+    return {"flags": flags, "joins": joins, "ev": ev}
+
+
+def _with_lifecycle(q, now: datetime, rotation_days: int):
+    lc = _lifecycle_columns(now, rotation_days)
+    last_event, ev = lc["joins"]
+    froms = (
+        t.join(c, c.c.id == t.c.last_check_id)
+        .outerjoin(last_event, last_event.c.tenant_id == t.c.id)
+        .outerjoin(ev, ev.c.id == last_event.c.eid)
+        .outerjoin(k, k.c.fingerprint == c.c.key_fingerprint)
+    )
+    q = q.select_from(froms).add_columns(
+        k.c.first_seen_at.label("key_first_seen_at"),
+        sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.at), else_=None).label("replaced_at"),
+        sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.old_masked), else_=None).label("replaced_from"),
+        *(sa.case((cond, True), else_=False).label(name) for name, cond in lc["flags"].items()),
+    )
+    return q, lc["flags"]
+
+
 def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     mode: str | None = None,
     stale_days: float | None = None,
     search: str | None = None,
     *,
+    flag: str | Iterable[str] | None = None,
+    rotation_days: int | None = None,
     include_archived: bool = False,
     limit: int | None = None,
     now: datetime | None = None,
@@ -123,12 +189,26 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     """Triage: each tenant's latest check, worst status first (see STATUSES), then stalest first.
 
     status: one status or several; mode: "live" | "test"; stale_days: only tenants whose latest check
-    is older than that; search: case-insensitive substring of name, slug, account, contact or masked key.
+    is older than that; search: case-insensitive substring of name, slug, account, contact or masked key;
+    flag: only tenants with every given key-lifecycle flag (see FLAGS).
     Tenants never checked are not here (see stale_tenants). Each dict has the tenant's and the check's
-    columns plus age_days.
+    columns plus age_days, key_first_seen_at, key_age_days, replaced_at, replaced_from and one boolean per
+    FLAGS entry. rotation_days: the key age after which rotation is due (the runtime passes
+    KEYHEALTH_ROTATION_DAYS; DEFAULT_ROTATION_DAYS otherwise).
     """
     now = _utc(now) if now else utcnow()
-    q = _latest_base(include_archived).add_columns(*TENANT_COLUMNS, *CHECK_COLUMNS)
+    rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
+    q = sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
+    if not include_archived:
+        q = q.where(t.c.archived.is_(False))
+    q, flags = _with_lifecycle(q, now, rot)
+    if flag is not None:
+        wanted_flags = [flag] if isinstance(flag, str) else list(flag)
+        bad = [f for f in wanted_flags if f not in FLAGS]
+        if bad:
+            raise StoreInputError(f"Unknown flag {bad[0]!r}; use one of {', '.join(FLAGS)}.")
+        for f in wanted_flags:
+            q = q.where(flags[f])
     wanted = _statuses(status)
     if wanted is not None:
         q = q.where(c.c.status.in_(wanted))
@@ -145,6 +225,11 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
         out = [cast(LatestCheck, dict(row._mapping)) for row in conn.execute(q)]
     for d in out:
         d["age_days"] = (now - d["checked_at"]).total_seconds() / 86400
+        first = d["key_first_seen_at"]
+        d["key_age_days"] = None if first is None else int((now - first).total_seconds() // 86400)
+        flags = cast(dict[str, Any], d)
+        for name in FLAGS:
+            flags[name] = bool(flags[name])
     return out
 
 
@@ -159,7 +244,11 @@ def tenant_history(db: Database, tenant: str | int, *, limit: int | None = None)
     if limit is not None:
         q = q.limit(int(limit))
     with db.connect() as conn:
-        return [cast(HistoryRow, dict(row._mapping)) for row in conn.execute(q)]
+        out = [cast(HistoryRow, dict(row._mapping)) for row in conn.execute(q)]
+    for d in out:
+        if d["status"] == "unreachable":
+            d["score"] = None  # an attempt that says nothing about the key has no score
+    return out
 
 
 def get_check(db: Database, check_id: int) -> CheckDetail | None:
@@ -180,27 +269,38 @@ def get_check(db: Database, check_id: int) -> CheckDetail | None:
         return out
 
 
-def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[DriftRow]:
-    """Scopes whose granted level or verdict changed between consecutive checks of one tenant, newest first.
+def drift(
+    db: Database, tenant: str | int, *, new_key: bool = False, limit: int | None = None
+) -> list[DriftRow]:
+    """Scopes whose granted level or verdict changed between consecutive checks of the SAME key of one
+    tenant, newest first.
 
-    "Consecutive" skips checks that probed nothing (no rows, e.g. an invalid key), so a key that was
-    rejected once and then fixed is compared with the last check that did probe. Rows are paired by
-    (scope, resource); guide items with no scope and scopes present on one side only are not drift.
-    Each dict: at, scope, resource, category, from_granted, to_granted, from_verdict, to_verdict,
-    check_id, from_check_id.
+    "Consecutive" skips checks that probed nothing (no rows, e.g. an invalid key or Stripe unreachable), so
+    a key that was rejected once and then fixed is compared with the last check that did probe. A key
+    replaced by another is not drift: new_key=True gives instead the changes across each replacement (the
+    first probed check of a new key against the last probed check before it), "changes with the new key".
+    Rows are paired by (scope, resource); guide items with no scope and scopes present on one side only are
+    not drift. Each dict: at, scope, resource, category, from_granted, to_granted, from_verdict, to_verdict,
+    check_id, from_check_id, from_key, to_key (masked keys).
     """
     probed = (c.c.n_ok + c.c.n_missing + c.c.n_excess + c.c.n_unknown + c.c.n_not_applicable) > 0
+    order = (c.c.checked_at, c.c.id)
     seq = (
         sa.select(
             c.c.id,
             c.c.checked_at,
-            sa.func.lag(c.c.id).over(order_by=(c.c.checked_at, c.c.id)).label("prev_id"),
+            c.c.key_fingerprint.label("fp"),
+            c.c.key_masked.label("masked"),
+            sa.func.lag(c.c.id).over(order_by=order).label("prev_id"),
+            sa.func.lag(c.c.key_fingerprint).over(order_by=order).label("prev_fp"),
+            sa.func.lag(c.c.key_masked).over(order_by=order).label("prev_masked"),
         )
         .select_from(c.join(t, t.c.id == c.c.tenant_id))
         .where(_tenant_where(tenant))
         .where(probed)
         .subquery("seq")
     )
+    same_key = sa.and_(seq.c.fp.is_not(None), seq.c.prev_fp == seq.c.fp)
     cur = r.alias("cur")
     prev = r.alias("prev")
     q = (
@@ -215,6 +315,8 @@ def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[
             cur.c.verdict.label("to_verdict"),
             seq.c.id.label("check_id"),
             seq.c.prev_id.label("from_check_id"),
+            seq.c.prev_masked.label("from_key"),
+            seq.c.masked.label("to_key"),
         )
         .select_from(
             seq.join(cur, cur.c.check_id == seq.c.id).join(
@@ -227,6 +329,7 @@ def drift(db: Database, tenant: str | int, *, limit: int | None = None) -> list[
             )
         )
         .where(cur.c.scope.is_not(None))
+        .where(sa.not_(same_key) if new_key else same_key)
         .where(sa.or_(prev.c.granted.is_distinct_from(cur.c.granted), prev.c.verdict != cur.c.verdict))
         .order_by(seq.c.checked_at.desc(), seq.c.id.desc(), cur.c.category, cur.c.scope, cur.c.resource)
     )
@@ -280,6 +383,7 @@ def status_mix_per_day(db: Database, start: date | datetime | None = None,
             .label("next_at"),
         )
         .where(*_fleet_checks(start, end, include_archived))
+        .where(c.c.status != "unreachable")  # says nothing about the key: out of the status mix
         .subquery("ranked")
     )
     q = (
@@ -292,7 +396,7 @@ def status_mix_per_day(db: Database, start: date | datetime | None = None,
     with db.connect() as conn:
         for d, status, n in conn.execute(q):
             key = _as_date(d)
-            row = days.setdefault(key, {"day": key, **{s: 0 for s in STATUSES}, "total": 0})
+            row = days.setdefault(key, {"day": key, **{s: 0 for s in KEY_STATUSES}, "total": 0})
             row[status] = row.get(status, 0) + n
             row["total"] += n
     return [cast(StatusMixDay, days[k]) for k in sorted(days)]
@@ -302,23 +406,28 @@ def checks_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
     include_archived: bool = False,
-) -> list[ChecksPerDay]:
-    """Per UTC day: number of checks and of distinct tenants checked. [{"day", "checks", "tenants"}] oldest first."""
+) -> list[dict]:
+    """Per UTC day: number of checks, of distinct tenants checked, and of checks Stripe never answered
+    (unreachable: our outage, not the tenants'). [{"day", "checks", "tenants", "unreachable"}] oldest first."""
     day = sa.func.date(c.c.checked_at).label("day")
+    unreachable = sa.func.sum(sa.case((c.c.status == "unreachable", 1), else_=0))
     q = (
-        sa.select(day, sa.func.count().label("checks"), sa.func.count(sa.distinct(c.c.tenant_id)).label("tenants"))
+        sa.select(day, sa.func.count().label("checks"), sa.func.count(sa.distinct(c.c.tenant_id)).label("tenants"),
+                  unreachable.label("unreachable"))
         .where(*_fleet_checks(start, end, include_archived))
         .group_by(day)
         .order_by(day)
     )
     with db.connect() as conn:
-        return [{"day": _as_date(d), "checks": n, "tenants": k} for d, n, k in conn.execute(q)]
+        return [{"day": _as_date(d), "checks": n, "tenants": nt, "unreachable": int(u or 0)}
+                for d, n, nt, u in conn.execute(q)]
 
 
 def status_counts(db: Database, *, include_archived: bool = False) -> dict[str, int]:
-    """How many tenants' latest check is in each status (every status present, worst first)."""
+    """How many tenants' latest check is in each status (every status present, worst first; an unreachable
+    check is never a tenant's latest, so only KEY_STATUSES)."""
     q = _latest_base(include_archived).add_columns(c.c.status, sa.func.count()).group_by(c.c.status)
-    out: dict[str, int] = {s: 0 for s in STATUSES}
+    out: dict[str, int] = {s: 0 for s in KEY_STATUSES}
     with db.connect() as conn:
         for status, n in conn.execute(q):
             out[status] = out.get(status, 0) + n
@@ -404,16 +513,158 @@ def stale_tenants(db: Database, days: float, *, include_archived: bool = False, 
     return out
 
 
-def last_accepted_check(db: Database, fingerprint: str) -> AcceptedCheck | None:
-    """The newest check of the key with this fingerprint that Stripe accepted (any status but invalid), or None.
-    Lets a 401 on a key that worked before be told apart as revoked rather than mistyped."""
+def last_accepted_check(db: Database, fingerprint: str) -> dict | None:
+    """The newest check of the key with this fingerprint that Stripe accepted (any status but invalid or
+    unreachable), or None. Lets a 401 on a key that worked before be told apart as revoked rather than mistyped."""
     q = (
         sa.select(c.c.id, c.c.checked_at, c.c.status)
         .where(c.c.key_fingerprint == fingerprint)
-        .where(c.c.status != "invalid")
+        .where(c.c.status.not_in(("invalid", "unreachable")))
         .order_by(c.c.checked_at.desc(), c.c.id.desc())
         .limit(1)
     )
     with db.connect() as conn:
         row = conn.execute(q).first()
-    return cast(AcceptedCheck, dict(row._mapping)) if row is not None else None
+    return dict(row._mapping) if row is not None else None
+
+
+# --- key lifecycle (0006) ---------------------------------------------------------------------------------
+EVENT_COLUMNS = [
+    e.c.id.label("event_id"), e.c.at, e.c.kind, e.c.check_id, e.c.old_fingerprint, e.c.new_fingerprint,
+    e.c.old_masked, e.c.new_masked, e.c.old_mode, e.c.new_mode, e.c.old_account, e.c.new_account,
+]
+
+
+def _event_dict(row) -> dict:
+    d = dict(row._mapping)
+    d["mode_changed"] = bool(d["old_mode"] and d["new_mode"] and d["old_mode"] != d["new_mode"])
+    d["account_changed"] = bool(d["old_account"] and d["new_account"] and d["old_account"] != d["new_account"])
+    return d
+
+
+def key_events(db: Database, tenant: str | int) -> list[dict]:
+    """A tenant's key replacements, newest first: at, old/new masked key, fingerprint, mode and account, plus
+    mode_changed and account_changed; [] for an unknown tenant."""
+    q = (
+        sa.select(*EVENT_COLUMNS)
+        .select_from(e.join(t, t.c.id == e.c.tenant_id))
+        .where(_tenant_where(tenant))
+        .order_by(e.c.at.desc(), e.c.id.desc())
+    )
+    with db.connect() as conn:
+        return [_event_dict(x) for x in conn.execute(q)]
+
+
+def key_first_seen(db: Database, fingerprint: str) -> datetime | None:
+    """When Key Health first saw the key with this fingerprint (any tenant), or None."""
+    with db.connect() as conn:
+        return conn.execute(sa.select(k.c.first_seen_at).where(k.c.fingerprint == fingerprint)).scalar()
+
+
+def tenants_with_key(db: Database, fingerprint: str) -> list[dict]:
+    """Every tenant a check of this key was recorded for: [{"tenant_id", "tenant", "slug"}] by name."""
+    q = (
+        sa.select(t.c.id.label("tenant_id"), t.c.name.label("tenant"), t.c.slug)
+        .where(t.c.id.in_(sa.select(c.c.tenant_id).where(c.c.key_fingerprint == fingerprint)))
+        .order_by(sa.func.lower(t.c.name), t.c.id)
+    )
+    with db.connect() as conn:
+        return [dict(x._mapping) for x in conn.execute(q)]
+
+
+def shared_keys(db: Database, tenant: str | int) -> list[dict]:
+    """The tenant's keys that were also recorded for other tenants: [{"fingerprint", "key_masked",
+    "others": [tenant names]}], one per shared key."""
+    mine = (
+        sa.select(c.c.key_fingerprint)
+        .select_from(c.join(t, t.c.id == c.c.tenant_id))
+        .where(_tenant_where(tenant), c.c.key_fingerprint.is_not(None))
+        .distinct()
+        .subquery("mine")
+    )
+    me = sa.select(t.c.id).where(_tenant_where(tenant)).scalar_subquery()
+    q = (
+        sa.select(c.c.key_fingerprint, sa.func.max(c.c.key_masked).label("key_masked"), t.c.name)
+        .select_from(c.join(t, t.c.id == c.c.tenant_id))
+        .where(c.c.key_fingerprint.in_(sa.select(mine.c.key_fingerprint)), c.c.tenant_id != me)
+        .group_by(c.c.key_fingerprint, t.c.name)
+        .order_by(c.c.key_fingerprint, t.c.name)
+    )
+    out: dict[str, dict] = {}
+    with db.connect() as conn:
+        for fp, masked, name in conn.execute(q):
+            out.setdefault(fp, {"fingerprint": fp, "key_masked": masked, "others": []})["others"].append(name)
+    return list(out.values())
+
+
+def previous_key(db: Database, tenant: str | int, *, before: datetime | None = None) -> dict | None:
+    """The tenant's newest check with a key fingerprint (before `before`), and the newest account its checks
+    saw: {"key_fingerprint", "key_masked", "key_mode", "checked_at", "account"} or None."""
+    conds = [_tenant_where(tenant), c.c.key_fingerprint.is_not(None)]
+    if before is not None:
+        conds.append(c.c.checked_at < _utc(before))
+    base = sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.checked_at).select_from(
+        c.join(t, t.c.id == c.c.tenant_id)
+    )
+    acct_q = (
+        sa.select(c.c.account).select_from(c.join(t, t.c.id == c.c.tenant_id))
+        .where(*conds, c.c.account.is_not(None)).order_by(c.c.checked_at.desc(), c.c.id.desc()).limit(1)
+    )
+    with db.connect() as conn:
+        row = conn.execute(base.where(*conds).order_by(c.c.checked_at.desc(), c.c.id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        out = dict(row._mapping)
+        out["account"] = conn.execute(acct_q).scalar()
+        return out
+
+
+def lifecycle_counts(
+    db: Database, *, rotation_days: int | None = None, include_archived: bool = False, now: datetime | None = None,
+) -> dict[str, int]:
+    """Fleet: how many tenants (by their latest check) have each key-lifecycle flag (see FLAGS), plus
+    "mode_or_account_changed"."""
+    now = _utc(now) if now else utcnow()
+    rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
+    q = sa.select()
+    if not include_archived:
+        q = q.where(t.c.archived.is_(False))
+    lc = _lifecycle_columns(now, rot)
+    last_event, ev = lc["joins"]
+    flags = lc["flags"]
+    either = sa.or_(flags["mode_changed"], flags["account_changed"])
+    cols = [sa.func.sum(sa.case((cond, 1), else_=0)).label(name) for name, cond in flags.items()]
+    cols.append(sa.func.sum(sa.case((either, 1), else_=0)).label("mode_or_account_changed"))
+    q = q.select_from(
+        t.join(c, c.c.id == t.c.last_check_id)
+        .outerjoin(last_event, last_event.c.tenant_id == t.c.id)
+        .outerjoin(ev, ev.c.id == last_event.c.eid)
+        .outerjoin(k, k.c.fingerprint == c.c.key_fingerprint)
+    ).add_columns(*cols)
+    with db.connect() as conn:
+        row = conn.execute(q).first()
+    names = [*FLAGS, "mode_or_account_changed"]
+    return {name: int((row._mapping[name] if row is not None else 0) or 0) for name in names}
+
+
+def replaced_tenants(db: Database, since: datetime, *, include_archived: bool = False) -> int:
+    """How many tenants had their key replaced at or after `since`."""
+    q = sa.select(sa.func.count(sa.distinct(e.c.tenant_id))).where(e.c.at >= _utc(since))
+    if not include_archived:
+        q = q.where(e.c.tenant_id.not_in(sa.select(t.c.id).where(t.c.archived.is_(True)).scalar_subquery()))
+    with db.connect() as conn:
+        return int(conn.execute(q).scalar() or 0)
+
+
+def unreachable_share(
+    db: Database, start: date | datetime | None = None, end: date | datetime | None = None, *,
+    include_archived: bool = False,
+) -> dict:
+    """Of the checks in the date range, how many Stripe never answered: {"checks", "unreachable", "share"}."""
+    q = sa.select(sa.func.count(), sa.func.sum(sa.case((c.c.status == "unreachable", 1), else_=0))).where(
+        *_fleet_checks(start, end, include_archived)
+    )
+    with db.connect() as conn:
+        n, u = conn.execute(q).first() or (0, 0)
+    n, u = int(n or 0), int(u or 0)
+    return {"checks": n, "unreachable": u, "share": u / n if n else 0.0}

@@ -33,6 +33,8 @@ from core.store.models import (
     audit_t,
     check_rows_t,
     checks_t,
+    key_events_t,
+    stripe_keys_t,
     tenants_t,
 )
 from core.store.rows import AuditRow, TenantListRow, TenantRow
@@ -219,7 +221,9 @@ _TENANT_COLS = [
     tenants_t.c.created_at,
     tenants_t.c.last_check_id,
     tenants_t.c.last_checked_at,
+    tenants_t.c.expected_mode,
 ]
+EXPECTED_MODES: tuple[str, ...] = ("live", "test")
 
 
 def _tenant_where(tenant: str | int):
@@ -356,6 +360,7 @@ def update_tenant(db: Database, tenant: str | int,
     contact: str | None = UNSET,
     notes: str | None = UNSET,
     archived: bool = UNSET,
+    expected_mode: str | None = UNSET,
 ) -> TenantRow:
     """Change the given fields of a tenant (by name, slug or id); returns the tenant after the change.
 
@@ -393,6 +398,10 @@ def update_tenant(db: Database, tenant: str | int,
         if not isinstance(archived, bool):
             raise StoreInputError("archived must be true or false.")
         values["archived"] = archived
+    if expected_mode is not UNSET:
+        if expected_mode is not None and expected_mode not in EXPECTED_MODES:
+            raise StoreInputError("The expected mode must be 'live', 'test' or empty (not said); use one of those.")
+        values["expected_mode"] = expected_mode
     with db.connect(write=True) as conn:
         current = _require_tenant(conn, tenant)
         if "slug" in values and values["slug"] != current["slug"]:
@@ -461,6 +470,7 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
         "requests": int(result.requests),
         "elapsed_s": float(result.elapsed_s),
         "problem": redact(result.problem or key.problem),
+        "refused": (result.refused or None) and str(result.refused)[:16],
     }
     return check, rows
 
@@ -474,7 +484,11 @@ def record_check(db: Database, result: CheckResult,
     """Store one check and its rows in one transaction; returns the check's id.
 
     Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
-    and records the Stripe account on the tenant once a check has seen it.
+    and records the Stripe account on the tenant once a check has seen it. An unreachable check (Stripe never
+    answered) is kept as an attempt but never becomes the tenant's latest check: it says nothing about the key.
+    Key lifecycle (0006): the key's first-seen date, and a "replaced" event when the fingerprint differs from
+    the tenant's previous check with one (checks recorded out of time order are compared with the check just
+    before them; later events are not rewritten).
     """
     validate_tenant_name(tenant)
     check, rows = _check_values(result, source, checked_by)
@@ -486,16 +500,65 @@ def record_check(db: Database, result: CheckResult,
         if rows:
             conn.execute(check_rows_t.insert(), [{"check_id": check_id, **r} for r in rows])
         at = check["checked_at"]
-        newest = conn.execute(
-            tenants_t.update()
-            .where(tenants_t.c.id == t["id"])
-            .where(sa.or_(tenants_t.c.last_checked_at.is_(None), tenants_t.c.last_checked_at <= at))
-            .values(last_check_id=check_id, last_checked_at=at)
-        ).rowcount
+        newest = 0
+        if check["status"] != "unreachable":
+            newest = conn.execute(
+                tenants_t.update()
+                .where(tenants_t.c.id == t["id"])
+                .where(sa.or_(tenants_t.c.last_checked_at.is_(None), tenants_t.c.last_checked_at <= at))
+                .values(last_check_id=check_id, last_checked_at=at)
+            ).rowcount
         acct = check["account"]
         if acct and (newest or t["account"] is None) and acct != t["account"]:
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(account=acct))
+        if check["key_fingerprint"]:
+            _track_key(conn, t["id"], int(check_id), check)
         return int(check_id)
+
+
+def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> None:
+    """First-seen date of the key, and a replacement event when it is not the tenant's previous key."""
+    c, k, e = checks_t, stripe_keys_t, key_events_t
+    fp, at = check["key_fingerprint"], check["checked_at"]
+    _insert_ignore(
+        conn, k, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
+                  "first_seen_at": at}, ["fingerprint"],
+    )
+    conn.execute(k.update().where(k.c.fingerprint == fp, k.c.first_seen_at > at).values(first_seen_at=at))
+    before = sa.or_(c.c.checked_at < at, sa.and_(c.c.checked_at == at, c.c.id < check_id))
+    prev = conn.execute(
+        sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode)
+        .where(c.c.tenant_id == tenant_id, c.c.key_fingerprint.is_not(None), before)
+        .order_by(c.c.checked_at.desc(), c.c.id.desc())
+        .limit(1)
+    ).first()
+    acct = check["account"]
+    if prev is not None and prev.key_fingerprint != fp:
+        old_account = conn.execute(
+            sa.select(c.c.account)
+            .where(c.c.tenant_id == tenant_id, c.c.account.is_not(None), before)
+            .order_by(c.c.checked_at.desc(), c.c.id.desc())
+            .limit(1)
+        ).scalar()
+        if acct is None:  # the new key's account, if another tenant's check of it has seen it
+            acct = conn.execute(
+                sa.select(c.c.account).where(c.c.key_fingerprint == fp, c.c.account.is_not(None)).limit(1)
+            ).scalar()
+        conn.execute(
+            e.insert().values(
+                tenant_id=tenant_id, check_id=check_id, at=at, kind="replaced",
+                old_fingerprint=prev.key_fingerprint, new_fingerprint=fp,
+                old_masked=prev.key_masked, new_masked=check["key_masked"],
+                old_mode=prev.key_mode, new_mode=check["key_mode"],
+                old_account=old_account, new_account=acct,
+            )
+        )
+    elif acct:  # a later check of the new key learnt its account
+        conn.execute(
+            e.update()
+            .where(e.c.tenant_id == tenant_id, e.c.new_fingerprint == fp, e.c.new_account.is_(None))
+            .values(new_account=acct)
+        )
 
 
 def record_audit(db: Database, action: str,

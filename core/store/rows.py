@@ -25,6 +25,7 @@ class TenantRow(TypedDict):
     created_at: datetime
     last_check_id: int | None
     last_checked_at: datetime | None
+    expected_mode: str | None
 
 
 class TenantListRow(TenantRow):
@@ -40,6 +41,7 @@ class _TenantColumns(TypedDict):
     slug: str
     contact: str | None
     archived: bool
+    expected_mode: str | None  # "live" | "test": the mode the tenant's key should have, when known
 
 
 class HistoryRow(_TenantColumns):
@@ -55,7 +57,7 @@ class HistoryRow(_TenantColumns):
     key_mode: Mode | None
     account: str | None
     status: Status
-    score: int
+    score: int | None  # None for an unreachable check: it says nothing about the key
     n_ok: int
     n_missing: int
     n_excess: int
@@ -64,12 +66,23 @@ class HistoryRow(_TenantColumns):
     requests: int
     elapsed_s: float
     problem: str | None
+    refused: str | None
 
 
 class LatestCheck(HistoryRow):
-    """A tenant's latest check (latest_checks): HistoryRow plus its age."""
+    """A tenant's latest check (latest_checks): HistoryRow plus its age, the key's lifecycle and its flags."""
 
     age_days: float
+    key_first_seen_at: datetime | None
+    key_age_days: int | None
+    replaced_at: datetime | None
+    replaced_from: str | None
+    key_replaced: bool
+    mode_changed: bool
+    account_changed: bool
+    mode_mismatch: bool
+    rotation_due: bool
+    shared_key: bool
 
 
 class StoredRow(TypedDict):
@@ -103,6 +116,8 @@ class DriftRow(TypedDict):
     to_verdict: Verdict
     check_id: int
     from_check_id: int
+    from_key: str  # the masked keys of the two checks
+    to_key: str
 
 
 class ChecksPerDay(TypedDict):

@@ -5,7 +5,8 @@ Each status has ONE colour family, and the banner kind is the Streamlit alert of
 healthy green (st.success), attention amber (st.warning), incomplete blue (st.info), failing red (st.error),
 invalid purple (st.error: Streamlit has no purple alert; the banner says INVALID). Streamlit's alerts have four
 colours, so "incomplete" (some permissions could not be told) is the info blue everywhere, not a grey chart next
-to an amber banner.
+to an amber banner. "unreachable" (Stripe never answered: our network) is a greyed red-brown, with an error
+banner that says it is our side's problem.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ STATUS_PALETTE: dict[str, tuple[str, str, str, str]] = {
     "incomplete": ("#1c83e1", "#e8f3fc", "#004280", "info"),
     "failing": ("#e03131", "#ffc9c9", "#8b0000", "error"),
     "invalid": ("#862e9c", "#eebefa", "#5f3dc4", "error"),
+    # our side: Stripe gave no answer at all (not a status of the key; never stacked with the others)
+    "unreachable": ("#a98274", "#f4ece9", "#5c3d33", "error"),  # a greyed red-brown: an error, but not failing red
 }
 STATUS_COLOURS: dict[str, str] = {s: p[0] for s, p in STATUS_PALETTE.items()}
 STATUS_CELL: dict[str, tuple[str, str]] = {s: (p[1], p[2]) for s, p in STATUS_PALETTE.items()}

@@ -1,7 +1,7 @@
 """Chart builders: plain data (the store's dicts) in, plotly figures out. No Streamlit, no database.
 
     from core.ui.charts import fleet, tenant
-    fig = fleet.status_mix(store.status_mix_per_day(start, end, url=...))
+    fig = fleet.status_mix(svc.store.status_mix_per_day(start, end))
 
 Colours come from core/ui/palette.py, the one table the grid, the triage table, the banners and the charts
 share, so a status or verdict looks the same everywhere.
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.ui.palette import STATUS_COLOURS, VERDICT_COLOURS
 
 # Bottom to top in stacked charts: healthy at the bottom, the worst on top where the eye lands first.
-STACK_ORDER: tuple[str, ...] = tuple(reversed(STATUSES))
+# Unreachable checks say nothing about a key: they are never stacked with the statuses.
+STACK_ORDER: tuple[str, ...] = tuple(reversed(KEY_STATUSES))
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 

@@ -128,3 +128,46 @@ def status_counts(counts: dict[str, int]) -> go.Figure:
     fig.update_layout(barmode="stack", hovermode="closest")
     fig.update_yaxes(visible=False)
     return base_layout(fig, height=140)
+
+
+def unreachable_share(rows: Sequence[dict]) -> go.Figure:
+    """Bars: per day, the share of checks Stripe never answered (store.checks_per_day's "unreachable").
+    A spike is our outage (network, proxy, DNS), not the tenants' keys."""
+    if not rows:
+        return empty_figure("No checks in this date range.")
+    days = [d["day"] for d in rows]
+    shares = [round(100 * d.get("unreachable", 0) / d["checks"], 1) if d["checks"] else 0 for d in rows]
+    fig = go.Figure(
+        go.Bar(
+            x=days, y=shares, name="unreachable", marker_color=STATUS_COLOURS["unreachable"],
+            customdata=[[d.get("unreachable", 0), d["checks"]] for d in rows],
+            hovertemplate="%{x|%Y-%m-%d}: %{y}% of checks unreachable (%{customdata[0]} of %{customdata[1]})"
+            "<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title="% of checks", rangemode="tozero")
+    fig.update_layout(hovermode="closest")
+    return base_layout(fig, "Checks Stripe never answered (our side)")
+
+
+def lifecycle_counts(counts: dict[str, int], replaced_week: int) -> go.Figure:
+    """Horizontal bars: tenants with each key-lifecycle signal (store.lifecycle_counts, replaced_tenants)."""
+    items = [
+        ("key replaced this week", replaced_week),
+        ("mode or account changed", counts.get("mode_or_account_changed", 0)),
+        ("test key on a live tenant", counts.get("mode_mismatch", 0)),
+        ("key due for rotation", counts.get("rotation_due", 0)),
+        ("key shared with another tenant", counts.get("shared_key", 0)),
+    ]
+    if not any(n for _, n in items):
+        return empty_figure("No tenant shows a key-lifecycle signal.", height=200)
+    items.reverse()  # plotly draws the first category at the bottom
+    fig = go.Figure(
+        go.Bar(
+            y=[k for k, _ in items], x=[n for _, n in items], orientation="h", marker_color="#635bff",
+            name="tenants", hovertemplate="%{y}: %{x} tenants<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="tenants", rangemode="tozero")
+    fig.update_layout(hovermode="closest", showlegend=False)
+    return base_layout(fig, "Key lifecycle signals", height=260)

@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from core.engine.result import STATUSES
+from core.engine.result import KEY_STATUSES
 from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure
 from core.ui.palette import OTHER_COLOUR
 
@@ -31,8 +31,35 @@ def readable_time_axis(fig: go.Figure, times: Sequence[datetime]) -> go.Figure:
     return fig
 
 
-def score_over_time(history: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """The score of every check, as a line; each point coloured by the check's status."""
+REFUSED_LABEL = {"expired": "expired (rolled)", "revoked": "revoked", "ip_not_allowed": "IP not allowed",
+                 "invalid": "refused", "no_key": "no key"}
+
+
+def _label(h: Mapping[str, Any]) -> str:
+    """A check's label on the timeline: its status, or why Stripe refused the key (expired, revoked)."""
+    if h["status"] == "invalid" and h.get("refused"):
+        return REFUSED_LABEL.get(h["refused"], h["refused"])
+    if h["status"] == "unreachable":
+        return "Stripe unreachable (our side)"
+    return h["status"]
+
+
+def _replacements(fig: go.Figure, events: Sequence[dict], lanes: bool = False) -> None:
+    """A dashed vertical line per key replacement, labelled with the old and new masked keys."""
+    for ev in events:
+        said = (("mode changed", ev.get("mode_changed")), ("account changed", ev.get("account_changed")))
+        flags = [w for w, on in said if on]
+        fig.add_vline(x=ev["at"], line={"color": "#1a1f36", "width": 1, "dash": "dash"})
+        fig.add_annotation(
+            x=ev["at"], y=1.0, yref="paper", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#1a1f36"},
+            text=f"key replaced: {ev.get('old_masked') or '?'} → {ev['new_masked']}"
+            + (f" ({', '.join(flags)})" if flags else ""),
+        )
+
+
+def score_over_time(history: Sequence[Mapping[str, Any]], events: Sequence[dict] = ()) -> go.Figure:
+    """The score of every check, as a line; each point coloured by the check's status. Unreachable checks
+    (no score) leave a gap in the line; key replacements are dashed vertical lines."""
     hist = _oldest_first(history)
     if not hist:
         return empty_figure("This tenant has not been checked yet.")
@@ -41,24 +68,30 @@ def score_over_time(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=xs,
-            y=[h["score"] for h in hist],
+            y=[h["score"] if h["status"] != "unreachable" else None for h in hist],
             mode="lines+markers",
             name="score",
+            connectgaps=False,
             line={"color": "#635bff", "width": 2, "shape": "hv"},
             marker={"size": 9, "color": [STATUS_COLOURS.get(h["status"], OTHER_COLOUR) for h in hist],
                     "line": {"width": 1, "color": "#ffffff"}},
-            customdata=[[h["status"], h.get("key_masked") or ""] for h in hist],
+            customdata=[[_label(h), h.get("key_masked") or ""] for h in hist],
             hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>score %{y} · %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         )
     )
+    _replacements(fig, events)
     readable_time_axis(fig, xs)
     fig.update_yaxes(title="score", range=[-5, 105])
     fig.update_layout(hovermode="closest", showlegend=False)
     return base_layout(fig, "Score over time")
 
 
-def status_timeline(history: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Each check as a dot on its status's lane (worst lane at the bottom), joined by a thin line."""
+def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict] = ()) -> go.Figure:
+    """Each check as a dot on its status's lane (worst lane at the bottom), joined by a thin line.
+
+    A check Stripe never answered (unreachable) is a gap: no lane, the line breaks there, and a light band
+    marks the attempt. Refused keys keep their own label (expired (rolled), revoked). Key replacements are
+    dashed vertical lines labelled with the old and new masked keys."""
     hist = _oldest_first(history)
     if not hist:
         return empty_figure("This tenant has not been checked yet.")
@@ -66,7 +99,8 @@ def status_timeline(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig.add_trace(
         go.Scatter(
             x=[h["checked_at"] for h in hist],
-            y=[h["status"] for h in hist],
+            y=[h["status"] if h["status"] != "unreachable" else None for h in hist],
+            connectgaps=False,
             mode="lines",
             line={"color": "#d0d7de", "width": 1, "shape": "hv"},
             hoverinfo="skip",
@@ -74,7 +108,7 @@ def status_timeline(history: Sequence[Mapping[str, Any]]) -> go.Figure:
             name="timeline",
         )
     )
-    for status in STATUSES:
+    for status in KEY_STATUSES:
         pts = [h for h in hist if h["status"] == status]
         if not pts:
             continue
@@ -85,13 +119,35 @@ def status_timeline(history: Sequence[Mapping[str, Any]]) -> go.Figure:
                 mode="markers",
                 name=status,
                 marker={"size": 12, "color": STATUS_COLOURS[status], "symbol": "square"},
-                customdata=[[h.get("source") or "", h.get("key_masked") or ""] for h in pts],
-                hovertemplate=(
-                    "%{x|%Y-%m-%d %H:%M} UTC: " + status + " (%{customdata[0]}, %{customdata[1]})<extra></extra>"
-                ),
+                customdata=[[h.get("source") or "", h.get("key_masked") or "", _label(h)] for h in pts],
+                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{customdata[2]} (%{customdata[0]}, "
+                    "%{customdata[1]})<extra></extra>",
             )
         )
+    labelled = [h for h in hist if h["status"] == "invalid" and h.get("refused") in ("expired", "revoked")]
+    if labelled:  # expired (rolled) and revoked keys keep their own words on the timeline
+        fig.add_trace(
+            go.Scatter(
+                x=[h["checked_at"] for h in labelled], y=["invalid"] * len(labelled), mode="text",
+                text=[_label(h) for h in labelled], textposition="top center", name="refused keys",
+                showlegend=False, hoverinfo="skip", textfont={"size": 10, "color": STATUS_COLOURS["invalid"]},
+            )
+        )
+    gaps = [h for h in hist if h["status"] == "unreachable"]
+    for h in gaps:
+        fig.add_vrect(x0=h["checked_at"], x1=h["checked_at"], line={"color": STATUS_COLOURS["unreachable"], "width": 3},
+                      opacity=0.6)
+    if gaps:  # a legend entry and hover for the gaps (no lane: they say nothing about the key)
+        fig.add_trace(
+            go.Scatter(
+                x=[h["checked_at"] for h in gaps], y=[KEY_STATUSES[-1]] * len(gaps), mode="markers",
+                name="unreachable", marker={"size": 1, "color": STATUS_COLOURS["unreachable"]},
+                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: Stripe unreachable (our side; says nothing about the key)"
+                "<extra></extra>",
+            )
+        )
+    _replacements(fig, events)
     readable_time_axis(fig, [h["checked_at"] for h in hist])
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(STATUSES), title=None)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(KEY_STATUSES), title=None)
     fig.update_layout(hovermode="closest")
     return base_layout(fig, "Status timeline", height=260)
