@@ -7,6 +7,7 @@ from core.engine.keys import SecretKey, intake
 from core.service import Service
 from core.store.errors import DatabaseFailure
 from core.ui.text import md_escape
+from dashboard import session as state
 from dashboard.session import service
 
 
@@ -27,7 +28,7 @@ def session_service() -> Service:
 def session_key_or_paste(prefix: str) -> SecretKey:
     """The key the check page left in this session, or a password field to paste one; stops the page until
     there is a key. The key lives in st.session_state only: never stored, logged or put in a URL."""
-    key = st.session_state.get("kh_key")
+    key = st.session_state.get(state.KEY)
     if key is not None:
         return key
     st.info("No key in this session yet: check a key on the check page, or paste one here.")
@@ -36,7 +37,7 @@ def session_key_or_paste(prefix: str) -> SecretKey:
     if st.button("Use this key", key=f"{prefix}_use_key"):
         taken = intake(pasted)
         if taken.accepted:
-            st.session_state["kh_key"] = taken.key
+            st.session_state[state.KEY] = taken.key
             st.rerun()
         else:
             st.error(md_escape(taken.info.problem))

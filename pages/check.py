@@ -18,6 +18,7 @@ from core.ui.grid import PROBLEMS, counts_line, download_name, grid_csv, grid_js
 from core.ui.palette import STATUS_BANNER, VERDICT_ICON
 from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
+from dashboard import session as state
 from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
@@ -29,9 +30,9 @@ ICON = VERDICT_ICON
 
 
 def forget_key() -> None:
-    st.session_state.pop("kh_key", None)
-    st.session_state["kh_key_input"] = ""
-    st.session_state["kh_forgotten"] = True
+    st.session_state.pop(state.KEY, None)
+    st.session_state[state.KEY_INPUT] = ""
+    st.session_state[state.FORGOTTEN] = True
 
 
 def is_demo_key(raw: str) -> bool:
@@ -80,13 +81,13 @@ def run_check(key, tenant: str, *, previous=None) -> None:
             state="error" if result.status in ("invalid", "failing", "unreachable") else "complete",
             expanded=False,
         )
-    st.session_state["kh_result"] = result
-    st.session_state["kh_result_tenant"] = tenant
-    st.session_state["kh_key"] = key
-    st.session_state["kh_tenant"] = tenant
-    st.session_state.pop("kh_forgotten", None)
-    st.session_state["kh_tenant_next"] = tenant  # chosen in the tenant box on the next run
-    st.session_state["kh_save_problem"] = checked.save_problem
+    st.session_state[state.RESULT] = result
+    st.session_state[state.RESULT_TENANT] = tenant
+    st.session_state[state.KEY] = key
+    st.session_state[state.TENANT] = tenant
+    st.session_state.pop(state.FORGOTTEN, None)
+    st.session_state[state.TENANT_NEXT] = tenant  # chosen in the tenant box on the next run
+    st.session_state[state.SAVE_PROBLEM] = checked.save_problem
     st.rerun()
 
 
@@ -97,18 +98,18 @@ def show_unreachable(result, tenant: str | None) -> None:
         facts.append(f"tenant **{md_escape(tenant)}**")
     st.error("**STRIPE UNREACHABLE** · a problem on our side, not the tenant's key · " + " · ".join(facts))
     st.markdown(f"**What happened:** {md_escape(result.problem)}")
-    if st.session_state.get("kh_save_problem"):
-        st.warning(md_escape(st.session_state["kh_save_problem"]))
+    if st.session_state.get(state.SAVE_PROBLEM):
+        st.warning(md_escape(st.session_state[state.SAVE_PROBLEM]))
     st.subheader("What to do")
     st.markdown(
         "Nothing for the tenant: nothing is known about their key, and no message is offered. Check this "
         "server's connection to Stripe (firewall, proxy, DNS, or a Stripe outage), then check again. The attempt "
         "is kept in the tenant's history as a gap, without a score."
     )
-    has_key = st.session_state.get("kh_key") is not None
+    has_key = st.session_state.get(state.KEY) is not None
     if st.button("Check again", disabled=not has_key, key="kh_unreachable_again",
                  help=None if has_key else "The key was forgotten: paste it again to check."):
-        run_check(st.session_state["kh_key"], tenant or st.session_state.get("kh_tenant") or "")
+        run_check(st.session_state[state.KEY], tenant or st.session_state.get(state.TENANT) or "")
 
 
 def show_lifecycle(result) -> None:
@@ -147,8 +148,8 @@ def show_result(result, tenant: str | None) -> None:
     BANNER.get(result.status, st.info)(f"**{result.status.upper()}** · " + " · ".join(facts))
     if result.problem:
         st.markdown(f"**Problem:** {md_escape(result.problem)}")
-    if st.session_state.get("kh_save_problem"):
-        st.warning(md_escape(st.session_state["kh_save_problem"]))
+    if st.session_state.get(state.SAVE_PROBLEM):
+        st.warning(md_escape(st.session_state[state.SAVE_PROBLEM]))
     show_lifecycle(result)
     for incident in result.incidents:
         st.error(md_escape(incident))
@@ -200,10 +201,10 @@ def show_result(result, tenant: str | None) -> None:
     row.download_button("Download CSV", grid_csv(result), download_name(result, tenant, "csv"), "text/csv")
     row.download_button("Download JSON", grid_json(result), download_name(result, tenant, "json"), "application/json")
     if unknown:
-        has_key = st.session_state.get("kh_key") is not None
+        has_key = st.session_state.get(state.KEY) is not None
         if row.button(f"Re-probe {len(unknown)} unknown rows", disabled=not has_key,
                      help=None if has_key else "The key was forgotten: paste it again to re-probe."):
-            run_check(st.session_state["kh_key"], tenant or st.session_state.get("kh_tenant") or "", previous=result)
+            run_check(st.session_state[state.KEY], tenant or st.session_state.get(state.TENANT) or "", previous=result)
 
 
 # --- the page -----------------------------------------------------------------------------------------
@@ -217,43 +218,43 @@ except store.DATABASE_ERRORS as e:
     tenants = []
 names = [t["name"] for t in tenants]
 
-if "kh_tenant_next" in st.session_state:  # the tenant just checked (created if it was new)
-    just = st.session_state.pop("kh_tenant_next")
+if state.TENANT_NEXT in st.session_state:  # the tenant just checked (created if it was new)
+    just = st.session_state.pop(state.TENANT_NEXT)
     nxt = store.slugify(just)
     match = next((t["name"] for t in tenants if t["name"] == just), None) or next(
         (t["name"] for t in tenants if t["slug"] == nxt), None)
     if match:
-        st.session_state["kh_tenant_pick"] = match
-        st.session_state.pop("kh_tenant_new", None)
+        st.session_state[state.TENANT_PICK] = match
+        st.session_state.pop(state.TENANT_NEW, None)
 asked = st.query_params.get("tenant")  # a tenant slug in the URL is fine; a key never
-if asked and st.session_state.get("kh_tenant_from_url") != asked:
+if asked and st.session_state.get(state.TENANT_FROM_URL) != asked:
     match = next((t["name"] for t in tenants if t["slug"] == asked), None)
     if match:
-        st.session_state["kh_tenant_pick"] = match
-    st.session_state["kh_tenant_from_url"] = asked
-elif "kh_tenant_pick" not in st.session_state and st.session_state.get("kh_tenant") in names:
-    st.session_state["kh_tenant_pick"] = st.session_state["kh_tenant"]
+        st.session_state[state.TENANT_PICK] = match
+    st.session_state[state.TENANT_FROM_URL] = asked
+elif state.TENANT_PICK not in st.session_state and st.session_state.get(state.TENANT) in names:
+    st.session_state[state.TENANT_PICK] = st.session_state[state.TENANT]
 
 NEW = "➕ New tenant…"
-if "kh_tenant_pick" not in st.session_state and not names:
-    st.session_state["kh_tenant_pick"] = NEW
+if state.TENANT_PICK not in st.session_state and not names:
+    st.session_state[state.TENANT_PICK] = NEW
 t1, t2 = st.columns(2)
-pick = t1.selectbox("Tenant", [NEW] + names, index=None, key="kh_tenant_pick", placeholder="Choose a tenant")
+pick = t1.selectbox("Tenant", [NEW] + names, index=None, key=state.TENANT_PICK, placeholder="Choose a tenant")
 tenant = pick
 if pick == NEW:
     tenant = t2.text_input(
-        "New tenant's name", key="kh_tenant_new", max_chars=100, placeholder="e.g. Acme Coffee Roasters"
+        "New tenant's name", key=state.TENANT_NEW, max_chars=100, placeholder="e.g. Acme Coffee Roasters"
     )
 raw = st.text_input(
     "Restricted key",
     type="password",
-    key="kh_key_input",
+    key=state.KEY_INPUT,
     placeholder="rk_live_… or rk_test_…",
     help="Paste the tenant's restricted key. It is checked here first and never stored: only a masked form is kept.",
 )
 
 taken = intake(raw) if raw else None
-session_key = st.session_state.get("kh_key")
+session_key = st.session_state.get(state.KEY)
 candidate = None
 if taken is not None:
     if taken.accepted:
@@ -268,7 +269,7 @@ if taken is not None:
 elif session_key is not None:
     candidate = session_key
     st.caption(f"Using the key kept in this session: {md_escape(session_key.masked)}")
-elif st.session_state.get("kh_forgotten"):
+elif st.session_state.get(state.FORGOTTEN):
     st.caption("The key was forgotten: nothing of it is left in this session.")
 
 with st.container(horizontal=True):
@@ -292,7 +293,7 @@ if clicked and candidate is not None and tenant:
         else:
             run_check(candidate, tenant.strip())
 
-result = st.session_state.get("kh_result")
+result = st.session_state.get(state.RESULT)
 if result is not None:
     st.divider()
-    show_result(result, st.session_state.get("kh_result_tenant"))
+    show_result(result, st.session_state.get(state.RESULT_TENANT))

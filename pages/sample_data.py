@@ -20,6 +20,7 @@ from core.ui.charts import payments
 from core.ui.money import display_frame
 from core.ui.palette import SAMPLE_STATE_ICON
 from core.ui.text import md_escape
+from dashboard import session as state
 from dashboard.widgets import key_line, session_key_or_paste, session_service
 
 STATE_ICONS = SAMPLE_STATE_ICON
@@ -36,7 +37,7 @@ rt = svc.rt
 
 
 key = session_key_or_paste("kh_sample")
-tenant = st.session_state.get("kh_tenant")
+tenant = st.session_state.get(state.TENANT)
 
 key_line(key.masked, key.mode, tenant)
 

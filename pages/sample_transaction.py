@@ -19,6 +19,7 @@ from core.features.transaction import (
 )
 from core.ui.money import money
 from core.ui.text import md_escape
+from dashboard import session as state
 from dashboard.widgets import key_line, session_key_or_paste, session_service
 
 IDEM = "kh_txn_idempotency"  # intent (fingerprint, amount, currency) -> idempotency key
@@ -36,7 +37,7 @@ rt = svc.rt
 
 
 key = session_key_or_paste("kh_txn")
-tenant = st.session_state.get("kh_tenant")
+tenant = st.session_state.get(state.TENANT)
 
 info = intake(str(key)).info  # local only: no request
 key_line(info.masked, info.mode, tenant)

@@ -17,6 +17,7 @@ from core.ui.charts import tenant as charts
 from core.ui.palette import LEVEL_LABEL, STATUS_BANNER
 from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
+from dashboard import session as state
 from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
@@ -50,8 +51,8 @@ def pick_tenant(title: bool = True) -> NoReturn:
 
 
 slug = st.query_params.get("tenant")
-if not slug and st.session_state.get("kh_tenant"):
-    slug = store.slugify(st.session_state["kh_tenant"])
+if not slug and st.session_state.get(state.TENANT):
+    slug = store.slugify(st.session_state[state.TENANT])
 if not slug:
     pick_tenant()
 assert slug  # pick_tenant() stops the page without one
@@ -96,8 +97,8 @@ if live != (tenant.get("expected_mode") == "live"):
         st.error("The tenant could not be updated; the database did not answer.")
 
 if st.button("Check again", type="primary", help="Open *Check a key* with this tenant chosen; paste its key there."):
-    st.session_state["kh_tenant"] = tenant["name"]
-    st.session_state["kh_tenant_pick"] = tenant["name"]
+    st.session_state[state.TENANT] = tenant["name"]
+    st.session_state[state.TENANT_PICK] = tenant["name"]
     st.switch_page("pages/check.py", query_params={"tenant": tenant["slug"]})
 
 if not history:

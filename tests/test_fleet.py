@@ -199,9 +199,9 @@ def test_a_store_that_throws_reports_the_line_failed_with_its_reason(sandbox, tm
     rep = run_fleet(svc, [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)], FleetOptions(concurrency=4))
     assert rep.recorded == 3
     assert [f["line"] for f in rep.failed_lines] == [3]
-    assert "could not be saved" in rep.failed_lines[0]["problem"]
+    assert "was not saved" in rep.failed_lines[0]["problem"]
     items = {i["tenant"]: i for i in svc.store.run_items(rep.run["id"])}
-    assert items[pairs[2][0]]["state"] == "failed" and "could not be saved" in items[pairs[2][0]]["problem"]
+    assert items[pairs[2][0]]["state"] == "failed" and "was not saved" in items[pairs[2][0]]["problem"]
     assert rep.run["failed"] == 1 and rep.run["recorded"] == 3
 
 
