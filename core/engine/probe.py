@@ -87,7 +87,7 @@ class TokenBucket:
         self.rate = rate / (1.0 + safety)
         self.capacity = float(max(1, burst))
         self.limit = max(1, int(rate))
-        self.window = window * (1.0 + safety)
+        self.window = window  # the window is already the slack for the way there; safety slows the rate
         self._clock, self._sleep = clock, sleep
         self._tokens = self.capacity
         self._updated = clock()
