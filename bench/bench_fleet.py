@@ -87,11 +87,11 @@ def measure() -> dict:
     proc, url = _start_sandbox(N_KEYS)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            # today's sequential recheck, on a subset
+            # one key at a time (the sequential recheck this replaced), on a subset
             seq = _service(url, f"sqlite:///{tmp}/seq.db")
             seq.store  # noqa: B018 - the property migrates the database: before timing
             t0 = time.perf_counter()
-            seq_rep = seq.recheck(entries[:N_SEQUENTIAL], source="batch")
+            seq_rep = run_fleet(seq, entries[:N_SEQUENTIAL], FleetOptions(concurrency=1, command="bench"))
             seq_per_key = (time.perf_counter() - t0) / N_SEQUENTIAL
             assert seq_rep.recorded == N_SEQUENTIAL
             # the fleet
@@ -129,8 +129,9 @@ def report() -> str:
     return "\n".join([
         f"{m['keys']} healthy keys, each its own Stripe account, sandbox at {int(LATENCY_S * 1000)} ms latency with "
         "Stripe's per-account limits enforced (25/s test) in its own process; client = this process "
-        f"(concurrency {m['concurrency']}, ceiling {m['max_rps']:.0f} req/s, SQLite). Sequential = today's "
-        f"`Service.recheck`, measured on {m['seq_n']} keys in the same run and extrapolated per key. "
+        f"(concurrency {m['concurrency']}, ceiling {m['max_rps']:.0f} req/s, SQLite). Sequential = one key "
+        f"at a time (`run_fleet` with concurrency 1), measured on {m['seq_n']} keys in the same run and "
+        "extrapolated per key. "
         f"Load average during the run: {m['load'][0]:.2f} / {m['load'][1]:.2f} / {m['load'][2]:.2f} (2 cores, shared).",
         "",
         "| keys | wall (s) | keys/s | requests | requests/s | client CPU (ms/request) | 429s | recorded | "

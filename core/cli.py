@@ -167,13 +167,15 @@ def cmd_check(args) -> int:
         out = result.to_json()
         if args.tenant is not None:
             out["saved"] = checked.saved
-            out["save_problem"] = checked.database_problem.sentence if checked.database_problem else \
-                checked.save_problem
+            out["save_problem"] = checked.database_problem.sentence if checked.database_problem and \
+                not checked.saved else checked.save_problem
+            out["audit_problem"] = checked.audit_problem
         print(json.dumps(out))
     else:
         print_check_table(result)
-    if checked.save_problem:
-        _say(checked.save_problem)
+    problem = checked.save_problem or checked.audit_problem
+    if problem:
+        _say(problem)
         return EXIT_DATABASE if checked.database_problem is not None else EXIT_USAGE
     if result.status == "unreachable":
         return EXIT_UNREACHABLE
@@ -218,7 +220,26 @@ class ProgressBar:
                 f"{f'  {failed} failed' if failed else ''}  {eta}")
 
 
+def line_ranges(lines: list[int]) -> str:
+    """[1, 2, 3, 5, 7, 8] -> "1-3, 5, 7-8"."""
+    out: list[str] = []
+    for n in sorted(lines):
+        if out and out[-1].split("-")[-1] == str(n - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
 def cmd_recheck(args) -> int:
+    from core.features.fleet import Stop
+
+    stop = Stop()
+    with stop.on_signals():  # SIGINT / SIGTERM from here on: the run stops cleanly and says what it saved
+        return _recheck(args, stop)
+
+
+def _recheck(args, stop) -> int:
     from core.features.fleet import FleetOptions, SourceError, read_source, run_fleet
     from core.features.recheck import parse_lines
 
@@ -253,13 +274,15 @@ def cmd_recheck(args) -> int:
         )
         progress = ProgressBar() if not args.json and sys.stderr is not None and sys.stderr.isatty() else None
         svc = _service(args)
-        report = run_fleet(svc, entries, opts, progress=progress)
+        report = run_fleet(svc, entries, opts, progress=progress, stop=stop)
     except SourceError as e:
         raise UsageError(str(e)) from None
     if not svc.flush_alerts(30.0):
         print("warning: some alerts are still being delivered; they stay pending and are retried by the next run.",
               file=sys.stderr)
     report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
+    stopped = report.interrupted is not None or report.database_problem is not None and stop.is_set()
+    run_id = report.run.get("id")
     if args.json:
         print(json.dumps(report.to_json()), flush=True)
     else:
@@ -272,9 +295,28 @@ def cmd_recheck(args) -> int:
             print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {score}")
         for f in report.failed_lines:
             print(f"line {f['line']}: {f['problem']}")
+        for r in report.results:
+            if r.get("audit_problem"):
+                print(f"line {r['line']}: {r['audit_problem']}")
+        if stopped:
+            saved = [r["line"] for r in report.results]
+            print(f"recorded: {'lines ' + line_ranges(saved) if saved else 'no line'}")
+        if report.not_reached:
+            print(f"not reached (not checked, nothing recorded): lines {line_ranges(report.not_reached)}")
         extra = f", {report.skipped} already done in this run" if report.skipped else ""
+        extra += f", {len(report.not_reached)} not reached" if report.not_reached else ""
+        where = f"run {run_id}" if run_id is not None else "no run started"
         print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed{extra} "
-              f"(run {report.run.get('id')}, {report.rate_limited} rate-limited answers, {report.elapsed_s:.1f} s)")
+              f"({where}, {report.rate_limited} rate-limited answers, {report.elapsed_s:.1f} s)", flush=True)
+    if report.interrupted is not None:
+        saved = [r["line"] for r in report.results]
+        what = f"lines {line_ranges(saved)} recorded" if saved else "no line recorded"
+        more = f"; python -m core recheck --resume continues run {run_id}" if run_id is not None else ""
+        _say(f"Stopped by {report.interrupted}: {what}, the rest not{more}.")
+        return EXIT_SIGNAL[report.interrupted]
+    if stopped and report.database_problem is not None:  # the database stopped the run: its one sentence
+        _say(report.database_problem.sentence)
+        return EXIT_DATABASE
     if report.unreachable is not None:
         return EXIT_UNREACHABLE
     return EXIT_OK if report.all_healthy else EXIT_VERDICT
@@ -545,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     # The CLI says what went wrong in its own one sentence on stderr; the service's log lines (for the dashboard's
     # server log) would be a second, rawer line there.
     logging.getLogger("keyhealth").addHandler(logging.NullHandler())
+    # nor the driver's warnings (psycopg: "error ignored terminating …: the connection is lost" when PostgreSQL
+    # dies under a run), which would otherwise reach stderr through logging's last-resort handler
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

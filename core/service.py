@@ -3,7 +3,8 @@
     svc = Service(runtime.real(settings(), who="ana@pointai.example"))
     checked = svc.check(raw, "Acme Coffee", source="dashboard")   # check, judge against history, record, audit
     svc.store.latest_checks(status="failing")                      # reads, bound to the runtime's database
-    svc.sample(key, tenant)  /  svc.transact(key, tenant, ...)  /  svc.recheck(lines, source="batch")
+    svc.sample(key, tenant)  /  svc.transact(key, tenant, ...)
+    run_fleet(svc, lines, FleetOptions())   # a recheck of many keys (core.features.fleet), recording through svc
 
 All recording and auditing happens here, in one place, against the runtime's database (the demo's when the
 runtime is the demo's): nothing below this layer picks a database on its own.
@@ -12,14 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from core.engine.check import Progress, check_key, explain_refusal
 from core.engine.result import CheckResult
-from core.features import recheck as recheck_feature
 from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
@@ -40,6 +39,7 @@ class Checked:
     check_id: int | None = None
     save_problem: str | None = None
     database_problem: DatabaseProblem | None = None  # when the database was why (core.store.errors)
+    audit_problem: str | None = None  # saved, but its audit entry was not (one sentence)
 
     @property
     def saved(self) -> bool:
@@ -119,8 +119,6 @@ class Service:
             previous = None
         try:
             check_id = self.store.record_check(result, tenant, source=source, checked_by=self.who)
-            self.audit("check", tenant=tenant, outcome=result.status,
-                       detail=f"{result.key.masked} score {result.score} ({source})")
         except StoreInputError as e:
             return Checked(result, save_problem=f"The check ran but was not saved: {e}")
         except Exception as e:  # noqa: BLE001  (the database failed: the result stands, and says why it was not saved)
@@ -128,6 +126,16 @@ class Service:
             log.error("recording a check failed: %s (%s)", problem.kind, type(e).__name__)
             return Checked(result, save_problem=problem.because(f"The check ran ({result.status}) but was not saved"),
                            database_problem=problem)
+        # The check is in the history from here on: a failing audit entry must not make it look unsaved.
+        try:
+            self.audit("check", tenant=tenant, outcome=result.status,
+                       detail=f"{result.key.masked} score {result.score} ({source})")
+        except Exception as e:  # noqa: BLE001  (saved; only its audit entry is missing, and that is said)
+            why = None if isinstance(e, StoreInputError) else classify(e, self.rt.db)
+            log.error("auditing a check failed: %s", type(e).__name__)
+            doing = "The check was saved, but the audit trail could not record it"
+            return Checked(result, check_id=check_id, database_problem=why,
+                           audit_problem=why.because(doing) if why else f"{doing}: {e}")
         self._alert_if_worse(previous, result, tenant, check_id)
         return Checked(result, check_id=check_id)
 
@@ -177,21 +185,6 @@ class Service:
             self.audit("alert_ack", tenant=alert["tenant"], outcome="ok",
                        detail=f"alert {alert_id} ({alert['kinds']})")
         return alert
-
-    def recheck(self, entries: Iterable[recheck_feature.BatchLine], *, source: str = "batch",
-                on_result: Callable[[recheck_feature.BatchLine, CheckResult], None] | None = None,
-                gate: recheck_feature.SignalGate | None = None,
-                ) -> recheck_feature.BatchReport:
-        """Check and record every `tenant,key` line (see core.features.recheck: it knows exactly which lines
-        were saved, also after an interrupt or a database failure)."""
-        def check(entry: recheck_feature.BatchLine) -> CheckResult:
-            validate_tenant_name(entry.tenant)
-            return self.check(entry.raw_key, None, source=source).result
-
-        def record(entry: recheck_feature.BatchLine, result: CheckResult) -> Checked:
-            return self.record(result, entry.tenant, source=source)
-
-        return recheck_feature.recheck(entries, check, record, on_result=on_result, gate=gate)
 
     def set_expected_mode(self, tenant: str | int, mode: str | None) -> TenantRow:
         """Mark a tenant live (in production: a test key is then a problem) or clear it, and audit who did.

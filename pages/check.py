@@ -87,7 +87,7 @@ def run_check(key, tenant: str, *, previous=None) -> None:
     st.session_state[state.TENANT] = tenant
     st.session_state.pop(state.FORGOTTEN, None)
     st.session_state[state.TENANT_NEXT] = tenant  # chosen in the tenant box on the next run
-    st.session_state[state.SAVE_PROBLEM] = checked.save_problem
+    st.session_state[state.SAVE_PROBLEM] = checked.save_problem or checked.audit_problem
     st.rerun()
 
 

@@ -232,6 +232,7 @@ def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, mo
     from core.config import settings
     from core.engine.check import check_key
     from core.engine.keys import intake
+    from core.features.fleet import FleetOptions, run_fleet
     from core.features.recheck import parse_lines
     from core.service import Service
 
@@ -258,7 +259,7 @@ def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, mo
     objects.append(svc.check(test).result)
     sandbox.faults.clear()
     entries, failed = parse_lines(f"{TENANT},{test}\n{TENANT},{live}\nBad\x00,{test}\n")
-    objects.append(svc.recheck(entries, source="batch"))
+    objects.append(run_fleet(svc, entries, FleetOptions(concurrency=2)))
     objects.append(failed)
     for k in keys:
         objects.append(svc.sample(k, TENANT, window_days=30, max_rows=20))
@@ -458,7 +459,7 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("app.db*"))
     assert f"rk_test_…{test[-4:]}".encode() in raw  # the scan sees the database content
     assert leaks(raw, keys) == [], "the database files (.db, -wal, -shm)"
-    n, hits = scan_tree(tmp_path, keys)
+    _n, hits = scan_tree(tmp_path, keys)
     assert hits == []
     for d in (ROOT / ".streamlit", ROOT / "data", Path(tempfile.gettempdir())):
         assert scan_tree(d, keys, since=started)[1] == [], f"{d} holds the key"

@@ -14,6 +14,11 @@ by one writer, in a stored run that can be resumed and shared by several workers
 - The run and its tenants are stored (fleet_runs, fleet_items). Tenants are claimed before they are checked
   (PostgreSQL: FOR UPDATE SKIP LOCKED, with an expiry), so workers sharing a run never check one twice and a
   run killed halfway keeps every finished check; `resume` picks the last unfinished run up where it stopped.
+- A run can be stopped (`Stop`: SIGINT or SIGTERM through `Stop.on_signals()`, or a database that died): no new
+  tenant is claimed, sweeps in flight are abandoned (their requests are side-effect free; nothing of them is
+  recorded), checks already handed to the writer are written whole (never half a check), unfinished claims go
+  back to pending for `--resume`, and the report says which lines were recorded, which failed (with why) and
+  which were not reached. A database failure other than a lock stops the run at the first line it fails.
 """
 from __future__ import annotations
 
@@ -21,12 +26,14 @@ import functools
 import logging
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +42,14 @@ import sqlalchemy.exc
 from core.engine.check import check_key
 from core.engine.probe import Pacing
 from core.features.recheck import MAX_SOURCE_LINES, BatchLine, BatchReport, parse_lines
-from core.store import redact, slugify
+from core.store import guard, is_database_error, redact, slugify
+from core.store.errors import classify
+
+# The database failures a run carries on after (the next line may well save): another process held the lock, or
+# the database refused this one write for a reason of its own ("other": a constraint, a trigger). Anything that
+# makes the database unusable (unreachable, read-only, corrupt, timed out, disk full, ...) stops the run: the
+# remaining keys are not swept for nothing, and their lines are reported as not reached.
+CARRY_ON = frozenset({"locked", "other"})
 
 log = logging.getLogger("keyhealth")
 MAX_PROBE_THREADS = 256
@@ -56,7 +70,7 @@ def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
     if not argv:
         raise SourceError("The key source command is empty; give --keys-from a command that prints tenant,key lines.")
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        proc = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
     except FileNotFoundError:
         raise SourceError(f"The key source command {argv[0]!r} was not found; give its full path.") from None
     except PermissionError:
@@ -112,6 +126,47 @@ class FleetReport(BatchReport):
         return out
 
 
+class Stop:
+    """Why a run stops early: "SIGINT" / "SIGTERM" (`on_signals`), or "database" (it died under the run).
+    The first reason wins; later ones are ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._event = threading.Event()
+
+    def set(self, reason: str) -> None:
+        if self.reason is not None:  # first (a second signal arriving inside this handler returns here)
+            return
+        self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def signal(self) -> str | None:
+        return self.reason if self.reason in ("SIGINT", "SIGTERM") else None
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.set(signal.Signals(signum).name)  # only a flag: the run notices it between tenants and probes
+
+    @contextmanager
+    def on_signals(self) -> Iterator[Stop]:
+        """While inside, SIGINT and SIGTERM stop the run (main thread only) instead of killing the process."""
+        previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+class _Abandoned(Exception):
+    """Raised inside a sweep once the run is stopping: the sweep is left unfinished and nothing is recorded."""
+
+
 class Writer:
     """One thread in front of the store: every write of the run goes through it, one after the other."""
 
@@ -154,27 +209,38 @@ def _release_dead_claims(store: Any, run_id: int) -> None:
 
 
 def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
-              progress: Callable[[int, int, int], None] | None = None) -> FleetReport:
+              progress: Callable[[int, int, int], None] | None = None, stop: Stop | None = None) -> FleetReport:
     """Check and record every entry concurrently, in a stored run. `progress(done, total, failed)` is called
-    after each tenant. A tenant on several lines is one tenant of the run, its lines checked in order."""
+    after each tenant. A tenant on several lines is one tenant of the run, its lines checked in order.
+
+    `stop` (set by a signal, see Stop.on_signals) ends the run early; so does a database failure outside
+    CARRY_ON. Every line then ends in exactly one of `results` (recorded), `failed_lines` (with why) or
+    `not_reached`; `interrupted` names the signal, `database_problem` the database's failure."""
     started = time.monotonic()
+    stop = stop or Stop()
     store = svc.store
     report = FleetReport()
+    if stop.is_set():  # stopped before anything started: no run, nothing checked
+        report.interrupted = stop.signal
+        report.not_reached = sorted(e.line for e in entries)
+        return report
     by_slug: dict[str, list[BatchLine]] = {}  # a tenant given twice is checked twice, in line order
     for e in entries:
         by_slug.setdefault(slugify(e.tenant), []).append(e)
-    if opts.resume:
-        run = store.last_unfinished_run()
-        if run is None:
-            raise SourceError("There is no unfinished run to resume; run without --resume.")
-        _release_dead_claims(store, run["id"])
-    else:
-        run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
-    run_id = run["id"]
-    store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
-    done_before = store.done_slugs(run_id) & set(by_slug)
-    report.skipped = len(done_before)
-    accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
+    with guard(svc.rt.db):  # the database already unusable: DatabaseFailure, one sentence (exit 3 in the CLI)
+        if opts.resume:
+            run = store.last_unfinished_run()
+            if run is None:
+                raise SourceError("There is no unfinished run to resume; run without --resume.")
+            _release_dead_claims(store, run["id"])
+        else:
+            run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
+        run_id = run["id"]
+        report.run = dict(run)
+        store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
+        done_before = store.done_slugs(run_id) & set(by_slug)
+        report.skipped = len(done_before)
+        accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
     total = len(by_slug) - report.skipped
 
     probe = svc.rt.probe
@@ -183,6 +249,9 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     writer = Writer()
     lock = threading.Lock()
     done = [0, 0]  # tenants finished, of which failed
+    claimed: dict[int, dict] = {}  # every item this process claimed, by id
+    finished: set[int] = set()  # items marked done in the run
+    dead: list[bool] = [False]  # a write failed on a database outside CARRY_ON: later writes are not tried
     unreachable = threading.Event()  # Stripe never answered a check: claim no more tenants (our side's outage)
 
     def tick(failed: bool) -> None:
@@ -194,16 +263,29 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             progress(d, total, f)
 
     def record(item: dict, entry: BatchLine, result: Any, error: str | None, last: bool) -> None:
-        """In the writer thread: the check into history, then (after its last line) the tenant marked done."""
-        check_id, status, problem = None, None, error
+        """In the writer thread: the check into history, then (after its last line) the tenant marked done.
+        Signals never reach this thread, so a check handed to it is written whole or, after the database
+        died under the run, not tried (its line is not reached)."""
+        if dead[0]:
+            return
+        check_id, status, problem, audit_problem = None, None, error, None
         if result is not None:
             checked = _retrying_record(svc, result, entry.tenant)
             check_id, problem = checked.check_id, checked.save_problem
             status = result.status
+            audit_problem = checked.audit_problem
+            db_problem = checked.database_problem
+            if db_problem is not None and db_problem.kind not in CARRY_ON:
+                # this line fails with the reason (or, saved before its audit entry failed, is recorded and
+                # says so); the rest of the run is not reached
+                dead[0] = True
+                report.database_problem = db_problem
+                stop.set("database")
         try:
-            if last:
+            if last and not dead[0]:
                 _retrying(lambda: store.finish_run_item(item["id"], check_id=check_id, status=status,
                                                         problem=problem))
+                finished.add(item["id"])
         except Exception as e:  # noqa: BLE001 - the check itself is kept; the run just does not know it finished
             log.error("marking a run item done failed: %s", type(e).__name__)
         if check_id is None:
@@ -212,7 +294,8 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             report.recorded += 1
             report.results.append({"line": entry.line, "tenant": entry.tenant, "status": result.status,
                                    "score": result.score if result.says_something else None,
-                                   "masked": result.key.masked})
+                                   "masked": result.key.masked,
+                                   **({"audit_problem": audit_problem} if audit_problem else {})})
         if result is not None and result.status == "unreachable":
             report.unreachable = report.unreachable or result.problem
             unreachable.set()
@@ -220,23 +303,35 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         if last:
             tick(check_id is None)
 
+    def abandon_if_stopping(*_: Any) -> None:
+        if stop.reason is not None and stop.reason != "database" or dead[0]:
+            raise _Abandoned()
+
     def check(item: dict, lines: list[BatchLine]) -> list[Future]:
         out: list[Future] = []
         if unreachable.is_set():  # claimed just before Stripe went away: left for --resume, not checked
             _retrying(lambda: store.release_run_items([item["id"]]))
+            finished.add(item["id"])
             return out
         for n, entry in enumerate(lines, start=1):
             try:
+                abandon_if_stopping()
                 result = check_key(entry.raw_key, settings=probe, client=client, pacing=pacing,
-                                   account_hint=accounts.get(item["slug"]), pool=probe_pool)
+                                   account_hint=accounts.get(item["slug"]), pool=probe_pool,
+                                   on_progress=abandon_if_stopping)
                 result = svc.lifecycle(svc.judge(result), entry.tenant)
                 error = None
                 if result.status == "unreachable":
                     unreachable.set()  # before this worker frees its slot: no tenant is claimed after it
+            except _Abandoned:
+                break  # this line and the tenant's later ones: not reached
             except Exception as e:  # noqa: BLE001 - a bug or a store read failing in judge: the line fails, with why
                 log.error("checking a fleet line failed: %s", type(e).__name__)
                 result, error = None, f"The check could not be completed ({type(e).__name__}); run it again."
-            out.append(writer.submit(record, item, entry, result, error, n == len(lines)))
+            with lock:  # handed to the writer before the stop is written; a sweep that ends after it is not
+                if stop.signal is not None or dead[0]:
+                    break
+                out.append(writer.submit(record, item, entry, result, error, n == len(lines)))
             if len(lines) > 1:
                 out[-1].result()  # the next line of the same tenant is judged against this one's record
         return out
@@ -250,18 +345,31 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     try:
         while True:
             free = 0 if unreachable.is_set() else k - len(in_flight)
-            claimed = _retrying(functools.partial(store.claim_run_items, run_id, opts.worker, free, opts.claim_ttl_s)) \
-                if free > 0 else []
-            for item in claimed:
+            got: list[dict] = []
+            if free > 0 and not stop.is_set():
+                try:
+                    got = _retrying(functools.partial(store.claim_run_items, run_id, opts.worker, free,
+                                                       opts.claim_ttl_s))
+                except Exception as e:
+                    if not is_database_error(e):
+                        raise
+                    # no more tenants; the sweeps in flight still go to the writer, whose first failed write
+                    # names the line and the reason (or the database is back and they are recorded)
+                    report.database_problem = report.database_problem or classify(e, svc.rt.db)
+                    stop.set("database")
+            for item in got:
+                claimed[item["id"]] = item
                 lines = by_slug.get(item["slug"])
                 if lines is None:  # another worker's source has this tenant; this one has no key for it
                     store.release_run_items([item["id"]])
+                    finished.add(item["id"])
                     continue
                 in_flight.add(keys_pool.submit(check, item, lines))
             if not in_flight:
                 break
-            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            writes.extend(w for f in finished for w in f.result())
+            # a short timeout, so that a stop (a flag set by a signal handler) is noticed between completions
+            ready, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            writes.extend(w for f in ready for w in f.result())
         for w in writes:
             w.result()
     finally:
@@ -270,12 +378,14 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         probe_pool.shutdown(wait=True)
         report.rate_limited = pacing.rate_limited
         report.elapsed_s = time.monotonic() - started
+        unfinished = [i for i in claimed if i not in finished]
         try:
+            if unfinished and not dead[0]:  # back to pending: --resume (or another worker) takes them
+                store.release_run_items(unfinished)
             store.add_rate_limited(run_id, pacing.rate_limited)
             report.run = store.summarise_run(run_id, finish=True)
         except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
             log.error("summarising the run failed: %s", type(e).__name__)
-            report.run = dict(run)
     if report.unreachable is not None:  # the lines never checked because Stripe did not answer
         covered = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
         report.failed_lines.extend(
@@ -285,6 +395,11 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         )
     report.results.sort(key=lambda r: r["line"])
     report.failed_lines.sort(key=lambda f: f["line"])
+    if stop.is_set():
+        handled = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
+        report.not_reached = sorted(e.line for e in entries if e.line not in handled
+                                    and slugify(e.tenant) not in done_before)
+        report.interrupted = stop.signal
     return report
 
 
@@ -292,8 +407,8 @@ def _retrying_record(svc: Any, result: Any, tenant: str) -> Any:
     """Service.record, again while the database says it is locked (another process writing)."""
     checked = svc.record(result, tenant, source="batch")
     tries = 0
-    while checked.check_id is None and checked.save_problem and "OperationalError" in checked.save_problem \
-            and tries < 5:
+    while checked.check_id is None and checked.database_problem is not None \
+            and checked.database_problem.kind == "locked" and tries < 5:
         time.sleep(0.2 * 2 ** tries)  # backoff between tries of a locked database
         tries += 1
         checked = svc.record(result, tenant, source="batch")
