@@ -61,7 +61,7 @@ def cli(args, sb, tmp_path, db_url=None, stdin="", **env_extra):
                KEYHEALTH_DATA_DIR=str(tmp_path), DATABASE_URL=db_url or f"sqlite:///{tmp_path / 'fleet.db'}",
                KEYHEALTH_FINGERPRINT_SECRET="fleet-test", KEYHEALTH_BACKOFF_S="0.01")
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "core", *args], check=False, cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=180)
 
 
@@ -203,6 +203,25 @@ def test_a_store_that_throws_reports_the_line_failed_with_its_reason(sandbox, tm
     items = {i["tenant"]: i for i in svc.store.run_items(rep.run["id"])}
     assert items[pairs[2][0]]["state"] == "failed" and "was not saved" in items[pairs[2][0]]["problem"]
     assert rep.run["failed"] == 1 and rep.run["recorded"] == 3
+
+
+def test_a_check_saved_before_its_audit_entry_failed_is_reported_recorded(sandbox, tmp_path):
+    """The check is in the history once record_check returns: a failing audit write must not make the summary
+    call it unsaved (the summary and the database agree), and the line says the audit entry is missing."""
+    pairs = add_keys(sandbox, 3, "Audit")
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    svc = _service(url, sandbox, rate_test=200)
+    assert svc.store.list_tenants() == []  # migrated
+    with store.get_engine(url).begin() as conn:  # the database refuses one tenant's audit entries
+        conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.tenant = "
+                             f"'{pairs[1][0]}' BEGIN SELECT RAISE(ABORT, 'disk says no'); END"))
+    rep = run_fleet(svc, [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)], FleetOptions(concurrency=3))
+    assert rep.recorded == 3 and rep.failed_lines == [] and rep.not_reached == []
+    line2 = next(r for r in rep.results if r["line"] == 2)
+    assert line2["audit_problem"].startswith("The check was saved, but the audit trail could not record it because")
+    assert all("audit_problem" not in r for r in rep.results if r["line"] != 2)
+    assert count(url, "checks") == 3 and count(url, "audit") == 2
+    assert rep.run["recorded"] == 3
 
 
 # --- 4. progress and runs ------------------------------------------------------------------------------

@@ -154,7 +154,11 @@ class Stop:
 
     @contextmanager
     def on_signals(self) -> Iterator[Stop]:
-        """While inside, SIGINT and SIGTERM stop the run (main thread only) instead of killing the process."""
+        """While inside, SIGINT and SIGTERM stop the run instead of killing the process. Handlers can only be
+        installed from the main thread; elsewhere (a caller's worker thread) this changes nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
         previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         try:
             yield self
