@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from core import store  # noqa: E402
-from core.engine.result import LEVELS, STATUSES, CheckResult, KeyInfo, Level, Row  # noqa: E402
+from core.engine.result import KEY_STATUSES as STATUSES, LEVELS, CheckResult, KeyInfo, Level, Row  # noqa: E402
 from core.store.db import connect, get_engine  # noqa: E402
 from core.store.models import check_rows_t, checks_t, tenants_t  # noqa: E402
 

@@ -185,6 +185,7 @@ def test_64_concurrent_sweeps_record_64_checks(sandbox, tmp_path):
     assert rep.recorded == 64 and not rep.failed_lines
     assert count(url, "checks") == 64 and count(url, "audit") == 64
     assert rep.run["status_counts"] == {"healthy": 64}
+    assert rep.requests == len(sandbox.requests) > 64  # every request the sweeps sent is counted
 
 
 def test_a_store_that_throws_reports_the_line_failed_with_its_reason(sandbox, tmp_path):

@@ -300,10 +300,11 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                                    "score": result.score if result.says_something else None,
                                    "masked": result.key.masked,
                                    **({"audit_problem": audit_problem} if audit_problem else {})})
-        if result is not None and result.status == "unreachable":
-            report.unreachable = report.unreachable or result.problem
-            unreachable.set()
+        if result is not None:
             report.requests += result.requests
+            if result.status == "unreachable":
+                report.unreachable = report.unreachable or result.problem
+                unreachable.set()
         if last:
             tick(check_id is None)
 
