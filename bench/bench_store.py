@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from core import store  # noqa: E402
-from core.engine.result import KEY_STATUSES as STATUSES, LEVELS, CheckResult, KeyInfo, Level, Row  # noqa: E402
+from core.engine.result import KEY_STATUSES, LEVELS, CheckResult, KeyInfo, Level, Row  # noqa: E402
 from core.store.db import connect, get_engine  # noqa: E402
 from core.store.models import check_rows_t, checks_t, tenants_t  # noqa: E402
 
@@ -110,7 +110,7 @@ def seed_bench_db(
             ti = n % tenants if n < tenants else rnd.randrange(tenants)
             tid = t_base + ti
             at = now - timedelta(seconds=rnd.randrange(span))
-            status = rnd.choices(STATUSES, STATUS_WEIGHTS)[0]
+            status = rnd.choices(KEY_STATUSES, STATUS_WEIGHTS)[0]
             counts = {"ok": 0, "missing": 0, "excess": 0, "unknown": 0, "not_applicable": 0}
             for cat, scope, res, req, base in profile[ti] if status != "invalid" else []:
                 granted = base if rnd.random() > 0.08 else rnd.choice(("none", "read", "write", "unknown"))
