@@ -53,7 +53,7 @@ def keep_mode_in_url(demo: bool) -> None:
 def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
     with st.sidebar:
         if policy.enabled:
-            st.caption(f"Signed in as {md_escape(access.identity(st.user))}")
+            st.text(f"Signed in as {access.identity(st.user)}")  # plain text: an address in markdown autolinks
             st.button("Sign out", on_click=st.logout, key="kh_sign_out")
         if rt.demo:
             st.info("**Demo mode**: the embedded Stripe sandbox and a demo database. No real account is touched.")
