@@ -10,99 +10,34 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_support import HAVE_CHROMIUM, NO_CHROMIUM, http_get, streamlit_server
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every run saves its screenshots under tests/artifacts/ (git-ignored); `make screenshots` sets
 # KEYHEALTH_SCREENSHOTS=docs/screenshots to refresh the README's copies.
 SHOTS = ROOT / os.environ.get("KEYHEALTH_SCREENSHOTS", "tests/artifacts/screenshots")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TENANT = "E2E Coffee Roasters"
 WAIT_MS = 60_000
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed (make chromium)"),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 2.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`streamlit run app.py` with KEYHEALTH_DEMO=1 and a temporary data dir, on a free port."""
     data = tmp_path_factory.mktemp("e2e-data")
-    port = _free_port()
     env = dict(os.environ)
-    env.update({"KEYHEALTH_DEMO": "1", "KEYHEALTH_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"})
+    env.update({"KEYHEALTH_DEMO": "1", "KEYHEALTH_DATA_DIR": str(data)})
     for k in ("DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_FINGERPRINT_SECRET"):
         env.pop(k, None)
-    log = open(data / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # poll the health endpoint until the server answers
-        if proc.poll() is not None:
-            log.close()
-            pytest.fail(f"streamlit exited early:\n{(data / 'streamlit.log').read_text()[-3000:]}")
-        try:
-            if _get(base + "/_stcore/health", 1.0).strip() == b"ok":
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("streamlit did not answer /_stcore/health within 60 s")
-        time.sleep(0.1)  # between polls
-    try:
+    with streamlit_server("app.py", cwd=ROOT, env=env, log_path=data / "streamlit.log") as base:
         yield {"url": base, "data": data, "log": data / "streamlit.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def settle(page) -> None:
@@ -140,7 +75,7 @@ def shot(page, name: str) -> None:
 
 
 def sandbox_requests(sandbox_url: str) -> list[dict]:
-    return json.loads(_get(sandbox_url + "/_sandbox/requests"))["requests"]
+    return json.loads(http_get(sandbox_url + "/_sandbox/requests"))["requests"]
 
 
 def seeded_tenant_with_history(data_dir: Path) -> str:

@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from core import store
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oidc_provider import OIDCProvider  # noqa: E402 - a helper module next to this test, found through sys.path
+from e2e_support import HAVE_CHROMIUM, NO_CHROMIUM, ROOT, free_port, streamlit_server, wait_for
+from oidc_provider import OIDCProvider
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 WAIT_MS = 60_000
 CLIENT_ID, CLIENT_SECRET = "kh-e2e", "kh-e2e-client-secret"
 ALLOWED, OUTSIDER = "ana@pointai.tech", "mallory@evil.example"
@@ -54,34 +47,8 @@ WITH_QUERY = [f"/tenant-history?tenant={SLUG}", "/tenant-history?tenant=foods", 
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed (make chromium)"),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 2.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read()
-
-
-def _wait_for(url: str, proc: subprocess.Popen | None, log: Path | None, what: str, expect: bytes) -> None:
-    deadline = time.monotonic() + 60
-    while True:  # poll until it answers
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"{what} exited early:\n{log.read_text()[-3000:] if log else ''}")
-        try:
-            if expect in _get(url, 1.0):
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not answer {url} within 60 s")
-        time.sleep(0.1)  # between polls
 
 
 def _files(folder: Path) -> dict[str, tuple[int, int]]:
@@ -93,7 +60,7 @@ def _files(folder: Path) -> dict[str, tuple[int, int]]:
 def idp():
     provider = OIDCProvider(CLIENT_ID, CLIENT_SECRET).start()
     try:
-        _wait_for(provider.url + "/health", None, None, "the OIDC provider", b"ok")
+        wait_for(provider.url + "/health", None, None, "the OIDC provider", b"ok")
         yield provider
     finally:
         provider.stop()
@@ -103,7 +70,7 @@ def idp():
 def server(idp, tmp_path_factory):
     """`streamlit run app.py` in real mode with [auth] -> the local provider, a seeded database, on a free port."""
     tmp = tmp_path_factory.mktemp("sign-in-e2e")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     secrets = tmp / ".streamlit" / "secrets.toml"
     secrets.parent.mkdir()
@@ -133,22 +100,10 @@ def server(idp, tmp_path_factory):
         "PYTHONUNBUFFERED": "1",
     })
     log_path = tmp / "streamlit.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--secrets.files", str(secrets)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_for(base + "/_stcore/health", proc, log_path, "streamlit", b"ok")
-            yield {"url": base, "tmp": tmp, "db_dir": db_dir, "data": tmp / "data", "log": log_path}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with streamlit_server("app.py", cwd=ROOT, env=env, log_path=log_path,
+                          extra_args=("--secrets.files", str(secrets)), port=port) as base:
+        assert base == f"http://127.0.0.1:{port}"
+        yield {"url": base, "tmp": tmp, "db_dir": db_dir, "data": tmp / "data", "log": log_path}
 
 
 def _seed(url: str) -> None:
@@ -169,18 +124,6 @@ def _seed(url: str) -> None:
     s.update_tenant(TENANT, contact="buyer@foods.example")
     s.record_audit("check", who=ALLOWED, tenant=TENANT, outcome="failing")
     store.dispose_engine(url)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def settle(page) -> None:

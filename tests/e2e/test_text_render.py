@@ -13,26 +13,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from e2e_support import HAVE_CHROMIUM, NO_CHROMIUM, ROOT, streamlit_server
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))  # tests/textcheck.py: the shared hostile table
-from textcheck import HOSTILE  # noqa: E402 - found through the sys.path line above
+from textcheck import HOSTILE
 
-CHROMIUM = "/usr/bin/chromium"
 SINKS = ("markdown", "warning", "caption", "header", "metric", "button", "expander")
 INTERPRETED = 16  # HOSTILE[:16] are each interpreted when shown as they are
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed (make chromium)"),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_CHROMIUM),
 ]
 
 PAGE = '''
@@ -87,63 +81,24 @@ INSPECT = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
+def rendered(tmp_path_factory, browser):
     tmp = tmp_path_factory.mktemp("text-render")
     (tmp / "page.py").write_text(PAGE, encoding="utf-8")
     (tmp / "cases.json").write_text(json.dumps(HOSTILE), encoding="utf-8")
-    port = _free_port()
     env = dict(os.environ, KH_ROOT=str(ROOT), KH_CASES=str(tmp / "cases.json"))
-    with open(tmp / "streamlit.log", "w") as log:
-        yield from _serve(tmp, port, env, log)
-
-
-def _serve(tmp: Path, port: int, env: dict, log):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(tmp / "page.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # poll the health endpoint
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=1) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(tmp / 'streamlit.log').read_text()[-2000:]}")
-            time.sleep(0.1)  # between polls
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_page()
-                page.goto(base + "/")
-                page.wait_for_selector(".st-key-box_done", timeout=90_000)
-                # maths and icons load lazily: wait until the raw maths case has drawn its KaTeX
-                page.wait_for_selector(f".st-key-box_raw_{HOSTILE.index('$$E=mc^2$$')}_markdown .katex", timeout=30_000)
-                # lazily loaded elements (metric, button, expander) show a skeleton until their code arrives
-                page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=60_000)
-                yield page.evaluate(INSPECT)
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
+    with streamlit_server(tmp / "page.py", cwd=tmp, env=env, log_path=tmp / "streamlit.log") as base:
+        page = browser.new_page()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            page.goto(base + "/")
+            page.wait_for_selector(".st-key-box_done", timeout=90_000)
+            # maths and icons load lazily: wait until the raw maths case has drawn its KaTeX
+            page.wait_for_selector(f".st-key-box_raw_{HOSTILE.index('$$E=mc^2$$')}_markdown .katex", timeout=30_000)
+            # lazily loaded elements (metric, button, expander) show a skeleton until their code arrives
+            page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=60_000)
+            yield page.evaluate(INSPECT)
+        finally:
+            page.close()
 
 
 def _interpreted(info: dict, sink: str = "markdown") -> dict:
