@@ -495,6 +495,7 @@ def _request_id() -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # listen backlog: a fleet run opens 64+ connections at once (the default is 5)
 
     def __init__(self, *args, **kwargs):
         self._open: set[socket.socket] = set()

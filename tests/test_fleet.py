@@ -185,7 +185,11 @@ def test_64_concurrent_sweeps_record_64_checks(sandbox, tmp_path):
     assert rep.recorded == 64 and not rep.failed_lines
     assert count(url, "checks") == 64 and count(url, "audit") == 64
     assert rep.run["status_counts"] == {"healthy": 64}
-    assert rep.requests == len(sandbox.requests) > 64  # every request the sweeps sent is counted
+    # every request the sweeps sent is counted: the sandbox saw each of them, except those that got no answer at
+    # all (under a loaded machine a connection can time out before the sandbox accepts it; the sweep retries it)
+    seen = len(sandbox.requests)
+    assert seen > 64
+    assert rep.requests - rep.no_answer <= seen <= rep.requests, (rep.requests, rep.no_answer, seen)
 
 
 def test_a_store_that_throws_reports_the_line_failed_with_its_reason(sandbox, tmp_path):

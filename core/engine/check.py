@@ -89,6 +89,7 @@ def check_key(
         problem=stats.auth_problem, refused=stats.auth_kind,
         unreachable=stats.unreachable, answered=stats.answered,
         requests=stats.requests, elapsed_s=time.monotonic() - started, incidents=stats.incidents,
+        no_answer=stats.network_failures,
     )
 
 
@@ -106,6 +107,7 @@ def assemble(
     requests: int = 0,
     elapsed_s: float = 0.0,
     incidents: Iterable[str] = (),
+    no_answer: int = 0,
     checked_at: datetime | None = None,
 ) -> CheckResult:
     """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
@@ -131,6 +133,7 @@ def assemble(
             r.fix = fix_for(r, profile)
     result.guide_notes = guide_notes(result, profile)
     result.requests = requests
+    result.no_answer = no_answer
     result.elapsed_s = elapsed_s
     result.incidents = list(incidents)
     if checked_at is not None:

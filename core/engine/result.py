@@ -185,6 +185,7 @@ class CheckResult:
     account: str | None = None
     rows: list[Row] = field(default_factory=list)
     requests: int = 0
+    no_answer: int = 0  # of `requests`, how many got no HTTP answer at all (network failures, timeouts)
     elapsed_s: float = 0.0
     incidents: list[str] = field(default_factory=list)  # a non-GET probe that got a 2xx, etc.
     message: str | None = None  # the copyable message for the tenant

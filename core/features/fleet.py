@@ -116,6 +116,7 @@ class FleetReport(BatchReport):
     skipped: int = 0  # already done in this run (resume, or another worker)
     rate_limited: int = 0
     requests: int = 0
+    no_answer: int = 0  # of `requests`, those that got no HTTP answer (they may never have reached Stripe)
     elapsed_s: float = 0.0
 
     def to_json(self) -> dict:
@@ -302,6 +303,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                                    **({"audit_problem": audit_problem} if audit_problem else {})})
         if result is not None:
             report.requests += result.requests
+            report.no_answer += result.no_answer
             if result.status == "unreachable":
                 report.unreachable = report.unreachable or result.problem
                 unreachable.set()
