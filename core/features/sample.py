@@ -27,15 +27,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import stripe
 
 from core.engine.catalogue import Catalogue, Permission, load_catalogue
 from core.engine.probe import Answer, KeyRequests, shared_client
 from core.engine.result import KeyInfo, Mode
 from core.engine.settings import ProbeSettings
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: `check`, `recheck` and `history` never load it
+    import pandas as pd
 
 State = Literal["loaded", "empty", "not_permitted", "failed"]
 STATES: tuple[str, ...] = ("loaded", "empty", "not_permitted", "failed")
@@ -364,6 +366,8 @@ def _balance_rows(b: dict) -> list[dict]:
 
 def build_frame(name: str, masked_objects: list[dict]) -> pd.DataFrame:
     """The DataFrame of one dataset from already-masked objects (fixed columns, times in UTC)."""
+    import pandas as pd
+
     if name == "balance":
         rows = [r for b in masked_objects for r in _balance_rows(b)]
         return pd.DataFrame(rows, columns=BALANCE_COLUMNS)
@@ -440,6 +444,8 @@ class SampleData:
         return None
 
     def frame(self, name: str) -> pd.DataFrame:
+        import pandas as pd
+
         d = self.get(name)
         return d.frame if d is not None else pd.DataFrame(columns=columns(name))
 
