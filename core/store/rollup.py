@@ -121,17 +121,19 @@ def on_check(conn: Connection, *, tenant_id: int, archived: bool, check_id: int,
     c = _checks.c
     same_day = (c.tenant_id == tenant_id, c.checked_at >= lo, c.checked_at < lo + timedelta(days=1),
                 c.id != check_id)
-    seen = conn.execute(sa.select(c.id).where(*same_day).limit(1)).first() is not None
+    # One round trip: the tenant's other check of that day that ended it so far, answered checks first. No row:
+    # the tenant's first check of the day; an unreachable row: no answered check that day before this one.
+    other = conn.execute(
+        sa.select(c.checked_at, c.id, c.status)
+        .where(*same_day)
+        .order_by(c.status == UNREACHABLE, c.checked_at.desc(), c.id.desc())
+        .limit(1)
+    ).first()
     unreachable = status == UNREACHABLE
-    days = {(day, archived): (1, 0 if seen else 1, 1 if unreachable else 0)}
+    days = {(day, archived): (1, 0 if other is not None else 1, 1 if unreachable else 0)}
     statuses: dict[StatusKey, int] = {}
     if not unreachable:
-        prev = conn.execute(
-            sa.select(c.checked_at, c.id, c.status)
-            .where(*same_day, c.status != UNREACHABLE)
-            .order_by(c.checked_at.desc(), c.id.desc())
-            .limit(1)
-        ).first()
+        prev = other if other is not None and other.status != UNREACHABLE else None
         if prev is None:  # the tenant's first answered check of the day
             statuses[(day, archived, status)] = 1
         elif (at, check_id) > (prev.checked_at, prev.id) and prev.status != status:  # the new end of its day
