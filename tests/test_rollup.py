@@ -218,10 +218,20 @@ def test_migration_0008_backfills_the_rollup_from_history(db_url, make_result):
 
 def test_concurrent_writers_lose_no_increment(store_url, make_result):
     """Several writers record checks on the same day at once (different tenants, and four sharing one tenant):
-    every increment lands, and the shared tenant is counted once per day with its last status."""
+    every increment lands, and the shared tenant is counted once per day with its last status; a tenant archived and
+    brought back meanwhile moves its counts whole."""
     n_threads, shared, per_thread = 8, 4, 15
-    barrier = threading.Barrier(n_threads)
+    barrier = threading.Barrier(n_threads + 1)
     errors: list[BaseException] = []
+    rec(store_url, make_result, "Worker 7", "healthy", D0)  # a tenant to archive and bring back meanwhile
+
+    def toggle() -> None:
+        try:
+            barrier.wait(timeout=30)
+            for k in range(10):
+                store.at(store_url).update_tenant("Worker 7", archived=k % 2 == 0)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
 
     def work(i: int) -> None:
         rnd = random.Random(i)
@@ -235,13 +245,14 @@ def test_concurrent_writers_lose_no_increment(store_url, make_result):
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    threads.append(threading.Thread(target=toggle))
     for th in threads:
         th.start()
     for th in threads:
         th.join(timeout=120)
     assert not errors, errors
-    (day,) = store.at(store_url).checks_per_day()
-    assert (day["checks"], day["tenants"]) == (n_threads * per_thread, n_threads - shared + 1)
+    (day,) = store.at(store_url).checks_per_day(include_archived=True)
+    assert (day["checks"], day["tenants"]) == (n_threads * per_thread + 1, n_threads - shared + 1)
     assert mismatches(store_url) == []
 
 
