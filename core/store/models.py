@@ -7,7 +7,7 @@ core/migrations/versions create exactly these tables (a test compares them).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -243,6 +243,37 @@ class Alert(SQLModel, table=True):
     acked_by: str | None = Field(default=None, sa_type=sa.String(NAME_MAX))
 
 
+class RollupDay(SQLModel, table=True):
+    """0008: the fleet's checks per UTC day, kept by record_check (and update_tenant's archive flag).
+
+    One row per (day, archived): the checks recorded that day by tenants with that archived flag, the distinct
+    tenants checked that day (any status), and the checks Stripe never answered. Fleet charts read these rows
+    instead of walking every check; archived=True rows only count when the figures include archived tenants.
+    """
+
+    __tablename__ = "rollup_days"
+    __table_args__ = (sa.PrimaryKeyConstraint("day", "archived", name="pk_rollup_days"),)
+
+    day: date = Field(sa_type=sa.Date, primary_key=True)
+    archived: bool = Field(primary_key=True)
+    checks: int = Field(default=0, nullable=False)
+    tenants: int = Field(default=0, nullable=False)
+    unreachable: int = Field(default=0, nullable=False)
+
+
+class RollupStatus(SQLModel, table=True):
+    """0008: per UTC day, how many tenants ENDED the day in each status (the status of their last check of the
+    day that Stripe answered, by (checked_at, id)); kept by record_check. See core/store/rollup.py."""
+
+    __tablename__ = "rollup_status"
+    __table_args__ = (sa.PrimaryKeyConstraint("day", "archived", "status", name="pk_rollup_status"),)
+
+    day: date = Field(sa_type=sa.Date, primary_key=True)
+    archived: bool = Field(primary_key=True)
+    status: str = Field(sa_type=sa.String(16), primary_key=True)
+    tenants: int = Field(default=0, nullable=False)
+
+
 metadata = SQLModel.metadata
 tenants_t: sa.Table = Tenant.__table__  # type: ignore[attr-defined]
 checks_t: sa.Table = Check.__table__  # type: ignore[attr-defined]
@@ -253,3 +284,5 @@ fleet_items_t: sa.Table = FleetItem.__table__  # type: ignore[attr-defined]
 alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
 stripe_keys_t: sa.Table = StripeKey.__table__  # type: ignore[attr-defined]
 key_events_t: sa.Table = KeyEvent.__table__  # type: ignore[attr-defined]
+rollup_days_t: sa.Table = RollupDay.__table__  # type: ignore[attr-defined]
+rollup_status_t: sa.Table = RollupStatus.__table__  # type: ignore[attr-defined]

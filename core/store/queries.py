@@ -16,7 +16,15 @@ import sqlalchemy as sa
 from core.config import DEFAULT_ROTATION_DAYS
 from core.engine.result import KEY_STATUSES, STATUSES
 from core.store.db import Database
-from core.store.models import check_rows_t, checks_t, key_events_t, stripe_keys_t, tenants_t
+from core.store.models import (
+    check_rows_t,
+    checks_t,
+    key_events_t,
+    rollup_days_t,
+    rollup_status_t,
+    stripe_keys_t,
+    tenants_t,
+)
 from core.store.record import StoreInputError, _tenant_where, tenant_search
 from core.store.rows import (
     CheckDetail,
@@ -359,6 +367,29 @@ def _fleet_checks(start, end, include_archived: bool):
     return conds
 
 
+def _rollup_days(start: date | datetime | None, end: date | datetime | None) -> tuple[date | None, date | None]:
+    """Inclusive UTC days for the rollup: a date as it is, a datetime by its UTC day."""
+
+    def day(v: date | datetime | None) -> date | None:
+        if v is None:
+            return None
+        return _utc(v).date() if isinstance(v, datetime) else v
+
+    return day(start), day(end)
+
+
+def _rollup_where(table: sa.TableClause, start, end, include_archived: bool) -> list:
+    lo, hi = _rollup_days(start, end)
+    conds: list = []
+    if lo is not None:
+        conds.append(table.c.day >= lo)
+    if hi is not None:
+        conds.append(table.c.day <= hi)
+    if not include_archived:
+        conds.append(table.c.archived == sa.false())
+    return conds
+
+
 def status_mix_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
@@ -367,10 +398,58 @@ def status_mix_per_day(db: Database, start: date | datetime | None = None,
     """Per UTC day: how many tenants ended the day in each status.
 
     Each tenant counts once per day it was checked, with the status of its LAST check that day (so a
-    tenant checked ten times on one day is one tenant, not ten checks). `start`/`end` are inclusive days.
+    tenant checked ten times on one day is one tenant, not ten checks); checks Stripe never answered
+    (unreachable) are left out. `start`/`end` are inclusive UTC days (a datetime stands for its UTC day).
     Returns [{"day": date, "invalid": n, "failing": n, "incomplete": n, "attention": n, "healthy": n,
-    "total": n}] oldest first, only days with checks.
+    "total": n}] oldest first, only days with checks. Read from the daily rollup (0008, core/store/rollup.py).
     """
+    rs = rollup_status_t
+    q = (
+        sa.select(rs.c.day, rs.c.status, sa.func.sum(rs.c.tenants))
+        .where(*_rollup_where(rs, start, end, include_archived))
+        .group_by(rs.c.day, rs.c.status)
+        .order_by(rs.c.day)
+    )
+    days: dict[date, dict[str, Any]] = {}
+    with db.connect() as conn:
+        for d, status, n in conn.execute(q):
+            if not n:  # rollup rows may stay at 0 (an archived tenant's counts moved away)
+                continue
+            key = _as_date(d)
+            row = days.setdefault(key, {"day": key, **{s: 0 for s in KEY_STATUSES}, "total": 0})
+            row[status] = row.get(status, 0) + int(n)
+            row["total"] += int(n)
+    return [cast(StatusMixDay, days[k]) for k in sorted(days)]
+
+
+def checks_per_day(db: Database, start: date | datetime | None = None,
+    end: date | datetime | None = None,
+    *,
+    include_archived: bool = False,
+) -> list[dict]:
+    """Per UTC day: number of checks, of distinct tenants checked, and of checks Stripe never answered
+    (unreachable: our outage, not the tenants'). [{"day", "checks", "tenants", "unreachable"}] oldest first,
+    only days with checks. `start`/`end` are inclusive UTC days (a datetime stands for its UTC day). Read from
+    the daily rollup (0008)."""
+    rd = rollup_days_t
+    q = (
+        sa.select(rd.c.day, sa.func.sum(rd.c.checks), sa.func.sum(rd.c.tenants), sa.func.sum(rd.c.unreachable))
+        .where(*_rollup_where(rd, start, end, include_archived))
+        .group_by(rd.c.day)
+        .order_by(rd.c.day)
+    )
+    with db.connect() as conn:
+        return [{"day": _as_date(d), "checks": int(n), "tenants": int(nt), "unreachable": int(u or 0)}
+                for d, n, nt, u in conn.execute(q) if n]
+
+
+def _raw_status_mix_per_day(db: Database, start: date | datetime | None = None,
+    end: date | datetime | None = None,
+    *,
+    include_archived: bool = False,
+) -> list[StatusMixDay]:
+    """status_mix_per_day computed from the raw checks (what the rollup must equal; tests compare them).
+    Datetime bounds are exact here. Walks every check in the range: too slow for the pages at fleet size."""
     # "last check of its day" = the tenant's next check (in time order) is on another day, or there is
     # none. LEAD over (tenant_id, checked_at, id) reads the covering index in order: no sort, no lookups.
     day = sa.func.date(c.c.checked_at)
@@ -402,13 +481,12 @@ def status_mix_per_day(db: Database, start: date | datetime | None = None,
     return [cast(StatusMixDay, days[k]) for k in sorted(days)]
 
 
-def checks_per_day(db: Database, start: date | datetime | None = None,
+def _raw_checks_per_day(db: Database, start: date | datetime | None = None,
     end: date | datetime | None = None,
     *,
     include_archived: bool = False,
 ) -> list[dict]:
-    """Per UTC day: number of checks, of distinct tenants checked, and of checks Stripe never answered
-    (unreachable: our outage, not the tenants'). [{"day", "checks", "tenants", "unreachable"}] oldest first."""
+    """checks_per_day computed from the raw checks (tests compare it with the rollup)."""
     day = sa.func.date(c.c.checked_at).label("day")
     unreachable = sa.func.sum(sa.case((c.c.status == "unreachable", 1), else_=0))
     q = (
@@ -660,7 +738,23 @@ def unreachable_share(
     db: Database, start: date | datetime | None = None, end: date | datetime | None = None, *,
     include_archived: bool = False,
 ) -> dict:
-    """Of the checks in the date range, how many Stripe never answered: {"checks", "unreachable", "share"}."""
+    """Of the checks in the date range (inclusive UTC days; a datetime stands for its UTC day), how many Stripe
+    never answered: {"checks", "unreachable", "share"}. Read from the daily rollup (0008)."""
+    rd = rollup_days_t
+    q = sa.select(sa.func.sum(rd.c.checks), sa.func.sum(rd.c.unreachable)).where(
+        *_rollup_where(rd, start, end, include_archived)
+    )
+    with db.connect() as conn:
+        n, u = conn.execute(q).first() or (0, 0)
+    n, u = int(n or 0), int(u or 0)
+    return {"checks": n, "unreachable": u, "share": u / n if n else 0.0}
+
+
+def _raw_unreachable_share(
+    db: Database, start: date | datetime | None = None, end: date | datetime | None = None, *,
+    include_archived: bool = False,
+) -> dict:
+    """unreachable_share computed from the raw checks (tests compare it with the rollup)."""
     q = sa.select(sa.func.count(), sa.func.sum(sa.case((c.c.status == "unreachable", 1), else_=0))).where(
         *_fleet_checks(start, end, include_archived)
     )

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from core.engine.result import STATUSES, VERDICTS, CheckResult
+from core.store import rollup
 from core.store.db import Database
 from core.store.models import (
     FINGERPRINT_MAX,
@@ -404,6 +405,7 @@ def update_tenant(db: Database, tenant: str | int,
         values["expected_mode"] = expected_mode
     with db.connect(write=True) as conn:
         current = _require_tenant(conn, tenant)
+        was_archived = _lock_tenant(conn, current["id"]) if "archived" in values else current["archived"]
         if "slug" in values and values["slug"] != current["slug"]:
             clash = conn.execute(
                 sa.select(tenants_t.c.name).where(tenants_t.c.slug == values["slug"])
@@ -416,7 +418,20 @@ def update_tenant(db: Database, tenant: str | int,
                 )
         if values:
             conn.execute(tenants_t.update().where(tenants_t.c.id == current["id"]).values(**values))
+        if "archived" in values and values["archived"] != was_archived:  # the fleet rollup splits by the flag
+            rollup.move_tenant(conn, current["id"], archived_from=was_archived, archived_to=values["archived"])
         return _require_tenant(conn, current["id"])
+
+
+def _lock_tenant(conn: Connection, tenant_id: int) -> bool:
+    """Lock the tenant's row until the transaction ends (PostgreSQL: SELECT … FOR UPDATE; SQLite writers hold
+    the database's write lock already) and return its archived flag as of the lock. Writers that keep the
+    fleet rollup take it first, so one tenant's checks and archive changes are counted one after the other."""
+    return bool(
+        conn.execute(
+            sa.select(tenants_t.c.archived).where(tenants_t.c.id == tenant_id).with_for_update()
+        ).scalar_one()
+    )
 
 
 def _check_values(result: CheckResult, source: str, checked_by: str | None) -> tuple[dict, list[dict]]:
@@ -486,6 +501,8 @@ def record_check(db: Database, result: CheckResult,
     Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
     and records the Stripe account on the tenant once a check has seen it. An unreachable check (Stripe never
     answered) is kept as an attempt but never becomes the tenant's latest check: it says nothing about the key.
+    The fleet's daily rollup (0008, core/store/rollup.py) counts the check in the same transaction, after the
+    tenant's row is locked (concurrent checks of one tenant are counted one after the other).
     Key lifecycle (0006): the key's first-seen date, and a "replaced" event when the fingerprint differs from
     the tenant's previous check with one (checks recorded out of time order are compared with the check just
     before them; later events are not rewritten).
@@ -494,12 +511,15 @@ def record_check(db: Database, result: CheckResult,
     check, rows = _check_values(result, source, checked_by)
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
+        archived = _lock_tenant(conn, t["id"])  # before the rollup reads the tenant's other checks
         pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
         assert pk is not None
         check_id = pk[0]
         if rows:
             conn.execute(check_rows_t.insert(), [{"check_id": check_id, **r} for r in rows])
         at = check["checked_at"]
+        rollup.on_check(conn, tenant_id=t["id"], archived=archived, check_id=int(check_id), at=at,
+                        status=check["status"])
         newest = 0
         if check["status"] != "unreachable":
             newest = conn.execute(
