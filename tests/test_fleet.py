@@ -302,6 +302,30 @@ def test_a_run_killed_halfway_keeps_its_checks_and_resume_skips_them(sandbox, tm
     assert s.get_run(run["id"])["recorded"] == 12
 
 
+def test_resume_does_not_check_again_a_tenant_recorded_just_before_the_kill(sandbox, tmp_path):
+    """Killed between writing a tenant's check and marking the tenant done: resume counts that check and does not
+    check the tenant a second time (the others are checked)."""
+    pairs = add_keys(sandbox, 3, "Gap")
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    svc = _service(url, sandbox, rate_test=200)
+    entries = [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)]
+    run = svc.store.start_run(started_by="test", command="recheck")
+    svc.store.add_run_items(run["id"], [t for t, _ in pairs])
+    # the first tenant: its check written by this run's worker, its item still claimed when the worker died
+    svc.store.claim_run_items(run["id"], "gone-host:1", 1, 600.0)
+    checked = svc.check(pairs[0][1], tenant=pairs[0][0], source="batch")
+    assert checked.check_id is not None
+    before = len(sandbox.requests)
+    rep = run_fleet(svc, entries, FleetOptions(concurrency=2, resume=True, claim_ttl_s=0.0))
+    assert rep.run["id"] == run["id"] and rep.skipped == 1
+    assert {r["tenant"] for r in rep.results} == {pairs[1][0], pairs[2][0]}
+    assert len(svc.store.tenant_history(pairs[0][0])) == 1  # not checked again
+    item = next(i for i in svc.store.run_items(run["id"]) if i["tenant"] == pairs[0][0])
+    assert item["state"] == "recorded" and item["check_id"] == checked.check_id and item["status"] == "healthy"
+    assert svc.store.get_run(run["id"])["recorded"] == 3 and svc.store.get_run(run["id"])["finished_at"] is not None
+    assert len(sandbox.requests) > before
+
+
 def test_resume_without_an_unfinished_run_is_one_sentence(sandbox, tmp_path):
     pairs = add_keys(sandbox, 1, "NoRun")
     p = cli(["recheck", "--keys-from", source_script(tmp_path, pairs), "--resume"], sandbox, tmp_path)

@@ -238,6 +238,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             if run is None:
                 raise SourceError("There is no unfinished run to resume; run without --resume.")
             _release_dead_claims(store, run["id"])
+            store.settle_checked_run_items(run["id"])  # checked before the kill, not yet marked done
         else:
             run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
         run_id = run["id"]

@@ -103,6 +103,7 @@ class Store:
     claim_run_items = _Bound(fleet.claim_items)
     release_run_items = _Bound(fleet.release_items)
     finish_run_item = _Bound(fleet.finish_item)
+    settle_checked_run_items = _Bound(fleet.settle_checked_items)
     add_rate_limited = _Bound(fleet.add_rate_limited)
     summarise_run = _Bound(fleet.summarise_run)
     run_items = _Bound(fleet.run_items)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from core.store.db import Database
-from core.store.models import NAME_MAX, alerts_t, fleet_items_t, fleet_runs_t
+from core.store.models import NAME_MAX, alerts_t, checks_t, fleet_items_t, fleet_runs_t, tenants_t
 from core.store.record import _insert_ignore, _optional_text, redact, slugify, validate_tenant_name
 from core.store.types import utcnow
 
@@ -118,6 +118,33 @@ def finish_item(db: Database, item_id: int, *, check_id: int | None, status: str
         conn.execute(i_.update().where(i_.c.id == item_id).values(
             state=state, check_id=check_id, status=status, problem=redact(problem), done_at=utcnow(),
             claimed_until=None))
+
+
+def settle_checked_items(db: Database, run_id: int) -> int:
+    """On resume: the run's unfinished tenants that were checked in this run anyway are marked recorded.
+
+    A worker killed after a check was written but before its tenant was marked done leaves the tenant open; its
+    check is a fleet check (source "batch") of that tenant at or after the run's start. Such a tenant gets the
+    newest of those checks and is not checked again. Returns how many were settled."""
+    c, t = checks_t, tenants_t
+    with db.connect(write=True) as conn:
+        started = conn.execute(sa.select(r_.c.started_at).where(r_.c.id == run_id)).scalar()
+        if started is None:
+            return 0
+        q = (
+            sa.select(i_.c.id, sa.func.max(c.c.id).label("check_id"))
+            .select_from(i_.join(t, t.c.slug == i_.c.slug).join(c, c.c.tenant_id == t.c.id))
+            .where(i_.c.run_id == run_id, i_.c.state.not_in(DONE_STATES))
+            .where(c.c.source == "batch", c.c.checked_at >= started)
+            .group_by(i_.c.id)
+        )
+        found = conn.execute(q).all()
+        now = utcnow()
+        for item_id, check_id in found:
+            status = conn.execute(sa.select(c.c.status).where(c.c.id == check_id)).scalar()
+            conn.execute(i_.update().where(i_.c.id == item_id, i_.c.state.not_in(DONE_STATES)).values(
+                state="recorded", check_id=check_id, status=status, problem=None, done_at=now, claimed_until=None))
+        return len(found)
 
 
 def add_rate_limited(db: Database, run_id: int, n: int) -> None:
