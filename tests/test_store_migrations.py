@@ -259,3 +259,45 @@ def test_about_page_lists_what_the_slug_migration_reported(tmp_path, monkeypatch
     assert list(frame["Tenant"]) == ["Foods"] and list(frame["What"]) == ["holds merged history"]
     assert "'北京 Foods' (1 check)" in frame["Detail"][0]
     store.dispose_engine(url)
+
+
+def test_migration_files_name_their_revision_and_the_newest_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    from core.store.db import MIGRATIONS_DIR, alembic_config, newest_revision
+
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    for rev in scripts.walk_revisions():
+        assert Path(rev.path).name.startswith(f"{rev.revision}_"), rev.path
+    assert len(list((MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))) == len(list(scripts.walk_revisions()))
+    assert newest_revision() == scripts.get_current_head()
+
+
+def test_upgrade_at_the_newest_revision_is_one_query_without_alembic(tmp_path):
+    """Every CLI process upgrades at start: at head it must not load Alembic (and its migration scripts); an older
+    database still gets the full upgrade."""
+    url = f"sqlite:///{tmp_path / 'fast.db'}"
+    probe = ("import sys; from core.store.db import Database; Database(sys.argv[1]).upgrade(); "
+             "print('alembic' in sys.modules)")
+
+    def upgrade_loads_alembic() -> bool:
+        p = subprocess.run([sys.executable, "-c", probe, url], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip() == "True"
+
+    assert upgrade_loads_alembic()  # empty: migrated
+    assert not upgrade_loads_alembic()  # at head: one query
+    from alembic import command
+
+    from core.store.db import alembic_config, newest_revision
+
+    cfg = alembic_config(url)
+    with get_engine(url).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+        conn.commit()
+    assert store.at(url).current_revision() == "0007"
+    store.dispose_engine(url)
+    assert upgrade_loads_alembic()  # behind: migrated again
+    assert store.at(url).current_revision() == newest_revision()
+    store.dispose_engine(url)
