@@ -1,7 +1,8 @@
 """`python -m bench` (or `make bench`): run every benchmark and write their tables into README.md.
 
-Each bench module has `report() -> str` returning a markdown section. The README keeps them between
-the `<!-- bench:start -->` and `<!-- bench:end -->` markers.
+`python -m bench store pages` runs only those (a module's name without `bench_`, or the last word of its title)
+and leaves the README alone. Each bench module has `report() -> str` returning a markdown section. The README
+keeps them between the `<!-- bench:start -->` and `<!-- bench:end -->` markers.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def main(argv: list[str]) -> int:
     only = set(argv)
     sections = []
     for title, module in BENCHES:
-        if only and title.split()[-1].lower() not in only and module.split(".")[-1] not in only:
+        short = module.split(".")[-1]
+        if only and not only & {title.split()[-1].lower(), short, short.removeprefix("bench_")}:
             continue
         try:
             mod = importlib.import_module(module)

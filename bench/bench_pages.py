@@ -81,8 +81,9 @@ def time_page(page: str, query: dict, with_result: bool, runs: int) -> dict:
         at.run()
         times.append(time.perf_counter() - t0)
     rows = sum(len(d.value) for d in at.dataframe)
+    shown = [str(x.value) for x in (*at.exception, *at.error)]  # an error the page showed instead of its content
     return {"first": first, "median": statistics.median(times), "max": max(times), "rows": rows,
-            "charts": len(at.get("plotly_chart"))}
+            "charts": len(at.get("plotly_chart")), "errors": shown}
 
 
 def run_db(db: BenchDb) -> list[tuple[str, dict | str]]:
@@ -101,7 +102,7 @@ def run_db(db: BenchDb) -> list[tuple[str, dict | str]]:
                 out.append((title, f"{type(e).__name__}"))
                 continue
             log(f"  {title}: median {r['median'] * 1000:.0f} ms (first {r['first'] * 1000:.0f} ms, "
-                f"{r['rows']:,} table rows)")
+                f"{r['rows']:,} table rows){' ERROR SHOWN: ' + _one_line(r['errors']) if r['errors'] else ''}")
             out.append((title, r))
     finally:
         for k, v in saved.items():
@@ -112,6 +113,13 @@ def run_db(db: BenchDb) -> list[tuple[str, dict | str]]:
     return out
 
 
+def _one_line(errors: list[str]) -> str:
+    if not errors:
+        return ""
+    text = " ".join(errors[0].split())
+    return (text[:150] + "…" if len(text) > 150 else text).replace("|", "/")
+
+
 def table(db: BenchDb) -> str:
     head = f"**{db.title}**"
     if db.url is None:
@@ -120,17 +128,17 @@ def table(db: BenchDb) -> str:
     results = run_db(db)
     lines = [
         f"{head}: median of {RUNS[db.size]} reruns after a first run.", "",
-        "| page | first run | median | max | table rows | charts | goal |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| page | first run | median | max | table rows | charts | goal | the page showed an error |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for title, r in results:
         if isinstance(r, str):
-            lines.append(f"| {title} | error: {r} | | | | | **NO** |")
+            lines.append(f"| {title} | error: {r} | | | | | **NO** | |")
             continue
         ok = "ok" if r["median"] < GOAL_S else "**SLOW**"
         lines.append(
             f"| {title} | {r['first'] * 1000:.0f} ms | {r['median'] * 1000:.0f} ms | {r['max'] * 1000:.0f} ms "
-            f"| {r['rows']:,} | {r['charts']} | {ok} |"
+            f"| {r['rows']:,} | {r['charts']} | {ok} | {_one_line(r['errors'])} |"
         )
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.dbs import ENGINES, SIZES, BenchDb, databases  # noqa: E402
-from bench.seed import SCOPES, Plan, log, seed, tenant_name  # noqa: E402
+from bench.seed import SCOPES, log, tenant_name  # noqa: E402
 from core import store  # noqa: E402
 from core.engine.result import CheckResult, KeyInfo, Row  # noqa: E402
 
@@ -33,16 +33,6 @@ RECORD_GOAL_MS = 20.0
 REPEATS = {"2k": 7, "20k": 3}  # timed runs per query after one warm-up; fewer at the big size
 RECORDS = {"2k": 30, "20k": 15}
 FLEET_DAYS = 42  # the Fleet page's default date range
-
-
-def seed_bench_db(url: str, tenants: int = 2000, checks: int = 100_000, *, days: int = 180, seed_: int = 1,
-                  now: datetime | None = None) -> dict:
-    """Fill an EMPTY store at `url` (kept for scripts that seeded with the old bench; see bench/seed.py)."""
-    plan = Plan(tenants=tenants, checks=checks, days=days, seed=seed_)
-    if now is not None:
-        plan.now = now
-    info = seed(url, plan)
-    return {**info, "tenant_names": [tenant_name(i) for i in range(tenants)]}
 
 
 def _time_ms(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
