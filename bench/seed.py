@@ -12,7 +12,7 @@ end on a key shared with another tenant, and about 0.5 % of checks are unreachab
 no rows, never a tenant's latest). tests/test_bench_seed.py replays a tiny plan through record_check and
 compares every table.
 
-After the bulk load `_after_seed(url)` runs: the hook for derived tables (the daily rollups).
+After the bulk load `_after_seed(url)` runs: the hook for derived tables (the daily rollup's backfill).
 """
 from __future__ import annotations
 
@@ -289,8 +289,15 @@ def seed(url: str, plan: Plan, *, batch: int = 20_000) -> dict[str, Any]:
 
 
 def _after_seed(url: str) -> None:
-    """Hook run once the bulk load is in: fill derived tables from the seeded history (e.g. the daily rollups
-    of migration 0008, by their backfill function). Nothing to do on a schema without them."""
+    """Hook run once the bulk load is in: fill derived tables from the seeded history. The daily rollup (0008)
+    is empty here (migrated on an empty history), so its backfill fills it; no statement timeout for that one
+    long statement on PostgreSQL."""
+    from core.store import rollup
+
+    with get_engine(url).execution_options(keyhealth_write=True).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        rollup.backfill(conn)
 
 
 class _SqliteWriter:

@@ -73,3 +73,27 @@ def test_bulk_seed_equals_record_check(tmp_path, monkeypatch):
             by_tenant[c[1]] = c
     assert {t[0]: t[7] for t in got["tenants"]} == {tid: c[0] for tid, c in by_tenant.items()}
     assert len(by_tenant) == 20
+
+
+def test_bulk_seed_fills_the_daily_rollup(tmp_path):
+    """The seeding hook fills the fleet's daily rollup (0008) as record_check would have kept it."""
+    from core.store import rollup
+
+    plan = bench_seed.Plan(tenants=20, checks=240, days=30, seed=3, unreachable=0.05)
+    bulk, replay = f"sqlite:///{tmp_path / 'bulk.db'}", f"sqlite:///{tmp_path / 'replay.db'}"
+    bench_seed.seed(bulk, plan)
+    _replay(replay, plan)
+
+    def rollups(url: str) -> dict[str, list[tuple]]:
+        with connect(url) as conn:
+            out = {  # rows whose counters went back to 0 may stay (readers ignore them)
+                tbl.name: sorted(tuple(r) for r in conn.execute(sa.select(tbl)) if any(isinstance(v, int)
+                                 and not isinstance(v, bool) and v for v in r))
+                for tbl in (rollup.rollup_days, rollup.rollup_status)
+            }
+        dispose_engine(url)
+        return out
+
+    got, want = rollups(bulk), rollups(replay)
+    assert got["rollup_days"] and got["rollup_status"]
+    assert got == want
