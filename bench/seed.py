@@ -272,7 +272,7 @@ def seed(url: str, plan: Plan, *, batch: int = 20_000) -> dict[str, Any]:
         writer.finish()
     finally:
         writer.close()
-    log(f"  bulk load done ({time.perf_counter() - t0:.0f} s); analyzing")
+    log(f"  bulk load done ({time.perf_counter() - t0:.0f} s); derived tables (rollup) and ANALYZE")
     _after_seed(url)
     with get_engine(url).connect() as conn:
         if dialect == "sqlite":
