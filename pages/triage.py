@@ -31,8 +31,8 @@ FLAG_WORDS = {  # triage column words for store.FLAGS
 }
 
 st.title("Triage")
-st.caption("Every tenant's latest check, worst status first, then the longest unchecked. Select a row to open the "
-    "tenant.")
+st.caption("Every tenant's latest check, worst status first, then the longest unchecked, one page at a time. "
+    "Select a row to open the tenant.")
 
 f1, f2, f3, f4 = st.columns([2, 1, 1, 2])
 statuses = f1.multiselect("Status", KEY_STATUSES, key="tr_status", placeholder="Any status")
@@ -40,21 +40,29 @@ mode = f2.selectbox("Mode", ["any", "live", "test"], key="tr_mode")
 stale = f3.number_input("Not checked for (days)", min_value=0, max_value=3650, value=0, step=1, key="tr_stale",
                         help="0 shows every tenant; 14 shows only tenants whose latest check is older than 14 days.")
 search = f4.text_input("Search", key="tr_search", placeholder="Tenant, account, contact or masked key")
-signals = st.multiselect(
+g1, g2 = st.columns([5, 1])
+signals = g1.multiselect(
     "Key signals", list(store.FLAGS), key="tr_flags", placeholder="Any key",
     format_func=lambda f: FLAG_WORDS.get(f, f),
     help="Only tenants whose current key shows every chosen signal: replaced in the last 7 days, mode or account "
          "changed with the replacement, a test key on a live tenant, due for rotation, or recorded for another tenant.",
 )
+size = g2.selectbox("Rows per page", store.PAGE_SIZES, index=store.PAGE_SIZES.index(50), key="tr_size")
 
+wanted = (tuple(statuses), mode, stale, search, tuple(signals), size)
+if st.session_state.get("tr_filters") != wanted:  # another filter or page size: back to the first page
+    st.session_state["tr_filters"] = wanted
+    st.session_state["tr_page"] = 1
 try:
-    rows = svc.store.latest_checks(
+    found = svc.store.latest_page(
         status=statuses or None,
         mode=None if mode == "any" else mode,
         stale_days=float(stale) if stale else None,
         search=search or None,
         flag=signals or None,
         rotation_days=rt.rotation_days,
+        page=int(st.session_state.get("tr_page", 1)),
+        page_size=size,
     )
     counts = svc.store.status_counts()
 except store.StoreInputError as e:
@@ -63,6 +71,8 @@ except store.StoreInputError as e:
 except store.DATABASE_ERRORS as e:
     st.error(database_problem(e, svc.rt.db, "The tenants could not be read"))
     st.stop()
+rows = found["rows"]
+st.session_state["tr_page"] = found["page"]  # clamped: a page past the end after a filter change is the last
 
 cols = st.columns(len(KEY_STATUSES))
 for col, s in zip(cols, KEY_STATUSES, strict=True):
@@ -112,7 +122,9 @@ frame = pd.DataFrame(
         "Open": [f"tenant-history?tenant={r['slug']}{demo_q}" for r in rows],
     }
 )
-st.caption(f"{len(rows)} tenant{'s' if len(rows) != 1 else ''}")
+total = found["total"]
+st.caption(f"Rows {found['first']:,}–{found['last']:,} of {total:,} tenant{'s' if total != 1 else ''}"
+           if found["pages"] > 1 else f"{total:,} tenant{'s' if total != 1 else ''}")
 gen = st.session_state.get("tr_table_gen", 0)
 event = st.dataframe(
     frame.style.map(status_css, subset=["Status"]),
@@ -142,11 +154,24 @@ if picked:
     slug = rows[picked[0]]["slug"]
     st.switch_page("pages/tenant.py", query_params={"tenant": slug})
 
+
+def _turn(step: int) -> None:
+    st.session_state["tr_page"] = int(st.session_state.get("tr_page", 1)) + step
+
+
+p1, p2, p3, _ = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
+p1.button("Previous", key="tr_prev", on_click=_turn, args=(-1,), disabled=found["page"] <= 1,
+          width="stretch")
+p2.number_input(f"Page (of {found['pages']:,})", min_value=1, max_value=found["pages"], step=1, key="tr_page")
+p3.button("Next", key="tr_next", on_click=_turn, args=(1,), disabled=found["page"] >= found["pages"],
+          width="stretch")
+
 st.markdown("**Open a tenant**")
 link_cols = st.columns(3)
 for i, r in enumerate(rows[:QUICK_LINKS]):
     link_cols[i % 3].page_link(
         "pages/tenant.py", label=f"{md_escape(r['tenant'])} ({r['status']})", query_params={"tenant": r["slug"]}
     )
-if len(rows) > QUICK_LINKS:
-    st.caption(f"The {QUICK_LINKS} most urgent are linked here; search or select a row for the others.")
+if total > QUICK_LINKS:
+    st.caption(f"The {QUICK_LINKS} most urgent on this page are linked here; search, turn the page or select a "
+               "row for the others.")

@@ -20,7 +20,7 @@ from core.store import fleet, queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
 from core.store.models import SOURCES, Audit, Check, CheckRow, KeyEvent, StripeKey, Tenant
-from core.store.queries import FLAGS
+from core.store.queries import FLAGS, MAX_PAGE_SIZE, PAGE_SIZES
 from core.store.record import (
     EXPECTED_MODES,
     UNSET,
@@ -83,6 +83,8 @@ class Store:
     list_tenants = _Bound(record.list_tenants)
     list_audit = _Bound(record.list_audit)
     latest_checks = _Bound(queries.latest_checks)
+    count_latest = _Bound(queries.count_latest)
+    latest_page = _Bound(queries.latest_page)
     tenant_history = _Bound(queries.tenant_history)
     get_check = _Bound(queries.get_check)
     drift = _Bound(queries.drift)
@@ -133,6 +135,8 @@ __all__ = [
     "DATABASE_ERRORS",
     "EXPECTED_MODES",
     "FLAGS",
+    "MAX_PAGE_SIZE",
+    "PAGE_SIZES",
     "SOURCES",
     "UNSET",
     "Audit",

@@ -52,7 +52,8 @@ class Check(SQLModel, table=True):
         # 0002: covering index for history/drift (tenant, time order) and the per-day fleet window
         sa.Index("ix_checks_tenant_checked_at_id_status", "tenant_id", "checked_at", "id", "status"),
         sa.Index("ix_checks_checked_at", "checked_at"),
-        sa.Index("ix_checks_key_fingerprint", "key_fingerprint"),
+        # 0009: (key, tenant) so "is this key recorded for another tenant" is one index seek per side
+        sa.Index("ix_checks_key_fingerprint_tenant_id", "key_fingerprint", "tenant_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

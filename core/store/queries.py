@@ -25,12 +25,13 @@ from core.store.models import (
     stripe_keys_t,
     tenants_t,
 )
-from core.store.record import StoreInputError, _tenant_where, tenant_search
+from core.store.record import StoreInputError, _pick, _tenant_where, tenant_search
 from core.store.rows import (
     CheckDetail,
     DriftRow,
     HistoryRow,
     LatestCheck,
+    LatestPage,
     ProblemScope,
     ScoreBucket,
     StaleTenant,
@@ -143,11 +144,12 @@ def _lifecycle_columns(now: datetime, rotation_days: int) -> dict:
     ev = e.alias("ev")
     current = sa.and_(ev.c.id.is_not(None), ev.c.new_fingerprint == c.c.key_fingerprint)
     other = c.alias("other")
-    shared = (
-        sa.select(other.c.id)
-        .where(other.c.key_fingerprint == c.c.key_fingerprint, other.c.tenant_id != c.c.tenant_id)
-        .exists()
-    )
+
+    def another(side):  # a check of this key for a tenant with a smaller (or larger) id: one seek in
+        return sa.select(other.c.id).where(other.c.key_fingerprint == c.c.key_fingerprint, side).exists()
+
+    # ix_checks_key_fingerprint_tenant_id (0009), not a scan of every check of the key
+    shared = sa.or_(another(other.c.tenant_id < c.c.tenant_id), another(other.c.tenant_id > c.c.tenant_id))
     cutoff = now - timedelta(days=rotation_days)
     recent = now - timedelta(days=REPLACED_RECENT_DAYS)
     flags = {
@@ -165,56 +167,41 @@ def _lifecycle_columns(now: datetime, rotation_days: int) -> dict:
     return {"flags": flags, "joins": joins, "ev": ev}
 
 
-def _with_lifecycle(q, now: datetime, rotation_days: int):
-    lc = _lifecycle_columns(now, rotation_days)
+def _lifecycle_froms(lc: dict, base=None):
+    """tenants ⋈ their latest check, with the tenant's last key event and the key's first-seen row (outer joins:
+    at most one row each, so a tenant is still one row). `base` joins in front of the tenants (a page of ids)."""
     last_event, ev = lc["joins"]
-    froms = (
-        t.join(c, c.c.id == t.c.last_check_id)
-        .outerjoin(last_event, last_event.c.tenant_id == t.c.id)
+    froms = (t.join(c, c.c.id == t.c.last_check_id) if base is None
+             else base.join(t, t.c.id == base.c.tid).join(c, c.c.id == t.c.last_check_id))
+    return (
+        froms.outerjoin(last_event, last_event.c.tenant_id == t.c.id)
         .outerjoin(ev, ev.c.id == last_event.c.eid)
         .outerjoin(k, k.c.fingerprint == c.c.key_fingerprint)
     )
-    q = q.select_from(froms).add_columns(
+
+
+def _lifecycle_select(lc: dict, froms):
+    ev = lc["ev"]
+    return sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS).select_from(froms).add_columns(
         k.c.first_seen_at.label("key_first_seen_at"),
         sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.at), else_=None).label("replaced_at"),
         sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.old_masked), else_=None).label("replaced_from"),
         *(sa.case((cond, True), else_=False).label(name) for name, cond in lc["flags"].items()),
     )
-    return q, lc["flags"]
 
 
-def latest_checks(db: Database, status: str | Iterable[str] | None = None,
-    mode: str | None = None,
-    stale_days: float | None = None,
-    search: str | None = None,
-    *,
-    flag: str | Iterable[str] | None = None,
-    rotation_days: int | None = None,
-    include_archived: bool = False,
-    limit: int | None = None,
-    now: datetime | None = None,
-) -> list[LatestCheck]:
-    """Triage: each tenant's latest check, worst status first (see STATUSES), then stalest first.
-
-    status: one status or several; mode: "live" | "test"; stale_days: only tenants whose latest check
-    is older than that; search: case-insensitive substring of name, slug, account, contact or masked key;
-    flag: only tenants with every given key-lifecycle flag (see FLAGS).
-    Tenants never checked are not here (see stale_tenants). Each dict has the tenant's and the check's
-    columns plus age_days, key_first_seen_at, key_age_days, replaced_at, replaced_from and one boolean per
-    FLAGS entry. rotation_days: the key age after which rotation is due (the runtime passes
-    KEYHEALTH_ROTATION_DAYS; DEFAULT_ROTATION_DAYS otherwise).
-    """
-    now = _utc(now) if now else utcnow()
-    rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
-    q = sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
+def _latest_filtered(q, *, status, mode, stale_days, search, flag, flags: dict | None, include_archived: bool,
+                     now: datetime):
+    """`q` narrowed by latest_checks' filters; `flags` are the lifecycle expressions (None: not joined, and
+    then `flag` must be None)."""
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
-    q, flags = _with_lifecycle(q, now, rot)
     if flag is not None:
         wanted_flags = [flag] if isinstance(flag, str) else list(flag)
         bad = [f for f in wanted_flags if f not in FLAGS]
         if bad:
             raise StoreInputError(f"Unknown flag {bad[0]!r}; use one of {', '.join(FLAGS)}.")
+        assert flags is not None
         for f in wanted_flags:
             q = q.where(flags[f])
     wanted = _statuses(status)
@@ -226,32 +213,169 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
         q = q.where(c.c.checked_at < now - timedelta(days=float(stale_days)))
     if search and search.strip():
         q = q.where(tenant_search(search, c.c.key_masked))
-    q = q.order_by(status_rank(), c.c.checked_at.asc(), t.c.id)
-    if limit is not None:
-        q = q.limit(int(limit))
+    return q
+
+
+def latest_checks(db: Database, status: str | Iterable[str] | None = None,
+    mode: str | None = None,
+    stale_days: float | None = None,
+    search: str | None = None,
+    *,
+    flag: str | Iterable[str] | None = None,
+    rotation_days: int | None = None,
+    include_archived: bool = False,
+    limit: int | None = None,
+    offset: int | None = None,
+    now: datetime | None = None,
+) -> list[LatestCheck]:
+    """Triage: each tenant's latest check, worst status first (see STATUSES), then stalest first.
+
+    status: one status or several; mode: "live" | "test"; stale_days: only tenants whose latest check
+    is older than that; search: case-insensitive substring of name, slug, account, contact or masked key;
+    flag: only tenants with every given key-lifecycle flag (see FLAGS); limit/offset: one slice of that order
+    (see latest_page for a page and the total).
+    Tenants never checked are not here (see stale_tenants). Each dict has the tenant's and the check's
+    columns plus age_days, key_first_seen_at, key_age_days, replaced_at, replaced_from and one boolean per
+    FLAGS entry. rotation_days: the key age after which rotation is due (the runtime passes
+    KEYHEALTH_ROTATION_DAYS; DEFAULT_ROTATION_DAYS otherwise).
+    """
+    now = _utc(now) if now else utcnow()
+    filters: dict[str, Any] = {"status": status, "mode": mode, "stale_days": stale_days, "search": search,
+                               "flag": flag, "include_archived": include_archived, "now": now}
+    return _latest(db, filters, rotation_days, limit, offset, with_total=False)[0]
+
+
+def _latest(db: Database, filters: dict[str, Any], rotation_days: int | None, limit: int | None,
+            offset: int | None, *, with_total: bool) -> tuple[list[LatestCheck], int | None]:
+    """latest_checks' rows; with_total (a slice only): also how many rows the filters give, counted by the same
+    query (None when the slice is empty, e.g. past the end)."""
+    now: datetime = filters["now"]
+    rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
+    if limit is None and not offset:
+        lc = _lifecycle_columns(now, rot)
+        q = _latest_filtered(_lifecycle_select(lc, _lifecycle_froms(lc)), flags=lc["flags"], **filters)
+        q = q.order_by(status_rank(), c.c.checked_at.asc(), t.c.id)
+    else:
+        # A slice: first the slice's tenant ids in triage order, reading only what the filters and the order
+        # need; then the lifecycle columns for those rows only (not for every tenant before sorting).
+        inner_lc = _lifecycle_columns(now, rot) if filters["flag"] is not None else None
+        cols = [t.c.id.label("tid"), status_rank().label("rank"), c.c.checked_at.label("at")]
+        if with_total:
+            cols.append(sa.func.count().over().label("total"))
+        ids = sa.select(*cols).select_from(
+            _lifecycle_froms(inner_lc) if inner_lc is not None else t.join(c, c.c.id == t.c.last_check_id))
+        ids = _latest_filtered(ids, flags=inner_lc["flags"] if inner_lc is not None else None, **filters)
+        ids = ids.order_by(status_rank(), c.c.checked_at.asc(), t.c.id)
+        if limit is not None:
+            ids = ids.limit(max(int(limit), 0))
+        if offset:
+            ids = ids.offset(max(int(offset), 0))
+        page = ids.subquery("page")
+        lc = _lifecycle_columns(now, rot)
+        q = _lifecycle_select(lc, _lifecycle_froms(lc, page)).order_by(page.c.rank, page.c.at, page.c.tid)
+        if with_total:
+            q = q.add_columns(page.c.total.label("_total"))
     with db.connect() as conn:
         out = [cast(LatestCheck, dict(row._mapping)) for row in conn.execute(q)]
+    total = None
     for d in out:
         d["age_days"] = (now - d["checked_at"]).total_seconds() / 86400
         first = d["key_first_seen_at"]
         d["key_age_days"] = None if first is None else int((now - first).total_seconds() // 86400)
-        flags = cast(dict[str, Any], d)
+        flags_ = cast(dict[str, Any], d)
         for name in FLAGS:
-            flags[name] = bool(flags[name])
-    return out
+            flags_[name] = bool(flags_[name])
+        if with_total:
+            total = int(flags_.pop("_total"))
+    return out, total
+
+
+def count_latest(db: Database, status: str | Iterable[str] | None = None,
+    mode: str | None = None,
+    stale_days: float | None = None,
+    search: str | None = None,
+    *,
+    flag: str | Iterable[str] | None = None,
+    rotation_days: int | None = None,
+    include_archived: bool = False,
+    now: datetime | None = None,
+) -> int:
+    """How many rows latest_checks gives for the same filters (the lifecycle joins only when a flag is asked)."""
+    now = _utc(now) if now else utcnow()
+    rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
+    if flag is None:
+        q, flags = _latest_base(True).add_columns(sa.func.count()), None
+    else:
+        lc = _lifecycle_columns(now, rot)
+        q, flags = sa.select(sa.func.count()).select_from(_lifecycle_froms(lc)), lc["flags"]
+    q = _latest_filtered(q, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag, flags=flags,
+                         include_archived=include_archived, now=now)
+    with db.connect() as conn:
+        return int(conn.execute(q).scalar() or 0)
+
+
+PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
+MAX_PAGE_SIZE = 1000
+
+
+def latest_page(db: Database, status: str | Iterable[str] | None = None,
+    mode: str | None = None,
+    stale_days: float | None = None,
+    search: str | None = None,
+    *,
+    flag: str | Iterable[str] | None = None,
+    rotation_days: int | None = None,
+    include_archived: bool = False,
+    page: int = 1,
+    page_size: int = 50,
+    now: datetime | None = None,
+) -> LatestPage:
+    """One page of latest_checks (same filters, same order) and where it sits: {"rows", "total", "page",
+    "pages", "page_size", "first", "last"}. `page` counts from 1 and is clamped to 1..pages (a filter that
+    shrank the list never leaves the caller past the end); first/last are the 1-based row numbers shown (0, 0
+    when nothing matches). page_size: 1..MAX_PAGE_SIZE."""
+    size = int(page_size)
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise StoreInputError(f"The page size must be a whole number from 1 to {MAX_PAGE_SIZE}.")
+    now = _utc(now) if now else utcnow()
+    filters: dict[str, Any] = {"status": status, "mode": mode, "stale_days": stale_days, "search": search,
+                               "flag": flag, "include_archived": include_archived, "now": now}
+    rows, total = _latest(db, filters, rotation_days, size, (max(int(page), 1) - 1) * size, with_total=True)
+    if total is None:  # nothing on that page: count, then show the last page there is (if any)
+        total = count_latest(db, **filters, rotation_days=rotation_days)
+        pages = max(1, -(-total // size))
+        rows = _latest(db, filters, rotation_days, size, (pages - 1) * size, with_total=False)[0] if total else []
+    pages = max(1, -(-total // size))
+    page_ = min(max(int(page), 1), pages)
+    offset = (page_ - 1) * size
+    return {"rows": rows, "total": total, "page": page_, "pages": pages, "page_size": size,
+            "first": offset + 1 if rows else 0, "last": offset + len(rows)}
+
+
+def _tenant_id(conn, tenant: str | int) -> int | None:
+    """The id of the tenant `tenant` names (see record._tenant_where; the exact name wins when a string names
+    two), or None. One indexed lookup, so the per-tenant queries then read checks by tenant_id alone."""
+    where = _tenant_where(tenant)  # refuses a bad name before the database is touched
+    if isinstance(tenant, int):
+        return tenant
+    row = _pick(conn.execute(sa.select(t.c.id, t.c.name).where(where)), tenant)
+    return None if row is None else int(row._mapping["id"])
 
 
 def tenant_history(db: Database, tenant: str | int, *, limit: int | None = None) -> list[HistoryRow]:
     """Every check of one tenant (by name, slug or id), newest first; [] for an unknown tenant."""
-    q = (
-        sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
-        .select_from(c.join(t, t.c.id == c.c.tenant_id))
-        .where(_tenant_where(tenant))
-        .order_by(c.c.checked_at.desc(), c.c.id.desc())
-    )
-    if limit is not None:
-        q = q.limit(int(limit))
     with db.connect() as conn:
+        tid = _tenant_id(conn, tenant)
+        if tid is None:
+            return []
+        q = (
+            sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS)
+            .select_from(c.join(t, t.c.id == c.c.tenant_id))
+            .where(c.c.tenant_id == tid)
+            .order_by(c.c.checked_at.desc(), c.c.id.desc())
+        )
+        if limit is not None:
+            q = q.limit(int(limit))
         out = [cast(HistoryRow, dict(row._mapping)) for row in conn.execute(q)]
     for d in out:
         if d["status"] == "unreachable":
@@ -291,6 +415,20 @@ def drift(
     not drift. Each dict: at, scope, resource, category, from_granted, to_granted, from_verdict, to_verdict,
     check_id, from_check_id, from_key, to_key (masked keys).
     """
+    with db.connect() as conn:
+        tid = _tenant_id(conn, tenant)
+        if tid is None:
+            return []
+        out = [cast(DriftRow, dict(row._mapping)) for row in conn.execute(_drift_query(tid, new_key, limit))]
+    for d in out:  # `at` came through a subquery: make sure it is an aware datetime on every backend
+        if isinstance(d["at"], str):
+            d["at"] = datetime.fromisoformat(d["at"])
+        if d["at"].tzinfo is None:
+            d["at"] = d["at"].replace(tzinfo=timezone.utc)
+    return out
+
+
+def _drift_query(tenant_id: int, new_key: bool, limit: int | None):
     probed = (c.c.n_ok + c.c.n_missing + c.c.n_excess + c.c.n_unknown + c.c.n_not_applicable) > 0
     order = (c.c.checked_at, c.c.id)
     seq = (
@@ -303,8 +441,7 @@ def drift(
             sa.func.lag(c.c.key_fingerprint).over(order_by=order).label("prev_fp"),
             sa.func.lag(c.c.key_masked).over(order_by=order).label("prev_masked"),
         )
-        .select_from(c.join(t, t.c.id == c.c.tenant_id))
-        .where(_tenant_where(tenant))
+        .where(c.c.tenant_id == tenant_id)
         .where(probed)
         .subquery("seq")
     )
@@ -343,14 +480,7 @@ def drift(
     )
     if limit is not None:
         q = q.limit(int(limit))
-    with db.connect() as conn:
-        out = [cast(DriftRow, dict(row._mapping)) for row in conn.execute(q)]
-    for d in out:  # `at` came through a subquery: make sure it is an aware datetime on every backend
-        if isinstance(d["at"], str):
-            d["at"] = datetime.fromisoformat(d["at"])
-        if d["at"].tzinfo is None:
-            d["at"] = d["at"].replace(tzinfo=timezone.utc)
-    return out
+    return q
 
 
 def _fleet_checks(start, end, include_archived: bool):
@@ -623,13 +753,11 @@ def _event_dict(row) -> dict:
 def key_events(db: Database, tenant: str | int) -> list[dict]:
     """A tenant's key replacements, newest first: at, old/new masked key, fingerprint, mode and account, plus
     mode_changed and account_changed; [] for an unknown tenant."""
-    q = (
-        sa.select(*EVENT_COLUMNS)
-        .select_from(e.join(t, t.c.id == e.c.tenant_id))
-        .where(_tenant_where(tenant))
-        .order_by(e.c.at.desc(), e.c.id.desc())
-    )
     with db.connect() as conn:
+        tid = _tenant_id(conn, tenant)
+        if tid is None:
+            return []
+        q = sa.select(*EVENT_COLUMNS).where(e.c.tenant_id == tid).order_by(e.c.at.desc(), e.c.id.desc())
         return [_event_dict(x) for x in conn.execute(q)]
 
 
@@ -653,47 +781,46 @@ def tenants_with_key(db: Database, fingerprint: str) -> list[dict]:
 def shared_keys(db: Database, tenant: str | int) -> list[dict]:
     """The tenant's keys that were also recorded for other tenants: [{"fingerprint", "key_masked",
     "others": [tenant names]}], one per shared key."""
-    mine = (
-        sa.select(c.c.key_fingerprint)
-        .select_from(c.join(t, t.c.id == c.c.tenant_id))
-        .where(_tenant_where(tenant), c.c.key_fingerprint.is_not(None))
-        .distinct()
-        .subquery("mine")
-    )
-    me = sa.select(t.c.id).where(_tenant_where(tenant)).scalar_subquery()
-    q = (
-        sa.select(c.c.key_fingerprint, sa.func.max(c.c.key_masked).label("key_masked"), t.c.name)
-        .select_from(c.join(t, t.c.id == c.c.tenant_id))
-        .where(c.c.key_fingerprint.in_(sa.select(mine.c.key_fingerprint)), c.c.tenant_id != me)
-        .group_by(c.c.key_fingerprint, t.c.name)
-        .order_by(c.c.key_fingerprint, t.c.name)
-    )
-    out: dict[str, dict] = {}
     with db.connect() as conn:
-        for fp, masked, name in conn.execute(q):
-            out.setdefault(fp, {"fingerprint": fp, "key_masked": masked, "others": []})["others"].append(name)
+        tid = _tenant_id(conn, tenant)
+        if tid is None:
+            return []
+        mine = [fp for (fp,) in conn.execute(
+            sa.select(c.c.key_fingerprint).where(c.c.tenant_id == tid, c.c.key_fingerprint.is_not(None)).distinct())]
+        if not mine:
+            return []
+        q = (
+            sa.select(c.c.key_fingerprint, sa.func.max(c.c.key_masked).label("key_masked"), t.c.name)
+            .select_from(c.join(t, t.c.id == c.c.tenant_id))
+            .where(c.c.key_fingerprint.in_(mine), c.c.tenant_id != tid)
+            .group_by(c.c.key_fingerprint, t.c.name)
+            .order_by(c.c.key_fingerprint, t.c.name)
+        )
+        rows = conn.execute(q).all()
+    out: dict[str, dict] = {}
+    for fp, masked, name in rows:
+        out.setdefault(fp, {"fingerprint": fp, "key_masked": masked, "others": []})["others"].append(name)
     return list(out.values())
 
 
 def previous_key(db: Database, tenant: str | int, *, before: datetime | None = None) -> dict | None:
     """The tenant's newest check with a key fingerprint (before `before`), and the newest account its checks
     saw: {"key_fingerprint", "key_masked", "key_mode", "checked_at", "account"} or None."""
-    conds = [_tenant_where(tenant), c.c.key_fingerprint.is_not(None)]
-    if before is not None:
-        conds.append(c.c.checked_at < _utc(before))
-    base = sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.checked_at).select_from(
-        c.join(t, t.c.id == c.c.tenant_id)
-    )
-    acct_q = (
-        sa.select(c.c.account).select_from(c.join(t, t.c.id == c.c.tenant_id))
-        .where(*conds, c.c.account.is_not(None)).order_by(c.c.checked_at.desc(), c.c.id.desc()).limit(1)
-    )
     with db.connect() as conn:
-        row = conn.execute(base.where(*conds).order_by(c.c.checked_at.desc(), c.c.id.desc()).limit(1)).first()
+        tid = _tenant_id(conn, tenant)
+        if tid is None:
+            return None
+        conds = [c.c.tenant_id == tid, c.c.key_fingerprint.is_not(None)]
+        if before is not None:
+            conds.append(c.c.checked_at < _utc(before))
+        newest = (c.c.checked_at.desc(), c.c.id.desc())
+        row = conn.execute(sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.checked_at)
+                           .where(*conds).order_by(*newest).limit(1)).first()
         if row is None:
             return None
         out = dict(row._mapping)
-        out["account"] = conn.execute(acct_q).scalar()
+        out["account"] = conn.execute(
+            sa.select(c.c.account).where(*conds, c.c.account.is_not(None)).order_by(*newest).limit(1)).scalar()
         return out
 
 
@@ -708,17 +835,11 @@ def lifecycle_counts(
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
     lc = _lifecycle_columns(now, rot)
-    last_event, ev = lc["joins"]
     flags = lc["flags"]
     either = sa.or_(flags["mode_changed"], flags["account_changed"])
     cols = [sa.func.sum(sa.case((cond, 1), else_=0)).label(name) for name, cond in flags.items()]
     cols.append(sa.func.sum(sa.case((either, 1), else_=0)).label("mode_or_account_changed"))
-    q = q.select_from(
-        t.join(c, c.c.id == t.c.last_check_id)
-        .outerjoin(last_event, last_event.c.tenant_id == t.c.id)
-        .outerjoin(ev, ev.c.id == last_event.c.eid)
-        .outerjoin(k, k.c.fingerprint == c.c.key_fingerprint)
-    ).add_columns(*cols)
+    q = q.select_from(_lifecycle_froms(lc)).add_columns(*cols)
     with db.connect() as conn:
         row = conn.execute(q).first()
     names = [*FLAGS, "mode_or_account_changed"]

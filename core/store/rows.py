@@ -85,6 +85,18 @@ class LatestCheck(HistoryRow):
     shared_key: bool
 
 
+class LatestPage(TypedDict):
+    """One page of latest_checks (latest_page): its rows, the total with the same filters, and where it sits."""
+
+    rows: list[LatestCheck]
+    total: int
+    page: int  # 1-based, clamped to 1..pages
+    pages: int  # at least 1
+    page_size: int
+    first: int  # 1-based row numbers shown; 0, 0 when nothing matches
+    last: int
+
+
 class StoredRow(TypedDict):
     """One grid row of a stored check."""
 
