@@ -72,7 +72,7 @@ except store.DATABASE_ERRORS as e:
     st.error(database_problem(e, svc.rt.db, "The tenants could not be read"))
     st.stop()
 rows = found["rows"]
-st.session_state["tr_page"] = found["page"]  # clamped: a page past the end after a filter change is the last
+st.session_state["tr_page"] = found["page"]  # clamped: when the list shrank under this page, its last page
 
 cols = st.columns(len(KEY_STATUSES))
 for col, s in zip(cols, KEY_STATUSES, strict=True):
