@@ -148,47 +148,57 @@ FLAGS: dict[str, str] = {
 REPLACED_RECENT_DAYS = 7
 
 
-def _lifecycle_columns(now: datetime, rotation_days: int) -> dict:
-    """SQL expressions over the latest check `c` and its tenant `t`: the key lifecycle signals Triage shows.
+def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> dict:
+    """SQL expressions over the latest check and its tenant `t`: the key lifecycle signals Triage shows, and the
+    FROM clause they need (key "froms"; see _lifecycle_froms).
 
-    The latest replacement event of the tenant counts when it brought the tenant's current key."""
+    The latest replacement event of the tenant counts when it brought the tenant's current key. `cc`: where the
+    latest check's columns come from (checks itself, or _latest_of's LATERAL on PostgreSQL, whose FROM is `base`)."""
     ev = e.alias("ev")
     # the tenant's newest event: one index seek per tenant (ix_key_events_tenant_id_at), not every tenant's events
     last_event = ev.c.id == (
         sa.select(sa.func.max(e.c.id)).where(e.c.tenant_id == t.c.id).correlate(t).scalar_subquery()
     )
-    current = sa.and_(ev.c.id.is_not(None), ev.c.new_fingerprint == c.c.key_fingerprint)
+    current = sa.and_(ev.c.id.is_not(None), ev.c.new_fingerprint == cc.c.key_fingerprint)
     other = c.alias("other")
 
     def another(side):  # a check of this key for a tenant with a smaller (or larger) id: one seek in
-        return sa.select(other.c.id).where(other.c.key_fingerprint == c.c.key_fingerprint, side).exists()
+        return sa.select(other.c.id).where(other.c.key_fingerprint == cc.c.key_fingerprint, side).exists()
 
     # ix_checks_key_fingerprint_tenant_id (0009), not a scan of every check of the key
-    shared = sa.or_(another(other.c.tenant_id < c.c.tenant_id), another(other.c.tenant_id > c.c.tenant_id))
+    shared = sa.or_(another(other.c.tenant_id < cc.c.tenant_id), another(other.c.tenant_id > cc.c.tenant_id))
     cutoff = now - timedelta(days=rotation_days)
     recent = now - timedelta(days=REPLACED_RECENT_DAYS)
     flags = {
         "key_replaced": sa.and_(current, ev.c.at >= recent),
-        "mode_changed": sa.and_(current, ev.c.old_mode.is_not(None), c.c.key_mode.is_not(None),
-                                ev.c.old_mode != c.c.key_mode),
-        "account_changed": sa.and_(current, ev.c.old_account.is_not(None), c.c.account.is_not(None),
-                                   ev.c.old_account != c.c.account),
-        "mode_mismatch": sa.and_(t.c.expected_mode.is_not(None), c.c.key_mode.is_not(None),
-                                 t.c.expected_mode != c.c.key_mode),
-        "rotation_due": sa.and_(k.c.first_seen_at.is_not(None), k.c.first_seen_at <= cutoff, c.c.status != "invalid"),
-        "shared_key": sa.and_(c.c.key_fingerprint.is_not(None), shared),
+        "mode_changed": sa.and_(current, ev.c.old_mode.is_not(None), cc.c.key_mode.is_not(None),
+                                ev.c.old_mode != cc.c.key_mode),
+        "account_changed": sa.and_(current, ev.c.old_account.is_not(None), cc.c.account.is_not(None),
+                                   ev.c.old_account != cc.c.account),
+        "mode_mismatch": sa.and_(t.c.expected_mode.is_not(None), cc.c.key_mode.is_not(None),
+                                 t.c.expected_mode != cc.c.key_mode),
+        "rotation_due": sa.and_(k.c.first_seen_at.is_not(None), k.c.first_seen_at <= cutoff, cc.c.status != "invalid"),
+        "shared_key": sa.and_(cc.c.key_fingerprint.is_not(None), shared),
     }
     joins = (last_event, ev)
-    return {"flags": flags, "joins": joins, "ev": ev}
+    lc = {"flags": flags, "joins": joins, "ev": ev, "cc": cc}
+    lc["froms"] = _lifecycle_froms(lc, base=base)
+    return lc
 
 
 def _lifecycle_froms(lc: dict, base=None):
     """tenants ⋈ their latest check, with the tenant's last key event and the key's first-seen row (outer joins:
-    at most one row each, so a tenant is still one row). `base` joins in front of the tenants (a page of ids)."""
+    at most one row each, so a tenant is still one row). `base`: a page of ids (a subquery with `tid`) to join
+    the tenants to, or the tenants-and-latest-check FROM of _latest_of (lc["cc"] then names its checks)."""
     last_event, ev = lc["joins"]
-    froms = (t.join(c, c.c.id == t.c.last_check_id) if base is None
-             else base.join(t, t.c.id == base.c.tid).join(c, c.c.id == t.c.last_check_id))
-    return froms.outerjoin(ev, last_event).outerjoin(k, k.c.fingerprint == c.c.key_fingerprint)
+    cc = lc["cc"]
+    if base is None:
+        froms = t.join(c, c.c.id == t.c.last_check_id)
+    elif isinstance(base, sa.Subquery):  # a page of tenant ids
+        froms = base.join(t, t.c.id == base.c.tid).join(c, c.c.id == t.c.last_check_id)
+    else:  # tenants with their latest check already (_latest_of)
+        froms = base
+    return froms.outerjoin(ev, last_event).outerjoin(k, k.c.fingerprint == cc.c.key_fingerprint)
 
 
 def _lifecycle_select(lc: dict, froms):
@@ -269,8 +279,10 @@ def _latest(db: Database, filters: dict[str, Any], rotation_days: int | None, li
     else:
         # A slice: first the slice's tenant ids in triage order, reading only what the filters and the order
         # need; then the lifecycle columns for those rows only (not for every tenant before sorting).
-        inner_lc = _lifecycle_columns(now, rot) if filters["flag"] is not None else None
-        froms, cc = (_lifecycle_froms(inner_lc), c) if inner_lc is not None else _latest_of(db)
+        froms, cc = _latest_of(db)
+        inner_lc = _lifecycle_columns(now, rot, cc, froms) if filters["flag"] is not None else None
+        if inner_lc is not None:
+            froms = inner_lc["froms"]
         cols = [t.c.id.label("tid"), status_rank(cc.c.status).label("rank"), cc.c.checked_at.label("at")]
         if with_total:
             cols.append(sa.func.count().over().label("total"))
@@ -318,8 +330,9 @@ def count_latest(db: Database, status: str | Iterable[str] | None = None,
         q, cc = _latest_base(db, True)
         q, flags = q.add_columns(sa.func.count()), None
     else:
-        lc = _lifecycle_columns(now, rot)
-        q, flags, cc = sa.select(sa.func.count()).select_from(_lifecycle_froms(lc)), lc["flags"], c
+        froms, cc = _latest_of(db)
+        lc = _lifecycle_columns(now, rot, cc, froms)
+        q, flags = sa.select(sa.func.count()).select_from(lc["froms"]), lc["flags"]
     q = _latest_filtered(q, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag, flags=flags,
                          include_archived=include_archived, now=now, cc=cc)
     with db.connect() as conn:
@@ -848,12 +861,13 @@ def lifecycle_counts(
     q = sa.select()
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
-    lc = _lifecycle_columns(now, rot)
+    froms, cc = _latest_of(db)
+    lc = _lifecycle_columns(now, rot, cc, froms)
     flags = lc["flags"]
     either = sa.or_(flags["mode_changed"], flags["account_changed"])
     cols = [sa.func.sum(sa.case((cond, 1), else_=0)).label(name) for name, cond in flags.items()]
     cols.append(sa.func.sum(sa.case((either, 1), else_=0)).label("mode_or_account_changed"))
-    q = q.select_from(_lifecycle_froms(lc)).add_columns(*cols)
+    q = q.select_from(lc["froms"]).add_columns(*cols)
     with db.connect() as conn:
         row = conn.execute(q).first()
     names = [*FLAGS, "mode_or_account_changed"]
