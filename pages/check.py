@@ -212,7 +212,7 @@ st.title("Check a key")
 st.caption(f"{rt.mode_label} mode: probing {md_escape(rt.stripe_label)}. The key stays in this browser session only.")
 
 try:
-    tenants = svc.store.list_tenants()
+    tenants = svc.store.tenant_names()
 except store.DATABASE_ERRORS as e:
     st.error(database_problem(e, svc.rt.db, "The tenant list could not be read"))
     tenants = []

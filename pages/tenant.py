@@ -35,7 +35,7 @@ def pick_tenant(title: bool = True) -> NoReturn:
     if title:
         st.title("Tenant")
     try:
-        tenants = svc.store.list_tenants()
+        tenants = svc.store.tenant_names()
     except store.DATABASE_ERRORS as e:
         st.error(database_problem(e, svc.rt.db, "The tenant list could not be read"))
         st.stop()

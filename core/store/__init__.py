@@ -81,6 +81,7 @@ class Store:
     get_tenant = _Bound(record.get_tenant)
     name_clash = _Bound(record.name_clash)
     list_tenants = _Bound(record.list_tenants)
+    tenant_names = _Bound(queries.tenant_names)
     list_audit = _Bound(record.list_audit)
     latest_checks = _Bound(queries.latest_checks)
     count_latest = _Bound(queries.count_latest)

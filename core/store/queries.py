@@ -37,6 +37,7 @@ from core.store.rows import (
     StaleTenant,
     StatusMixDay,
     StoredRow,
+    TenantName,
 )
 from core.store.types import utcnow
 
@@ -911,3 +912,13 @@ def _raw_unreachable_share(
         n, u = conn.execute(q).first() or (0, 0)
     n, u = int(n or 0), int(u or 0)
     return {"checks": n, "unreachable": u, "share": u / n if n else 0.0}
+
+
+def tenant_names(db: Database, *, include_archived: bool = False) -> list[TenantName]:
+    """Every tenant's name and slug, by name (case-insensitive): what the pages' tenant pickers list. Two columns of
+    the tenants table only, so it stays quick at 20,000 tenants (list_tenants also joins each latest check)."""
+    q = sa.select(t.c.name, t.c.slug).order_by(sa.func.lower(t.c.name), t.c.id)
+    if not include_archived:
+        q = q.where(t.c.archived.is_(False))
+    with db.connect() as conn:
+        return [{"name": name, "slug": slug} for name, slug in conn.execute(q)]

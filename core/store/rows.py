@@ -35,6 +35,13 @@ class TenantListRow(TenantRow):
     last_score: int | None
 
 
+class TenantName(TypedDict):
+    """A tenant as a picker lists it (tenant_names)."""
+
+    name: str
+    slug: str
+
+
 class _TenantColumns(TypedDict):
     tenant_id: int
     tenant: str
