@@ -55,13 +55,14 @@ def queries(url: str, tenants: int) -> list[tuple[str, Callable[[], Any]]]:
     start = today - timedelta(days=FLEET_DAYS)
     now = datetime.now(timezone.utc)
     return [
-        ("latest_checks() — every tenant (Triage today)", lambda: s.latest_checks()),
-        ("latest_checks(limit=50) — a first page", lambda: s.latest_checks(limit=50)),
-        ("latest_checks(status=[failing], mode=live)", lambda: s.latest_checks(["failing"], "live")),
-        ("latest_checks(flag=rotation_due)", lambda: s.latest_checks(flag="rotation_due")),
-        ("latest_checks(flag=shared_key)", lambda: s.latest_checks(flag="shared_key")),
-        ("latest_checks(stale_days=30)", lambda: s.latest_checks(stale_days=30)),
-        ("latest_checks(search='tenant 01')", lambda: s.latest_checks(search="tenant 01")),
+        ("latest_page(page 1 of 50) — Triage as it opens", lambda: s.latest_page(page=1, page_size=50)),
+        ("latest_page(page 40 of 50)", lambda: s.latest_page(page=40, page_size=50)),
+        ("latest_page(status=[failing], mode=live)", lambda: s.latest_page(["failing"], "live")),
+        ("latest_page(flag=rotation_due)", lambda: s.latest_page(flag="rotation_due")),
+        ("latest_page(flag=shared_key)", lambda: s.latest_page(flag="shared_key")),
+        ("latest_page(stale_days=30)", lambda: s.latest_page(stale_days=30)),
+        ("latest_page(search='tenant 01')", lambda: s.latest_page(search="tenant 01")),
+        ("count_latest(status=[failing])", lambda: s.count_latest(["failing"])),
         ("status_counts()", lambda: s.status_counts()),
         ("score_distribution(10)", lambda: s.score_distribution(10)),
         ("top_problem_scopes('missing', 10)", lambda: s.top_problem_scopes("missing", 10)),
@@ -82,7 +83,7 @@ def queries(url: str, tenants: int) -> list[tuple[str, Callable[[], Any]]]:
         ("shared_keys(one tenant)", lambda: s.shared_keys(slug)),
         ("list_runs(10)", lambda: s.list_runs(10)),
         ("open_alerts(20)", lambda: s.open_alerts(limit=20)),
-        ("list_tenants() — the tenant pickers", lambda: s.list_tenants()),
+        ("tenant_names() — the tenant pickers", lambda: s.tenant_names()),
     ]
 
 
