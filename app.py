@@ -133,7 +133,7 @@ st.sidebar.toggle(
 
 try:
     rt = session.service().rt
-    rt.store  # noqa: B018 - brings the database up to date now: one that cannot be opened is said here, once
+    _ = rt.store  # brings the database up to date now: one that cannot be opened is said here, once
 except DatabaseFailure as e:  # the database could not be used: one sentence naming the cause and the fix
     logging.getLogger("keyhealth").error("runtime failed to start: database %s", e.kind)
     st.error(md_escape(e))

@@ -6,7 +6,9 @@ figures, and the demo switch is flipped both ways.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -19,6 +21,7 @@ from core.ui.text import md_escape
 from sandbox import DEMO_KEYS
 
 APP = "../app.py"
+ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 90
 
 
@@ -52,6 +55,8 @@ def assert_clean(at: AppTest) -> None:
     """No exception reached the page, and the router's catch-all did not fire either."""
     assert not at.exception, at.exception
     assert not [e for e in at.error if "Something went wrong" in e.value]
+    # a bare expression in a page or the router is drawn by Streamlit's "magic": an object's repr on the page
+    assert not [m.value for m in at.markdown if re.search(r"\b(Store|Runtime|Database|Service)\(", m.value)]
 
 
 def figures(at: AppTest) -> list[dict]:
@@ -278,6 +283,22 @@ def test_about_masks_the_database_password(demo_env, monkeypatch, tmp_path):
     at.switch_page("pages/about.py").run()
     text = " ".join(m.value for m in at.markdown)
     assert "Real" in text and url in text
+
+
+def test_no_bare_expression_is_drawn_by_magic():
+    """Streamlit's magic writes any bare expression of the router or a page onto the page (the router once showed
+    `Store('sqlite:///…')` above every page): app.py and pages/*.py hold none but calls and docstrings."""
+    import ast
+
+    found = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and not isinstance(node.value, (ast.Call, ast.Await)):
+                if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                    continue  # a docstring
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []
 
 
 @pytest.mark.parametrize("page", ["pages/check.py", "pages/triage.py", "pages/tenant.py", "pages/fleet.py",

@@ -522,7 +522,8 @@ def test_tenant_names_lists_name_and_slug_by_name_without_archived(store_url, ma
         s.get_or_create_tenant(name)
     s.record_check(make_result(), "Zed", source="cli", checked_by=None)
     s.update_tenant("Zed", archived=True)
-    assert s.tenant_names() == [{"name": "Alpha Ltd", "slug": "alpha-ltd"}, {"name": "beta Foods", "slug": "beta-foods"}]
+    assert s.tenant_names() == [{"name": "Alpha Ltd", "slug": "alpha-ltd"},
+                                {"name": "beta Foods", "slug": "beta-foods"}]
     assert [t["name"] for t in s.tenant_names(include_archived=True)] == ["Alpha Ltd", "beta Foods", "Zed"]
     assert [t["name"] for t in s.tenant_names(include_archived=True)] == [
         t["name"] for t in s.list_tenants(include_archived=True)]
