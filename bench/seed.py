@@ -290,14 +290,16 @@ def seed(url: str, plan: Plan, *, batch: int = 20_000) -> dict[str, Any]:
 
 def _after_seed(url: str) -> None:
     """Hook run once the bulk load is in: fill derived tables from the seeded history. The daily rollup (0008)
-    is empty here (migrated on an empty history), so its backfill fills it; no statement timeout for that one
-    long statement on PostgreSQL."""
-    from core.store import rollup
+    is empty here (migrated on an empty history), so its backfill fills it; so are the latest checks' copies on the
+    tenant rows and the latest_problems counters (0010), filled by the same backfill as that migration. No
+    statement timeout for those long statements on PostgreSQL."""
+    from core.store import latest, rollup
 
     with get_engine(url).execution_options(keyhealth_write=True).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         rollup.backfill(conn)
+        latest.backfill(conn)
 
 
 class _SqliteWriter:

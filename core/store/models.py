@@ -25,6 +25,8 @@ class Tenant(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
         sa.Index("ix_tenants_last_checked_at", "last_checked_at"),
+        # 0010: triage/fleet count and filter the tenants by their latest check's status without reading checks
+        sa.Index("ix_tenants_archived_last_status_last_checked_at", "archived", "last_status", "last_checked_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -41,6 +43,15 @@ class Tenant(SQLModel, table=True):
     last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # 0006: "live" once the tenant is in production (a test key is then a problem), "test", or None (not said).
     expected_mode: str | None = Field(default=None, sa_type=sa.String(8))
+    # 0010: copies of the latest check's figures (None while last_check_id is None), kept by record_check in the
+    # UPDATE that moves last_check_id, so triage/fleet order, filter and count tenants without reading checks.
+    # See core/store/latest.py.
+    last_status: str | None = Field(default=None, sa_type=sa.String(16))
+    last_score: int | None = Field(default=None)
+    last_key_mode: str | None = Field(default=None, sa_type=sa.String(8))
+    last_key_fingerprint: str | None = Field(default=None, sa_type=sa.String(FINGERPRINT_MAX))
+    last_key_masked: str | None = Field(default=None, sa_type=sa.String(MASKED_MAX))
+    last_account: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 class Check(SQLModel, table=True):
@@ -275,6 +286,23 @@ class RollupStatus(SQLModel, table=True):
     tenants: int = Field(default=0, nullable=False)
 
 
+class LatestProblem(SQLModel, table=True):
+    """0010: how many tenants' LATEST check has a scope missing or excess (kind), by the tenant's archived flag;
+    kept by record_check and update_tenant (see core/store/latest.py). Rows that reach 0 may stay."""
+
+    __tablename__ = "latest_problems"
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("archived", "kind", "scope", "resource", "category", name="pk_latest_problems"),
+    )
+
+    archived: bool = Field(primary_key=True)
+    kind: str = Field(sa_type=sa.String(16), primary_key=True)
+    scope: str = Field(sa_type=sa.String(100), primary_key=True)
+    resource: str = Field(sa_type=sa.String(200), primary_key=True)
+    category: str = Field(sa_type=sa.String(100), primary_key=True)
+    tenants: int = Field(default=0, nullable=False)
+
+
 metadata = SQLModel.metadata
 tenants_t: sa.Table = Tenant.__table__  # type: ignore[attr-defined]
 checks_t: sa.Table = Check.__table__  # type: ignore[attr-defined]
@@ -287,3 +315,4 @@ stripe_keys_t: sa.Table = StripeKey.__table__  # type: ignore[attr-defined]
 key_events_t: sa.Table = KeyEvent.__table__  # type: ignore[attr-defined]
 rollup_days_t: sa.Table = RollupDay.__table__  # type: ignore[attr-defined]
 rollup_status_t: sa.Table = RollupStatus.__table__  # type: ignore[attr-defined]
+latest_problems_t: sa.Table = LatestProblem.__table__  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from core.store.models import (
     check_rows_t,
     checks_t,
     key_events_t,
+    latest_problems_t,
     rollup_days_t,
     rollup_status_t,
     stripe_keys_t,
@@ -118,21 +120,42 @@ def _statuses(status: str | Iterable[str] | None) -> list[str] | None:
     return wanted
 
 
+class _OnTenant:
+    """The latest check's columns as the tenant row holds them (0010, core/store/latest.py): `.c.status` is
+    tenants.last_status, and so on. Stands where the checks table would (`cc` below) for ordering, filtering and
+    counting, so those read the tenant rows only (tenants never checked have last_check_id NULL: callers keep
+    them out with HAS_LATEST)."""
+
+    c = SimpleNamespace(
+        status=t.c.last_status,
+        score=t.c.last_score,
+        key_mode=t.c.last_key_mode,
+        key_fingerprint=t.c.last_key_fingerprint,
+        key_masked=t.c.last_key_masked,
+        account=t.c.last_account,
+        checked_at=t.c.last_checked_at,
+        tenant_id=t.c.id,
+    )
+
+
+ON_TENANT = _OnTenant()
+HAS_LATEST = t.c.last_check_id.is_not(None)
+
+
 def _latest_of(db: Database):
-    """(FROM clause, checks columns): each tenant with its latest check, read by primary key tenant by tenant.
-
-    SQLite does that with a plain join. PostgreSQL, costing random reads high, would rather scan every check
-    (1,000,000 of them at 20,000 tenants) into a hash join, which grows with history; a LATERAL subquery with
-    LIMIT 1 keeps it at one index lookup per tenant."""
-    if db.engine.dialect.name == "postgresql":
-        one = sa.select(c).where(c.c.id == t.c.last_check_id).limit(1).lateral("latest")
-        return t.join(one, sa.true()), one
-    return t.join(c, c.c.id == t.c.last_check_id), c
+    """(FROM clause, latest-check columns): each tenant with the figures of its latest check, read from the tenant
+    row itself (0010); no check is read. Callers add HAS_LATEST."""
+    return t, ON_TENANT
 
 
-def _latest_base(db: Database, include_archived: bool):
-    froms, cc = _latest_of(db)
-    q = sa.select().select_from(froms)
+def _latest_base(db: Database, include_archived: bool, *, raw: bool = False):
+    """SELECT over the tenants with a latest check, and where its columns come from. raw: join the checks
+    themselves (the pre-0010 way; tests compare both)."""
+    if raw:
+        q, cc = sa.select().select_from(t.join(c, c.c.id == t.c.last_check_id)), c
+    else:
+        froms, cc = _latest_of(db)
+        q = sa.select().select_from(froms).where(HAS_LATEST)
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
     return q, cc
@@ -154,7 +177,8 @@ def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> di
     FROM clause they need (key "froms"; see _lifecycle_froms).
 
     The latest replacement event of the tenant counts when it brought the tenant's current key. `cc`: where the
-    latest check's columns come from (checks itself, or _latest_of's LATERAL on PostgreSQL, whose FROM is `base`)."""
+    latest check's columns come from (checks itself, or _latest_of's copies on the tenant row, whose FROM is
+    `base`)."""
     ev = e.alias("ev")
     # the tenant's newest event: one index seek per tenant (ix_key_events_tenant_id_at), not every tenant's events
     last_event = ev.c.id == (
@@ -190,7 +214,7 @@ def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> di
 def _lifecycle_froms(lc: dict, base=None):
     """tenants ⋈ their latest check, with the tenant's last key event and the key's first-seen row (outer joins:
     at most one row each, so a tenant is still one row). `base`: a page of ids (a subquery with `tid`) to join
-    the tenants to, or the tenants-and-latest-check FROM of _latest_of (lc["cc"] then names its checks)."""
+    the tenants to, or the FROM of _latest_of (lc["cc"] then names the latest check's columns there)."""
     last_event, ev = lc["joins"]
     cc = lc["cc"]
     if base is None:
@@ -216,6 +240,7 @@ def _latest_filtered(q, *, status, mode, stale_days, search, flag, flags: dict |
                      now: datetime, cc=c):
     """`q` narrowed by latest_checks' filters; `flags` are the lifecycle expressions (None: not joined, and
     then `flag` must be None); `cc`: where the latest check's columns come from (see _latest_of)."""
+    q = q.where(HAS_LATEST)
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
     if flag is not None:
@@ -659,8 +684,17 @@ def _raw_checks_per_day(db: Database, start: date | datetime | None = None,
 
 def status_counts(db: Database, *, include_archived: bool = False) -> dict[str, int]:
     """How many tenants' latest check is in each status (every status present, worst first; an unreachable
-    check is never a tenant's latest, so only KEY_STATUSES)."""
-    q, cc = _latest_base(db, include_archived)
+    check is never a tenant's latest, so only KEY_STATUSES). Read from the tenant rows (0010)."""
+    return _status_counts(db, include_archived=include_archived)
+
+
+def _raw_status_counts(db: Database, *, include_archived: bool = False) -> dict[str, int]:
+    """status_counts from the latest checks themselves (tests compare it with the tenant rows' copies)."""
+    return _status_counts(db, include_archived=include_archived, raw=True)
+
+
+def _status_counts(db: Database, *, include_archived: bool, raw: bool = False) -> dict[str, int]:
+    q, cc = _latest_base(db, include_archived, raw=raw)
     q = q.add_columns(cc.c.status, sa.func.count()).group_by(cc.c.status)
     out: dict[str, int] = {s: 0 for s in KEY_STATUSES}
     with db.connect() as conn:
@@ -674,12 +708,23 @@ def score_distribution(db: Database, bucket: int = 10, *, include_archived: bool
     """Histogram of the latest check's score per tenant (scores 0–100).
 
     [{"from": 0, "to": 9, "tenants": n}, …, {"from": 90, "to": 100, "tenants": n}]: every bucket present,
-    the last one includes 100.
+    the last one includes 100. Read from the tenant rows (0010).
     """
+    return _score_distribution(db, bucket, include_archived=include_archived)
+
+
+def _raw_score_distribution(db: Database, bucket: int = 10, *, include_archived: bool = False
+) -> list[ScoreBucket]:
+    """score_distribution from the latest checks themselves (tests compare it with the tenant rows' copies)."""
+    return _score_distribution(db, bucket, include_archived=include_archived, raw=True)
+
+
+def _score_distribution(db: Database, bucket: int, *, include_archived: bool, raw: bool = False
+) -> list[ScoreBucket]:
     if not isinstance(bucket, int) or not 1 <= bucket <= 100:
         raise StoreInputError("The score bucket width must be a whole number from 1 to 100.")
     nb = -(-100 // bucket)  # buckets covering 0..99; 100 goes in the last
-    q, cc = _latest_base(db, include_archived)
+    q, cc = _latest_base(db, include_archived, raw=raw)
     idx = sa.case((cc.c.score >= 100, nb - 1), (cc.c.score < 0, 0), else_=cc.c.score / bucket).label("b")
     q = q.add_columns(idx, sa.func.count()).group_by(idx)
     counts = [0] * nb
@@ -696,23 +741,46 @@ def top_problem_scopes(db: Database, kind: str = "missing", limit: int = 10, *, 
 ) -> list[ProblemScope]:
     """The scopes most often `kind` ("missing" or "excess") in the tenants' latest checks.
 
-    [{"scope", "resource", "category", "tenants", "share"}], most tenants first; share = tenants / tenants
-    with a latest check.
+    [{"scope", "resource", "category", "tenants", "share"}], most tenants first (then by scope, resource and
+    category); share = tenants / tenants with a latest check. Read from the latest_problems counters (0010).
     """
     if kind not in ("missing", "excess"):
         raise StoreInputError(f"kind must be 'missing' or 'excess', not {kind!r}.")
+    lp = latest_problems_t
+    n = sa.func.sum(lp.c.tenants)
+    q = (
+        sa.select(lp.c.scope, lp.c.resource, lp.c.category, n.label("tenants"))
+        .where(lp.c.kind == kind)
+        .group_by(lp.c.scope, lp.c.resource, lp.c.category)
+        .having(n > 0)
+        .order_by(n.desc(), lp.c.scope, lp.c.resource, lp.c.category)
+        .limit(int(limit))
+    )
+    if not include_archived:
+        q = q.where(lp.c.archived.is_(False))
+    return _problem_scopes(db, q, include_archived)
+
+
+def _raw_top_problem_scopes(db: Database, kind: str = "missing", limit: int = 10, *, include_archived: bool = False
+) -> list[ProblemScope]:
+    """top_problem_scopes counted from the latest checks' rows (tests compare it with the counters)."""
     n = sa.func.count(sa.distinct(t.c.id)).label("tenants")
     q = (
         sa.select(r.c.scope, r.c.resource, r.c.category, n)
         .select_from(t.join(r, r.c.check_id == t.c.last_check_id))
         .where(r.c.verdict == kind, r.c.scope.is_not(None))
         .group_by(r.c.scope, r.c.resource, r.c.category)
-        .order_by(n.desc(), r.c.scope, r.c.resource)
+        .order_by(n.desc(), r.c.scope, r.c.resource, r.c.category)
         .limit(int(limit))
     )
-    total_q = sa.select(sa.func.count()).select_from(t).where(t.c.last_check_id.is_not(None))
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
+    return _problem_scopes(db, q, include_archived)
+
+
+def _problem_scopes(db: Database, q, include_archived: bool) -> list[ProblemScope]:
+    total_q = sa.select(sa.func.count()).select_from(t).where(HAS_LATEST)
+    if not include_archived:
         total_q = total_q.where(t.c.archived.is_(False))
     with db.connect() as conn:
         total = conn.execute(total_q).scalar() or 0
@@ -859,7 +927,7 @@ def lifecycle_counts(
     "mode_or_account_changed"."""
     now = _utc(now) if now else utcnow()
     rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
-    q = sa.select()
+    q = sa.select().where(HAS_LATEST)
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
     froms, cc = _latest_of(db)

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from core.engine.result import STATUSES, VERDICTS, CheckResult
-from core.store import rollup
+from core.store import latest, rollup
 from core.store.db import Database
 from core.store.models import (
     FINGERPRINT_MAX,
@@ -420,6 +420,7 @@ def update_tenant(db: Database, tenant: str | int,
             conn.execute(tenants_t.update().where(tenants_t.c.id == current["id"]).values(**values))
         if "archived" in values and values["archived"] != was_archived:  # the fleet rollup splits by the flag
             rollup.move_tenant(conn, current["id"], archived_from=was_archived, archived_to=values["archived"])
+            latest.move_tenant(conn, current["id"], archived_from=was_archived, archived_to=values["archived"])
         return _require_tenant(conn, current["id"])
 
 
@@ -502,7 +503,9 @@ def record_check(db: Database, result: CheckResult,
     and records the Stripe account on the tenant once a check has seen it. An unreachable check (Stripe never
     answered) is kept as an attempt but never becomes the tenant's latest check: it says nothing about the key.
     The fleet's daily rollup (0008, core/store/rollup.py) counts the check in the same transaction, after the
-    tenant's row is locked (concurrent checks of one tenant are counted one after the other).
+    tenant's row is locked (concurrent checks of one tenant are counted one after the other). When the pointer
+    moves, the tenant row's copies of the latest check's figures and the latest checks' problem counts (0010,
+    core/store/latest.py) move with it.
     Key lifecycle (0006): the key's first-seen date, and a "replaced" event when the fingerprint differs from
     the tenant's previous check with one (checks recorded out of time order are compared with the check just
     before them; later events are not rewritten).
@@ -522,12 +525,16 @@ def record_check(db: Database, result: CheckResult,
                         status=check["status"])
         newest = 0
         if check["status"] != "unreachable":
+            old_latest = conn.execute(
+                sa.select(tenants_t.c.last_check_id).where(tenants_t.c.id == t["id"])).scalar()
             newest = conn.execute(
                 tenants_t.update()
                 .where(tenants_t.c.id == t["id"])
                 .where(sa.or_(tenants_t.c.last_checked_at.is_(None), tenants_t.c.last_checked_at <= at))
-                .values(last_check_id=check_id, last_checked_at=at)
+                .values(last_check_id=check_id, last_checked_at=at, **latest.tenant_values(check))
             ).rowcount
+            if newest:  # the latest check's problem counts (0010) move with the pointer
+                latest.on_latest(conn, archived=archived, old_check_id=old_latest, new_rows=rows)
         acct = check["account"]
         if acct and (newest or t["account"] is None) and acct != t["account"]:
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(account=acct))

@@ -1,0 +1,60 @@
+"""Triage and Fleet health at 20,000 tenants: the latest check's figures on the tenant row, and the latest checks'
+missing/excess scopes counted as checks are written.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-30
+
+Why (issue 13, pages that stay fast): ordering, filtering and counting the tenants by their latest check read that
+check for every tenant (a primary-key lookup per tenant on PostgreSQL: 20,000 of them, ~300 ms), and "top missing /
+excess scopes" joined every latest check to its rows (~200,000) to count them. The tenant row now carries the
+latest check's status, score, key mode, fingerprint, masked key and account (kept by record_check in the UPDATE
+that moves last_check_id), and latest_problems holds the per-scope counts (kept by record_check and
+update_tenant). Backfilled here, set-based, by core.store.latest.backfill, which names only the columns it reads
+and writes.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from core.store.latest import backfill
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+_COLUMNS = (
+    ("last_status", sa.String(16)),
+    ("last_score", sa.Integer()),
+    ("last_key_mode", sa.String(8)),
+    ("last_key_fingerprint", sa.String(128)),
+    ("last_key_masked", sa.String(40)),
+    ("last_account", sa.String(64)),
+)
+
+
+def upgrade() -> None:
+    for name, type_ in _COLUMNS:
+        op.add_column("tenants", sa.Column(name, type_, nullable=True))
+    op.create_table(
+        "latest_problems",
+        sa.Column("archived", sa.Boolean(), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("scope", sa.String(100), nullable=False),
+        sa.Column("resource", sa.String(200), nullable=False),
+        sa.Column("category", sa.String(100), nullable=False),
+        sa.Column("tenants", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("archived", "kind", "scope", "resource", "category", name="pk_latest_problems"),
+    )
+    backfill(op.get_bind())
+    op.create_index("ix_tenants_archived_last_status_last_checked_at", "tenants",
+                    ["archived", "last_status", "last_checked_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_tenants_archived_last_status_last_checked_at", table_name="tenants")
+    op.drop_table("latest_problems")
+    for name, _type in reversed(_COLUMNS):
+        op.drop_column("tenants", name)

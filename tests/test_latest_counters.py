@@ -1,0 +1,297 @@
+"""The latest check's copies on the tenant row and the latest_problems counters (0010) equal what the latest
+checks themselves say.
+
+Histories are written through record_check / update_tenant (the incremental path: checks out of time order, ties
+at the same instant, unreachable checks that never become latest, invalid checks with no rows, shared keys,
+archive toggles), or inserted at revision 0009 and backfilled by migration 0010. The readers are then compared
+with raw computations: the copies with a join to the checks, top_problem_scopes / status_counts /
+score_distribution with their `_raw_*` versions (which read the latest checks and their rows), latest_page with
+latest_checks' unsliced list (which orders and filters by the checks' own columns), lifecycle_counts with that
+list's flags, and the latest pointer itself with a Python pass over every check.
+"""
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from core import store
+from core.engine.result import STATUSES, Row
+from core.store import latest, queries
+from core.store.db import Database, get_engine
+from core.store.latest import LATEST_COLUMNS
+from core.store.models import check_rows_t, checks_t, latest_problems_t, tenants_t
+from core.store.record import _check_values
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+WEIGHTS = [1, 2, 1, 2, 3, 2]  # invalid, failing, incomplete, attention, healthy, unreachable
+SCOPES = ["charge_read", "charge_write", "customer_read", "customer_write", "refund_write", "webhook_read",
+          "payout_read"]
+FILTERS: list[dict] = [
+    {}, {"status": "failing"}, {"status": ["invalid", "attention"]}, {"mode": "live"}, {"stale_days": 3},
+    {"search": "tenant 0"}, {"search": "…k2"}, {"flag": "shared_key"}, {"flag": "mode_changed"},
+    {"flag": ["rotation_due", "shared_key"]}, {"status": "healthy", "mode": "test", "stale_days": 1},
+]
+
+
+def random_result(make_result, rnd: random.Random, at: datetime):
+    status = rnd.choices(STATUSES, WEIGHTS)[0]
+    rows: list = []
+    if status not in ("invalid", "unreachable"):  # an invalid or unreachable check has no grid
+        for scope in rnd.sample(SCOPES, rnd.randrange(1, 6)):
+            rows.append((scope, "read", rnd.choice(["ok", "missing", "missing", "excess", "unknown"])))
+        if rnd.random() < 0.3:  # a guide item with no permission: never counted
+            rows.append(Row(category="Guide", resource="Webhook endpoint", scope=None, required="read",
+                            granted="none", verdict="missing"))
+        if rnd.random() < 0.2 and rows:  # the same problem twice in one check counts once
+            rows.append(rows[0])
+    key = rnd.randrange(4)
+    mode = rnd.choice(["live", "test"])
+    return make_result(status, rnd.randrange(0, 101), rows, at=at, mode=mode, masked=f"rk_{mode}_…k{key}",
+                       fingerprint=f"fp_{key:061d}", account=rnd.choice([None, "acct_1", "acct_2"]))
+
+
+def random_history(url: str, make_result, rnd: random.Random, n: int, *, tenants: int = 14) -> None:
+    s = store.at(url)
+    names = [f"Tenant {i:02d}" for i in range(tenants)]
+    events: list[tuple[str, datetime]] = []
+    for i in range(1, n + 1):
+        if events and rnd.random() < 0.1:  # same tenant, same instant: the larger id is the latest
+            tenant, at = rnd.choice(events)
+        else:
+            tenant, at = rnd.choice(names), NOW - timedelta(days=rnd.randrange(8), seconds=rnd.randrange(86400))
+        events.append((tenant, at))
+        s.record_check(random_result(make_result, rnd, at), tenant, source="cli", checked_by=None)
+        if i % 17 == 0:  # archive or bring back a tenant in between
+            who = rnd.choice(events)[0]
+            s.update_tenant(who, archived=not s.get_tenant(who)["archived"])
+        if i % 29 == 0:
+            s.update_tenant(rnd.choice(events)[0], expected_mode=rnd.choice([None, "live", "test"]))
+
+
+def expected_latest(conn) -> dict[int, int | None]:
+    """Each tenant's latest check computed in Python: the newest (checked_at, id) Stripe answered."""
+    out: dict[int, int | None] = {tid: None for (tid,) in conn.execute(sa.select(tenants_t.c.id))}
+    best: dict[int, tuple] = {}
+    for cid, tid, at, status in conn.execute(
+            sa.select(checks_t.c.id, checks_t.c.tenant_id, checks_t.c.checked_at, checks_t.c.status)):
+        if status != "unreachable" and (tid not in best or (at, cid) > best[tid]):
+            best[tid] = (at, cid)
+            out[tid] = cid
+    return out
+
+
+def mismatches(url: str) -> list[tuple]:
+    """Every place where the tenant rows' copies or the counters disagree with the latest checks."""
+    db = Database(url)
+    out: list[tuple] = []
+    t, c = tenants_t, checks_t
+    copies = [t.c[name] for name in LATEST_COLUMNS]
+    originals = [c.c[col] for col in LATEST_COLUMNS.values()]
+    with get_engine(url).connect() as conn:
+        want_latest = expected_latest(conn)
+        q = sa.select(t.c.id, t.c.last_check_id, t.c.last_checked_at, c.c.checked_at, *copies, *originals).select_from(
+            t.outerjoin(c, c.c.id == t.c.last_check_id))
+        n = len(copies)
+        for row in conn.execute(q):
+            tid, last, last_at, at, vals = row[0], row[1], row[2], row[3], tuple(row[4:])
+            if last != want_latest[tid]:
+                out.append(("latest pointer", tid, last, want_latest[tid]))
+            if last_at != at or vals[:n] != vals[n:]:
+                out.append(("copies", tid, (last_at, *vals[:n]), (at, *vals[n:])))
+    checks = [
+        ("status_counts", lambda ia, f: f(db, include_archived=ia), "status_counts"),
+        ("score_distribution/10", lambda ia, f: f(db, 10, include_archived=ia), "score_distribution"),
+        ("score_distribution/7", lambda ia, f: f(db, 7, include_archived=ia), "score_distribution"),
+    ]
+    for kind in latest.KINDS:
+        for limit in (2, 100):
+            checks.append((f"top_problem_scopes/{kind}/{limit}",
+                           lambda ia, f, kind=kind, limit=limit: f(db, kind, limit, include_archived=ia),
+                           "top_problem_scopes"))
+    for ia in (False, True):
+        for label, call, name in checks:
+            got, want = call(ia, getattr(queries, name)), call(ia, getattr(queries, "_raw_" + name))
+            if got != want:
+                out.append((label, ia, got, want))
+        everything = queries.latest_checks(db, include_archived=ia, now=NOW)
+        counts = queries.lifecycle_counts(db, include_archived=ia, now=NOW)
+        want_counts = {f: sum(r[f] for r in everything) for f in queries.FLAGS}
+        want_counts["mode_or_account_changed"] = sum(r["mode_changed"] or r["account_changed"] for r in everything)
+        if counts != want_counts:
+            out.append(("lifecycle_counts", ia, counts, want_counts))
+        for filters in FILTERS:
+            want_rows = queries.latest_checks(db, include_archived=ia, now=NOW, **filters)
+            if queries.count_latest(db, include_archived=ia, now=NOW, **filters) != len(want_rows):
+                out.append(("count_latest", ia, filters))
+            for size in (3, 50):
+                for page in range(1, max(1, -(-len(want_rows) // size)) + 1):
+                    got_page = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
+                                                   **filters)
+                    want = want_rows[(page - 1) * size: page * size]
+                    if got_page["rows"] != want or got_page["total"] != len(want_rows):
+                        out.append(("latest_page", ia, filters, size, page))
+    return out
+
+
+def test_copies_and_counters_equal_the_latest_checks_after_a_random_history(store_url, make_result):
+    rnd = random.Random(10)
+    random_history(store_url, make_result, rnd, 90)
+    assert mismatches(store_url) == []
+    random_history(store_url, make_result, rnd, 90)
+    assert mismatches(store_url) == []
+    s = store.at(store_url)
+    tenants = s.list_tenants(include_archived=True)
+    assert any(t["archived"] for t in tenants) and any(not t["archived"] for t in tenants)
+    assert s.top_problem_scopes("missing") and s.top_problem_scopes("excess", include_archived=True)
+    assert sum(s.status_counts(include_archived=True).values()) == sum(t["last_check_id"] is not None
+                                                                        for t in tenants)
+    # the set-based backfill (migration 0010, bench seeding) gives the same figures as the incremental path
+    before = [s.top_problem_scopes(k, 100, include_archived=True) for k in latest.KINDS]
+    latest.rebuild(Database(store_url))
+    assert [s.top_problem_scopes(k, 100, include_archived=True) for k in latest.KINDS] == before
+    assert mismatches(store_url) == []
+
+
+def test_the_pointer_moves_its_counts_whatever_the_order(store_url, make_result):
+    s = store.at(store_url)
+
+    def rec(status, at, rows):
+        return s.record_check(make_result(status, 50, rows, at=at), "Acme", source="cli", checked_by=None)
+
+    rec("failing", NOW - timedelta(hours=1), [("charge_write", "none", "missing"), ("refund_write", "write", "excess")])
+    rec("attention", NOW - timedelta(hours=5), [("customer_write", "none", "missing")])  # older: not the latest
+    assert [p["scope"] for p in s.top_problem_scopes("missing")] == ["charge_write"]
+    rec("unreachable", NOW, [])  # never the latest
+    assert [p["scope"] for p in s.top_problem_scopes("excess")] == ["refund_write"]
+    rec("invalid", NOW - timedelta(minutes=30), [])  # the newest: no rows, so no problems
+    assert s.top_problem_scopes("missing") == [] and s.top_problem_scopes("excess") == []
+    assert s.status_counts()["invalid"] == 1
+    rec("healthy", NOW - timedelta(minutes=30), [("webhook_read", "none", "missing")])  # same instant, larger id
+    assert s.top_problem_scopes("missing") == [
+        {"scope": "webhook_read", "resource": "Resource webhook_read", "category": "Core", "tenants": 1, "share": 1.0}]
+    s.update_tenant("Acme", archived=True)
+    assert s.top_problem_scopes("missing") == [] and s.status_counts()["healthy"] == 0
+    assert s.top_problem_scopes("missing", include_archived=True)[0]["tenants"] == 1
+    s.update_tenant("Acme", archived=True)  # no change: nothing moves twice
+    s.update_tenant("Acme", archived=False)
+    assert s.top_problem_scopes("missing")[0]["tenants"] == 1
+    assert mismatches(store_url) == []
+
+
+def test_the_comparison_notices_a_wrong_copy_or_counter(store_url, make_result):
+    random_history(store_url, make_result, random.Random(3), 40, tenants=6)
+    assert mismatches(store_url) == []
+    engine = get_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(latest_problems_t.update().where(latest_problems_t.c.tenants > 0)
+                     .values(tenants=latest_problems_t.c.tenants + 1))
+    assert {w[0].split("/")[0] for w in mismatches(store_url)} == {"top_problem_scopes"}
+    latest.rebuild(Database(store_url))
+    assert mismatches(store_url) == []
+    with engine.begin() as conn:
+        tid, score = conn.execute(sa.select(tenants_t.c.id, tenants_t.c.last_score)
+                                  .where(tenants_t.c.last_check_id.is_not(None), tenants_t.c.last_status != "invalid")
+                                  .order_by(tenants_t.c.id).limit(1)).one()
+        conn.execute(tenants_t.update().where(tenants_t.c.id == tid)
+                     .values(last_status="invalid", last_score=99 if score < 50 else 0))
+    wrong = {w[0].split("/")[0] for w in mismatches(store_url)}
+    assert {"copies", "status_counts", "score_distribution"} <= wrong
+
+
+def _insert_history_at_0009(url: str, make_result, rnd: random.Random, n: int) -> None:
+    """Tenants, checks, rows and latest pointers as a 0009 database holds them (values built by record_check's own
+    code; the pointer is each tenant's newest answered check, as 0009's record_check kept it)."""
+    tenants = sa.table("tenants", sa.column("id"), sa.column("name"), sa.column("slug"), sa.column("archived"),
+                       sa.column("created_at"), sa.column("last_check_id"), sa.column("last_checked_at"))
+    with get_engine(url).begin() as conn:
+        ids = []
+        for i in range(10):
+            name = f"Old {i:02d}"
+            conn.execute(tenants.insert().values(name=name, slug=store.slugify(name), archived=i % 4 == 0,
+                                                 created_at=NOW - timedelta(days=30)))
+            ids.append(conn.execute(sa.select(tenants.c.id).where(tenants.c.name == name)).scalar_one())
+        for _ in range(n):
+            tid = rnd.choice(ids)
+            at = NOW - timedelta(days=rnd.randrange(8), seconds=rnd.randrange(86400))
+            values, rows = _check_values(random_result(make_result, rnd, at), "batch", None)
+            cid = conn.execute(checks_t.insert().values(tenant_id=tid, **values)).inserted_primary_key[0]
+            if rows:
+                conn.execute(check_rows_t.insert(), [{"check_id": cid, **r} for r in rows])
+        for tid, cid in expected_latest(conn).items():
+            if cid is not None:
+                at = conn.execute(sa.select(checks_t.c.checked_at).where(checks_t.c.id == cid)).scalar_one()
+                conn.execute(tenants.update().where(tenants.c.id == tid).values(last_check_id=cid, last_checked_at=at))
+
+
+def test_migration_0010_backfills_the_copies_and_counters(db_url, make_result):
+    store.at(db_url).upgrade("0009")
+    _insert_history_at_0009(db_url, make_result, random.Random(9), 120)
+    store.dispose_engine(db_url)
+    store.at(db_url).upgrade()
+    assert store.at(db_url).current_revision() == "0010"
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(latest_problems_t)).scalar() > 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(tenants_t)
+                            .where(tenants_t.c.last_status.is_not(None))).scalar() == 10
+    assert mismatches(db_url) == []
+    # the incremental path carries on from the backfilled rows
+    random_history(db_url, make_result, random.Random(4), 30, tenants=4)
+    store.at(db_url).update_tenant("Old 01", archived=True)
+    store.at(db_url).update_tenant("Old 00", archived=False)
+    assert mismatches(db_url) == []
+
+    # down to 0009 drops them; up again backfills them from the same history
+    from alembic import command
+
+    cfg = store.db.alembic_config(db_url)
+    with get_engine(db_url).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+        conn.commit()
+    assert not sa.inspect(get_engine(db_url)).has_table("latest_problems")
+    assert "last_status" not in {col["name"] for col in sa.inspect(get_engine(db_url)).get_columns("tenants")}
+    store.dispose_engine(db_url)
+    store.at(db_url).upgrade()
+    assert mismatches(db_url) == []
+
+
+def test_concurrent_writers_keep_the_counters_exact(store_url, make_result):
+    """Writers record checks at once (three sharing one tenant, out of time order) while another archives and brings
+    back a tenant: every counter move lands, and the counters still equal the latest checks."""
+    n_threads = 6
+    barrier = threading.Barrier(n_threads + 2)  # the writers, the toggler and this thread
+    errors: list[BaseException] = []
+    store.at(store_url).record_check(make_result("failing", at=NOW), "Toggled", source="cli", checked_by=None)
+
+    def toggle() -> None:
+        try:
+            barrier.wait(timeout=30)
+            for k in range(8):
+                store.at(store_url).update_tenant("Toggled", archived=k % 2 == 0)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def work(i: int) -> None:
+        rnd = random.Random(i)
+        tenant = "Shared" if i < 3 else f"Worker {i}"
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(10):
+                at = NOW - timedelta(hours=rnd.randrange(48))
+                store.at(store_url).record_check(random_result(make_result, rnd, at), tenant, source="batch",
+                                                 checked_by=None)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    threads.append(threading.Thread(target=toggle))
+    for th in threads:
+        th.start()
+    barrier.wait(timeout=30)
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors, errors
+    assert mismatches(store_url) == []
