@@ -25,8 +25,6 @@ class Tenant(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
         sa.Index("ix_tenants_last_checked_at", "last_checked_at"),
-        # 0010: triage/fleet count and filter the tenants by their latest check's status without reading checks
-        sa.Index("ix_tenants_archived_last_status_last_checked_at", "archived", "last_status", "last_checked_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
