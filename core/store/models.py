@@ -25,6 +25,9 @@ class Tenant(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("slug", name="uq_tenants_slug"),
         sa.Index("ix_tenants_last_checked_at", "last_checked_at"),
+        # 0010: a tenant named by its exact name or its slug (`slug = ? OR name = ?`) is two index seeks, not a
+        # scan of every tenant row (record_check resolves its tenant that way)
+        sa.Index("ix_tenants_name", "name"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -428,11 +428,16 @@ def _lock_tenant(conn: Connection, tenant_id: int) -> bool:
     """Lock the tenant's row until the transaction ends (PostgreSQL: SELECT … FOR UPDATE; SQLite writers hold
     the database's write lock already) and return its archived flag as of the lock. Writers that keep the
     fleet rollup take it first, so one tenant's checks and archive changes are counted one after the other."""
-    return bool(
-        conn.execute(
-            sa.select(tenants_t.c.archived).where(tenants_t.c.id == tenant_id).with_for_update()
-        ).scalar_one()
-    )
+    return _lock_tenant_latest(conn, tenant_id)[0]
+
+
+def _lock_tenant_latest(conn: Connection, tenant_id: int) -> tuple[bool, int | None]:
+    """_lock_tenant, also returning the tenant's latest-check pointer as of the lock (one round trip)."""
+    archived, last = conn.execute(
+        sa.select(tenants_t.c.archived, tenants_t.c.last_check_id).where(tenants_t.c.id == tenant_id)
+        .with_for_update()
+    ).one()
+    return bool(archived), last
 
 
 def _check_values(result: CheckResult, source: str, checked_by: str | None) -> tuple[dict, list[dict]]:
@@ -514,7 +519,8 @@ def record_check(db: Database, result: CheckResult,
     check, rows = _check_values(result, source, checked_by)
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
-        archived = _lock_tenant(conn, t["id"])  # before the rollup reads the tenant's other checks
+        # before the rollup reads the tenant's other checks
+        archived, old_latest = _lock_tenant_latest(conn, t["id"])
         pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
         assert pk is not None
         check_id = pk[0]
@@ -525,8 +531,6 @@ def record_check(db: Database, result: CheckResult,
                         status=check["status"])
         newest = 0
         if check["status"] != "unreachable":
-            old_latest = conn.execute(
-                sa.select(tenants_t.c.last_check_id).where(tenants_t.c.id == t["id"])).scalar()
             newest = conn.execute(
                 tenants_t.update()
                 .where(tenants_t.c.id == t["id"])
