@@ -22,7 +22,7 @@ from core.engine.result import STATUSES, Row
 from core.store import latest, queries
 from core.store.db import Database, get_engine
 from core.store.latest import LATEST_COLUMNS
-from core.store.models import check_rows_t, checks_t, latest_problems_t, tenants_t
+from core.store.models import check_rows_t, checks_t, key_tenants_t, latest_problems_t, tenants_t
 from core.store.record import _check_values
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -47,10 +47,11 @@ def random_result(make_result, rnd: random.Random, at: datetime):
                             granted="none", verdict="missing"))
         if rnd.random() < 0.2 and rows:  # the same problem twice in one check counts once
             rows.append(rows[0])
-    key = rnd.randrange(4)
+    key = rnd.randrange(12)  # some keys shared by several tenants, some seen for one tenant only
     mode = rnd.choice(["live", "test"])
+    fingerprint = None if rnd.random() < 0.08 else f"fp_{key:061d}"  # a key too malformed to fingerprint
     return make_result(status, rnd.randrange(0, 101), rows, at=at, mode=mode, masked=f"rk_{mode}_…k{key}",
-                       fingerprint=f"fp_{key:061d}", account=rnd.choice([None, "acct_1", "acct_2"]))
+                       fingerprint=fingerprint, account=rnd.choice([None, "acct_1", "acct_2"]))
 
 
 def random_history(url: str, make_result, rnd: random.Random, n: int, *, tenants: int = 14) -> None:
@@ -92,6 +93,14 @@ def mismatches(url: str) -> list[tuple]:
     originals = [c.c[col] for col in LATEST_COLUMNS.values()]
     with get_engine(url).connect() as conn:
         want_latest = expected_latest(conn)
+        key_tenants: dict[str, set[int]] = {}
+        for fp, tid in conn.execute(sa.select(checks_t.c.key_fingerprint, checks_t.c.tenant_id)
+                                    .where(checks_t.c.key_fingerprint.is_not(None))):
+            key_tenants.setdefault(fp, set()).add(tid)
+        counted = dict(conn.execute(sa.select(key_tenants_t.c.fingerprint, key_tenants_t.c.tenants)
+                                    .where(key_tenants_t.c.tenants != 0)).all())
+        if counted != {fp: len(ts) for fp, ts in key_tenants.items()}:
+            out.append(("key_tenants", counted, key_tenants))
         q = sa.select(t.c.id, t.c.last_check_id, t.c.last_checked_at, c.c.checked_at, *copies, *originals).select_from(
             t.outerjoin(c, c.c.id == t.c.last_check_id))
         n = len(copies)
@@ -117,6 +126,10 @@ def mismatches(url: str) -> list[tuple]:
             if got != want:
                 out.append((label, ia, got, want))
         everything = queries.latest_checks(db, include_archived=ia, now=NOW)
+        for row in everything:  # "shared key": the latest check's key has a check for another tenant
+            fp = row["key_fingerprint"]
+            if row["shared_key"] != (fp is not None and len(key_tenants.get(fp, set()) - {row["tenant_id"]}) > 0):
+                out.append(("shared_key", ia, row["tenant_id"]))
         counts = queries.lifecycle_counts(db, include_archived=ia, now=NOW)
         want_counts = {f: sum(r[f] for r in everything) for f in queries.FLAGS}
         want_counts["mode_or_account_changed"] = sum(r["mode_changed"] or r["account_changed"] for r in everything)
@@ -199,6 +212,14 @@ def test_the_comparison_notices_a_wrong_copy_or_counter(store_url, make_result):
                      .values(last_status="invalid", last_score=99 if score < 50 else 0))
     wrong = {w[0].split("/")[0] for w in mismatches(store_url)}
     assert {"copies", "status_counts", "score_distribution"} <= wrong
+    latest.rebuild(Database(store_url))
+    assert mismatches(store_url) == []
+    store.at(store_url).record_check(make_result("healthy", at=NOW, fingerprint="fp_solo"), "Solo", source="cli",
+                                     checked_by=None)
+    assert mismatches(store_url) == []
+    with engine.begin() as conn:  # a key counted for one tenant too many: it looks shared
+        conn.execute(key_tenants_t.update().where(key_tenants_t.c.fingerprint == "fp_solo").values(tenants=2))
+    assert {"key_tenants", "shared_key"} <= {w[0] for w in mismatches(store_url)}
 
 
 def _insert_history_at_0009(url: str, make_result, rnd: random.Random, n: int) -> None:

@@ -1,7 +1,7 @@
 """Each tenant's latest check, kept where the triage and fleet readers can count it without reading the check (0010).
 
 Two denormalisations of "the check tenants.last_check_id points at", kept by record_check in the same UPDATE and
-transaction that moves the pointer (so they can never disagree with it):
+transaction that moves the pointer (so they can never disagree with it), and one of the keys' history:
 - on the tenant row, the latest check's figures the triage/fleet queries order, filter and count by:
   last_status, last_score, last_key_mode, last_key_fingerprint, last_key_masked, last_account (LATEST_COLUMNS;
   last_checked_at is the pointer's own column since 0002);
@@ -11,9 +11,11 @@ transaction that moves the pointer (so they can never disagree with it):
   (`on_latest`); update_tenant's archived flag moves the tenant's rows between archived=False/True
   (`move_tenant`). Counters move with the rollup's atomic upsert (`rollup._upsert`), rows touched in key order so
   concurrent writers on PostgreSQL never deadlock on them (the tenant's own row is locked first). Rows that reach 0
-  may stay: readers ignore them.
+  may stay: readers ignore them;
+- key_tenants (fingerprint): how many distinct tenants have a check of that key (any status), so Triage's
+  "shared key" flag is `tenants > 1`; counted by record_check on a tenant's first check of a key (`on_key`).
 
-`backfill` fills both from the stored history with set-based SQL (migration 0010 and bench seeding use it);
+`backfill` fills them from the stored history with set-based SQL (migration 0010 and bench seeding use it);
 `rebuild` recomputes them in one write transaction. Like rollup.py, this module names only the columns it reads
 and writes (lightweight table views), so migration 0010 does not depend on the models' later shape.
 """
@@ -49,6 +51,9 @@ _rows = sa.table(
     "check_rows", sa.column("check_id", sa.Integer), sa.column("verdict", sa.String), sa.column("scope", sa.String),
     sa.column("resource", sa.String), sa.column("category", sa.String),
 )
+_key_checks = sa.table("checks", sa.column("id", sa.Integer), sa.column("tenant_id", sa.Integer),
+                       sa.column("key_fingerprint", sa.String))
+key_tenants = sa.table("key_tenants", sa.column("fingerprint", sa.String), sa.column("tenants", sa.Integer))
 latest_problems = sa.table(
     "latest_problems", sa.column("archived", sa.Boolean), sa.column("kind", sa.String), sa.column("scope", sa.String),
     sa.column("resource", sa.String), sa.column("category", sa.String), sa.column("tenants", sa.Integer),
@@ -109,6 +114,18 @@ def move_tenant(conn: Connection, tenant_id: int, *, archived_from: bool, archiv
     apply(conn, deltas)
 
 
+def on_key(conn: Connection, *, tenant_id: int, check_id: int, fingerprint: str) -> None:
+    """A check of the key `fingerprint` was just inserted (id `check_id`) for the tenant: count the tenant for the
+    key if it is the tenant's first check of it (the caller holds the tenant's row lock, so two checks of one
+    tenant are never counted at once; other tenants' increments are atomic upserts)."""
+    c = _key_checks.c
+    seen = conn.execute(
+        sa.select(c.id).where(c.key_fingerprint == fingerprint, c.tenant_id == tenant_id, c.id != check_id).limit(1)
+    ).first()
+    if seen is None:
+        rollup._upsert(conn, key_tenants, ("fingerprint",), ("tenants",), [{"fingerprint": fingerprint, "tenants": 1}])
+
+
 # --- whole-history (re)computation --------------------------------------------------------------------------
 def backfill(conn: Connection) -> None:
     """Fill the tenant rows' copies and the (empty) latest_problems table from the stored history, set-based
@@ -125,11 +142,19 @@ def backfill(conn: Connection) -> None:
         .group_by(t.archived, r.verdict, r.scope, r.resource, r.category)
     )
     conn.execute(sa.insert(latest_problems).from_select([*_KEY, "tenants"], per_problem))
+    k = _key_checks.c
+    per_key = (
+        sa.select(k.key_fingerprint, sa.func.count(sa.distinct(k.tenant_id)))
+        .where(k.key_fingerprint.is_not(None))
+        .group_by(k.key_fingerprint)
+    )
+    conn.execute(sa.insert(key_tenants).from_select(["fingerprint", "tenants"], per_key))
 
 
 def rebuild(db: Database) -> None:
     """Recompute both from the whole history in one write transaction (bulk loads that bypass record_check)."""
     with db.connect(write=True) as conn:
         conn.execute(latest_problems.delete())
+        conn.execute(key_tenants.delete())
         conn.execute(_tenants.update().values({name: None for name in LATEST_COLUMNS}))
         backfill(conn)

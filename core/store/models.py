@@ -304,6 +304,18 @@ class LatestProblem(SQLModel, table=True):
     tenants: int = Field(default=0, nullable=False)
 
 
+class KeyTenants(SQLModel, table=True):
+    """0010: how many distinct tenants have a check of each key (by fingerprint); kept by record_check. Triage's
+    "shared key" flag is `tenants > 1` for the tenant's current key, one join instead of two index probes into
+    the checks per tenant. See core/store/latest.py."""
+
+    __tablename__ = "key_tenants"
+    __table_args__ = (sa.PrimaryKeyConstraint("fingerprint", name="pk_key_tenants"),)
+
+    fingerprint: str = Field(sa_type=sa.String(FINGERPRINT_MAX), primary_key=True)
+    tenants: int = Field(default=0, nullable=False)
+
+
 metadata = SQLModel.metadata
 tenants_t: sa.Table = Tenant.__table__  # type: ignore[attr-defined]
 checks_t: sa.Table = Check.__table__  # type: ignore[attr-defined]
@@ -317,3 +329,4 @@ key_events_t: sa.Table = KeyEvent.__table__  # type: ignore[attr-defined]
 rollup_days_t: sa.Table = RollupDay.__table__  # type: ignore[attr-defined]
 rollup_status_t: sa.Table = RollupStatus.__table__  # type: ignore[attr-defined]
 latest_problems_t: sa.Table = LatestProblem.__table__  # type: ignore[attr-defined]
+key_tenants_t: sa.Table = KeyTenants.__table__  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from core.store.models import (
     check_rows_t,
     checks_t,
     key_events_t,
+    key_tenants_t,
     latest_problems_t,
     rollup_days_t,
     rollup_status_t,
@@ -185,13 +186,8 @@ def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> di
         sa.select(sa.func.max(e.c.id)).where(e.c.tenant_id == t.c.id).correlate(t).scalar_subquery()
     )
     current = sa.and_(ev.c.id.is_not(None), ev.c.new_fingerprint == cc.c.key_fingerprint)
-    other = c.alias("other")
-
-    def another(side):  # a check of this key for a tenant with a smaller (or larger) id: one seek in
-        return sa.select(other.c.id).where(other.c.key_fingerprint == cc.c.key_fingerprint, side).exists()
-
-    # ix_checks_key_fingerprint_tenant_id (0009), not a scan of every check of the key
-    shared = sa.or_(another(other.c.tenant_id < cc.c.tenant_id), another(other.c.tenant_id > cc.c.tenant_id))
+    # the key was recorded for another tenant: key_tenants (0010) counts the tenants of each key
+    shared = key_tenants_t.c.tenants > 1
     cutoff = now - timedelta(days=rotation_days)
     recent = now - timedelta(days=REPLACED_RECENT_DAYS)
     flags = {
@@ -223,7 +219,8 @@ def _lifecycle_froms(lc: dict, base=None):
         froms = base.join(t, t.c.id == base.c.tid).join(c, c.c.id == t.c.last_check_id)
     else:  # tenants with their latest check already (_latest_of)
         froms = base
-    return froms.outerjoin(ev, last_event).outerjoin(k, k.c.fingerprint == cc.c.key_fingerprint)
+    return (froms.outerjoin(ev, last_event).outerjoin(k, k.c.fingerprint == cc.c.key_fingerprint)
+            .outerjoin(key_tenants_t, key_tenants_t.c.fingerprint == cc.c.key_fingerprint))
 
 
 def _lifecycle_select(lc: dict, froms):

@@ -551,6 +551,7 @@ def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> 
     """First-seen date of the key, and a replacement event when it is not the tenant's previous key."""
     c, k, e = checks_t, stripe_keys_t, key_events_t
     fp, at = check["key_fingerprint"], check["checked_at"]
+    latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
     _insert_ignore(
         conn, k, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
                   "first_seen_at": at}, ["fingerprint"],

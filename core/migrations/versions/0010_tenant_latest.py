@@ -1,17 +1,19 @@
-"""Triage and Fleet health at 20,000 tenants: the latest check's figures on the tenant row, and the latest checks'
-missing/excess scopes counted as checks are written.
+"""Triage and Fleet health at 20,000 tenants: the latest check's figures on the tenant row, the latest checks'
+missing/excess scopes and each key's tenants counted as checks are written.
 
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-30
 
 Why (issue 13, pages that stay fast): ordering, filtering and counting the tenants by their latest check read that
-check for every tenant (a primary-key lookup per tenant on PostgreSQL: 20,000 of them, ~300 ms), and "top missing /
-excess scopes" joined every latest check to its rows (~200,000) to count them. The tenant row now carries the
-latest check's status, score, key mode, fingerprint, masked key and account (kept by record_check in the UPDATE
-that moves last_check_id), and latest_problems holds the per-scope counts (kept by record_check and
-update_tenant). Backfilled here, set-based, by core.store.latest.backfill, which names only the columns it reads
-and writes.
+check for every tenant (a primary-key lookup per tenant on PostgreSQL: 20,000 of them, ~300 ms), "top missing /
+excess scopes" joined every latest check to its rows (~200,000) to count them, and Triage's "shared key" flag
+probed each tenant's key's checks twice (40,000 index probes). Now:
+- the tenant row carries the latest check's status, score, key mode, fingerprint, masked key and account (kept by
+  record_check in the UPDATE that moves last_check_id);
+- latest_problems holds the per-scope counts of the latest checks (kept by record_check and update_tenant);
+- key_tenants holds how many tenants each key was recorded for (kept by record_check).
+Backfilled here, set-based, by core.store.latest.backfill, which names only the columns it reads and writes.
 
 No index on the new columns, on purpose: every reader either scans all 20,000 tenant rows (counts, histograms,
 the triage order, whose first key is a CASE over the status) or filters a share of them too large for an index
@@ -58,12 +60,19 @@ def upgrade() -> None:
         sa.Column("tenants", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("archived", "kind", "scope", "resource", "category", name="pk_latest_problems"),
     )
+    op.create_table(
+        "key_tenants",
+        sa.Column("fingerprint", sa.String(128), nullable=False),
+        sa.Column("tenants", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("fingerprint", name="pk_key_tenants"),
+    )
     backfill(op.get_bind())
     op.create_index("ix_tenants_name", "tenants", ["name"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_tenants_name", table_name="tenants")
+    op.drop_table("key_tenants")
     op.drop_table("latest_problems")
     for name, _type in reversed(_COLUMNS):
         op.drop_column("tenants", name)
