@@ -1,7 +1,10 @@
 """Read side of the store: triage, history, drift and the fleet figures, aggregated in SQL.
 
 "Latest check of a tenant" is the check tenants.last_check_id points at (newest checked_at, kept by
-record_check; migration 0002). Days are UTC days. Fleet figures leave archived tenants out unless
+record_check; migration 0002). Since 0010 the tenant row also carries that check's status, score, key mode,
+fingerprint, masked key and account, so the triage/fleet readers order, filter and count tenants from the tenant
+rows and read checks only for the page shown; the top problem scopes and "shared key" read counters kept by
+record_check (core/store/latest.py). Days are UTC days. Fleet figures leave archived tenants out unless
 include_archived=True. Every function returns plain dicts (one per row) so pages can hand them to
 pandas/plotly as they are.
 """
