@@ -14,6 +14,8 @@ from core.store.db import get_engine
 FULL_KEY = "rk_test_51KeyHealthZZtopSecretQ9w8e7r6t5y4u3i2o1pAsDfGhJkLzXcVbNm0987654321qwertyuiopLKJH"
 MASKED = "rk_test_…LKJH"
 KEY_COLUMNS = {"key_masked", "key_fingerprint", "key_kind", "key_mode"}
+# 0010: the tenant row's copies of its latest check's key columns (same limits)
+LATEST_KEY_COLUMNS = {"last_key_masked", "last_key_fingerprint", "last_key_mode"}
 
 
 def db_bytes(path: Path) -> bytes:
@@ -50,7 +52,9 @@ def test_schema_has_no_column_that_could_hold_a_full_key(store_url):
             if any(w in name for w in ("key", "secret", "token", "password", "credential", "raw")):
                 key_like.append(col["name"])
     # the only key columns: what may be shown (masked), a keyed hash, and two labels
-    assert set(key_like) == KEY_COLUMNS
+    assert set(key_like) == KEY_COLUMNS | LATEST_KEY_COLUMNS
+    tenants = {c["name"]: c for c in insp.get_columns("tenants")}
+    assert tenants["last_key_masked"]["type"].length == 40 and tenants["last_key_fingerprint"]["type"].length == 128
     checks = {c["name"]: c for c in insp.get_columns("checks")}
     assert checks["key_masked"]["type"].length == 40 and checks["key_fingerprint"]["type"].length == 128
     assert checks["key_kind"]["type"].length <= 32 and checks["key_mode"]["type"].length <= 8
@@ -67,6 +71,10 @@ def test_schema_has_no_column_that_could_hold_a_full_key(store_url):
                     "status, score, n_ok, n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s) "
                     "VALUES (1, CURRENT_TIMESTAMP, 'cli', :key_masked, :key_fingerprint, 'restricted', 'healthy', "
                     "100, 0, 0, 0, 0, 0, 0, 0)"), values)
+    for column in ("last_key_masked", "last_key_fingerprint"):
+        with pytest.raises(sa.exc.DBAPIError):
+            with store.connect(store_url, write=True) as conn:
+                conn.execute(sa.text(f"UPDATE tenants SET {column} = :v"), {"v": FULL_KEY + FULL_KEY})
 
 
 @pytest.mark.parametrize("masked", [FULL_KEY, "sk_live_" + "a" * 24, "x" * 41])

@@ -28,6 +28,10 @@ class Tenant(SQLModel, table=True):
         # 0010: a tenant named by its exact name or its slug (`slug = ? OR name = ?`) is two index seeks, not a
         # scan of every tenant row (record_check resolves its tenant that way)
         sa.Index("ix_tenants_name", "name"),
+        # 0010: the latest key's copies are limited like the checks' own columns (see Check)
+        sa.CheckConstraint(f"length(last_key_masked) <= {MASKED_MAX}", name="ck_tenants_last_key_masked_len"),
+        sa.CheckConstraint(f"length(last_key_fingerprint) <= {FINGERPRINT_MAX}",
+                           name="ck_tenants_last_key_fingerprint_len"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -310,7 +314,10 @@ class KeyTenants(SQLModel, table=True):
     the checks per tenant. See core/store/latest.py."""
 
     __tablename__ = "key_tenants"
-    __table_args__ = (sa.PrimaryKeyConstraint("fingerprint", name="pk_key_tenants"),)
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("fingerprint", name="pk_key_tenants"),
+        sa.CheckConstraint(f"length(fingerprint) <= {FINGERPRINT_MAX}", name="ck_key_tenants_fingerprint_len"),
+    )
 
     fingerprint: str = Field(sa_type=sa.String(FINGERPRINT_MAX), primary_key=True)
     tenants: int = Field(default=0, nullable=False)

@@ -47,9 +47,19 @@ _COLUMNS = (
 )
 
 
+# The key's copies get the same length limits as checks.key_masked / key_fingerprint, enforced by the database itself
+# (SQLite ignores VARCHAR(n)): a column CHECK, which ADD COLUMN accepts on SQLite and PostgreSQL alike.
+_CHECKED = {"last_key_fingerprint": 128, "last_key_masked": 40}
+
+
 def upgrade() -> None:
     for name, type_ in _COLUMNS:
-        op.add_column("tenants", sa.Column(name, type_, nullable=True))
+        if name in _CHECKED:
+            n = _CHECKED[name]
+            op.execute(f"ALTER TABLE tenants ADD COLUMN {name} VARCHAR({n}) "
+                       f"CONSTRAINT ck_tenants_{name}_len CHECK (length({name}) <= {n})")
+        else:
+            op.add_column("tenants", sa.Column(name, type_, nullable=True))
     op.create_table(
         "latest_problems",
         sa.Column("archived", sa.Boolean(), nullable=False),
@@ -65,6 +75,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(128), nullable=False),
         sa.Column("tenants", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("fingerprint", name="pk_key_tenants"),
+        sa.CheckConstraint("length(fingerprint) <= 128", name="ck_key_tenants_fingerprint_len"),
     )
     backfill(op.get_bind())
     op.create_index("ix_tenants_name", "tenants", ["name"])
