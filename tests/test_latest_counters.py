@@ -265,13 +265,7 @@ def test_migration_0010_backfills_the_copies_and_counters(db_url, make_result):
     assert mismatches(db_url) == []
 
     # down to 0009 drops them; up again backfills them from the same history
-    from alembic import command
-
-    cfg = store.db.alembic_config(db_url)
-    with get_engine(db_url).connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0009")
-        conn.commit()
+    store.db.downgrade(db_url, "0009")
     assert not sa.inspect(get_engine(db_url)).has_table("latest_problems")
     assert "last_status" not in {col["name"] for col in sa.inspect(get_engine(db_url)).get_columns("tenants")}
     store.dispose_engine(db_url)

@@ -203,13 +203,7 @@ def test_migration_0008_backfills_the_rollup_from_history(db_url, make_result):
     assert mismatches(db_url) == []
 
     # down to 0007 drops the tables; up again backfills them from the same history
-    from alembic import command
-
-    cfg = store.db.alembic_config(db_url)
-    with get_engine(db_url).connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0007")
-        conn.commit()
+    store.db.downgrade(db_url, "0007")
     assert not sa.inspect(get_engine(db_url)).has_table("rollup_days")
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()

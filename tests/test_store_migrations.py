@@ -104,13 +104,7 @@ def test_models_and_migrations_agree(store_url):
 
 def test_downgrade_to_0001_and_back_keeps_data(store_url, make_result):
     store.at(store_url).record_check(make_result(), "Acme", source="cli", checked_by=None)
-    from alembic import command
-
-    cfg = store.db.alembic_config(store_url)
-    with get_engine(store_url).connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0001")
-        conn.commit()
+    store.db.downgrade(store_url, "0001")
     assert store.at(store_url).current_revision() == "0001"
     store.dispose_engine(store_url)
     store.at(store_url).upgrade()
@@ -227,13 +221,7 @@ def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, 
     assert len(store.at(db_url).tenant_history(1)) == 4  # the old merged history stays where it was
 
     # and back: the old ASCII slugs, made unique where the Unicode ones had separated tenants
-    from alembic import command
-
-    cfg = store.db.alembic_config(db_url)
-    with engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005")
-        conn.commit()
+    store.db.downgrade(db_url, "0005")
     with engine.connect() as conn:
         slugs = dict(conn.execute(sa.text("SELECT name, slug FROM tenants")).all())
     assert slugs["Foods"] == "foods" and slugs["北京 Foods"] == f"foods-{beijing['id']}"
@@ -294,17 +282,9 @@ def test_upgrade_at_the_newest_revision_is_one_query_without_alembic(tmp_path):
 
     assert upgrade_loads_alembic()  # empty: migrated
     assert not upgrade_loads_alembic()  # at head: one query
-    from alembic import command
-
-    from core.store.db import alembic_config, newest_revision
-
-    cfg = alembic_config(url)
-    with get_engine(url).connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0007")
-        conn.commit()
+    store.db.downgrade(url, "0007")
     assert store.at(url).current_revision() == "0007"
     store.dispose_engine(url)
     assert upgrade_loads_alembic()  # behind: migrated again
-    assert store.at(url).current_revision() == newest_revision()
+    assert store.at(url).current_revision() == store.db.newest_revision()
     store.dispose_engine(url)

@@ -205,6 +205,18 @@ def upgrade(url: str, revision: str = "head") -> None:
                 raw.execute(f"PRAGMA busy_timeout = {int(settings().db.busy_timeout_s * 1000)}")
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Take the database at `url` back to `revision` (each migration's downgrade in turn): for tests and for
+    stepping back a release."""
+    from alembic import command
+
+    cfg = alembic_config(url)
+    with _bind(url, True).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        conn.commit()
+
+
 def current_revision(url: str) -> str | None:
     """The Alembic revision the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
@@ -263,6 +275,9 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         upgrade(self.url, revision)
+
+    def downgrade(self, revision: str) -> None:
+        downgrade(self.url, revision)
 
     def current_revision(self) -> str | None:
         return current_revision(self.url)
