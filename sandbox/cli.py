@@ -48,7 +48,11 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, latency_s: float =
     try:  # from the first line printed: Ctrl-C may come as soon as a reader sees the banner
         describe(sb)
         print("Press Ctrl-C to stop.", flush=True)
-        threading.Event().wait()
+        # Wake often: the kernel may deliver Ctrl-C to a server thread, and Python runs its handler (raising
+        # KeyboardInterrupt here) only when the main thread next runs bytecode; a wait with no timeout never does.
+        forever = threading.Event()
+        while not forever.wait(0.2):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

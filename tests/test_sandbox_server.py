@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import signal
 import subprocess
@@ -678,6 +679,32 @@ def test_python_m_core_sandbox_serves_and_stops():
     finally:
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Sandbox stopped." in rest and "Traceback" not in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's per-thread signals (tgkill)")
+def test_ctrl_c_delivered_to_a_server_thread_still_stops_the_sandbox():
+    """The kernel may hand a process's SIGINT to any of its threads. Python raises KeyboardInterrupt only in the main
+    thread, when it next runs bytecode: a main thread parked in a wait with no timeout never noticed (CI hung on
+    this once). Force it: SIGINT straight to the serving thread."""
+    import ctypes
+
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+        others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        assert others, "the sandbox serves from a thread of its own"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.tgkill(proc.pid, others[0], signal.SIGINT) == 0, ctypes.get_errno()
+        rest, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     assert "Sandbox stopped." in rest and "Traceback" not in err
 
