@@ -676,9 +676,12 @@ def test_python_m_core_sandbox_serves_and_stops():
         assert DEMO_KEYS["healthy"].key in out and "live_healthy" in out
         status, _, body = raw_http(url + "/_sandbox/health")
         assert status == 200
-    finally:
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:  # never leave a sandbox behind, whatever failed
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     assert "Sandbox stopped." in rest and "Traceback" not in err
 
