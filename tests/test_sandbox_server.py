@@ -662,8 +662,14 @@ def test_cli_refuses_a_bad_port(capsys):
     assert "70000" in err and "Traceback" not in err
 
 
+def _ctrl_c_works() -> None:
+    """In the child before it runs: SIGINT back to its default. A shell starts background commands with SIGINT
+    ignored, and a Python started that way never turns Ctrl-C into KeyboardInterrupt, as a terminal user's would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_python_m_core_sandbox_serves_and_stops():
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0"], cwd=ROOT, preexec_fn=_ctrl_c_works,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
@@ -693,7 +699,7 @@ def test_ctrl_c_delivered_to_a_server_thread_still_stops_the_sandbox():
     this once). Force it: SIGINT straight to the serving thread."""
     import ctypes
 
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", "0"], cwd=ROOT, preexec_fn=_ctrl_c_works,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stdout:
