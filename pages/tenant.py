@@ -9,12 +9,12 @@ import logging
 from datetime import datetime, timezone
 from typing import NoReturn
 
-import pandas as pd
 import streamlit as st
 
 from core import store
+from core.ui import tenant as tables
 from core.ui.charts import tenant as charts
-from core.ui.palette import LEVEL_LABEL, STATUS_BANNER
+from core.ui.palette import STATUS_BANNER
 from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
 from dashboard import session as state
@@ -25,9 +25,6 @@ svc = session_service()
 rt = svc.rt
 # one colour per status (core/ui/palette)
 BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
-REFUSED = {"expired": "key expired (rolled)", "revoked": "key revoked", "ip_not_allowed": "IP not allowed",
-           "invalid": "key refused by Stripe", "no_key": "no key"}
-LEVEL = LEVEL_LABEL
 PLOTLY_CONFIG = {"displayModeBar": False}
 
 
@@ -169,18 +166,7 @@ st.subheader("Drift")
 if changes:
     st.caption("Which permissions changed between consecutive checks of the same key, newest first.")
     st.dataframe(
-        pd.DataFrame(
-            {
-                "When": [d["at"] for d in changes],
-                "Permission": [f"{d['category']} → {d['resource']}" for d in changes],
-                "Scope": [f"rak_{d['scope']}" for d in changes],
-                "Granted": [
-                    f"{LEVEL.get(d['from_granted'], d['from_granted'])} → {LEVEL.get(d['to_granted'], d['to_granted'])}"
-                    for d in changes
-                ],
-                "Verdict": [f"{d['from_verdict']} → {d['to_verdict']}" for d in changes],
-            }
-        ),
+        tables.drift_frame(changes),
         hide_index=True,
         column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
         key="tn_drift",
@@ -192,38 +178,17 @@ if new_key_changes:
     st.subheader("Changes with the new key")
     st.caption("Not drift: a new key was pasted, and it has different permissions from the key before it.")
     st.dataframe(
-        pd.DataFrame(
-            {
-                "When": [d["at"] for d in new_key_changes],
-                "Keys": [f"{d['from_key']} → {d['to_key']}" for d in new_key_changes],
-                "Permission": [f"{d['category']} → {d['resource']}" for d in new_key_changes],
-                "Granted": [f"{LEVEL.get(d['from_granted'], d['from_granted'])} → "
-                            f"{LEVEL.get(d['to_granted'], d['to_granted'])}" for d in new_key_changes],
-                "Verdict": [f"{d['from_verdict']} → {d['to_verdict']}" for d in new_key_changes],
-            }
-        ),
+        tables.drift_frame(new_key_changes, keys=True),
         hide_index=True,
         column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
         key="tn_new_key",
     )
 
-timeline = []
-for ev in events:
-    flags = [w for w, on in (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"])) if on]
-    timeline.append((ev["at"], "key replaced", f"{ev['old_masked'] or '?'} → {ev['new_masked']}"
-                     + (f" ({', '.join(flags)})" if flags else "")))
-for h in history:
-    if h["status"] == "unreachable":
-        timeline.append((h["checked_at"], "Stripe unreachable (our side)",
-            "an attempt that says nothing about the key"))
-    elif h["status"] == "invalid" and (refused := h.get("refused")) in ("expired", "revoked", "ip_not_allowed"):
-        timeline.append((h["checked_at"], REFUSED[str(refused)], h["key_masked"]))
-if timeline:
-    timeline.sort(key=lambda x: x[0], reverse=True)
+timeline = tables.key_timeline_frame(events, history)
+if not timeline.empty:
     st.subheader("Key timeline")
     st.dataframe(
-        pd.DataFrame({"When": [x[0] for x in timeline], "Event": [x[1] for x in timeline],
-                      "Detail": [x[2] for x in timeline]}),
+        timeline,
         hide_index=True,
         column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
         key="tn_key_timeline",
@@ -231,23 +196,7 @@ if timeline:
 
 st.subheader("History")
 st.dataframe(
-    pd.DataFrame(
-        {
-            "Checked": [h["checked_at"] for h in history],
-            "Status": [REFUSED.get(h.get("refused") or "", h["status"]) if h["status"] == "invalid" and
-                       h.get("refused") in ("expired", "revoked") else h["status"] for h in history],
-            "Score": [h["score"] for h in history],
-            "Missing": [h["n_missing"] for h in history],
-            "Excess": [h["n_excess"] for h in history],
-            "Unknown": [h["n_unknown"] for h in history],
-            "Key": [h["key_masked"] for h in history],
-            "Fingerprint": [(h["key_fingerprint"] or "")[:11] for h in history],
-            "Mode": [h["key_mode"] or "" for h in history],
-            "Source": [h["source"] for h in history],
-            "By": [h["checked_by"] or "" for h in history],
-            "Problem": [h["problem"] or "" for h in history],
-        }
-    ),
+    tables.history_frame(history),
     hide_index=True,
     column_config={
         "Checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC"),
