@@ -83,7 +83,7 @@ def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
 # .streamlit/config.toml hides Streamlit's own page list (client.showSidebarNavigation = false), which would
 # otherwise list the raw file names; the router draws its links in the sidebar instead.
 # The check page is the home page (/); its internal url_path only names it (a default page's URL is /).
-CHECK = st.Page("pages/check.py", title="Check a key", icon=":material/key:", url_path="check-a-key", default=True)
+CHECK = st.Page("app_pages/check.py", title="Check a key", icon=":material/key:", url_path="check-a-key", default=True)
 
 
 def check_key_address() -> None:
@@ -93,17 +93,17 @@ def check_key_address() -> None:
 
 PAGES = [
     CHECK,
-    st.Page("pages/triage.py", title="Triage", icon=":material/traffic:", url_path="tenants"),
-    st.Page("pages/tenant.py", title="Tenant", icon=":material/storefront:", url_path="tenant-history"),
-    st.Page("pages/fleet.py", title="Fleet health", icon=":material/monitoring:", url_path="fleet-health"),
+    st.Page("app_pages/triage.py", title="Triage", icon=":material/traffic:", url_path="tenants"),
+    st.Page("app_pages/tenant.py", title="Tenant", icon=":material/storefront:", url_path="tenant-history"),
+    st.Page("app_pages/fleet.py", title="Fleet health", icon=":material/monitoring:", url_path="fleet-health"),
 ]
 EXTRA = [
-    ("pages/sample_data.py", "Sample data", ":material/science:", "sample-data"),
-    ("pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
+    ("app_pages/sample_data.py", "Sample data", ":material/science:", "sample-data"),
+    ("app_pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
 ]
 PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
-PAGES.append(st.Page("pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
-PAGES.append(st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
+PAGES.append(st.Page("app_pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
+PAGES.append(st.Page("app_pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
 ALIASES = [st.Page(check_key_address, title="Check a key", url_path="check-key", visibility="hidden")]
 
 # Called on every run, signed in or not: st.navigation ends Streamlit's legacy file-name routing for the

@@ -96,7 +96,7 @@ if live != (tenant.get("expected_mode") == "live"):
 if st.button("Check again", type="primary", help="Open *Check a key* with this tenant chosen; paste its key there."):
     st.session_state[state.TENANT] = tenant["name"]
     st.session_state[state.TENANT_PICK] = tenant["name"]
-    st.switch_page("pages/check.py", query_params={"tenant": tenant["slug"]})
+    st.switch_page("app_pages/check.py", query_params={"tenant": tenant["slug"]})
 
 if not history:
     st.info("This tenant has not been checked yet.")

@@ -152,7 +152,7 @@ picked = event.selection.rows if event is not None else []
 if picked:
     st.session_state["tr_table_gen"] = gen + 1  # a fresh table next time, so coming back does not re-open
     slug = rows[picked[0]]["slug"]
-    st.switch_page("pages/tenant.py", query_params={"tenant": slug})
+    st.switch_page("app_pages/tenant.py", query_params={"tenant": slug})
 
 
 def _turn(step: int) -> None:
@@ -170,7 +170,7 @@ st.markdown("**Open a tenant**")
 link_cols = st.columns(3)
 for i, r in enumerate(rows[:QUICK_LINKS]):
     link_cols[i % 3].page_link(
-        "pages/tenant.py", label=f"{md_escape(r['tenant'])} ({r['status']})", query_params={"tenant": r["slug"]}
+        "app_pages/tenant.py", label=f"{md_escape(r['tenant'])} ({r['status']})", query_params={"tenant": r["slug"]}
     )
 if total > QUICK_LINKS:
     st.caption(f"The {QUICK_LINKS} most urgent on this page are linked here; search, turn the page or select a "

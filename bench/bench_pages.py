@@ -31,13 +31,13 @@ FAILURE_WORDS = ("went wrong", "could not")  # how the pages say they failed (ap
 RUNS = {"2k": 5, "20k": 3}  # timed reruns after the first run; fewer at the big size
 
 PAGES = [
-    ("Check a key", "pages/check.py", {}, False),
-    ("Check a key, with a result", "pages/check.py", {}, True),
-    ("Triage", "pages/triage.py", {}, False),
-    ("Tenant", "pages/tenant.py", {"tenant": "bench-tenant-00101"}, False),
-    ("Fleet health", "pages/fleet.py", {}, False),
-    ("Audit", "pages/audit.py", {}, False),
-    ("About", "pages/about.py", {}, False),
+    ("Check a key", "app_pages/check.py", {}, False),
+    ("Check a key, with a result", "app_pages/check.py", {}, True),
+    ("Triage", "app_pages/triage.py", {}, False),
+    ("Tenant", "app_pages/tenant.py", {"tenant": "bench-tenant-00101"}, False),
+    ("Fleet health", "app_pages/fleet.py", {}, False),
+    ("Audit", "app_pages/audit.py", {}, False),
+    ("About", "app_pages/about.py", {}, False),
 ]
 
 

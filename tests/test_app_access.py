@@ -90,7 +90,7 @@ def test_without_auth_every_page_shows_the_open_access_banner(real_env):
     at = run_app()
     assert "Check a key" in page_titles(at)
     assert any("Open access" in m.value for m in at.markdown)
-    at.switch_page("pages/triage.py").run()
+    at.switch_page("app_pages/triage.py").run()
     assert any("Open access" in m.value for m in at.markdown)
 
 
@@ -131,7 +131,7 @@ def test_audit_page_filters_and_downloads(real_env):
                        detail="charge ch_123", at=now - timedelta(days=2))
     store.at(real_env).record_audit("check", who="old@pointai.tech", tenant="Beta", outcome="healthy",
                        at=now - timedelta(days=90))
-    at = run_app(page="pages/audit.py")
+    at = run_app(page="app_pages/audit.py")
     assert "Audit trail" in page_titles(at)
     df = at.dataframe[0].value
     assert list(df["Action"]) == ["check", "sample_data", "sample_transaction"]  # newest first; 90 days ago is out

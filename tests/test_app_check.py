@@ -271,11 +271,11 @@ def test_tenant_names_are_shown_as_text_not_markdown(real_env, name):
     at = check(fresh_app(), DEMO_KEYS["healthy"].key, name)
     banner = at.success[0].value
     assert md_escape(name) in banner and name not in banner.replace(md_escape(name), "")
-    at.switch_page("pages/tenant.py")
+    at.switch_page("app_pages/tenant.py")
     at.query_params["tenant"] = store.slugify(name)
     at.run()
     assert at.title[0].value == md_escape(name)
-    at.switch_page("pages/triage.py").run()
+    at.switch_page("app_pages/triage.py").run()
     labels = [link.proto.label for link in at.get("page_link")]
     assert any(md_escape(name) in label for label in labels)
 

@@ -1,7 +1,7 @@
 """Every route is closed until an allowed person signs in (AppTest; tests/e2e/test_sign_in_e2e.py does it in Chromium).
 
 With `[auth]` configured and nobody signed in, every page file shows only the sign-in page, however it is
-reached: run directly (`AppTest.from_file("pages/audit.py")`), through the router (`switch_page` after a run),
+reached: run directly (`AppTest.from_file("app_pages/audit.py")`), through the router (`switch_page` after a run),
 and through Streamlit's legacy file-name route (`switch_page` before the first run, which AppTest resolves by
 file name the way a fresh server does). Nothing touches the database (no file in the data or database folder
 is created or opened) and no tenant data appears. Signed in as an allowed person the page opens; signed in as
@@ -22,7 +22,7 @@ from streamlit.testing.v1.element_tree import Block
 from core import store
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE_FILES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
+PAGE_FILES = sorted(p.name for p in (ROOT / "app_pages").glob("*.py"))
 TITLES = {  # each page file's title when it opens
     "about.py": "About Key Health",
     "audit.py": "Audit trail",
@@ -127,12 +127,12 @@ def assert_refused(at: AppTest) -> None:
 
 
 def test_pages_holds_only_pages_and_each_holds_the_gate_first():
-    """pages/ is served file by file, so it holds nothing but the router's pages, and each calls the gate
+    """app_pages/ is served file by file, so it holds nothing but the router's pages, and each calls the gate
     before anything else runs (the docstring and `from __future__` aside)."""
-    routed = set(re.findall(r"[\"']pages/([A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8")))
+    routed = set(re.findall(r"[\"']app_pages/([A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8")))
     assert set(PAGE_FILES) == routed == set(TITLES)
     for name in PAGE_FILES:
-        code = [line for line in (ROOT / "pages" / name).read_text(encoding="utf-8").splitlines()
+        code = [line for line in (ROOT / "app_pages" / name).read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.startswith(("from __future__", "#", '"""'))]
         assert code[:2] == ["from dashboard.gate import require_access", "require_access()"] or (
             code[0] == "from dashboard.gate import require_access" and code[1].startswith("require_access()  #")
@@ -142,7 +142,7 @@ def test_pages_holds_only_pages_and_each_holds_the_gate_first():
 @pytest.mark.parametrize("page", PAGE_FILES)
 def test_signed_out_a_page_file_run_directly_shows_only_the_sign_in_page(page, seeded):
     now, before = seeded
-    at = new_app(f"../pages/{page}", SIGNED_OUT)
+    at = new_app(f"../app_pages/{page}", SIGNED_OUT)
     at.query_params["tenant"] = "foods-ltd"
     at.run()
     assert_only_sign_in(at)
@@ -154,7 +154,7 @@ def test_every_route_to_a_page_is_closed_signed_out_and_opens_for_an_allowed_per
     now, before = seeded
     # the legacy file-name route: before the first run AppTest resolves the page by its file name
     at = new_app("../app.py", SIGNED_OUT)
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"app_pages/{page}")
     at.query_params["tenant"] = "foods-ltd"
     at.run()
     assert_only_sign_in(at)
@@ -162,21 +162,21 @@ def test_every_route_to_a_page_is_closed_signed_out_and_opens_for_an_allowed_per
     at = new_app("../app.py", SIGNED_OUT)
     at.run()
     assert_only_sign_in(at)
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"app_pages/{page}")
     at.query_params["tenant"] = "foods-ltd"
     at.run()
     assert_only_sign_in(at)
     assert now() == before, "signed out, nothing may open the database or create data files"
 
     # signed in and allowed, the same routes open the page (and the tenant data is there to be seen)
-    at = new_app(f"../pages/{page}", ALLOWED)
+    at = new_app(f"../app_pages/{page}", ALLOWED)
     at.run()
     # run on its own (no router) a page cannot draw links to other pages (st.page_link): triage's tenant links
     assert not at.exception or page == "triage.py", at.exception
     assert TITLES[page] in [t.value for t in at.title]
     at = new_app("../app.py", ALLOWED)
     at.run()
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"app_pages/{page}")
     at.query_params["tenant"] = "foods-ltd"
     at.run()
     assert not at.exception, at.exception
@@ -189,16 +189,16 @@ def test_every_route_to_a_page_is_closed_signed_out_and_opens_for_an_allowed_per
 @pytest.mark.parametrize("page", PAGE_FILES)
 def test_a_signed_in_outsider_is_refused_on_every_page(page, seeded):
     now, before = seeded
-    at = new_app(f"../pages/{page}", OUTSIDER)
+    at = new_app(f"../app_pages/{page}", OUTSIDER)
     at.run()
     assert_refused(at)
     at = new_app("../app.py", OUTSIDER)
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"app_pages/{page}")
     at.run()
     assert_refused(at)
     at = new_app("../app.py", OUTSIDER)
     at.run()
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"app_pages/{page}")
     at.run()
     assert_refused(at)
     assert now() == before
@@ -224,7 +224,7 @@ def test_a_secrets_file_that_does_not_parse_closes_everything(seeded, monkeypatc
     assert gate.read_secrets(_UnreadableSecrets()) is None
     now, before = seeded
     monkeypatch.setattr(streamlit, "secrets", _UnreadableSecrets())
-    for script in ("../app.py", "../pages/audit.py"):
+    for script in ("../app.py", "../app_pages/audit.py"):
         at = new_app(script, None, secrets=None)
         at.run()
         assert not at.exception, at.exception
@@ -244,7 +244,7 @@ def test_no_secrets_file_at_all_means_open_access_as_documented(seeded):
             raise StreamlitSecretNotFoundError("No secrets found", error_id="no-secrets-found")
 
     assert gate.read_secrets(NoFile()) == {}
-    at = new_app("../pages/audit.py", None, secrets=None)
+    at = new_app("../app_pages/audit.py", None, secrets=None)
     at.run()
     assert "Audit trail" in [t.value for t in at.title]
 
@@ -269,7 +269,7 @@ def test_demo_mode_is_kept_in_the_url_so_a_refresh_keeps_it(seeded):
     assert not at.exception, at.exception
     assert at.query_params.get("demo") == "1"
     # a page switch keeps it
-    at.switch_page("pages/fleet.py").run()
+    at.switch_page("app_pages/fleet.py").run()
     assert at.query_params.get("demo") == "1"
     # a refresh is a new session with the same URL: it comes back in demo mode
     again = new_app("../app.py", ALLOWED)

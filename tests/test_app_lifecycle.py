@@ -37,7 +37,7 @@ def texts(at: AppTest) -> str:
 
 
 def test_triage_key_signals_column_and_filter(demo_env):
-    at = app("pages/triage.py")
+    at = app("app_pages/triage.py")
     frame = at.dataframe[0].value
     words = " ".join(frame["Key signals"])
     for w in ("key replaced", "mode changed", "account changed", "test key on live tenant", "rotation due",
@@ -55,7 +55,7 @@ def test_triage_key_signals_column_and_filter(demo_env):
 
 def test_tenant_page_shows_the_replaced_key_not_drift(demo_env):
     (t,) = demo_env.store.latest_checks(flag=["mode_changed", "mode_mismatch"])
-    at = app("pages/tenant.py", tenant=t["slug"])
+    at = app("app_pages/tenant.py", tenant=t["slug"])
     page = texts(at)
     assert "Key replaced" in page and "mode changed" in page and "account changed" in page
     assert "live (in production) but its current key is a test-mode key" in page
@@ -70,17 +70,17 @@ def test_tenant_page_shows_the_replaced_key_not_drift(demo_env):
 def test_tenant_page_flags_a_shared_key_and_key_age(demo_env):
     shared = demo_env.store.latest_checks(flag="shared_key")
     assert len(shared) >= 2
-    at = app("pages/tenant.py", tenant=shared[0]["slug"])
+    at = app("app_pages/tenant.py", tenant=shared[0]["slug"])
     page = texts(at)
     assert "is also recorded for" in page and "has been in use for" in page
     old = demo_env.store.latest_checks(flag="rotation_due")[0]
-    at = app("pages/tenant.py", tenant=old["slug"])
+    at = app("app_pages/tenant.py", tenant=old["slug"])
     assert "rotation is due" in texts(at)
 
 
 def test_tenant_page_marks_a_tenant_live(demo_env):
     t = next(x for x in demo_env.store.list_tenants() if not x.get("expected_mode"))
-    at = app("pages/tenant.py", tenant=t["slug"])
+    at = app("app_pages/tenant.py", tenant=t["slug"])
     at.toggle(key=f"tn_live_{t['slug']}").set_value(True).run()
     assert demo_env.store.get_tenant(t["slug"])["expected_mode"] == "live"
     at.toggle(key=f"tn_live_{t['slug']}").set_value(False).run()
@@ -88,7 +88,7 @@ def test_tenant_page_marks_a_tenant_live(demo_env):
 
 
 def test_fleet_key_signals_and_unreachable_share(demo_env):
-    at = app("pages/fleet.py")
+    at = app("app_pages/fleet.py")
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["key replaced this week"]) >= 2
     assert int(metrics["mode or account changed"]) >= 2

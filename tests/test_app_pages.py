@@ -132,7 +132,7 @@ def test_check_in_demo_reaches_the_embedded_sandbox(demo_env):
 
 
 def test_triage_lists_every_tenant_worst_first(demo_env):
-    at = app("pages/triage.py")
+    at = app("app_pages/triage.py")
     assert at.title[0].value == "Triage"
     frame = at.dataframe[0].value
     assert len(frame) == len(demo_env.store.list_tenants())
@@ -150,7 +150,7 @@ def test_triage_lists_every_tenant_worst_first(demo_env):
 
 
 def test_triage_filters_and_search(demo_env):
-    at = app("pages/triage.py")
+    at = app("app_pages/triage.py")
     at.multiselect(key="tr_status").set_value(["failing"]).run()
     frame = at.dataframe[0].value
     assert len(frame) and set(frame["Status"]) == {"failing"}
@@ -168,7 +168,7 @@ def test_triage_filters_and_search(demo_env):
 
 
 def test_triage_row_opens_tenant(demo_env):
-    at = app("pages/triage.py")
+    at = app("app_pages/triage.py")
     first = at.dataframe[0].value["Tenant"][0]
     links = at.get("page_link")
     assert links and md_escape(first) in links[0].proto.label
@@ -179,7 +179,7 @@ def test_tenant_page_charts_and_drift(demo_env):
     tenants = demo_env.store.latest_checks(status="healthy")
     slug = max(tenants, key=lambda t: len(demo_env.store.tenant_history(t["slug"])))["slug"]
     history = demo_env.store.tenant_history(slug)
-    at = app("pages/tenant.py", tenant=slug)
+    at = app("app_pages/tenant.py", tenant=slug)
     assert at.title[0].value == md_escape(history[0]["tenant"])
     figs = figures(at)
     assert len(figs) == 2
@@ -201,7 +201,7 @@ def test_tenant_page_drift_for_a_fixed_tenant(demo_env):
             break
     else:
         pytest.fail("the demo history has no drift at all")
-    at = app("pages/tenant.py", tenant=t["slug"])
+    at = app("app_pages/tenant.py", tenant=t["slug"])
     frame = at.dataframe[0].value
     assert len(frame) == len(changes)
     assert frame["Scope"][0] == f"rak_{changes[0]['scope']}"
@@ -209,7 +209,7 @@ def test_tenant_page_drift_for_a_fixed_tenant(demo_env):
 
 def test_check_again_goes_to_check_with_tenant(demo_env):
     t = demo_env.store.list_tenants()[2]
-    at = app("pages/tenant.py", tenant=t["slug"])
+    at = app("app_pages/tenant.py", tenant=t["slug"])
     [b for b in at.button if b.label == "Check again"][0].click().run()
     assert not at.exception
     assert at.title[0].value == "Check a key"
@@ -217,13 +217,13 @@ def test_check_again_goes_to_check_with_tenant(demo_env):
 
 
 def test_unknown_tenant_is_one_sentence(demo_env):
-    at = app("pages/tenant.py", tenant="no-such-tenant")
+    at = app("app_pages/tenant.py", tenant="no-such-tenant")
     assert at.warning and md_escape("no-such-tenant") in at.warning[0].value
     assert at.selectbox(key="tn_pick")
 
 
 def test_fleet_charts_match_the_store(demo_env):
-    at = app("pages/fleet.py")
+    at = app("app_pages/fleet.py")
     figs = figures(at)
     assert len(figs) == 6  # + unreachable share per day, key lifecycle signals (issue 12)
     start, end = at.date_input(key="fl_range").value
@@ -245,7 +245,7 @@ def test_fleet_charts_match_the_store(demo_env):
 
 
 def test_fleet_date_range_narrows(demo_env):
-    at = app("pages/fleet.py")
+    at = app("app_pages/fleet.py")
     start, end = at.date_input(key="fl_range").value
     at.date_input(key="fl_range").set_value((end, end)).run()
     figs = figures(at)
@@ -258,7 +258,7 @@ def test_fleet_date_range_narrows(demo_env):
 
 
 def test_about_page(demo_env):
-    at = app("pages/about.py")
+    at = app("app_pages/about.py")
     text = " ".join(m.value for m in at.markdown)
     assert "embedded Stripe sandbox" in text and "keyhealth-demo.db" in text
     assert "Key Health 0." in text
@@ -281,7 +281,7 @@ def test_about_masks_the_database_password(demo_env, monkeypatch, tmp_path):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["kh_demo"] = False
     at.run()
-    at.switch_page("pages/about.py").run()
+    at.switch_page("app_pages/about.py").run()
     text = " ".join(m.value for m in at.markdown)
     assert "Real" in text and url in text
 
@@ -292,7 +292,7 @@ def test_no_bare_expression_is_drawn_by_magic():
     import ast
 
     found = []
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py"))]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Expr) and not isinstance(node.value, (ast.Call, ast.Await)):
@@ -302,8 +302,8 @@ def test_no_bare_expression_is_drawn_by_magic():
     assert found == []
 
 
-@pytest.mark.parametrize("page", ["pages/check.py", "pages/triage.py", "pages/tenant.py", "pages/fleet.py",
-    "pages/about.py"])
+@pytest.mark.parametrize("page", ["app_pages/check.py", "app_pages/triage.py", "app_pages/tenant.py",
+                                  "app_pages/fleet.py", "app_pages/about.py"])
 def test_every_page_runs_without_error(demo_env, page):
     at = app(page)
     assert not at.exception
@@ -313,7 +313,7 @@ def test_every_page_runs_without_error(demo_env, page):
 def test_triage_status_cells_are_colour_coded(demo_env):
     import re
 
-    at = app("pages/triage.py")
+    at = app("app_pages/triage.py")
     df = at.dataframe[0]
     styles = df.proto.arrow_data.styler.styles
     rules = {}
@@ -346,7 +346,7 @@ def test_a_broken_database_is_one_sentence_on_every_page(tmp_path, monkeypatch):
         conn.execute(sa.text("DROP TABLE checks"))
         conn.execute(sa.text("DROP TABLE audit"))
         conn.execute(sa.text("DROP TABLE tenants"))
-    for page in ("pages/check.py", "pages/triage.py", "pages/fleet.py", "pages/tenant.py"):
+    for page in ("app_pages/check.py", "app_pages/triage.py", "app_pages/fleet.py", "app_pages/tenant.py"):
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.query_params["tenant"] = "acme"
         at.run()

@@ -18,8 +18,8 @@ from core.features.sample import DATASETS
 from core.ui.text import plain
 from sandbox import DEMO_KEYS
 
-SAMPLE_PAGE = "../pages/sample_data.py"
-TXN_PAGE = "../pages/sample_transaction.py"
+SAMPLE_PAGE = "../app_pages/sample_data.py"
+TXN_PAGE = "../app_pages/sample_transaction.py"
 TIMEOUT = 60
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
@@ -179,11 +179,11 @@ def test_pages_run_inside_the_app(real_env, sandbox):
     at.session_state["kh_key"] = intake(DEMO_KEYS["healthy"].key).key
     at.run()
     assert not at.exception, at.exception
-    at.switch_page("pages/sample_transaction.py").run()
+    at.switch_page("app_pages/sample_transaction.py").run()
     assert not at.exception, at.exception
     button(at, "Create test charge").click().run()
     assert any(s.value.startswith("Passed") for s in at.success)
-    at.switch_page("pages/sample_data.py").run()
+    at.switch_page("app_pages/sample_data.py").run()
     button(at, "Fetch sample data").click().run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 4

@@ -11,8 +11,8 @@ from sandbox import DEMO_KEYS
 
 APP = "../app.py"
 PAGES = [
-    "pages/check.py", "pages/triage.py", "pages/tenant.py", "pages/fleet.py", "pages/sample_data.py",
-    "pages/sample_transaction.py", "pages/audit.py", "pages/about.py",
+    "app_pages/check.py", "app_pages/triage.py", "app_pages/tenant.py", "app_pages/fleet.py",
+    "app_pages/sample_data.py", "app_pages/sample_transaction.py", "app_pages/audit.py", "app_pages/about.py",
 ]
 
 

@@ -30,7 +30,7 @@ def open_page(page: str) -> AppTest:
 
 
 def test_triage_shows_open_alerts_and_acknowledging_is_audited(real_env):
-    at = open_page("pages/triage.py")
+    at = open_page("app_pages/triage.py")
     texts = [t.value for t in at.text]
     assert any("<b>Acme</b>" in t and "healthy → failing" in t and "not sent yet" in t for t in texts), texts
     [alert] = real_env.store.open_alerts()
@@ -42,7 +42,7 @@ def test_triage_shows_open_alerts_and_acknowledging_is_audited(real_env):
 
 
 def test_fleet_page_lists_recent_runs(real_env):
-    at = open_page("pages/fleet.py")
+    at = open_page("app_pages/fleet.py")
     runs = [d.value for d in at.dataframe]
     frame = runs[-1]
     assert list(frame["Name"]) == ["nightly-1"] and list(frame["Tenants"]) == [1]

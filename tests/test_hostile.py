@@ -761,7 +761,7 @@ def unsafe_html_calls(source: str, filename: str = "<src>") -> list[str]:
 
 
 def dashboard_sources() -> list[Path]:
-    files = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]
+    files = [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py"))]
     files += [p for p in sorted((ROOT / "core").rglob("*.py")) if "streamlit" in p.read_text(encoding="utf-8")]
     return [p for p in files if p.exists()]
 
@@ -833,8 +833,8 @@ def app_env(sandbox, tmp_path, monkeypatch):
 
 
 def app_pages() -> list[Path]:
-    """The pages app.py's router runs (pages/ may also hold shared modules)."""
-    found = re.findall(r"[\"'](pages/[A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8"))
+    """The pages app.py's router runs (app_pages/ may also hold shared modules)."""
+    found = re.findall(r"[\"'](app_pages/[A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8"))
     return [ROOT / p for p in dict.fromkeys(found) if (ROOT / p).exists()]
 
 
@@ -857,7 +857,7 @@ def dashboard_showing(name: str, db_url: str) -> list[tuple]:
     for page in app_pages():
         if page.stem == "check":
             continue
-        at.switch_page(f"pages/{page.name}")
+        at.switch_page(f"app_pages/{page.name}")
         if page.stem == "tenant":
             at.query_params["tenant"] = store.slugify(name)
         at.run()
@@ -884,7 +884,7 @@ def test_dashboard_tenant_from_the_url_is_shown_as_text(app_env, sandbox):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file("../app.py", default_timeout=60)
-    at.switch_page("pages/tenant.py")
+    at.switch_page("app_pages/tenant.py")
     evil = "[Log in again](https://evil.example/login)"
     at.query_params["tenant"] = evil
     at.run()

@@ -167,28 +167,28 @@ def test_every_page_shows_hostile_text_as_text(hostile_env, seeded, sandbox):
         # the tenant's own page, by slug
         at.query_params.clear()
         at.query_params["tenant"] = slug
-        at.switch_page("pages/tenant.py").run()
+        at.switch_page("app_pages/tenant.py").run()
         shown_as_text(at, "tenant", seen)
         # the sample pages name the session's tenant
-        at.switch_page("pages/sample_transaction.py").run()
+        at.switch_page("app_pages/sample_transaction.py").run()
         shown_as_text(at, "sample_transaction", seen)
-        at.switch_page("pages/sample_data.py").run()
+        at.switch_page("app_pages/sample_data.py").run()
         shown_as_text(at, "sample_data", seen)
 
     # the issue's crafted link, and every hostile text as an unknown tenant in the URL
     for raw in HOSTILE_NAMES + [ISSUE_LINK + " ", "no such tenant " + ISSUE_LINK]:
-        at = app("pages/tenant.py", tenant=raw)
+        at = app("app_pages/tenant.py", tenant=raw)
         shown_as_text(at, "tenant?tenant=", seen)
         if raw.startswith("no such tenant"):
             assert at.warning and md_escape(raw) in at.warning[0].value
-    at = app("pages/tenant.py", tenant=ISSUE_LINK)
+    at = app("app_pages/tenant.py", tenant=ISSUE_LINK)
     assert at.title[0].value == md_escape(ISSUE_LINK)  # found by its name's slug, shown as text
 
     for page in ("triage", "fleet", "audit", "about"):
-        shown_as_text(app(f"pages/{page}.py"), page, seen)
+        shown_as_text(app(f"app_pages/{page}.py"), page, seen)
 
     # sample data read from the hostile Stripe account: tables, reasons, and the downloads
-    at = app("pages/sample_data.py", {"kh_key": key, "kh_tenant": HOSTILE_NAMES[0]})
+    at = app("app_pages/sample_data.py", {"kh_key": key, "kh_tenant": HOSTILE_NAMES[0]})
     next(b for b in at.button if b.label == "Fetch sample data").click().run()
     shown_as_text(at, "sample_data", seen)
     data = at.session_state["kh_sample_result"]
@@ -209,7 +209,7 @@ def test_every_page_shows_hostile_text_as_text(hostile_env, seeded, sandbox):
 
 
 def test_audit_download_and_detail(hostile_env, seeded):
-    at = app("pages/audit.py")
+    at = app("app_pages/audit.py")
     assert not at.exception, at.exception
     frame = at.dataframe[0].value
     names = set(frame["Tenant"])
@@ -226,12 +226,12 @@ def test_audit_detail_column_reads_as_sentences(hostile_env, seeded, sandbox):
     """A sample-data view and a sample transaction recorded by the pages themselves, then the audit page."""
     sandbox.reset()
     key = intake(DEMO_KEYS["healthy"].key).key
-    at = app("pages/sample_data.py", {"kh_key": key, "kh_tenant": "Audit Sentences"})
+    at = app("app_pages/sample_data.py", {"kh_key": key, "kh_tenant": "Audit Sentences"})
     next(b for b in at.button if b.label == "Fetch sample data").click().run()
-    at.switch_page("pages/sample_transaction.py").run()
+    at.switch_page("app_pages/sample_transaction.py").run()
     next(b for b in at.button if b.label == "Create test charge").click().run()
     assert not at.exception, at.exception
-    at = app("pages/audit.py")
+    at = app("app_pages/audit.py")
     at.text_input(key="au_tenant").input("Audit Sentences").run()
     frame = at.dataframe[0].value
     details = dict(zip(frame["Action"], frame["Detail"], strict=True))
@@ -255,7 +255,7 @@ def test_incomplete_has_one_colour_on_every_page(hostile_env, seeded):
     slug = store.at(hostile_env).get_tenant(name)["slug"]
     blue, (cell_bg, _) = STATUS_COLOURS["incomplete"], STATUS_CELL["incomplete"]
     # the banner on the tenant page and on the check page: st.info (blue), not st.warning (amber)
-    at = app("pages/tenant.py", tenant=slug)
+    at = app("app_pages/tenant.py", tenant=slug)
     assert at.info and "INCOMPLETE" in at.info[0].value and not [w for w in at.warning if "INCOMPLETE" in w.value]
     figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert blue in figs[0]["data"][0]["marker"]["color"]
@@ -263,10 +263,10 @@ def test_incomplete_has_one_colour_on_every_page(hostile_env, seeded):
     at = app(None, {"kh_result": seeded[name], "kh_result_tenant": name})
     assert at.info and "INCOMPLETE" in at.info[0].value
     # the triage table's status cell and the fleet chart
-    at = app("pages/triage.py")
+    at = app("app_pages/triage.py")
     assert cell_bg in at.dataframe[0].proto.arrow_data.styler.styles
     assert "#e9ecef" not in at.dataframe[0].proto.arrow_data.styler.styles  # the grey it had
-    at = app("pages/fleet.py")
+    at = app("app_pages/fleet.py")
     mix = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert next(t for t in mix["data"] if t["name"] == "incomplete")["marker"]["color"] == blue
 
@@ -277,7 +277,7 @@ def test_a_tenant_with_one_check_gets_a_readable_time_axis(hostile_env):
     res = CheckResult(key=KeyInfo(kind="restricted", mode="test", masked="rk_test_…c3d4", fingerprint="fp_1"),
                       status="healthy", score=100, rows=[], requests=1, elapsed_s=0.1, checked_at=datetime.now(UTC))
     store.at(hostile_env).record_check(res, "Single Check Ltd", source="cli", checked_by=None)
-    at = app("pages/tenant.py", tenant=store.at(hostile_env).get_tenant("Single Check Ltd")["slug"])
+    at = app("app_pages/tenant.py", tenant=store.at(hostile_env).get_tenant("Single Check Ltd")["slug"])
     assert not at.exception, at.exception
     for fig in (json.loads(c.proto.spec) for c in at.get("plotly_chart")):
         axis = fig["layout"]["xaxis"]
@@ -288,7 +288,7 @@ def test_a_tenant_with_one_check_gets_a_readable_time_axis(hostile_env):
 
 def test_sample_tables_say_their_currency(hostile_env, sandbox):
     sandbox.reset()
-    at = app("pages/sample_data.py", {"kh_key": intake(DEMO_KEYS["healthy"].key).key})
+    at = app("app_pages/sample_data.py", {"kh_key": intake(DEMO_KEYS["healthy"].key).key})
     next(b for b in at.button if b.label == "Fetch sample data").click().run()
     assert not at.exception, at.exception
     money = re.compile(r"^-?\d{1,3}(,\d{3})*(\.\d{2,3})? [A-Z]{3}$")

@@ -360,8 +360,8 @@ def media(monkeypatch):
 
 
 def app_pages() -> list[Path]:
-    """The pages app.py's router runs (pages/ may also hold shared modules)."""
-    found = re.findall(r"[\"'](pages/[A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8"))
+    """The pages app.py's router runs (app_pages/ may also hold shared modules)."""
+    found = re.findall(r"[\"'](app_pages/[A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8"))
     return [ROOT / p for p in dict.fromkeys(found) if (ROOT / p).exists()]
 
 
@@ -399,11 +399,11 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     assert at.success and "HEALTHY" in at.success[0].value
     assert len(at.get("download_button")) >= 2
 
-    at.switch_page("pages/sample_data.py").run()
+    at.switch_page("app_pages/sample_data.py").run()
     look(at, "sample_data")
     _button(at, "Fetch sample data").click().run()
     look(at, "sample_data:fetched")
-    at.switch_page("pages/sample_transaction.py").run()
+    at.switch_page("app_pages/sample_transaction.py").run()
     look(at, "sample_transaction")
     _button(at, "Create test charge").click().run()
     look(at, "sample_transaction:created")
@@ -411,12 +411,12 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     others = [p for p in app_pages() if p.stem not in ("check", "sample_data", "sample_transaction")]
     assert {p.stem for p in others} >= {"tenant", "triage", "fleet", "about"}
     for page in others:
-        at.switch_page(f"pages/{page.name}").run()
+        at.switch_page(f"app_pages/{page.name}").run()
         look(at, page.stem)
 
     # the live canary, with Stripe failing on charges (unknown rows, then a re-probe); then refused by the
     # sample transaction before any request
-    at.switch_page("pages/check.py").run()
+    at.switch_page("app_pages/check.py").run()
     at.text_input(key="kh_key_input").input(live).run()
     sandbox.faults.fail("/v1/charges", status=503)
     _button(at, "Check key").click().run()
@@ -427,16 +427,16 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     reprobe[0].click().run()
     look(at, "check:live")
     assert at.success and "HEALTHY" in at.success[0].value
-    at.switch_page("pages/sample_transaction.py").run()
+    at.switch_page("app_pages/sample_transaction.py").run()
     look(at, "sample_transaction:live")
-    at.switch_page("pages/check.py").run()
+    at.switch_page("app_pages/check.py").run()
     _button(at, "Forget key").click().run()
     look(at, "check:forgotten")
     assert "kh_key" not in at.session_state
 
     # a fresh session pasting the key straight into the sample data page
     at2 = AppTest.from_file("../app.py", default_timeout=90)
-    at2.switch_page("pages/sample_data.py").run()
+    at2.switch_page("app_pages/sample_data.py").run()
     at2.text_input(key="kh_sample_key_input").input(test).run()
     _button(at2, "Use this key").click().run()
     look(at2, "sample_data:pasted")

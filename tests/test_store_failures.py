@@ -634,11 +634,11 @@ def test_dashboard_corrupt_sqlite_names_the_file_not_database_url(tmp_path, monk
 
 
 @pytest.mark.parametrize("page,doing", [
-    ("pages/triage.py", "The tenants could not be read"),
-    ("pages/audit.py", "The audit trail could not be read"),
-    ("pages/fleet.py", "The fleet figures could not be read"),
-    ("pages/check.py", "The tenant list could not be read"),
-    ("pages/tenant.py", "The tenant list could not be read"),
+    ("app_pages/triage.py", "The tenants could not be read"),
+    ("app_pages/audit.py", "The audit trail could not be read"),
+    ("app_pages/fleet.py", "The fleet figures could not be read"),
+    ("app_pages/check.py", "The tenant list could not be read"),
+    ("app_pages/tenant.py", "The tenant list could not be read"),
 ])
 def test_pages_say_the_one_sentence_when_the_database_breaks_later(page, doing, tmp_path, monkeypatch):
     """The database was fine when the server started (schema checked once per process), then broke."""
@@ -673,9 +673,9 @@ def test_test_transaction_tenant_prints_the_result_even_when_recording_fails(tmp
     assert json.loads(p.stdout)["status"] == "passed"
 
 
-@pytest.mark.parametrize("page", ["pages/about.py", "pages/audit.py", "pages/check.py", "pages/fleet.py",
-                                  "pages/sample_data.py", "pages/sample_transaction.py", "pages/tenant.py",
-                                  "pages/triage.py"])
+@pytest.mark.parametrize("page", ["app_pages/about.py", "app_pages/audit.py", "app_pages/check.py",
+                                  "app_pages/fleet.py", "app_pages/sample_data.py", "app_pages/sample_transaction.py",
+                                  "app_pages/tenant.py", "app_pages/triage.py"])
 def test_every_page_reached_directly_says_the_sentence_not_a_traceback(page, tmp_path, monkeypatch):
     """The database error page's sidebar listed the file-name routes, and each led to Streamlit's error screen."""
     db = tmp_path / "keyhealth.db"

@@ -247,7 +247,7 @@ def test_about_page_lists_what_the_slug_migration_reported(tmp_path, monkeypatch
     monkeypatch.setenv("DATABASE_URL", url)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     at.run()
-    at.switch_page("pages/about.py").run()
+    at.switch_page("app_pages/about.py").run()
     assert not at.exception
     assert "Tenants the slug migration reported" in [h.value for h in at.subheader]
     frame = next(d.value for d in at.dataframe if "Tenant" in d.value.columns)

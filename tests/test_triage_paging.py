@@ -139,7 +139,7 @@ def paged_env(app_env, make_result):
 def open_triage() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
-    at.switch_page("pages/triage.py").run()
+    at.switch_page("app_pages/triage.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -87,6 +87,6 @@ def markdown_fields(at) -> list[tuple[str, str, str]]:
 
 
 def app_pages() -> list[Path]:
-    """The pages app.py's router runs (pages/ may also hold shared modules)."""
-    found = re.findall(r"[\"'](pages/[A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8"))
+    """The pages app.py's router runs (app_pages/ may also hold shared modules)."""
+    found = re.findall(r"[\"'](app_pages/[A-Za-z0-9_]+\.py)[\"']", (ROOT / "app.py").read_text(encoding="utf-8"))
     return [ROOT / p for p in dict.fromkeys(found) if (ROOT / p).exists()]
