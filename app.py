@@ -76,14 +76,17 @@ def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
         )
 
 
-# --- the pages -----------------------------------------------------------------------------------------
-# URL paths differ from the file names on purpose: Streamlit also knows the pages/ folder beside this script
-# and, on a fresh server's first script run, serves each file by its name (/check, /audit, …) without this
-# router. Every page file therefore holds the sign-in gate itself (dashboard.gate), and
-# .streamlit/config.toml hides Streamlit's own page list (client.showSidebarNavigation = false), which would
-# otherwise list the raw file names; the router draws its links in the sidebar instead.
+# --- the gate, then the pages ----------------------------------------------------------------------------
+# The gate runs once, here, before any navigation is built: signed out (or refused, or with sign-in settings
+# incomplete) the run stops inside it, and no st.navigation message ever leaves the server, so the browser gets
+# no page title, URL path or script hash beyond the sign-in page. Each page file calls the gate again first
+# thing, as a second lock. The page scripts live in app_pages/ (not pages/), so Streamlit serves none of them
+# by its file name; the router is the only way to a page.
+POLICY = gate.require_access()
+
 # The check page is the home page (/); its internal url_path only names it (a default page's URL is /).
-CHECK = st.Page("app_pages/check.py", title="Check a key", icon=":material/key:", url_path="check-a-key", default=True)
+CHECK = st.Page("app_pages/check.py", title="Check a key", icon=":material/key:", url_path="check-a-key",
+                default=True)
 
 
 def check_key_address() -> None:
@@ -106,10 +109,8 @@ PAGES.append(st.Page("app_pages/audit.py", title="Audit trail", icon=":material/
 PAGES.append(st.Page("app_pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
 ALIASES = [st.Page(check_key_address, title="Check a key", url_path="check-key", visibility="hidden")]
 
-# Called on every run, signed in or not: st.navigation ends Streamlit's legacy file-name routing for the
-# server, and it only resolves the page (hidden: it draws nothing). The gate comes before anything renders.
+# Only for a person who may see it: the navigation resolves the page (hidden: the router draws its own links).
 page = st.navigation(PAGES + ALIASES, position="hidden")
-POLICY = gate.require_access()
 
 if session.DEMO not in st.session_state:
     # a new session (a new tab, a refresh): ?demo=1 / ?demo=0 keeps the mode the URL carries
@@ -120,9 +121,8 @@ keep_mode_in_url(bool(st.session_state[session.DEMO]))
 with st.sidebar:
     for p in PAGES:
         st.page_link(p)
-# The mode lives in kh_demo (plain state); the switch is only its view. Its widget id can change between the
-# very first run of a server (Streamlit's legacy pages/ handling) and the next, and a keyed widget would then
-# fall back to its default; with value= taken from kh_demo it shows the session's mode whatever happens.
+# The mode lives in kh_demo (plain state); the switch is only its view: with value= taken from kh_demo it shows
+# the session's mode whatever happened to the widget's state (a page switch, a new session from a refresh).
 st.sidebar.toggle(
     "Demo mode",
     value=bool(st.session_state[session.DEMO]),

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from core.access import identity, policy_from_secrets
+from core.access import email_unverified, identity, policy_from_secrets
 
 APP = "../app.py"
 AUTH = {
@@ -75,8 +75,65 @@ def test_allow_list(email, ok):
 
 def test_auth_with_empty_allow_list_fails_closed():
     p = policy_from_secrets({"auth": AUTH})
-    assert p.enabled and not p.allows("ana@pointai.tech")
-    assert "allowed_domains" in p.refusal("ana@pointai.tech")
+    assert p.enabled and p.closed and not p.allows("ana@pointai.tech")
+    assert "allowed_domains" in p.problem and "allowed_domains" in p.refusal("ana@pointai.tech")
+
+
+ALLOW = {"allowed_domains": ["pointai.tech"]}
+
+
+@pytest.mark.parametrize("secrets,names", [
+    # [auth] with every key commented out parses as an empty section: sign-in is wanted, and incomplete
+    ({"auth": {}, "keyhealth": ALLOW}, ["redirect_uri", "cookie_secret", "client_id", "client_secret",
+                                        "server_metadata_url"]),
+    ({"auth": {}}, ["redirect_uri", "allowed_domains"]),
+    # Streamlit reads only [auth]: a capitalised section is sign-in wanted but unusable
+    ({"Auth": AUTH, "keyhealth": ALLOW}, ["[Auth]", "[auth] in lower case"]),
+    ({"AUTH": AUTH, "auth": AUTH, "keyhealth": ALLOW}, ["[AUTH]", "more than one"]),
+    # a provider section only ([auth.google]): st.login() uses the default provider's keys under [auth]
+    ({"auth": {"redirect_uri": "x", "cookie_secret": "y", "google": {"client_id": "a"}}, "keyhealth": ALLOW},
+     ["client_id", "client_secret", "server_metadata_url"]),
+    ({"auth.google": {"client_id": "a"}, "keyhealth": ALLOW}, ["[auth.google]"]),
+    # an allow-list alone (any spelling of the section) asks for sign-in
+    ({"keyhealth": ALLOW}, ["no [auth] section"]),
+    ({"KeyHealth": {"Allowed_Emails": ["a@b.c"]}}, ["no [auth] section"]),
+    ({"keyhealth": {"allowed_domains": []}}, ["no [auth] section", "nobody could be let in"]),
+    # empty values are missing values
+    ({"auth": {**AUTH, "cookie_secret": " "}, "keyhealth": ALLOW}, ["cookie_secret"]),
+])
+def test_sign_in_wanted_but_incomplete_closes_everything_and_names_what_is_missing(secrets, names):
+    p = policy_from_secrets(secrets)
+    assert p.enabled and p.closed, secrets
+    assert not p.allows("ana@pointai.tech") and not p.allows("a@b.c")
+    assert p.problem.startswith("Sign-in is configured but incomplete") and p.problem.endswith(").")
+    assert ". " not in p.problem, "one sentence"
+    for name in names:
+        assert name in p.problem, (name, p.problem)
+
+
+@pytest.mark.parametrize("secrets", [{}, {"DATABASE_URL": "sqlite://"}, {"keyhealth": {"other": 1}},
+                                     {"authors": {"x": 1}}])
+def test_only_secrets_with_neither_sign_in_nor_allow_list_run_open(secrets):
+    p = policy_from_secrets(secrets)
+    assert not p.enabled and not p.closed and p.allows(None)
+
+
+def test_a_complete_configuration_in_any_allow_list_spelling_opens_for_the_list():
+    p = policy_from_secrets({"auth": AUTH, "KEYHEALTH": {"ALLOWED_DOMAINS": "PointAI.tech"}})
+    assert p.enabled and not p.closed and p.allows("ana@pointai.tech") and not p.allows("m@evil.example")
+
+
+@pytest.mark.parametrize("user,claims,refused", [
+    ({"email_verified": True}, None, False),
+    ({"email_verified": "true"}, None, False),
+    ({"email_verified": False}, None, True),
+    ({"email_verified": "false"}, None, True),
+    ({"email_verified": 0}, None, True),
+    ({}, frozenset({"email", "email_verified"}), True),  # the provider says it sends it, and it is absent
+    ({}, frozenset({"email"}), False),  # a provider that never sends it (Microsoft Entra, for one)
+])
+def test_email_verified(user, claims, refused):
+    assert email_unverified(user, claims) is refused
 
 
 def test_identity():
@@ -105,7 +162,7 @@ def test_signed_out_sees_only_the_sign_in_page(real_env):
 
 def test_allowed_user_gets_in_and_is_named(real_env):
     at = run_app(secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
-                 user={"is_logged_in": True, "email": "ana@pointai.tech", "name": "Ana"})
+                 user={"is_logged_in": True, "email": "ana@pointai.tech", "name": "Ana", "email_verified": True})
     assert "Check a key" in page_titles(at)
     assert "Signed in as ana@pointai.tech" in [t.value for t in at.sidebar.text]  # plain text, exactly as given
     assert "Sign out" in [b.label for b in at.sidebar.button]
@@ -113,7 +170,7 @@ def test_allowed_user_gets_in_and_is_named(real_env):
 
 def test_signed_in_outsider_is_refused(real_env):
     at = run_app(secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
-                 user={"is_logged_in": True, "email": "mallory@evil.example"})
+                 user={"is_logged_in": True, "email": "mallory@evil.example", "email_verified": True})
     assert page_titles(at) == ["Key Health"]
     assert any("This account is not allowed" in e.value for e in at.error)
     assert [t.value for t in at.text] == ["Signed in as mallory@evil.example"]  # plain text: no autolink
@@ -150,7 +207,7 @@ def test_a_dashboard_check_lands_in_the_audit_trail(real_env, sandbox, monkeypat
 
     monkeypatch.setenv("STRIPE_API_BASE", sandbox.url)
     monkeypatch.setenv("KEYHEALTH_RATE_TEST", "400")
-    at = run_app(user={"is_logged_in": True, "email": "ana@pointai.tech"},
+    at = run_app(user={"is_logged_in": True, "email": "ana@pointai.tech", "email_verified": True},
                  secrets={"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}})
     tenant_inputs = [t for t in at.text_input if "tenant" in (t.label or "").lower()]
     if tenant_inputs:

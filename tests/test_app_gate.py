@@ -42,8 +42,8 @@ AUTH = {
 }
 SECRETS = {"auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}}
 SIGNED_OUT = {"is_logged_in": False}
-ALLOWED = {"is_logged_in": True, "email": "ana@pointai.tech", "name": "Ana"}
-OUTSIDER = {"is_logged_in": True, "email": "mallory@evil.example", "name": "Mallory"}
+ALLOWED = {"is_logged_in": True, "email": "ana@pointai.tech", "name": "Ana", "email_verified": True}
+OUTSIDER = {"is_logged_in": True, "email": "mallory@evil.example", "name": "Mallory", "email_verified": True}
 # what the seeded database holds: none of it may show before sign-in
 TENANT_DATA = ("Foods Ltd", "foods-ltd", "acct_1FoodsAccount", "f00d", "buyer@foods.example", "ana@pointai.tech")
 
@@ -308,3 +308,138 @@ def test_make_run_and_demo_listen_on_this_machine_unless_told_otherwise(target):
     assert "--server.address 0.0.0.0 " in command("ADDRESS=0.0.0.0")
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["address"] == "127.0.0.1"  # `streamlit run app.py` without make, too
+
+
+# --- sign-in is closed unless it is complete (issue 17.1) ------------------------------------------------
+def assert_closed_with(at: AppTest, *words: str) -> None:
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Key Health"]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("Sign-in is configured but incomplete"), errors
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+    assert sorted(t for t, _ in shown(at)) == ["error", "title"], "nothing but the sentence: no sign-in, no data"
+    assert not leaves(at.sidebar)
+    everything = "\n".join(proto for _, proto in shown(at))
+    for secret in TENANT_DATA:
+        assert secret not in everything
+
+
+INCOMPLETE = {
+    # [auth] whose keys are all commented out, next to an allow-list: it parses as an empty section
+    "commented-out [auth]": ({"auth": {}, "keyhealth": {"allowed_domains": ["pointai.tech"]}},
+                             ("redirect_uri", "server_metadata_url")),
+    "[Auth]": ({"Auth": AUTH, "keyhealth": {"allowed_domains": ["pointai.tech"]}}, ("[Auth]",)),
+    "allow-list only": ({"keyhealth": {"allowed_domains": ["pointai.tech"]}}, ("no [auth] section",)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INCOMPLETE))
+@pytest.mark.parametrize("user", [None, ALLOWED], ids=["no-user", "allowed"])
+def test_incomplete_sign_in_settings_close_every_page_with_one_sentence(case, user, seeded):
+    """On the old code each of these ran the app open: Triage and the audit trail for anyone."""
+    now, before = seeded
+    secrets, words = INCOMPLETE[case]
+    at = new_app("../app.py", user, secrets=secrets)
+    at.run()
+    assert_closed_with(at, *words)
+    for page in PAGE_FILES:
+        at = new_app(f"../app_pages/{page}", user, secrets=secrets)
+        at.query_params["tenant"] = "foods-ltd"
+        at.run()
+        assert_closed_with(at, *words)
+        at = new_app("../app.py", user, secrets=secrets)
+        at.switch_page(f"app_pages/{page}")
+        at.run()
+        assert_closed_with(at, *words)
+    assert now() == before
+
+
+def registered_paths(at: AppTest) -> list[str]:
+    """The url paths of the pages the run's st.navigation registered (what the browser's navigation message
+    carries); empty when the run built no navigation."""
+    return sorted(str(info.get("url_pathname")) for info in at._registered_pages.values() if "url_pathname" in info)
+
+
+@pytest.mark.parametrize("user", [SIGNED_OUT, OUTSIDER], ids=["signed-out", "outsider"])
+def test_no_navigation_is_built_for_anyone_who_may_not_see_the_pages(user, seeded):
+    """Signed out (or refused) the run sends no page titles, url paths or script hashes: st.navigation is never
+    called. On the old code the router called it before the gate, for everyone."""
+    at = new_app("../app.py", user)
+    at.run()
+    assert not at.exception, at.exception
+    assert registered_paths(at) == []
+    at = new_app("../app.py", ALLOWED)
+    at.run()
+    assert "tenants" in registered_paths(at) and "audit-trail" in registered_paths(at)
+
+
+UNVERIFIED_SENTENCE = "This account's email address is not verified by the identity provider"
+
+
+def assert_refused_unverified(at: AppTest, sentence: str = UNVERIFIED_SENTENCE) -> None:
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Key Health"]
+    assert [e.value[:len(sentence)] for e in at.error] == [sentence]
+    assert [b.label for b in at.button] == ["Sign out"]
+    assert sorted(t for t, _ in shown(at)) == ["button", "error", "text", "title"]
+    assert registered_paths(at) == []
+
+
+@pytest.mark.parametrize("verified", [False, "false"])
+def test_an_allowed_address_whose_email_is_not_verified_is_refused(verified, seeded):
+    """The old gate never read email_verified: an identity provider saying false was admitted."""
+    now, before = seeded
+    user = {**ALLOWED, "email_verified": verified}
+    at = new_app("../app.py", user)
+    at.run()
+    assert_refused_unverified(at)
+    for page in PAGE_FILES:
+        at = new_app(f"../app_pages/{page}", user)
+        at.run()
+        assert_refused_unverified(at)
+    assert now() == before
+
+
+@pytest.fixture
+def idp():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    from oidc_provider import OIDCProvider
+
+    from dashboard import gate
+
+    gate._claims_cache.clear()
+    provider = OIDCProvider("kh-test", "kh-test-secret").start()
+    yield provider
+    provider.stop()
+    gate._claims_cache.clear()
+
+
+def test_an_identity_without_email_verified_is_refused_when_the_provider_says_it_sends_it(seeded, idp):
+    user = {k: v for k, v in ALLOWED.items() if k != "email_verified"}
+    secrets = {**SECRETS, "auth": {**AUTH, "server_metadata_url": idp.metadata_url}}
+    at = new_app("../app.py", user, secrets=secrets)
+    at.run()
+    assert_refused_unverified(at)
+    assert idp.log.count("/.well-known/openid-configuration") == 1
+    # a provider whose metadata does not list the claim (it never sends it): admitted
+    idp.claims_supported = ["sub", "email", "name"]
+    from dashboard import gate
+
+    gate._claims_cache.clear()
+    at = new_app("../app.py", user, secrets=secrets)
+    at.run()
+    assert not at.exception and "Check a key" in [t.value for t in at.title]
+
+
+def test_an_identity_without_email_verified_is_refused_when_the_provider_cannot_be_asked(seeded):
+    from dashboard import gate
+
+    gate._claims_cache.clear()
+    user = {k: v for k, v in ALLOWED.items() if k != "email_verified"}
+    secrets = {**SECRETS, "auth": {**AUTH, "server_metadata_url": "http://127.0.0.1:9/.well-known/x"}}
+    at = new_app("../app.py", user, secrets=secrets)
+    at.run()
+    assert_refused_unverified(at, "Key Health could not read the identity provider's settings")

@@ -2,6 +2,7 @@
 
     idp = OIDCProvider(client_id="kh-e2e", client_secret="s3cret").start()   # 127.0.0.1, a free port
     idp.email = "ana@pointai.tech"      # whoever "signs in" next
+    idp.email_verified = False          # what their id_token says (None: no such claim)
     idp.metadata_url                    # for [auth] server_metadata_url
     idp.stop()
 
@@ -37,6 +38,7 @@ def _uint(n: int) -> str:
 @dataclass
 class _Grant:
     email: str
+    email_verified: bool | None
     client_id: str
     redirect_uri: str
     nonce: str | None
@@ -49,6 +51,8 @@ class OIDCProvider:
         self.client_id = client_id
         self.client_secret = client_secret
         self.email = "nobody@example.invalid"
+        self.email_verified: bool | None = True  # what the next id_token says; None leaves the claim out
+        self.claims_supported = ["sub", "email", "email_verified", "name"]  # what the metadata says it sends
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._kid = secrets.token_hex(8)
         self._grants: dict[str, _Grant] = {}
@@ -90,7 +94,7 @@ class OIDCProvider:
             "scopes_supported": ["openid", "email", "profile"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["sub", "email", "email_verified", "name"],
+            "claims_supported": list(self.claims_supported),
         }
 
     def jwks(self) -> dict:
@@ -107,9 +111,10 @@ class OIDCProvider:
             "iat": now,
             "exp": now + 600,
             "email": grant.email,
-            "email_verified": True,
             "name": grant.email.split("@", 1)[0].title(),
         }
+        if grant.email_verified is not None:
+            claims["email_verified"] = grant.email_verified
         if grant.nonce:
             claims["nonce"] = grant.nonce
         header = {"alg": "RS256", "typ": "JWT", "kid": self._kid}
@@ -123,8 +128,9 @@ class OIDCProvider:
             return 400, {}, b"bad authorization request"
         code = secrets.token_urlsafe(24)
         with self._lock:
-            self._grants[code] = _Grant(self.email, self.client_id, redirect_uri, query.get("nonce"),
-                                        query.get("code_challenge"), query.get("code_challenge_method"))
+            self._grants[code] = _Grant(self.email, self.email_verified, self.client_id, redirect_uri,
+                                        query.get("nonce"), query.get("code_challenge"),
+                                        query.get("code_challenge_method"))
         back = {"code": code}
         if "state" in query:
             back["state"] = query["state"]
