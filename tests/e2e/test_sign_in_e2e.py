@@ -1,11 +1,15 @@
 """Sign-in end to end: a real `streamlit run app.py` with `[auth]` pointing at a local OIDC provider the test
 starts (tests/e2e/oidc_provider.py), driven in Debian's Chromium.
 
-Signed out, every path shows only the sign-in page: each pages/ file name (Streamlit's legacy routes, the
-first one on the fresh server's very first request), each of the router's url_paths, an unknown path and
-paths with query parameters. No tenant data, no page list in the sidebar, no database file opened. Then an
-allowed person signs in (every page opens, /check-key answers, demo mode survives a refresh) and a signed-in
-outsider is refused everywhere.
+Signed out, every path shows only the sign-in page: the old pages/ file names, each of the router's url_paths,
+an unknown path and paths with query parameters, the first one on the fresh server's very first request. No
+tenant data, no page list in the sidebar, no database file opened, no "Page not found", and no websocket
+message carries a page title or URL path (app.py builds the navigation only for a signed-in, allowed person).
+Then an allowed person signs in (every page opens, /check-key answers, demo mode survives a refresh); after a
+server restart a direct first load of /tenants etc. opens without a "Page not found" popup; a signed-in
+outsider, and an allowed address whose identity provider says `email_verified: false`, are refused everywhere.
+Sign-in settings that are incomplete (an `[auth]` whose keys are all commented out, a capitalised `[Auth]`)
+close every page for everyone with one sentence naming what is missing.
 
 The server reads its secrets from a temporary `.streamlit/secrets.toml` (`--secrets.files`), never the
 repository's own.
@@ -15,6 +19,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,29 +72,28 @@ def idp():
         provider.stop()
 
 
-@pytest.fixture(scope="module")
-def server(idp, tmp_path_factory):
-    """`streamlit run app.py` in real mode with [auth] -> the local provider, a seeded database, on a free port."""
-    tmp = tmp_path_factory.mktemp("sign-in-e2e")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+def auth_section(base: str, idp, header: str = "[auth]", comment: str = "") -> str:
+    """Streamlit's [auth] for the local provider; `comment="# "` comments out every key, as an admin might."""
+    keys = [f'redirect_uri = "{base}/oauth2callback"', 'cookie_secret = "e2e-cookie-secret-not-for-production"',
+            f'client_id = "{CLIENT_ID}"', f'client_secret = "{CLIENT_SECRET}"',
+            f'server_metadata_url = "{idp.metadata_url}"']
+    return "\n".join([header, *(comment + k for k in keys)]) + "\n"
+
+
+ALLOW_LIST = '\n[keyhealth]\nallowed_domains = ["pointai.tech"]\n'
+
+
+@contextmanager
+def run_server(tmp: Path, port: int, secrets_text: str) -> Iterator[dict]:
+    """`streamlit run app.py` in real mode with these secrets and the seeded database under `tmp`, on `port`."""
     secrets = tmp / ".streamlit" / "secrets.toml"
-    secrets.parent.mkdir()
-    secrets.write_text(
-        "[auth]\n"
-        f'redirect_uri = "{base}/oauth2callback"\n'
-        'cookie_secret = "e2e-cookie-secret-not-for-production"\n'
-        f'client_id = "{CLIENT_ID}"\n'
-        f'client_secret = "{CLIENT_SECRET}"\n'
-        f'server_metadata_url = "{idp.metadata_url}"\n'
-        "\n[keyhealth]\n"
-        'allowed_domains = ["pointai.tech"]\n',
-        encoding="utf-8",
-    )
+    secrets.parent.mkdir(exist_ok=True)
+    secrets.write_text(secrets_text, encoding="utf-8")
     db_dir = tmp / "db"
-    db_dir.mkdir()
+    if not db_dir.exists():
+        db_dir.mkdir()
+        _seed(f"sqlite:///{db_dir / 'kh.db'}")
     url = f"sqlite:///{db_dir / 'kh.db'}"
-    _seed(url)
     env = {k: v for k, v in os.environ.items() if k not in ("STRIPE_API_BASE", "KEYHEALTH_FINGERPRINT_SECRET")}
     env.update({
         "KEYHEALTH_DEMO": "0",
@@ -103,7 +108,17 @@ def server(idp, tmp_path_factory):
     with streamlit_server("app.py", cwd=ROOT, env=env, log_path=log_path,
                           extra_args=("--secrets.files", str(secrets)), port=port) as base:
         assert base == f"http://127.0.0.1:{port}"
-        yield {"url": base, "tmp": tmp, "db_dir": db_dir, "data": tmp / "data", "log": log_path}
+        yield {"url": base, "tmp": tmp, "db_dir": db_dir, "data": tmp / "data", "log": log_path, "port": port,
+               "secrets": secrets_text}
+
+
+@pytest.fixture(scope="module")
+def server(idp, tmp_path_factory):
+    """`streamlit run app.py` in real mode with [auth] -> the local provider, a seeded database, on a free port."""
+    tmp = tmp_path_factory.mktemp("sign-in-e2e")
+    port = free_port()
+    with run_server(tmp, port, auth_section(f"http://127.0.0.1:{port}", idp) + ALLOW_LIST) as srv:
+        yield srv
 
 
 def _seed(url: str) -> None:
@@ -173,16 +188,44 @@ def assert_only_sign_in(page, path: str) -> None:
     assert page.locator("[data-testid=stDataFrame], input, [data-testid=stPlotlyChart]").count() == 0, path
 
 
+# What the navigation message would carry: every page's title and URL path (and the page files' folder).
+NAVIGATION_WORDS = sorted({*(p.strip("/") for p in URL_PATHS), "check-a-key", "about-key-health", "app_pages",
+                           *(t for t in URL_PATHS.values() if t != "Tenant"), "Fleet health", "Audit trail"})
+
+
+def leaked_navigation(frames: list[bytes], asked: str) -> list[str]:
+    """The page titles and URL paths in these messages, but for the address the browser itself asked for (the
+    server echoes the requested path back)."""
+    sent = b"\n".join(frames)
+    return [w for w in NAVIGATION_WORDS if w.encode("utf-8") in sent and w not in asked]
+
+
+def record_frames(page) -> list[bytes]:
+    """Every websocket message the server sends this page, as bytes (protobuf keeps strings as UTF-8)."""
+    frames: list[bytes] = []
+
+    def on_socket(ws) -> None:
+        ws.on("framereceived", lambda payload: frames.append(
+            payload if isinstance(payload, bytes) else str(payload).encode("utf-8")))
+
+    page.on("websocket", on_socket)
+    return frames
+
+
 def test_signed_out_every_path_shows_only_the_sign_in_page(server, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    frames = record_frames(page)
     files_before = _files(server["db_dir"])
-    # the first request of this fresh server: a legacy file-name route (Streamlit's pages/ handling)
+    # the first request of this fresh server: an old file-name route; then every other kind of address
     for path in FILE_NAMES + list(URL_PATHS) + ["/nonexistent", "/", *WITH_QUERY]:
+        frames.clear()
         page.goto(server["url"] + path)
         assert_only_sign_in(page, path)
-        if path in URL_PATHS or path.split("?")[0] in (*URL_PATHS, "/") or path == FILE_NAMES[0]:
-            assert not not_found_shown(page), f"{path} is a real address: no 'Page not found'"
+        assert not not_found_shown(page), f"{path}: signed out there is no navigation, so no 'Page not found'"
+        assert b"Sign in to continue." in b"\n".join(frames), f"{path}: the websocket was not observed"
+        leaked = leaked_navigation(frames, path)
+        assert not leaked, f"{path}: signed out, the server sent other pages' titles or paths: {leaked}"
     assert _files(server["db_dir"]) == files_before, "signed out, the database was opened"
     assert not server["data"].exists(), "signed out, a data file (demo database, fingerprint secret) was created"
     context.close()
@@ -266,3 +309,96 @@ def test_a_signed_in_outsider_is_refused_everywhere(server, browser, idp):
             assert secret not in page.content(), (path, secret)
         assert sidebar_links(page) == [] and page.locator("[data-testid=stSidebarNav]").count() == 0
     context.close()
+
+
+def test_an_allowed_address_the_provider_has_not_verified_is_refused_everywhere(server, browser, idp):
+    """The identity provider says `email_verified: false`: the old gate never read it and let this person in."""
+    idp.email_verified = False
+    try:
+        context, page = sign_in(browser, idp, server, ALLOWED)
+    finally:
+        idp.email_verified = True
+    frames = record_frames(page)
+    for path in ["/", "/tenants", f"/tenant-history?tenant={SLUG}", "/audit-trail", "/check-key"]:
+        frames.clear()
+        page.goto(server["url"] + path)
+        shows(page, page.get_by_text("This account's email address is not verified"), f"unverified on {path}")
+        settle(page)
+        assert page.locator("h1").all_inner_texts() == ["Key Health"], path
+        for secret in TENANT_DATA:
+            assert secret not in page.content(), (path, secret)
+        assert sidebar_links(page) == [] and page.locator("[data-testid=stSidebarNav]").count() == 0
+        assert not not_found_shown(page), path
+        leaked = leaked_navigation(frames, path)
+        assert not leaked, f"{path}: refused, the server sent other pages' titles or paths: {leaked}"
+    context.close()
+
+
+def test_after_a_restart_a_direct_first_load_opens_without_page_not_found(idp, browser, tmp_path_factory):
+    """A team reopening its tabs after a deploy: signed in (the cookie outlives the server), the first request a
+    freshly started server gets is a direct link to a page. With the page scripts in pages/ each such load
+    opened Streamlit's "Page not found" popup over the page."""
+    tmp = tmp_path_factory.mktemp("sign-in-restart")
+    port = free_port()
+    secrets = auth_section(f"http://127.0.0.1:{port}", idp) + ALLOW_LIST
+    with run_server(tmp, port, secrets) as srv:
+        context, page = sign_in(browser, idp, srv, ALLOWED)
+        page.close()
+    for path, heading in [("/tenants", "Triage"), ("/audit-trail", "Audit trail"),
+                          (f"/tenant-history?tenant={SLUG}", TENANT)]:
+        with run_server(tmp, port, secrets) as srv:  # a fresh server: this is its first page load
+            first = context.new_page()
+            first.goto(srv["url"] + path)
+            shows(first, first.get_by_role("heading", name=heading, exact=True), f"{heading} after a restart")
+            settle(first)
+            assert not not_found_shown(first), f"{path}: 'Page not found' on the first load after a restart"
+            # more tabs reopened on the same fresh server
+            for other, other_heading in [("/fleet-health", "Fleet health"), ("/about-key-health", "About Key Health")]:
+                tab = context.new_page()
+                tab.goto(srv["url"] + other)
+                shows(tab, tab.get_by_role("heading", name=other_heading, exact=True), f"{other} after a restart")
+                settle(tab)
+                assert not not_found_shown(tab), f"{other}: 'Page not found' after a restart"
+                tab.close()
+            first.close()
+    context.close()
+
+
+INCOMPLETE = {
+    # every key of [auth] commented out, next to an allow-list: the old code ran open
+    "commented-out-auth": (lambda base, idp: auth_section(base, idp, comment="# ") + ALLOW_LIST,
+                           "[auth] lacks redirect_uri"),
+    # Streamlit reads only [auth]: the old code ran open
+    "capitalised-Auth": (lambda base, idp: auth_section(base, idp, header="[Auth]") + ALLOW_LIST,
+                         "spelled [Auth]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INCOMPLETE))
+def test_incomplete_sign_in_settings_close_every_page_with_one_sentence(case, idp, browser, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"sign-in-{case}")
+    port = free_port()
+    make, words = INCOMPLETE[case]
+    with run_server(tmp, port, make(f"http://127.0.0.1:{port}", idp)) as srv:
+        files_before = _files(srv["db_dir"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        frames = record_frames(page)
+        for path in ["/tenants", "/", "/audit-trail", f"/tenant-history?tenant={SLUG}", "/fleet-health", "/audit"]:
+            frames.clear()
+            page.goto(srv["url"] + path)
+            shows(page, page.get_by_text("Sign-in is configured but incomplete"), f"{case}: closed on {path}")
+            settle(page)
+            body = page.locator("[data-testid=stMain]").inner_text()
+            assert words in body, (path, body)
+            assert page.locator("h1").all_inner_texts() == ["Key Health"], path
+            assert page.get_by_role("button", name="Sign in").count() == 0, path
+            for secret in TENANT_DATA:
+                assert secret not in page.content(), (path, secret)
+            assert sidebar_links(page) == [] and page.locator("[data-testid=stSidebarNav]").count() == 0
+            assert page.locator("[data-testid=stDataFrame], input, [data-testid=stPlotlyChart]").count() == 0
+            assert not not_found_shown(page), path
+            leaked = leaked_navigation(frames, path)
+            assert not leaked, f"{path}: closed, the server sent other pages' titles or paths: {leaked}"
+        assert _files(srv["db_dir"]) == files_before, "closed, the database was opened"
+        context.close()
