@@ -7,7 +7,10 @@ write lock is taken up front, so two writers queue on busy_timeout instead of fa
 on lock upgrade) and a plain deferred `BEGIN` for reads (readers never block each other or the writer under WAL).
 DATABASE_URL=postgresql://… (psycopg 3) works with no code change; sessions there run in UTC, with a
 connect timeout and a statement timeout (KEYHEALTH_DB_CONNECT_TIMEOUT_S, KEYHEALTH_DB_STATEMENT_TIMEOUT_S), so
-a server that accepts connections but never answers costs seconds, not forever. core.store.errors turns
+a server that accepts connections but never answers costs seconds, not forever: one bounded connection attempt
+plus one retry, after which the failure is remembered for DOWN_MEMORY_S and every further connection in this
+process fails at once with the same error (`_ConnectGate`), so a command that needs the database several
+times (name check, upgrade, save, audit) does not wait for it again each time. core.store.errors turns
 whatever a database throws into one sentence.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +31,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 UPGRADE_BUSY_S = 30.0  # SQLite: how long an upgrade waits for another process's upgrade (they queue, by design)
 _WRITE = "keyhealth_write"
 
+DOWN_MEMORY_S = 60.0  # PostgreSQL: how long a failed connection (attempt + retry) answers every later one at once
+
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
+connect_gates: dict[str, _ConnectGate] = {}  # PostgreSQL engines' connection gates, by URL (tests look at them)
 _engines_pid = os.getpid()
 
 
@@ -38,6 +45,37 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+# What Key Health can open: SQLite (the standard library's driver) and PostgreSQL through psycopg 3.
+SUPPORTED_DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
+
+
+class DatabaseUrlError(sa.exc.ArgumentError):
+    """DATABASE_URL is malformed or names a database Key Health does not support; `reason` ends the sentence
+    (core.store.errors), and never quotes the URL (it may hold a password)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_url(url: str) -> None:
+    """Refuse, before any driver is imported or any connection tried, a URL that is not a SQLite or PostgreSQL
+    (psycopg 3) URL: DatabaseUrlError naming what is wrong."""
+    try:
+        u = make_url(url)
+    except ValueError as e:  # make_url's int() on the port
+        raise DatabaseUrlError("is malformed (its port is not a number)" if "int()" in str(e)
+                               else "is malformed") from None
+    except sa.exc.ArgumentError:
+        raise DatabaseUrlError("is not a URL (it should start with sqlite:/// or postgresql://)") from None
+    backend, driver = u.get_backend_name(), u.get_driver_name()
+    if backend not in SUPPORTED_DRIVERS:
+        raise DatabaseUrlError(f"names {backend}, a database Key Health does not support")
+    if driver not in SUPPORTED_DRIVERS[backend]:
+        raise DatabaseUrlError(f"asks for the {driver} driver, which Key Health does not use "
+                               f"(write {backend}:// without a driver name)")
 
 
 class DatabaseDirError(OSError):
@@ -63,7 +101,62 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
+class _ConnectGate:
+    """PostgreSQL connections for one engine: one bounded attempt (the connect timeout) plus one retry (half of
+    it), so a server that never answers costs 5 + 3 s at the default. After both fail, the failure is remembered
+    for DOWN_MEMORY_S and every connection asked for meanwhile fails at once with the same error (a fresh
+    instance of the driver's error class, with its message), not after another connect timeout each."""
+
+    def __init__(self, memory_s: float | None = None, clock=time.monotonic):
+        self.memory_s = DOWN_MEMORY_S if memory_s is None else memory_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._down: tuple[float, BaseException] | None = None
+
+    def _remembered(self) -> BaseException | None:
+        with self._lock:
+            if self._down is None:
+                return None
+            at, err = self._down
+            if self.clock() - at >= self.memory_s:
+                self._down = None
+                return None
+            return err
+
+    def __call__(self, dialect, _conn_rec, cargs, cparams):  # SQLAlchemy's "do_connect" event
+        err = self._remembered()
+        if err is not None:
+            raise _again(err)
+        last: BaseException | None = None
+        for attempt in range(2):  # one bounded attempt plus one retry, the retry with half the connect timeout
+            params = dict(cparams)
+            if attempt and isinstance(params.get("connect_timeout"), int | float):
+                params["connect_timeout"] = max(1, math.ceil(params["connect_timeout"] / 2))
+            try:
+                conn = dialect.connect(*cargs, **params)
+            except dialect.loaded_dbapi.OperationalError as e:
+                last = e
+                continue
+            with self._lock:
+                self._down = None
+            return conn
+        assert last is not None
+        with self._lock:
+            self._down = (self.clock(), last)
+        raise last
+
+
+def _again(err: BaseException) -> BaseException:
+    """A fresh copy of a remembered driver error (same class, same message): raising one instance twice would
+    chain its old traceback into the new one."""
+    try:
+        return type(err)(*err.args)
+    except Exception:  # noqa: BLE001 - a class that cannot be rebuilt from its args: its base with the message
+        return RuntimeError(str(err))
+
+
 def _make_engine(url: str) -> Engine:
+    check_url(url)
     u = make_url(url)
     from core.config import settings  # read when an engine is made (once per URL per process)
 
@@ -85,7 +178,7 @@ def _make_engine(url: str) -> Engine:
         return engine
     if u.get_backend_name() == "postgresql":
         statement_ms = int(limits.statement_timeout_s * 1000)
-        return sa.create_engine(
+        engine = sa.create_engine(
             url,
             pool_pre_ping=True,
             pool_timeout=limits.statement_timeout_s,  # waiting for a pooled connection is bounded too
@@ -96,6 +189,9 @@ def _make_engine(url: str) -> Engine:
                 "options": f"-c timezone=UTC -c statement_timeout={statement_ms} -c jit=off",
             },
         )
+        gate = connect_gates[url] = _ConnectGate()
+        sa.event.listen(engine, "do_connect", gate)
+        return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
 

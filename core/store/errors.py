@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.config import DatabaseSettings, settings
-from core.store.db import Database, DatabaseDirError, mask_url, normalize_url
+from core.store.db import Database, DatabaseDirError, DatabaseUrlError, mask_url, normalize_url
 
 KINDS = (
     "read_only", "corrupt", "cannot_create", "locked", "disk_full",
@@ -221,6 +221,11 @@ def classify(exc: BaseException, db: Database | str | None = None) -> DatabasePr
     for e in chain:
         if isinstance(e, DatabaseDirError):
             return _dir_problem(where, e)
+        if isinstance(e, DatabaseUrlError):
+            return DatabaseProblem(
+                "misconfigured", f"DATABASE_URL ({mask_url(_url(db))}) {e.reason}",
+                "use sqlite:///path/to/keyhealth.db or postgresql://user:password@host:5432/name",
+            )
 
     if "ArgumentError" in names or "NoSuchModuleError" in names:
         return DatabaseProblem(
