@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from core.engine.result import STATUSES, VERDICTS, CheckResult
 from core.store import latest, rollup
+from core.store.confusable import look_alike
 from core.store.db import Database
 from core.store.models import (
     FINGERPRINT_MAX,
@@ -134,17 +135,33 @@ def _slug_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LMN"
 
 
+SLUG_MAX = 100
+
+
+def _full_slug(clean: str) -> str:
+    """The slug before any shortening (may be longer than SLUG_MAX: case-folding 'ß' gives 'ss')."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", clean).casefold())
+    return re.sub(r"-+", "-", "".join(ch if _slug_char(ch) else "-" for ch in folded)).strip("-")
+
+
+def _legacy_slug(clean: str) -> str:
+    """The slug a name longer than SLUG_MAX once folded got before 17.7: cut at 100 (still found by it)."""
+    return _full_slug(clean)[:SLUG_MAX].strip("-")
+
+
 def slugify(name: str) -> str:
     """URL-safe identity of a tenant name: 'Acme Café, Inc.' -> 'acme-café-inc', '北京 Foods' -> '北京-foods'.
 
     NFKC (full-width and compatibility forms become their plain letters), case-folded ('Straße' -> 'strasse'),
-    every run of other characters one dash, at most 100 characters. slugify(slug) == slug, so a slug names its
-    tenant too. A name with no letter or digit at all (e.g. '🔑') gets 'tenant-' plus a short hash.
+    every run of other characters one dash, at most 100 characters: a longer one keeps its first 89 and ends in
+    a dash and 10 hex digits of a hash of the whole, so two names that differ in letters past the cut (even
+    only because 'ß' became 'ss') never share a slug. slugify(slug) == slug, so a slug names its tenant too. A
+    name with no letter or digit at all (e.g. '🔑') gets 'tenant-' plus a short hash.
     """
     clean = validate_tenant_name(name)
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", clean).casefold())
-    slug = re.sub(r"-+", "-", "".join(ch if _slug_char(ch) else "-" for ch in folded)).strip("-")
-    slug = slug[:100].strip("-")
+    slug = _full_slug(clean)
+    if len(slug) > SLUG_MAX:
+        slug = slug[:SLUG_MAX - 11].rstrip("-") + "-" + hashlib.sha256(slug.encode()).hexdigest()[:10]
     if not slug:
         slug = "tenant-" + hashlib.sha256(clean.casefold().encode()).hexdigest()[:10]
     return slug
@@ -157,6 +174,14 @@ def same_name(a: str, b: str) -> bool:
         return " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", s).casefold()).split())
 
     return norm(a) == norm(b)
+
+
+def _look_alike_clash(existing_name: str, name: str) -> StoreInputError:
+    return StoreInputError(
+        f"The name {name!r} looks the same on screen as the existing tenant {existing_name!r} (some letters are "
+        f"look-alikes, such as Cyrillic or Greek letters that look Latin); use {existing_name!r} for that tenant, "
+        "or a name that reads differently for a new one."
+    )
 
 
 def _clash(existing_name: str, name: str) -> StoreInputError:
@@ -237,7 +262,8 @@ def _tenant_where(tenant: str | int):
     if isinstance(tenant, int):
         return tenants_t.c.id == tenant
     clean = validate_tenant_name(tenant)
-    return sa.or_(tenants_t.c.slug == slugify(clean), tenants_t.c.name == clean)
+    slugs = {slugify(clean), _legacy_slug(clean)}
+    return sa.or_(tenants_t.c.slug.in_(sorted(slugs)), tenants_t.c.name == clean)
 
 
 def _pick(rows, tenant: str | int):
@@ -262,20 +288,38 @@ def _require_tenant(conn: Connection, tenant: str | int) -> TenantRow:
     return found
 
 
-def _matching(conn: Connection, clean: str, slug: str) -> TenantRow | None:
+def _matching(conn: Connection, clean: str, slug: str, *, new: bool = True) -> TenantRow | None:
     """The tenant `clean` names (exact name, else its slug), or None; StoreInputError when the slug is
-    another tenant's whose name is not a spelling of this one (nothing is merged silently)."""
+    another tenant's whose name is not a spelling of this one (nothing is merged silently), or when `clean`
+    names no tenant yet (`new`) and looks the same on screen as an existing one (TR39 skeletons)."""
+    slugs = sorted({slug, _legacy_slug(clean)})
     rows = conn.execute(
-        sa.select(*_TENANT_COLS).where(sa.or_(tenants_t.c.name == clean, tenants_t.c.slug == slug))
+        sa.select(*_TENANT_COLS).where(sa.or_(tenants_t.c.name == clean, tenants_t.c.slug.in_(slugs)))
     ).all()
     exact = [r for r in rows if r._mapping["name"] == clean]
     if exact:
         return _tenant_dict(exact[0])
-    if rows:
-        found = _tenant_dict(rows[0])
-        if not same_name(found["name"], clean):
+    for row in rows:
+        found = _tenant_dict(row)
+        if same_name(found["name"], clean):
+            return found
+        if _full_slug(found["name"]) == _full_slug(clean):  # the same letters and digits: punctuation only
             raise _clash(found["name"], clean)
-        return found
+        # else a slug cut at 100 characters before 17.7 (a legacy slug) that this name shares by accident
+    if new:
+        alike = _look_alike_tenant(conn, clean)
+        if alike is not None:
+            raise _look_alike_clash(alike, clean)
+    return None
+
+
+def _look_alike_tenant(conn: Connection, clean: str) -> str | None:
+    """The name of an existing tenant that reads the same as `clean` on screen, or None. Every name is read
+    (one indexed column); their skeletons are cached per process, so this costs a dictionary look-up per
+    tenant after the first time."""
+    for (existing,) in conn.execute(sa.select(tenants_t.c.name).order_by(tenants_t.c.id)):
+        if look_alike(existing, clean):
+            return str(existing)
     return None
 
 
@@ -290,7 +334,7 @@ def _get_or_create(conn: Connection, name: str) -> TenantRow:
             {"name": clean, "slug": slug, "archived": False, "created_at": utcnow()},
             ["slug"],
         )
-        found = _matching(conn, clean, slug)  # another process may have created a clashing name meanwhile
+        found = _matching(conn, clean, slug, new=False)  # another process may have created a clashing name
     assert found is not None
     return found
 
