@@ -306,7 +306,9 @@ def markdown() -> str:
         "Key Health is configured by environment variables; `core/config.py` is the only reader. An empty value "
         "counts as unset. A value that is not allowed stops start-up (the CLI exits with status 2, the dashboard "
         "shows only that) with one sentence naming the variable, the value and what is allowed; a secret's value "
-        "is never shown.",
+        "is never shown (`tests/test_config.py`: `test_a_value_that_is_not_allowed_is_refused_in_one_sentence_never_"
+        "defaulted`, `test_the_cli_stops_at_start_with_the_sentence_and_exit_2`, "
+        "`test_the_dashboard_shows_only_the_sentence`, `test_a_secret_value_is_never_shown`).",
         "",
         "| variable | default | allowed | meaning |",
         "| --- | --- | --- | --- |",

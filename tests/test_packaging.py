@@ -92,3 +92,11 @@ def test_bare_pytest_from_the_root_imports_the_project():
                          env=_clean_env())
     assert out.returncode == 0, out.stdout + out.stderr
     assert "test_bare_pytest_from_the_root_imports_the_project" in out.stdout
+
+
+def test_make_run_installs_the_project_after_the_pinned_requirements():
+    out = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), "run", "VENV=/nonexistent/venv"], capture_output=True,
+                         text=True, timeout=30, check=True).stdout.splitlines()
+    pins = next(i for i, line in enumerate(out) if "-r requirements.txt" in line)
+    project = next(i for i, line in enumerate(out) if "-e . --no-deps" in line)
+    assert pins < project < next(i for i, line in enumerate(out) if "streamlit run app.py" in line)
