@@ -161,3 +161,9 @@ def test_generated_docs_are_current():
     cli = (ROOT / "docs" / "cli.md").read_text()
     for sub in ("check", "recheck", "history", "catalogue", "calibrate", "sandbox", "sample-data", "test-transaction"):
         assert f"### keyhealth {sub}\n" in cli
+
+
+def test_python_dash_m_core_config_prints_the_configuration_page():
+    out = subprocess.run([sys.executable, "-m", "core.config", "--markdown"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == (ROOT / "docs" / "configuration.md").read_text()
