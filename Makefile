@@ -11,11 +11,14 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 PYTEST_WORKERS ?= 2
 
-.PHONY: run demo test sandbox bench screenshots chromium clean
+.PHONY: run demo test sandbox bench docs screenshots chromium clean
 
-$(RUN_STAMP): requirements.txt
+# requirements.txt is the exact, tested set; then the project itself, editable (`.venv/bin/keyhealth`, and core,
+# sandbox, dashboard importable from anywhere): pyproject.toml's ranges are already met, so --no-deps.
+$(RUN_STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements.txt
+	$(PIP) -e . --no-deps
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
@@ -40,13 +43,17 @@ test: $(DEV_STAMP) chromium
 
 ## the local Stripe sandbox on 127.0.0.1:12111, printing its demo keys
 sandbox: $(RUN_STAMP)
-	$(PY) -m core sandbox
+	$(VENV)/bin/keyhealth sandbox
 
-## every benchmark; writes the figures into README.md
+## every benchmark; writes the figures into docs/benchmarks.md
 bench: $(DEV_STAMP)
 	$(PY) -m bench
 
-## retake the README's screenshots (the Playwright test in demo mode)
+## regenerate docs/configuration.md (from core/config.py's settings table) and docs/cli.md's reference (argparse)
+docs: $(RUN_STAMP)
+	$(PY) scripts/gen_docs.py
+
+## retake docs/screenshots/ (the Playwright test in demo mode)
 screenshots: $(DEV_STAMP) chromium
 	KEYHEALTH_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/e2e -q
 

@@ -29,6 +29,12 @@ HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="Key Health", page_icon="🔑", layout="wide")
 
+try:  # a setting that is not allowed stops start-up: its one sentence and nothing else
+    config.settings()
+except config.SettingError as bad_setting:
+    st.error(md_escape(str(bad_setting)))
+    st.stop()
+
 
 def switch_mode() -> None:
     """The demo switch moved. Demo keys mean nothing to Stripe and real keys must never reach the sandbox,

@@ -1,8 +1,8 @@
-"""`python -m bench` (or `make bench`): run every benchmark and write their tables into README.md.
+"""`python -m bench` (or `make bench`): run every benchmark and write their tables into docs/benchmarks.md.
 
 `python -m bench store pages` runs only those (a module's name without `bench_`, or the last word of its title)
-and leaves the README alone. Each bench module has `report() -> str` returning a markdown section. The README
-keeps them between the `<!-- bench:start -->` and `<!-- bench:end -->` markers.
+and leaves the page alone. Each bench module has `report() -> str` returning a markdown section. The page keeps
+them between the `<!-- bench:start -->` and `<!-- bench:end -->` markers (`write`).
 """
 from __future__ import annotations
 
@@ -19,8 +19,19 @@ BENCHES = [
     ("Dashboard pages", "bench.bench_pages"),
     ("Dashboard memory", "bench.bench_memory"),
 ]
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def write(stamp: str, sections: list[str], page: Path = PAGE) -> bool:
+    """Replace what is between the page's markers with the stamp and the sections; False when it has none."""
+    text = page.read_text()
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    page.write_text(f"{head}{START}\n{stamp}\n\n" + "\n\n".join(sections) + f"\n{END}{tail}")
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -43,12 +54,8 @@ def main(argv: list[str]) -> int:
         f"Measured on {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, 2 "
         "cores."
     )
-    text = README.read_text()
-    if START in text and END in text and not only:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{START}\n{stamp}\n\n" + "\n\n".join(sections) + f"\n{END}{tail}")
-        print(f"README.md updated ({len(sections)} benchmarks).")
+    if not only and write(stamp, sections):
+        print(f"{PAGE.relative_to(PAGE.parent.parent)} updated ({len(sections)} benchmarks).")
     return 0
 
 

@@ -147,7 +147,7 @@ def table(db: BenchDb) -> str:
 
 
 def report(*, reuse: bool = True, sizes: tuple[str, ...] = tuple(SIZES), engines: tuple[str, ...] = ENGINES) -> str:
-    """The markdown section `python -m bench` writes into the README: one table per (size, database)."""
+    """The markdown section `python -m bench` writes into docs/benchmarks.md: one table per (size, database)."""
     with databases(reuse=reuse, sizes=sizes, engines=engines) as dbs:
         tables = [table(db) for db in dbs]
     intro = (f"AppTest runs through app.py in real mode on the store bench's databases (Tenant: a tenant with 3 "

@@ -595,8 +595,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its usage line
         return EXIT_USAGE if e.code else EXIT_OK
+    from core.config import SettingError, settings
     from core.store import DatabaseFailure
 
+    try:  # a setting that is not allowed stops start-up with its one sentence (after --help, which needs none)
+        settings()
+    except SettingError as e:
+        _say(str(e))
+        return EXIT_USAGE
     try:
         return args.func(args)
     except UsageError as e:

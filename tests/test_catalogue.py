@@ -441,12 +441,12 @@ def test_the_loader_refuses_bad_requirements(catalogue, snippet, words):
 
 
 def test_every_scope_says_where_it_comes_from(raw_catalogue, catalogue):
-    """Provenance is written out for every scope (not left to the loader's default), and the README states
-    the counts the catalogue really has."""
+    """Provenance is written out for every scope (not left to the loader's default), and docs/architecture.md
+    states the counts the catalogue really has."""
     for e in raw_catalogue["scope"]:
         assert e.get("provenance") in ("docs", "error", "calibrated", "inferred"), e["scope"]
     counts = catalogue.provenance_counts()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     line = (f"{len(catalogue.scopes)} scopes: {counts['docs']} from Stripe's docs, {counts['error']} from real "
             f"Stripe error texts, {counts['calibrated']} calibrated, {counts['inferred']} inferred")
     assert line in readme, line

@@ -410,7 +410,7 @@ def test_a_key_source_may_hold_the_whole_fleet(tmp_path):
 
 
 def test_fleet_settings_from_the_environment():
-    from core.config import Settings, default_fleet_concurrency
+    from core.config import SettingError, Settings, default_fleet_concurrency
 
     s = Settings.from_env({"KEYHEALTH_KEYS_FROM": " /opt/src ", "KEYHEALTH_FLEET_CONCURRENCY": "12",
                            "KEYHEALTH_FLEET_MAX_RPS": "250", "KEYHEALTH_ALERT_WEBHOOK": "http://hook.test/x",
@@ -418,6 +418,8 @@ def test_fleet_settings_from_the_environment():
     assert (s.keys_from, s.fleet_concurrency, s.fleet_max_rps, s.claim_ttl_s) == ("/opt/src", 12, 250.0, 60.0)
     assert s.alert_webhook == "http://hook.test/x" and s.alert_timeout_s == 2.0
     assert "hook.test" not in repr(s)  # a webhook URL is a secret
-    d = Settings.from_env({"KEYHEALTH_FLEET_CONCURRENCY": "lots"})
+    d = Settings.from_env({"KEYHEALTH_FLEET_CONCURRENCY": ""})
     assert d.keys_from is None and d.alert_webhook is None
     assert d.fleet_concurrency == default_fleet_concurrency() and 4 <= d.fleet_concurrency <= 64
+    with pytest.raises(SettingError, match="KEYHEALTH_FLEET_CONCURRENCY is set to 'lots'"):  # never the default
+        Settings.from_env({"KEYHEALTH_FLEET_CONCURRENCY": "lots"})

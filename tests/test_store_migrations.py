@@ -288,3 +288,20 @@ def test_upgrade_at_the_newest_revision_is_one_query_without_alembic(tmp_path):
     assert upgrade_loads_alembic()  # behind: migrated again
     assert store.at(url).current_revision() == store.db.newest_revision()
     store.dispose_engine(url)
+
+
+def test_migrations_freeze_their_backfill_rules():
+    """A migration's data rule is a copy frozen in its file (issue 18.9, as 0006 does): no migration imports live
+    store code other than the column type, so a later change to core.store never changes an old upgrade."""
+    import ast
+
+    from core.store.db import MIGRATIONS_DIR
+
+    allowed = {"core.store.types"}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                assert not name.startswith("core") or name in allowed, f"{path.name} imports live code from {name}"

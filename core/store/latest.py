@@ -17,7 +17,7 @@ transaction that moves the pointer (so they can never disagree with it), and one
 
 `backfill` fills them from the stored history with set-based SQL (migration 0010 and bench seeding use it);
 `rebuild` recomputes them in one write transaction. Like rollup.py, this module names only the columns it reads
-and writes (lightweight table views), so migration 0010 does not depend on the models' later shape.
+and writes (lightweight table views); migration 0010 keeps its own frozen copy of `backfill`.
 """
 from __future__ import annotations
 

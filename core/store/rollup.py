@@ -35,8 +35,8 @@ from core.store.types import UTCDateTime
 
 UNREACHABLE = "unreachable"
 
-# Lightweight views of the tables, with only the columns the rollup needs: the backfill is imported by migration
-# 0008, so it must not depend on the models' later shape.
+# Lightweight views of the tables, with only the columns the rollup needs (migration 0008 keeps its own frozen
+# copy of `backfill`, so changing this one never changes an old upgrade).
 _checks = sa.table(
     "checks", sa.column("id", sa.Integer), sa.column("tenant_id", sa.Integer),
     sa.column("checked_at", UTCDateTime()), sa.column("status", sa.String),

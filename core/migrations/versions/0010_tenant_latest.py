@@ -13,7 +13,9 @@ probed each tenant's key's checks twice (40,000 index probes). Now:
   record_check in the UPDATE that moves last_check_id);
 - latest_problems holds the per-scope counts of the latest checks (kept by record_check and update_tenant);
 - key_tenants holds how many tenants each key was recorded for (kept by record_check).
-Backfilled here, set-based, by core.store.latest.backfill, which names only the columns it reads and writes.
+Backfilled here, set-based (one UPDATE … FROM and two INSERT … SELECT). The backfill rule is frozen in this file
+(issue 18.9, as 0006 does): a copy of core.store.latest.backfill as it was at 0010, naming only the columns it
+reads and writes, so a later change to the live rule never changes what this migration does to an old database.
 
 No index on the new columns, on purpose: every reader either scans all 20,000 tenant rows (counts, histograms,
 the triage order, whose first key is a CASE over the status) or filters a share of them too large for an index
@@ -29,8 +31,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-from core.store.latest import backfill
 
 revision = "0010"
 down_revision = "0009"
@@ -50,6 +50,60 @@ _COLUMNS = (
 # The key's copies get the same length limits as checks.key_masked / key_fingerprint, enforced by the database itself
 # (SQLite ignores VARCHAR(n)): a column CHECK, which ADD COLUMN accepts on SQLite and PostgreSQL alike.
 _CHECKED = {"last_key_fingerprint": 128, "last_key_masked": 40}
+
+
+# Frozen copy of the backfill at 0010 -------------------------------------------------------------------------
+_KINDS = ("missing", "excess")
+# tenant column -> the latest check's column it copies
+_LATEST_COLUMNS = {
+    "last_status": "status",
+    "last_score": "score",
+    "last_key_mode": "key_mode",
+    "last_key_fingerprint": "key_fingerprint",
+    "last_key_masked": "key_masked",
+    "last_account": "account",
+}
+_tenants = sa.table(
+    "tenants", sa.column("id", sa.Integer), sa.column("archived", sa.Boolean), sa.column("last_check_id", sa.Integer),
+    *(sa.column(name) for name in _LATEST_COLUMNS),
+)
+_checks = sa.table("checks", sa.column("id", sa.Integer), *(sa.column(name) for name in _LATEST_COLUMNS.values()))
+_rows = sa.table(
+    "check_rows", sa.column("check_id", sa.Integer), sa.column("verdict", sa.String), sa.column("scope", sa.String),
+    sa.column("resource", sa.String), sa.column("category", sa.String),
+)
+_key_checks = sa.table("checks", sa.column("id", sa.Integer), sa.column("tenant_id", sa.Integer),
+                       sa.column("key_fingerprint", sa.String))
+_key_tenants = sa.table("key_tenants", sa.column("fingerprint", sa.String), sa.column("tenants", sa.Integer))
+_latest_problems = sa.table(
+    "latest_problems", sa.column("archived", sa.Boolean), sa.column("kind", sa.String), sa.column("scope", sa.String),
+    sa.column("resource", sa.String), sa.column("category", sa.String), sa.column("tenants", sa.Integer),
+)
+_PROBLEM_KEY = ("archived", "kind", "scope", "resource", "category")
+
+
+def backfill(conn) -> None:
+    """Copy each tenant's latest check's figures onto its row, count the latest checks' missing/excess scopes per
+    (archived, kind, scope, resource, category) and each key fingerprint's distinct tenants."""
+    t, c, r = _tenants.c, _checks.c, _rows.c
+    conn.execute(
+        _tenants.update().where(t.last_check_id == c.id)
+        .values({t[name]: c[col] for name, col in _LATEST_COLUMNS.items()})
+    )
+    per_problem = (
+        sa.select(t.archived, r.verdict, r.scope, r.resource, r.category, sa.func.count(sa.distinct(t.id)))
+        .select_from(_tenants.join(_rows, r.check_id == t.last_check_id))
+        .where(r.verdict.in_(_KINDS), r.scope.is_not(None))
+        .group_by(t.archived, r.verdict, r.scope, r.resource, r.category)
+    )
+    conn.execute(sa.insert(_latest_problems).from_select([*_PROBLEM_KEY, "tenants"], per_problem))
+    k = _key_checks.c
+    per_key = (
+        sa.select(k.key_fingerprint, sa.func.count(sa.distinct(k.tenant_id)))
+        .where(k.key_fingerprint.is_not(None))
+        .group_by(k.key_fingerprint)
+    )
+    conn.execute(sa.insert(_key_tenants).from_select(["fingerprint", "tenants"], per_key))
 
 
 def upgrade() -> None:
