@@ -54,6 +54,7 @@ def probe_settings(env: Mapping[str, str]) -> ProbeSettings:
         backoff_s=_float(env, "KEYHEALTH_BACKOFF_S", d.backoff_s),
         timeout_s=_float(env, "KEYHEALTH_TIMEOUT_S", d.timeout_s),
         max_network_failures=max(1, _int(env, "KEYHEALTH_MAX_NETWORK_FAILURES", d.max_network_failures)),
+        max_error_answers=max(1, _int(env, "KEYHEALTH_MAX_ERROR_ANSWERS", d.max_error_answers)),
     )
 
 
