@@ -96,7 +96,12 @@ class Settings:
     keys_from_timeout_s: float = 120.0  # KEYHEALTH_KEYS_FROM_TIMEOUT_S
     fleet_concurrency: int = field(default_factory=lambda: default_fleet_concurrency())  # KEYHEALTH_FLEET_CONCURRENCY
     fleet_max_rps: float = 600.0  # KEYHEALTH_FLEET_MAX_RPS: requests/s ceiling for one process, all accounts
-    claim_ttl_s: float = 600.0  # KEYHEALTH_CLAIM_TTL_S: a worker's claim on a tenant expires after this
+    # KEYHEALTH_CLAIM_TTL_S: a worker's claim on a tenant expires after this unless its heartbeat (every third of it)
+    # refreshes it: a dead worker's tenants are taken over by the others about this long after it died
+    claim_ttl_s: float = 30.0
+    # KEYHEALTH_FLEET_WAIT_S: a worker with nothing left to claim waits on the other workers' claims this long with
+    # nothing moving before it ends the run unfinished (exit 5)
+    fleet_wait_s: float = 300.0
     # alerts
     alert_webhook: str | None = field(default=None, repr=False)  # KEYHEALTH_ALERT_WEBHOOK (Slack-compatible)
     alert_timeout_s: float = 5.0  # KEYHEALTH_ALERT_TIMEOUT_S: per delivery attempt
@@ -120,7 +125,8 @@ class Settings:
             keys_from_timeout_s=max(1.0, _float(env, "KEYHEALTH_KEYS_FROM_TIMEOUT_S", 120.0)),
             fleet_concurrency=max(1, _int(env, "KEYHEALTH_FLEET_CONCURRENCY", default_fleet_concurrency())),
             fleet_max_rps=max(1.0, _float(env, "KEYHEALTH_FLEET_MAX_RPS", 600.0)),
-            claim_ttl_s=max(5.0, _float(env, "KEYHEALTH_CLAIM_TTL_S", 600.0)),
+            claim_ttl_s=max(5.0, _float(env, "KEYHEALTH_CLAIM_TTL_S", 30.0)),
+            fleet_wait_s=max(1.0, _float(env, "KEYHEALTH_FLEET_WAIT_S", 300.0)),
             alert_webhook=(env.get("KEYHEALTH_ALERT_WEBHOOK") or "").strip() or None,
             alert_timeout_s=max(0.1, _float(env, "KEYHEALTH_ALERT_TIMEOUT_S", 5.0)),
             db=database_settings(env),
