@@ -50,6 +50,7 @@ from core.engine.probe import Pacing
 from core.features.recheck import MAX_SOURCE_LINES, BatchLine, BatchReport, parse_lines
 from core.store import fleet as runs
 from core.store import guard, is_database_error, redact, slugify
+from core.store.db import DEADLINES
 from core.store.errors import classify
 
 # The database failures a run carries on after (the next line may well save): another process held the lock, or
@@ -323,6 +324,8 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                 dead[0] = True
                 report.database_problem = db_problem
                 stop.set("database")
+                if db_problem.kind == "timed_out":
+                    DEADLINES.expire_all()  # the main loop's (and the heartbeat's) statements end now
         try:
             if last and not dead[0]:
                 _retrying(lambda: store.finish_run_item(item["id"], check_id=check_id, status=status,
@@ -399,6 +402,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         report.database_problem = report.database_problem or problem
         if problem.kind == "timed_out":
             dead[0] = True
+            DEADLINES.expire_all()  # the writer's (and the heartbeat's) statements waiting on it end now
         stop.set("database")
 
     beat_stop = threading.Event()

@@ -102,6 +102,14 @@ class Deadlines:
         with self._cv:
             self._armed.pop(id(conn), None)
 
+    def expire_all(self) -> None:
+        """Every call waiting on a server now ends at once (the caller has decided the database is gone)."""
+        with self._cv:
+            now = time.monotonic()
+            for cid, (token, _) in self._armed.items():
+                heapq.heappush(self._heap, (now, token, cid))
+            self._cv.notify()
+
     def fired(self, conn: Any) -> bool:
         with self._cv:
             return id(conn) in self._fired
