@@ -267,6 +267,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     by_slug: dict[str, list[BatchLine]] = {}  # a tenant given twice is checked twice, in line order
     for e in entries:
         by_slug.setdefault(slugify(e.tenant), []).append(e)
+    db = svc.rt.db
     with guard(svc.rt.db):  # the database already unusable: DatabaseFailure, one sentence (exit 3 in the CLI)
         if opts.resume:
             run = store.last_unfinished_run()
@@ -278,12 +279,12 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
         run_id = run["id"]
         report.run = dict(run)
+        runs.reopen_unreachable(db, run_id)  # a run from before unreachable tenants stayed open: check them again
         store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
         done_before = store.done_slugs(run_id) & set(by_slug)
         report.skipped = len(done_before)
         accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
     total = len(by_slug) - report.skipped
-    db = svc.rt.db
 
     probe = svc.rt.probe
     pacing = Pacing(probe, ceiling=opts.max_rps)

@@ -154,6 +154,15 @@ def checked_in_run(db: Database, run_id: int, slug: str) -> tuple[int, str] | No
         return (int(row[0]), row[1]) if row else None
 
 
+def reopen_unreachable(db: Database, run_id: int) -> int:
+    """Tenants a run marked "recorded" although their check was unreachable (runs from before unreachable items
+    stayed open) are open again, so that a resumed run checks them. Returns how many."""
+    with db.connect(write=True) as conn:
+        return int(conn.execute(i_.update().where(
+            i_.c.run_id == run_id, i_.c.state == "recorded", i_.c.status == "unreachable",
+        ).values(state="unreachable")).rowcount or 0)
+
+
 def release_items(db: Database, item_ids: list[int]) -> None:
     """Give claimed tenants back (this worker will not check them)."""
     if item_ids:
