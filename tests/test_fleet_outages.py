@@ -407,3 +407,34 @@ def test_a_frozen_postgresql_stops_the_run_within_30_s_with_its_summary(sandbox,
     assert "recorded, " in out and "lines failed" in out and "(run 1," in out, out  # the usual summary
     assert "not reached" in out
     assert "did not answer" in err and "Traceback" not in err, err
+
+
+@pytest.mark.postgres
+def test_postgres_client_deadline_keepalives_and_the_bulk_exemption(postgres, monkeypatch):
+    """The client's own deadline ends a statement the server has not answered (here: the server's own limit set
+    higher), with one "client deadline" sentence; a connection that turned the server's statement timeout off
+    (bench seeding's long statements) gets no client deadline either; keepalives and tcp_user_timeout are set."""
+    from core.store import DatabaseFailure
+
+    monkeypatch.setenv("KEYHEALTH_DB_STATEMENT_TIMEOUT_S", "0.5")  # client deadline: 2.5 s
+    url = postgres
+    store.dispose_engine(url)
+    try:
+        with store.connect(url) as conn:
+            params = conn.connection.dbapi_connection.info.get_parameters()
+            assert params.get("keepalives") == "1" and params.get("tcp_user_timeout") == "2500", params
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            started = time.monotonic()
+            conn.execute(sa.text("SELECT pg_sleep(3)"))  # longer than the client deadline: exempt, it completes
+            assert time.monotonic() - started >= 2.9
+        started = time.monotonic()
+        with pytest.raises(DatabaseFailure) as ei, store.guard(url), store.connect(url) as conn:
+            conn.exec_driver_sql("SET LOCAL statement_timeout = '20s'")  # the server would wait 20 s
+            conn.execute(sa.text("SELECT pg_sleep(10)"))
+        took = time.monotonic() - started
+        assert 2.0 < took < 5, took
+        assert ei.value.kind == "timed_out" and "within 2.5 s (client deadline" in str(ei.value), str(ei.value)
+        with store.connect(url) as conn:  # the pool recovers: the next statement runs on a fresh connection
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        store.dispose_engine(url)

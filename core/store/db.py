@@ -20,6 +20,7 @@ import heapq
 import itertools
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -81,32 +82,48 @@ class Deadlines:
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
-        self._heap: list[tuple[float, int, int]] = []  # (deadline, token, id(conn))
-        self._armed: dict[int, tuple[int, Any]] = {}  # id(conn) -> (token, conn)
+        self._heap: list[tuple[float, int, int]] = []  # (deadline, token, id(conn)); stale entries skipped
+        self._armed: dict[int, tuple[int, Any, float]] = {}  # id(conn) -> (token, conn, deadline)
         self._fired: set[int] = set()
+        self._exempt: set[int] = set()  # connections that turned the statement timeout off (long bulk work)
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
 
     def arm(self, conn: Any, seconds: float) -> None:
         with self._cv:
-            token = next(self._tokens)
-            self._armed[id(conn)] = (token, conn)
-            self._fired.discard(id(conn))
-            heapq.heappush(self._heap, (time.monotonic() + seconds, token, id(conn)))
+            cid = id(conn)
+            self._fired.discard(cid)
+            if cid in self._exempt:
+                return
+            token, at = next(self._tokens), time.monotonic() + seconds
+            self._armed[cid] = (token, conn, at)
+            if len(self._heap) > 4 * len(self._armed) + 1024:  # mostly stale: rebuild from what is armed
+                self._heap = [(d, t, c) for c, (t, _, d) in self._armed.items()]
+                heapq.heapify(self._heap)
+            else:
+                heapq.heappush(self._heap, (at, token, cid))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="db-deadlines", daemon=True)
                 self._thread.start()
-            self._cv.notify()
+            if self._heap[0][1] == token:  # the new earliest deadline: the watchdog sleeps until it
+                self._cv.notify()
 
     def disarm(self, conn: Any) -> None:
         with self._cv:
+            self._armed.pop(id(conn), None)
+
+    def exempt(self, conn: Any, on: bool = True) -> None:
+        """No deadline on this connection (it turned the server's statement timeout off) until `on` is False."""
+        with self._cv:
+            (self._exempt.add if on else self._exempt.discard)(id(conn))
             self._armed.pop(id(conn), None)
 
     def expire_all(self) -> None:
         """Every call waiting on a server now ends at once (the caller has decided the database is gone)."""
         with self._cv:
             now = time.monotonic()
-            for cid, (token, _) in self._armed.items():
+            for cid, (token, conn, _) in list(self._armed.items()):
+                self._armed[cid] = (token, conn, now)
                 heapq.heappush(self._heap, (now, token, cid))
             self._cv.notify()
 
@@ -123,7 +140,7 @@ class Deadlines:
                         heapq.heappop(self._heap)  # disarmed or re-armed since
                     if self._heap and self._heap[0][0] <= now:
                         _, _, cid = heapq.heappop(self._heap)
-                        _, conn = self._armed.pop(cid)
+                        _, conn, _ = self._armed.pop(cid)
                         self._fired.add(cid)
                         break
                     self._cv.wait(self._heap[0][0] - now if self._heap else 60.0)
@@ -146,6 +163,7 @@ def _shut(conn: Any) -> None:
 
 
 DEADLINES = Deadlines()
+_NO_TIMEOUT = re.compile(r"\s*SET\s+(?:LOCAL\s+|SESSION\s+)?statement_timeout\s*(?:=|TO)\s*'?0'?\s*;?\s*$", re.I)
 
 
 def _guard_postgres(engine: Engine, statement_s: float, connect_s: float) -> None:
@@ -154,7 +172,10 @@ def _guard_postgres(engine: Engine, statement_s: float, connect_s: float) -> Non
     ping = min(deadline, connect_s)
 
     def arm_cursor(conn, cursor, statement, parameters, context, executemany) -> None:
-        DEADLINES.arm(conn.connection.dbapi_connection, deadline)
+        raw = conn.connection.dbapi_connection
+        if _NO_TIMEOUT.match(statement):  # bulk work that turned the server's limit off (bench seeding): no ours
+            DEADLINES.exempt(raw)
+        DEADLINES.arm(raw, deadline)
 
     def disarm_cursor(conn, cursor, statement, parameters, context, executemany) -> None:
         DEADLINES.disarm(conn.connection.dbapi_connection)
@@ -163,7 +184,7 @@ def _guard_postgres(engine: Engine, statement_s: float, connect_s: float) -> Non
         DEADLINES.arm(conn.connection.dbapi_connection, deadline)
 
     def disarm_conn(dbapi_conn, *_: Any) -> None:
-        DEADLINES.disarm(dbapi_conn)
+        DEADLINES.exempt(dbapi_conn, on=False)  # back in the pool: the next user gets the deadline again
 
     def named(ctx) -> Any:
         dbapi_conn = getattr(ctx.connection, "connection", None)
