@@ -4,7 +4,9 @@ Keys are read from STRIPE_KEY, or from standard input when it is unset; never fr
 (arguments end up in shell history and process lists).
 
 Exit codes: 0 healthy / done, 1 a key is not healthy (or a recheck line failed), 2 usage error, 3 the database
-could not be used (one sentence on stderr naming the cause and the fix; core.store.errors), 130 / 143 a
+could not be used (one sentence on stderr naming the cause and the fix; core.store.errors), 4 Stripe gave no
+usable answer (our network, or a storm of 429/5xx answers; a recheck: some tenant unreachable, left for --resume),
+5 a recheck's run is unfinished (other workers' claims never finished; one sentence names them), 130 / 143 a
 recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, NoReturn
 from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
 
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_DATABASE, EXIT_UNREACHABLE = 0, 1, 2, 3, 4  # 4: Stripe never answered
+EXIT_UNFINISHED = 5  # a recheck's run did not finish: other workers' claims stayed open (see docs/operations.md)
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 COLOURS = {
@@ -270,7 +273,8 @@ def _recheck(args, stop) -> int:
         opts = FleetOptions(
             concurrency=args.concurrency or conf.fleet_concurrency,
             max_rps=args.max_rps or conf.fleet_max_rps,
-            run_name=args.run_name, resume=args.resume, claim_ttl_s=conf.claim_ttl_s, command=command,
+            run_name=args.run_name, resume=args.resume, claim_ttl_s=conf.claim_ttl_s, wait_s=conf.fleet_wait_s,
+            command=command,
         )
         progress = ProgressBar() if not args.json and sys.stderr is not None and sys.stderr.isatty() else None
         svc = _service(args)
@@ -305,6 +309,7 @@ def _recheck(args, stop) -> int:
             print(f"not reached (not checked, nothing recorded): lines {line_ranges(report.not_reached)}")
         extra = f", {report.skipped} already done in this run" if report.skipped else ""
         extra += f", {len(report.not_reached)} not reached" if report.not_reached else ""
+        extra += f", {report.unreachable_tenants} unreachable" if report.unreachable_tenants else ""
         where = f"run {run_id}" if run_id is not None else "no run started"
         print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed{extra} "
               f"({where}, {report.rate_limited} rate-limited answers, {report.elapsed_s:.1f} s)", flush=True)
@@ -317,8 +322,13 @@ def _recheck(args, stop) -> int:
     if stopped and report.database_problem is not None:  # the database stopped the run: its one sentence
         _say(report.database_problem.sentence)
         return EXIT_DATABASE
-    if report.unreachable is not None:
+    if report.unreachable is not None:  # our outage or Stripe's storm: the tenants are left for --resume
+        _say(f"{report.unreachable_tenants} tenant{'s' if report.unreachable_tenants != 1 else ''} not settled: "
+             f"{report.unreachable} Run python -m core recheck --resume once Stripe answers.")
         return EXIT_UNREACHABLE
+    if report.unfinished is not None:
+        _say(report.unfinished)
+        return EXIT_UNFINISHED
     return EXIT_OK if report.all_healthy else EXIT_VERDICT
 
 

@@ -181,6 +181,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KEYHEALTH_MAX_NETWORK_FAILURES", "probe.max_network_failures", "int", _P.max_network_failures,
             "consecutive requests with no HTTP answer after which a sweep that had answers stops (Stripe went "
             "away mid-sweep)", minimum=1),
+    Setting("KEYHEALTH_MAX_ERROR_ANSWERS", "probe.max_error_answers", "int", _P.max_error_answers,
+            "consecutive inconclusive answers (429, 5xx) after which a sweep stops: Stripe's trouble, not the key's",
+            minimum=1),
     # the fleet recheck (keyhealth recheck)
     Setting("KEYHEALTH_KEYS_FROM", "keys_from", "text", None,
             "the key-source command `recheck` runs when given no `--csv -` (it prints tenant,key lines)"),
@@ -190,9 +193,12 @@ SETTINGS: tuple[Setting, ...] = (
             "keys in flight at once in `recheck`", minimum=1, default_doc="16 per core (4 to 64)"),
     Setting("KEYHEALTH_FLEET_MAX_RPS", "fleet_max_rps", "float", 600.0,
             "requests per second ceiling for one `recheck` process, across every Stripe account", minimum=1),
-    Setting("KEYHEALTH_CLAIM_TTL_S", "claim_ttl_s", "float", 600.0,
-            "a worker's claim on a tenant expires after this many seconds (a crashed worker's tenants are taken "
-            "over)", minimum=5),
+    Setting("KEYHEALTH_CLAIM_TTL_S", "claim_ttl_s", "float", 30.0,
+            "a worker's claim on a tenant expires after this many seconds unless its heartbeat (every third of it) "
+            "refreshes it: a dead worker's tenants are taken over about this long after it died", minimum=5),
+    Setting("KEYHEALTH_FLEET_WAIT_S", "fleet_wait_s", "float", 300.0,
+            "a worker with nothing left to claim waits on the other workers' claims this long with nothing moving "
+            "before it ends the run unfinished (exit 5)", minimum=1),
     # alerts
     Setting("KEYHEALTH_ALERT_WEBHOOK", "alert_webhook", "url", None,
             "Slack-compatible webhook alerts are POSTed to (`{\"text\": …}`); never used in demo mode", secret=True,
@@ -248,6 +254,7 @@ class Settings:
     fleet_concurrency: int
     fleet_max_rps: float
     claim_ttl_s: float
+    fleet_wait_s: float
     alert_webhook: str | None = field(repr=False)
     alert_timeout_s: float
     db: DatabaseSettings

@@ -3,6 +3,7 @@ records itself as incomplete, and a re-probe of only the unknown rows settles th
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import stripe
@@ -105,8 +106,77 @@ def test_connection_refused_mid_sweep(db):
     unknown = [x for x in r.rows if x.verdict == "unknown"]
     assert len(unknown) > 20
     assert all("no answer" in x.reason or "Stripe did not answer" in x.reason for x in unknown)
-    assert r.status == "incomplete"
+    # our network, not the key: unreachable (never incomplete), with the rows it settled kept
+    assert r.status == "unreachable" and r.message is None and r.create_link is None
     settled = [x for x in r.rows if x.scope and x.verdict != "unknown"]
     assert len(settled) >= 10 and all(x.verdict in ("ok", "not_applicable") for x in settled)
-    store.at(db).record_check(r, "Gone Away", source="cli", checked_by="test")
-    assert store.at(db).latest_checks()[0]["status"] == "incomplete"
+    s = store.at(db)
+    s.record_check(r, "Gone Away", source="cli", checked_by="test")
+    assert s.latest_checks() == []  # an unreachable check is never the tenant's latest
+    assert [c["status"] for c in s.tenant_history("Gone Away")] == ["unreachable"]
+
+
+# --- a storm of 5xx / 429 answers is Stripe's trouble: bounded, and never the tenant's fault (issue 17.3) ---------
+STORMS = {"500": (500, "json"), "503 html": (503, "html"), "429": (429, "json")}
+
+
+@pytest.fixture(scope="module")
+def healthy_sweep(sandbox):
+    """A healthy key's sweep with the real default settings: the yardstick for a storm's bound."""
+    sandbox.reset()
+    settings = ProbeSettings()
+    client = _client_with(sandbox.url, settings.timeout_s)
+    r = check_key(DEMO_KEYS["healthy"].key, client=client, settings=settings)
+    assert r.status == "healthy"
+    return r.requests, r.elapsed_s
+
+
+def _client_with(url: str, timeout_s: float) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_unused", base_addresses={"api": url, "files": url}, max_network_retries=0,
+                               http_client=stripe.RequestsClient(timeout=timeout_s))
+
+
+@pytest.mark.parametrize("name", list(STORMS))
+def test_a_storm_stops_the_check_within_twice_a_sweep(sandbox, healthy_sweep, name):
+    """Every answer a 5xx or a 429: the check stops after a bounded run of errors, within 2x a healthy sweep's
+    requests and 2x its time (before: 268 requests, ~20 s, "incomplete" with a tenant message and a create-key
+    link). The problem says Stripe answered with errors; there is no message for the tenant."""
+    status, body = STORMS[name]
+    sweep_requests, sweep_s = healthy_sweep
+    settings = ProbeSettings()  # the real defaults: 3 retries, 0.25 s first backoff
+    sandbox.faults.fail(None, status=status, body=body)
+    started = time.monotonic()
+    r = check_key(DEMO_KEYS["healthy"].key, client=_client_with(sandbox.url, settings.timeout_s), settings=settings)
+    took = time.monotonic() - started
+    assert r.requests <= 2 * sweep_requests, (r.requests, sweep_requests)
+    assert took <= 2 * sweep_s, (took, sweep_s)
+    assert r.status == "unreachable" and r.to_json()["score"] is None
+    assert r.problem.startswith("Stripe answered with errors") and "not the tenant's key" in r.problem
+    assert r.message is None and r.create_link is None and r.guide_notes == []
+    assert all(x.verdict in ("unknown", "not_applicable") for x in r.rows if x.scope)  # nothing settled
+
+
+def test_a_storm_partway_keeps_the_settled_rows_and_moves_no_status(sandbox, make_service, tmp_path):
+    """Stripe starts answering 500 to everything partway: the rows settled before stand, the check is recorded
+    as unreachable, the tenant's latest status stays healthy, and no alert is raised."""
+    svc = make_service(f"sqlite:///{tmp_path / 'storm.db'}")
+    first = svc.check(DEMO_KEYS["healthy"].key, "Stormy Ltd", source="cli")
+    assert first.result.status == "healthy" and first.check_id is not None
+    settings = ProbeSettings(rate_test=400, concurrency=4, retries=1, backoff_s=0.01, timeout_s=5.0)
+
+    def progress(row, done, total):
+        if done == 10:
+            sandbox.faults.fail(None, status=500)
+
+    from core.engine.check import check_key as ck
+    r = ck(DEMO_KEYS["healthy"].key, client=_client_with(sandbox.url, 5.0), settings=settings, on_progress=progress)
+    assert r.status == "unreachable" and r.problem.startswith("Stripe answered with errors")
+    settled = [x for x in r.rows if x.scope and x.verdict != "unknown"]
+    assert len(settled) >= 10 and all(x.verdict in ("ok", "not_applicable") for x in settled)
+    assert any("Stripe answered with errors" in (x.reason or "") for x in r.rows if x.verdict == "unknown")
+    checked = svc.record(svc.lifecycle(svc.judge(r), "Stormy Ltd"), "Stormy Ltd", source="batch")
+    assert checked.check_id is not None
+    assert svc.store.get_tenant("Stormy Ltd")["last_check_id"] == first.check_id
+    [t] = [x for x in svc.store.list_tenants() if x["name"] == "Stormy Ltd"]
+    assert t["last_status"] == "healthy"
+    assert svc.store.open_alerts() == []

@@ -68,7 +68,7 @@ def test_a_sandbox_that_dies_mid_sweep_stops_after_the_bounded_failures():
     served = settled_at_death[0]
     settled = [x for x in r.rows if x.verdict in ("ok", "missing", "excess")]
     unknown = [x for x in r.rows if x.verdict == "unknown"]
-    assert r.status == "incomplete"
+    assert r.status == "unreachable"  # our network, not the key (issue 17.3): never "incomplete"
     assert "stopped answering partway" in r.problem
     assert "connection refused" in r.problem or "closed without an answer" in r.problem, r.problem
     assert settled_at_death[1] >= 8 and len(settled) >= settled_at_death[1], "the rows settled before stand"
@@ -79,9 +79,7 @@ def test_a_sandbox_that_dies_mid_sweep_stops_after_the_bounded_failures():
     assert unanswered <= settings.max_network_failures + 2 * settings.concurrency, unanswered
     assert unanswered < len(unknown) * (settings.retries + 1) / 4
     assert any("Stripe did not answer" in (x.reason or "") for x in unknown)
-    msg = r.message
-    assert msg is not None and f"the {len(settled)} permissions we could check" in msg
-    assert f"could not check {len(unknown)} more" in msg and "exactly the permissions" not in msg
+    assert r.message is None and r.create_link is None  # nothing for the tenant: it is not their key
 
 
 def test_live_key_replaced_by_a_test_key_of_another_account(sandbox, make_service, tmp_path):

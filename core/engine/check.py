@@ -113,25 +113,27 @@ def assemble(
     """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
 
     `problem` set: the key was refused (locally by intake, or by Stripe with `refused` saying how), so there
-    is no grid. `unreachable` set (one sentence) and not `answered`: Stripe gave no HTTP answer at all, so the
-    status is "unreachable" (our network, not the key): no grid, no score, no tenant message. `unreachable` set
-    and `answered`: Stripe stopped answering partway; the rows settled before stand, the rest are unknown, and
-    the sentence is the result's problem. Otherwise every row is judged from `outcomes` (scope -> what the probes
-    saw), and the status, score, fixes, tenant message and create-key link follow from the rows.
+    is no grid. `unreachable` set (one sentence): the sweep stopped on our side's or Stripe's trouble (no HTTP
+    answer, or a storm of 429/5xx answers), so the status is "unreachable" (not the key): no score, no tenant
+    message, no guide notes, never the tenant's latest status and no alert (core.store.record, core.features.alerts).
+    Not `answered` (not one HTTP answer): no grid either. `answered` (it stopped partway): the rows settled before
+    stand, the rest are unknown. Otherwise every row is judged from `outcomes` (scope -> what the probes saw), and
+    the status, score, fixes, tenant message and create-key link follow from the rows.
     """
     if problem is not None:
         result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
-    elif unreachable is not None and not answered:
-        result = CheckResult(key=info, status="unreachable", score=0, problem=unreachable, account=account)
+    elif unreachable is not None:  # our network or a storm of Stripe's errors: says nothing about the key
+        rows = build_rows(catalogue, profile, outcomes or {}) if answered else []  # settled rows stand
+        result = CheckResult(key=info, status="unreachable", score=0, problem=unreachable, account=account, rows=rows)
+        for r in rows:
+            r.fix = fix_for(r, profile)
     else:
         rows = build_rows(catalogue, profile, outcomes or {})
         status = overall_status(rows)
         result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)
-        if unreachable is not None:  # Stripe stopped answering partway: settled rows stand, the rest are unknown
-            result.problem = unreachable
         for r in rows:
             r.fix = fix_for(r, profile)
-    result.guide_notes = guide_notes(result, profile)
+    result.guide_notes = guide_notes(result, profile) if result.says_something else []
     result.requests = requests
     result.no_answer = no_answer
     result.elapsed_s = elapsed_s
@@ -139,7 +141,8 @@ def assemble(
     if checked_at is not None:
         result.checked_at = checked_at
     result.message = tenant_message(result, profile, catalogue)
-    result.create_link = create_link(profile, catalogue, info.mode)
+    # nothing to offer the tenant when the check says nothing about the key (no "create a key" button either)
+    result.create_link = create_link(profile, catalogue, info.mode) if result.says_something else None
     return result
 
 

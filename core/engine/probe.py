@@ -12,6 +12,9 @@ look an object up or create one (see data/catalogue.toml for the probes).
 - No HTTP answer at all (refused connection, DNS, TLS, proxy, timeouts) is Stripe unreachable, our side's
   problem: if the first probe gets none after its retries the sweep stops at once; if Stripe stops answering
   later, the sweep stops after `max_network_failures` consecutive network failures (settled rows stand).
+- A storm of errors (429 or 5xx) is Stripe's trouble, not the key's: after `max_error_answers` inconclusive HTTP
+  answers in a row (every try counts; any conclusive answer resets the count) the sweep stops (settled rows
+  stand). Both stops make the check "unreachable" (core.engine.check.assemble): it says nothing about the key.
 - Outcomes are yielded one by one in the caller's thread, so a UI can show progress.
 """
 from __future__ import annotations
@@ -205,7 +208,8 @@ class SweepStats:
     incidents: list[str] = field(default_factory=list)
     answered: bool = False  # Stripe gave at least one HTTP answer
     network_failures: int = 0  # requests that got no HTTP answer at all
-    unreachable: str | None = None  # one sentence when the sweep stopped because Stripe did not answer
+    unreachable: str | None = None  # one sentence when the sweep stopped because Stripe did not answer (or stormed)
+    stormed: bool = False  # the sweep stopped on a storm of 429/5xx answers (`unreachable` then says so)
 
 
 def _stopped(why: str = "Stripe refused the key") -> Answer:
@@ -332,6 +336,14 @@ def api_host(client: stripe.StripeClient) -> str:
     return urlsplit(base).netloc or base
 
 
+def storm_sentence(errors: int, last: str) -> str:
+    return (
+        f"Stripe answered with errors ({errors} in a row, the last one {last}), so the check stopped: this is "
+        "Stripe's trouble, not the tenant's key. The permissions settled before stand, the rest are unknown; "
+        "check again once Stripe answers normally."
+    )
+
+
 def unreachable_sentence(host: str, cause: str, *, partway: bool = False) -> str:
     if partway:
         return (
@@ -389,7 +401,9 @@ class KeyRequests:
         self.network_failures = 0  # requests with no HTTP answer, in all
         self.network_in_a_row = 0  # ... since the last HTTP answer
         self.network_cause: str | None = None  # why the last one got no answer
-        self.stop_reason: str | None = None  # auth | unreachable | None (or the caller stopped)
+        self.errors_in_a_row = 0  # inconclusive HTTP answers (429, 5xx) since the last conclusive one
+        self.last_error: str | None = None  # the last of them, in a few words
+        self.stop_reason: str | None = None  # auth | unreachable | storm | None (or the caller stopped)
 
     def stop_unreachable(self) -> None:
         with self._lock:
@@ -399,6 +413,8 @@ class KeyRequests:
     def stopped_why(self) -> str:
         if self.stop_reason == "unreachable":
             return "Stripe did not answer (our network)"
+        if self.stop_reason == "storm":
+            return "Stripe answered with errors"
         return "Stripe refused the key"
 
     def send(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Answer | None]:
@@ -442,8 +458,12 @@ class KeyRequests:
                 if give_up:
                     self.stop_unreachable()
                 return None, a
-            self._heard()
+            self._heard(inconclusive=a.kind == "retry")
+            storm = False
             with self._lock:
+                if a.kind == "retry":
+                    self.last_error = "429 rate limited" if a.status == 429 else f"{a.status} server error"
+                    storm = self.errors_in_a_row >= self.settings.max_error_answers
                 if a.account and self.account is None:
                     self.account = a.account
                     self._join_account(a.account)
@@ -455,6 +475,9 @@ class KeyRequests:
                     if self.auth_problem is None:
                         self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
                     self.stop_reason = self.stop_reason or "auth"
+                    self.stop.set()
+                elif storm:
+                    self.stop_reason = self.stop_reason or "storm"
                     self.stop.set()
             return None, a
         finally:
@@ -472,10 +495,11 @@ class KeyRequests:
                 shared.charge()
             self.bucket = shared
 
-    def _heard(self) -> None:
+    def _heard(self, inconclusive: bool = False) -> None:
         with self._lock:
             self.answered = True
             self.network_in_a_row = 0
+            self.errors_in_a_row = self.errors_in_a_row + 1 if inconclusive else 0
 
     def request(
         self, method: str, path: str, params: dict[str, Any] | None = None, *,
@@ -659,4 +683,7 @@ class Prober:
                 self.stats.unreachable = unreachable_sentence(
                     h.host, h.network_cause or "no answer", partway=h.answered
                 )
+            elif h.stop_reason == "storm":
+                self.stats.stormed = True
+                self.stats.unreachable = storm_sentence(h.errors_in_a_row, h.last_error or "an error")
 

@@ -18,8 +18,10 @@ LEVELS: tuple[Level, ...] = ("none", "read", "write")
 VERDICTS: tuple[Verdict, ...] = ("ok", "missing", "excess", "unknown", "not_applicable")
 # What a check says about the key, worst first: the order triage sorts by.
 KEY_STATUSES: tuple[Status, ...] = ("invalid", "failing", "incomplete", "attention", "healthy")
-# Every status a check may have. "unreachable" (Stripe gave no HTTP answer at all: our network, not the key)
-# says nothing about the key: no score, not a tenant's latest status, out of the status mix and score charts.
+# Every status a check may have. "unreachable" (Stripe gave no HTTP answer, or stopped answering partway, or
+# answered only with a storm of 429/5xx errors: our network or Stripe's trouble, not the key) says nothing about
+# the key: no score, no tenant message, not a tenant's latest status, no alert, out of the status mix and score
+# charts. Rows settled before the sweep stopped are kept with it.
 STATUSES: tuple[Status, ...] = (*KEY_STATUSES, "unreachable")
 
 

@@ -21,6 +21,9 @@ class ProbeSettings:
     # Consecutive requests with no HTTP answer at all (refused, reset, DNS, TLS, proxy, timeout) after which
     # a sweep that had answers before stops: Stripe went away mid-sweep, the remaining scopes stay unknown.
     max_network_failures: int = 8
+    # Consecutive inconclusive HTTP answers (429 or 5xx, each try counted) after which a sweep stops: a storm of
+    # errors is Stripe's trouble, not the key's; the rows settled before stand, the check moves no status.
+    max_error_answers: int = 16
 
     def rate_for(self, mode: Mode | None) -> float:
         return self.rate_live if mode == "live" else self.rate_test

@@ -37,6 +37,8 @@ def slack_escape(text: str) -> str:
 
 def what_changed(previous: Mapping[str, Any] | None, result: CheckResult) -> tuple[list[str], list[str]]:
     """(kinds, sentences) of what got worse since `previous` (a stored check with its rows), or ([], [])."""
+    if not result.says_something:  # our outage or Stripe's storm of errors: nothing about the key, never an alert
+        return [], []
     kinds: list[str] = []
     lines: list[str] = []
     prev_status = previous["status"] if previous else None

@@ -9,11 +9,17 @@ by one writer, in a stored run that can be resumed and shared by several workers
   of the account (core.engine.probe.Pacing). A global bucket caps the requests/s of the process.
 - One writer thread in front of the store records every result in turn (SQLite has one writer anyway), so
   concurrency cannot lose a check to a lock; every line ends recorded or reported failed with its reason.
-- A check Stripe never answered (unreachable: our side's network) stops the run from claiming more tenants; the
-  tenants not checked are listed as such and left for `--resume`.
+- A check Stripe gave no usable answer to (unreachable: our side's network, or a storm of 429/5xx answers) stops
+  the run from claiming more tenants; it moves no tenant's status and raises no alert. Its tenant stays open in the
+  run ("unreachable"), like the tenants not checked, and `--resume` checks them again.
 - The run and its tenants are stored (fleet_runs, fleet_items). Tenants are claimed before they are checked
-  (PostgreSQL: FOR UPDATE SKIP LOCKED, with an expiry), so workers sharing a run never check one twice and a
-  run killed halfway keeps every finished check; `resume` picks the last unfinished run up where it stopped.
+  (PostgreSQL: FOR UPDATE SKIP LOCKED, with an expiry of `claim_ttl_s`, 30 s), so workers sharing a run never
+  check one twice and a run killed halfway keeps every finished check; `resume` picks the last unfinished run up
+  where it stopped. A live worker's heartbeat keeps its claims (every claim_ttl_s / 3); a dead worker's expire and
+  are taken over (a tenant it had checked just before dying is counted, not checked again).
+- A worker with nothing left to claim while other workers still hold claims waits for them (taking over the claims
+  that expire) and ends only when the run is finished, or when nothing moved for `wait_s`: the report then says
+  `unfinished` ("run 7 unfinished: 19 tenants claimed by worker host:pid, which stopped answering"; exit 5).
 - A run can be stopped (`Stop`: SIGINT or SIGTERM through `Stop.on_signals()`, or a database that died): no new
   tenant is claimed, sweeps in flight are abandoned (their requests are side-effect free; nothing of them is
   recorded), checks already handed to the writer are written whole (never half a check), unfinished claims go
@@ -42,7 +48,9 @@ import sqlalchemy.exc
 from core.engine.check import check_key
 from core.engine.probe import Pacing
 from core.features.recheck import MAX_SOURCE_LINES, BatchLine, BatchReport, parse_lines
+from core.store import fleet as runs
 from core.store import guard, is_database_error, redact, slugify
+from core.store.db import DEADLINES
 from core.store.errors import classify
 
 # The database failures a run carries on after (the next line may well save): another process held the lock, or
@@ -105,7 +113,8 @@ class FleetOptions:
     max_rps: float = 600.0  # the process's ceiling, across every account
     run_name: str | None = None  # workers given the same name share the run
     resume: bool = False  # continue the last unfinished run
-    claim_ttl_s: float = 600.0
+    claim_ttl_s: float = 30.0  # a claim not refreshed by its worker's heartbeat expires after this
+    wait_s: float = 300.0  # waiting on other workers' claims: give up after this long with nothing moving
     command: str = "recheck"  # what started the run (stored; never a key)
     worker: str = field(default_factory=lambda: f"{socket.gethostname()[:60]}:{os.getpid()}")
 
@@ -118,12 +127,22 @@ class FleetReport(BatchReport):
     requests: int = 0
     no_answer: int = 0  # of `requests`, those that got no HTTP answer (they may never have reached Stripe)
     elapsed_s: float = 0.0
+    unreachable_tenants: int = 0  # checked without a usable answer from Stripe, or not checked because of it
+    unfinished: str | None = None  # one sentence: the run is not finished, and who holds what is left
+
+    @property
+    def trouble(self) -> int:
+        """Tenants (lines) this worker leaves unsettled or failed: unreachable, failed or not reached."""
+        return self.unreachable_tenants + len(self.failed_lines) + len(self.not_reached)
 
     def to_json(self) -> dict:
         out = super().to_json()
         out["run"] = {"id": self.run.get("id"), "name": self.run.get("name"), "skipped": self.skipped,
                       "rate_limited": self.rate_limited, "requests": self.requests,
-                      "elapsed_s": round(self.elapsed_s, 3), "finished": self.run.get("finished_at") is not None}
+                      "elapsed_s": round(self.elapsed_s, 3), "finished": self.run.get("finished_at") is not None,
+                      "open": self.run.get("open")}
+        out["unreachable_tenants"] = self.unreachable_tenants
+        out["unfinished"] = self.unfinished
         return out
 
 
@@ -145,6 +164,10 @@ class Stop:
 
     def is_set(self) -> bool:
         return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` s; True at once when the run is stopped."""
+        return self._event.wait(timeout)
 
     @property
     def signal(self) -> str | None:
@@ -186,12 +209,13 @@ class Writer:
 
 
 def _retrying(fn: Callable[[], Any], tries: int = 5, delay_s: float = 0.2) -> Any:
-    """Run a store write, again after a lock or a dropped connection (OperationalError), a few times."""
+    """Run a store write, again after a lock or a dropped connection (OperationalError), a few times. A timeout
+    (the server did not answer in time: frozen, cut off) is not tried again: each try would cost the whole wait."""
     for i in range(tries):
         try:
             return fn()
-        except sqlalchemy.exc.OperationalError:
-            if i == tries - 1:
+        except sqlalchemy.exc.OperationalError as e:
+            if i == tries - 1 or classify(e).kind == "timed_out":
                 raise
             time.sleep(delay_s * 2 ** i)  # backoff between tries of a locked database
 
@@ -213,6 +237,17 @@ def _release_dead_claims(store: Any, run_id: int) -> None:
     store.release_run_items(dead)
 
 
+def unfinished_sentence(run_id: int, claims: list[tuple[str, int, Any]], unclaimed: int) -> str:
+    """"run 7 unfinished: 19 tenants claimed by worker host:pid, which stopped answering" (and the rest)."""
+    parts = [f"{n} tenant{'s' if n != 1 else ''} claimed by worker {w}" for w, n, _ in claims]
+    said = ", ".join(parts) + (", which stopped answering" if claims else "")
+    if unclaimed:
+        said += ("; " if said else "") + (f"{unclaimed} tenant{'s' if unclaimed != 1 else ''} no worker has taken "
+                                          "(their keys are in another worker's source)")
+    return (f"run {run_id} unfinished: {said}; python -m core recheck --resume (or another worker) takes them "
+            "over once their claims expire")
+
+
 def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
               progress: Callable[[int, int, int], None] | None = None, stop: Stop | None = None) -> FleetReport:
     """Check and record every entry concurrently, in a stored run. `progress(done, total, failed)` is called
@@ -232,6 +267,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     by_slug: dict[str, list[BatchLine]] = {}  # a tenant given twice is checked twice, in line order
     for e in entries:
         by_slug.setdefault(slugify(e.tenant), []).append(e)
+    db = svc.rt.db
     with guard(svc.rt.db):  # the database already unusable: DatabaseFailure, one sentence (exit 3 in the CLI)
         if opts.resume:
             run = store.last_unfinished_run()
@@ -243,6 +279,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
         run_id = run["id"]
         report.run = dict(run)
+        runs.reopen_unreachable(db, run_id)  # a run from before unreachable tenants stayed open: check them again
         store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
         done_before = store.done_slugs(run_id) & set(by_slug)
         report.skipped = len(done_before)
@@ -256,9 +293,10 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
     lock = threading.Lock()
     done = [0, 0]  # tenants finished, of which failed
     claimed: dict[int, dict] = {}  # every item this process claimed, by id
-    finished: set[int] = set()  # items marked done in the run
+    finished: set[int] = set()  # items marked done in the run (or given back)
+    foreign: set[int] = set()  # items of the run this worker has no key for (another worker's source)
     dead: list[bool] = [False]  # a write failed on a database outside CARRY_ON: later writes are not tried
-    unreachable = threading.Event()  # Stripe never answered a check: claim no more tenants (our side's outage)
+    unreachable = threading.Event()  # Stripe gave no usable answer to a check: claim no more tenants (an outage)
 
     def tick(failed: bool) -> None:
         with lock:
@@ -287,6 +325,8 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                 dead[0] = True
                 report.database_problem = db_problem
                 stop.set("database")
+                if db_problem.kind == "timed_out":
+                    DEADLINES.expire_all()  # the main loop's (and the heartbeat's) statements end now
         try:
             if last and not dead[0]:
                 _retrying(lambda: store.finish_run_item(item["id"], check_id=check_id, status=status,
@@ -307,6 +347,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             report.no_answer += result.no_answer
             if result.status == "unreachable":
                 report.unreachable = report.unreachable or result.problem
+                report.unreachable_tenants += 1
                 unreachable.set()
         if last:
             tick(check_id is None)
@@ -321,6 +362,15 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             _retrying(lambda: store.release_run_items([item["id"]]))
             finished.add(item["id"])
             return out
+        if item.get("taken_over"):  # a dead worker's claim: it may have checked the tenant just before dying
+            found = _retrying(lambda: runs.checked_in_run(db, run_id, item["slug"]))
+            if found is not None:
+                _retrying(lambda: store.finish_run_item(item["id"], check_id=found[0], status=found[1],
+                                                        problem=None))
+                finished.add(item["id"])
+                with lock:
+                    report.skipped += 1
+                return out
         for n, entry in enumerate(lines, start=1):
             try:
                 abandon_if_stopping()
@@ -344,37 +394,83 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
                 out[-1].result()  # the next line of the same tenant is judged against this one's record
         return out
 
+    def database_stopped(e: Exception) -> None:
+        """A store call of the main loop failed on the database: no more tenants. A timeout (a frozen or cut-off
+        server) also stops the writer: every later write would wait as long again."""
+        if not is_database_error(e):
+            raise e
+        problem = classify(e, db)
+        report.database_problem = report.database_problem or problem
+        if problem.kind == "timed_out":
+            dead[0] = True
+            DEADLINES.expire_all()  # the writer's (and the heartbeat's) statements waiting on it end now
+        stop.set("database")
+
+    beat_stop = threading.Event()
+
+    def heartbeat() -> None:
+        """While this worker lives, its claims stay its own (another worker takes them over once they expire)."""
+        every = max(0.5, opts.claim_ttl_s / 3)
+        while not beat_stop.wait(every):
+            try:
+                runs.heartbeat(db, run_id, opts.worker, opts.claim_ttl_s)
+            except Exception as e:  # noqa: BLE001 - the run's own writes say what is wrong with the database
+                log.warning("refreshing this worker's claims failed: %s", type(e).__name__)
+
     k = max(1, int(opts.concurrency))
     probe_pool = ThreadPoolExecutor(max_workers=min(MAX_PROBE_THREADS, k * probe.concurrency),
                                     thread_name_prefix="probe")
     keys_pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="fleet")
     in_flight: set[Future] = set()
     writes: list[Future] = []
+    beat = threading.Thread(target=heartbeat, name="claims-heartbeat", daemon=True)
+    beat.start()
+    waiting: tuple[float, int] | None = None  # (since when, open items then) while waiting on other workers
     try:
         while True:
             free = 0 if unreachable.is_set() else k - len(in_flight)
             got: list[dict] = []
             if free > 0 and not stop.is_set():
                 try:
-                    got = _retrying(functools.partial(store.claim_run_items, run_id, opts.worker, free,
-                                                       opts.claim_ttl_s))
-                except Exception as e:
-                    if not is_database_error(e):
-                        raise
+                    got = _retrying(functools.partial(runs.claim_items, db, run_id, opts.worker, free,
+                                                      opts.claim_ttl_s, exclude=foreign))
+                except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
                     # no more tenants; the sweeps in flight still go to the writer, whose first failed write
                     # names the line and the reason (or the database is back and they are recorded)
-                    report.database_problem = report.database_problem or classify(e, svc.rt.db)
-                    stop.set("database")
+                    database_stopped(e)
             for item in got:
                 claimed[item["id"]] = item
                 lines = by_slug.get(item["slug"])
                 if lines is None:  # another worker's source has this tenant; this one has no key for it
                     store.release_run_items([item["id"]])
                     finished.add(item["id"])
+                    foreign.add(item["id"])
                     continue
                 in_flight.add(keys_pool.submit(check, item, lines))
+            if got:
+                waiting = None
             if not in_flight:
-                break
+                if got or stop.is_set() or unreachable.is_set():
+                    if got:
+                        continue
+                    break
+                # nothing left to claim here: the run is finished, or other workers hold what is left
+                try:
+                    left = runs.open_claims(db, run_id)
+                except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
+                    database_stopped(e)
+                    break
+                if left["open"] == 0:
+                    break
+                now = time.monotonic()
+                if waiting is None or left["open"] < waiting[1]:
+                    waiting = (now, left["open"])  # something moved: wait on
+                elif now - waiting[0] >= opts.wait_s:
+                    others = [c for c in left["claims"] if c[0] != opts.worker]
+                    report.unfinished = unfinished_sentence(run_id, others, left["claimable"])
+                    break
+                stop.wait(min(1.0, max(0.05, opts.claim_ttl_s / 10)))  # a signal ends the wait at once
+                continue
             # a short timeout, so that a stop (a flag set by a signal handler) is noticed between completions
             ready, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
             writes.extend(w for f in ready for w in f.result())
@@ -384,22 +480,27 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         keys_pool.shutdown(wait=True, cancel_futures=True)
         writer.close()
         probe_pool.shutdown(wait=True)
+        beat_stop.set()
         report.rate_limited = pacing.rate_limited
-        report.elapsed_s = time.monotonic() - started
         unfinished = [i for i in claimed if i not in finished]
-        try:
-            if unfinished and not dead[0]:  # back to pending: --resume (or another worker) takes them
-                store.release_run_items(unfinished)
-            store.add_rate_limited(run_id, pacing.rate_limited)
-            report.run = store.summarise_run(run_id, finish=True)
-        except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
-            log.error("summarising the run failed: %s", type(e).__name__)
-    if report.unreachable is not None:  # the lines never checked because Stripe did not answer
+        if not dead[0]:  # a database that timed out is not waited on again for the summary
+            try:
+                if unfinished:  # back to pending: --resume (or another worker) takes them
+                    store.release_run_items(unfinished)
+                store.add_rate_limited(run_id, pacing.rate_limited)
+                report.run = store.summarise_run(run_id, finish=True)
+            except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
+                log.error("summarising the run failed: %s", type(e).__name__)
+        report.elapsed_s = time.monotonic() - started
+    if report.unreachable is not None:  # the lines never checked because Stripe gave no usable answer
         covered = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
+        skipped = [e for slug, es in by_slug.items() if slug not in done_before for e in es if e.line not in covered]
+        has_result = {slugify(r["tenant"]) for r in report.results}
+        report.unreachable_tenants += len({slugify(e.tenant) for e in skipped} - has_result)
         report.failed_lines.extend(
-            {"line": e.line, "problem": "Not checked: Stripe did not answer this server (see the unreachable line); "
+            {"line": e.line, "problem": "Not checked: Stripe gave no usable answer (see the unreachable line); "
                                         "run the recheck again (--resume) once it does."}
-            for slug, es in by_slug.items() if slug not in done_before for e in es if e.line not in covered
+            for e in skipped
         )
     report.results.sort(key=lambda r: r["line"])
     report.failed_lines.sort(key=lambda f: f["line"])

@@ -10,18 +10,27 @@ connect timeout and a statement timeout (KEYHEALTH_DB_CONNECT_TIMEOUT_S, KEYHEAL
 a server that accepts connections but never answers costs seconds, not forever: one bounded connection attempt
 plus one retry, after which the failure is remembered for DOWN_MEMORY_S and every further connection in this
 process fails at once with the same error (`_ConnectGate`), so a command that needs the database several
-times (name check, upgrade, save, audit) does not wait for it again each time. core.store.errors turns
+times (name check, upgrade, save, audit) does not wait for it again each time. Those timeouts are kept by the
+server; a server that is frozen (SIGSTOP, a hung VM) or cut off never sends them, so the client keeps its own deadlines
+too: TCP keepalives and libpq's tcp_user_timeout (a dead network), and a per-statement client deadline
+(`Deadlines`: a statement, commit or connection ping with no answer within the statement timeout plus 2 s has its
+socket shut down, and raises ClientDeadline, which core.store.errors calls "timed_out"). core.store.errors turns
 whatever a database throws into one sentence.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -95,6 +104,153 @@ def _sqlite_on_connect(busy_ms: int):
             cur.close()
 
     return on_connect
+
+
+class ClientDeadline(sa.exc.OperationalError):
+    """A PostgreSQL statement (or commit, or ping) got no answer within the client's own deadline: its connection
+    was shut down. The server may be frozen or unreachable; it never sent its own statement timeout."""
+
+
+class Deadlines:
+    """One watchdog thread for every PostgreSQL connection of the process: `arm(dbapi_conn, seconds)` before a
+    call that waits on the server, `disarm(dbapi_conn)` after it. A call still waiting at its deadline has its
+    socket shut down (the driver then raises at once) and the connection is marked, so the error it raises can be
+    named a client timeout (`fired`)."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int, int]] = []  # (deadline, token, id(conn)); stale entries skipped
+        self._armed: dict[int, tuple[int, Any, float]] = {}  # id(conn) -> (token, conn, deadline)
+        self._fired: set[int] = set()
+        self._exempt: set[int] = set()  # connections that turned the statement timeout off (long bulk work)
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn: Any, seconds: float) -> None:
+        with self._cv:
+            cid = id(conn)
+            self._fired.discard(cid)
+            if cid in self._exempt:
+                return
+            token, at = next(self._tokens), time.monotonic() + seconds
+            self._armed[cid] = (token, conn, at)
+            if len(self._heap) > 4 * len(self._armed) + 1024:  # mostly stale: rebuild from what is armed
+                self._heap = [(d, t, c) for c, (t, _, d) in self._armed.items()]
+                heapq.heapify(self._heap)
+            else:
+                heapq.heappush(self._heap, (at, token, cid))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="db-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][1] == token:  # the new earliest deadline: the watchdog sleeps until it
+                self._cv.notify()
+
+    def disarm(self, conn: Any) -> None:
+        with self._cv:
+            self._armed.pop(id(conn), None)
+
+    def exempt(self, conn: Any, on: bool = True) -> None:
+        """No deadline on this connection (it turned the server's statement timeout off) until `on` is False."""
+        with self._cv:
+            (self._exempt.add if on else self._exempt.discard)(id(conn))
+            self._armed.pop(id(conn), None)
+
+    def expire_all(self) -> None:
+        """Every call waiting on a server now ends at once (the caller has decided the database is gone)."""
+        with self._cv:
+            now = time.monotonic()
+            for cid, (token, conn, _) in list(self._armed.items()):
+                self._armed[cid] = (token, conn, now)
+                heapq.heappush(self._heap, (now, token, cid))
+            self._cv.notify()
+
+    def fired(self, conn: Any) -> bool:
+        with self._cv:
+            return id(conn) in self._fired
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while True:
+                    now = time.monotonic()
+                    while self._heap and self._armed.get(self._heap[0][2], (None,))[0] != self._heap[0][1]:
+                        heapq.heappop(self._heap)  # disarmed or re-armed since
+                    if self._heap and self._heap[0][0] <= now:
+                        _, _, cid = heapq.heappop(self._heap)
+                        _, conn, _ = self._armed.pop(cid)
+                        self._fired.add(cid)
+                        break
+                    self._cv.wait(self._heap[0][0] - now if self._heap else 60.0)
+            _shut(conn)
+
+
+def _shut(conn: Any) -> None:
+    """Shut down a psycopg connection's socket under a call that waits on it (the call then fails at once)."""
+    try:
+        fd = conn.pgconn.socket
+        sock = socket.socket(fileno=os.dup(fd))
+    except Exception:  # noqa: BLE001 - already closed: nothing waits on it
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+DEADLINES = Deadlines()
+_NO_TIMEOUT = re.compile(r"\s*SET\s+(?:LOCAL\s+|SESSION\s+)?statement_timeout\s*(?:=|TO)\s*'?0'?\s*;?\s*$", re.I)
+
+
+def _guard_postgres(engine: Engine, statement_s: float, connect_s: float) -> None:
+    """Client-side deadlines on every statement, commit, rollback and pool ping of a PostgreSQL engine."""
+    deadline = statement_s + 2.0  # the server's own statement timeout comes first when the server can send it
+    ping = min(deadline, connect_s)
+
+    def arm_cursor(conn, cursor, statement, parameters, context, executemany) -> None:
+        raw = conn.connection.dbapi_connection
+        if _NO_TIMEOUT.match(statement):  # bulk work that turned the server's limit off (bench seeding): no ours
+            DEADLINES.exempt(raw)
+        DEADLINES.arm(raw, deadline)
+
+    def disarm_cursor(conn, cursor, statement, parameters, context, executemany) -> None:
+        DEADLINES.disarm(conn.connection.dbapi_connection)
+
+    def arm_end(conn) -> None:  # commit / rollback: disarmed when the connection goes back to the pool
+        DEADLINES.arm(conn.connection.dbapi_connection, deadline)
+
+    def disarm_conn(dbapi_conn, *_: Any) -> None:
+        DEADLINES.exempt(dbapi_conn, on=False)  # back in the pool: the next user gets the deadline again
+
+    def named(ctx) -> Any:
+        dbapi_conn = getattr(ctx.connection, "connection", None)
+        raw = getattr(dbapi_conn, "dbapi_connection", None) if dbapi_conn is not None else None
+        if raw is not None:
+            DEADLINES.disarm(raw)
+            if DEADLINES.fired(raw) and isinstance(ctx.original_exception, Exception):
+                ctx.is_disconnect = True
+                return ClientDeadline(ctx.statement, None, ctx.original_exception)
+        return None
+
+    sa.event.listen(engine, "before_cursor_execute", arm_cursor)
+    sa.event.listen(engine, "after_cursor_execute", disarm_cursor)
+    sa.event.listen(engine, "commit", arm_end)
+    sa.event.listen(engine, "rollback", arm_end)
+    sa.event.listen(engine, "handle_error", named)
+    sa.event.listen(engine.pool, "checkin", disarm_conn)
+    sa.event.listen(engine.pool, "reset", disarm_conn)
+    dialect = engine.dialect
+    do_ping = dialect.do_ping
+
+    def guarded_ping(dbapi_conn: Any) -> bool:
+        DEADLINES.arm(dbapi_conn, ping)
+        try:
+            return do_ping(dbapi_conn)
+        finally:
+            DEADLINES.disarm(dbapi_conn)
+
+    dialect.do_ping = guarded_ping  # type: ignore[method-assign,assignment]  # this engine's dialect only
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
@@ -187,10 +343,16 @@ def _make_engine(url: str) -> Engine:
                 "connect_timeout": max(1, math.ceil(limits.connect_timeout_s)),
                 # jit=off: the dashboard's queries are short; JIT compiling them cost up to 270 ms each at 1M checks
                 "options": f"-c timezone=UTC -c statement_timeout={statement_ms} -c jit=off",
+                # a dead peer or network: TCP keepalives, and unacknowledged data given up after the client
+                # deadline (libpq tcp_user_timeout, ms). A frozen server still acknowledges (its kernel does):
+                # the per-statement client deadline (_guard_postgres) covers that.
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                "tcp_user_timeout": int((limits.statement_timeout_s + 2.0) * 1000),
             },
         )
         gate = connect_gates[url] = _ConnectGate()
         sa.event.listen(engine, "do_connect", gate)
+        _guard_postgres(engine, limits.statement_timeout_s, limits.connect_timeout_s)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 

@@ -261,6 +261,13 @@ def classify(exc: BaseException, db: Database | str | None = None) -> DatabasePr
             return found
 
     # PostgreSQL (and pools)
+    if "ClientDeadline" in names:  # core.store.db: no answer within the client's own deadline (frozen, cut off)
+        return DatabaseProblem(
+            "timed_out",
+            f"{label} did not answer a query within {limits.statement_timeout_s + 2.0:g} s (client deadline: the "
+            "server is frozen, overloaded or cut off)",
+            "check the server and the network to it, and try again (KEYHEALTH_DB_STATEMENT_TIMEOUT_S sets the limit)",
+        )
     if "ConnectionTimeout" in names or _has(text, "connection timeout expired", "timeout expired"):
         return DatabaseProblem(
             "timed_out", f"{label} did not answer within {limits.connect_timeout_s:g} s (connect timeout)",

@@ -3,10 +3,16 @@
 A run's tenants are rows of fleet_items. Workers claim pending (or expired) items: on PostgreSQL with
 `SELECT … FOR UPDATE SKIP LOCKED`, so several processes split one run without a tenant checked twice; on
 SQLite the claim runs under BEGIN IMMEDIATE (one writer at a time), and one process runs the fleet.
+
+An item's state: pending -> claimed (by a worker, until claimed_until; the worker's heartbeat moves that on while
+it is alive, so a dead worker's claims expire within one TTL) -> recorded | failed (done) | unreachable (its check
+got no usable answer from Stripe: our network or Stripe's storm of errors; not done, claimable again, so
+`--resume` checks it again and the run does not finish until it is).
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -18,6 +24,7 @@ from core.store.types import utcnow
 
 r_, i_, a_ = fleet_runs_t, fleet_items_t, alerts_t
 DONE_STATES = ("recorded", "failed")
+OPEN_STATES = ("pending", "claimed", "unreachable")
 
 
 def _run_dict(row) -> dict:
@@ -83,15 +90,21 @@ def done_slugs(db: Database, run_id: int) -> set[str]:
 
 
 def claim_items(db: Database, run_id: int, worker: str, limit: int, ttl_s: float,
-                now: datetime | None = None) -> list[dict]:
-    """Claim up to `limit` of the run's tenants that nobody holds (pending, or claimed and expired)."""
+                now: datetime | None = None, exclude: Collection[int] = ()) -> list[dict]:
+    """Claim up to `limit` of the run's tenants that nobody holds: pending, unreachable (checked without an answer
+    from Stripe: checked again), or claimed and expired (a worker that died or froze: taken over; such an item
+    comes back with `taken_over` naming that worker)."""
     if limit <= 0:
         return []
     now = now or utcnow()
-    free = sa.or_(i_.c.state == "pending",
+    free = sa.or_(i_.c.state.in_(("pending", "unreachable")),
                   sa.and_(i_.c.state == "claimed", i_.c.claimed_until < now))
     with db.connect(write=True) as conn:
-        q = sa.select(i_.c.id, i_.c.slug, i_.c.tenant).where(i_.c.run_id == run_id, free).order_by(i_.c.id)
+        q = sa.select(i_.c.id, i_.c.slug, i_.c.tenant,
+                      sa.case((i_.c.state == "claimed", i_.c.claimed_by), else_=sa.null()).label("taken_over"),
+                      ).where(i_.c.run_id == run_id, free).order_by(i_.c.id)
+        if exclude:  # items this worker cannot check (no key for them): left for the others
+            q = q.where(i_.c.id.not_in(list(exclude)))
         q = q.limit(int(limit))
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
@@ -100,6 +113,54 @@ def claim_items(db: Database, run_id: int, worker: str, limit: int, ttl_s: float
             conn.execute(i_.update().where(i_.c.id.in_([g["id"] for g in got])).values(
                 state="claimed", claimed_by=worker[:NAME_MAX], claimed_until=now + timedelta(seconds=ttl_s)))
         return got
+
+
+def heartbeat(db: Database, run_id: int, worker: str, ttl_s: float, now: datetime | None = None) -> int:
+    """A live worker's claims in the run stay its own for another `ttl_s` (their claimed_until moves on).
+    Returns how many it holds."""
+    now = now or utcnow()
+    with db.connect(write=True) as conn:
+        return int(conn.execute(i_.update().where(
+            i_.c.run_id == run_id, i_.c.state == "claimed", i_.c.claimed_by == worker[:NAME_MAX],
+        ).values(claimed_until=now + timedelta(seconds=ttl_s))).rowcount or 0)
+
+
+def open_claims(db: Database, run_id: int) -> dict:
+    """What keeps a run from finishing: {"open": items not done, "claimable": pending or unreachable,
+    "claims": [(worker, tenants, latest claimed_until), ...] of the live (unexpired or not) claims}."""
+    with db.connect() as conn:
+        states = dict(conn.execute(sa.select(i_.c.state, sa.func.count()).where(i_.c.run_id == run_id)
+                                   .group_by(i_.c.state)).all())
+        claims = [(w, int(n), until) for w, n, until in conn.execute(
+            sa.select(i_.c.claimed_by, sa.func.count(), sa.func.max(i_.c.claimed_until))
+            .where(i_.c.run_id == run_id, i_.c.state == "claimed")
+            .group_by(i_.c.claimed_by).order_by(sa.func.count().desc(), i_.c.claimed_by))]
+    return {"open": sum(states.get(x, 0) for x in OPEN_STATES),
+            "claimable": states.get("pending", 0) + states.get("unreachable", 0), "claims": claims}
+
+
+def checked_in_run(db: Database, run_id: int, slug: str) -> tuple[int, str] | None:
+    """(check id, status) of the newest fleet check (source "batch") of the tenant since the run started that
+    Stripe answered, or None: a tenant taken over from a dead worker may have been checked just before it died."""
+    c, t = checks_t, tenants_t
+    with db.connect() as conn:
+        started = conn.execute(sa.select(r_.c.started_at).where(r_.c.id == run_id)).scalar()
+        if started is None:
+            return None
+        row = conn.execute(
+            sa.select(c.c.id, c.c.status).select_from(c.join(t, t.c.id == c.c.tenant_id))
+            .where(t.c.slug == slug, c.c.source == "batch", c.c.checked_at >= started, c.c.status != "unreachable")
+            .order_by(c.c.id.desc()).limit(1)).first()
+        return (int(row[0]), row[1]) if row else None
+
+
+def reopen_unreachable(db: Database, run_id: int) -> int:
+    """Tenants a run marked "recorded" although their check was unreachable (runs from before unreachable items
+    stayed open) are open again, so that a resumed run checks them. Returns how many."""
+    with db.connect(write=True) as conn:
+        return int(conn.execute(i_.update().where(
+            i_.c.run_id == run_id, i_.c.state == "recorded", i_.c.status == "unreachable",
+        ).values(state="unreachable")).rowcount or 0)
 
 
 def release_items(db: Database, item_ids: list[int]) -> None:
@@ -112,8 +173,9 @@ def release_items(db: Database, item_ids: list[int]) -> None:
 
 def finish_item(db: Database, item_id: int, *, check_id: int | None, status: str | None,
                 problem: str | None) -> None:
-    """A tenant of a run is done: recorded (check_id set) or failed (problem says why)."""
-    state = "recorded" if check_id is not None else "failed"
+    """A tenant of a run is done: recorded (check_id set) or failed (problem says why). A check Stripe gave no
+    usable answer to (status "unreachable") leaves the tenant open as "unreachable": checked again by --resume."""
+    state = "failed" if check_id is None else "unreachable" if status == "unreachable" else "recorded"
     with db.connect(write=True) as conn:
         conn.execute(i_.update().where(i_.c.id == item_id).values(
             state=state, check_id=check_id, status=status, problem=redact(problem), done_at=utcnow(),
@@ -135,7 +197,7 @@ def settle_checked_items(db: Database, run_id: int) -> int:
             sa.select(i_.c.id, sa.func.max(c.c.id).label("check_id"))
             .select_from(i_.join(t, t.c.slug == i_.c.slug).join(c, c.c.tenant_id == t.c.id))
             .where(i_.c.run_id == run_id, i_.c.state.not_in(DONE_STATES))
-            .where(c.c.source == "batch", c.c.checked_at >= started)
+            .where(c.c.source == "batch", c.c.checked_at >= started, c.c.status != "unreachable")
             .group_by(i_.c.id)
         )
         found = conn.execute(q).all()
@@ -164,14 +226,17 @@ def summarise_run(db: Database, run_id: int, *, finish: bool) -> dict:
                                       .group_by(i_.c.status)).all())
         values: dict = {"total": sum(counts.values()), "recorded": counts.get("recorded", 0),
                         "failed": counts.get("failed", 0), "status_counts": json.dumps(by_status, sort_keys=True)}
-        open_ = counts.get("pending", 0) + counts.get("claimed", 0)
+        open_ = sum(counts.get(x, 0) for x in OPEN_STATES)
         q = r_.update().where(r_.c.id == run_id)
         if finish and open_ == 0:
             q = q.where(r_.c.finished_at.is_(None))
             conn.execute(q.values(finished_at=utcnow(), **values))
         else:
             conn.execute(q.values(**values))
-        return _run_dict(conn.execute(sa.select(r_).where(r_.c.id == run_id)).one())
+        out = _run_dict(conn.execute(sa.select(r_).where(r_.c.id == run_id)).one())
+        out["unreachable"] = counts.get("unreachable", 0)  # not stored: counted from the items
+        out["open"] = open_
+        return out
 
 
 def run_items(db: Database, run_id: int) -> list[dict]:
