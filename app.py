@@ -110,6 +110,9 @@ ALIASES = [st.Page(check_key_address, title="Check a key", url_path="check-key",
 # server, and it only resolves the page (hidden: it draws nothing). The gate comes before anything renders.
 page = st.navigation(PAGES + ALIASES, position="hidden")
 POLICY = gate.require_access()
+if (problem := config.settings_problem(config.settings())) is not None:  # e.g. a webhook URL that is not http(s)
+    st.error(md_escape(problem))
+    st.stop()
 
 if session.DEMO not in st.session_state:
     # a new session (a new tab, a refresh): ?demo=1 / ?demo=0 keeps the mode the URL carries

@@ -27,7 +27,7 @@ SECRET_SETTINGS = (
 )
 
 __all__ = ["STRIPE_DEFAULT_API_BASE", "DatabaseSettings", "ProbeSettings", "Settings", "settings", "apply_secrets",
-           "env_key"]
+           "env_key", "settings_problem", "webhook_problem"]
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -157,3 +157,29 @@ def apply_secrets(secrets: Mapping[str, object]) -> None:
 def env_key() -> str | None:
     """The key the CLI was given in STRIPE_KEY (an empty value counts as none)."""
     return os.environ.get("STRIPE_KEY") or None
+
+
+def webhook_problem(url: str | None) -> str | None:
+    """One sentence when KEYHEALTH_ALERT_WEBHOOK is set to something alerts cannot be POSTed to (not an
+    http(s) URL with a host), else None. The URL itself is never quoted: it is a secret."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        return ("KEYHEALTH_ALERT_WEBHOOK is not an http(s) URL; set it to the webhook's full address, starting "
+                "with https:// (or unset it to keep alerts on Triage only).")
+    return None
+
+
+def settings_problem(s: Settings) -> str | None:
+    """One sentence naming the first setting Key Health cannot start with (CLI and dashboard check it at
+    start-up), else None."""
+    return webhook_problem(s.alert_webhook)
