@@ -84,3 +84,12 @@ def test_keys_sharing_a_head_are_each_masked_whole():
     out = redact(f"vault: token%3D{KEY} word{other} cut {LIVE[:15]}", KEY)
     assert runs(out) == [] and runs(out, other) == [] and runs(out, LIVE) == [], out
     assert out == f"vault: token%3Drk_test_…{KEY[-4:]} wordrk_test_…{other[-4:]} cut rk_live_…"
+
+
+def test_the_account_id_a_key_embeds_is_left_whole():
+    """Stripe keys embed their account's id (sk_test_51H8x… for acct_1H8x…); answers name the account: it stays."""
+    key = "rk_test_51KeyHealthDemoHealthy" + "Qw3Er4Ty5U" * 8
+    text = f"on account 'acct_1KeyHealthDemoTest'. Key {key[:24]} and {key[30:50]}"
+    out = redact(text, key)
+    assert "account 'acct_1KeyHealthDemoTest'" in out
+    assert runs(out.replace("acct_1KeyHealthDemoTest", ""), key) == [], out

@@ -12,7 +12,8 @@ Two passes, in this order:
 - The keys in hand: any run of at least `RUN` (8) consecutive characters of a given key, except its public
   prefix alone (`rk_test_` is in every masked key), is replaced by `[redacted]`: a key cut at either end, a
   piece from its middle, a key glued to other text all go. A run that holds the whole key becomes its masked
-  form.
+  form. Account ids (`acct_…`) are left whole: a key embeds its account's id, which is public and named in
+  Stripe's answers.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ _PREFIX = r"(?:(?:sk|rk|pk|rkcs)_(?:live|test)_|(?:sk|rk)_org_|whsec_)"
 _SECRET_RE = re.compile(rf"({_PREFIX})([A-Za-z0-9_+/=]{{4,}})")
 _PUBLIC_PREFIX_RE = re.compile(rf"^{_PREFIX}")
 _PREFIX_HINTS = ("_live_", "_test_", "_org_", "whsec_")  # in every prefix above
+_ACCOUNT = re.compile(r"(acct_[A-Za-z0-9]+)")
 WHOLE = 12  # a tail this long looks like a whole secret: its last 4 stay visible, as in a masked key
 
 
@@ -100,8 +102,13 @@ def redact(text: str | None, *keys: object) -> str | None:
     # (the same head, say) could cut it in two and leave a tail that no longer looks like a key
     if any(p in text for p in _PREFIX_HINTS):  # no prefix, no secret's shape (the regex is the slow part)
         text = _SECRET_RE.sub(_shape, text)
-    for k in keys:
-        s = str(k) if k is not None else ""
-        if s:
-            text = _known(text, s)
-    return text
+    secrets = [s for s in (str(k) for k in keys if k is not None) if s]
+    if not secrets:
+        return text
+    # Account ids stay: a Stripe key embeds its account's id (sk_test_51H8x… for acct_1H8x…), which is public and
+    # which answers name ("on account 'acct_1H8x…'"); only the rest of the text is searched for runs of the key.
+    parts = _ACCOUNT.split(text)
+    for n in range(0, len(parts), 2):
+        for s in secrets:
+            parts[n] = _known(parts[n], s)
+    return "".join(parts)
