@@ -207,3 +207,24 @@ def test_sigterm_during_the_final_alert_flush_stops_at_once_with_the_summary(san
     assert took < 1.0, f"stopped {took:.2f} s after SIGTERM"
     assert "1 recorded, 0 lines failed" in out and "Stopped by SIGTERM" in err
     assert "Flush Ltd" in hook.bodies[0]["text"] and key not in json.dumps(hook.bodies)
+
+
+def test_a_failing_source_that_printed_a_whole_fleet_quotes_its_stderr_redacted(tmp_path):
+    """100,000 keys on stdout, then a piece of one of them (no prefix, from its middle) on stderr: the sentence
+    quotes stderr with that piece masked, found among every key printed, in well under the source's timeout."""
+    script = tmp_path / "fleet.py"
+    script.write_text(
+        "import sys\n"
+        "keys = [f'rk_test_51Fleet{i:06d}' + format(i * 7919 % 10**12, '012d') + 'QwErTy' * 6\n"
+        "        for i in range(100_000)]\n"
+        "sys.stdout.write(''.join(f'Tenant {i},{k}\\n' for i, k in enumerate(keys)))\n"
+        "sys.stderr.write(f'vault error near token={keys[54321][12:40]}\\n')\n"
+        "sys.exit(1)\n")
+    key = "rk_test_51Fleet054321" + format(54321 * 7919 % 10**12, "012d") + "QwErTy" * 6
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="exit status 1") as e:
+        read_key_source(f"{sys.executable} {script}", timeout_s=120)
+    took = time.monotonic() - started
+    assert "vault error near token=" in str(e.value)
+    assert not any(key[i:i + 8] in str(e.value) for i in range(1, len(key) - 7)), str(e.value)
+    assert took < 30, took

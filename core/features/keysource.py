@@ -107,9 +107,11 @@ def read_key_source(
         proc.wait()
     text = out.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
     if proc.returncode != 0:
-        printed = _KEYISH.findall(text)  # every key the source printed, to find in what it said
         lines = err.decode("utf-8", "replace").strip().splitlines()
-        said = f" (it said: {redact(lines[-1], *printed)[:200]!r})" if lines else ""
+        said = ""
+        if lines:
+            last = lines[-1][:400]
+            said = f" (it said: {redact(last, *_printed_keys(last, text))[:200]!r})"
         raise SourceError(f"The key source command failed with exit status {proc.returncode}{said}; nothing was "
                           "checked.")
     entries, failed = parse_lines(text, max_lines)
@@ -121,6 +123,19 @@ def read_key_source(
     if not entries:
         raise SourceError("The key source printed no tenant,key lines; nothing was checked.")
     return entries
+
+
+def _printed_keys(line: str, stdout: str) -> set[str]:
+    """The keys (long tokens) the source printed on stdout that share a run of 8 characters with `line`: what to
+    redact `line` with. One search per 8 characters of the line, however many keys were printed."""
+    printed = "\n".join(_KEYISH.findall(stdout))
+    found: set[str] = set()
+    for i in range(len(line) - 7):
+        at = printed.find(line[i:i + 8])
+        if at >= 0:
+            end = printed.find("\n", at)
+            found.add(printed[printed.rfind("\n", 0, at) + 1:end if end >= 0 else len(printed)])
+    return found
 
 
 def _collect(proc: subprocess.Popen, timeout_s: float, stop: Stoppable | None, max_bytes: int,
