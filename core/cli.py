@@ -641,3 +641,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_SIGNAL["SIGINT"]
+
+
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The process entry point (`python -m core`; a console script should point here, not at `main`): `main`,
+    then exit with its code. Stopped by SIGINT/SIGTERM, the summary is already printed: leave at once (os._exit
+    after flushing). Tearing down the interpreter's modules takes seconds on a busy machine, and whatever is still
+    in flight (a key source's group is already killed; an alert POST hanging stays pending for the next run)
+    must not hold the exit: within a second of the signal, as promised."""
+    import os
+
+    code = main(argv)
+    if code in EXIT_SIGNAL.values():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say
+                pass
+        os._exit(code)
+    sys.exit(code)
