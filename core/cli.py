@@ -176,6 +176,7 @@ def cmd_check(args) -> int:
         print(json.dumps(out))
     else:
         print_check_table(result)
+    _flush_alerts(svc, checked.alert_id is not None)
     problem = checked.save_problem or checked.audit_problem
     if problem:
         _say(problem)
@@ -183,6 +184,22 @@ def cmd_check(args) -> int:
     if result.status == "unreachable":
         return EXIT_UNREACHABLE
     return EXIT_OK if result.status == "healthy" else EXIT_VERDICT
+
+
+def _flush_alerts(svc, raised: bool, stop=None) -> bool:
+    """Wait at most alerts.CLI_FLUSH_S for the alerts this process raised to be delivered (its background
+    sender, with its retries); say so on stderr when some are left pending. False when `stop` cut it short."""
+    from core.features.alerts import CLI_FLUSH_S
+
+    if not raised or not svc.rt.alert_webhook:
+        return True
+    if svc.flush_alerts(CLI_FLUSH_S, stop=stop):
+        return True
+    if stop is not None and stop.is_set():
+        return False
+    print(f"warning: an alert is still being delivered after {CLI_FLUSH_S:g} s; it stays pending and the next run "
+          "with a webhook delivers it.", file=sys.stderr)
+    return True
 
 
 class ProgressBar:
@@ -243,7 +260,7 @@ def cmd_recheck(args) -> int:
 
 
 def _recheck(args, stop) -> int:
-    from core.features.fleet import FleetOptions, SourceError, read_source, run_fleet
+    from core.features.fleet import FleetOptions, FleetReport, SourceError, SourceStopped, read_source, run_fleet
     from core.features.recheck import parse_lines
 
     conf = settings()
@@ -262,7 +279,10 @@ def _recheck(args, stop) -> int:
     failed: list[dict] = []
     try:
         if keys_from is not None:
-            entries = read_source(keys_from, conf.keys_from_timeout_s)
+            try:
+                entries = read_source(keys_from, conf.keys_from_timeout_s, stop=stop)
+            except SourceStopped:  # our SIGTERM/SIGINT while the source ran: it was killed, nothing checked
+                return _report_and_exit(args, FleetReport(interrupted=stop.signal or "SIGTERM"), [], stop)
             command = "recheck --keys-from"
         else:
             text = read_stdin() if sys.stdin else ""
@@ -281,9 +301,13 @@ def _recheck(args, stop) -> int:
         report = run_fleet(svc, entries, opts, progress=progress, stop=stop)
     except SourceError as e:
         raise UsageError(str(e)) from None
-    if not svc.flush_alerts(30.0):
-        print("warning: some alerts are still being delivered; they stay pending and are retried by the next run.",
-              file=sys.stderr)
+    if not _flush_alerts(svc, True, stop) and report.interrupted is None:  # SIGTERM/SIGINT during the flush
+        report.interrupted = stop.signal
+    return _report_and_exit(args, report, failed, stop)
+
+
+def _report_and_exit(args, report, failed: list[dict], stop) -> int:
+    """Print a recheck's summary (JSON with --json) and return its exit code."""
     report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
     stopped = report.interrupted is not None or report.database_problem is not None and stop.is_set()
     run_id = report.run.get("id")
@@ -628,3 +652,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_SIGNAL["SIGINT"]
+
+
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The process entry point (`python -m core`; a console script should point here, not at `main`): `main`,
+    then exit with its code. Stopped by SIGINT/SIGTERM, the summary is already printed: leave at once (os._exit
+    after flushing). Tearing down the interpreter's modules takes seconds on a busy machine, and whatever is still
+    in flight (a key source's group is already killed; an alert POST hanging stays pending for the next run)
+    must not hold the exit: within a second of the signal, as promised."""
+    import os
+
+    code = main(argv)
+    if code in EXIT_SIGNAL.values():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say
+                pass
+        os._exit(code)
+    sys.exit(code)

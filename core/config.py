@@ -117,8 +117,7 @@ class Setting:
             low = raw.lower()
             return True if low in TRUE else False if low in FALSE else None
         if self.kind == "url":
-            parts = urlsplit(raw)
-            return raw if parts.scheme in ("http", "https") and parts.netloc else None
+            return raw if _http_url(raw) else None
         try:
             number: float = int(raw) if self.kind == "int" else float(raw)
         except ValueError:
@@ -134,6 +133,16 @@ class Setting:
                     f"{self.allowed()}{unset}.")
         shown = raw if len(raw) <= 60 else raw[:57] + "…"
         return f"{name} is set to {shown!r}, which is not allowed; it must be {self.allowed()}{unset}."
+
+
+def _http_url(raw: str) -> bool:
+    """An http(s) URL with a host, no white space and (if any) a numeric port: what alerts can be POSTed to."""
+    try:
+        parts = urlsplit(raw)
+        host, _port = parts.hostname, parts.port  # a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(host) and not any(c.isspace() for c in raw)
 
 
 def _number(x: float) -> str:

@@ -40,6 +40,7 @@ class Checked:
     save_problem: str | None = None
     database_problem: DatabaseProblem | None = None  # when the database was why (core.store.errors)
     audit_problem: str | None = None  # saved, but its audit entry was not (one sentence)
+    alert_id: int | None = None  # the alert this check raised (handed to this process's webhook sender)
 
     @property
     def saved(self) -> bool:
@@ -136,8 +137,8 @@ class Service:
             doing = "The check was saved, but the audit trail could not record it"
             return Checked(result, check_id=check_id, database_problem=why,
                            audit_problem=why.because(doing) if why else f"{doing}: {e}")
-        self._alert_if_worse(previous, result, tenant, check_id)
-        return Checked(result, check_id=check_id)
+        alert_id = self._alert_if_worse(previous, result, tenant, check_id)
+        return Checked(result, check_id=check_id, alert_id=alert_id)
 
     # --- alerts -------------------------------------------------------------------------------------
     def _previous_check(self, tenant: str) -> CheckDetail | None:
@@ -148,13 +149,14 @@ class Service:
 
     def _alert_if_worse(
         self, previous: CheckDetail | None, result: CheckResult, tenant: str, check_id: int
-    ) -> None:
-        """Store an alert when the tenant got worse and hand it to the webhook worker; never fails the check."""
+    ) -> int | None:
+        """Store an alert when the tenant got worse and hand it to this process's webhook sender (whoever
+        raised it: recheck, `check --tenant`, the dashboard); never fails the check. The alert's id, or None."""
         from core.features import alerts
 
         kinds, lines = alerts.what_changed(previous, result)
         if not kinds:
-            return
+            return None
         try:
             t = self.store.get_tenant(tenant)
             alert_id = self.store.add_alert(
@@ -162,8 +164,10 @@ class Service:
                 text=alerts.alert_text(t["name"] if t else tenant, result.key.masked, lines))
             if self.rt.alert_webhook:
                 self.alerts().submit(alert_id)
+            return alert_id
         except Exception as e:  # noqa: BLE001 - the check is recorded; only its alert is missing
             log.error("raising an alert failed: %s", type(e).__name__)
+            return None
 
     def alerts(self):
         """The background webhook worker for this runtime's database (None without a webhook)."""
@@ -173,10 +177,12 @@ class Service:
             return None
         return alerts.dispatcher_for(self.store, self.rt.alert_webhook, self.rt.alert_timeout_s)
 
-    def flush_alerts(self, timeout_s: float = 30.0) -> bool:
-        """Wait (bounded) for the alerts raised so far to be delivered or given up on (end of a CLI run)."""
+    def flush_alerts(self, timeout_s: float = 30.0, stop: Any = None) -> bool:
+        """Wait (bounded; `stop`, anything with is_set(), ends it at once) for the alerts raised so far to be
+        delivered or given up on (end of a CLI command). False when some are still pending: they stay stored
+        as pending and the next process with a webhook delivers them."""
         d = self.alerts()
-        return True if d is None else d.flush(timeout_s)
+        return True if d is None else d.flush(timeout_s, stop)
 
     def ack_alert(self, alert_id: int) -> dict | None:
         """Acknowledge an alert, audited."""

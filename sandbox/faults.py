@@ -1,4 +1,11 @@
-"""Injected trouble (latency, errors, hangs, dropped connections) and Stripe's per-account rate limit."""
+"""Injected trouble (latency, errors, hangs, dropped connections, error bodies that echo the key) and Stripe's
+per-account rate limit.
+
+`echo`: every error answer (4xx and 5xx, the injected ones included) on matching paths quotes the request's key
+in its message, whole, glued after `%3D` and after another word, cut short at both ends and a piece from its
+middle, as some real 400/404 answers echo the request. Key Health must never print or store any of it
+(core.engine.redact); tests/test_secret_hygiene.py runs every command and page with it on.
+"""
 from __future__ import annotations
 
 import threading
@@ -6,13 +13,13 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 
-KINDS = ("latency", "fail", "hang", "drop")
+KINDS = ("latency", "fail", "hang", "drop", "echo")
 FAIL_STATUSES = (429, 500, 502, 503, 504)
 
 
 @dataclass
 class Fault:
-    kind: str  # latency | fail | hang | drop
+    kind: str  # latency | fail | hang | drop | echo
     path_prefix: str | None = None  # None: every API path
     seconds: float = 0.0  # latency / hang
     status: int = 500  # fail
@@ -51,6 +58,15 @@ class Faults:
     def drop(self, path_prefix: str | None = None, times: int | None = None) -> Fault:
         return self._add(Fault("drop", path_prefix, times=times))
 
+    def echo(self, path_prefix: str | None = None) -> Fault:
+        """Every error body on matching paths quotes the request's key (see the module docstring); persistent."""
+        return self._add(Fault("echo", path_prefix))
+
+    def echoes(self, path: str) -> bool:
+        """True when an echo fault matches `path` (it is never used up)."""
+        with self._lock:
+            return any(f.kind == "echo" and f.matches(path) for f in self._faults)
+
     def add(self, spec: dict) -> Fault:
         """From JSON (the HTTP control API): {"kind": "fail", "path_prefix": "/v1/charges", "status": 503, ...}."""
         spec = dict(spec)
@@ -69,6 +85,8 @@ class Faults:
             )
         if kind == "hang":
             return self.hang(spec.get("path_prefix"), spec.get("seconds", 30.0), spec.get("times"))
+        if kind == "echo":
+            return self.echo(spec.get("path_prefix"))
         return self.drop(spec.get("path_prefix"), spec.get("times"))
 
     def _add(self, f: Fault) -> Fault:
@@ -91,7 +109,7 @@ class Faults:
         delay, action = 0.0, None
         with self._lock:
             for f in list(self._faults):
-                if not f.matches(path):
+                if f.kind == "echo" or not f.matches(path):
                     continue
                 if f.kind == "latency":
                     delay += f.seconds

@@ -332,6 +332,12 @@ class Sandbox:
                 self._in_flight -= 1
 
     def _api_request(self, method, path, query, headers, body, client_ip, wake):
+        status, payload, extra, k = self._answer(method, path, query, headers, body, client_ip, wake)
+        if status >= 400 and payload is not _DROP and self.faults.echoes(path):
+            payload = _echo_key(payload, _key_from_header(headers.get("Authorization")))
+        return status, payload, extra, k
+
+    def _answer(self, method, path, query, headers, body, client_ip, wake):
         delay, fault = self.faults.take(path)
         delay += self.latency_s
         if delay > 0 and _wait_either(self._stopping, wake, delay):
@@ -476,6 +482,29 @@ def _key_from_header(header: str | None) -> str | None:
 
 def _json(obj) -> bytes:
     return json.dumps(obj, indent=2).encode()
+
+
+def echoed(key: str) -> str:
+    """What an echo fault appends to an error message: the key whole, glued after %3D and after a word, cut
+    short at both ends, and a piece of its middle."""
+    mid = len(key) // 2
+    return (f" (request: GET /v1/x?api_key%3D{key}&expand=x; Authorization: Bearer {key}; token{key}; "
+            f"cut: {key[:15]}… …{key[-12:]}; part: {key[mid - 5:mid + 5]})")
+
+
+def _echo_key(payload: bytes, key: str | None) -> bytes:
+    """An error body with the request's key quoted in its message (JSON) or its text (anything else)."""
+    if not key:
+        return payload
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return payload + echoed(key).encode()
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict):
+        err["message"] = str(err.get("message") or "") + echoed(key)
+        return _json(obj)
+    return payload + echoed(key).encode()
 
 
 def _fault_body(status: int, kind: str) -> tuple[bytes, dict]:

@@ -12,6 +12,11 @@ HOME (so ~/.streamlit and Streamlit's cache folders), files written to the temp 
 every rendered element of every page, every downloaded file and the session state beyond the key's own
 places. The sandbox itself keeps only a key id: its request log, created objects and writes must not hold
 the key either (the Authorization header is the one place it travels).
+
+Every flow runs with the sandbox's echo fault on (issue 17 item 2): each error answer quotes the key, whole,
+glued after `%3D` and after a word, cut short and in pieces, as some real Stripe 400/404 answers echo the request.
+A leak is then ANY run of 8 characters of a key (its public prefix `rk_test_` alone excepted): the one redaction
+step (core.engine.redact) must catch every one before it is printed, logged, stored, alerted or shown.
 """
 from __future__ import annotations
 
@@ -50,13 +55,18 @@ def make_canary(mode: str) -> str:
 WINDOW = 12  # any 12 characters in a row of the canary's random part is a leak (the masked form shows 4)
 
 
+RUN = 8  # with the echo fault on, any 8 characters in a row of a key is a leak (core.engine.redact.RUN)
+
+
 def needles(key: str) -> list[str]:
-    """The full key, the middle 20 characters of its body, the canary's marker, and every 12-character window
-    of its random part (so a leak of any piece, say the last 30 characters, is found too)."""
+    """The full key, the middle 20 characters of its body, the canary's marker, every 12-character window
+    of its random part (so a leak of any piece, say the last 30 characters, is found too), and every run of
+    8 characters of the key except its public prefix alone (rk_test_, which every masked key shows)."""
     body = key[len("rk_test_"):]
     mid = len(body) // 2
     rand = key[len("rk_test_") + len(CANARY_HEAD) + len("Test"):]  # after rk_test_HygieneCanaryTest
-    return [key, body[mid - 10:mid + 10], CANARY_HEAD] + [rand[i:i + WINDOW] for i in range(len(rand) - WINDOW + 1)]
+    return ([key, body[mid - 10:mid + 10], CANARY_HEAD] + [rand[i:i + WINDOW] for i in range(len(rand) - WINDOW + 1)]
+            + [key[i:i + RUN] for i in range(1, len(key) - RUN + 1)])
 
 
 def leaks(text: str | bytes, keys) -> list[str]:
@@ -123,9 +133,16 @@ def all_logs(caplog):
         root.setLevel(old)
 
 
+def clear_faults(sandbox) -> None:
+    """Every fault gone but the echo: each error answer keeps quoting the key."""
+    sandbox.faults.clear()
+    sandbox.faults.echo()
+
+
 @pytest.fixture
 def canaries(sandbox):
-    """A test and a live canary key, registered in the sandbox with the healthy demo key's permissions."""
+    """A test and a live canary key, registered in the sandbox with the healthy demo key's permissions, and the
+    echo fault on (every error answer quotes the key)."""
     sandbox.reset()
     perms = DEMO_KEYS["healthy"].permissions
     test, live = make_canary("test"), make_canary("live")
@@ -133,12 +150,63 @@ def canaries(sandbox):
         sandbox.add_key(test, perms, "test", account=DEMO_TEST_ACCOUNT),
         sandbox.add_key(live, perms, "live", account=DEMO_LIVE_ACCOUNT),
     }
+    clear_faults(sandbox)
     try:
         yield test, live, ids
     finally:
         sandbox.remove_key(test)
         sandbox.remove_key(live)
         sandbox.faults.clear()
+
+
+@pytest.fixture
+def more_canaries(sandbox, canaries):
+    """Two more test canaries: one with no permission at all (every probe refused), one revoked (401)."""
+    bare, revoked = make_canary("test"), make_canary("test")
+    ids = {sandbox.add_key(bare, set(), "test", account=DEMO_TEST_ACCOUNT),
+           sandbox.add_key(revoked, DEMO_KEYS["healthy"].permissions, "test", state="revoked",
+                           account=DEMO_TEST_ACCOUNT)}
+    try:
+        yield bare, revoked, ids
+    finally:
+        sandbox.remove_key(bare)
+        sandbox.remove_key(revoked)
+
+
+class Hook:
+    """A local webhook receiver answering 200: what alerts post."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[bytes] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def hook():
+    h = Hook()
+    yield h
+    h.close()
 
 
 def assert_sandbox_kept_only_key_ids(sandbox, keys, ids) -> None:
@@ -173,12 +241,24 @@ def run_cli(args, sandbox, tmp_path, *, key=None, stdin="", env=None):
 # The CLI
 
 
-def test_cli_flows_never_print_log_or_store_the_key(sandbox, canaries, tmp_path):
+def test_cli_flows_never_print_log_or_store_the_key(sandbox, canaries, more_canaries, hook, tmp_path):
     test, live, ids = canaries
-    keys = (test, live)
+    bare, revoked, more_ids = more_canaries
+    ids = ids | more_ids
+    keys = (test, live, bare, revoked)
     (tmp_path / "home").mkdir()
     started = time.time() - 1
     csv = f"tenant,key\n{TENANT},{test}\n{TENANT} Live,{live}\nBad\u202eName,{test}\n{TENANT},rk_test_\n"
+    # a key source printing the keys, and one failing with keys on stderr (glued after %3D and a word, cut); the
+    # keys reach them in the environment, so no file holds them
+    source = tmp_path / "source.py"
+    source.write_text("import os, sys\nsys.stdout.write(os.environ['HY_OUT'])\nsys.stderr.write(os.environ['HY_ERR'])\n"
+                      "sys.exit(int(os.environ['HY_EXIT']))\n")
+    webhook = {"KEYHEALTH_ALERT_WEBHOOK": hook.url}
+    good_source = {"HY_OUT": f"{TENANT} Source,{test}\n{TENANT} Bare,{bare}\n", "HY_ERR": "", "HY_EXIT": "0",
+                   **webhook}
+    failing_source = {"HY_OUT": f"{TENANT},{test}\n", "HY_EXIT": "3",
+                      "HY_ERR": f"vault: GET /v1?token%3D{test} word{bare} cut {live[:15]}\n"}
     runs = [
         (["check", "--tenant", TENANT, "--json"], {"key": test}, 0),
         (["check"], {"stdin": f"  '{test}'\n"}, 0),  # the readable table, key on standard input
@@ -196,6 +276,20 @@ def test_cli_flows_never_print_log_or_store_the_key(sandbox, canaries, tmp_path)
         (["test-transaction", "--json", "--tenant", TENANT], {"key": test}, 0),
         (["test-transaction", "--tenant", TENANT], {"key": test}, 0),  # the same charge again (idempotent)
         (["test-transaction", "--json", "--tenant", TENANT], {"key": live}, 1),  # refused: a live key
+        # Stripe's 400 (amount too small) quotes the key: printed and audited redacted
+        (["test-transaction", "--amount", "10", "--tenant", TENANT], {"key": test}, 1),
+        (["test-transaction", "--json", "--amount", "10"], {"key": test}, 1),
+        # every probe refused (403s quoting the key), then a revoked key (401) on a healthy tenant: an alert
+        (["check", "--tenant", f"{TENANT} Bare"], {"key": bare}, 1),
+        (["sample-data"], {"key": bare}, 0),
+        (["test-transaction", "--tenant", f"{TENANT} Bare"], {"key": bare}, 1),
+        (["check", "--tenant", TENANT], {"key": revoked, "env": webhook}, 1),
+        (["check", "--json"], {"key": revoked}, 1),
+        (["sample-data", "--json"], {"key": revoked}, 1),
+        (["test-transaction"], {"key": revoked}, 1),
+        (["recheck", "--keys-from", f"{sys.executable} {source}"], {"env": good_source}, 1),
+        (["recheck", "--keys-from", f"{sys.executable} {source}", "--json"], {"env": failing_source}, 2),
+        (["history", "--tenant", f"{TENANT} Bare", "--json"], {}, 0),
     ]
     outputs = []
     for args, how, code in runs:
@@ -206,9 +300,13 @@ def test_cli_flows_never_print_log_or_store_the_key(sandbox, canaries, tmp_path)
     everything = "\n".join(o + e for _, o, e in outputs)
     assert "Request to Stripe api" in everything and "Stripe API response" in everything  # STRIPE_LOG=debug
     assert f"rk_test_…{test[-4:]}" in everything and f"rk_live_…{live[-4:]}" in everything
+    assert "request: GET /v1/x?api_key%3D" in everything  # the echo fault was heard (and its key masked)
+    assert "vault: GET /v1?token%3Drk_test_…" in everything  # the failing source's stderr, redacted
     for args, out, err in outputs:
         assert leaks(out, keys) == [], f"stdout of {args[:2]}"
         assert leaks(err, keys) == [], f"stderr of {args[:2]}"
+    assert hook.bodies, "the revoked key's check raised an alert, posted by the CLI's own sender"
+    assert leaks(b"".join(hook.bodies), keys) == [], "an alert posted"
 
     db = tmp_path / "hygiene.db"
     store.dispose_engine(f"sqlite:///{db}")
@@ -257,7 +355,7 @@ def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, mo
     sandbox.faults.drop("/v1/customers", times=2)
     sandbox.faults.fail("/v1/invoices", status=429, body="html")
     objects.append(svc.check(test).result)
-    sandbox.faults.clear()
+    clear_faults(sandbox)
     entries, failed = parse_lines(f"{TENANT},{test}\n{TENANT},{live}\nBad\x00,{test}\n")
     objects.append(run_fleet(svc, entries, FleetOptions(concurrency=2)))
     objects.append(failed)
@@ -421,7 +519,7 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     sandbox.faults.fail("/v1/charges", status=503)
     _button(at, "Check key").click().run()
     look(at, "check:live:unknown")
-    sandbox.faults.clear()
+    clear_faults(sandbox)
     reprobe = [b for b in at.button if b.label.startswith("Re-probe")]
     assert reprobe, "a check with unknown rows offers a re-probe"
     reprobe[0].click().run()

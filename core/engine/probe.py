@@ -35,6 +35,7 @@ import stripe
 
 from core.engine.catalogue import Probe, Scope
 from core.engine.http import PooledClient
+from core.engine.redact import redact
 from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
@@ -185,6 +186,7 @@ class Answer:
     account: str | None = None
     error: Exception | None = field(default=None, repr=False)  # the SDK's exception, when there was one
     named: tuple[str, ...] = ()  # permissions a refusal names, without rak_ (e.g. "charge_read")
+    message: str = ""  # Stripe's own message, redacted (core.engine.redact) by the KeyRequests that sent it
 
 
 @dataclass
@@ -445,6 +447,10 @@ class KeyRequests:
             except stripe.StripeError as e:
                 a = interpret(e, Probe(method.upper(), path))
                 a.error = e
+                # Stripe's text may quote the key (some 400/404 answers echo the request): redacted here, the one
+                # place every answer to a request made with this key passes, before anyone prints or stores it.
+                a.detail = redact(a.detail, self._key)
+                a.message = redact((getattr(e, "user_message", None) or str(e) or "").strip(), self._key)
             else:
                 self._heard()
                 return resp, None

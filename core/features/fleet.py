@@ -31,10 +31,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import shlex
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,9 +45,10 @@ import sqlalchemy.exc
 
 from core.engine.check import check_key
 from core.engine.probe import Pacing
-from core.features.recheck import MAX_SOURCE_LINES, BatchLine, BatchReport, parse_lines
+from core.features.keysource import SourceError, SourceStopped, read_key_source  # noqa: F401 (re-exported)
+from core.features.recheck import BatchLine, BatchReport
 from core.store import fleet as runs
-from core.store import guard, is_database_error, redact, slugify
+from core.store import guard, is_database_error, slugify
 from core.store.db import DEADLINES
 from core.store.errors import classify
 
@@ -63,48 +62,10 @@ log = logging.getLogger("keyhealth")
 MAX_PROBE_THREADS = 256
 
 
-class SourceError(Exception):
-    """The key source failed or printed something that is not tenant,key lines: one sentence, nothing checked."""
-
-
-def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
-    """Run the key-source command (split like a shell command line, not run by a shell) and read its
-    `tenant,key` lines. The whole output is validated before anything is checked: a failing source (non-zero
-    exit, timeout, not found) or any malformed line raises SourceError and nothing is checked or recorded."""
-    try:
-        argv = shlex.split(command)
-    except ValueError as e:
-        raise SourceError(f"The key source command cannot be read as a command line ({e}); fix its quoting.") from None
-    if not argv:
-        raise SourceError("The key source command is empty; give --keys-from a command that prints tenant,key lines.")
-    try:
-        proc = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
-    except FileNotFoundError:
-        raise SourceError(f"The key source command {argv[0]!r} was not found; give its full path.") from None
-    except PermissionError:
-        raise SourceError(f"The key source command {argv[0]!r} cannot be run (permission denied); make it "
-                          "executable.") from None
-    except subprocess.TimeoutExpired:
-        raise SourceError(f"The key source command did not finish within {timeout_s:g} s; nothing was checked "
-                          "(raise KEYHEALTH_KEYS_FROM_TIMEOUT_S or make the source faster).") from None
-    except OSError as e:
-        raise SourceError(f"The key source command could not be started ({e.strerror or type(e).__name__}); "
-                          "check the command.") from None
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        said = f" (it said: {redact(err[-1][:200])!r})" if err else ""
-        raise SourceError(f"The key source command failed with exit status {proc.returncode}{said}; nothing was "
-                          "checked.")
-    text = proc.stdout.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
-    entries, failed = parse_lines(text, MAX_SOURCE_LINES)
-    if failed:
-        first = failed[0]
-        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
-        raise SourceError(f"The key source printed a malformed line (line {first['line']}: {first['problem']}"
-                          f"){more}; nothing was checked.")
-    if not entries:
-        raise SourceError("The key source printed no tenant,key lines; nothing was checked.")
-    return entries
+def read_source(command: str, timeout_s: float = 120.0, *, stop: Any = None) -> list[BatchLine]:
+    """The key source's `tenant,key` lines (core.features.keysource.read_key_source: bounded, its own process
+    group, killed on timeout, on too much output or when `stop` is set)."""
+    return read_key_source(command, timeout_s=timeout_s, stop=stop)
 
 
 @dataclass

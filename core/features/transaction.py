@@ -199,8 +199,7 @@ def _failure(a: Answer, tries: int, needs: Permission, mode: str | None,
             "Stripe refused the request: its idempotency key was already used with different values "
             "(start a new test charge)"
         ), None
-    e = a.error
-    message = ((getattr(e, "user_message", None) or str(e)) if e is not None else a.detail).strip()
+    message = a.message or a.detail  # redacted by the KeyRequests that sent it: never the SDK's raw text
     return (f"Stripe answered {a.status}: {message[:200]}" if a.status else f"Stripe error: {message[:200]}"), None
 
 

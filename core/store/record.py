@@ -17,12 +17,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, cast, overload
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from core.engine.redact import redact  # the one redaction step (re-exported: core.store.redact)
 from core.engine.result import STATUSES, VERDICTS, CheckResult
 from core.store import latest, rollup
 from core.store.confusable import look_alike
@@ -65,17 +66,6 @@ _SECRET_RE = re.compile(
 )
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _OUTCOME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
-
-
-@overload
-def redact(text: str) -> str: ...
-@overload
-def redact(text: None) -> None: ...
-def redact(text: str | None) -> str | None:
-    """`text` with every whole-looking Stripe secret replaced by its first 8 and last 4 characters."""
-    if not text:
-        return text
-    return _SECRET_RE.sub(lambda m: f"{m.group(0)[:8]}…{m.group(0)[-4:]}", text)
 
 
 def _has_control(s: str) -> bool:
