@@ -298,7 +298,8 @@ def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, make_ser
     later = checked.result
     assert checked.saved and later.refused == "revoked" and later.problem == unsaved.problem
     assert "accepted this key on" in later.problem and "revoked" in later.problem
-    assert later.problem in later.message
+    assert later.problem not in later.message, "support's problem is not the tenant's message"
+    assert "Your Stripe key no longer works" in later.message and "it last worked on" in later.message
     assert store.at(url).tenant_history("Acme Ltd")[0]["problem"] == later.problem
 
     # a key never seen working keeps the plain sentence

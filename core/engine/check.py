@@ -11,7 +11,7 @@ import stripe
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
 from core.engine.probe import Pacing, Prober, ScopeOutcome
-from core.engine.remediation import create_link, fix_for, guide_notes, tenant_message
+from core.engine.remediation import fix_for, guide_notes
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
 from core.engine.verdict import build_rows, judge, overall_status, score
@@ -117,7 +117,8 @@ def assemble(
     status is "unreachable" (our network, not the key): no grid, no score, no tenant message. `unreachable` set
     and `answered`: Stripe stopped answering partway; the rows settled before stand, the rest are unknown, and
     the sentence is the result's problem. Otherwise every row is judged from `outcomes` (scope -> what the probes
-    saw), and the status, score, fixes, tenant message and create-key link follow from the rows.
+    saw), and the status, score and fixes follow from the rows; the tenant message and the create-key link are
+    built from the result when read (CheckResult.message), so history added later (revoked, lifecycle) is in them.
     """
     if problem is not None:
         result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
@@ -138,8 +139,7 @@ def assemble(
     result.incidents = list(incidents)
     if checked_at is not None:
         result.checked_at = checked_at
-    result.message = tenant_message(result, profile, catalogue)
-    result.create_link = create_link(profile, catalogue, info.mode)
+    result.profile, result.catalogue = profile, catalogue  # the message and the link are built from these
     return result
 
 
@@ -160,5 +160,5 @@ def explain_refusal(result: CheckResult, accepted_before: datetime | None) -> Ch
         "Stripe Dashboard; ask the tenant to create a new restricted key and paste it."
     )
     result.refused = "revoked"
-    result.message = tenant_message(result, load_profile(), load_catalogue())
+    result.last_accepted_at = accepted_before
     return result
