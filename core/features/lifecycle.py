@@ -40,12 +40,16 @@ def lifecycle_for(
     if lc.expected_mode and result.key.mode and lc.expected_mode != result.key.mode:
         lc.mode_mismatch = True
     if fp:
+        # A key's age starts when Stripe first accepted it: a key Stripe has never accepted has neither a
+        # first-seen date nor an age (a refused or unanswered check is no sighting of a working key).
         first = store.key_first_seen(fp)
         at = result.checked_at
-        lc.first_seen_at = min(first, at) if first else at
-        ref = now or at
-        lc.age_days = max(0, int((ref - lc.first_seen_at).total_seconds() // 86400))
-        lc.rotation_due = lc.age_days >= rotation_days and result.status not in ("invalid", "unreachable")
+        accepted = result.status not in ("invalid", "unreachable")
+        lc.first_seen_at = (min(first, at) if first else at) if accepted else first
+        if lc.first_seen_at is not None:
+            ref = now or at
+            lc.age_days = max(0, int((ref - lc.first_seen_at).total_seconds() // 86400))
+            lc.rotation_due = lc.age_days >= rotation_days and accepted
         if tenant is not None:
             slug = slugify(tenant)
             lc.shared_with = [x["tenant"] for x in store.tenants_with_key(fp) if x["slug"] != slug]
