@@ -14,9 +14,11 @@ from core.engine.probe import Pacing, Prober, ScopeOutcome
 from core.engine.remediation import fix_for, guide_notes
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
-from core.engine.verdict import build_rows, judge, overall_status, score
+from core.engine.verdict import build_rows, overall_status, scope_row, score
 
-Progress = Callable[[Row, int, int], None]  # (row just settled, rows done, rows total)
+# (the grid row just settled, probes done, probes in this sweep). The grid has more rows than probes (rows no
+# request can check, guide items, rows kept from a previous check): `grid_plan` says how many are settled upfront.
+Progress = Callable[[Row, int, int], None]
 
 
 def _first_probe_order(catalogue: Catalogue, profile: Profile, scopes: list[Scope]) -> list[Scope]:
@@ -72,15 +74,8 @@ def check_key(
     total = len(to_probe)
     for done, out in enumerate(prober.sweep(to_probe), start=1):
         outcomes[out.scope] = out
-        if on_progress is not None:
-            s = catalogue.get(out.scope)
-            required, _ = profile.required(s)
-            verdict = "not_applicable" if out.not_applicable else judge(required, out.granted, profile.allowed(s)[0])
-            on_progress(
-                Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),
-                done,
-                total,
-            )
+        if on_progress is not None:  # the very row the grid will show (one row builder: verdict.scope_row)
+            on_progress(scope_row(catalogue, profile, catalogue.get(out.scope), out), done, total)
 
     stats = prober.stats
     return assemble(
@@ -141,6 +136,18 @@ def assemble(
         result.checked_at = checked_at
     result.profile, result.catalogue = profile, catalogue  # the message and the link are built from these
     return result
+
+
+def grid_plan(catalogue: Catalogue | None = None, profile: Profile | None = None, *,
+              previous: CheckResult | None = None, only: set[str] | None = None) -> list[Row]:
+    """The grid rows a sweep settles without a request (not checkable, guide items, or with `previous` and
+    `only` the rows kept), as the grid will show them. With the sweep's probes they add up to the grid's rows, so
+    a progress bar counts in the grid's totals: len(grid_plan(...)) + probes total == len(result.rows)."""
+    catalogue = catalogue or load_catalogue()
+    profile = profile or load_profile()
+    if previous is not None and only is not None:
+        return [r for r in previous.rows if r.scope not in only]
+    return [r for r in build_rows(catalogue, profile, {}) if r.verdict == "not_applicable"]
 
 
 def unknown_scopes(result: CheckResult) -> set[str]:
