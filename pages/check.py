@@ -394,19 +394,16 @@ with st.form("kh_check_form", border=False, enter_to_submit=True):
         help="Paste the tenant's restricted key and press Enter. It is checked here first and never stored: only "
              "a masked form is kept.",
     )
-    buttons = st.container(horizontal=True)
-    if tenant:
-        target = f"new tenant {tenant}" if is_new else tenant
-        record_clicked = buttons.form_submit_button(f"Check and record for {md_escape(target)}", type="primary")
-        only_clicked = buttons.form_submit_button("Check only (don't record)")
+    if tenant:  # said before the click: where "Check and record" (and Enter) puts the check
+        st.caption(f"“Check and record” (or Enter in the key field) records the check in **{md_escape(tenant)}**'s "
+                   "history" + (" (a new tenant)" if is_new else "") + "; “Check only” records nothing.")
     else:
-        only_clicked = buttons.form_submit_button("Check only (don't record)", type="primary")
-        record_clicked = False
-if tenant:
-    st.caption(f"Enter records the check in **{md_escape(tenant)}**'s history"
-               + (" (a new tenant)" if is_new else "") + "; “Check only” records nothing.")
-else:
-    st.caption("Choose or type the tenant to record the check in its history; “Check only” records nothing.")
+        st.caption("Choose or type the tenant to record the check in its history; “Check only” records nothing.")
+    buttons = st.container(horizontal=True)
+    # Enter presses the form's first submit button. Its label and look never change: the browser re-registers a
+    # submit button whose label changes, after "Check only", and Enter would then press "Check only".
+    record_clicked = buttons.form_submit_button("Check and record", type="primary", key="kh_check_record")
+    only_clicked = buttons.form_submit_button("Check only (don't record)", key="kh_check_only")
 if session_key is not None and not raw:
     st.caption(f"Using the key kept in this session: {md_escape(session_key.masked)}")
 elif st.session_state.get(state.FORGOTTEN):
@@ -423,14 +420,19 @@ def start(record: bool) -> None:
             st.error(md_escape(taken.info.problem))
             refused = svc.check(raw, None, record=False).result
             _keep(refused, tenant or None, None, recorded="not recorded")
-            st.session_state.pop(state.KEY, None)
             return
         candidate = taken.key
+        if record and not tenant:
+            st.error("Choose or type the tenant first: the check is recorded in its history (or use “Check only”).")
+            return
         if rt.is_stripe and is_demo_key(raw):
             st.warning("This is one of the demo keys: Stripe itself will refuse it. Switch Demo mode on in the "
                 "sidebar.")
     elif session_key is not None:
         candidate = session_key
+        if record and not tenant:
+            st.error("Choose or type the tenant first: the check is recorded in its history (or use “Check only”).")
+            return
     else:
         st.error("Paste the tenant's restricted key first (rk_live_… or rk_test_…).")
         return

@@ -58,7 +58,7 @@ def button(at: AppTest, label: str):
 
 
 def record_button(at: AppTest):
-    found = [b for b in at.button if b.label.startswith("Check and record for ")]
+    found = [b for b in at.button if b.label == "Check and record"]
     assert found, f"no record button among {[b.label for b in at.button]}"
     return found[0]
 
@@ -103,8 +103,8 @@ def test_page_renders_in_real_mode(real_env, sandbox):
     assert at.title[0].value == "Check a key"
     assert any("Real mode" in s.value for s in at.sidebar.success)
     assert at.toggle(key="kh_demo_switch").value is False
-    # no tenant yet: the only way to check is "Check only", and nothing is recorded
-    assert [b.label for b in at.button if b.label.startswith("Check")] == [ONLY]
+    assert [b.label for b in at.button if b.label.startswith("Check")] == ["Check and record", ONLY]
+    assert any("Choose or type the tenant" in c.value for c in at.caption)
     assert sandbox.requests == []
 
 

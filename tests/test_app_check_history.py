@@ -5,10 +5,55 @@ change first, "Problems only" by default, "What to change" grouped by category, 
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core import store
 from sandbox import DEMO_KEYS
-from tests.test_app_check import ONLY, assert_clean, button, check, fresh_app, paste, record_button
+
+APP = "../app.py"
+ONLY = "Check only (don't record)"
+
+
+def fresh_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not [e for e in at.error if "Something went wrong" in e.value]
+
+
+def paste(at: AppTest, key: str, tenant: str | None) -> AppTest:
+    """Choose the tenant (each choice runs the page), then type the key into the form's field (sent on submit)."""
+    if tenant is not None:
+        pick = at.selectbox(key="kh_tenant_pick")
+        if tenant in pick.options:
+            pick.set_value(tenant).run()
+        else:
+            pick.set_value(pick.options[0]).run()  # "New tenant…"
+            at.text_input(key="kh_tenant_new").input(tenant).run()
+    at.text_input(key="kh_key_input").input(key)
+    return at
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} among {[b.label for b in at.button]}"
+    return found[0]
+
+
+def record_button(at: AppTest):
+    return button(at, "Check and record")
+
+
+def check(at: AppTest, key: str, tenant: str) -> AppTest:
+    paste(at, key, tenant)
+    record_button(at).click().run()
+    assert_clean(at)
+    return at
 
 
 @pytest.fixture
@@ -18,24 +63,35 @@ def real_env(app_env):
 
 def plain(text: str) -> str:
     """Markdown as read: without md_escape's backslashes."""
-    return text.replace("\\", "").replace("\u2060", "")
+    return text.replace("\\", "").replace("\u2060", "").replace("**", "")
 
 
 def _history(url: str, tenant: str) -> list:
     return store.at(url).tenant_history(tenant)
 
 
-def test_the_record_button_names_the_tenant_and_enter_submits_it(real_env):
+def test_the_tenant_is_named_before_the_click_and_enter_records(real_env, sandbox):
     at = fresh_app()
     paste(at, DEMO_KEYS["healthy"].key, "Acme Coffee Roasters")
     labels = [b.label for b in at.button]
-    # the first submit button of the form is the one Enter in the key field presses (st.form enter_to_submit)
-    assert labels[:2] == ["Check and record for new tenant Acme Coffee Roasters", ONLY], labels
-    assert any("Enter records the check in **Acme Coffee Roasters**" in c.value for c in at.caption)
+    # Enter in the key field presses the form's first submit button (st.form enter_to_submit): "Check and record"
+    assert labels[:2] == ["Check and record", ONLY], labels
+    said = [plain(c.value) for c in at.caption]
+    assert any("records the check in Acme Coffee Roasters's history (a new tenant)" in c for c in said), said
     record_button(at).click().run()
     assert_clean(at)
     assert len(_history(real_env, "Acme Coffee Roasters")) == 1
-    assert [b.label for b in at.button][0] == "Check and record for Acme Coffee Roasters"
+    said = [plain(c.value) for c in at.caption]
+    assert any("records the check in Acme Coffee Roasters's history;" in c for c in said), said
+
+
+def test_check_and_record_without_a_tenant_asks_for_one(real_env, sandbox):
+    at = fresh_app()
+    sandbox.clear_log()
+    paste(at, DEMO_KEYS["healthy"].key, None)
+    record_button(at).click().run()
+    assert any("Choose or type the tenant first" in e.value for e in at.error)
+    assert sandbox.requests == []
 
 
 def test_check_only_records_nothing_and_says_so(real_env):
@@ -79,7 +135,7 @@ def test_a_similar_name_offers_the_existing_tenant(real_env):
     assert any("Northwind Bikes" in w.value and "already exists" in w.value for w in at.warning)
     button(at, "Use Northwind Bikes").click().run()
     assert at.selectbox(key="kh_tenant_pick").value == "Northwind Bikes"
-    assert record_button(at).label == "Check and record for Northwind Bikes"
+    assert any("records the check in Northwind Bikes's history;" in plain(c.value) for c in at.caption)
     record_button(at).click().run()
     assert len(_history(real_env, "Northwind Bikes")) == 2
     assert store.at(real_env).get_tenant("Northwind Bike") is None
@@ -101,11 +157,11 @@ def test_the_result_reads_at_a_glance(real_env):
     at = check(fresh_app(), DEMO_KEYS["missing"].key, "Glance Co")
     banner = plain(at.error[0].value)
     # the verdict and what to change first, then the facts
-    assert banner.startswith("**FAILING** · Set ") and "more changes below" in banner
+    assert banner.startswith("FAILING · Set ") and "more changes below" in banner
     assert at.toggle(key="kh_problems_only").value is True, "opens on Problems only when there are problems"
     changes = plain(next(m.value for m in at.markdown if m.value.startswith("In the Stripe Dashboard")))
     assert changes.count("⋯ → Edit key") == 1, "where to go is said once, not once per row"
-    assert "**Billing** (" in changes and "- Subscriptions: Write (now None)" in changes
+    assert "\nBilling (2)\n" in changes and "- Subscriptions: Write (now None)" in changes
     assert any(c.value.startswith("By category: ") for c in at.caption)
     # the progress bar's totals and words: tests/test_check_view.py (AppTest cannot see it after the rerun)
 

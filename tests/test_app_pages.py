@@ -91,7 +91,7 @@ def test_demo_switch_off_and_on_forgets_the_key(demo_env):
     at.selectbox(key="kh_tenant_pick").set_value(at.selectbox(key="kh_tenant_pick").options[1]).run()
     at.run()  # the tenant choice first; the key is sent with the form's submit
     at.text_input(key="kh_key_input").input(DEMO_KEYS["healthy"].key)
-    [b for b in at.button if b.label.startswith("Check and record for ")][0].click().run()
+    [b for b in at.button if b.label == "Check and record"][0].click().run()
     assert "kh_key" in at.session_state and at.success
     at.toggle(key="kh_demo_switch").set_value(False).run()
     assert not at.exception
@@ -128,7 +128,7 @@ def test_check_in_demo_reaches_the_embedded_sandbox(demo_env):
     at.selectbox(key="kh_tenant_pick").set_value(tenant).run()
     at.run()  # the tenant choice first; the key is sent with the form's submit
     at.text_input(key="kh_key_input").input(DEMO_KEYS["over"].key)
-    [b for b in at.button if b.label.startswith("Check and record for ")][0].click().run()
+    [b for b in at.button if b.label == "Check and record"][0].click().run()
     confirm = [b for b in at.button if b.label.startswith("Yes, record it for ")]
     if confirm:  # the demo tenant's key is of another Stripe account: asked before recording (issue 19.4)
         confirm[0].click().run()
