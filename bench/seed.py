@@ -5,8 +5,9 @@
 
 `Plan.stream()` yields the checks in time order (ids are given in that order, as a live system would give
 them). Every table record_check writes is filled from that one stream: tenants (with their latest-check
-pointer and the last account seen), checks, check_rows, stripe_keys (one row per fingerprint, first seen at
-its first check) and key_events (one per replacement of a tenant's key, with the old key, mode and account).
+pointer and the last account seen), checks, check_rows, stripe_keys (one row per fingerprint Stripe accepted,
+first seen at its first accepted check) and key_events (one per replacement of a tenant's key, with the old
+key, mode and account).
 Each tenant has 1–3 keys over time; a few replacements change mode or Stripe account, about 1 % of tenants
 end on a key shared with another tenant, and about 0.5 % of checks are unreachable (Stripe never answered:
 no rows, never a tenant's latest). tests/test_bench_seed.py replays a tiny plan through record_check and
@@ -33,6 +34,7 @@ from core import store
 from core.engine.result import KEY_STATUSES, LEVELS, Level
 from core.store.db import connect, dispose_engine, get_engine
 from core.store.models import checks_t
+from core.store.record import ACCEPTED_STATUSES
 
 SCOPES: list[tuple[str, str, str, Level]] = [
     (cat, f"{res.lower().replace(' ', '_')}_{lvl}", res, lvl)
@@ -198,7 +200,7 @@ class _Lifecycle:
             self.account[tid] = acct
         if fp is None:
             return
-        if fp not in self.keys:
+        if fp not in self.keys and ch["status"] in ACCEPTED_STATUSES:  # 0013: first seen = first accepted
             self.keys[fp] = (fp, ch["key_masked"], ch["key_mode"], at)
         prev = self.prev.get(tid)
         if prev is not None and prev[0] != fp:

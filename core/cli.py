@@ -102,7 +102,7 @@ def print_check_table(result, stream=None) -> None:
         file=stream,
     )
     if result.problem:
-        print(f"problem: {result.problem}", file=stream)
+        print(f"problem (for support): {result.problem}", file=stream)
     lc = result.lifecycle
     if lc is not None:
         if lc.replaced:
@@ -130,6 +130,10 @@ def print_check_table(result, stream=None) -> None:
             print(f"  - {r.fix}", file=stream)
     for i in result.incidents:
         print(_paint(i, "failing", c), file=stream)
+    if result.message:  # the other audience: what support sends the tenant (second person)
+        print("\nmessage for the tenant:", file=stream)
+        for line in result.message.splitlines():
+            print(f"  {line}".rstrip(), file=stream)
 
 
 # --- commands ------------------------------------------------------------------------------

@@ -84,8 +84,11 @@ class Service:
         on_progress: Progress | None = None,
         only: set[str] | None = None,
         previous: CheckResult | None = None,
+        record: bool = True,
     ) -> Checked:
         """Check a pasted key, judge it against history, and (with a tenant) record it and audit it.
+        `record=False`: judged against the tenant's history (key replaced, account changed, ...) but not saved,
+        so the caller can ask before recording (then `record(result, tenant, ...)`), or not record at all.
         A bad tenant name is refused (StoreInputError) before any request."""
         if tenant is not None:
             validate_tenant_name(tenant)
@@ -95,7 +98,7 @@ class Service:
         )
         result = self.judge(result)
         result = self.lifecycle(result, tenant)
-        if tenant is None:
+        if tenant is None or not record:
             return Checked(result)
         return self.record(result, tenant, source=source)
 

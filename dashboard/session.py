@@ -23,8 +23,10 @@ TENANT_NEXT = "kh_tenant_next"
 TENANT_FROM_URL = "kh_tenant_from_url"
 FORGOTTEN = "kh_forgotten"
 SAVE_PROBLEM = "kh_save_problem"
+PENDING = "kh_pending"  # a judged check waiting for "right tenant?" before it is recorded: (CheckResult, tenant)
+RECORDED = "kh_recorded"  # how the shown result was kept: "recorded" | "check only" | "not recorded"
 # What a switch of mode forgets: demo keys mean nothing to Stripe and real keys must never reach the sandbox.
-FORGET_ON_SWITCH = (KEY, KEY_INPUT, RESULT, RESULT_TENANT, TENANT, TENANT_PICK, TENANT_NEW)
+FORGET_ON_SWITCH = (KEY, KEY_INPUT, RESULT, RESULT_TENANT, TENANT, TENANT_PICK, TENANT_NEW, PENDING, RECORDED)
 
 
 def who() -> str:

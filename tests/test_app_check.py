@@ -38,15 +38,17 @@ def assert_clean(at: AppTest) -> None:
 
 
 def paste(at: AppTest, key: str, tenant: str | None = "Acme Coffee Roasters") -> AppTest:
+    """Choose the tenant (each choice runs the page), then type the key into the form's field: it is sent with the
+    form's submit (a button, or Enter), so the caller clicks one of them next."""
     if tenant is not None:
         pick = at.selectbox(key="kh_tenant_pick")
         if tenant in pick.options:
             pick.set_value(tenant).run()
         else:
             pick.set_value(pick.options[0]).run()  # "New tenant…"
-            at.text_input(key="kh_tenant_new").input(tenant)
+            at.text_input(key="kh_tenant_new").input(tenant).run()
     at.text_input(key="kh_key_input").input(key)
-    return at.run()
+    return at
 
 
 def button(at: AppTest, label: str):
@@ -55,9 +57,18 @@ def button(at: AppTest, label: str):
     return found[0]
 
 
+def record_button(at: AppTest):
+    found = [b for b in at.button if b.label == "Check and record"]
+    assert found, f"no record button among {[b.label for b in at.button]}"
+    return found[0]
+
+
+ONLY = "Check only (don't record)"
+
+
 def check(at: AppTest, key: str, tenant: str = "Acme Coffee Roasters") -> AppTest:
     paste(at, key, tenant)
-    button(at, "Check key").click().run()
+    record_button(at).click().run()
     assert_clean(at)
     return at
 
@@ -92,7 +103,8 @@ def test_page_renders_in_real_mode(real_env, sandbox):
     assert at.title[0].value == "Check a key"
     assert any("Real mode" in s.value for s in at.sidebar.success)
     assert at.toggle(key="kh_demo_switch").value is False
-    assert button(at, "Check key").disabled  # nothing pasted yet
+    assert [b.label for b in at.button if b.label.startswith("Check")] == ["Check and record", ONLY]
+    assert any("Choose or type the tenant" in c.value for c in at.caption)
     assert sandbox.requests == []
 
 
@@ -110,10 +122,12 @@ def test_bad_keys_are_answered_without_a_request(real_env, sandbox, raw, words):
     at = fresh_app()
     sandbox.clear_log()
     paste(at, raw)
+    record_button(at).click().run()
     assert at.error, "a bad key must be answered at once"
     assert words in at.error[0].value.lower()
-    assert button(at, "Check key").disabled
     assert sandbox.requests == [], "a key refused locally must not reach Stripe"
+    assert at.code and "Hello," in at.code[0].value, "the tenant still gets a message they can act on"
+    assert store.at(real_env).tenant_history("Acme Coffee Roasters") == [], "nothing recorded"
     assert "kh_key" not in at.session_state
 
 
@@ -150,6 +164,7 @@ def test_anonymous_when_not_logged_in(real_env):
 def test_grid_colours_missing_and_excess(real_env):
     at = check(fresh_app(), DEMO_KEYS["missing"].key, "Missing Co")
     assert at.error and "FAILING" in at.error[0].value
+    at.toggle(key="kh_problems_only").set_value(False).run()  # every row, to see every colour
     frame = at.dataframe[0].value
     colours = row_background(at)
     seen = set()
@@ -170,21 +185,22 @@ def test_grid_colours_missing_and_excess(real_env):
 
 def test_problems_only_filter_and_categories(real_env):
     at = check(fresh_app(), DEMO_KEYS["missing"].key, "Filter Co")
-    everything = len(at.dataframe[0].value)
-    at.toggle(key="kh_problems_only").set_value(True).run()
+    # issue 19.7: with problems, the grid opens on "Problems only"
+    assert at.toggle(key="kh_problems_only").value is True
     frame = at.dataframe[0].value
-    assert 0 < len(frame) < everything
     assert set(frame["Verdict"]) <= {"missing", "excess", "unknown"}
     assert set(row_background(at)) == {BG["missing"]}
     at.toggle(key="kh_problems_only").set_value(False).run()
+    everything = len(at.dataframe[0].value)
+    assert 0 < len(frame) < everything
     at.multiselect(key="kh_categories").set_value(["Billing"]).run()
     assert set(at.dataframe[0].value["Category"]) == {"Billing"}
 
 
 def test_remediation_message_and_downloads(real_env):
     at = check(fresh_app(), DEMO_KEYS["missing"].key, "Fix Co")
-    steps = [m.value for m in at.markdown if m.value.startswith("1. ")]
-    assert steps and "Stripe Dashboard" in steps[0]
+    steps = [m.value for m in at.markdown if m.value.startswith("In the Stripe Dashboard")]
+    assert steps and "⋯ → Edit key" in steps[0]
     message = at.code[0].value
     assert message.startswith("Hello") and "Edit key" in message
     downloads = at.get("download_button")
@@ -199,7 +215,7 @@ def test_remediation_message_and_downloads(real_env):
 def test_revoked_key_is_invalid_with_one_sentence(real_env):
     at = check(fresh_app(), DEMO_KEYS["revoked"].key, "Revoked Co")
     assert at.error and "INVALID" in at.error[0].value
-    problem = [m.value for m in at.markdown if m.value.startswith("**Problem:**")]
+    problem = [m.value for m in at.markdown if m.value.startswith("**Problem (for support):**")]
     assert problem and "revoked" in problem[0]
     assert not at.dataframe  # no grid for a key Stripe refused
     assert store.at(real_env).tenant_history("Revoked Co")[0]["status"] == "invalid"
@@ -211,7 +227,6 @@ def test_forget_key(real_env):
     button(at, "Forget key").click().run()
     assert "kh_key" not in at.session_state
     assert at.text_input(key="kh_key_input").value == ""
-    assert button(at, "Check key").disabled
     assert any("forgotten" in c.value for c in at.caption)
     assert button(at, "Forget key").disabled
 

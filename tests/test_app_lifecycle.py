@@ -117,8 +117,9 @@ def _check(at: AppTest, key: str, tenant: str) -> AppTest:
     else:
         pick.set_value(pick.options[0]).run()
         at.text_input(key="kh_tenant_new").input(tenant)
-    at.text_input(key="kh_key_input").input(key).run()
-    next(b for b in at.button if b.label == "Check key").click().run()
+    at.run()  # the tenant choice first; the key is sent with the form's submit
+    at.text_input(key="kh_key_input").input(key)
+    next(b for b in at.button if b.label == "Check and record").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -145,5 +146,9 @@ def test_check_page_shows_a_replaced_key(app_env):
     _check(at, DEMO_KEYS["healthy"].key, "Acme")
     page = texts(at)
     assert "Key replaced" in page and "mode changed" in page and "another Stripe account" in page
+    # issue 19.4: another Stripe account than the tenant's: asked before recording
+    assert "right tenant?" in page and store.at(app_env).key_events("Acme") == []
+    next(b for b in at.button if b.label == "Yes, record it for Acme").click().run()
+    assert not at.exception, at.exception
     assert store.at(app_env).drift("Acme") == []
     assert json.dumps(store.at(app_env).key_events("Acme")[0]["mode_changed"]) == "true"

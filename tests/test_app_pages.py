@@ -89,8 +89,9 @@ def test_sidebar_shows_demo_mode_and_keys(demo_env):
 def test_demo_switch_off_and_on_forgets_the_key(demo_env):
     at = app()
     at.selectbox(key="kh_tenant_pick").set_value(at.selectbox(key="kh_tenant_pick").options[1]).run()
-    at.text_input(key="kh_key_input").input(DEMO_KEYS["healthy"].key).run()
-    [b for b in at.button if b.label == "Check key"][0].click().run()
+    at.run()  # the tenant choice first; the key is sent with the form's submit
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["healthy"].key)
+    [b for b in at.button if b.label == "Check and record"][0].click().run()
     assert "kh_key" in at.session_state and at.success
     at.toggle(key="kh_demo_switch").set_value(False).run()
     assert not at.exception
@@ -114,7 +115,8 @@ def test_bad_key_in_demo_makes_no_request(demo_env):
     sb = runtime.demo_sandbox()
     at = app()
     sb.clear_log()
-    at.text_input(key="kh_key_input").input(DEMO_KEYS["standard"].key).run()
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["standard"].key)
+    next(b for b in at.button if b.label == "Check only (don't record)").click().run()
     assert at.error and sb.requests == []
 
 
@@ -124,8 +126,12 @@ def test_check_in_demo_reaches_the_embedded_sandbox(demo_env):
     at = app()
     tenant = at.selectbox(key="kh_tenant_pick").options[3]
     at.selectbox(key="kh_tenant_pick").set_value(tenant).run()
-    at.text_input(key="kh_key_input").input(DEMO_KEYS["over"].key).run()
-    [b for b in at.button if b.label == "Check key"][0].click().run()
+    at.run()  # the tenant choice first; the key is sent with the form's submit
+    at.text_input(key="kh_key_input").input(DEMO_KEYS["over"].key)
+    [b for b in at.button if b.label == "Check and record"][0].click().run()
+    confirm = [b for b in at.button if b.label.startswith("Yes, record it for ")]
+    if confirm:  # the demo tenant's key is of another Stripe account: asked before recording (issue 19.4)
+        confirm[0].click().run()
     assert at.warning and "ATTENTION" in at.warning[0].value
     assert sb.requests
     assert demo_env.store.tenant_history(tenant)[0]["source"] == "dashboard"

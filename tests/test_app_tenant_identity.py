@@ -18,10 +18,9 @@ def _check(url: str, tenant: str) -> AppTest:
     at.run()
     pick = at.selectbox(key="kh_tenant_pick")
     pick.set_value(pick.options[0]).run()  # "New tenant…"
-    at.text_input(key="kh_tenant_new").input(tenant)
+    at.text_input(key="kh_tenant_new").input(tenant).run()
     at.text_input(key="kh_key_input").input(DEMO_KEYS["healthy"].key)
-    at.run()
-    next(b for b in at.button if b.label == "Check key").click().run()
+    next(b for b in at.button if b.label == "Check and record").click().run()
     assert not at.exception, at.exception
     return at
 

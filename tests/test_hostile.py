@@ -849,8 +849,9 @@ def dashboard_showing(name: str, db_url: str) -> list[tuple]:
     pick = at.selectbox(key="kh_tenant_pick")
     pick.set_value(pick.options[0]).run()  # "New tenant…"
     at.text_input(key="kh_tenant_new").input(name)
-    at.text_input(key="kh_key_input").input(HEALTHY).run()
-    [b for b in at.button if b.label == "Check key"][0].click().run()
+    at.run()  # the tenant choice first; the key is sent with the form's submit
+    at.text_input(key="kh_key_input").input(HEALTHY)
+    [b for b in at.button if b.label == "Check and record"][0].click().run()
     assert not at.exception, at.exception
     assert store.at(db_url).get_tenant(name)["name"] == name  # stored verbatim
     found = rendered_fields(at, "check", name)

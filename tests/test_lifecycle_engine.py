@@ -116,7 +116,7 @@ def _result(status: str, rows: list[Row], **kw) -> CheckResult:
 
 CASES = {
     "healthy": (_result("healthy", [_row("ok"), _row("ok")]), ["exactly the permissions"]),
-    "attention": (_result("attention", [_row("ok"), _row("excess", "write", "none")]), ["Pointai does not need more"]),
+    "attention": (_result("attention", [_row("ok"), _row("excess", "write", "none")]), ["Pointai does not use it"]),
     "failing": (_result("failing", [_row("ok"), _row("missing", "read")]), ["Write (now Read)"]),
     "incomplete, some settled": (_result("incomplete", [_row("ok"), _row("unknown", "unknown")]),
                                  ["the 1 permissions we could check are right", "could not check 1 more"]),
@@ -124,7 +124,7 @@ CASES = {
                                  ["Write (now Read)", "could not check 1 more"]),
     "incomplete, nothing settled": (_result("incomplete", [_row("unknown", "unknown")]), None),
     "invalid": (_result("invalid", [], problem="Stripe does not accept this live key."),
-                ["Stripe does not accept this live key."]),
+                ["Create a new restricted key with this link", "paste it into Pointai"]),
     "unreachable": (_result("unreachable", [], problem="This server cannot reach api.stripe.com: connection refused."),
                     None),
 }
@@ -146,6 +146,7 @@ def test_every_status_message_matches_what_the_result_holds(name):
         assert "exactly the permissions" not in msg and "Nothing to change" not in msg
     if result.status == "invalid":
         assert "accept" not in msg.split(":")[0], "never says Stripe accepted a refused key"
+        assert result.problem not in msg, "support's problem is not the tenant's message (issue 19.1)"
     if unknown:
         assert "every permission" not in msg
     if not settled:
@@ -156,12 +157,15 @@ def test_every_status_message_matches_what_the_result_holds(name):
 def test_lifecycle_lines_are_gentle_and_only_when_true():
     base = _result("healthy", [_row("ok")])
     base.key = KeyInfo("restricted", "test", "rk_test_…ab12", "fp1")
+    base.lifecycle = KeyLifecycle(age_days=200, rotation_days=180, rotation_due=True)
+    msg = tenant_message(base, load_profile(), load_catalogue())
+    assert "in use for 200 days" in msg and "nothing is broken" in msg
+    assert msg.rstrip().endswith("Thank you!")
+    # a test key on a tenant in production: one clear line asking for the live key, in live mode only
     base.lifecycle = KeyLifecycle(age_days=200, rotation_days=180, rotation_due=True, expected_mode="live",
                                   mode_mismatch=True)
     msg = tenant_message(base, load_profile(), load_catalogue())
-    assert "in use for 200 days" in msg and "nothing is broken" in msg
-    assert "test-mode key" in msg and "rk_live_" in msg
-    assert msg.rstrip().endswith("Thank you!")
+    assert "test-mode key; Pointai needs your live key" in msg and "rk_live_" in msg and "rk_test_" not in msg
     base.lifecycle = KeyLifecycle(age_days=20, rotation_days=180)
     msg = tenant_message(base, load_profile(), load_catalogue())
     assert "rotating" not in msg and "test-mode" not in msg

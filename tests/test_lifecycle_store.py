@@ -160,9 +160,10 @@ def test_migration_0006_backfills_first_seen_and_replacements(db_url):
                 conn.execute(sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0013"
     assert store.at(db_url).key_first_seen("fpA") == datetime(2025, 1, 1, 10, tzinfo=UTC)
-    assert store.at(db_url).key_first_seen("fpB") == datetime(2025, 1, 9, 10, tzinfo=UTC)
+    # 0013: first seen is the first check Stripe accepted the key in (check 3 refused it as expired)
+    assert store.at(db_url).key_first_seen("fpB") == datetime(2025, 1, 10, 10, tzinfo=UTC)
     (ev,) = store.at(db_url).key_events("Acme")
     assert (ev["old_masked"], ev["new_masked"], ev["check_id"]) == ("rk_live_…AAAA", "rk_test_…BBBB", 3)
     assert ev["mode_changed"] and ev["account_changed"] and ev["new_account"] == "acct_2"
@@ -177,3 +178,55 @@ def test_migration_0006_backfills_first_seen_and_replacements(db_url):
                      at=datetime(2025, 1, 12, tzinfo=UTC))
     store.at(db_url).record_check(r, "Acme", source="cli", checked_by=None)
     assert [e["new_masked"] for e in store.at(db_url).key_events("Acme")] == ["rk_live_…CCCC", "rk_test_…BBBB"]
+
+
+def test_a_key_stripe_never_accepted_has_no_first_seen_date_nor_age(store_url, make_result):
+    """Issue 19.4: a refused key pasted on a tenant gets no first-seen date and no age, and replacing the tenant's
+    key with it is shown as "replaced by a key Stripe refuses"."""
+    from core.ui.tenant import key_timeline_frame
+
+    rec(make_result, store_url, "Acme", 10, LIVE, [("charge_write", "write", "ok")])
+    bad = {"masked": "rk_live_…BADx", "fingerprint": "fp_refused", "mode": "live", "account": None}
+    r = rec(make_result, store_url, "Acme", 1, bad, [], "invalid", 0, problem="Stripe does not accept this key.")
+    assert r.lifecycle.first_seen_at is None and r.lifecycle.age_days is None and not r.lifecycle.rotation_due
+    assert r.lifecycle.replaced == "rk_live_…TEva"
+    assert store.at(store_url).key_first_seen("fp_refused") is None
+    assert store.at(store_url).key_first_seen("fp_live_A") is not None
+    events = store.at(store_url).key_events("Acme")
+    frame = key_timeline_frame(events, store.at(store_url).tenant_history("Acme"))
+    assert frame["Event"].tolist()[0] == "replaced by a key Stripe refuses"
+    # once Stripe accepts it, its age starts at that check
+    ok = rec(make_result, store_url, "Acme", 0, bad, [("charge_write", "write", "ok")])
+    assert ok.lifecycle.first_seen_at == NOW and ok.lifecycle.age_days == 0
+    assert store.at(store_url).key_first_seen("fp_refused") == NOW
+
+
+def test_migration_0013_keeps_first_seen_for_accepted_checks_only(db_url):
+    store.at(db_url).upgrade("0010")
+    engine = get_engine(db_url)
+    T = lambda s: _ts(s, engine.dialect.name)  # noqa: E731
+    checks = [  # id, at, fingerprint, status
+        (1, "2025-01-01 10:00:00", "fpNever", "invalid"),
+        (2, "2025-01-02 10:00:00", "fpLate", "invalid"),
+        (3, "2025-01-03 10:00:00", "fpLate", "unreachable"),
+        (4, "2025-01-04 10:00:00", "fpLate", "failing"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO tenants (id, name, slug, archived, created_at) VALUES "
+            f"(1, 'Acme', 'acme', false, '{T('2025-01-01 00:00:00')}')"))
+        for cid, at, fp, status in checks:
+            conn.execute(sa.text(
+                "INSERT INTO checks (id, tenant_id, checked_at, source, key_masked, key_fingerprint, key_kind, "
+                "key_mode, status, score, n_ok, n_missing, n_excess, n_unknown, n_not_applicable, requests, "
+                f"elapsed_s) VALUES (:id, 1, '{T(at)}', 'cli', 'rk_live_…AAAA', :fp, 'restricted', 'live', :status, "
+                "0, 0, 0, 0, 0, 0, 1, 1.0)"), {"id": cid, "fp": fp, "status": status})
+        for fp, at in (("fpNever", "2025-01-01 10:00:00"), ("fpLate", "2025-01-02 10:00:00")):
+            conn.execute(sa.text(
+                "INSERT INTO stripe_keys (fingerprint, key_masked, key_mode, first_seen_at) VALUES "
+                f"(:fp, 'rk_live_…AAAA', 'live', '{T(at)}')"), {"fp": fp})
+    store.dispose_engine(db_url)
+    store.at(db_url).upgrade()
+    assert store.at(db_url).current_revision() == "0013"
+    assert store.at(db_url).key_first_seen("fpNever") is None
+    assert store.at(db_url).key_first_seen("fpLate") == datetime(2025, 1, 4, 10, tzinfo=UTC)

@@ -490,9 +490,10 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     pick = at.selectbox(key="kh_tenant_pick")
     pick.set_value(pick.options[0]).run()
     at.text_input(key="kh_tenant_new").input(TENANT)
-    at.text_input(key="kh_key_input").input(f"  Bearer {test}  ").run()
+    at.run()  # the tenant choice first; the key is sent with the form's submit
+    at.text_input(key="kh_key_input").input(f"  Bearer {test}  ")
     look(at, "check:pasted")
-    _button(at, "Check key").click().run()
+    next(b for b in at.button if b.label == "Check and record").click().run()
     look(at, "check:result")
     assert at.success and "HEALTHY" in at.success[0].value
     assert len(at.get("download_button")) >= 2
@@ -515,9 +516,10 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
     # the live canary, with Stripe failing on charges (unknown rows, then a re-probe); then refused by the
     # sample transaction before any request
     at.switch_page("app_pages/check.py").run()
-    at.text_input(key="kh_key_input").input(live).run()
+    at.run()  # the tenant choice first; the key is sent with the form's submit
+    at.text_input(key="kh_key_input").input(live)
     sandbox.faults.fail("/v1/charges", status=503)
-    _button(at, "Check key").click().run()
+    next(b for b in at.button if b.label == "Check and record").click().run()
     look(at, "check:live:unknown")
     clear_faults(sandbox)
     reprobe = [b for b in at.button if b.label.startswith("Re-probe")]

@@ -11,12 +11,14 @@ import stripe
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
 from core.engine.probe import Pacing, Prober, ScopeOutcome
-from core.engine.remediation import create_link, fix_for, guide_notes, tenant_message
+from core.engine.remediation import fix_for, guide_notes
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
-from core.engine.verdict import build_rows, judge, overall_status, score
+from core.engine.verdict import build_rows, overall_status, scope_row, score
 
-Progress = Callable[[Row, int, int], None]  # (row just settled, rows done, rows total)
+# (the grid row just settled, probes done, probes in this sweep). The grid has more rows than probes (rows no
+# request can check, guide items, rows kept from a previous check): `grid_plan` says how many are settled upfront.
+Progress = Callable[[Row, int, int], None]
 
 
 def _first_probe_order(catalogue: Catalogue, profile: Profile, scopes: list[Scope]) -> list[Scope]:
@@ -72,15 +74,8 @@ def check_key(
     total = len(to_probe)
     for done, out in enumerate(prober.sweep(to_probe), start=1):
         outcomes[out.scope] = out
-        if on_progress is not None:
-            s = catalogue.get(out.scope)
-            required, _ = profile.required(s)
-            verdict = "not_applicable" if out.not_applicable else judge(required, out.granted, profile.allowed(s)[0])
-            on_progress(
-                Row(s.category, s.label, s.scope, required, out.granted, verdict, reason=out.reason),
-                done,
-                total,
-            )
+        if on_progress is not None:  # the very row the grid will show (one row builder: verdict.scope_row)
+            on_progress(scope_row(catalogue, profile, catalogue.get(out.scope), out), done, total)
 
     stats = prober.stats
     return assemble(
@@ -115,10 +110,12 @@ def assemble(
     `problem` set: the key was refused (locally by intake, or by Stripe with `refused` saying how), so there
     is no grid. `unreachable` set (one sentence): the sweep stopped on our side's or Stripe's trouble (no HTTP
     answer, or a storm of 429/5xx answers), so the status is "unreachable" (not the key): no score, no tenant
-    message, no guide notes, never the tenant's latest status and no alert (core.store.record, core.features.alerts).
-    Not `answered` (not one HTTP answer): no grid either. `answered` (it stopped partway): the rows settled before
-    stand, the rest are unknown. Otherwise every row is judged from `outcomes` (scope -> what the probes saw), and
-    the status, score, fixes, tenant message and create-key link follow from the rows.
+    message, no create-key link, no guide notes, never the tenant's latest status and no alert (core.store.record,
+    core.features.alerts). Not `answered` (not one HTTP answer): no grid either. `answered` (it stopped partway):
+    the rows settled before stand, the rest are unknown. Otherwise every row is judged from `outcomes` (scope ->
+    what the probes saw), and the status, score and fixes follow from the rows; the tenant message and the
+    create-key link are built from the result when read (CheckResult.message), so history added later (revoked,
+    lifecycle) is in them.
     """
     if problem is not None:
         result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
@@ -140,10 +137,20 @@ def assemble(
     result.incidents = list(incidents)
     if checked_at is not None:
         result.checked_at = checked_at
-    result.message = tenant_message(result, profile, catalogue)
-    # nothing to offer the tenant when the check says nothing about the key (no "create a key" button either)
-    result.create_link = create_link(profile, catalogue, info.mode) if result.says_something else None
+    result.profile, result.catalogue = profile, catalogue  # the message and the link are built from these
     return result
+
+
+def grid_plan(catalogue: Catalogue | None = None, profile: Profile | None = None, *,
+              previous: CheckResult | None = None, only: set[str] | None = None) -> list[Row]:
+    """The grid rows a sweep settles without a request (not checkable, guide items, or with `previous` and
+    `only` the rows kept), as the grid will show them. With the sweep's probes they add up to the grid's rows, so
+    a progress bar counts in the grid's totals: len(grid_plan(...)) + probes total == len(result.rows)."""
+    catalogue = catalogue or load_catalogue()
+    profile = profile or load_profile()
+    if previous is not None and only is not None:
+        return [r for r in previous.rows if r.scope not in only]
+    return [r for r in build_rows(catalogue, profile, {}) if r.verdict == "not_applicable"]
 
 
 def unknown_scopes(result: CheckResult) -> set[str]:
@@ -163,5 +170,5 @@ def explain_refusal(result: CheckResult, accepted_before: datetime | None) -> Ch
         "Stripe Dashboard; ask the tenant to create a new restricted key and paste it."
     )
     result.refused = "revoked"
-    result.message = tenant_message(result, load_profile(), load_catalogue())
+    result.last_accepted_at = accepted_before
     return result

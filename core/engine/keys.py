@@ -436,7 +436,8 @@ def _result(
     kind: str, mode: Mode | None, masked: str, problem: str | None, reason: str, notes: Iterable[str],
     fp: str | None = None, key: SecretKey | None = None,
 ) -> Intake:
-    return Intake(KeyInfo(kind, mode, masked, fp, problem), key, reason, tuple(notes))
+    info = KeyInfo(kind, mode, masked, fp, problem, None if problem is None else reason)
+    return Intake(info, key, reason, tuple(notes))
 
 
 def _rk_for(mode: str | None) -> str:

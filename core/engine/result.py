@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
+
+if TYPE_CHECKING:
+    from core.engine.catalogue import Catalogue, Profile
 
 Level = Literal["none", "read", "write"]
 Granted = Literal["none", "read", "write", "unknown"]
@@ -51,7 +54,8 @@ class KeyInfo:
     mode: Mode | None
     masked: str  # e.g. "rk_test_…a1b2"; never the whole key
     fingerprint: str | None  # keyed hash, stable across checks of the same key
-    problem: str | None = None  # one sentence when the key is not accepted locally
+    problem: str | None = None  # one sentence for support when the key is not accepted locally
+    reason: str | None = None  # intake's machine-readable cause ("publishable", "truncated", "masked", ...)
 
     @property
     def accepted(self) -> bool:
@@ -190,13 +194,40 @@ class CheckResult:
     no_answer: int = 0  # of `requests`, how many got no HTTP answer at all (network failures, timeouts)
     elapsed_s: float = 0.0
     incidents: list[str] = field(default_factory=list)  # a non-GET probe that got a 2xx, etc.
-    message: str | None = None  # the copyable message for the tenant
-    create_link: str | None = None  # pre-filled "create restricted key" link
     # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key | revoked
     refused: str | None = None
     guide_notes: list[str] = field(default_factory=list)  # the onboarding guide's traps that apply to this key
     lifecycle: KeyLifecycle | None = None  # what the tenant's history says about this key (set by the service)
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_accepted_at: datetime | None = None  # a revoked key: when Stripe last accepted it (set from history)
+    # The requirement the result was judged against (core.engine.check.assemble); the defaults when None.
+    profile: Profile | None = field(default=None, repr=False, compare=False)
+    catalogue: Catalogue | None = field(default=None, repr=False, compare=False)
+
+    def _requirement(self) -> tuple[Profile, Catalogue]:
+        from core.engine.catalogue import load_catalogue, load_profile
+
+        return self.profile or load_profile(), self.catalogue or load_catalogue()
+
+    @property
+    def message(self) -> str | None:
+        """The message for the tenant (second person; None when there is nothing to tell them), built from the
+        result as it stands now, history included, by the one builder: core.engine.remediation.tenant_message.
+        The problem for support is `problem`."""
+        from core.engine.remediation import tenant_message
+
+        return tenant_message(self, *self._requirement())
+
+    @property
+    def create_link(self) -> str | None:
+        """The pre-filled "create restricted key" link, in the message's mode; None when the check says nothing
+        about the key (unreachable: nothing to offer the tenant)."""
+        from core.engine.remediation import create_link, message_mode
+
+        if not self.says_something:
+            return None
+        profile, catalogue = self._requirement()
+        return create_link(profile, catalogue, message_mode(self))
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {v: 0 for v in VERDICTS}

@@ -58,55 +58,60 @@ def named_note(catalogue: Catalogue, scope: Scope, named: tuple[str, ...]) -> st
     return ", ".join(parts)
 
 
+def scope_row(catalogue: Catalogue, profile: Profile, s: Scope, out: ScopeOutcome | None) -> Row:
+    """The grid's row for one catalogue scope from what its probes saw (None: not probed yet, or never).
+    The one row builder: the grid (build_rows) and the live progress of a sweep (core.engine.check) use it."""
+    required, item = profile.required(s)
+    allowed, implied_note = profile.allowed(s)
+    if not s.probed or (out is not None and out.not_applicable):
+        # Not checkable from outside, or not applicable for this key (API absent, live mode): no verdict.
+        why = (
+            out.not_applicable if out is not None and out.not_applicable
+            else f"Not checkable from outside: {s.unchecked}"
+        )
+        return _with_fix(profile, Row(
+            category=s.category, resource=s.label, scope=s.scope, required=required,
+            granted=None, verdict="not_applicable", note=why, guide_item=item.guide if item else None,
+            provenance=s.provenance,
+        ))
+    granted = out.granted if out else "unknown"
+    note = item.note if item and item.note else None
+    if s.unchecked and s.unchecked_levels:
+        note = f"{note} {s.unchecked}" if note else s.unchecked
+    implied_by = None
+    if implied_note and granted != "none":
+        note = implied_note
+        implied_by = ", ".join(profile.implied.get(s.scope, ("none", ()))[1]) or None
+    return _with_fix(profile, Row(
+        category=s.category,
+        resource=s.label,
+        scope=s.scope,
+        required=required,
+        granted=granted,
+        verdict=judge(required, granted, allowed),
+        note=note,
+        reason=(out.reason if out else "not probed") if granted == "unknown" else None,
+        guide_item=item.guide if item else None,
+        named=named_note(catalogue, s, out.named) if out else None,
+        implied_by=implied_by,
+        provenance=s.provenance,
+    ))
+
+
+def _with_fix(profile: Profile, row: Row) -> Row:
+    from core.engine.remediation import fix_for
+
+    row.fix = fix_for(row, profile)
+    return row
+
+
 def build_rows(catalogue: Catalogue, profile: Profile, outcomes: Mapping[str, ScopeOutcome]) -> list[Row]:
     """One row per catalogue scope, plus one not_applicable row per guide item with no Stripe permission,
     in catalogue order grouped by category."""
-    rows: list[Row] = []
-    for s in catalogue.scopes:
-        required, item = profile.required(s)
-        allowed, implied_note = profile.allowed(s)
-        out = outcomes.get(s.scope)
-        if not s.probed or (out is not None and out.not_applicable):
-            # Not checkable from outside, or not applicable for this key (API absent, live mode): no verdict.
-            why = (
-                out.not_applicable if out is not None and out.not_applicable
-                else f"Not checkable from outside: {s.unchecked}"
-            )
-            rows.append(
-                Row(
-                    category=s.category, resource=s.label, scope=s.scope, required=required,
-                    granted=None, verdict="not_applicable", note=why, guide_item=item.guide if item else None,
-                    provenance=s.provenance,
-                )
-            )
-            continue
-        granted = out.granted if out else "unknown"
-        note = item.note if item and item.note else None
-        if s.unchecked and s.unchecked_levels:
-            note = f"{note} {s.unchecked}" if note else s.unchecked
-        implied_by = None
-        if implied_note and granted != "none":
-            note = implied_note
-            implied_by = ", ".join(profile.implied.get(s.scope, ("none", ()))[1]) or None
-        rows.append(
-            Row(
-                category=s.category,
-                resource=s.label,
-                scope=s.scope,
-                required=required,
-                granted=granted,
-                verdict=judge(required, granted, allowed),
-                note=note,
-                reason=(out.reason if out else "not probed") if granted == "unknown" else None,
-                guide_item=item.guide if item else None,
-                named=named_note(catalogue, s, out.named) if out else None,
-                implied_by=implied_by,
-                provenance=s.provenance,
-            )
-        )
+    rows = [scope_row(catalogue, profile, s, outcomes.get(s.scope)) for s in catalogue.scopes]
     for item in profile.unmapped():
         rows.append(
-            Row(
+            _with_fix(profile, Row(
                 category=item.category or item.section or "Guide",
                 resource=item.guide,
                 scope=None,
@@ -115,7 +120,7 @@ def build_rows(catalogue: Catalogue, profile: Profile, outcomes: Mapping[str, Sc
                 verdict="not_applicable",
                 note=item.note,
                 guide_item=item.guide,
-            )
+            ))
         )
     order = {c: i for i, c in enumerate(catalogue.categories())}
     rows.sort(key=lambda r: order.get(r.category, len(order)))  # stable: catalogue order within a category

@@ -3,8 +3,8 @@
 `apply_history(store, result, tenant, rotation_days=...)` reads what the store knows (the tenant's previous key,
 its expected mode, the key's first-seen date, other tenants with the same key) and sets `result.lifecycle`: key
 replaced, mode or account changed, a test key on a live tenant, key age and rotation due, one key on several
-tenants. The tenant message is then rewritten so that it carries the gentle lines (rotation due, live key
-wanted). The service runs it right after judging a result, whether or not the check is then saved.
+tenants. The tenant message (built from the result when read) then carries it: rotation due, live key wanted. The
+service runs it right after judging a result, whether or not the check is then saved.
 """
 from __future__ import annotations
 
@@ -40,12 +40,16 @@ def lifecycle_for(
     if lc.expected_mode and result.key.mode and lc.expected_mode != result.key.mode:
         lc.mode_mismatch = True
     if fp:
+        # A key's age starts when Stripe first accepted it: a key Stripe has never accepted has neither a
+        # first-seen date nor an age (a refused or unanswered check is no sighting of a working key).
         first = store.key_first_seen(fp)
         at = result.checked_at
-        lc.first_seen_at = min(first, at) if first else at
-        ref = now or at
-        lc.age_days = max(0, int((ref - lc.first_seen_at).total_seconds() // 86400))
-        lc.rotation_due = lc.age_days >= rotation_days and result.status not in ("invalid", "unreachable")
+        accepted = result.status not in ("invalid", "unreachable")
+        lc.first_seen_at = (min(first, at) if first else at) if accepted else first
+        if lc.first_seen_at is not None:
+            ref = now or at
+            lc.age_days = max(0, int((ref - lc.first_seen_at).total_seconds() // 86400))
+            lc.rotation_due = lc.age_days >= rotation_days and accepted
         if tenant is not None:
             slug = slugify(tenant)
             lc.shared_with = [x["tenant"] for x in store.tenants_with_key(fp) if x["slug"] != slug]
@@ -55,10 +59,6 @@ def lifecycle_for(
 def apply_history(
     store: Store, result: CheckResult, tenant: str | None, *, rotation_days: int = DEFAULT_ROTATION_DAYS
 ) -> CheckResult:
-    """Set result.lifecycle from the history and rewrite the tenant message with it; returns the result."""
-    from core.engine.catalogue import load_catalogue, load_profile
-    from core.engine.remediation import tenant_message
-
+    """Set result.lifecycle from the history (the tenant message, built when read, then carries it)."""
     result.lifecycle = lifecycle_for(store, result, tenant, rotation_days=rotation_days)
-    result.message = tenant_message(result, load_profile(), load_catalogue())
     return result

@@ -581,16 +581,22 @@ def record_check(db: Database, result: CheckResult,
         return int(check_id)
 
 
+# The statuses of a check in which Stripe accepted the key (an answered sweep): only these start a key's age.
+ACCEPTED_STATUSES = ("healthy", "attention", "failing", "incomplete")
+
+
 def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> None:
-    """First-seen date of the key, and a replacement event when it is not the tenant's previous key."""
+    """First-seen date of the key (its first check Stripe accepted it in), and a replacement event when it is not
+    the tenant's previous key (also when the new key is one Stripe refuses: "replaced by a key Stripe refuses")."""
     c, k, e = checks_t, stripe_keys_t, key_events_t
     fp, at = check["key_fingerprint"], check["checked_at"]
     latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
-    _insert_ignore(
-        conn, k, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
-                  "first_seen_at": at}, ["fingerprint"],
-    )
-    conn.execute(k.update().where(k.c.fingerprint == fp, k.c.first_seen_at > at).values(first_seen_at=at))
+    if check["status"] in ACCEPTED_STATUSES:  # a key Stripe never accepted has no first-seen date, no age (0013)
+        _insert_ignore(
+            conn, k, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
+                      "first_seen_at": at}, ["fingerprint"],
+        )
+        conn.execute(k.update().where(k.c.fingerprint == fp, k.c.first_seen_at > at).values(first_seen_at=at))
     before = sa.or_(c.c.checked_at < at, sa.and_(c.c.checked_at == at, c.c.id < check_id))
     prev = conn.execute(
         sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode)

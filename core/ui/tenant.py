@@ -34,10 +34,13 @@ def key_timeline_frame(events: Sequence[Mapping[str, Any]], history: Sequence[Ma
     """What happened to the tenant's key, newest first: replacements (with a mode or account change), refusals that
     name the key's state (expired, revoked, IP not allowed) and checks Stripe never answered. Empty when none."""
     rows: list[tuple[Any, str, str]] = []
+    refused_checks = {h["check_id"] for h in history if h["status"] == "invalid" and h.get("check_id") is not None}
     for ev in events:
         flags = [w for w, on in (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"]))
                  if on]
-        rows.append((ev["at"], "key replaced", f"{ev['old_masked'] or '?'} → {ev['new_masked']}"
+        by_refused = ev.get("check_id") is not None and ev.get("check_id") in refused_checks
+        what = "replaced by a key Stripe refuses" if by_refused else "key replaced"
+        rows.append((ev["at"], what, f"{ev['old_masked'] or '?'} → {ev['new_masked']}"
                      + (f" ({', '.join(flags)})" if flags else "")))
     for h in history:
         if h["status"] == "unreachable":
