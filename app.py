@@ -102,6 +102,8 @@ EXTRA = [
     ("pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
 ]
 PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
+PAGES.append(st.Page("pages/verify.py", title="Verify integration", icon=":material/verified:",
+                     url_path="verify-integration"))
 PAGES.append(st.Page("pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
 PAGES.append(st.Page("pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
 ALIASES = [st.Page(check_key_address, title="Check a key", url_path="check-key", visibility="hidden")]
