@@ -147,7 +147,9 @@ def _say(message: str) -> None:
 def cmd_check(args) -> int:
     from core.store import DatabaseFailure, guard
 
-    raw = read_key()
+    if args.from_source and args.tenant is None:
+        raise UsageError("--from-source checks the key a tenant's key source holds; name the tenant with --tenant.")
+    raw = None if args.from_source else read_key()
     svc = _service(args)
     refused = None  # a name too close to another tenant's: refused before any request
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
@@ -161,7 +163,15 @@ def cmd_check(args) -> int:
             pass
         if refused:
             raise UsageError(refused)
-    checked = svc.check(raw, args.tenant, source="cli")
+    if args.from_source:
+        from core.features.held_key import check_held_key
+
+        held = check_held_key(svc, args.tenant)
+        if held.checked is None:
+            raise UsageError(held.problem or "The key source gave no key.")
+        checked = held.checked
+    else:
+        checked = svc.check(raw, args.tenant, source="cli")
     result = checked.result
     if args.json:
         out = result.to_json()
@@ -525,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check one key (from STRIPE_KEY or standard input)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--tenant", help="record the check in this tenant's history (created if new)")
+    c.add_argument("--from-source", action="store_true",
+                   help="check the key the key source (KEYHEALTH_KEYS_FROM) holds for --tenant; nothing is pasted")
     c.add_argument("--demo", action="store_true", help=DEMO_HELP)
     c.set_defaults(func=cmd_check)
 

@@ -18,6 +18,7 @@ from core.ui.palette import STATUS_BANNER
 from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
 from dashboard import session as state
+from dashboard.held_key import held_key_button
 from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
@@ -97,6 +98,7 @@ if st.button("Check again", type="primary", help="Open *Check a key* with this t
     st.session_state[state.TENANT] = tenant["name"]
     st.session_state[state.TENANT_PICK] = tenant["name"]
     st.switch_page("pages/check.py", query_params={"tenant": tenant["slug"]})
+held_key_button(svc, tenant["name"], key="tn_held_key")  # only with a key source; the key is never shown
 
 if not history:
     st.info("This tenant has not been checked yet.")

@@ -15,6 +15,7 @@ from core.engine.result import KEY_STATUSES
 from core.ui.palette import status_css
 from core.ui.problems import database_problem
 from core.ui.text import md_escape
+from dashboard.held_key import held_key_picker
 from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
@@ -175,3 +176,6 @@ for i, r in enumerate(rows[:QUICK_LINKS]):
 if total > QUICK_LINKS:
     st.caption(f"The {QUICK_LINKS} most urgent on this page are linked here; search, turn the page or select a "
                "row for the others.")
+
+with st.expander("Check the key Pointai holds", expanded=False):  # only with a key source; the key is never shown
+    held_key_picker(svc, [r["tenant"] for r in rows], key="tr_held_key")

@@ -59,9 +59,10 @@ class SourceError(Exception):
     """The key source failed or printed something that is not tenant,key lines: one sentence, nothing checked."""
 
 
-def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
+def read_source(command: str, timeout_s: float = 120.0, tenant: str | None = None) -> list[BatchLine]:
     """Run the key-source command (split like a shell command line, not run by a shell) and read its
-    `tenant,key` lines. The whole output is validated before anything is checked: a failing source (non-zero
+    `tenant,key` lines (with `tenant`, the command runs with KEYHEALTH_TENANT=<tenant>, so it may print just that
+    tenant's line). The whole output is validated before anything is checked: a failing source (non-zero
     exit, timeout, not found) or any malformed line raises SourceError and nothing is checked or recorded."""
     try:
         argv = shlex.split(command)
@@ -70,7 +71,9 @@ def read_source(command: str, timeout_s: float = 120.0) -> list[BatchLine]:
     if not argv:
         raise SourceError("The key source command is empty; give --keys-from a command that prints tenant,key lines.")
     try:
-        proc = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        env = None if tenant is None else {**os.environ, "KEYHEALTH_TENANT": tenant}
+        proc = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
+                              env=env)
     except FileNotFoundError:
         raise SourceError(f"The key source command {argv[0]!r} was not found; give its full path.") from None
     except PermissionError:

@@ -1,0 +1,75 @@
+"""Check the key Pointai holds for a tenant, without anyone pasting it.
+
+The runtime's key source (KEYHEALTH_KEYS_FROM, the command the fleet recheck runs; the demo ships its own) is run
+with KEYHEALTH_TENANT=<tenant>, so a source may print just that tenant's line; that tenant's line is taken and its
+key checked and recorded through the service with source "key source". The key passes through memory only: it is
+never shown, stored or logged (the result carries its masked form, as every check does).
+
+    held = check_held_key(svc, "Acme Coffee Roasters")
+    held.checked          # the service's Checked, or None
+    held.problem          # one sentence when the source is missing, fails, or has no line for the tenant
+
+Every attempt is audited: a check as any check is; a source that could not give the key as action "key_source"
+with outcome "failed" and the sentence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.features.fleet import SourceError, read_source
+from core.store import slugify
+
+if TYPE_CHECKING:
+    from core.service import Checked, Service
+
+SOURCE = "key source"
+NOT_CONFIGURED = ("No key source is configured, so there is no key Pointai holds to check; set KEYHEALTH_KEYS_FROM "
+                  "to the command that prints tenant,key lines (as for the fleet recheck).")
+
+
+@dataclass
+class HeldCheck:
+    tenant: str
+    checked: Checked | None = None
+    problem: str | None = None  # one sentence: why no check ran
+    audit_problem: str | None = None
+
+
+def _same_tenant(a: str, b: str) -> bool:
+    return a == b or slugify(a) == slugify(b)
+
+
+def held_key_available(svc: Service) -> bool:
+    """True when this runtime has a key source to ask (the page offers the action only then)."""
+    return bool(svc.rt.keys_from)
+
+
+def check_held_key(svc: Service, tenant: str, *, on_progress: Any = None) -> HeldCheck:
+    """Run the key source for `tenant`, check its key and record it (source "key source"). Never raises for a
+    source that is missing, fails or has no line for the tenant: `problem` says so in one sentence."""
+    out = HeldCheck(tenant)
+    command = svc.rt.keys_from
+    if not command:
+        out.problem = NOT_CONFIGURED
+    else:
+        try:
+            entries = read_source(command, svc.rt.keys_from_timeout_s, tenant=tenant)
+        except SourceError as e:
+            out.problem = str(e)
+        else:
+            keys = {e.raw_key.strip() for e in entries if _same_tenant(e.tenant, tenant)}
+            if not keys:
+                out.problem = (f"The key source has no line for {tenant}, so Pointai holds no key for it there; "
+                               "ask the tenant for their key, or add the tenant to the key source.")
+            elif len(keys) > 1:
+                out.problem = (f"The key source printed {len(keys)} different keys for {tenant}; fix the source so "
+                               "it prints one line per tenant.")
+            else:
+                out.checked = svc.check(keys.pop(), tenant, source=SOURCE, on_progress=on_progress)
+                return out
+    try:
+        svc.audit("key_source", tenant=tenant, outcome="failed", detail=out.problem)
+    except Exception as e:  # noqa: BLE001 - the sentence is shown either way; only its audit entry is missing
+        out.audit_problem = f"The audit trail could not record this ({type(e).__name__})."
+    return out
