@@ -95,7 +95,7 @@ def print_check_table(result, stream=None) -> None:
     score = f"score {result.score}/100" if result.says_something else "no score (nothing is known about the key)"
     print(
         f"status {_paint(result.status.upper(), result.status, c)}  {score}  "
-        f"{result.requests} requests in {result.elapsed_s:.2f} s",
+        f"{result.requests} requests in {result.elapsed_s:.2f} s  checked {result.checked_at:%Y-%m-%d %H:%M} UTC",
         file=stream,
     )
     if result.problem:
@@ -138,6 +138,11 @@ def _service(args=None):
 
     conf = settings()
     return Service(runtime.build(conf, demo_mode=bool(getattr(args, "demo", False)), who=conf.user))
+
+
+def _utc(iso: str) -> str:
+    """'2026-12-06T08:30:12+00:00' -> '2026-12-06 08:30 UTC': every time the CLI prints is UTC, and says so."""
+    return f"{iso[:16].replace('T', ' ')} UTC"
 
 
 def _say(message: str) -> None:
@@ -371,21 +376,21 @@ def cmd_history(args) -> int:
     for ch in out["checks"]:
         status = _paint(f"{ch['status']:<10}", ch["status"], c)
         score = "  -" if ch["score"] is None else f"{ch['score']:>3}"
-        print(f"  {ch['checked_at'][:19]}  {status} {score}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
+        print(f"  {_utc(ch['checked_at'])}  {status} {score}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
     for ev in out["key_events"]:
         said = (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"]))
         flags = [w for w, on in said if on]
-        print(f"key replaced {ev['at'][:19]}: {ev['old_masked']} → {ev['new_masked']}"
+        print(f"key replaced {_utc(ev['at'])}: {ev['old_masked']} → {ev['new_masked']}"
               + (f" ({', '.join(flags)})" if flags else ""))
     if out["drift"]:
         print("changes (same key):")
         for d in out["drift"]:
-            print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
+            print(f"  {_utc(d['at'])}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
                   f"({d['from_verdict']} → {d['to_verdict']})")
     if out["new_key_changes"]:
         print("changes with the new key (not drift):")
         for d in out["new_key_changes"]:
-            print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
+            print(f"  {_utc(d['at'])}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
                   f"({d['from_verdict']} → {d['to_verdict']}; {d['from_key']} → {d['to_key']})")
     return EXIT_OK
 

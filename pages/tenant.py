@@ -170,7 +170,7 @@ if changes:
     st.dataframe(
         tables.drift_frame(changes),
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC")},
         key="tn_drift",
     )
 else:
@@ -182,7 +182,7 @@ if new_key_changes:
     st.dataframe(
         tables.drift_frame(new_key_changes, keys=True),
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC")},
         key="tn_new_key",
     )
 
@@ -192,7 +192,7 @@ if not timeline.empty:
     st.dataframe(
         timeline,
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC")},
         key="tn_key_timeline",
     )
 
@@ -201,7 +201,7 @@ st.dataframe(
     tables.history_frame(history),
     hide_index=True,
     column_config={
-        "Checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC"),
+        "Checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC"),
         "Score": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d"),
         "Fingerprint": st.column_config.TextColumn(help="Same fingerprint = same key; it changes when a new key is "
             "pasted."),

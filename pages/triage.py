@@ -113,7 +113,7 @@ frame = pd.DataFrame(
         "Key signals": [", ".join(w for f, w in FLAG_WORDS.items() if r.get(f)) for r in rows],
         "Key age (days)": [r.get("key_age_days") for r in rows],
         "Last checked": [r["checked_at"] for r in rows],
-        "Days ago": [round(r["age_days"], 1) for r in rows],
+        "Days ago": [int(r["age_days"]) for r in rows],  # whole days, as everywhere
         "Missing": [r["n_missing"] for r in rows],
         "Excess": [r["n_excess"] for r in rows],
         "Unknown": [r["n_unknown"] for r in rows],
@@ -137,8 +137,9 @@ event = st.dataframe(
     column_config={
         "Status": st.column_config.TextColumn("Status", width=96),
         "Score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d"),
-        "Last checked": st.column_config.DatetimeColumn("Last checked", format="YYYY-MM-DD HH:mm", timezone="UTC"),
-        "Days ago": st.column_config.NumberColumn("Days ago", format="%.1f"),
+        "Last checked": st.column_config.DatetimeColumn("Last checked", format="YYYY-MM-DD HH:mm [UTC]",
+                                                        timezone="UTC"),
+        "Days ago": st.column_config.NumberColumn("Days ago", format="%d", help="Whole days since the last check."),
         "Key signals": st.column_config.TextColumn(
             "Key signals", width="medium",
             help="Key replaced (last 7 days), mode or account changed with it, a test key on a live tenant, rotation "
