@@ -23,24 +23,48 @@ def _run(svc: Service, tenant: str) -> None:
             held = check_held_key(svc, tenant)
     except Exception as e:  # noqa: BLE001 - an unexpected failure: one sentence, never a traceback
         log.error("held-key check failed: %s", type(e).__name__)
-        st.session_state[FLASH] = ("error", f"The check could not run ({type(e).__name__}); try again in a minute.")
+        st.session_state[FLASH] = {"kind": "error",
+                                   "headline": f"The check could not run ({type(e).__name__}); try again in a minute."}
         return
     if held.checked is None:
-        st.session_state[FLASH] = ("error", md_escape(held.problem or "The key source gave no key."))
+        st.session_state[FLASH] = {"kind": "error",
+                                   "headline": md_escape(held.problem or "The key source gave no key.")}
         return
     r = held.checked.result
     score = f"score {r.score}/100" if r.says_something else "Stripe did not answer (our side)"
     saved = ("recorded in its history" if held.checked.saved
              else md_escape(held.checked.save_problem or "not recorded"))
     kind = "success" if r.status == "healthy" else "error" if r.status in ("invalid", "failing") else "warning"
-    st.session_state[FLASH] = (kind, f"Checked the key Pointai holds for **{md_escape(tenant)}** "
-                                     f"({md_code(r.key.masked)}): **{md_escape(r.status)}**, {score}; {saved}.")
+    # what the page shows after the rerun: no key, only its masked form and what Stripe said
+    st.session_state[FLASH] = {
+        "kind": kind,
+        "headline": f"Checked the key Pointai holds for **{md_escape(tenant)}** ({md_code(r.key.masked)}): "
+                    f"**{md_escape(r.status.upper())}**, {score}; {saved}.",
+        "problem": r.problem,
+        "since": held.since,
+        "last_healthy": held.last_healthy,
+        "message": r.message if r.says_something else None,
+    }
 
 
 def show_flash() -> None:
     said = st.session_state.pop(FLASH, None)
-    if said:
-        getattr(st, said[0], st.info)(said[1])
+    if not said:
+        return
+    getattr(st, said["kind"], st.info)(said["headline"])
+    if said.get("problem"):
+        st.markdown(f"**Problem:** {md_escape(said['problem'])}")
+    when = []
+    if said.get("since"):
+        when.append(f"not healthy since **{said['since']:%Y-%m-%d %H:%M} UTC**")
+    if said.get("last_healthy"):
+        when.append(f"last healthy {said['last_healthy']:%Y-%m-%d %H:%M} UTC")
+    if when:
+        line = "; ".join(when)
+        st.markdown(line[0].upper() + line[1:] + ".")
+    if said.get("message"):
+        st.markdown("**Message for the tenant** (copy and send)")
+        st.code(said["message"], language=None, wrap_lines=True)
 
 
 def held_key_button(svc: Service, tenant: str, *, key: str) -> None:

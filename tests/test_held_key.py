@@ -155,7 +155,24 @@ def test_tenant_page_offers_the_action_only_with_a_source_and_never_shows_the_ke
     assert not at.exception, at.exception
     text = shown(at)
     assert "Checked the key Pointai holds for Acme Coffee Roasters" in text and "FAILING" in text.upper()
+    assert "Not healthy since" in text and " UTC" in text  # since when
+    assert "Message for the tenant" in text and at.code and "Subscriptions" in at.code[0].value  # what to send
+    assert KEY not in at.code[0].value
     assert KEY not in text and KEY[-20:] not in text
     assert "kh_key" not in at.session_state  # the key was not left in the session
     assert [h["source"] for h in store.at(app_env).tenant_history(TENANT)] == ["key source"]
     store.dispose_engine(app_env)
+
+
+def test_bad_streak_gives_broken_since_and_last_healthy():
+    from datetime import datetime, timedelta, timezone
+
+    from core.features.held_key import bad_streak
+
+    t0 = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    rows = [("healthy", 0), ("failing", 1), ("unreachable", 2), ("invalid", 3), ("invalid", 4)]
+    history = [{"status": s, "checked_at": t0 + timedelta(days=d)} for s, d in reversed(rows)]  # newest first
+    assert bad_streak(history) == (t0 + timedelta(days=1), t0)
+    assert bad_streak(list(reversed(history))[:1]) == (None, None)  # healthy now
+    assert bad_streak([{"status": "failing", "checked_at": t0}]) == (t0, None)
+    assert bad_streak([]) == (None, None)

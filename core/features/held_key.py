@@ -14,7 +14,10 @@ with outcome "failed" and the sentence.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.features.fleet import SourceError, read_source
@@ -23,6 +26,7 @@ from core.store import slugify
 if TYPE_CHECKING:
     from core.service import Checked, Service
 
+log = logging.getLogger("keyhealth")
 SOURCE = "key source"
 NOT_CONFIGURED = ("No key source is configured, so there is no key Pointai holds to check; set KEYHEALTH_KEYS_FROM "
                   "to the command that prints tenant,key lines (as for the fleet recheck).")
@@ -34,6 +38,23 @@ class HeldCheck:
     checked: Checked | None = None
     problem: str | None = None  # one sentence: why no check ran
     audit_problem: str | None = None
+    since: datetime | None = None  # not healthy since: the first check of the current streak of non-healthy checks
+    last_healthy: datetime | None = None  # the last healthy check before that streak
+
+
+def bad_streak(history: Sequence[Mapping[str, Any]]) -> tuple[datetime | None, datetime | None]:
+    """(broken since, last healthy) from a tenant's history (newest first): the first check of the current run of
+    checks that are not healthy, and the healthy check before it. Unreachable attempts say nothing about the key
+    and are skipped. (None, None) when the latest check is healthy or there is none."""
+    checks = [h for h in history if h["status"] != "unreachable"]
+    if not checks or checks[0]["status"] == "healthy":
+        return None, None
+    since = None
+    for h in checks:
+        if h["status"] == "healthy":
+            return since, h["checked_at"]
+        since = h["checked_at"]
+    return since, None
 
 
 def _same_tenant(a: str, b: str) -> bool:
@@ -67,6 +88,11 @@ def check_held_key(svc: Service, tenant: str, *, on_progress: Any = None) -> Hel
                                "it prints one line per tenant.")
             else:
                 out.checked = svc.check(keys.pop(), tenant, source=SOURCE, on_progress=on_progress)
+                if out.checked.saved:
+                    try:
+                        out.since, out.last_healthy = bad_streak(svc.store.tenant_history(tenant, limit=2000))
+                    except Exception as e:  # noqa: BLE001 - the check stands without its streak
+                        log.error("reading the streak failed: %s", type(e).__name__)
                 return out
     try:
         svc.audit("key_source", tenant=tenant, outcome="failed", detail=out.problem)
