@@ -10,6 +10,7 @@ import logging
 import streamlit as st
 
 from core import store
+from core.features.held_key import held_key, held_key_available
 from core.features.verify import verify_integration
 from core.ui.palette import STATUS_BANNER
 from core.ui.text import md_escape
@@ -39,15 +40,32 @@ with st.form("kh_verify_form", border=False):
     )
     raw = st.text_input("Restricted key", type="password", key="kh_verify_key",
                         help="Never stored, logged or put in a URL; Enter starts the verification.")
-    go = st.form_submit_button("Verify integration", type="primary")
+    b1, b2 = st.columns([1, 2])
+    go = b1.form_submit_button("Verify integration", type="primary")
+    held = b2.form_submit_button(
+        "Verify the key Pointai holds", disabled=not held_key_available(svc),
+        help="Takes the chosen tenant's key from the key source (KEYHEALTH_KEYS_FROM) instead of a pasted one; "
+             "the key is never shown." if held_key_available(svc) else "No key source is configured "
+             "(KEYHEALTH_KEYS_FROM).")
 
-if go:
-    if not raw.strip():
+if go or held:
+    source = "dashboard"
+    if held:
+        if not tenant:
+            st.error("Choose the tenant whose key Pointai holds, then verify.")
+            st.stop()
+        from_source, why = held_key(svc, tenant)
+        if from_source is None:
+            st.error(md_escape(why))
+            st.stop()
+        raw, source = str(from_source), "key source"
+    elif not raw.strip():
         st.error("No key was entered; paste the tenant's restricted key (rk_test_… or rk_live_…).")
         st.stop()
     try:
         with st.spinner("Checking the key, reading sample data, making the test charge…"):
-            v = verify_integration(svc, raw, tenant or None)
+            v = verify_integration(svc, raw, tenant or None, source=source)
+        raw = ""
     except store.StoreInputError as e:
         st.error(md_escape(e))
         st.stop()

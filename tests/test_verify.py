@@ -91,3 +91,29 @@ def test_verify_page_one_action_gives_summary_and_message(app_env, sandbox):
     assert DEMO_KEYS["healthy"].key not in everything
     assert "kh_verify_key" not in at.session_state  # the page keeps no key
     assert "kh_key" not in at.session_state
+
+
+def test_verify_page_can_take_the_key_pointai_holds(app_env, sandbox, monkeypatch, tmp_path):
+    """With a key source, one click verifies the tenant's key without anyone pasting it; the check is recorded
+    with source "key source"."""
+    from core import store
+
+    src = tmp_path / "src.sh"
+    src.write_text(f'#!/bin/sh\necho "$KEYHEALTH_TENANT,{DEMO_KEYS["healthy"].key}"\n')
+    src.chmod(0o755)
+    monkeypatch.setenv("KEYHEALTH_KEYS_FROM", str(src))
+    s = store.at(app_env)
+    s.upgrade()
+    s.get_or_create_tenant(TENANT)
+    store.dispose_engine(app_env)
+    at = AppTest.from_file("../pages/verify.py", default_timeout=60)
+    at.run()
+    at.selectbox(key="kh_verify_tenant").select(TENANT)
+    [held] = [b for b in at.button if b.label == "Verify the key Pointai holds"]
+    held.click().run()
+    assert not at.exception, at.exception
+    codes = [c.value for c in at.code]
+    assert "all good" in codes[0] and "created a test charge ch_" in codes[1]
+    assert all(DEMO_KEYS["healthy"].key not in c for c in codes)
+    assert [h["source"] for h in store.at(app_env).tenant_history(TENANT)] == ["key source"]
+    store.dispose_engine(app_env)

@@ -37,7 +37,6 @@ class HeldCheck:
     tenant: str
     checked: Checked | None = None
     problem: str | None = None  # one sentence: why no check ran
-    audit_problem: str | None = None
     since: datetime | None = None  # not healthy since: the first check of the current streak of non-healthy checks
     last_healthy: datetime | None = None  # the last healthy check before that streak
 
@@ -66,36 +65,48 @@ def held_key_available(svc: Service) -> bool:
     return bool(svc.rt.keys_from)
 
 
-def check_held_key(svc: Service, tenant: str, *, on_progress: Any = None) -> HeldCheck:
-    """Run the key source for `tenant`, check its key and record it (source "key source"). Never raises for a
-    source that is missing, fails or has no line for the tenant: `problem` says so in one sentence."""
-    out = HeldCheck(tenant)
+def held_key(svc: Service, tenant: str) -> tuple[str | None, str | None]:
+    """(key, None) from the key source for `tenant`, or (None, one sentence) when the source is missing, fails or
+    has no line for the tenant; a failure is audited (action "key_source", outcome "failed"). The key stays in
+    memory: the caller checks it and drops it."""
     command = svc.rt.keys_from
+    problem: str | None = None
     if not command:
-        out.problem = NOT_CONFIGURED
+        problem = NOT_CONFIGURED
     else:
         try:
             entries = read_source(command, svc.rt.keys_from_timeout_s, tenant=tenant)
         except SourceError as e:
-            out.problem = str(e)
+            problem = str(e)
         else:
             keys = {e.raw_key.strip() for e in entries if _same_tenant(e.tenant, tenant)}
             if not keys:
-                out.problem = (f"The key source has no line for {tenant}, so Pointai holds no key for it there; "
-                               "ask the tenant for their key, or add the tenant to the key source.")
+                problem = (f"The key source has no line for {tenant}, so Pointai holds no key for it there; "
+                           "ask the tenant for their key, or add the tenant to the key source.")
             elif len(keys) > 1:
-                out.problem = (f"The key source printed {len(keys)} different keys for {tenant}; fix the source so "
-                               "it prints one line per tenant.")
+                problem = (f"The key source printed {len(keys)} different keys for {tenant}; fix the source so it "
+                           "prints one line per tenant.")
             else:
-                out.checked = svc.check(keys.pop(), tenant, source=SOURCE, on_progress=on_progress)
-                if out.checked.saved:
-                    try:
-                        out.since, out.last_healthy = bad_streak(svc.store.tenant_history(tenant, limit=2000))
-                    except Exception as e:  # noqa: BLE001 - the check stands without its streak
-                        log.error("reading the streak failed: %s", type(e).__name__)
-                return out
+                return keys.pop(), None
     try:
-        svc.audit("key_source", tenant=tenant, outcome="failed", detail=out.problem)
+        svc.audit("key_source", tenant=tenant, outcome="failed", detail=problem)
     except Exception as e:  # noqa: BLE001 - the sentence is shown either way; only its audit entry is missing
-        out.audit_problem = f"The audit trail could not record this ({type(e).__name__})."
+        log.error("auditing a key-source failure failed: %s", type(e).__name__)
+    return None, problem
+
+
+def check_held_key(svc: Service, tenant: str, *, on_progress: Any = None) -> HeldCheck:
+    """Run the key source for `tenant`, check its key and record it (source "key source"). Never raises for a
+    source that is missing, fails or has no line for the tenant: `problem` says so in one sentence."""
+    out = HeldCheck(tenant)
+    key, out.problem = held_key(svc, tenant)
+    if key is None:
+        return out
+    out.checked = svc.check(key, tenant, source=SOURCE, on_progress=on_progress)
+    del key
+    if out.checked.saved:
+        try:
+            out.since, out.last_healthy = bad_streak(svc.store.tenant_history(tenant, limit=2000))
+        except Exception as e:  # noqa: BLE001 - the check stands without its streak
+            log.error("reading the streak failed: %s", type(e).__name__)
     return out
