@@ -12,7 +12,7 @@ from sandbox import DEMO_KEYS
 APP = "../app.py"
 PAGES = [
     "pages/check.py", "pages/triage.py", "pages/tenant.py", "pages/fleet.py", "pages/sample_data.py",
-    "pages/sample_transaction.py", "pages/audit.py", "pages/about.py",
+    "pages/sample_transaction.py", "pages/verify.py", "pages/audit.py", "pages/about.py",
 ]
 
 
