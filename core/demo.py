@@ -217,6 +217,7 @@ class _Tenant:
     donor: _Tenant | None = None  # wrong_tenant: whose key was pasted here
     owns: str | None = None  # the sandbox demo key (sandbox.demo_keys) this tenant's history holds
     grants: dict[str, Level] | None = None  # that key's permissions, which its story's checks show
+    swap: tuple[DemoKey, str] | None = None  # live_to_test: the demo key (and account) that replaces the tenant's
 
     def checks_sorted(self) -> list[DemoCheck]:
         return sorted(self.checks, key=lambda c: c.result.checked_at)
@@ -301,7 +302,7 @@ def _cast(rng: random.Random, tenants: int) -> list[_Tenant]:
     try:
         from sandbox.demo_keys import DEMO_KEYS
 
-        demo_keys = [(name, dk.story, dk.mode) for name, dk in DEMO_KEYS.items() if dk.story]
+        demo_keys = [(name, dk.story, dk.tenant_mode or dk.mode) for name, dk in DEMO_KEYS.items() if dk.story]
     except Exception:  # noqa: BLE001 - without the demo keys (data files unreadable) the tenants own none
         demo_keys = []
     for key_name, story, key_mode in demo_keys:
@@ -333,9 +334,12 @@ def _give_demo_key(t: _Tenant, catalogue: Catalogue) -> None:
 
     dk = DEMO_KEYS[t.owns or ""]
     info = intake(dk.key).info
+    t.grants = grants_of(dk.permissions, catalogue)
+    if dk.tenant_mode:  # the key that replaced the tenant's own (live_to_test): its story swaps it in
+        t.swap = (DemoKey(dk.mode, info.masked, info.fingerprint or ""), dk.account)  # type: ignore[arg-type]
+        return
     t.key = DemoKey(t.mode, info.masked, info.fingerprint or "")  # the same mode: owners are chosen by it
     t.account = dk.account
-    t.grants = grants_of(dk.permissions, catalogue)
 
 
 def key_source_lines(tenant: str | None = None) -> list[tuple[str, str]]:
@@ -474,6 +478,8 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
         new_account = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
         new_grants = (with_missing(ideal, catalogue, profile, 2, rng) if t.story == "live_to_test"
                       else with_excess(ideal, catalogue, profile, 2, rng))
+        if t.swap is not None:  # the demo key itself (sandbox.demo_keys "test_on_live") replaced the live key
+            (new_key, new_account), new_grants = t.swap, t.grants or new_grants
         for at in [a for a in regular if a < swap_at]:
             add(at, ideal)
         t.key, t.account = new_key, new_account

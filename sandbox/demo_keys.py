@@ -27,6 +27,7 @@ class DemoKey:
     account: str
     description: str
     story: str | None = None  # the demo tenant story (core.demo.STORIES) whose tenant this key belongs to
+    tenant_mode: str | None = None  # that tenant's mode, when it is not the key's (a test key on a live tenant)
 
 
 # Which demo tenant story each key tells (core.demo gives the key to the first tenant of that story in the key's
@@ -43,7 +44,9 @@ STORY: dict[str, str] = {
     "over": "over_permissioned",
     "live_over": "over_permissioned",
     "readonly": "read_only",
+    "test_on_live": "live_to_test",
 }
+TENANT_MODE: dict[str, str] = {"test_on_live": "live"}  # keys whose tenant is in the other mode
 
 
 def demo_key_string(name: str, mode: str, kind: str = "rk") -> str:
@@ -110,9 +113,13 @@ def build_demo_keys(catalogue=None, profile=None, catalogue_path: Path | None = 
          "Live mode; someone edited it: Charges at Read instead of Write, no Subscriptions and no Invoices."),
         ("live_over", "live", "active", over, DEMO_LIVE_ACCOUNT,
          "Live mode; everything required, plus Customers Write, PaymentMethods Read and Webhook Endpoints Write."),
+        ("test_on_live", "test", "active", missing, DEMO_TEST_ACCOUNT,
+         "A test-mode key of another account that replaced a live tenant's live key (and lacks Subscriptions, "
+         "Invoices and Charges Write): checkout cannot take real payments."),
     ]
     keys = {
-        name: DemoKey(name, demo_key_string(name, mode), mode, state, frozenset(perms), acct, desc, STORY.get(name))
+        name: DemoKey(name, demo_key_string(name, mode), mode, state, frozenset(perms), acct, desc, STORY.get(name),
+                      TENANT_MODE.get(name))
         for name, mode, state, perms, acct, desc in specs
     }
     keys["standard"] = standard_demo_key()

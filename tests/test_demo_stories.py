@@ -18,10 +18,10 @@ from sandbox.demo_keys import STORY
 def test_each_story_key_belongs_to_a_tenant_of_that_story_and_mode():
     owners = demo_key_owners()
     people = {t.name: t for t in generate_tenants()}
-    assert {"live_revoked", "live_expired", "live_healthy", "live_missing"} <= set(owners)
+    assert {"live_revoked", "live_expired", "live_healthy", "live_missing", "test_on_live"} <= set(owners)
     for key_name, tenant in owners.items():
         t, dk = people[tenant], DEMO_KEYS[key_name]
-        assert t.story == STORY[key_name] and t.mode == dk.mode, (key_name, tenant)
+        assert t.story == STORY[key_name] and t.mode == (dk.tenant_mode or dk.mode), (key_name, tenant)
         assert t.owns == key_name
         # the tenant's history holds that very key (the fingerprint intake gives it on this server)
         from core.engine.keys import intake
@@ -92,3 +92,18 @@ def test_reset_demo_restores_the_seeded_demo(tmp_path, monkeypatch):
     assert len(s.list_tenants(include_archived=True)) == DEMO_TENANTS
     assert not [a for a in s.list_audit(limit=5000) if a["who"] == "mallory"]
     store.dispose_engine(conf.demo_database_url)
+
+
+def test_the_test_key_that_replaced_a_live_tenants_key_is_in_the_key_source(demo_svc):
+    """"Checkout fails": the live tenant whose live key was replaced by a test key of another account; the key
+    Pointai holds is that test key, and its check says so (mode mismatch, in the message too)."""
+    from core.service import Service
+
+    rt, svc = demo_svc
+    tenant = demo_key_owners()["test_on_live"]
+    held = check_held_key(Service(rt), tenant)
+    assert held.checked is not None, held.problem
+    r = held.checked.result
+    assert r.key.mode == "test" and r.lifecycle is not None and r.lifecycle.mode_mismatch
+    assert not r.lifecycle.replaced  # the same key as the tenant's latest check: nothing new
+    assert "live" in (r.message or "")
