@@ -27,6 +27,7 @@ rt = svc.rt
 # one colour per status (core/ui/palette)
 BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
 PLOTLY_CONFIG = {"displayModeBar": False}
+UTC_COLUMN = st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
 
 
 def pick_tenant(title: bool = True) -> NoReturn:
@@ -170,7 +171,7 @@ if changes:
     st.dataframe(
         tables.drift_frame(changes),
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC")},
+        column_config={"When": UTC_COLUMN},
         key="tn_drift",
     )
 else:
@@ -182,7 +183,7 @@ if new_key_changes:
     st.dataframe(
         tables.drift_frame(new_key_changes, keys=True),
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC")},
+        column_config={"When": UTC_COLUMN},
         key="tn_new_key",
     )
 
@@ -192,7 +193,7 @@ if not timeline.empty:
     st.dataframe(
         timeline,
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC")},
+        column_config={"When": UTC_COLUMN},
         key="tn_key_timeline",
     )
 
@@ -201,7 +202,7 @@ st.dataframe(
     tables.history_frame(history),
     hide_index=True,
     column_config={
-        "Checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]", timezone="UTC"),
+        "Checked": st.column_config.DatetimeColumn("Checked (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
         "Score": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d"),
         "Fingerprint": st.column_config.TextColumn(help="Same fingerprint = same key; it changes when a new key is "
             "pasted."),

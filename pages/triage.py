@@ -137,7 +137,7 @@ event = st.dataframe(
     column_config={
         "Status": st.column_config.TextColumn("Status", width=96),
         "Score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d"),
-        "Last checked": st.column_config.DatetimeColumn("Last checked", format="YYYY-MM-DD HH:mm [UTC]",
+        "Last checked": st.column_config.DatetimeColumn("Last checked (UTC)", format="YYYY-MM-DD HH:mm",
                                                         timezone="UTC"),
         "Days ago": st.column_config.NumberColumn("Days ago", format="%d", help="Whole days since the last check."),
         "Key signals": st.column_config.TextColumn(

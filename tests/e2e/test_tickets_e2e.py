@@ -105,6 +105,8 @@ class Agent:
         from PIL import Image
 
         SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.mouse.move(1, 1)  # no tooltip over the page
+        self.page.wait_for_timeout(300)
         png = self.page.screenshot(full_page=True)
         img = Image.open(io.BytesIO(png)).convert("RGB")
         img = img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
