@@ -11,7 +11,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 PYTEST_WORKERS ?= 2
 
-.PHONY: run demo test sandbox bench docs screenshots chromium clean
+.PHONY: run demo demo-reset test sandbox bench docs screenshots chromium clean
 
 # requirements.txt is the exact, tested set; then the project itself, editable (`.venv/bin/keyhealth`, and core,
 # sandbox, dashboard importable from anywhere): pyproject.toml's ranges are already met, so --no-deps.
@@ -32,6 +32,10 @@ run: $(RUN_STAMP)
 ## the dashboard against the embedded Stripe sandbox and a seeded demo database
 demo: $(RUN_STAMP)
 	KEYHEALTH_DEMO=1 $(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+
+## put the demo database back as seeded (today's dates); the real database is never touched
+demo-reset: $(RUN_STAMP)
+	$(PY) -c "from core import runtime; from core.config import settings; n = runtime.reset_demo(settings()); print(f'demo reset: {n} checks seeded')"
 
 ## lint (ruff) and types (mypy) first, then every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest,
 ## Playwright in Chromium. In parallel (pytest-xdist): PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS adds

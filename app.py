@@ -56,6 +56,22 @@ def keep_mode_in_url(demo: bool) -> None:
         st.query_params["demo"] = want
 
 
+def reset_demo() -> None:
+    """The sidebar's "Reset the demo": the demo database seeded again; the session forgets its key and result."""
+    from core import runtime
+
+    try:
+        with st.spinner("Seeding the demo again…"):
+            runtime.reset_demo(config.settings())
+    except Exception as e:  # noqa: BLE001 - one sentence, never a traceback
+        logging.getLogger("keyhealth").error("demo reset failed: %s", type(e).__name__)
+        st.sidebar.error(f"The demo could not be reset ({type(e).__name__}); reload the page and try again.")
+        return
+    for k in session.FORGET_ON_SWITCH:
+        st.session_state.pop(k, None)
+    st.rerun()
+
+
 def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
     with st.sidebar:
         if policy.enabled:
@@ -65,13 +81,20 @@ def sidebar(rt: Runtime, policy: access.AccessPolicy) -> None:
             st.info("**Demo mode**: the embedded Stripe sandbox and a demo database. No real account is touched.")
             with st.expander("Demo keys (paste one on *Check a key*)", expanded=False):
                 try:
+                    from core.demo import demo_key_owners
                     from sandbox import DEMO_KEYS
 
-                    for name, dk in DEMO_KEYS.items():
-                        st.markdown(f"**{name}**: {dk.description}")
+                    owners = demo_key_owners()  # each story's key, with the demo tenant whose history holds it
+                    for name, dk in sorted(DEMO_KEYS.items(), key=lambda kv: kv[0] not in owners):
+                        who = owners.get(name)
+                        st.markdown(f"**{md_escape(who)}** ({dk.mode}): {md_escape(dk.description)}" if who
+                                    else f"**{name}** ({dk.mode}, no demo tenant): {md_escape(dk.description)}")
                         st.code(dk.key, language=None, wrap_lines=True)
                 except Exception:  # noqa: BLE001 - the list is a convenience; the page works without it
                     st.caption("The demo keys could not be listed.")
+            if st.button("Reset the demo", key="kh_demo_reset",
+                         help="Put the demo database back as seeded (today's dates); demo data only."):
+                reset_demo()
         else:
             st.success(f"**Real mode**: {md_escape(rt.stripe_label)}.")
         st.caption(f"Data: {md_code(rt.db_label)}")
@@ -111,6 +134,8 @@ EXTRA = [
     ("app_pages/sample_transaction.py", "Sample transaction", ":material/credit_card:", "sample-transaction"),
 ]
 PAGES += [st.Page(p, title=t, icon=i, url_path=u) for p, t, i, u in EXTRA if (HERE / p).exists()]
+PAGES.append(st.Page("app_pages/verify.py", title="Verify integration", icon=":material/verified:",
+                     url_path="verify-integration"))
 PAGES.append(st.Page("app_pages/audit.py", title="Audit trail", icon=":material/policy:", url_path="audit-trail"))
 PAGES.append(st.Page("app_pages/about.py", title="About", icon=":material/info:", url_path="about-key-health"))
 ALIASES = [st.Page(check_key_address, title="Check a key", url_path="check-key", visibility="hidden")]

@@ -21,15 +21,15 @@ from dashboard.widgets import session_service
 log = logging.getLogger("keyhealth")
 svc = session_service()
 rt = svc.rt
-ACTIONS = ["check", "sample_data", "sample_transaction"]
+ACTIONS = ["check", "sample_data", "sample_transaction", "key_source", "alert_ack", "tenant_expected_mode"]
 
 st.title("Audit trail")
 st.caption("Every check, sample-data view and sample transaction, newest first. Keys are never recorded.")
 
 f1, f2, f3, f4 = st.columns([2, 2, 2, 2])
 actions = f1.multiselect("Action", ACTIONS, key="au_action", placeholder="Any action")
-who = f2.text_input("Who (exact email)", key="au_who")
-tenant = f3.text_input("Tenant", key="au_tenant")
+who = f2.text_input("Who", key="au_who", help="Any part of the email, upper or lower case (\"ana\" finds Ana).")
+tenant = f3.text_input("Tenant", key="au_tenant", help="Any part of the tenant's name, upper or lower case.")
 today = datetime.now(timezone.utc).date()
 period = f4.date_input("Between", value=(today - timedelta(days=30), today), key="au_period")
 
@@ -37,8 +37,8 @@ start, end = (period if isinstance(period, (tuple, list)) and len(period) == 2 e
 try:
     entries = svc.store.list_audit(
         action=actions or None,
-        who=who.strip() or None,
-        tenant=tenant.strip() or None,
+        who_contains=who.strip() or None,
+        tenant_contains=tenant.strip() or None,
         since=datetime.combine(start, time.min, tzinfo=timezone.utc),
         until=datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc),
         limit=5000

@@ -18,6 +18,7 @@ from core.ui.palette import STATUS_BANNER
 from core.ui.problems import database_problem
 from core.ui.text import md_code, md_escape
 from dashboard import session as state
+from dashboard.held_key import held_key_button
 from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
@@ -26,6 +27,7 @@ rt = svc.rt
 # one colour per status (core/ui/palette)
 BANNER = {status: getattr(st, kind) for status, kind in STATUS_BANNER.items()}
 PLOTLY_CONFIG = {"displayModeBar": False}
+UTC_COLUMN = st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC")
 
 
 def pick_tenant(title: bool = True) -> NoReturn:
@@ -97,6 +99,7 @@ if st.button("Check again", type="primary", help="Open *Check a key* with this t
     st.session_state[state.TENANT] = tenant["name"]
     st.session_state[state.TENANT_PICK] = tenant["name"]
     st.switch_page("app_pages/check.py", query_params={"tenant": tenant["slug"]})
+held_key_button(svc, tenant["name"], key="tn_held_key")  # only with a key source; the key is never shown
 
 if not history:
     st.info("This tenant has not been checked yet.")
@@ -168,7 +171,7 @@ if changes:
     st.dataframe(
         tables.drift_frame(changes),
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        column_config={"When": UTC_COLUMN},
         key="tn_drift",
     )
 else:
@@ -180,7 +183,7 @@ if new_key_changes:
     st.dataframe(
         tables.drift_frame(new_key_changes, keys=True),
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        column_config={"When": UTC_COLUMN},
         key="tn_new_key",
     )
 
@@ -190,7 +193,7 @@ if not timeline.empty:
     st.dataframe(
         timeline,
         hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC")},
+        column_config={"When": UTC_COLUMN},
         key="tn_key_timeline",
     )
 
@@ -199,7 +202,7 @@ st.dataframe(
     tables.history_frame(history),
     hide_index=True,
     column_config={
-        "Checked": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", timezone="UTC"),
+        "Checked": st.column_config.DatetimeColumn("Checked (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
         "Score": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d"),
         "Fingerprint": st.column_config.TextColumn(help="Same fingerprint = same key; it changes when a new key is "
             "pasted."),

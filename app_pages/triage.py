@@ -15,6 +15,7 @@ from core.engine.result import KEY_STATUSES
 from core.ui.palette import status_css
 from core.ui.problems import database_problem
 from core.ui.text import md_escape
+from dashboard.held_key import held_key_picker
 from dashboard.widgets import session_service
 
 log = logging.getLogger("keyhealth")
@@ -112,7 +113,7 @@ frame = pd.DataFrame(
         "Key signals": [", ".join(w for f, w in FLAG_WORDS.items() if r.get(f)) for r in rows],
         "Key age (days)": [r.get("key_age_days") for r in rows],
         "Last checked": [r["checked_at"] for r in rows],
-        "Days ago": [round(r["age_days"], 1) for r in rows],
+        "Days ago": [int(r["age_days"]) for r in rows],  # whole days, as everywhere
         "Missing": [r["n_missing"] for r in rows],
         "Excess": [r["n_excess"] for r in rows],
         "Unknown": [r["n_unknown"] for r in rows],
@@ -136,8 +137,9 @@ event = st.dataframe(
     column_config={
         "Status": st.column_config.TextColumn("Status", width=96),
         "Score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d"),
-        "Last checked": st.column_config.DatetimeColumn("Last checked", format="YYYY-MM-DD HH:mm", timezone="UTC"),
-        "Days ago": st.column_config.NumberColumn("Days ago", format="%.1f"),
+        "Last checked": st.column_config.DatetimeColumn("Last checked (UTC)", format="YYYY-MM-DD HH:mm",
+                                                        timezone="UTC"),
+        "Days ago": st.column_config.NumberColumn("Days ago", format="%d", help="Whole days since the last check."),
         "Key signals": st.column_config.TextColumn(
             "Key signals", width="medium",
             help="Key replaced (last 7 days), mode or account changed with it, a test key on a live tenant, rotation "
@@ -175,3 +177,6 @@ for i, r in enumerate(rows[:QUICK_LINKS]):
 if total > QUICK_LINKS:
     st.caption(f"The {QUICK_LINKS} most urgent on this page are linked here; search, turn the page or select a "
                "row for the others.")
+
+with st.expander("Check the key Pointai holds", expanded=False):  # only with a key source; the key is never shown
+    held_key_picker(svc, [r["tenant"] for r in rows], key="tr_held_key")

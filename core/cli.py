@@ -98,7 +98,7 @@ def print_check_table(result, stream=None) -> None:
     score = f"score {result.score}/100" if result.says_something else "no score (nothing is known about the key)"
     print(
         f"status {_paint(result.status.upper(), result.status, c)}  {score}  "
-        f"{result.requests} requests in {result.elapsed_s:.2f} s",
+        f"{result.requests} requests in {result.elapsed_s:.2f} s  checked {result.checked_at:%Y-%m-%d %H:%M} UTC",
         file=stream,
     )
     if result.problem:
@@ -147,6 +147,11 @@ def _service(args=None):
     return Service(runtime.build(conf, demo_mode=bool(getattr(args, "demo", False)), who=conf.user))
 
 
+def _utc(iso: str) -> str:
+    """'2026-12-06T08:30:12+00:00' -> '2026-12-06 08:30 UTC': every time the CLI prints is UTC, and says so."""
+    return f"{iso[:16].replace('T', ' ')} UTC"
+
+
 def _say(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
@@ -154,7 +159,9 @@ def _say(message: str) -> None:
 def cmd_check(args) -> int:
     from core.store import DatabaseFailure, guard
 
-    raw = read_key()
+    if args.from_source and args.tenant is None:
+        raise UsageError("--from-source checks the key a tenant's key source holds; name the tenant with --tenant.")
+    raw = None if args.from_source else read_key()
     svc = _service(args)
     refused = None  # a name too close to another tenant's: refused before any request
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
@@ -168,7 +175,15 @@ def cmd_check(args) -> int:
             pass
         if refused:
             raise UsageError(refused)
-    checked = svc.check(raw, args.tenant, source="cli")
+    if args.from_source:
+        from core.features.held_key import check_held_key
+
+        held = check_held_key(svc, args.tenant)
+        if held.checked is None:
+            raise UsageError(held.problem or "The key source gave no key.")
+        checked = held.checked
+    else:
+        checked = svc.check(raw, args.tenant, source="cli")
     result = checked.result
     if args.json:
         out = result.to_json()
@@ -399,21 +414,21 @@ def cmd_history(args) -> int:
     for ch in out["checks"]:
         status = _paint(f"{ch['status']:<10}", ch["status"], c)
         score = "  -" if ch["score"] is None else f"{ch['score']:>3}"
-        print(f"  {ch['checked_at'][:19]}  {status} {score}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
+        print(f"  {_utc(ch['checked_at'])}  {status} {score}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
     for ev in out["key_events"]:
         said = (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"]))
         flags = [w for w, on in said if on]
-        print(f"key replaced {ev['at'][:19]}: {ev['old_masked']} → {ev['new_masked']}"
+        print(f"key replaced {_utc(ev['at'])}: {ev['old_masked']} → {ev['new_masked']}"
               + (f" ({', '.join(flags)})" if flags else ""))
     if out["drift"]:
         print("changes (same key):")
         for d in out["drift"]:
-            print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
+            print(f"  {_utc(d['at'])}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
                   f"({d['from_verdict']} → {d['to_verdict']})")
     if out["new_key_changes"]:
         print("changes with the new key (not drift):")
         for d in out["new_key_changes"]:
-            print(f"  {d['at'][:19]}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
+            print(f"  {_utc(d['at'])}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
                   f"({d['from_verdict']} → {d['to_verdict']}; {d['from_key']} → {d['to_key']})")
     return EXIT_OK
 
@@ -563,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check one key (from STRIPE_KEY or standard input)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--tenant", help="record the check in this tenant's history (created if new)")
+    c.add_argument("--from-source", action="store_true",
+                   help="check the key the key source (KEYHEALTH_KEYS_FROM) holds for --tenant; nothing is pasted")
     c.add_argument("--demo", action="store_true", help=DEMO_HELP)
     c.set_defaults(func=cmd_check)
 

@@ -215,6 +215,9 @@ class _Tenant:
     checks: list[DemoCheck] = field(default_factory=list)
     expected_mode: str | None = None  # "live": the tenant is in production
     donor: _Tenant | None = None  # wrong_tenant: whose key was pasted here
+    owns: str | None = None  # the sandbox demo key (sandbox.demo_keys) this tenant's history holds
+    grants: dict[str, Level] | None = None  # that key's permissions, which its story's checks show
+    swap: tuple[DemoKey, str] | None = None  # live_to_test: the demo key (and account) that replaces the tenant's
 
     def checks_sorted(self) -> list[DemoCheck]:
         return sorted(self.checks, key=lambda c: c.result.checked_at)
@@ -260,7 +263,20 @@ def generate_tenants(
     catalogue, profile = load_catalogue(), load_profile()
     ideal = ideal_grants(catalogue, profile)
     day0 = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    out = _cast(rng, tenants)
+    for t in out:
+        if t.owns:
+            _give_demo_key(t, catalogue)
+    for t in out:
+        _story(t, rng, catalogue, profile, ideal, day0, now, days)
+    _outage(out, rng, now)
+    return out
 
+
+def _cast(rng: random.Random, tenants: int) -> list[_Tenant]:
+    """The tenants (name, story, mode, account, first key), their donors, and which demo key each owns (the first
+    tenant of a key's story in the key's mode; sandbox.demo_keys.STORY). Draws from `rng` exactly as the
+    generation always has, so a tenant's story stays the same."""
     stories: list[str] = [s for s, w in STORIES for _ in range(w)]
     while len(stories) < tenants:
         stories.append(rng.choice([s for s, _ in STORIES]))
@@ -283,8 +299,59 @@ def generate_tenants(
     for t in out:
         if t.story == "wrong_tenant" and donors:
             t.donor = donors[0]
-        _story(t, rng, catalogue, profile, ideal, day0, now, days)
-    _outage(out, rng, now)
+    try:
+        from sandbox.demo_keys import DEMO_KEYS
+
+        demo_keys = [(name, dk.story, dk.tenant_mode or dk.mode) for name, dk in DEMO_KEYS.items() if dk.story]
+    except Exception:  # noqa: BLE001 - without the demo keys (data files unreadable) the tenants own none
+        demo_keys = []
+    for key_name, story, key_mode in demo_keys:
+        for t in out:  # a donor's key is also on another tenant: never give it a demo key (it would be shared)
+            if t.story == story and t.mode == key_mode and t.owns is None and not any(o.donor is t for o in out):
+                t.owns = key_name
+                break
+    return out
+
+
+def demo_key_owners(tenants: int = DEMO_TENANTS, seed: int = DEMO_SEED) -> dict[str, str]:
+    """Demo key name -> the demo tenant whose story it tells (no history generated; cheap)."""
+    return {t.owns: t.name for t in _cast(random.Random(seed), tenants) if t.owns}
+
+
+def grants_of(permissions: frozenset[str] | set[str], catalogue: Catalogue) -> dict[str, Level]:
+    """scope -> level a key with these permissions (rak_<scope>_<level>) has."""
+    out: dict[str, Level] = {}
+    for s in catalogue.scopes:
+        out[s.scope] = ("write" if f"rak_{s.scope}_write" in permissions
+                        else "read" if f"rak_{s.scope}_read" in permissions else "none")
+    return out
+
+
+def _give_demo_key(t: _Tenant, catalogue: Catalogue) -> None:
+    """The tenant's history holds the real demo key (its masked form and fingerprint, as intake makes them with
+    this server's fingerprint secret), its account and its permissions."""
+    from sandbox.demo_keys import DEMO_KEYS
+
+    dk = DEMO_KEYS[t.owns or ""]
+    info = intake(dk.key).info
+    t.grants = grants_of(dk.permissions, catalogue)
+    if dk.tenant_mode:  # the key that replaced the tenant's own (live_to_test): its story swaps it in
+        t.swap = (DemoKey(dk.mode, info.masked, info.fingerprint or ""), dk.account)  # type: ignore[arg-type]
+        return
+    t.key = DemoKey(t.mode, info.masked, info.fingerprint or "")  # the same mode: owners are chosen by it
+    t.account = dk.account
+
+
+def key_source_lines(tenant: str | None = None) -> list[tuple[str, str]]:
+    """The demo's key source: (tenant, key) for every demo tenant that holds a demo key (only `tenant`'s, when
+    given, matched by name or slug, as KEYHEALTH_TENANT asks)."""
+    from core.store import slugify
+    from sandbox.demo_keys import DEMO_KEYS
+
+    out = []
+    for key_name, name in demo_key_owners().items():
+        if tenant is None or tenant == name or slugify(tenant) == slugify(name):
+            out.append((name, DEMO_KEYS[key_name].key))
     return out
 
 
@@ -332,7 +399,7 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
 
     if t.story == "steady":
         for at in regular:
-            add(at, ideal)
+            add(at, t.grants or ideal)
     elif t.story == "fixed_missing":
         broken = with_missing(ideal, catalogue, profile, rng.randint(1, 4), rng)
         if rng.random() < 0.5:
@@ -352,6 +419,8 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
     elif t.story == "over_permissioned":
         over = everything_write(catalogue) if rng.random() < 0.5 else with_excess(ideal, catalogue, profile, 6, rng)
         cut_back = rng.random() < 0.5
+        if t.grants is not None:  # the demo key's own permissions, still excess now
+            over, cut_back = t.grants, False
         cut_at = first + timedelta(days=rng.uniform(5, 15))
         for at in regular:
             add(at, ideal if (cut_back and at > cut_at) else over)
@@ -360,6 +429,8 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
     elif t.story == "broke_recently":
         broke_at = now - timedelta(days=rng.uniform(1, 8))
         broken = with_missing(ideal, catalogue, profile, rng.randint(1, 3), rng)
+        if t.grants is not None:  # the demo key's own permissions: what pasting it now shows
+            broken = t.grants
         for at in regular:
             add(at, broken if at > broke_at else ideal)
         add(broke_at + timedelta(hours=rng.uniform(1, 20)), broken)
@@ -393,7 +464,7 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
             add(at, partial if at < fixed_at else ideal)
         add(fixed_at, ideal, src=dashboard)
     elif t.story == "read_only":
-        ro = read_only(ideal, catalogue)
+        ro = t.grants if t.grants is not None else read_only(ideal, catalogue)
         for at in regular:
             add(at, ro)
     elif t.story == "flaky":
@@ -407,6 +478,8 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
         new_account = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
         new_grants = (with_missing(ideal, catalogue, profile, 2, rng) if t.story == "live_to_test"
                       else with_excess(ideal, catalogue, profile, 2, rng))
+        if t.swap is not None:  # the demo key itself (sandbox.demo_keys "test_on_live") replaced the live key
+            (new_key, new_account), new_grants = t.swap, t.grants or new_grants
         for at in [a for a in regular if a < swap_at]:
             add(at, ideal)
         t.key, t.account = new_key, new_account
@@ -473,3 +546,21 @@ def seed_demo(store: Store, *, now: datetime | None = None, tenants: int = DEMO_
             if t.expected_mode and t.checks:
                 store.update_tenant(t.name, expected_mode=t.expected_mode)
         return len(checks)
+
+
+# --- the demo's key source ----------------------------------------------------------------------------------
+def main() -> int:
+    """`python -m core.demo`: the demo's key source (KEYHEALTH_KEYS_FROM in demo mode). Prints `tenant,key` for
+    every demo tenant holding a demo key, or only KEYHEALTH_TENANT's line when that is set. Demo keys only."""
+    import csv
+    import os
+    import sys
+
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    for name, key in key_source_lines(os.environ.get("KEYHEALTH_TENANT") or None):
+        out.writerow([name, key])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,6 +33,8 @@ class Runtime:
     alert_webhook: str | None = field(default=None, repr=False)  # where alerts go (never in demo mode)
     alert_timeout_s: float = 5.0
     rotation_days: int = DEFAULT_ROTATION_DAYS  # KEYHEALTH_ROTATION_DAYS: key age after which rotation is due
+    keys_from: str | None = None  # the key-source command (KEYHEALTH_KEYS_FROM; the demo's own in demo mode)
+    keys_from_timeout_s: float = 120.0
 
     def client(self) -> stripe.StripeClient:
         """The shared StripeClient for this Stripe base (one per base and timeout, per process)."""
@@ -124,7 +126,8 @@ def real(settings: Settings, who: str | None = None) -> Runtime:
     return Runtime(demo=False, api_base=settings.api_base, db=Database(settings.database_url), who=who,
                    probe=settings.probe, alert_webhook=settings.alert_webhook,
                    alert_timeout_s=settings.alert_timeout_s,
-                   rotation_days=settings.rotation_days)
+                   rotation_days=settings.rotation_days, keys_from=settings.keys_from,
+                   keys_from_timeout_s=settings.keys_from_timeout_s)
 
 
 def demo(settings: Settings, who: str | None = None) -> Runtime:
@@ -134,7 +137,43 @@ def demo(settings: Settings, who: str | None = None) -> Runtime:
     ensure_schema(db)
     _ensure_seeded(db)
     return Runtime(demo=True, api_base=api_base, db=db, who=who, probe=settings.probe,
-                   rotation_days=settings.rotation_days)
+                   rotation_days=settings.rotation_days, keys_from=demo_key_source(),
+                   keys_from_timeout_s=settings.keys_from_timeout_s)
+
+
+def demo_key_source() -> str:
+    """The demo's key source command: scripts/demo_key_source.py (core.demo.main) run by this Python."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "demo_key_source.py"
+    return shlex.join([sys.executable, str(script)])
+
+
+def reset_demo(settings: Settings) -> int:
+    """Put the demo database back as seeded: the file is removed and seeded again (with today's dates). Returns
+    the number of checks written. Demo only: the real database is never touched."""
+    from pathlib import Path
+
+    from core.store import dispose_engine
+
+    url = settings.demo_database_url
+    db = Database(url)
+    with _seed_lock, _schema_lock:
+        dispose_engine(url)
+        path = Path(url.removeprefix("sqlite:///"))
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            p.unlink(missing_ok=True)
+        _upgraded.discard(db)
+        _seeded.discard(db)
+    ensure_schema(db)
+    from core.demo import seed_demo
+
+    with _seed_lock:
+        n = seed_demo(Store(db))
+        _seeded.add(db)
+    return n
 
 
 def build(settings: Settings, *, demo_mode: bool, who: str | None = None) -> Runtime:

@@ -26,6 +26,27 @@ class DemoKey:
     permissions: frozenset[str]
     account: str
     description: str
+    story: str | None = None  # the demo tenant story (core.demo.STORIES) whose tenant this key belongs to
+    tenant_mode: str | None = None  # that tenant's mode, when it is not the key's (a test key on a live tenant)
+
+
+# Which demo tenant story each key tells (core.demo gives the key to the first tenant of that story in the key's
+# mode): the tenant's seeded history holds the key itself, so pasting it there tells the story.
+STORY: dict[str, str] = {
+    "healthy": "steady",
+    "live_healthy": "steady",
+    "missing": "broke_recently",
+    "live_missing": "broke_recently",
+    "revoked": "revoked",
+    "live_revoked": "revoked",
+    "expired": "rolled",
+    "live_expired": "rolled",
+    "over": "over_permissioned",
+    "live_over": "over_permissioned",
+    "readonly": "read_only",
+    "test_on_live": "live_to_test",
+}
+TENANT_MODE: dict[str, str] = {"test_on_live": "live"}  # keys whose tenant is in the other mode
 
 
 def demo_key_string(name: str, mode: str, kind: str = "rk") -> str:
@@ -82,9 +103,23 @@ def build_demo_keys(catalogue=None, profile=None, catalogue_path: Path | None = 
          "Right permissions, but the key was rolled and has expired."),
         ("revoked", "test", "revoked", healthy, DEMO_TEST_ACCOUNT, "Right permissions, but the key was deleted."),
         ("live_healthy", "live", "active", healthy, DEMO_LIVE_ACCOUNT, "Exactly the required permissions, live mode."),
+        # Live keys for the live demo tenants whose stories they tell (core.demo gives each to one tenant, whose
+        # history then holds this very key: the revoked key worked before for the tenant that shows it).
+        ("live_revoked", "live", "revoked", healthy, DEMO_LIVE_ACCOUNT,
+         "Right permissions, live mode, but the key was deleted: it worked before, now Stripe refuses it."),
+        ("live_expired", "live", "expired", healthy, DEMO_LIVE_ACCOUNT,
+         "Right permissions, live mode, but the key was rolled and has expired."),
+        ("live_missing", "live", "active", missing, DEMO_LIVE_ACCOUNT,
+         "Live mode; someone edited it: Charges at Read instead of Write, no Subscriptions and no Invoices."),
+        ("live_over", "live", "active", over, DEMO_LIVE_ACCOUNT,
+         "Live mode; everything required, plus Customers Write, PaymentMethods Read and Webhook Endpoints Write."),
+        ("test_on_live", "test", "active", missing, DEMO_TEST_ACCOUNT,
+         "A test-mode key of another account that replaced a live tenant's live key (and lacks Subscriptions, "
+         "Invoices and Charges Write): checkout cannot take real payments."),
     ]
     keys = {
-        name: DemoKey(name, demo_key_string(name, mode), mode, state, frozenset(perms), acct, desc)
+        name: DemoKey(name, demo_key_string(name, mode), mode, state, frozenset(perms), acct, desc, STORY.get(name),
+                      TENANT_MODE.get(name))
         for name, mode, state, perms, acct, desc in specs
     }
     keys["standard"] = standard_demo_key()

@@ -32,6 +32,7 @@ TITLES = {  # each page file's title when it opens
     "sample_transaction.py": "Sample transaction",
     "tenant.py": "Tenant",
     "triage.py": "Triage",
+    "verify.py": "Verify integration",
 }
 AUTH = {
     "redirect_uri": "http://localhost:8501/oauth2callback",
@@ -255,7 +256,7 @@ def test_the_sidebar_lists_the_router_pages_by_title_never_the_files(seeded):
     at.run()
     links = [e.proto.label for e in leaves(at.sidebar) if getattr(e, "type", None) == "page_link"]
     assert links == ["Check a key", "Triage", "Tenant", "Fleet health", "Sample data", "Sample transaction",
-                     "Audit trail", "About"]
+                     "Verify integration", "Audit trail", "About"]
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["client"]["showSidebarNavigation"] is False  # Streamlit's own list would show file names
 

@@ -242,7 +242,9 @@ def test_fleet_charts_match_the_store(demo_env):
     bars = figs[3]["data"][0]
     assert bars["y"] == [d["checks"] for d in per_day]
     scores = demo_env.store.score_distribution(10)
-    assert figs[2]["data"][0]["y"] == [b["tenants"] for b in scores]
+    stacked = [sum(t["y"][i] for t in figs[2]["data"]) for i in range(len(scores))]
+    assert stacked == [b["tenants"] for b in scores]  # stacked by latest status
+    assert {t["name"] for t in figs[2]["data"]} <= set(KEY_STATUSES)
     missing = demo_env.store.top_problem_scopes("missing", 10)
     miss_trace = next(t for t in figs[1]["data"] if t["name"] == "missing")
     shown = miss_trace["customdata"]

@@ -97,13 +97,70 @@ def test_checks_per_day_bars_and_tenants_line():
 
 
 def test_score_distribution_labels_and_colours():
-    buckets = [{"from": i * 10, "to": 100 if i == 9 else i * 10 + 9, "tenants": i} for i in range(10)]
+    """Coloured by the tenants' latest status, not by score band: an invalid key (score 0) is purple, not failing
+    red; an attention key scoring 100 is amber, not healthy green; each status named in the legend."""
+    buckets = [{"from": i * 10, "to": 100 if i == 9 else i * 10 + 9, "tenants": i, "statuses": {}}
+               for i in range(10)]
+    buckets[0]["statuses"] = {"invalid": 0}
+    buckets[0]["tenants"] = 0
+    buckets[4]["statuses"] = {"failing": 4}
+    buckets[9]["statuses"] = {"healthy": 6, "attention": 3}
+    for b in buckets:
+        b["tenants"] = sum(b["statuses"].values())
+    buckets[0]["statuses"], buckets[0]["tenants"] = {"invalid": 2}, 2
     s = spec(fleet.score_distribution(buckets))
-    bar = s["data"][0]
-    assert bar["x"][0] == "0–9" and bar["x"][-1] == "90–100"
-    assert bar["y"] == list(range(10))
-    assert bar["marker"]["color"][0] == STATUS_COLOURS["failing"]
-    assert bar["marker"]["color"][-1] == STATUS_COLOURS["healthy"]
+    by = {t["name"]: t for t in s["data"]}
+    assert list(by) == [x for x in STACK_ORDER if x in ("healthy", "attention", "failing", "invalid")]
+    assert by["invalid"]["marker"]["color"] == STATUS_COLOURS["invalid"] and by["invalid"]["y"][0] == 2
+    assert by["attention"]["marker"]["color"] == STATUS_COLOURS["attention"] and by["attention"]["y"][-1] == 3
+    assert by["healthy"]["y"][-1] == 6 and by["failing"]["y"][4] == 4
+    assert by["healthy"]["x"][0] == "0–9" and by["healthy"]["x"][-1] == "90–100"
+    assert s["layout"]["barmode"] == "stack"
+    assert [sum(t["y"][i] for t in s["data"]) for i in range(10)] == [b["tenants"] for b in buckets]
+
+
+def test_tenant_charts_end_at_the_last_check_plus_a_small_margin():
+    h = history([("healthy", 100)] * 20)  # 19 days of checks
+    last = datetime(2026, 3, 20, 9, tzinfo=timezone.utc)
+    for fig in (tenant.score_over_time(h), tenant.status_timeline(h)):
+        lo, hi = (datetime.fromisoformat(x).replace(tzinfo=timezone.utc) for x in spec(fig)["layout"]["xaxis"]["range"])
+        assert last < hi <= last + timedelta(days=1), hi  # never weeks into the future
+        assert datetime(2026, 3, 1, 9, tzinfo=timezone.utc) - timedelta(days=1) <= lo
+
+
+def test_replacement_labels_never_overprint():
+    """Key replacements close together: labels go on separate rows, and two labels on one row are far enough
+    apart for their text (tenant.LABEL_GAP of the span); the full text is in the hover."""
+    h = history([("healthy", 100)] * 30)
+    t0 = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+    events = [{"at": t0 + timedelta(days=d, hours=1), "old_masked": "rk_live_…aaaa", "new_masked": "rk_live_…bbbb",
+               "mode_changed": d == 3, "account_changed": False} for d in (2, 3, 4, 5, 20)]
+    span = timedelta(days=29)
+    for fig in (tenant.score_over_time(h, events), tenant.status_timeline(h, events)):
+        notes = [a for a in spec(fig)["layout"]["annotations"] if "key replaced" in a["text"]]
+        assert notes and all("rk_live_…bbbb" in a["hovertext"] and "UTC" in a["hovertext"] for a in notes)
+        for i, a in enumerate(notes):
+            for b in notes[i + 1:]:
+                if a["yshift"] == b["yshift"]:
+                    gap = abs(datetime.fromisoformat(a["x"]) - datetime.fromisoformat(b["x"]))
+                    assert gap >= span * tenant.LABEL_GAP, (a, b)
+        assert len({a["yshift"] for a in notes}) > 1  # the close ones went to other rows
+        assert len(notes) <= len(events)
+
+
+def test_colour_is_never_the_only_signal_in_tenant_charts():
+    h = history([("failing", 64), ("attention", 90), ("healthy", 100)])
+    trace = spec(tenant.score_over_time(h))["data"][0]
+    assert len(set(trace["marker"]["symbol"])) == 3  # a shape per status, and its word in the hover
+    tl = spec(tenant.status_timeline(h))
+    names = [t["name"] for t in tl["data"] if t.get("mode") == "markers"]
+    assert set(names) == {"failing", "attention", "healthy"}  # the legend names each status
+
+
+def test_charts_follow_the_theme():
+    """No forced white: the chart sits on the page's background (light or dark, as the user chose)."""
+    layout = spec(tenant.score_over_time(history([("healthy", 100)] * 3)))["layout"]
+    assert layout["paper_bgcolor"] == "rgba(0,0,0,0)" and layout["plot_bgcolor"] == "rgba(0,0,0,0)"
 
 
 def test_status_counts_worst_first():

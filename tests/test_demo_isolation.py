@@ -12,7 +12,8 @@ from sandbox import DEMO_KEYS
 APP = "../app.py"
 PAGES = [
     "app_pages/check.py", "app_pages/triage.py", "app_pages/tenant.py", "app_pages/fleet.py",
-    "app_pages/sample_data.py", "app_pages/sample_transaction.py", "app_pages/audit.py", "app_pages/about.py",
+    "app_pages/sample_data.py", "app_pages/sample_transaction.py", "app_pages/verify.py", "app_pages/audit.py",
+    "app_pages/about.py",
 ]
 
 

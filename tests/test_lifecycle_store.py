@@ -160,7 +160,7 @@ def test_migration_0006_backfills_first_seen_and_replacements(db_url):
                 conn.execute(sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0013"
+    assert store.at(db_url).current_revision() == store.db.newest_revision()
     assert store.at(db_url).key_first_seen("fpA") == datetime(2025, 1, 1, 10, tzinfo=UTC)
     # 0013: first seen is the first check Stripe accepted the key in (check 3 refused it as expired)
     assert store.at(db_url).key_first_seen("fpB") == datetime(2025, 1, 10, 10, tzinfo=UTC)
@@ -227,6 +227,6 @@ def test_migration_0013_keeps_first_seen_for_accepted_checks_only(db_url):
                 f"(:fp, 'rk_live_…AAAA', 'live', '{T(at)}')"), {"fp": fp})
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0013"
+    assert store.at(db_url).current_revision() == store.db.newest_revision()
     assert store.at(db_url).key_first_seen("fpNever") is None
     assert store.at(db_url).key_first_seen("fpLate") == datetime(2025, 1, 4, 10, tzinfo=UTC)

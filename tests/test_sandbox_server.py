@@ -517,7 +517,7 @@ def test_request_log_never_holds_the_key(sandbox, client):
 # ------------------------------------------------------------------ demo keys
 def test_demo_keys_look_real_and_follow_the_profile(sandbox, client):
     names = {"healthy", "accounts_read", "missing", "over", "readonly", "expired", "revoked", "live_healthy",
-             "standard"}
+             "live_revoked", "live_expired", "live_missing", "live_over", "test_on_live", "standard"}
     assert set(DEMO_KEYS) == names
     for dk in DEMO_KEYS.values():
         assert re.fullmatch(r"(rk|sk)_(test|live)_[0-9A-Za-z]{90,}", dk.key) and "Demo" in dk.key

@@ -75,7 +75,7 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     assert len(before["check_rows"]) == 8
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0013"
+    assert store.at(db_url).current_revision() == store.db.newest_revision()
     engine = get_engine(db_url)
     assert snapshot() == before
     tenants = {t["name"]: t for t in store.at(db_url).list_tenants(include_archived=True)}
@@ -119,7 +119,7 @@ def test_alembic_cli_upgrade_head_from_repo_root(tmp_path):
     proc = subprocess.run([str(alembic), "upgrade", "head"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert store.at(env["DATABASE_URL"]).current_revision() == "0013"
+    assert store.at(env["DATABASE_URL"]).current_revision() == store.db.newest_revision()
     other = f"sqlite:///{tmp_path / 'x.db'}"
     proc = subprocess.run([str(alembic), "-x", f"url={other}", "upgrade", "0001"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -149,7 +149,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url, monkeypatch):
     assert store.at(db_url).current_revision() == "0001"
     assert "last_check_id" not in {c["name"] for c in sa.inspect(get_engine(db_url)).get_columns("tenants")}
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0013"
+    assert store.at(db_url).current_revision() == store.db.newest_revision()
 
 
 def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, make_result):
@@ -191,7 +191,7 @@ def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, 
     store.dispose_engine(db_url)
 
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0013"
+    assert store.at(db_url).current_revision() == store.db.newest_revision()
     engine = get_engine(db_url)
     with engine.connect() as conn:
         slugs = dict(conn.execute(sa.text("SELECT name, slug FROM tenants")).all())
@@ -305,3 +305,25 @@ def test_migrations_freeze_their_backfill_rules():
                      else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
             for name in names:
                 assert not name.startswith("core") or name in allowed, f"{path.name} imports live code from {name}"
+
+
+def test_0016_lets_checks_come_from_a_key_source_and_keeps_every_check(db_url, make_result):
+    """0016 widens checks.source to 'key source' in place (SQLite: the table's CREATE text, no table copy), keeping
+    every check and its rows; before it, the database itself refuses that source."""
+    s = store.at(db_url)
+    s.upgrade("0010")
+    s.record_check(make_result(), "Acme Ltd", source="cli", checked_by="ops")
+    with pytest.raises(sa.exc.IntegrityError):
+        s.record_check(make_result(), "Acme Ltd", source="key source", checked_by="ops")
+    store.dispose_engine(db_url)
+    store.at(db_url).upgrade()
+    s = store.at(db_url)
+    assert s.current_revision() == store.db.newest_revision()
+    s.record_check(make_result(), "Acme Ltd", source="key source", checked_by="ops")
+    history = s.tenant_history("Acme Ltd")
+    assert [h["source"] for h in history] == ["key source", "cli"]
+    assert all(s.get_check(h["check_id"])["rows"] for h in history)
+    with get_engine(db_url).connect() as conn:
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    store.dispose_engine(db_url)

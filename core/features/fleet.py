@@ -62,10 +62,12 @@ log = logging.getLogger("keyhealth")
 MAX_PROBE_THREADS = 256
 
 
-def read_source(command: str, timeout_s: float = 120.0, *, stop: Any = None) -> list[BatchLine]:
+def read_source(command: str, timeout_s: float = 120.0, *, tenant: str | None = None,
+                stop: Any = None) -> list[BatchLine]:
     """The key source's `tenant,key` lines (core.features.keysource.read_key_source: bounded, its own process
-    group, killed on timeout, on too much output or when `stop` is set)."""
-    return read_key_source(command, timeout_s=timeout_s, stop=stop)
+    group, killed on timeout, on too much output or when `stop` is set). With `tenant`, the source runs with
+    KEYHEALTH_TENANT=<tenant>, so it may print just that tenant's line."""
+    return read_key_source(command, tenant=tenant, timeout_s=timeout_s, stop=stop)
 
 
 @dataclass

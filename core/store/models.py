@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from core.store.types import UTCDateTime, utcnow
 
-SOURCES: tuple[str, ...] = ("dashboard", "cli", "batch")
+SOURCES: tuple[str, ...] = ("dashboard", "cli", "batch", "key source")
 MASKED_MAX = 40
 FINGERPRINT_MAX = 128
 NAME_MAX = 100
@@ -62,7 +62,7 @@ class Tenant(SQLModel, table=True):
 class Check(SQLModel, table=True):
     __tablename__ = "checks"
     __table_args__ = (
-        sa.CheckConstraint("source IN ('dashboard', 'cli', 'batch')", name="ck_checks_source"),
+        sa.CheckConstraint("source IN ('dashboard', 'cli', 'batch', 'key source')", name="ck_checks_source"),
         sa.CheckConstraint(f"length(key_masked) <= {MASKED_MAX}", name="ck_checks_key_masked_len"),
         sa.CheckConstraint(f"length(key_fingerprint) <= {FINGERPRINT_MAX}", name="ck_checks_key_fingerprint_len"),
         # 0002: covering index for history/drift (tenant, time order) and the per-day fleet window

@@ -707,8 +707,9 @@ def score_distribution(db: Database, bucket: int = 10, *, include_archived: bool
 ) -> list[ScoreBucket]:
     """Histogram of the latest check's score per tenant (scores 0–100).
 
-    [{"from": 0, "to": 9, "tenants": n}, …, {"from": 90, "to": 100, "tenants": n}]: every bucket present,
-    the last one includes 100. Read from the tenant rows (0010).
+    [{"from": 0, "to": 9, "tenants": n, "statuses": {"failing": n, …}}, …, {"from": 90, "to": 100, …}]: every
+    bucket present, the last one includes 100, each with its tenants by latest status (the chart colours each
+    bucket by status, since a score alone does not say the status). Read from the tenant rows (0010).
     """
     return _score_distribution(db, bucket, include_archived=include_archived)
 
@@ -726,13 +727,17 @@ def _score_distribution(db: Database, bucket: int, *, include_archived: bool, ra
     nb = -(-100 // bucket)  # buckets covering 0..99; 100 goes in the last
     q, cc = _latest_base(db, include_archived, raw=raw)
     idx = sa.case((cc.c.score >= 100, nb - 1), (cc.c.score < 0, 0), else_=cc.c.score / bucket).label("b")
-    q = q.add_columns(idx, sa.func.count()).group_by(idx)
+    q = q.add_columns(idx, cc.c.status, sa.func.count()).group_by(idx, cc.c.status)
     counts = [0] * nb
+    by_status: list[dict[str, int]] = [{} for _ in range(nb)]
     with db.connect() as conn:
-        for b, n in conn.execute(q):
-            counts[min(int(b), nb - 1)] += n
+        for b, status, n in conn.execute(q):
+            i = min(int(b), nb - 1)
+            counts[i] += n
+            by_status[i][status] = by_status[i].get(status, 0) + n
     return [
-        {"from": i * bucket, "to": 100 if i == nb - 1 else (i + 1) * bucket - 1, "tenants": counts[i]}
+        {"from": i * bucket, "to": 100 if i == nb - 1 else (i + 1) * bucket - 1, "tenants": counts[i],
+         "statuses": by_status[i]}
         for i in range(nb)
     ]
 

@@ -683,11 +683,14 @@ def list_audit(db: Database, *,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 500,
+    who_contains: str | None = None,
+    tenant_contains: str | None = None,
 ) -> list[AuditRow]:
     """Audit entries matching every given filter, newest first.
 
     `tenant` matches the tenant (by name, slug or id) and also entries whose tenant text has that slug.
-    `since` is inclusive, `until` exclusive.
+    `who_contains` / `tenant_contains` match a case-insensitive substring ("ana" finds "Ana@…"; % and _ are
+    plain characters). `since` is inclusive, `until` exclusive.
     """
     a = audit_t
     q = sa.select(
@@ -710,6 +713,11 @@ def list_audit(db: Database, *,
         q = q.where(a.c.action == action) if isinstance(action, str) else q.where(a.c.action.in_(list(action)))
     if who is not None:
         q = q.where(a.c.who == who)
+    if who_contains:
+        q = q.where(sa.func.lower(a.c.who).contains(who_contains.lower(), autoescape=True))
+    if tenant_contains:
+        q = q.where(sa.func.lower(sa.func.coalesce(tenants_t.c.name, a.c.tenant)).contains(
+            tenant_contains.lower(), autoescape=True))
     if outcome is not None:
         q = q.where(a.c.outcome == outcome)
     if since is not None:

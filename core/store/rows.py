@@ -7,7 +7,7 @@ with the engine's Literals.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from core.engine.result import Granted, Level, Mode, Status, Verdict
 
@@ -146,7 +146,9 @@ class ChecksPerDay(TypedDict):
 
 
 # "from" is a keyword: the functional form.
-ScoreBucket = TypedDict("ScoreBucket", {"from": int, "to": int, "tenants": int})
+# statuses: the bucket's tenants by latest status (score_distribution always sets it)
+ScoreBucket = TypedDict("ScoreBucket", {"from": int, "to": int, "tenants": int,
+                                        "statuses": NotRequired[dict[str, int]]})
 # One UTC day of status_mix_per_day: tenants per status that day, and their total.
 class StatusMixDay(TypedDict):
     day: date

@@ -21,6 +21,7 @@ SOURCES = {
     "batch": "in a batch recheck",
     "recheck": "in a batch recheck",
     "demo": "in the demo",
+    "key source": "with the key Pointai holds (key source)",
 }
 STATE_WORDS = {"loaded": "loaded", "empty": "empty", "not_permitted": "not permitted", "failed": "failed"}
 _CHECK = re.compile(r"^(?P<key>\S+) score (?P<score>-?\d+)(?: \((?P<source>[^()]*)\))?$")

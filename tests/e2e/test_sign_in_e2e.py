@@ -46,6 +46,7 @@ URL_PATHS = {  # the router's paths and the heading each shows once signed in
     "/sample-data": "Sample data",
     "/sample-transaction": "Sample transaction",
     "/audit-trail": "Audit trail",
+    "/verify-integration": "Verify integration",
     "/about-key-health": "About Key Health",
 }
 WITH_QUERY = [f"/tenant-history?tenant={SLUG}", "/tenant-history?tenant=foods", f"/audit-trail?tenant={SLUG}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from core.engine.result import KEY_STATUSES
-from core.ui.palette import STATUS_COLOURS, VERDICT_COLOURS
+from core.ui.palette import GRID_COLOUR, INK_COLOUR, STATUS_COLOURS, VERDICT_COLOURS
 
 # Bottom to top in stacked charts: healthy at the bottom, the worst on top where the eye lands first.
 # Unreachable checks say nothing about a key: they are never stacked with the statuses.
@@ -26,19 +26,20 @@ def base_layout(fig: go.Figure, title: str | None = None, *, height: int = 320) 
         margin={"l": 10, "r": 10, "t": 64 if title else 30, "b": 10},
         font={"family": FONT, "size": 12},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
-        plot_bgcolor="#ffffff",
-        paper_bgcolor="#ffffff",
+        # transparent: the chart sits on the page's own background, light or dark as the user chose
+        plot_bgcolor="rgba(0,0,0,0)",
+        paper_bgcolor="rgba(0,0,0,0)",
         hovermode="x unified",
     )
-    fig.update_xaxes(showgrid=False, linecolor="#d0d7de")
-    fig.update_yaxes(gridcolor="#eef1f4", zeroline=False)
+    fig.update_xaxes(showgrid=False, linecolor=GRID_COLOUR)
+    fig.update_yaxes(gridcolor=GRID_COLOUR, zeroline=False)
     return fig
 
 
 def empty_figure(message: str, *, height: int = 240) -> go.Figure:
     """A blank chart that says why it is blank (no data in the range, say)."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#868e96"}, x=0.5, y=0.5,
+    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": INK_COLOUR}, x=0.5, y=0.5,
                        xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

@@ -7,6 +7,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
+from core.ui.palette import ACCENT_COLOUR, INK_COLOUR, OTHER_COLOUR
 
 
 def status_mix(per_day: Sequence[Mapping[str, Any]], *, share: bool = False) -> go.Figure:
@@ -76,40 +77,37 @@ def checks_per_day(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in rows]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color="#635bff"))
+    fig.add_trace(go.Bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color=ACCENT_COLOUR))
     fig.add_trace(
         go.Scatter(x=days, y=[d["tenants"] for d in rows], name="tenants", mode="lines+markers",
-                   line={"color": "#1a1f36", "width": 2})
+                   line={"color": INK_COLOUR, "width": 2})
     )
     fig.update_yaxes(title="per day", rangemode="tozero")
     return base_layout(fig, "Checks per day")
 
 
-def _bucket_colour(mid: float) -> str:
-    if mid >= 90:
-        return STATUS_COLOURS["healthy"]
-    if mid >= 60:
-        return STATUS_COLOURS["attention"]
-    return STATUS_COLOURS["failing"]
-
-
 def score_distribution(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Bars: tenants per score bucket of their latest check (store.score_distribution)."""
+    """Bars: tenants per score bucket of their latest check (store.score_distribution), stacked by the tenants'
+    latest status in its palette colour (a score alone does not say the status: an invalid key scores 0, an
+    attention key may score 100). Each status is named in the legend and the hover, so colour is never the only
+    signal. Buckets without per-status counts are drawn in one neutral colour."""
     if not buckets or not any(b["tenants"] for b in buckets):
         return empty_figure("No tenant has been checked yet.")
     labels = [f"{b['from']}–{b['to']}" for b in buckets]
-    fig = go.Figure(
-        go.Bar(
-            x=labels,
-            y=[b["tenants"] for b in buckets],
-            marker_color=[_bucket_colour((b["from"] + b["to"]) / 2) for b in buckets],
-            name="tenants",
-            hovertemplate="score %{x}: %{y} tenants<extra></extra>",
-        )
-    )
+    fig = go.Figure()
+    if all("statuses" in b for b in buckets):
+        for status in STACK_ORDER:  # healthy at the bottom, the worst on top
+            ys = [int(b["statuses"].get(status, 0)) for b in buckets]
+            if not any(ys):
+                continue
+            fig.add_trace(go.Bar(x=labels, y=ys, name=status, marker_color=STATUS_COLOURS[status],
+                                 hovertemplate=f"score %{{x}}: %{{y}} tenants {status}<extra></extra>"))
+    else:
+        fig.add_trace(go.Bar(x=labels, y=[b["tenants"] for b in buckets], marker_color=OTHER_COLOUR, name="tenants",
+                             hovertemplate="score %{x}: %{y} tenants<extra></extra>"))
+    fig.update_layout(barmode="stack", hovermode="closest")
     fig.update_xaxes(title="score of the latest check", type="category")
     fig.update_yaxes(title="tenants")
-    fig.update_layout(hovermode="closest")
     return base_layout(fig, "Score distribution")
 
 
@@ -164,7 +162,7 @@ def lifecycle_counts(counts: dict[str, int], replaced_week: int) -> go.Figure:
     items.reverse()  # plotly draws the first category at the bottom
     fig = go.Figure(
         go.Bar(
-            y=[k for k, _ in items], x=[n for _, n in items], orientation="h", marker_color="#635bff",
+            y=[k for k, _ in items], x=[n for _, n in items], orientation="h", marker_color=ACCENT_COLOUR,
             name="tenants", hovertemplate="%{y}: %{x} tenants<extra></extra>",
         )
     )

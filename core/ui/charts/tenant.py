@@ -9,10 +9,15 @@ import plotly.graph_objects as go
 
 from core.engine.result import KEY_STATUSES
 from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure
-from core.ui.palette import OTHER_COLOUR
+from core.ui.palette import ACCENT_COLOUR, GRID_COLOUR, INK_COLOUR, OTHER_COLOUR, STATUS_SYMBOL
 
 MIN_SPAN = timedelta(hours=2)  # checks closer together than this get a padded, day-ticked axis
 PAD = timedelta(days=1)
+END_MARGIN = 0.03  # the axis ends this share of the history's span after the last check (and starts as much before)
+MIN_MARGIN = timedelta(hours=6)
+LABEL_GAP = 0.22  # two labels on one row are at least this share of the span apart (a label is ~80 px of ~600)
+LABEL_ROWS = 3  # labels closer than that go on the next row down (then back to the first)
+ROW_PX = 14
 
 
 def _oldest_first(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -28,7 +33,31 @@ def readable_time_axis(fig: go.Figure, times: Sequence[datetime]) -> go.Figure:
         # whole days, one before and one after; each label centred in its day, so the point sits in its date
         fig.update_xaxes(range=[first - PAD, last + PAD], tickformat="%b %d, %Y", dtick=86_400_000,
                          ticklabelmode="period")
+    elif times:  # the axis ends at the last check (plus a small margin), never weeks into the future
+        lo, hi = min(times), max(times)
+        margin = max((hi - lo) * END_MARGIN, MIN_MARGIN)
+        fig.update_xaxes(range=[lo - margin, hi + margin], autorange=False)
     return fig
+
+
+def label_rows(times: Sequence[datetime], span: timedelta) -> list[int]:
+    """A row (0 = top) for each label at `times` (oldest first), so that two labels on one row are at least
+    LABEL_GAP of the span apart: labels never overprint."""
+    gap = span * LABEL_GAP
+    last: dict[int, datetime] = {}
+    rows = []
+    for at in times:
+        row = next((r for r in range(LABEL_ROWS) if r not in last or at - last[r] >= gap), None)
+        if row is None:
+            row = -1  # no room on any row: no label (the dashed line and its hover still say it)
+        else:
+            last[row] = at
+        rows.append(row)
+    return rows
+
+
+def _span(times: Sequence[datetime]) -> timedelta:
+    return max(max(times) - min(times), MIN_SPAN) if times else MIN_SPAN
 
 
 REFUSED_LABEL = {"expired": "expired (rolled)", "revoked": "revoked", "ip_not_allowed": "IP not allowed",
@@ -44,16 +73,22 @@ def _label(h: Mapping[str, Any]) -> str:
     return h["status"]
 
 
-def _replacements(fig: go.Figure, events: Sequence[dict], lanes: bool = False) -> None:
-    """A dashed vertical line per key replacement, labelled with the old and new masked keys."""
-    for ev in events:
+def _replacements(fig: go.Figure, events: Sequence[dict], span: timedelta) -> None:
+    """A dashed vertical line per key replacement, with a short label ("key replaced", inside the plot's top, on
+    rows so that labels never overprint) whose hover names the old and new masked keys."""
+    evs = sorted(events, key=lambda e: e["at"])
+    for ev, row in zip(evs, label_rows([e["at"] for e in evs], span), strict=True):
         said = (("mode changed", ev.get("mode_changed")), ("account changed", ev.get("account_changed")))
         flags = [w for w, on in said if on]
-        fig.add_vline(x=ev["at"], line={"color": "#1a1f36", "width": 1, "dash": "dash"})
+        fig.add_vline(x=ev["at"], line={"color": INK_COLOUR, "width": 1, "dash": "dash"})
+        if row < 0:
+            continue
         fig.add_annotation(
-            x=ev["at"], y=1.0, yref="paper", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#1a1f36"},
-            text=f"key replaced: {ev.get('old_masked') or '?'} → {ev['new_masked']}"
-            + (f" ({', '.join(flags)})" if flags else ""),
+            x=ev["at"], y=1.0, yref="paper", yanchor="top", yshift=-ROW_PX * row, showarrow=False,
+            font={"size": 10, "color": INK_COLOUR}, xanchor="left", bgcolor="rgba(128, 128, 128, 0.12)",
+            text="key replaced" + (" (" + ", ".join(flags) + ")" if flags else ""),
+            hovertext=f"key replaced on {ev['at']:%Y-%m-%d %H:%M} UTC: {ev.get('old_masked') or '?'} → "
+            f"{ev['new_masked']}" + (f" ({', '.join(flags)})" if flags else ""),
         )
 
 
@@ -72,14 +107,15 @@ def score_over_time(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
             mode="lines+markers",
             name="score",
             connectgaps=False,
-            line={"color": "#635bff", "width": 2, "shape": "hv"},
+            line={"color": ACCENT_COLOUR, "width": 2, "shape": "hv"},
             marker={"size": 9, "color": [STATUS_COLOURS.get(h["status"], OTHER_COLOUR) for h in hist],
-                    "line": {"width": 1, "color": "#ffffff"}},
+                    "symbol": [STATUS_SYMBOL.get(h["status"], "circle") for h in hist],
+                    "line": {"width": 1, "color": GRID_COLOUR}},
             customdata=[[_label(h), h.get("key_masked") or ""] for h in hist],
             hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>score %{y} · %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         )
     )
-    _replacements(fig, events)
+    _replacements(fig, events, _span(xs))
     readable_time_axis(fig, xs)
     fig.update_yaxes(title="score", range=[-5, 105])
     fig.update_layout(hovermode="closest", showlegend=False)
@@ -102,7 +138,7 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
             y=[h["status"] if h["status"] != "unreachable" else None for h in hist],
             connectgaps=False,
             mode="lines",
-            line={"color": "#d0d7de", "width": 1, "shape": "hv"},
+            line={"color": GRID_COLOUR, "width": 1, "shape": "hv"},
             hoverinfo="skip",
             showlegend=False,
             name="timeline",
@@ -118,13 +154,19 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
                 y=[status] * len(pts),
                 mode="markers",
                 name=status,
-                marker={"size": 12, "color": STATUS_COLOURS[status], "symbol": "square"},
+                marker={"size": 12, "color": STATUS_COLOURS[status], "symbol": STATUS_SYMBOL[status]},
                 customdata=[[h.get("source") or "", h.get("key_masked") or "", _label(h)] for h in pts],
                 hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{customdata[2]} (%{customdata[0]}, "
                     "%{customdata[1]})<extra></extra>",
             )
         )
-    labelled = [h for h in hist if h["status"] == "invalid" and h.get("refused") in ("expired", "revoked")]
+    refused = [h for h in hist if h["status"] == "invalid" and h.get("refused") in ("expired", "revoked")]
+    # one label per run of the same refusal, and never two on top of each other (the hover names every point)
+    firsts = [h for i, h in enumerate(refused) if i == 0 or _label(refused[i - 1]) != _label(h)
+              or hist.index(refused[i - 1]) != hist.index(h) - 1]
+    span = _span([h["checked_at"] for h in hist])
+    labelled = [h for h, row in zip(firsts, label_rows([h["checked_at"] for h in firsts], span), strict=True)
+                if row == 0]
     if labelled:  # expired (rolled) and revoked keys keep their own words on the timeline
         fig.add_trace(
             go.Scatter(
@@ -146,7 +188,7 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
                 "<extra></extra>",
             )
         )
-    _replacements(fig, events)
+    _replacements(fig, events, span)
     readable_time_axis(fig, [h["checked_at"] for h in hist])
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(KEY_STATUSES), title=None)
     fig.update_layout(hovermode="closest")
