@@ -1,5 +1,9 @@
 """Shared pytest fixtures. Safe under pytest-xdist (`make test` runs `-n 2`): every worker process has its own
-data dir, sandbox and temp files; PostgreSQL is one cluster per run that the workers share (see `postgres`)."""
+data dir, sandbox and temp files; PostgreSQL is one cluster per run that the workers share (see `postgres`).
+
+tests/ is not a package: test modules import each other by their base name (`from test_app_pages import …`),
+never as `tests.…`, because a dependency (confusables) installs a top-level `tests` package of its own that would
+win over a namespace package."""
 import atexit as _atexit_early
 import os as _os_early
 import shutil as _shutil_early

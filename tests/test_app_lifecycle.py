@@ -7,11 +7,11 @@ import socket
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app_pages import app, figures  # tests/ is on sys.path (no package: see conftest)
 
 from core import runtime, store
 from core.config import settings
 from sandbox import DEMO_KEYS
-from tests.test_app_pages import app, figures
 
 APP = "../app.py"
 

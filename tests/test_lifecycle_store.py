@@ -128,7 +128,7 @@ def _ts(s: str, dialect: str) -> str:
     return s + ".000000" if dialect == "sqlite" else s + "+00"
 
 
-def test_migration_0006_backfills_first_seen_and_replacements(db_url):
+def test_migration_0006_backfills_first_seen_and_replacements(db_url, make_result):
     store.at(db_url).upgrade("0002")
     engine = get_engine(db_url)
     T = lambda s: _ts(s, engine.dialect.name)  # noqa: E731
@@ -172,9 +172,7 @@ def test_migration_0006_backfills_first_seen_and_replacements(db_url):
     assert hist[3]["refused"] == "expired" and hist[4]["refused"] is None
     assert store.at(db_url).shared_keys("Acme")[0]["others"] == ["Globex"]  # fpA, Acme's earlier key
     # and the store carries on from the backfilled state
-    from tests.conftest import _make_result
-
-    r = _make_result("healthy", 100, masked="rk_live_…CCCC", fingerprint="fpC", mode="live", account="acct_1",
+    r = make_result("healthy", 100, masked="rk_live_…CCCC", fingerprint="fpC", mode="live", account="acct_1",
                      at=datetime(2025, 1, 12, tzinfo=UTC))
     store.at(db_url).record_check(r, "Acme", source="cli", checked_by=None)
     assert [e["new_masked"] for e in store.at(db_url).key_events("Acme")] == ["rk_live_…CCCC", "rk_test_…BBBB"]
