@@ -107,3 +107,33 @@ def test_the_test_key_that_replaced_a_live_tenants_key_is_in_the_key_source(demo
     assert r.key.mode == "test" and r.lifecycle is not None and r.lifecycle.mode_mismatch
     assert not r.lifecycle.replaced  # the same key as the tenant's latest check: nothing new
     assert "live" in (r.message or "")
+
+
+def test_sidebar_lists_each_story_key_with_its_tenant_and_resets_the_demo(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import settings
+    from core.ui.text import plain
+
+    monkeypatch.setenv("KEYHEALTH_DEMO", "1")
+    monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "demo-sidebar-secret")
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    said = " ".join(plain(m.value) for m in at.sidebar.markdown)
+    owners = demo_key_owners()
+    for key_name, tenant in owners.items():
+        assert f"{tenant} ({DEMO_KEYS[key_name].mode})" in said.replace("*", ""), key_name
+    codes = [c.value for c in at.sidebar.code]
+    assert DEMO_KEYS["live_revoked"].key in codes
+    url = settings().demo_database_url
+    s = store.at(url)
+    s.get_or_create_tenant("Scratch Tenant")
+    store.dispose_engine(url)
+    [reset] = [b for b in at.sidebar.button if b.label == "Reset the demo"]
+    reset.click().run()
+    assert not at.exception, at.exception
+    names = [t["name"] for t in store.at(url).list_tenants(include_archived=True)]
+    assert "Scratch Tenant" not in names and set(owners.values()) <= set(names)
+    store.dispose_engine(url)

@@ -280,12 +280,15 @@ def test_one_check_gets_a_readable_time_axis(gap):
         assert axis.tickformat and "%S" not in axis.tickformat and axis.dtick == 86_400_000
 
 
-def test_spread_out_checks_keep_plotly_autorange():
+def test_spread_out_checks_end_at_the_last_check():
+    """Issue 19.8: no autorange weeks into the future; the axis spans the checks plus a small margin."""
     from core.ui.charts import tenant
 
     t0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
     fig = tenant.score_over_time([_one(t0), _one(t0 + timedelta(days=3))])
-    assert fig.layout.xaxis.range is None
+    lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
+    assert pd.Timestamp(t0) > lo >= pd.Timestamp(t0) - timedelta(hours=12)
+    assert pd.Timestamp(t0 + timedelta(days=3)) < hi <= pd.Timestamp(t0 + timedelta(days=3, hours=12))
 
 
 def test_stripe_text_in_payment_charts_is_no_html():

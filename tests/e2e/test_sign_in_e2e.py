@@ -252,7 +252,7 @@ def test_an_allowed_person_signs_in_and_every_page_opens(server, browser, idp):
     sidebar = page.locator("[data-testid=stSidebar]")
     sidebar.get_by_text(f"Signed in as {ALLOWED}").wait_for(timeout=WAIT_MS)
     assert sidebar_links(page) == ["Check a key", "Triage", "Tenant", "Fleet health", "Sample data",
-                                   "Sample transaction", "Audit trail", "About"]
+                                   "Sample transaction", "Verify integration", "Audit trail", "About"]
     assert page.locator("[data-testid=stSidebarNav]").count() == 0
 
     for path, heading in URL_PATHS.items():
