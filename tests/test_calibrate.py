@@ -56,9 +56,19 @@ def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, c
     assert out["named_permissions"]  # the sandbox's older wording names nothing, the others do
     assert all(isinstance(v, list) for v in out["named_permissions"].values())
     # APIs gone for this account are reported, not wrong
-    assert {a["scope"] for a in out["absent"]} == {"order", "sku", "balance_transfer", "usage_record"}
-    # only the catalogue's GET and unknown-parameter probes (and the guide key's check) were sent
-    allowed = _probe_paths()
+    # (usage records are reached at their API version, so they are no longer absent)
+    assert {a["scope"] for a in out["absent"]} == {"order", "sku", "balance_transfer"}
+    # Stripe's own map (issue 20): asked with the full key for every probe's endpoint, set beside the catalogue
+    smap = out["stripe_map"]
+    assert smap["available"] is True and smap["error"] is None
+    assert len(smap["entries"]) == n_probes == smap["agree"] + smap["disagree"] + smap["unresolved"]
+    assert smap["requests"] == n_probes
+    by = {(e["scope"], e["level"]): e for e in smap["entries"]}
+    assert by[("charge", "read")]["endpoint"] == "GET /v1/charges/:id"
+    assert by[("charge", "read")]["stripe"] == ["charge_read"] and by[("charge", "read")]["verdict"] == "agree"
+    assert smap["disagree"] == 0 and smap["unresolved"] == 0, [e for e in smap["entries"] if e["verdict"] != "agree"]
+    # only the catalogue's GET and unknown-parameter probes, the map's questions (and the guide key's check) were sent
+    allowed = _probe_paths() | {("POST", "/v1/stripecli/key_permissions")}
     for rec in sandbox.requests:
         assert (rec.method, rec.path) in allowed, rec
     assert sandbox.created == [] and sandbox.writes == []

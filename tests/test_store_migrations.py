@@ -67,7 +67,7 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
             out = {}
             for table in ("tenants", "checks", "check_rows", "audit"):
                 cols = [c["name"] for c in sa.inspect(conn).get_columns(table) if c["name"] not in
-                        ("expected_mode", "refused") and not c["name"].startswith("last_")]
+                        ("expected_mode", "refused", "key_dashboard_id") and not c["name"].startswith("last_")]
                 out[table] = conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM {table} ORDER BY id")).all()
             return out
 
@@ -75,7 +75,7 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     assert len(before["check_rows"]) == 8
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0012"
     engine = get_engine(db_url)
     assert snapshot() == before
     tenants = {t["name"]: t for t in store.at(db_url).list_tenants(include_archived=True)}
@@ -119,7 +119,7 @@ def test_alembic_cli_upgrade_head_from_repo_root(tmp_path):
     proc = subprocess.run([str(alembic), "upgrade", "head"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert store.at(env["DATABASE_URL"]).current_revision() == "0010"
+    assert store.at(env["DATABASE_URL"]).current_revision() == "0012"
     other = f"sqlite:///{tmp_path / 'x.db'}"
     proc = subprocess.run([str(alembic), "-x", f"url={other}", "upgrade", "0001"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -149,7 +149,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url, monkeypatch):
     assert store.at(db_url).current_revision() == "0001"
     assert "last_check_id" not in {c["name"] for c in sa.inspect(get_engine(db_url)).get_columns("tenants")}
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0012"
 
 
 def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, make_result):
@@ -191,7 +191,7 @@ def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, 
     store.dispose_engine(db_url)
 
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0012"
     engine = get_engine(db_url)
     with engine.connect() as conn:
         slugs = dict(conn.execute(sa.text("SELECT name, slug FROM tenants")).all())

@@ -10,7 +10,7 @@ import stripe
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
-from core.engine.probe import Pacing, Prober, ScopeOutcome
+from core.engine.probe import EditLink, Pacing, Prober, ScopeOutcome
 from core.engine.remediation import create_link, fix_for, guide_notes, tenant_message
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
@@ -90,7 +90,17 @@ def check_key(
         unreachable=stats.unreachable, answered=stats.answered,
         requests=stats.requests, elapsed_s=time.monotonic() - started, incidents=stats.incidents,
         no_answer=stats.network_failures,
+        edit=stats.edit or _previous_edit(previous, stats.account),
     )
+
+
+def _previous_edit(previous: CheckResult | None, account: str | None) -> EditLink | None:
+    """A re-probe of some rows keeps the edit link the full check had, when the account is still the same."""
+    if previous is None or not previous.key_dashboard_id or not previous.account:
+        return None
+    if account is not None and account != previous.account:
+        return None
+    return EditLink(previous.account, previous.key_dashboard_id)
 
 
 def assemble(
@@ -109,6 +119,7 @@ def assemble(
     incidents: Iterable[str] = (),
     no_answer: int = 0,
     checked_at: datetime | None = None,
+    edit: EditLink | None = None,
 ) -> CheckResult:
     """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
 
@@ -117,7 +128,8 @@ def assemble(
     status is "unreachable" (our network, not the key): no grid, no score, no tenant message. `unreachable` set
     and `answered`: Stripe stopped answering partway; the rows settled before stand, the rest are unknown, and
     the sentence is the result's problem. Otherwise every row is judged from `outcomes` (scope -> what the probes
-    saw), and the status, score, fixes, tenant message and create-key link follow from the rows.
+    saw), and the status, score, fixes, tenant message and create-key link follow from the rows. `edit`: the key's
+    own edit link from a refusal (kept only for the result's account); the tenant message then points to it.
     """
     if problem is not None:
         result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
@@ -138,6 +150,8 @@ def assemble(
     result.incidents = list(incidents)
     if checked_at is not None:
         result.checked_at = checked_at
+    if edit is not None and (result.account is None or edit.account == result.account):
+        result.key_dashboard_id, result.edit_link = edit.key_id, edit.url
     result.message = tenant_message(result, profile, catalogue)
     result.create_link = create_link(profile, catalogue, info.mode)
     return result

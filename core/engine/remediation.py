@@ -108,6 +108,15 @@ def _lifecycle_lines(result: CheckResult) -> list[str]:
     return out
 
 
+def edit_link_lines(result: CheckResult) -> list[str]:
+    """"Open your key's edit page: <link>" when Stripe's refusal gave the link to this very key's edit page
+    (result.edit_link, checked for Stripe's Dashboard host and the key's account by core.engine.probe.edit_link)
+    and the message asks the tenant to change a permission; nothing otherwise."""
+    if not result.edit_link or not any(r.verdict in ("missing", "excess") for r in result.rows):
+        return []
+    return [f"Open your key's edit page: {result.edit_link}"]
+
+
 def _with_lines(body: str, extra: list[str]) -> str:
     if not extra:
         return body
@@ -127,7 +136,7 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
     link = create_link(profile, catalogue, result.key.mode)
     if result.status == "unreachable":
         return None
-    extra = _lifecycle_lines(result)
+    extra = edit_link_lines(result) + _lifecycle_lines(result)
     traps = guide_notes(result, profile)
     if result.status == "invalid":
         notes = "".join(f"{t}\n" for t in traps)

@@ -97,6 +97,8 @@ class Check(SQLModel, table=True):
     problem: str | None = Field(default=None, sa_type=sa.Text)
     # 0006: why Stripe refused the key (invalid | expired | revoked | ip_not_allowed | no_key), for the timeline.
     refused: str | None = Field(default=None, sa_type=sa.String(16))
+    # 0012: the key's Dashboard id (mk_…, not a secret) when a refusal in Stripe's newest wording gave it.
+    key_dashboard_id: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 class StripeKey(SQLModel, table=True):
