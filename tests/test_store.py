@@ -22,7 +22,7 @@ def test_upgrade_reaches_head_and_is_idempotent(db_url):
     assert store.at(db_url).current_revision() is None
     store.at(db_url).upgrade()
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0012"
     names = set(sa.inspect(get_engine(db_url)).get_table_names())
     assert {"tenants", "checks", "check_rows", "audit", "alembic_version"} <= names
 

@@ -10,12 +10,13 @@ Dashboard (not a secret): it tells two keys apart better than a masked tail, so 
 page shows it. The link itself is rebuilt from the account and this id, so nothing else is stored.
 
 No backfill: older checks never kept the text of Stripe's refusals, so there is nothing to read the id from; their
-column stays NULL ("not given"). The only rule, frozen here: an id is `mk_` followed by 1 to 64 letters or digits
-(core.engine.probe checks it before a check carries it; the column holds at most 64 characters).
+column stays NULL ("not given"). The only rule, frozen here: an id is `mk_` followed by letters or digits, at most
+64 characters in all (core.engine.probe checks it before a check carries it). The database enforces the prefix and
+the length itself, with a column CHECK (SQLite ignores VARCHAR(n)), so the column can never hold a secret key
+(those start sk_/rk_), not even from plain SQL.
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
@@ -25,7 +26,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("checks", sa.Column("key_dashboard_id", sa.String(64), nullable=True))
+    op.execute("ALTER TABLE checks ADD COLUMN key_dashboard_id VARCHAR(64) CONSTRAINT ck_checks_key_dashboard_id_mk "
+               "CHECK (key_dashboard_id LIKE 'mk!_%' ESCAPE '!' AND length(key_dashboard_id) <= 64)")
 
 
 def downgrade() -> None:
