@@ -87,6 +87,9 @@ def test_the_table_names_every_probe(sandbox, core_cli):
     assert re.search(r"^full\s+connected_account\s+write\s+granted\s+granted\s+-\s+match$", p.stdout, re.MULTILINE)
     assert re.search(r"^none\s+connected_account\s+write\s+none\s+none\s+.*match$", p.stdout, re.MULTILINE)
     assert "OK: the catalogue matches this account" in p.stdout
+    # Stripe's own map, beside the catalogue (issue 20): a summary line, informational
+    n = len([1 for s in load_catalogue().scopes for q in (s.read, s.write) if q is not None])
+    assert f"stripe map: {n} agree, 0 disagree, 0 unresolved" in p.stdout
 
 
 @pytest.fixture
@@ -140,6 +143,13 @@ def test_a_disagreeing_account_is_reported_not_hidden(disagreeing_sandbox, core_
     assert {"run", "scope", "level", "expected", "seen", "status", "code", "named"} <= set(drift)
     # everything else still matches: the report is exact, not noisy
     assert {k[1] for k in by} == {"dispute", "event"}
+    # Stripe's map disagrees on the same two, and only there; it changes nothing else in the run (issue 20)
+    smap = {(e["scope"], e["level"]): e for e in out["stripe_map"]["entries"]}
+    assert smap[("event", "read")]["verdict"] == "disagree" and smap[("event", "read")]["stripe"] == ["event_v2_read"]
+    assert smap[("dispute", "read")]["verdict"] == "unresolved"
+    assert "Unrecognized endpoint" in smap[("dispute", "read")]["reason"]
+    assert {k for k, e in smap.items() if e["verdict"] != "agree"} == {
+        ("event", "read"), ("dispute", "read"), ("dispute", "write")}
 
     table = core_cli("calibrate", stdin=_lines(full=FULL_KEY, none=NONE_KEY), STRIPE_API_BASE=disagreeing_sandbox.url)
     assert table.returncode == 1
