@@ -462,3 +462,14 @@ def test_stripes_map_answers_for_a_standard_key(sandbox, sandbox_client):
 def test_answer_dataclass_defaults_are_empty():
     a = Answer("granted", 200, "answered 2xx")
     assert a.label is None and a.edit is None
+
+
+def test_a_refusal_naming_an_unknown_permission_shows_stripes_label():
+    from core.engine.verdict import named_note
+
+    cat = load_catalogue()
+    charge = cat.get("charge")
+    assert named_note(cat, charge, ("brand_new_read",), "Brand New Read") == "rak_brand_new_read (Brand New Read)"
+    assert named_note(cat, charge, ("brand_new_read",)) == "rak_brand_new_read"
+    # a name the catalogue knows keeps the catalogue's label
+    assert named_note(cat, charge, ("plan_read",), "Something Else") == "rak_plan_read (Prices)"
