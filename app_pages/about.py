@@ -78,7 +78,10 @@ except Exception as e:  # noqa: BLE001 - a malformed data file: say which, never
 
 def probe_text(p, scope=None, level: str = "") -> str:
     if p is not None:
-        return f"{p.method} {p.path}"
+        extra = [f"Stripe-Version {p.api_version}"] if p.api_version else []
+        if p.provenance and (scope is None or p.provenance != scope.provenance):
+            extra.append(p.provenance)
+        return f"{p.method} {p.path}" + (f" ({', '.join(extra)})" if extra else "")
     if scope is not None and level in scope.unchecked_levels:
         return "not checkable from outside"
     return "—"
@@ -94,7 +97,14 @@ st.markdown(
     "**Where the catalogue comes from:** "
     + ", ".join(f"{n} from {PROVENANCE[p]}" for p, n in counts.items())
     + ". Run `python -m core calibrate` against Pointai's own Stripe account after a Stripe API change, and "
-    "monthly, to prove it (see the README)."
+    "monthly, to prove it (see the README); with a standard test key it also sets Stripe's own permission map "
+    "beside the catalogue (agree / disagree / unresolved). The endpoint-to-permission source is Stripe's "
+    "permission reference (docs.stripe.com/keys/permissions-reference)."
+)
+st.markdown(
+    "**Connected accounts are not checked.** Stripe's key editor has a second column for Connect platforms: the "
+    "key's permissions on connected accounts. Every probe is sent without a `Stripe-Account` header, so it tests "
+    "the key's permissions on its own account only; the Connect rows say so in their notes."
 )
 st.dataframe(
     pd.DataFrame(
@@ -107,6 +117,8 @@ st.dataframe(
             "Read probe": [probe_text(s.read, s, "read") for s in catalogue.scopes],
             "Write probe": [probe_text(s.write, s, "write") for s in catalogue.scopes],
             "Source": [s.provenance for s in catalogue.scopes],
+            "Confidence": ["low" if s.low_confidence else "" for s in catalogue.scopes],
+            "Note": [s.note or "" for s in catalogue.scopes],
         }
     ),
     hide_index=True,

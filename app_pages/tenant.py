@@ -118,6 +118,7 @@ latest = key_checks[0]
 BANNER.get(latest["status"], st.info)(
     f"**{md_escape(latest['status'].upper())}** · score **{latest['score']}/100** · key "
     f"{md_code(latest['key_masked'])} · "
+    + (f"Dashboard id {md_code(latest['key_dashboard_id'])} · " if latest.get("key_dashboard_id") else "") +
     f"{md_escape(latest['key_mode'] or '?')} mode · checked {latest['checked_at']:%Y-%m-%d %H:%M} UTC "
     f"({md_escape(latest['source'])})"
 )

@@ -118,7 +118,8 @@ def print_check_table(result, stream=None) -> None:
         print(f"\n{'category':<{w_cat}}  {'permission':<{w_res}}  {'required':<8}  {'granted':<8}  "
             "verdict", file=stream)
         for r in result.rows:
-            verdict = _paint("ok (implied)" if r.implied else r.verdict, r.verdict, c)
+            shown = ("implied (unverified)" if r.implied_unverified else "ok (implied)") if r.implied else r.verdict
+            verdict = _paint(shown, r.verdict, c)
             print(
                 f"{r.category:<{w_cat}}  {r.resource:<{w_res}}  {r.required:<8}  {(r.granted or '-'):<8}  {verdict}",
                 file=stream,

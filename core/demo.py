@@ -20,7 +20,7 @@ from pathlib import Path
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.check import assemble
 from core.engine.keys import intake
-from core.engine.probe import ScopeOutcome
+from core.engine.probe import EditLink, ScopeOutcome
 from core.engine.result import CheckResult, Granted, KeyInfo, Level, Mode, level_rank
 from core.store import Store
 
@@ -122,12 +122,21 @@ def with_excess(
     out = dict(grants)
     pool = _unrequired_scopes(catalogue, profile)
     for s in rng.sample(pool, min(n, len(pool))):
-        out[s.scope] = rng.choice(list(s.levels))
+        seen: tuple[Level, ...] = tuple(lv for lv in s.levels if lv in s.checked_levels) or s.levels
+        out[s.scope] = rng.choice(list(seen))  # a probe never sees a level no request can check
     return out
 
 
 def everything_write(catalogue: Catalogue) -> dict[str, Level]:
-    return {s.scope: s.max_level for s in catalogue.scopes}
+    """Every permission at the highest level a probe can see (Mandates Write, say, is offered but not checkable)."""
+    return {s.scope: max(tuple(lv for lv in s.levels if lv in s.checked_levels) or s.levels, key=level_rank)
+            for s in catalogue.scopes}
+
+
+def demo_dashboard_id(key: KeyInfo) -> str:
+    """A made-up Dashboard id (mk_…) for a demo key, stable per fingerprint, as Stripe's newest refusals show it."""
+    tail = "".join(c for c in (key.fingerprint or key.masked) if c.isalnum())[:20] or "demo"
+    return f"mk_1Demo{tail}"
 
 
 def read_only(grants: dict[str, Level], catalogue: Catalogue) -> dict[str, Level]:
@@ -157,9 +166,12 @@ def synthetic_result(
         outcomes[s] = ScopeOutcome(s, "unknown", RATE_LIMITED)
     granted_reads = sum(1 for g in grants.values() if g in ("read", "write"))
     requests = sum(1 for s in catalogue.scopes if s.probed) + granted_reads + 3 * unknown
+    # Stripe's newest refusal wording links to the key's own edit page: a demo key refused anything carries it.
+    refused_any = account is not None and any(o.granted == "none" for o in outcomes.values())
     return assemble(
         key, outcomes, catalogue=catalogue, profile=profile, account=account, requests=requests,
         elapsed_s=round(requests / 20 * rng.uniform(1.0, 1.3), 3), checked_at=checked_at,
+        edit=EditLink(account, demo_dashboard_id(key)) if refused_any and account else None,
     )
 
 

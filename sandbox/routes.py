@@ -20,7 +20,7 @@ WRITE_OPS = {"create", "update", "delete", "set"}
 _FIELDS = {
     "scope", "label", "category", "path", "object", "prefix", "ops", "actions", "sublists", "subcreates",
     "params", "required", "required_any", "filters", "aliases", "implies", "deny_read", "deny_write",
-    "parent", "levels", "note", "legacy",
+    "parent", "levels", "note", "legacy", "removed_in",
 }
 
 
@@ -48,6 +48,13 @@ class Resource:
     levels: tuple[str, ...] = ()
     note: str | None = None
     legacy: bool = False  # gone for most accounts: 404 Unrecognized request URL unless the account has it
+    # The API version that removed it (e.g. "2025-03-31.basil"): a request sent with that Stripe-Version or a
+    # later one gets 404 Unrecognized request URL; an older version still reaches it.
+    removed_in: str | None = None
+
+    def gone_at(self, stripe_version: str) -> bool:
+        """True when a request with this Stripe-Version no longer reaches the resource."""
+        return self.removed_in is not None and stripe_version[:10] >= self.removed_in[:10]
 
     @property
     def singleton(self) -> bool:
@@ -225,9 +232,16 @@ def load_model(path: Path = API_TOML) -> ApiModel:
 
 # ------------------------------------------------------------------ 403 wordings
 
-DENY_STYLES = ("single", "several", "none", "newer")
+DENY_STYLES = ("single", "several", "none", "newer", "newest")
 # Newer refusals carry this code; older ones (the "single" and "none" wordings here) carry none.
-DENY_CODE = {"several": "more_permissions_required", "newer": "more_permissions_required"}
+DENY_CODE = {"several": "more_permissions_required", "newer": "more_permissions_required",
+             "newest": "more_permissions_required"}
+DASHBOARD = "https://dashboard.stripe.com"
+
+
+def edit_url(account: str, dashboard_key_id: str) -> str:
+    """The newest wording's link to the refused key's own edit page (seen in public repositories)."""
+    return f"{DASHBOARD}/b/{account}?destination=%2Fapikeys%2F{dashboard_key_id}%2Fedit"
 TEST_MODE_ONLY = "This endpoint is only available in test mode: use a test mode key (sk_test_ or rk_test_)."
 
 
@@ -245,7 +259,8 @@ def mask_key(key: str) -> str:
     return f"{prefix}***{key[-4:]}" if len(key) > 4 else "***"
 
 
-def deny_message(style: str, masked: str, account: str, model: ApiModel, route: Route) -> str:
+def deny_message(style: str, masked: str, account: str, model: ApiModel, route: Route,
+                 dashboard_key_id: str = "mk_keyhealthsandbox") -> str:
     scope = model.scope_of(route)
     level = scope.level_for(route.writes)
     needed = f"rak_{scope.name}_{level}"
@@ -260,11 +275,14 @@ def deny_message(style: str, masked: str, account: str, model: ApiModel, route: 
     tail = "would allow this request to continue."
     if style == "none":
         return f"{head} Having more permissions {tail}"
-    if style == "newer":
+    if style in ("newer", "newest"):
         name = names[0][len("rak_"):]
         lvl = name.rsplit("_", 1)[1].capitalize()
         label = scope.label if not quirk else name.rsplit("_", 1)[0].replace("_", " ").title()
-        return f'Permission denied. {head} Enabling "{label} {lvl}" (\'{name}\') permissions on this key {tail}'
+        text = f'Permission denied. {head} Enabling "{label} {lvl}" (\'{name}\') permissions on this key {tail}'
+        if style == "newest":
+            text += f" You can edit permissions at {edit_url(account, dashboard_key_id)}"
+        return text
     if style == "several" and len(names) > 1:
         return f"{head} Having the {', '.join(repr(n) for n in names)} permissions {tail}"
     return f"{head} Having the '{names[0]}' permission {tail}"

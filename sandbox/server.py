@@ -37,6 +37,8 @@ from sandbox.routes import (
 )
 
 SANDBOX_ACCOUNT = "acct_1KeyHealthSandbox"
+# The Stripe CLI's hidden endpoint mapping endpoints to the permissions they need (stripe keys permissions).
+KEY_PERMISSIONS_PATH = "/v1/stripecli/key_permissions"
 STRIPE_RATE_LIMITS = {"test": 25, "live": 100}
 API_VERSION = "2025-09-30.clover"
 _DROP = object()
@@ -81,6 +83,11 @@ def key_id(key: str) -> str:
 
 
 # ---------------------------------------------------------------------- form decoding
+def dashboard_key_id(key: str) -> str:
+    """The key's Dashboard id (mk_…): not a secret, stable per key, as the newest 403 wording shows it."""
+    return "mk_1" + hashlib.sha256(b"dashboard:" + key.encode()).hexdigest()[:23]
+
+
 def nest(pairs: list[tuple[str, str]]) -> dict:
     """Stripe's form encoding (a[b][0]=x) into nested dicts and lists."""
     root: dict = {}
@@ -354,12 +361,15 @@ class Sandbox:
             params = nest(parse_qsl(query, keep_blank_values=True))
             if method in ("POST", "DELETE"):
                 params.update(parse_body(body, headers.get("Content-Type", "")))
+            if path == KEY_PERMISSIONS_PATH and method == "POST":
+                return 200, _json(self._key_permissions(k, params)), {}, k
             found = self.model.match(method, path)
             if found is None:
                 raise ApiError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
                                     "or we can help at https://support.stripe.com/.")
             route, ids = found
-            if route.resource.legacy and k.account not in self.legacy_accounts:
+            gone = route.resource.legacy and k.account not in self.legacy_accounts
+            if gone or route.resource.gone_at(headers.get("Stripe-Version") or API_VERSION):
                 raise ApiError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
                                     "or we can help at https://support.stripe.com/.")
             acct = self._connected_account_id(route, ids)
@@ -396,13 +406,38 @@ class Sandbox:
             raise ApiError(401, f"The API key provided does not allow requests from your IP address ({client_ip}).")
         return k
 
+    def _key_permissions(self, k: _Key, params: dict) -> dict:
+        """The Stripe CLI's hidden permission map: the permissions the given endpoints ("GET /v1/customers",
+        "GET /v1/charges/:id") need, answered from this sandbox's own model; restricted keys are refused."""
+        if k.key.startswith("rk_") or "*" not in k.permissions:
+            raise ApiError(403, "This endpoint requires a secret key (sk_…); restricted keys cannot use it.",
+                           code="secret_key_required")
+        raw = params.get("endpoints", [])
+        endpoints = list(raw.values()) if isinstance(raw, dict) else raw if isinstance(raw, list) else [raw]
+        if not endpoints:
+            raise ApiError(400, "Missing required param: endpoints.", code="parameter_missing", param="endpoints")
+        perms: list[str] = []
+        unresolved = []
+        for ep in endpoints:
+            method, _, path = str(ep).strip().partition(" ")
+            concrete = re.sub(r"/:[A-Za-z_]+|/\{[A-Za-z_]+\}", "/keyhealth_map_id", path.strip())
+            found = self.model.match(method.upper(), concrete)
+            if found is None:
+                unresolved.append({"endpoint": str(ep), "reason": "Unrecognized endpoint"})
+                continue
+            need = self.model.needed(found[0])
+            if need not in perms:
+                perms.append(need)
+        return {"permissions": perms, "unresolved_endpoints": unresolved}
+
     def _deny(self, k: _Key, route) -> tuple[str, str | None]:
         with self._lock:
             style = self.deny_style
             if style == "rotate":
                 style = DENY_STYLES[self._deny_count % len(DENY_STYLES)]
             self._deny_count += 1
-        return deny_message(style, mask_key(k.key), k.account, self.model, route), DENY_CODE.get(style)
+        return (deny_message(style, mask_key(k.key), k.account, self.model, route, dashboard_key_id(k.key)),
+                DENY_CODE.get(style))
 
     def _has_account(self, k: _Key, acct: str) -> bool:
         with self._api.lock:

@@ -199,6 +199,20 @@ def test_tenant_page_charts_and_drift(demo_env):
     assert len(history_table) == len(history)
 
 
+def test_tenant_page_shows_the_keys_dashboard_id(demo_env):
+    """Issue 20: the key's Dashboard id (mk_…) from Stripe's newest refusal is kept with the check and shown."""
+    latest = [t for t in demo_env.store.latest_checks() if t.get("key_dashboard_id")]
+    assert latest, "the demo's checks carry the Dashboard id Stripe's refusals give"
+    slug = latest[0]["slug"]
+    history = demo_env.store.tenant_history(slug)
+    key_checks = [h for h in history if h["status"] != "unreachable"]
+    at = app("pages/tenant.py", tenant=slug)
+    text = " ".join(x.value for els in (at.markdown, at.info, at.warning, at.error, at.success) for x in els)
+    assert key_checks[0]["key_dashboard_id"] == latest[0]["key_dashboard_id"]
+    assert f"Dashboard id `{latest[0]['key_dashboard_id']}`" in text
+    assert list(at.dataframe[-1].value["Key id"]) == [h["key_dashboard_id"] or "" for h in history]
+
+
 def test_tenant_page_drift_for_a_fixed_tenant(demo_env):
     # some demo tenant went from failing to healthy: its drift lists the permissions that changed
     for t in demo_env.store.list_tenants():
@@ -280,6 +294,18 @@ def test_about_page(demo_env):
     assert f"{counts['docs']} from Stripe's docs" in text and f"{counts['inferred']} from inferred" in text
     assert list(frame["Source"]) == [s.provenance for s in cat.scopes]
     assert "not checkable from outside" in set(frame["Read probe"]) | set(frame["Write probe"])
+    # issue 20: every count matches the catalogue, in full; Connect's second column is said to be unchecked; the
+    # usage-records probes name their API version; the low-confidence row is marked
+    from core.engine.catalogue import PROVENANCES
+
+    assert all(f"{counts[p]} from " in text for p in PROVENANCES)
+    assert sum(counts.values()) == len(cat.scopes) == len(frame)
+    assert "second column" in text and "Stripe-Account" in text and "own account only" in text
+    usage = frame.loc[frame["Scope"] == "rak_usage_record"].iloc[0]
+    assert usage["Read probe"].endswith("(Stripe-Version 2025-02-24.acacia)")
+    portal = frame.loc[frame["Scope"] == "rak_customer_portal"].iloc[0]
+    assert portal["Read probe"].endswith("(inferred)") and portal["Write probe"] == "POST /v1/billing_portal/sessions"
+    assert list(frame["Confidence"]) == ["low" if s.low_confidence else "" for s in cat.scopes]
 
 
 def test_about_masks_the_database_password(demo_env, monkeypatch, tmp_path):

@@ -56,9 +56,19 @@ def test_an_agreeing_account_passes_with_side_effect_free_probes_only(sandbox, c
     assert out["named_permissions"]  # the sandbox's older wording names nothing, the others do
     assert all(isinstance(v, list) for v in out["named_permissions"].values())
     # APIs gone for this account are reported, not wrong
-    assert {a["scope"] for a in out["absent"]} == {"order", "sku", "balance_transfer", "usage_record"}
-    # only the catalogue's GET and unknown-parameter probes (and the guide key's check) were sent
-    allowed = _probe_paths()
+    # (usage records are reached at their API version, so they are no longer absent)
+    assert {a["scope"] for a in out["absent"]} == {"order", "sku", "balance_transfer"}
+    # Stripe's own map (issue 20): asked with the full key for every probe's endpoint, set beside the catalogue
+    smap = out["stripe_map"]
+    assert smap["available"] is True and smap["error"] is None
+    assert len(smap["entries"]) == n_probes == smap["agree"] + smap["disagree"] + smap["unresolved"]
+    assert smap["requests"] == n_probes
+    by = {(e["scope"], e["level"]): e for e in smap["entries"]}
+    assert by[("charge", "read")]["endpoint"] == "GET /v1/charges/:id"
+    assert by[("charge", "read")]["stripe"] == ["charge_read"] and by[("charge", "read")]["verdict"] == "agree"
+    assert smap["disagree"] == 0 and smap["unresolved"] == 0, [e for e in smap["entries"] if e["verdict"] != "agree"]
+    # only the catalogue's GET and unknown-parameter probes, the map's questions (and the guide key's check) were sent
+    allowed = _probe_paths() | {("POST", "/v1/stripecli/key_permissions")}
     for rec in sandbox.requests:
         assert (rec.method, rec.path) in allowed, rec
     assert sandbox.created == [] and sandbox.writes == []
@@ -77,6 +87,9 @@ def test_the_table_names_every_probe(sandbox, core_cli):
     assert re.search(r"^full\s+connected_account\s+write\s+granted\s+granted\s+-\s+match$", p.stdout, re.MULTILINE)
     assert re.search(r"^none\s+connected_account\s+write\s+none\s+none\s+.*match$", p.stdout, re.MULTILINE)
     assert "OK: the catalogue matches this account" in p.stdout
+    # Stripe's own map, beside the catalogue (issue 20): a summary line, informational
+    n = len([1 for s in load_catalogue().scopes for q in (s.read, s.write) if q is not None])
+    assert f"stripe map: {n} agree, 0 disagree, 0 unresolved" in p.stdout
 
 
 @pytest.fixture
@@ -130,6 +143,13 @@ def test_a_disagreeing_account_is_reported_not_hidden(disagreeing_sandbox, core_
     assert {"run", "scope", "level", "expected", "seen", "status", "code", "named"} <= set(drift)
     # everything else still matches: the report is exact, not noisy
     assert {k[1] for k in by} == {"dispute", "event"}
+    # Stripe's map disagrees on the same two, and only there; it changes nothing else in the run (issue 20)
+    smap = {(e["scope"], e["level"]): e for e in out["stripe_map"]["entries"]}
+    assert smap[("event", "read")]["verdict"] == "disagree" and smap[("event", "read")]["stripe"] == ["event_v2_read"]
+    assert smap[("dispute", "read")]["verdict"] == "unresolved"
+    assert "Unrecognized endpoint" in smap[("dispute", "read")]["reason"]
+    assert {k for k, e in smap.items() if e["verdict"] != "agree"} == {
+        ("event", "read"), ("dispute", "read"), ("dispute", "write")}
 
     table = core_cli("calibrate", stdin=_lines(full=FULL_KEY, none=NONE_KEY), STRIPE_API_BASE=disagreeing_sandbox.url)
     assert table.returncode == 1

@@ -763,7 +763,7 @@ def test_refusals_carry_the_code_in_newer_wordings(sandbox, client):
     key = rk("CodeOnDeny01")
     sandbox.add_key(key, set())
     codes = {}
-    for style in ("single", "several", "none", "newer"):
+    for style in ("single", "several", "none", "newer", "newest"):
         sandbox.deny_style = style
         try:
             with pytest.raises(stripe.PermissionError) as e:
@@ -772,7 +772,27 @@ def test_refusals_carry_the_code_in_newer_wordings(sandbox, client):
             sandbox.deny_style = "rotate"
         codes[style] = e.value.error.code
     assert codes == {"single": None, "several": "more_permissions_required", "none": None,
-                     "newer": "more_permissions_required"}
+                     "newer": "more_permissions_required", "newest": "more_permissions_required"}
+
+
+def test_the_newest_wording_links_to_the_keys_own_edit_page(sandbox, client):
+    """Issue 20: Stripe's newest refusal ends with a link to edit this very key (its Dashboard id, mk_…)."""
+    from sandbox.server import SANDBOX_ACCOUNT, dashboard_key_id
+
+    key = rk("NewestLink01")
+    sandbox.add_key(key, set())
+    sandbox.deny_style = "newest"
+    try:
+        with pytest.raises(stripe.PermissionError) as e:
+            call(client, "get", "/v1/prices/price_x", key)
+    finally:
+        sandbox.deny_style = "rotate"
+    said = e.value.user_message
+    assert said.startswith("Permission denied. ") and "Enabling \"Prices Read\" ('plan_read')" in said
+    mk = dashboard_key_id(key)
+    assert mk.startswith("mk_") and key not in said and mk == dashboard_key_id(key)
+    assert said.endswith(f"You can edit permissions at https://dashboard.stripe.com/b/{SANDBOX_ACCOUNT}"
+                         f"?destination=%2Fapikeys%2F{mk}%2Fedit")
 
 
 def test_made_up_connected_account_is_account_invalid_with_or_without_permission(sandbox, client):

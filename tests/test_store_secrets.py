@@ -52,7 +52,8 @@ def test_schema_has_no_column_that_could_hold_a_full_key(store_url):
             if any(w in name for w in ("key", "secret", "token", "password", "credential", "raw")):
                 key_like.append(col["name"])
     # the only key columns: what may be shown (masked), a keyed hash, and two labels
-    assert set(key_like) == KEY_COLUMNS | LATEST_KEY_COLUMNS
+    # (0012: checks.key_dashboard_id, the key's Dashboard id mk_…, not a secret; the database refuses anything else)
+    assert set(key_like) == KEY_COLUMNS | LATEST_KEY_COLUMNS | {"key_dashboard_id"}
     tenants = {c["name"]: c for c in insp.get_columns("tenants")}
     assert tenants["last_key_masked"]["type"].length == 40 and tenants["last_key_fingerprint"]["type"].length == 128
     checks = {c["name"]: c for c in insp.get_columns("checks")}
@@ -71,6 +72,14 @@ def test_schema_has_no_column_that_could_hold_a_full_key(store_url):
                     "status, score, n_ok, n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s) "
                     "VALUES (1, CURRENT_TIMESTAMP, 'cli', :key_masked, :key_fingerprint, 'restricted', 'healthy', "
                     "100, 0, 0, 0, 0, 0, 0, 0)"), values)
+    for bad in (FULL_KEY, "mk_" + "a" * 62):  # a key, or an id too long
+        with pytest.raises(sa.exc.DBAPIError):
+            with store.connect(store_url, write=True) as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO checks (tenant_id, checked_at, source, key_masked, key_kind, status, score, n_ok, "
+                    "n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s, key_dashboard_id) "
+                    "VALUES (1, CURRENT_TIMESTAMP, 'cli', :m, 'restricted', 'healthy', 100, 0, 0, 0, 0, 0, 0, 0, :v)"),
+                    {"m": MASKED, "v": bad})
     for column in ("last_key_masked", "last_key_fingerprint"):
         with pytest.raises(sa.exc.DBAPIError):
             with store.connect(store_url, write=True) as conn:

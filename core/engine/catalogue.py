@@ -5,6 +5,7 @@ data/catalogue.toml or data/requirements.toml, never code here.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,12 @@ PROBE_PARAM = "keyhealth_probe"
 # Where a scope's name, levels and probes come from: Stripe's docs (the permission reference), a real Stripe
 # error text (a 403 naming it), the calibration run against a real account, or inferred (no public trace).
 PROVENANCES: tuple[str, ...] = ("docs", "error", "calibrated", "inferred")
+# A Stripe API version as the Stripe-Version header spells it, e.g. 2025-02-24.acacia.
+_API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\.[a-z]+$")
+# A permission name as a refusal spells it after rak_: <name>_read or <name>_write.
+_PERMISSION_RE = re.compile(r"^[a-z][a-z0-9_]*_(read|write)$")
+# Where Stripe's endpoint-to-permission map is published; the catalogue's header must cite it.
+PERMISSION_REFERENCE = "docs.stripe.com/keys/permissions-reference"
 
 
 class CatalogueError(ValueError):
@@ -39,6 +46,12 @@ class Probe:
     path: str  # Stripe's path template, e.g. /v1/charges/{id}
     params: dict[str, Any] = field(default_factory=dict)
     base: str = "api"  # "api" or "files" (files.stripe.com)
+    # The Stripe-Version this probe must be sent with (an endpoint a later version removed, e.g. usage records
+    # before 2025-03-31.basil); None: the SDK's own pinned version. Sent with this probe only.
+    api_version: str | None = None
+    # Where this probe's endpoint-to-permission link comes from, when it differs from the scope's (e.g. an
+    # endpoint no public trace ties to the permission: "inferred"). None: the scope's provenance.
+    provenance: str | None = None
 
     def concrete_path(self) -> str:
         return self.path.replace("{id}", PROBE_ID)
@@ -49,7 +62,21 @@ class Probe:
             d["params"] = dict(self.params)
         if self.base != "api":
             d["base"] = self.base
+        if self.api_version:
+            d["api_version"] = self.api_version
+        if self.provenance:
+            d["provenance"] = self.provenance
         return d
+
+    def options(self) -> dict[str, Any]:
+        """The request's parameters plus the SDK options it needs (base address, Stripe-Version) for
+        StripeClient.raw_request: the version goes with this one request only."""
+        out: dict[str, Any] = dict(self.params)
+        if self.base != "api":
+            out["base"] = self.base
+        if self.api_version:
+            out["stripe_version"] = self.api_version
+        return out
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,15 @@ class Scope:
     unchecked: str | None = None
     # Other names Stripe's refusals use for this scope's endpoints ("<name>_<level>", without rak_).
     refusal_names: tuple[str, ...] = ()
+    # Permissions Stripe is said to grant along with this one, with no public source yet ("<scope>_<level>"):
+    # allowed like `implies`, but shown as "implied (unverified)" until a calibration confirms them.
+    implies_unverified: tuple[str, ...] = ()
+    # True: the probed endpoint serves more than one permission, so a refusal is a verdict for this row only
+    # when it names one of this scope's own names (or no name at all); one naming another permission leaves the
+    # row unknown, with that name.
+    verdict_by_name: bool = False
+    # True: the row's name or place rests on one weak third-party source (shown as low confidence).
+    low_confidence: bool = False
 
     @property
     def max_level(self) -> ProbeLevel:
@@ -205,7 +241,9 @@ class Catalogue:
                     "levels": list(s.levels),
                     "note": s.note,
                     "implies": list(s.implies),
+                    "implies_unverified": list(s.implies_unverified),
                     "provenance": s.provenance,
+                    "low_confidence": s.low_confidence,
                     "probes": probes,
                 }
             )
@@ -233,6 +271,9 @@ class Profile:
     implied: Mapping[str, tuple[Level, tuple[str, ...]]] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, hash=False
     )
+    # Scopes in `implied` whose allowance rests only on implications no public source confirms (the catalogue's
+    # `implies_unverified`): shown as "implied (unverified)".
+    unverified: frozenset[str] = field(default_factory=frozenset, compare=False, hash=False)
 
     def __post_init__(self) -> None:  # still constructing: a plain dict given is copied into a read-only view
         if not isinstance(self.implied, MappingProxyType):
@@ -243,6 +284,9 @@ class Profile:
         required, _ = self.required(scope)
         level, by = self.implied.get(scope.scope, ("none", ()))
         if level_rank(level) > level_rank(required):
+            if scope.scope in self.unverified:
+                return level, (f"Stripe is said to grant {scope.label} {level.capitalize()} along with "
+                               f"{', '.join(by)} (unverified: no public source; calibration will confirm it).")
             return level, f"Stripe grants {scope.label} {level.capitalize()} along with {', '.join(by)}."
         return required, None
 
@@ -285,12 +329,24 @@ def _probe(entry: dict[str, Any] | None, where: str) -> Probe | None:
     base = str(entry.get("base", "api"))
     if base not in ("api", "files"):
         raise CatalogueError(f"{where}: probe base {base!r} must be 'api' or 'files' (files.stripe.com).")
-    return Probe(method=method, path=path, params=params, base=base)
+    api_version = entry.get("api_version")
+    if api_version is not None and not _API_VERSION_RE.match(str(api_version)):
+        raise CatalogueError(
+            f"{where}: api_version {api_version!r} is not a Stripe API version such as '2025-02-24.acacia'."
+        )
+    provenance = entry.get("provenance")
+    if provenance is not None and provenance not in PROVENANCES:
+        raise CatalogueError(f"{where}: probe provenance {provenance!r} must be one of {', '.join(PROVENANCES)}.")
+    return Probe(method=method, path=path, params=params, base=base,
+                 api_version=str(api_version) if api_version else None, provenance=provenance)
 
 
 def parse_catalogue(data: dict[str, Any]) -> Catalogue:
     scopes = []
     seen = set()
+    # One sentence added to every row of the Connect category: the probes test only the key's own account.
+    connect_category = str(data.get("connected_accounts_category", "Connect"))
+    connect_note = data.get("connected_accounts_note")
     for i, e in enumerate(data.get("scope", [])):
         where = f"catalogue entry {i + 1} ({e.get('scope', '?')})"
         for k in ("scope", "label", "category", "levels"):
@@ -321,6 +377,14 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
         if e["scope"] in seen:
             raise CatalogueError(f"{where}: scope listed twice.")
         seen.add(e["scope"])
+        for name in e.get("refusal_names", ()):
+            if not _PERMISSION_RE.match(str(name)) or str(name).startswith("rak_"):
+                raise CatalogueError(
+                    f"{where}: refusal name {name!r} must be '<name>_read' or '<name>_write', without rak_."
+                )
+        note = e.get("note")
+        if e["category"] == connect_category and connect_note:
+            note = f"{note} {connect_note}" if note else connect_note
         scopes.append(
             Scope(
                 scope=e["scope"],
@@ -329,8 +393,11 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
                 levels=levels,
                 read=read,
                 write=write,
-                note=e.get("note"),
+                note=note,
                 implies=tuple(e.get("implies", ())),
+                implies_unverified=tuple(e.get("implies_unverified", ())),
+                verdict_by_name=bool(e.get("verdict_by_name", False)),
+                low_confidence=bool(e.get("low_confidence", False)),
                 provenance=provenance,
                 absent_api=e.get("absent_api"),
                 test_only=e.get("test_only"),
@@ -343,11 +410,25 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
         raise CatalogueError("The catalogue lists no scopes.")
     offered = {f"{s.scope}_{lv}" for s in scopes for lv in s.levels}
     for s in scopes:
-        for perm in s.implies:
+        for perm in (*s.implies, *s.implies_unverified):
             if perm not in offered:
                 raise CatalogueError(
                     f"catalogue entry {s.scope}: implies {perm!r}, which is no '<scope>_<level>' the catalogue offers."
                 )
+        if set(s.implies) & set(s.implies_unverified):
+            raise CatalogueError(
+                f"catalogue entry {s.scope}: {', '.join(sorted(set(s.implies) & set(s.implies_unverified)))} is "
+                "listed both in implies and in implies_unverified; keep it in one."
+            )
+        if s.verdict_by_name and not (s.note and "refusal" in s.note):
+            raise CatalogueError(
+                f"catalogue entry {s.scope}: verdict_by_name needs a note saying which refusal names decide the row."
+            )
+        if s.low_confidence and s.provenance not in ("error", "inferred"):
+            raise CatalogueError(
+                f"catalogue entry {s.scope}: a low-confidence row cannot claim provenance {s.provenance!r}; "
+                "use 'error' or 'inferred'."
+            )
     return Catalogue(tuple(scopes), tuple(data.get("categories", ())))
 
 
@@ -378,17 +459,23 @@ def parse_profile(data: dict[str, Any], catalogue: Catalogue) -> Profile:
         )
     base = Profile(name=data.get("name", "requirements"), key_name=data.get("key_name", ""), items=tuple(items))
     implied: dict[str, tuple[Level, tuple[str, ...]]] = {}
+    verified: dict[str, Level] = {}  # the level each scope is allowed by implications with a public source
     for s in catalogue.scopes:
         if base.required(s)[0] == "none":
             continue
-        for perm in s.implies:
+        for perm, sure in [(p, True) for p in s.implies] + [(p, False) for p in s.implies_unverified]:
             scope, level = perm.rsplit("_", 1)
             if not is_level(level):  # parse_catalogue has checked every `implies` already
                 raise CatalogueError(f"catalogue entry {s.scope}: implies {perm!r}, which names no level.")
             have, by = implied.get(scope, ("none", ()))
             implied[scope] = (max(have, level, key=level_rank), by if s.label in by else (*by, s.label))
+            if sure:
+                verified[scope] = max(verified.get(scope, "none"), level, key=level_rank)
+    unverified = frozenset(
+        scope for scope, (level, _) in implied.items() if level_rank(verified.get(scope, "none")) < level_rank(level)
+    )
     # The profile with everything in it, built once: `base` (which only answered `required`) is never changed.
-    return replace(base, implied=MappingProxyType(implied))
+    return replace(base, implied=MappingProxyType(implied), unverified=unverified)
 
 
 @lru_cache(maxsize=8)

@@ -10,7 +10,7 @@ import stripe
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
-from core.engine.probe import Pacing, Prober, ScopeOutcome
+from core.engine.probe import EditLink, Pacing, Prober, ScopeOutcome
 from core.engine.remediation import fix_for, guide_notes
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
@@ -85,7 +85,17 @@ def check_key(
         unreachable=stats.unreachable, answered=stats.answered,
         requests=stats.requests, elapsed_s=time.monotonic() - started, incidents=stats.incidents,
         no_answer=stats.network_failures,
+        edit=stats.edit or _previous_edit(previous, stats.account),
     )
+
+
+def _previous_edit(previous: CheckResult | None, account: str | None) -> EditLink | None:
+    """A re-probe of some rows keeps the edit link the full check had, when the account is still the same."""
+    if previous is None or not previous.key_dashboard_id or not previous.account:
+        return None
+    if account is not None and account != previous.account:
+        return None
+    return EditLink(previous.account, previous.key_dashboard_id)
 
 
 def assemble(
@@ -104,6 +114,7 @@ def assemble(
     incidents: Iterable[str] = (),
     no_answer: int = 0,
     checked_at: datetime | None = None,
+    edit: EditLink | None = None,
 ) -> CheckResult:
     """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
 
@@ -116,6 +127,8 @@ def assemble(
     what the probes saw), and the status, score and fixes follow from the rows; the tenant message and the
     create-key link are built from the result when read (CheckResult.message), so history added later (revoked,
     lifecycle) is in them.
+    `edit`: the key's own edit link from a refusal (kept only for the result's account); the tenant message then
+    points to it.
     """
     if problem is not None:
         result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
@@ -138,6 +151,8 @@ def assemble(
     if checked_at is not None:
         result.checked_at = checked_at
     result.profile, result.catalogue = profile, catalogue  # the message and the link are built from these
+    if edit is not None and (result.account is None or edit.account == result.account):
+        result.key_dashboard_id, result.edit_link = edit.key_id, edit.url
     return result
 
 

@@ -29,7 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import stripe
 
@@ -43,6 +43,13 @@ _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
 # A permission named in a refusal, in either wording: "Having the 'rak_charge_read' permission…" or
 # 'Enabling "Prices Read" (\'plan_read\') permissions…'. Group 1 is the name without rak_.
 _NAMED_RE = re.compile(r"'(?:rak_)?([a-z][a-z0-9_]*_(?:read|write))'")
+# The Dashboard's words in the newer wordings: 'Enabling "Prices Read" (\'plan_read\') permissions…'.
+_LABEL_RE = re.compile(r'Enabling "([^"\x00-\x1f]{1,80})" \(')
+# The newest wording ends "You can edit permissions at https://dashboard.stripe.com/b/acct_…?destination=%2Fapikeys%2Fmk_…%2Fedit".
+_EDIT_AT_RE = re.compile(r"You can edit permissions at (\S+)")
+EDIT_HOST = "dashboard.stripe.com"
+_EDIT_PATH_RE = re.compile(r"^/b/(acct_[A-Za-z0-9]{1,64})$")
+_EDIT_DEST_RE = re.compile(r"^/apikeys/(mk_[A-Za-z0-9]{1,64})/edit$")
 _REFUSAL_WORDS = ("does not have the required permissions", "having more permissions", "permissions would allow")
 _PLACEHOLDER_KEY = "sk_keyhealth_no_key_given"  # the shared client's default; every call passes its own key
 STRIPE_FILES_BASE = "https://files.stripe.com"
@@ -172,6 +179,54 @@ class Pacing:
             self.rate_limited += 1
 
 
+@dataclass(frozen=True)
+class EditLink:
+    """The link a refusal gives to edit the very key refused: its Stripe account and the key's Dashboard id
+    (mk_…, not a secret). `url` is rebuilt from those two checked parts, never copied from Stripe's text."""
+
+    account: str
+    key_id: str
+
+    @property
+    def url(self) -> str:
+        return f"https://{EDIT_HOST}/b/{self.account}?destination={quote(f'/apikeys/{self.key_id}/edit', safe='')}"
+
+
+def edit_link(message: str) -> EditLink | None:
+    """The key's edit link in a refusal's text, or None: only https://dashboard.stripe.com/b/<acct>?destination=
+    /apikeys/<mk_…>/edit, for the very account the refusal names; any other host, scheme, port, user, path or
+    extra parameter, or another account, is dropped."""
+    m = _EDIT_AT_RE.search(message)
+    named = _ACCOUNT_RE.search(message)
+    if m is None or named is None:
+        return None
+    raw = m.group(1).rstrip(".,;:)'\"")
+    try:
+        u = urlsplit(raw)
+        port = u.port
+    except ValueError:
+        return None
+    if u.scheme != "https" or u.netloc != EDIT_HOST or port is not None or u.fragment:
+        return None
+    path = _EDIT_PATH_RE.match(u.path)
+    try:
+        query = parse_qs(u.query, strict_parsing=True)
+    except ValueError:
+        return None
+    if path is None or set(query) != {"destination"} or len(query["destination"]) != 1:
+        return None
+    dest = _EDIT_DEST_RE.match(query["destination"][0])
+    if dest is None or path.group(1) != named.group(1):
+        return None
+    return EditLink(path.group(1), dest.group(1))
+
+
+def refusal_label(message: str) -> str | None:
+    """The Dashboard's label a newer refusal names ("Prices Read"), or None."""
+    m = _LABEL_RE.search(message)
+    return m.group(1).strip() or None if m else None
+
+
 @dataclass
 class Answer:
     """What one request told us."""
@@ -187,6 +242,8 @@ class Answer:
     error: Exception | None = field(default=None, repr=False)  # the SDK's exception, when there was one
     named: tuple[str, ...] = ()  # permissions a refusal names, without rak_ (e.g. "charge_read")
     message: str = ""  # Stripe's own message, redacted (core.engine.redact) by the KeyRequests that sent it
+    label: str | None = None  # the Dashboard's words a newer refusal names ("Prices Read")
+    edit: EditLink | None = None  # the newest wording's link to edit this very key
 
 
 @dataclass
@@ -197,6 +254,7 @@ class ScopeOutcome:
     requests: int = 0
     named: tuple[str, ...] = ()  # what the deciding refusal named (without rak_), when it named anything
     not_applicable: str | None = None  # one sentence: this scope cannot matter for this key (API absent, live mode)
+    named_label: str | None = None  # the Dashboard's words the deciding refusal used ("Prices Read"), if any
 
 
 @dataclass
@@ -212,6 +270,7 @@ class SweepStats:
     network_failures: int = 0  # requests that got no HTTP answer at all
     unreachable: str | None = None  # one sentence when the sweep stopped because Stripe did not answer (or stormed)
     stormed: bool = False  # the sweep stopped on a storm of 429/5xx answers (`unreachable` then says so)
+    edit: EditLink | None = None  # the key's own edit link, from the first refusal that gave one for its account
 
 
 def _stopped(why: str = "Stripe refused the key") -> Answer:
@@ -255,7 +314,8 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
         return Answer("auth", status, message, code, account)
     if isinstance(err, stripe.PermissionError) or status == 403:
         if is_permission_refusal(code, message):
-            return Answer("denied", status, message, code, account, named=named_permissions(message))
+            return Answer("denied", status, message, code, account, named=named_permissions(message),
+                          label=refusal_label(message), edit=edit_link(message))
         why = f"403 {code}" if code else "403"
         return Answer("forbidden", status, f"{why} that is no permission refusal: {message[:200]}", code)
     if isinstance(err, stripe.RateLimitError) or status == 429:
@@ -406,6 +466,7 @@ class KeyRequests:
         self.errors_in_a_row = 0  # inconclusive HTTP answers (429, 5xx) since the last conclusive one
         self.last_error: str | None = None  # the last of them, in a few words
         self.stop_reason: str | None = None  # auth | unreachable | storm | None (or the caller stopped)
+        self.edit: EditLink | None = None  # the key's own edit link (newest refusal wording), for its account
 
     def stop_unreachable(self) -> None:
         with self._lock:
@@ -473,6 +534,8 @@ class KeyRequests:
                 if a.account and self.account is None:
                     self.account = a.account
                     self._join_account(a.account)
+                if a.edit is not None and self.edit is None and a.edit.account == self.account:
+                    self.edit = a.edit
                 if a.status == 429:
                     self.rate_limited += 1
                     if self.pacing is not None:
@@ -549,10 +612,8 @@ class Prober:
 
     def _ask(self, probe: Probe, counter: list[int]) -> Answer:
         """Send a probe (retried while inconclusive) and say what its answer means for the permission."""
-        params = dict(probe.params)
-        if probe.base != "api":
-            params["base"] = probe.base
-        _, answer, tries = self.http.request(probe.method, probe.concrete_path(), params)
+        # its parameters, plus the base address and the Stripe-Version it must be sent with (this probe only)
+        _, answer, tries = self.http.request(probe.method, probe.concrete_path(), probe.options())
         counter[0] += tries
         if answer is None:
             answer = Answer("granted", 200, "answered 2xx")
@@ -583,6 +644,11 @@ class Prober:
             return "na", scope.test_only
         if a.kind == "absent" and scope.absent_api:
             return "na", scope.absent_api
+        if a.kind == "denied" and scope.verdict_by_name and a.named and not set(a.named) & scope.own_names():
+            # The endpoint serves more than one permission: a refusal naming another one says nothing about this.
+            names = ", ".join(f"rak_{n}" for n in a.named)
+            return "unknown", (f"{level} probe inconclusive for this permission: Stripe's refusal named {names}, "
+                               "which the probed endpoint also needs")
         if a.kind in ("granted", "denied"):
             return a.kind, None
         return "unknown", self._why(a, level)  # forbidden (e.g. account_invalid), broken, absent where it should exist
@@ -601,7 +667,8 @@ class Prober:
             if v == "na":
                 return ScopeOutcome(name, "none", not_applicable=why)
             if v == "denied":
-                return ScopeOutcome(name, "none", named=a.named)  # write implies read: settled in one request
+                # write implies read: settled in one request
+                return ScopeOutcome(name, "none", named=a.named, named_label=a.label)
             if scope.write is None:
                 return ScopeOutcome(name, "read")
             w = self._ask(scope.write, counter)
@@ -609,7 +676,7 @@ class Prober:
             if v == "granted":
                 return ScopeOutcome(name, "write")
             if v == "denied":
-                return ScopeOutcome(name, "read", named=w.named)
+                return ScopeOutcome(name, "read", named=w.named, named_label=w.label)
             return ScopeOutcome(name, "unknown", "Read is granted; " + (why or "write probe inconclusive"))
         assert scope.write is not None
         w = self._ask(scope.write, counter)
@@ -617,7 +684,7 @@ class Prober:
         if v == "granted":
             return ScopeOutcome(name, "write")
         if v == "denied":
-            return ScopeOutcome(name, "none", named=w.named)
+            return ScopeOutcome(name, "none", named=w.named, named_label=w.label)
         if v == "na":
             return ScopeOutcome(name, "none", not_applicable=why)
         return ScopeOutcome(name, "unknown", why)
@@ -685,6 +752,7 @@ class Prober:
             self.stats.requests, self.stats.account = h.requests, h.account
             self.stats.auth_kind, self.stats.auth_problem = h.auth_kind, h.auth_problem
             self.stats.answered, self.stats.network_failures = h.answered, h.network_failures
+            self.stats.edit = h.edit
             if h.stop_reason == "unreachable":
                 self.stats.unreachable = unreachable_sentence(
                     h.host, h.network_cause or "no answer", partway=h.answered

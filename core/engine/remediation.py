@@ -231,6 +231,15 @@ def _message(parts: list[str | None]) -> str:
     return "\n\n".join(["Hello,", *(p for p in parts if p), "Thank you!"])
 
 
+def edit_link_lines(result: CheckResult) -> list[str]:
+    """"Open your key's edit page: <link>" when Stripe's refusal gave the link to this very key's edit page
+    (result.edit_link, checked for Stripe's Dashboard host and the key's account by core.engine.probe.edit_link)
+    and the message asks the tenant to change a permission; nothing otherwise."""
+    if not result.edit_link or not any(r.verdict in ("missing", "excess") for r in result.rows):
+        return []
+    return [f"Open your key's edit page: {result.edit_link}"]
+
+
 def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) -> str | None:
     """The message support copies to the tenant (the one builder; every page, the CLI and the JSON use it).
 
@@ -288,7 +297,7 @@ def tenant_message(result: CheckResult, profile: Profile, catalogue: Catalogue) 
     for category, changes in change_lines(result.rows):
         lines += [f"  • {category} → {c}" for c in changes]
     lines.append("Then click Save. Leave everything else as it is.")
-    # (room here for a line opening the key's own edit page, when one is known)
+    lines += edit_link_lines(result)
     unknown_line = (
         f"We could not check {len(unknown)} more permissions yet (Stripe did not answer for them); we will "
         "confirm those once you have saved."

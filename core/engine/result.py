@@ -84,6 +84,9 @@ class Row:
     named: str | None = None
     implied_by: str | None = None  # labels of the required permissions that imply this one, when that allows it
     provenance: str | None = None  # docs | error | calibrated | inferred (data/catalogue.toml)
+    # The implication that allows it has no public source yet (the catalogue's implies_unverified): shown as
+    # "implied (unverified)".
+    implied_unverified: bool = False
 
     @property
     def implied(self) -> bool:
@@ -108,6 +111,7 @@ class Row:
             "reason": self.reason,
             "named": self.named,
             "implied_by": self.implied_by,
+            "implied_unverified": self.implied_unverified,
             "provenance": self.provenance,
         }
 
@@ -198,6 +202,10 @@ class CheckResult:
     refused: str | None = None
     guide_notes: list[str] = field(default_factory=list)  # the onboarding guide's traps that apply to this key
     lifecycle: KeyLifecycle | None = None  # what the tenant's history says about this key (set by the service)
+    # The key's Dashboard id (mk_…, not a secret) and the link to its edit page, when a refusal in Stripe's newest
+    # wording gave them for this key's account (core.engine.probe.edit_link checks the host and the account).
+    key_dashboard_id: str | None = None
+    edit_link: str | None = None
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_accepted_at: datetime | None = None  # a revoked key: when Stripe last accepted it (set from history)
     # The requirement the result was judged against (core.engine.check.assemble); the defaults when None.
@@ -254,6 +262,8 @@ class CheckResult:
             "incidents": list(self.incidents),
             "message": self.message,
             "guide_notes": list(self.guide_notes),
+            "key_dashboard_id": self.key_dashboard_id,
+            "edit_link": self.edit_link,
             "checked_at": self.checked_at.isoformat(),
         }
         if self.lifecycle is not None:

@@ -46,14 +46,18 @@ def judge(required: Level, granted: Granted, allowed: Level | None = None) -> Ve
     return "ok"
 
 
-def named_note(catalogue: Catalogue, scope: Scope, named: tuple[str, ...]) -> str | None:
-    """The permission(s) a refusal named, when none of them is the probed scope's own: "rak_x_read (Label)"."""
+def named_note(
+    catalogue: Catalogue, scope: Scope, named: tuple[str, ...], stripe_label: str | None = None
+) -> str | None:
+    """The permission(s) a refusal named, when none of them is the probed scope's own: "rak_x_read (Label)".
+    `stripe_label`: the Dashboard's words a newer refusal gave ("Prices Read"), shown for a single name the
+    catalogue does not know."""
     if not named or {f"{scope.scope}_read", f"{scope.scope}_write"} & set(named):
         return None
     parts = []
     for n in named:
         base = n.rsplit("_", 1)[0]
-        label = catalogue.get(base).label if base in catalogue else None
+        label = catalogue.get(base).label if base in catalogue else (stripe_label if len(named) == 1 else None)
         parts.append(f"rak_{n} ({label})" if label else f"rak_{n}")
     return ", ".join(parts)
 
@@ -92,8 +96,9 @@ def scope_row(catalogue: Catalogue, profile: Profile, s: Scope, out: ScopeOutcom
         note=note,
         reason=(out.reason if out else "not probed") if granted == "unknown" else None,
         guide_item=item.guide if item else None,
-        named=named_note(catalogue, s, out.named) if out else None,
+        named=named_note(catalogue, s, out.named, out.named_label) if out else None,
         implied_by=implied_by,
+        implied_unverified=implied_by is not None and s.scope in profile.unverified,
         provenance=s.provenance,
     ))
 

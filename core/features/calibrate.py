@@ -10,6 +10,11 @@ effects (GET and unknown-parameter probes only, exactly the catalogue's), and re
   the permissions the refusals name are collected and compared with the catalogue's names (the drift report):
   a name that is neither the scope's own nor one of its `refusal_names` is a mismatch.
 - `guide` (optional): a restricted test key created from the pre-filled create-key link: it must come back healthy.
+- Stripe's own map (with the `full` key): the Stripe CLI's hidden `POST /v1/stripecli/key_permissions`
+  (`endpoints[0]="GET /v1/customers"`) names the permissions an endpoint needs. Asked once per probe endpoint, its
+  answer is set beside the catalogue's scope and level: agree, disagree or unresolved (`stripe_map` in the JSON).
+  Undocumented and liable to change, so best effort: an error or an unknown answer shape is reported there, never
+  fatal, and changes nothing else in the run (the `ok` verdict does not depend on it).
 
 This is the only place a standard `sk_` key is accepted. Keys come from standard input lines `<run>,<key>`.
 """
@@ -74,6 +79,7 @@ class Calibration:
     guide: dict | None = None
     requests: int = 0
     runs: tuple[str, ...] = ()
+    stripe_map: dict | None = None  # Stripe's own endpoint-to-permission map beside the catalogue (full key only)
 
     @property
     def mismatches(self) -> list[Observation]:
@@ -87,8 +93,13 @@ class Calibration:
         """One line for the audit trail (no key in it)."""
         probes = sum(1 for o in self.observations if o.run != "guide")
         guide = f", guide key {self.guide['status']}" if self.guide else ""
+        m = self.stripe_map
+        smap = "" if m is None else (
+            f", Stripe's map {m['agree']} agree / {m['disagree']} disagree / {m['unresolved']} unresolved"
+            if m["available"] else ", Stripe's map unavailable")
         return (f"runs {'+'.join(self.runs)}: {probes} probes, {len(self.mismatches)} mismatches, "
-                f"{len(self.drift)} drifted names, {len(self.problems)} problems{guide}, {self.requests} requests")
+                f"{len(self.drift)} drifted names, {len(self.problems)} problems{guide}{smap}, "
+                f"{self.requests} requests")
 
     def to_json(self) -> dict:
         return {
@@ -103,6 +114,7 @@ class Calibration:
             "guide": self.guide,
             "probes": sum(1 for o in self.observations if o.run != "guide"),
             "requests": self.requests,
+            "stripe_map": self.stripe_map,
         }
 
 
@@ -145,10 +157,7 @@ def _probes(catalogue: Catalogue) -> list[tuple[Scope, str, Probe]]:
 
 
 def _send(http: KeyRequests, probe: Probe) -> Answer:
-    params: dict[str, Any] = dict(probe.params)
-    if probe.base != "api":
-        params["base"] = probe.base
-    _, answer, _tries = http.request(probe.method, probe.concrete_path(), params)
+    _, answer, _tries = http.request(probe.method, probe.concrete_path(), probe.options())
     if answer is None:
         if probe.method != "GET":
             return Answer("incident", 200, f"INCIDENT: {probe.method} {probe.path} answered 2xx")
@@ -168,7 +177,7 @@ def _run_probes(run: str, key: str, catalogue: Catalogue, settings: ProbeSetting
     # payment_intent_read and checkout_session_read, each with Stripe's rak_ prefix): that is no drift.
     implying: dict[str, set[str]] = {}
     for s in catalogue.scopes:
-        for perm in s.implies:
+        for perm in (*s.implies, *s.implies_unverified):
             implying.setdefault(perm.rsplit("_", 1)[0], set()).update(f"{s.scope}_{lv}" for lv in s.levels)
     try:
         for scope, level, probe in _probes(catalogue):
@@ -217,6 +226,81 @@ def _run_guide(key: str, catalogue: Catalogue, profile: Profile, settings: Probe
         ))
 
 
+KEY_PERMISSIONS_PATH = "/v1/stripecli/key_permissions"
+
+
+def map_endpoint(probe: Probe) -> str:
+    """The probe's endpoint as the Stripe CLI names it: "GET /v1/charges/:id"."""
+    return f"{probe.method} {probe.path.replace('{id}', ':id')}"
+
+
+def _names(value: Any) -> list[str] | None:
+    """The permission names in a map answer's `permissions` (strings, with or without rak_); None: not that shape."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return [v.removeprefix("rak_") for v in value]
+
+
+def _map_verdict(scope: Scope, level: str, names: list[str], implying: set[str]) -> str:
+    """agree: Stripe names the catalogue's permission (or a refusal name of the scope, or one that implies it);
+    disagree: it names others only."""
+    own = {f"{scope.scope}_{level}"} | {n for n in scope.refusal_names if n.endswith(f"_{level}")}
+    if level == "read":
+        own.add(f"{scope.scope}_write")  # write implies read: a map naming Write for a GET still agrees
+    return "agree" if set(names) & (own | implying) else "disagree"
+
+
+def stripe_map(key: str, catalogue: Catalogue, settings: ProbeSettings, client: stripe.StripeClient) -> dict:
+    """Ask Stripe's hidden permission map for every probe's endpoint, one endpoint per request (its answer is the
+    union for all endpoints asked). Best effort: never raises; the first answer that shows the map is not there for
+    this key (401/403/404) stops the asking, any other odd answer is reported on its endpoint."""
+    out: dict[str, Any] = {"available": True, "error": None, "agree": 0, "disagree": 0, "unresolved": 0,
+                           "entries": [], "requests": 0}
+    implying: dict[str, set[str]] = {}
+    for s in catalogue.scopes:
+        for perm in (*s.implies, *s.implies_unverified):
+            implying.setdefault(perm, set()).update(f"{s.scope}_{lv}" for lv in s.levels)
+    http = KeyRequests(key, "test", settings, client)
+    try:
+        for scope, level, probe in _probes(catalogue):
+            endpoint = map_endpoint(probe)
+            entry: dict[str, Any] = {"scope": scope.scope, "level": level, "endpoint": endpoint,
+                                     "catalogue": f"{scope.scope}_{level}", "stripe": None, "verdict": "unresolved",
+                                     "reason": None}
+            try:
+                resp, a, _tries = http.request("POST", KEY_PERMISSIONS_PATH, {"endpoints": [endpoint]})
+            except Exception as e:  # noqa: BLE001 - best effort: a map that breaks must not break calibration
+                resp, a = None, Answer("broken", None, f"{type(e).__name__}: {str(e)[:160]}")
+            if a is not None:
+                if a.kind in ("auth", "denied", "forbidden", "absent") or a.status in (401, 403, 404):
+                    out["available"] = False
+                    out["error"] = f"Stripe's permission map is not available for this key ({a.status}): " \
+                                   f"{a.detail[:200]}"
+                    break
+                entry["reason"] = f"no usable answer: {a.detail[:200]}"
+                out["unresolved"] += 1
+                out["entries"].append(entry)
+                continue
+            data = getattr(resp, "data", None)
+            names = _names(data.get("permissions")) if isinstance(data, dict) else None
+            unresolved = data.get("unresolved_endpoints") if isinstance(data, dict) else None
+            if names is None or (unresolved is not None and not isinstance(unresolved, list)):
+                entry["reason"] = "unknown answer shape: " + str(data)[:160]
+                out["unresolved"] += 1
+            elif not names:
+                reasons = [str(u.get("reason", "")) for u in unresolved or [] if isinstance(u, dict)]
+                entry["reason"] = "Stripe resolved no permission" + (f": {'; '.join(reasons)[:160]}" if reasons else "")
+                out["unresolved"] += 1
+            else:
+                entry["stripe"] = names
+                entry["verdict"] = _map_verdict(scope, level, names, implying.get(f"{scope.scope}_{level}", set()))
+                out[entry["verdict"]] += 1
+            out["entries"].append(entry)
+    finally:
+        out["requests"] = http.requests
+    return out
+
+
 def calibrate(
     keys: dict[str, str],
     *,
@@ -233,6 +317,9 @@ def calibrate(
     cal = Calibration(runs=tuple(r for r in RUNS if r in keys))
     for run in ("full", "none"):
         _run_probes(run, keys[run], catalogue, settings, client, cal)
+    if not any(p.startswith("Stripe refused the 'full' key") for p in cal.problems):
+        cal.stripe_map = stripe_map(keys["full"], catalogue, settings, client)
+        cal.requests += cal.stripe_map["requests"]
     if "guide" in keys:
         _run_guide(keys["guide"], catalogue, profile, settings, client, cal)
     return cal
@@ -254,6 +341,17 @@ def print_table(cal: Calibration, stream=None) -> None:
         print(f"problem: {p}", file=stream)
     if cal.guide:
         print(f"guide key: {cal.guide['status']}, score {cal.guide['score']}", file=stream)
+    m = cal.stripe_map
+    if m is not None and not m["available"]:
+        print(f"stripe map: {m['error']}", file=stream)
+    elif m is not None:
+        for e in m["entries"]:
+            if e["verdict"] != "agree":
+                seen = ", ".join("rak_" + n for n in e["stripe"] or []) or "-"
+                print(f"stripe map: {e['verdict']}: {e['endpoint']}: catalogue rak_{e['catalogue']}, Stripe {seen}"
+                      + (f" ({e['reason']})" if e["reason"] else ""), file=stream)
+        print(f"stripe map: {m['agree']} agree, {m['disagree']} disagree, {m['unresolved']} unresolved "
+              "(Stripe's undocumented map; informational)", file=stream)
     verdict = "OK: the catalogue matches this account" if cal.ok else f"NOT OK: {len(cal.mismatches)} mismatches"
     print(f"{verdict} ({len(cal.observations)} observations, {len(cal.drift)} drifted names, "
           f"{cal.requests} requests)", file=stream)

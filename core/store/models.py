@@ -65,6 +65,9 @@ class Check(SQLModel, table=True):
         sa.CheckConstraint("source IN ('dashboard', 'cli', 'batch', 'key source')", name="ck_checks_source"),
         sa.CheckConstraint(f"length(key_masked) <= {MASKED_MAX}", name="ck_checks_key_masked_len"),
         sa.CheckConstraint(f"length(key_fingerprint) <= {FINGERPRINT_MAX}", name="ck_checks_key_fingerprint_len"),
+        # 0012: the key's Dashboard id is an mk_… id, never anything shaped like a secret key
+        sa.CheckConstraint("key_dashboard_id LIKE 'mk!_%' ESCAPE '!' AND length(key_dashboard_id) <= 64",
+                           name="ck_checks_key_dashboard_id_mk"),
         # 0002: covering index for history/drift (tenant, time order) and the per-day fleet window
         sa.Index("ix_checks_tenant_checked_at_id_status", "tenant_id", "checked_at", "id", "status"),
         sa.Index("ix_checks_checked_at", "checked_at"),
@@ -97,6 +100,8 @@ class Check(SQLModel, table=True):
     problem: str | None = Field(default=None, sa_type=sa.Text)
     # 0006: why Stripe refused the key (invalid | expired | revoked | ip_not_allowed | no_key), for the timeline.
     refused: str | None = Field(default=None, sa_type=sa.String(16))
+    # 0012: the key's Dashboard id (mk_…, not a secret) when a refusal in Stripe's newest wording gave it.
+    key_dashboard_id: str | None = Field(default=None, sa_type=sa.String(64))
 
 
 class StripeKey(SQLModel, table=True):

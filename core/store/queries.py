@@ -74,6 +74,7 @@ CHECK_COLUMNS = [
     c.c.elapsed_s,
     c.c.problem,
     c.c.refused,
+    c.c.key_dashboard_id,
 ]
 TENANT_COLUMNS = [
     t.c.id.label("tenant_id"),

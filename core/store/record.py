@@ -64,6 +64,7 @@ _SECRET_RE = re.compile(
     r"\b(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{12,}|whsec_[A-Za-z0-9+/=]{16,}|"
     r"(?:sk|rk)_(?:org|live|test)_[A-Za-z0-9_]{20,})"
 )
+_DASHBOARD_ID_RE = re.compile(r"mk_[A-Za-z0-9]{1,61}")  # a key's Dashboard id: fits checks.key_dashboard_id
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _OUTCOME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 
@@ -527,6 +528,10 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
         "problem": redact(result.problem or key.problem),
         "refused": (result.refused or None) and str(result.refused)[:16],
     }
+    # 0012: the key's Dashboard id, only when Stripe gave one (the column is NULL otherwise; leaving it out keeps these
+    # values insertable into a database before 0012 too, as the migration tests do)
+    if _DASHBOARD_ID_RE.fullmatch(result.key_dashboard_id or ""):
+        check["key_dashboard_id"] = result.key_dashboard_id
     return check, rows
 
 

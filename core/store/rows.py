@@ -74,6 +74,7 @@ class HistoryRow(_TenantColumns):
     elapsed_s: float
     problem: str | None
     refused: str | None
+    key_dashboard_id: str | None  # 0012: the key's Dashboard id (mk_…) when Stripe's refusal gave it
 
 
 class LatestCheck(HistoryRow):

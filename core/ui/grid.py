@@ -42,7 +42,8 @@ def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list
                 "Scope": f"rak_{r.scope}" if r.scope else "—",
                 "Required": LEVEL_LABEL.get(r.required, r.required),
                 "Granted": LEVEL_LABEL.get(r.granted, r.granted),
-                "Verdict": VERDICT_LABEL["implied"] if r.implied else VERDICT_LABEL.get(r.verdict, r.verdict),
+                "Verdict": (VERDICT_LABEL["implied_unverified" if r.implied_unverified else "implied"] if r.implied
+                            else VERDICT_LABEL.get(r.verdict, r.verdict)),
                 "What to do": _what_to_do(r),
                 "Note": row_note(r),
                 "_verdict": "implied" if r.implied else r.verdict,
@@ -64,6 +65,8 @@ def row_note(r: Row) -> str:
 
 def _what_to_do(r: Row) -> str:
     if r.implied:
+        if r.implied_unverified:
+            return f"allowed: implied by {r.implied_by} (unverified: no public source says Stripe grants it)"
         return f"allowed: implied by {r.implied_by}"
     if r.verdict == "ok":
         return ""
@@ -110,7 +113,7 @@ def grid_csv(result: CheckResult) -> str:
         columns=[
             "checked_at", "key", "mode", "account", "status", "score",
             "category", "resource", "scope", "required", "granted", "verdict", "fix", "note", "reason",
-            "named", "implied_by", "provenance",
+            "named", "implied_by", "implied_unverified", "provenance",
         ],
     )
     return frame_csv(frame)  # a cell that starts like a formula gets a leading ' (core.ui.csv_safe)

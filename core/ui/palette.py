@@ -61,6 +61,7 @@ VERDICT_LABEL: dict[str, str] = {
     "unknown": "unknown",
     "not_applicable": "not applicable",
     "implied": "allowed (implied)",
+    "implied_unverified": "implied (unverified)",
 }
 VERDICT_ICON: dict[str, str] = {"ok": "✓", "missing": "✗", "excess": "▲", "unknown": "?", "not_applicable": "–"}
 LEVEL_LABEL: dict[str | None, str] = {"none": "None", "read": "Read", "write": "Write", "unknown": "?", None: "—"}

@@ -64,6 +64,8 @@ def history_frame(history: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "Excess": [h["n_excess"] for h in history],
             "Unknown": [h["n_unknown"] for h in history],
             "Key": [h["key_masked"] for h in history],
+            # 0012: the key's Dashboard id (mk_…) when Stripe's refusal gave it: tells keys apart better than a tail
+            "Key id": [h.get("key_dashboard_id") or "" for h in history],
             "Fingerprint": [(h["key_fingerprint"] or "")[:11] for h in history],
             "Mode": [h["key_mode"] or "" for h in history],
             "Source": [h["source"] for h in history],

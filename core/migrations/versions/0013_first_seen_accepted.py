@@ -1,7 +1,7 @@
 """A key's first-seen date counts only checks Stripe accepted the key in.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06
 
 Why (issue 19.4, checks that keep history true): every check with a fingerprint put the key in stripe_keys,
@@ -22,7 +22,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
