@@ -67,7 +67,7 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
             out = {}
             for table in ("tenants", "checks", "check_rows", "audit"):
                 cols = [c["name"] for c in sa.inspect(conn).get_columns(table) if c["name"] not in
-                        ("expected_mode", "refused") and not c["name"].startswith("last_")]
+                        ("expected_mode", "refused", "broken_since", "worse_at") and not c["name"].startswith("last_")]
                 out[table] = conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM {table} ORDER BY id")).all()
             return out
 
@@ -75,7 +75,7 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     assert len(before["check_rows"]) == 8
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0015"
     engine = get_engine(db_url)
     assert snapshot() == before
     tenants = {t["name"]: t for t in store.at(db_url).list_tenants(include_archived=True)}
@@ -94,6 +94,18 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     assert [(d["tenant"], d["status"]) for d in store.at(db_url).latest_checks(include_archived=True)] == [
         ("Globex", "invalid"), ("Acme", "failing")]
     assert store.at(db_url).get_check(3)["rows"][1]["reason"] == "r3"
+    with engine.connect() as conn:  # 0015: the short problem and the streak, walked from the history in time order
+        summary = conn.execute(sa.text("SELECT name, last_summary, broken_since, last_healthy_at, worse_at, "
+                                       "last_account_changed FROM tenants ORDER BY id")).all()
+    at_ = lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC)  # noqa: E731
+    got = [(n, sm, *(None if v is None else (at_(v) if isinstance(v, str) else v.astimezone(UTC)) for v in vs),
+            bool(ch)) for n, sm, *vs, ch in summary]
+    assert got == [
+        ("Acme", "missing: Customers", at_("2025-02-02 10:00:00"), at_("2025-02-01 10:00:00"),
+         at_("2025-02-03 10:00:00"), False),
+        ("Globex", "key refused by Stripe", at_("2025-02-05 08:30:00"), None, at_("2025-02-05 08:30:00"), False),
+        ("Never", None, None, None, None, False),
+    ]
 
 
 def test_models_and_migrations_agree(store_url):
@@ -119,7 +131,7 @@ def test_alembic_cli_upgrade_head_from_repo_root(tmp_path):
     proc = subprocess.run([str(alembic), "upgrade", "head"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert store.at(env["DATABASE_URL"]).current_revision() == "0010"
+    assert store.at(env["DATABASE_URL"]).current_revision() == "0015"
     other = f"sqlite:///{tmp_path / 'x.db'}"
     proc = subprocess.run([str(alembic), "-x", f"url={other}", "upgrade", "0001"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -149,7 +161,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url, monkeypatch):
     assert store.at(db_url).current_revision() == "0001"
     assert "last_check_id" not in {c["name"] for c in sa.inspect(get_engine(db_url)).get_columns("tenants")}
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0015"
 
 
 def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, make_result):
@@ -191,7 +203,7 @@ def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, 
     store.dispose_engine(db_url)
 
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0015"
     engine = get_engine(db_url)
     with engine.connect() as conn:
         slugs = dict(conn.execute(sa.text("SELECT name, slug FROM tenants")).all())

@@ -90,6 +90,12 @@ class LatestCheck(HistoryRow):
     mode_mismatch: bool
     rotation_due: bool
     shared_key: bool
+    # 0015 (core/store/latest.py): the short problem, the current bad streak, the account-change signal
+    summary: str | None
+    broken_since: datetime | None
+    last_healthy_at: datetime | None
+    worse_at: datetime | None
+    last_account_changed: bool
 
 
 class LatestPage(TypedDict):
