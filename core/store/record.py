@@ -223,6 +223,10 @@ _TENANT_COLS = [
     tenants_t.c.last_check_id,
     tenants_t.c.last_checked_at,
     tenants_t.c.expected_mode,
+    # 0015: the latest check's short problem and the tenant's bad streak (core/store/latest.py)
+    tenants_t.c.last_summary,
+    tenants_t.c.broken_since,
+    tenants_t.c.last_healthy_at,
 ]
 EXPECTED_MODES: tuple[str, ...] = ("live", "test")
 

@@ -26,6 +26,9 @@ class TenantRow(TypedDict):
     last_check_id: int | None
     last_checked_at: datetime | None
     expected_mode: str | None
+    last_summary: str | None  # 0015: the latest check's short problem (None when healthy or never checked)
+    broken_since: datetime | None  # 0015: the first check of the current run of checks that were not healthy
+    last_healthy_at: datetime | None  # 0015: the newest healthy check
 
 
 class TenantListRow(TenantRow):
