@@ -219,3 +219,23 @@ def test_a_missing_permission_link_filters_and_can_be_cleared(impact_env):
     assert any("rak_invoice_read" in m.value for m in at.markdown)
     at.button(key="tr_clear_missing").click().run()
     assert len(at.dataframe[0].value) == 10 and "missing" not in at.query_params
+
+
+def test_fleet_figures_and_bars_open_triage_filtered_to_them(impact_env):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("pages/fleet.py").run()
+    assert not at.exception, at.exception
+    links = {lk.proto.label: lk.proto for lk in at.get("page_link") if lk.proto.page == "tenants"}
+    assert links["failing in Triage"].query_string == "status=failing"
+    assert links["test key on a live tenant"].query_string == "flags=mode_mismatch"
+    bar = [p for label, p in links.items() if label.startswith("Billing → Invoices") and label.endswith("missing")]
+    assert bar and bar[0].query_string == "missing=invoice_read"
+    # a click on a bar of "permissions most often missing" opens Triage with those tenants
+    at.session_state["fl_problems_0"] = {"selection": {"points": [{"curve_number": 0, "customdata": "rak_invoice_read",
+                                                                 "x": 2, "y": "Billing → Invoices"}]}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Triage"
+    assert list(at.dataframe[0].value["Tenant"]) == ["Prod Failing", "Test Failing"]
+    assert at.query_params.get("missing") in ("invoice_read", ["invoice_read"])
