@@ -1,5 +1,4 @@
-"""Triage: every tenant's latest check by impact, a short problem beside each status, what got worse in the last
-24 hours first; the view (filters, page) lives in the URL; each tenant opens its page."""
+"""Triage: tenants by impact with a short problem each, what got worse overnight first, the view in the URL."""
 from __future__ import annotations
 
 from dashboard.gate import require_access

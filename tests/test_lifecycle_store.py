@@ -160,7 +160,7 @@ def test_migration_0006_backfills_first_seen_and_replacements(db_url):
                 conn.execute(sa.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
     store.dispose_engine(db_url)
     store.at(db_url).upgrade()
-    assert store.at(db_url).current_revision() == "0010"
+    assert store.at(db_url).current_revision() == "0015"
     assert store.at(db_url).key_first_seen("fpA") == datetime(2025, 1, 1, 10, tzinfo=UTC)
     assert store.at(db_url).key_first_seen("fpB") == datetime(2025, 1, 9, 10, tzinfo=UTC)
     (ev,) = store.at(db_url).key_events("Acme")

@@ -64,8 +64,9 @@ class Tenant(SQLModel, table=True):
     broken_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_healthy_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     worse_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_account_changed: bool = Field(default=False, nullable=False,
-                                       sa_column_kwargs={"server_default": sa.false()})
+    # no Python-side default (the database's own is false), so inserts written for older revisions still work
+    last_account_changed: bool | None = Field(default=None, nullable=False,
+                                              sa_column_kwargs={"server_default": sa.false()})
 
 
 class Check(SQLModel, table=True):
