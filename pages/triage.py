@@ -85,13 +85,14 @@ now = datetime.now(timezone.utc)
 worse_since = now - timedelta(hours=WORSE_HOURS)
 filters = triage.store_filters(view)
 try:
-    found = svc.store.latest_page(
-        **filters, worse_since=worse_since if view["worse"] else None, rotation_days=rt.rotation_days,
-        page=int(view["page"]), page_size=int(view["size"]), now=now,
-    )
     counts = svc.store.latest_status_counts(
         **{k: v for k, v in filters.items() if k != "status"}, worse_since=worse_since if view["worse"] else None,
         rotation_days=rt.rotation_days, now=now,
+    )
+    found = svc.store.latest_page(  # the same filters: the total is the figures' sum over the statuses shown
+        **filters, worse_since=worse_since if view["worse"] else None, rotation_days=rt.rotation_days,
+        page=int(view["page"]), page_size=int(view["size"]), now=now,
+        total=sum(counts.get(s_, 0) for s_ in (view["status"] or KEY_STATUSES)),
     )
     worse = None
     if not view["worse"]:

@@ -269,10 +269,11 @@ def order_keys(order: str, cc=c) -> list[tuple[Any, bool]]:
         raise StoreInputError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}.")
     failing, healthy = STATUSES.index("failing"), STATUSES.index("healthy")
     severity = sa.case((sa.and_(key_signal(cc), rank > failing), failing), else_=rank)
-    calm = sa.case((severity >= healthy, 1), else_=0)
-    impact = sa.case((sa.or_(t.c.expected_mode == "live", cc.c.key_mode == "live"), 0), else_=1)
+    calm = sa.case((severity >= healthy, 100), else_=0)
+    impact = sa.case((sa.or_(t.c.expected_mode == "live", cc.c.key_mode == "live"), 0), else_=10)
     unbroken = sa.case((t.c.broken_since.is_(None), 1), else_=0)
-    return [(calm, False), (impact, False), (severity, False), (unbroken, False), (t.c.broken_since, True),
+    # one integer for the first three keys (calm, impact, severity: severity < 10), so the sort compares fewer keys
+    return [(calm + impact + severity, False), (unbroken, False), (t.c.broken_since, True),
             (cc.c.checked_at, False), (t.c.id, False)]
 
 
@@ -485,11 +486,14 @@ def latest_page(db: Database, status: str | Iterable[str] | None = None,
     missing: str | None = None,
     excess: str | None = None,
     order: str = "impact",
+    total: int | None = None,
 ) -> LatestPage:
     """One page of latest_checks (same filters, same order) and where it sits: {"rows", "total", "page",
     "pages", "page_size", "first", "last"}. `page` counts from 1 and is clamped to 1..pages (a filter that
     shrank the list never leaves the caller past the end); first/last are the 1-based row numbers shown (0, 0
-    when nothing matches). page_size: 1..MAX_PAGE_SIZE."""
+    when nothing matches). page_size: 1..MAX_PAGE_SIZE. total: how many rows these filters give, when the caller
+    has counted them already (Triage sums latest_status_counts under the same filters): the page's query then
+    sorts with a top-N sort instead of counting every row with a window."""
     size = int(page_size)
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise StoreInputError(f"The page size must be a whole number from 1 to {MAX_PAGE_SIZE}.")
@@ -497,8 +501,14 @@ def latest_page(db: Database, status: str | Iterable[str] | None = None,
     filters: dict[str, Any] = {"status": status, "mode": mode, "stale_days": stale_days, "search": search,
                                "flag": flag, "include_archived": include_archived, "now": now,
                                "worse_since": worse_since, "missing": missing, "excess": excess}
-    rows, total = _latest(db, filters, rotation_days, size, (max(int(page), 1) - 1) * size, with_total=True,
-                          order=order)
+    if total is not None:
+        total = max(int(total), 0)
+        page_ = min(max(int(page), 1), max(1, -(-total // size)))
+        rows = _latest(db, filters, rotation_days, size, (page_ - 1) * size, with_total=False,
+                       order=order)[0] if total else []
+    else:
+        rows, total = _latest(db, filters, rotation_days, size, (max(int(page), 1) - 1) * size, with_total=True,
+                              order=order)
     if total is None:  # nothing on that page: count, then show the last page there is (if any)
         total = count_latest(db, **filters, rotation_days=rotation_days)
         pages = max(1, -(-total // size))
