@@ -95,7 +95,7 @@ try:
         total=sum(counts.get(s_, 0) for s_ in (view["status"] or KEY_STATUSES)),
     )
     worse = None
-    if not view["worse"]:
+    if not triage.is_filtered(view):  # the landing view: what got worse overnight comes first
         worse = svc.store.latest_page(worse_since=worse_since, rotation_days=rt.rotation_days, page_size=WORSE_SHOWN,
                                       now=now)
 except store.StoreInputError as e:
