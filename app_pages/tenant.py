@@ -12,6 +12,7 @@ from typing import NoReturn
 import streamlit as st
 
 from core import store
+from core.engine.catalogue import load_catalogue, load_profile
 from core.ui import tenant as tables
 from core.ui.charts import tenant as charts
 from core.ui.palette import STATUS_BANNER
@@ -124,9 +125,40 @@ BANNER.get(latest["status"], st.info)(
 )
 if latest.get("problem"):
     st.markdown(f"**Problem:** {md_escape(latest['problem'])}")
+streak = tables.streak_line(tenant, latest["status"])
+if streak:
+    st.markdown(f"**{streak}**")
+elif tenant.get("last_healthy_at") is not None:
+    st.caption(f"Healthy; last healthy check {tenant['last_healthy_at']:%Y-%m-%d %H:%M} UTC.")
+
+# --- why, without the key: the stored rows of the latest check, and the message for the tenant rebuilt from them
+current_fp = latest.get("key_fingerprint")
+first = None
+try:
+    stored = svc.store.get_check(latest["check_id"])
+    first = svc.store.key_first_seen(current_fp) if current_fp else None
+except store.DATABASE_ERRORS as e:
+    st.error(database_problem(e, svc.rt.db, "The latest check's permissions could not be read"))
+    stored = None
+age = max(0, (datetime.now(timezone.utc) - first).days) if first is not None else None
+rebuilt = None
+if stored is not None:
+    rebuilt = tables.result_from_stored(stored, tenant, age_days=age, rotation_days=rt.rotation_days)
+if rebuilt is not None and (latest["status"] != "healthy" or (rebuilt.lifecycle and rebuilt.lifecycle.mode_mismatch)):
+    profile, catalogue = load_profile(), load_catalogue()
+    why = tables.why_frame(rebuilt, profile)
+    st.subheader("Why")
+    if not why.empty:
+        st.caption(f"What the latest check ({latest['checked_at']:%Y-%m-%d %H:%M} UTC) found, permission by "
+                   "permission, and what to change in the Stripe Dashboard. Read from the stored check: no key needed.")
+        st.dataframe(why, hide_index=True, key="tn_why",
+                     column_config={"What to change": st.column_config.TextColumn(width="large")})
+    message = tables.message_for(rebuilt, profile, catalogue)
+    if message:
+        st.markdown("**Message for the tenant** (copy it with the button at its top right)")
+        st.code(message, language=None, wrap_lines=True)
 
 # --- the key: replaced, mode/account changed, expected mode, age, shared ----------------------------------
-current_fp = latest.get("key_fingerprint")
 last_event = events[0] if events else None
 if last_event is not None and last_event["new_fingerprint"] == current_fp:
     flags = [w for w, on in (("mode changed", last_event["mode_changed"]),
@@ -153,9 +185,7 @@ for sk in shared:
         "pasted into the wrong tenant, or tenants sharing one Stripe account."
     )
 if current_fp:
-    first = svc.store.key_first_seen(current_fp)
-    if first is not None:
-        age = max(0, (datetime.now(timezone.utc) - first).days)
+    if first is not None and age is not None:
         due = age >= rt.rotation_days and latest["status"] != "invalid"
         st.caption(
             f"This key has been in use for {age} day{'s' if age != 1 else ''} (first seen {first:%Y-%m-%d})"

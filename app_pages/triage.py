@@ -1,4 +1,4 @@
-"""Triage: every tenant's latest status, worst and stalest first; each tenant opens its page."""
+"""Triage: tenants by impact with a short problem each, what got worse overnight first, the view in the URL."""
 from __future__ import annotations
 
 from dashboard.gate import require_access
@@ -6,15 +6,18 @@ from dashboard.gate import require_access
 require_access()  # first: nothing below renders or touches the database until an allowed person signs in
 
 import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from core import store
 from core.engine.result import KEY_STATUSES
+from core.store.queries import WORSE_HOURS
+from core.ui import triage
 from core.ui.palette import status_css
 from core.ui.problems import database_problem
-from core.ui.text import md_escape
+from core.ui.text import md_code, md_escape
 from dashboard.held_key import held_key_picker
 from dashboard.widgets import session_service
 
@@ -22,50 +25,80 @@ log = logging.getLogger("keyhealth")
 svc = session_service()
 rt = svc.rt
 QUICK_LINKS = 12
-FLAG_WORDS = {  # triage column words for store.FLAGS
-    "key_replaced": "key replaced",
-    "mode_changed": "mode changed",
-    "account_changed": "account changed",
-    "mode_mismatch": "test key on live tenant",
-    "rotation_due": "rotation due",
-    "shared_key": "shared key",
-}
+WORSE_SHOWN = 8
+# view key -> session-state key (the widgets' keys; missing/excess are set by links only)
+KEYS = {"status": "tr_status", "mode": "tr_mode", "stale": "tr_stale", "search": "tr_search", "flags": "tr_flags",
+        "worse": "tr_worse", "size": "tr_size", "page": "tr_page", "missing": "tr_missing", "excess": "tr_excess"}
+FILTER_KEYS = ("status", "mode", "stale", "search", "flags", "worse", "size", "missing", "excess")
+
+
+def _filters_of(view: dict[str, Any]) -> tuple:
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (view[k] for k in FILTER_KEYS))
+
+
+# --- the URL sets the view when it changed from outside (a link, a new tab); otherwise the widgets do ----------
+url_now = {p: st.query_params[p] for p in triage.PARAMS.values() if p in st.query_params}
+if url_now != st.session_state.get("tr_url"):
+    opened = triage.view_from_params(url_now)
+    for k, sk in KEYS.items():
+        st.session_state[sk] = opened[k]
+    st.session_state["tr_filters"] = _filters_of(opened)
+for k, sk in KEYS.items():
+    st.session_state.setdefault(sk, triage.DEFAULT_VIEW[k])
 
 st.title("Triage")
-st.caption("Every tenant's latest check, worst status first, then the longest unchecked, one page at a time. "
-    "Select a row to open the tenant.")
+st.caption("Every tenant's latest check by impact: tenants in production or on a live key first, then the worst "
+           "(a test key on a live tenant or another Stripe account counts as failing), then the newest breakage; "
+           "healthy tenants last. Select a row to open the tenant.")
 
 f1, f2, f3, f4 = st.columns([2, 1, 1, 2])
-statuses = f1.multiselect("Status", KEY_STATUSES, key="tr_status", placeholder="Any status")
-mode = f2.selectbox("Mode", ["any", "live", "test"], key="tr_mode")
-stale = f3.number_input("Not checked for (days)", min_value=0, max_value=3650, value=0, step=1, key="tr_stale",
-                        help="0 shows every tenant; 14 shows only tenants whose latest check is older than 14 days.")
-search = f4.text_input("Search", key="tr_search", placeholder="Tenant, account, contact or masked key")
-g1, g2 = st.columns([5, 1])
-signals = g1.multiselect(
+f1.multiselect("Status", KEY_STATUSES, key="tr_status", placeholder="Any status")
+f2.selectbox("Mode", ["any", "live", "test"], key="tr_mode")
+f3.number_input("Not checked for (days)", min_value=0, max_value=triage.STALE_MAX, step=1, key="tr_stale",
+                help="0 shows every tenant; 14 shows only tenants whose latest check is older than 14 days.")
+f4.text_input("Search", key="tr_search", placeholder="Tenant, account, contact or masked key",
+              max_chars=triage.SEARCH_MAX)
+g1, g2, g3 = st.columns([4, 2, 1], vertical_alignment="bottom")
+g1.multiselect(
     "Key signals", list(store.FLAGS), key="tr_flags", placeholder="Any key",
-    format_func=lambda f: FLAG_WORDS.get(f, f),
+    format_func=lambda f: triage.FLAG_WORDS.get(f, f),
     help="Only tenants whose current key shows every chosen signal: replaced in the last 7 days, mode or account "
          "changed with the replacement, a test key on a live tenant, due for rotation, or recorded for another tenant.",
 )
-size = g2.selectbox("Rows per page", store.PAGE_SIZES, index=store.PAGE_SIZES.index(50), key="tr_size")
+g2.toggle(f"Got worse in the last {WORSE_HOURS} hours", key="tr_worse",
+          help="Only tenants whose status got worse (or who failed their first check) in the last 24 hours: what "
+               "changed overnight.")
+g3.selectbox("Rows per page", store.PAGE_SIZES, key="tr_size")
+for kind in ("missing", "excess"):
+    scope = st.session_state.get(KEYS[kind])
+    if scope:
+        s1, s2 = st.columns([5, 1], vertical_alignment="center")
+        s1.markdown(f"Only tenants whose latest check has {md_code('rak_' + scope)} **{kind}**.")
+        if s2.button("Clear", key=f"tr_clear_{kind}"):
+            st.session_state[KEYS[kind]] = None
+            st.rerun()
 
-wanted = (tuple(statuses), mode, stale, search, tuple(signals), size)
-if st.session_state.get("tr_filters") != wanted:  # another filter or page size: back to the first page
-    st.session_state["tr_filters"] = wanted
-    st.session_state["tr_page"] = 1
+view: dict[str, Any] = {k: st.session_state[sk] for k, sk in KEYS.items()}
+if st.session_state.get("tr_filters") != _filters_of(view):  # another filter or page size: back to the first page
+    st.session_state["tr_filters"] = _filters_of(view)
+    st.session_state["tr_page"] = view["page"] = 1
+now = datetime.now(timezone.utc)
+worse_since = now - timedelta(hours=WORSE_HOURS)
+filters = triage.store_filters(view)
 try:
-    found = svc.store.latest_page(
-        status=statuses or None,
-        mode=None if mode == "any" else mode,
-        stale_days=float(stale) if stale else None,
-        search=search or None,
-        flag=signals or None,
-        rotation_days=rt.rotation_days,
-        page=int(st.session_state.get("tr_page", 1)),
-        page_size=size,
+    counts = svc.store.latest_status_counts(
+        **{k: v for k, v in filters.items() if k != "status"}, worse_since=worse_since if view["worse"] else None,
+        rotation_days=rt.rotation_days, now=now,
     )
-    counts = svc.store.status_counts()
+    found = svc.store.latest_page(  # the same filters: the total is the figures' sum over the statuses shown
+        **filters, worse_since=worse_since if view["worse"] else None, rotation_days=rt.rotation_days,
+        page=int(view["page"]), page_size=int(view["size"]), now=now,
+        total=sum(counts.get(s_, 0) for s_ in (view["status"] or KEY_STATUSES)),
+    )
+    worse = None
+    if not triage.is_filtered(view):  # the landing view: what got worse overnight comes first
+        worse = svc.store.latest_page(worse_since=worse_since, rotation_days=rt.rotation_days, page_size=WORSE_SHOWN,
+                                      now=now)
 except store.StoreInputError as e:
     st.error(md_escape(e))
     st.stop()
@@ -73,11 +106,40 @@ except store.DATABASE_ERRORS as e:
     st.error(database_problem(e, svc.rt.db, "The tenants could not be read"))
     st.stop()
 rows = found["rows"]
-st.session_state["tr_page"] = found["page"]  # clamped: when the list shrank under this page, its last page
+st.session_state["tr_page"] = view["page"] = found["page"]  # clamped: when the list shrank, its last page
 
+# --- the view goes into the URL (only what differs from the default), so a link reopens it --------------------
+want = triage.params_from_view(view)
+for p in triage.PARAMS.values():
+    if p in want:
+        if st.query_params.get(p) != want[p]:
+            st.query_params[p] = want[p]
+    elif p in st.query_params:
+        del st.query_params[p]
+st.session_state["tr_url"] = want
+
+# --- what got worse in the last 24 hours: first, when there is any ------------------------------------------
+if worse is not None and worse["total"]:
+    st.subheader(f"Got worse in the last {WORSE_HOURS} hours ({worse['total']:,})")
+    for r in worse["rows"]:
+        problem = triage.problem_text(r)
+        st.page_link(
+            "pages/tenant.py", query_params={"tenant": r["slug"]},
+            label=f"{md_escape(r['tenant'])}: {r['status']}" + (f" · {md_escape(problem)}" if problem else ""),
+        )
+    if worse["total"] > len(worse["rows"]):
+        st.caption(f"The {len(worse['rows'])} with the most impact are listed.")
+    st.page_link("pages/triage.py", label=f"Show only these {worse['total']:,} tenants",
+                 query_params={"worse": "1", **({"demo": "1"} if rt.demo else {})})
+    st.divider()
+
+filtered = triage.is_filtered(view)
 cols = st.columns(len(KEY_STATUSES))
 for col, s in zip(cols, KEY_STATUSES, strict=True):
-    col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}")
+    col.metric(s, counts.get(s, 0), help=f"Tenants whose latest check is {s}"
+               + (" (under the filters above, the Status filter aside)" if filtered else ""))
+st.caption("The figures follow the filters above (all but Status)." if filtered else
+           "The figures count every tenant (no filter is set).")
 
 try:
     alerts = svc.store.open_alerts(limit=20)
@@ -85,7 +147,7 @@ except Exception as e:  # noqa: BLE001 - the alerts are extra: triage stands wit
     log.error("alerts query failed: %s", type(e).__name__)
     alerts = []
 if alerts:
-    with st.expander(f"Open alerts ({len(alerts)}{'+' if len(alerts) == 20 else ''})", expanded=True):
+    with st.expander(f"Open alerts ({len(alerts)}{'+' if len(alerts) == 20 else ''})", expanded=False):
         for a in alerts:
             a1, a2 = st.columns([6, 1])
             delivery = {"delivered": "sent to the webhook", "pending": "not sent yet",
@@ -97,36 +159,18 @@ if alerts:
                 st.rerun()
 
 if not rows:
-    if any((statuses, mode != "any", stale, search, signals)):
+    if filtered:
         st.info("No tenant matches these filters; clear a filter to see more.")
     else:
         st.info("No tenant has been checked yet: check a key on the *Check a key* page and it shows up here.")
     st.stop()
 
-demo_q = "&demo=1" if rt.demo else ""
-frame = pd.DataFrame(
-    {
-        "Tenant": [r["tenant"] for r in rows],
-        "Status": [r["status"] for r in rows],
-        "Score": [r["score"] for r in rows],
-        "Mode": [r["key_mode"] or "" for r in rows],
-        "Key signals": [", ".join(w for f, w in FLAG_WORDS.items() if r.get(f)) for r in rows],
-        "Key age (days)": [r.get("key_age_days") for r in rows],
-        "Last checked": [r["checked_at"] for r in rows],
-        "Days ago": [int(r["age_days"]) for r in rows],  # whole days, as everywhere
-        "Missing": [r["n_missing"] for r in rows],
-        "Excess": [r["n_excess"] for r in rows],
-        "Unknown": [r["n_unknown"] for r in rows],
-        "Key": [r["key_masked"] for r in rows],
-        "Account": [r["account"] or "" for r in rows],
-        "Problem": [r["problem"] or "" for r in rows],
-        "Open": [f"tenant-history?tenant={r['slug']}{demo_q}" for r in rows],
-    }
-)
+frame = triage.table(rows, demo=rt.demo)
 total = found["total"]
 st.caption(f"Rows {found['first']:,}–{found['last']:,} of {total:,} tenant{'s' if total != 1 else ''}"
            if found["pages"] > 1 else f"{total:,} tenant{'s' if total != 1 else ''}")
 gen = st.session_state.get("tr_table_gen", 0)
+w = triage.COLUMN_WIDTHS
 event = st.dataframe(
     frame.style.map(status_css, subset=["Status"]),
     hide_index=True,
@@ -135,19 +179,22 @@ event = st.dataframe(
     key=f"tr_table_{gen}",
     height=min(38 + 35 * len(frame), 640),
     column_config={
-        "Status": st.column_config.TextColumn("Status", width=96),
-        "Score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d"),
-        "Last checked": st.column_config.DatetimeColumn("Last checked (UTC)", format="YYYY-MM-DD HH:mm",
-                                                        timezone="UTC"),
-        "Days ago": st.column_config.NumberColumn("Days ago", format="%d", help="Whole days since the last check."),
-        "Key signals": st.column_config.TextColumn(
-            "Key signals", width="medium",
-            help="Key replaced (last 7 days), mode or account changed with it, a test key on a live tenant, rotation "
-                 "due, the same key on another tenant."),
-        "Key age (days)": st.column_config.NumberColumn("Key age (days)", format="%d",
-                                                        help="Days since Key Health first saw the current key."),
-        "Problem": st.column_config.TextColumn("Problem", width="medium"),
-        "Open": st.column_config.LinkColumn("Open", display_text="history ↗", help="Open in a new tab"),
+        "Tenant": st.column_config.TextColumn("Tenant", width=w["Tenant"]),
+        "Status": st.column_config.TextColumn("Status", width=w["Status"]),
+        "Problem": st.column_config.TextColumn(
+            "Problem", width=w["Problem"],
+            help="The key's signals (a test key on a live tenant, another Stripe account, …), then what the "
+                 "latest check found: the missing permissions by their Stripe Dashboard names, or why Stripe refused "
+                 "the key."),
+        "Mode": st.column_config.TextColumn("Mode", width=w["Mode"], help="The key's mode; ★ the tenant is in "
+                                            "production (expects a live key)."),
+        "Broken since": st.column_config.DatetimeColumn(
+            "Broken since", width=w["Broken since"], format="YYYY-MM-DD", timezone="UTC",
+            help="The first check of the current run of checks that were not healthy (UTC day)."),
+        "Last checked (UTC)": st.column_config.DatetimeColumn("Last checked (UTC)", width=w["Last checked (UTC)"],
+                                                              format="MM-DD HH:mm", timezone="UTC"),
+        "Open": st.column_config.LinkColumn("Open", width=w["Open"], display_text="↗",
+                                            help="Open the tenant in a new tab"),
     },
 )
 picked = event.selection.rows if event is not None else []

@@ -5,9 +5,10 @@
 
 `Plan.stream()` yields the checks in time order (ids are given in that order, as a live system would give
 them). Every table record_check writes is filled from that one stream: tenants (with their latest-check
-pointer and the last account seen), checks, check_rows, stripe_keys (one row per fingerprint Stripe accepted,
-first seen at its first accepted check) and key_events (one per replacement of a tenant's key, with the old
-key, mode and account).
+pointer, the last account seen, and the 0015 summary: the latest check's short problem, the bad streak and the
+account-change signal), checks, check_rows, stripe_keys (one row per fingerprint Stripe accepted, first seen at
+its first accepted check) and key_events (one per replacement of a tenant's key, with the old key, mode and
+account).
 Each tenant has 1–3 keys over time; a few replacements change mode or Stripe account, about 1 % of tenants
 end on a key shared with another tenant, and about 0.5 % of checks are unreachable (Stripe never answered:
 no rows, never a tenant's latest). tests/test_bench_seed.py replays a tiny plan through record_check and
@@ -22,7 +23,7 @@ import random
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 
 from core import store
 from core.engine.result import KEY_STATUSES, LEVELS, Level
+from core.store import latest
 from core.store.db import connect, dispose_engine, get_engine
 from core.store.models import checks_t
 from core.store.record import ACCEPTED_STATUSES
@@ -56,7 +58,8 @@ CHECK_COLS = (
 )
 ROW_COLS = ("id", "check_id", "scope", "resource", "category", "required", "granted", "verdict", "reason")
 TENANT_COLS = ("id", "name", "slug", "account", "contact", "notes", "archived", "created_at", "last_check_id",
-               "last_checked_at", "expected_mode")
+               "last_checked_at", "expected_mode", "last_summary", "broken_since", "last_healthy_at", "worse_at",
+               "last_account_changed")
 KEY_COLS = ("id", "fingerprint", "key_masked", "key_mode", "first_seen_at")
 EVENT_COLS = ("id", "tenant_id", "check_id", "at", "kind", "old_fingerprint", "new_fingerprint", "old_masked",
               "new_masked", "old_mode", "new_mode", "old_account", "new_account")
@@ -191,11 +194,18 @@ class _Lifecycle:
         self.events: list[list[Any]] = []
         self.unfilled: dict[tuple[int, str], list[int]] = {}  # (tenant, fp) -> events waiting for new_account
         self.account_before: dict[int, str] = {}  # tenant id -> the account its checks saw last (any check)
+        # 0015: the streak, the latest check's summary and the tenant's newest key event (fp, old account)
+        self.streak: dict[int, tuple] = {}
+        self.summary: dict[int, str | None] = {}
+        self.last_event: dict[int, tuple[str, str | None]] = {}
 
-    def add(self, cid: int, tid: int, ch: dict[str, Any]) -> None:
+    def add(self, cid: int, tid: int, ch: dict[str, Any], rows: Sequence[tuple] = ()) -> None:
         at, acct, fp = ch["checked_at"], ch["account"], ch["key_fingerprint"]
         if ch["status"] != "unreachable":
             self.last[tid] = (cid, at)
+            self.streak[tid] = latest.step(self.streak.get(tid, latest.NO_STREAK), ch["status"], at)
+            self.summary[tid] = latest.summary_of(ch["status"], ch["refused"], ch["key_kind"],
+                                                  [{"verdict": r[5], "resource": r[1]} for r in rows])
         if acct and (ch["status"] != "unreachable" or tid not in self.account):
             self.account[tid] = acct
         if fp is None:
@@ -208,6 +218,7 @@ class _Lifecycle:
             new_account = acct or self.fp_account.get(fp)
             self.events.append([tid, cid, at, "replaced", prev[0], fp, prev[1], ch["key_masked"], prev[2],
                                 ch["key_mode"], old_account, new_account])
+            self.last_event[tid] = (fp, old_account)
             if new_account is None:
                 self.unfilled.setdefault((tid, fp), []).append(len(self.events) - 1)
         elif acct:
@@ -217,6 +228,16 @@ class _Lifecycle:
         if acct:
             self.fp_account.setdefault(fp, acct)
             self.account_before[tid] = acct
+
+    def summary_values(self, tid: int, latest_check: dict[str, Any] | None) -> tuple:
+        """The tenant's 0015 columns: summary, broken_since, last_healthy_at, worse_at, last_account_changed."""
+        broken, healthy, worse, _ = self.streak.get(tid, latest.NO_STREAK)
+        changed = False
+        if latest_check is not None:
+            fp, acct = latest_check["key_fingerprint"], latest_check["account"]
+            ev = self.last_event.get(tid)
+            changed = bool(ev and fp and acct and ev[0] == fp and ev[1] and ev[1] != acct)
+        return (self.summary.get(tid), broken, healthy, worse, changed)
 
 
 def _sqlite_text(at: datetime) -> str:
@@ -242,9 +263,12 @@ def seed(url: str, plan: Plan, *, batch: int = 20_000) -> dict[str, Any]:
     rid = 0
     n_rows = 0
     try:
+        latest_of: dict[int, dict[str, Any]] = {}  # tenant id -> its latest check's key and account
         for cid, (ti, ch, chrows) in enumerate(plan.stream(), start=1):
             tid = ti + 1
-            lc.add(cid, tid, ch)
+            lc.add(cid, tid, ch, chrows)
+            if ch["status"] != "unreachable":
+                latest_of[tid] = {"key_fingerprint": ch["key_fingerprint"], "account": ch["account"]}
             checks.append((cid, tid, *(ch[k] for k in CHECK_COLS[2:])))
             for row in chrows:
                 rid += 1
@@ -267,7 +291,7 @@ def seed(url: str, plan: Plan, *, batch: int = 20_000) -> dict[str, Any]:
             last = lc.last.get(tid)
             tenants.append((tid, t["name"], store.slugify(t["name"]), lc.account.get(tid), t["contact"], None,
                             t["archived"], created, last[0] if last else None, last[1] if last else None,
-                            t["expected_mode"]))
+                            t["expected_mode"], *lc.summary_values(tid, latest_of.get(tid))))
         writer.write("tenants", TENANT_COLS, tenants)
         writer.write("stripe_keys", KEY_COLS, [(i, *k) for i, k in enumerate(lc.keys.values(), start=1)])
         writer.write("key_events", EVENT_COLS, [(i, *ev) for i, ev in enumerate(lc.events, start=1)])
@@ -320,7 +344,7 @@ class _SqliteWriter:
         if not data:
             return
         conv = [i for i, c in enumerate(cols) if c in ("checked_at", "created_at", "last_checked_at", "first_seen_at",
-                                                         "at")]
+                                                         "at", "broken_since", "last_healthy_at", "worse_at")]
         if conv:
             data = [tuple(_sqlite_text(v) if i in conv and v is not None else v for i, v in enumerate(row))
                     for row in data]

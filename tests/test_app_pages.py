@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,17 +137,14 @@ def test_check_in_demo_reaches_the_embedded_sandbox(demo_env):
     assert demo_env.store.tenant_history(tenant)[0]["source"] == "dashboard"
 
 
-def test_triage_lists_every_tenant_worst_first(demo_env):
+def test_triage_lists_every_tenant_by_impact(demo_env):
     at = app("app_pages/triage.py")
     assert at.title[0].value == "Triage"
     frame = at.dataframe[0].value
     assert len(frame) == len(demo_env.store.list_tenants())
-    order = list(frame["Status"])
-    ranks = [KEY_STATUSES.index(s) for s in order]
-    assert ranks == sorted(ranks), "worst status first"
-    same = [i for i in range(1, len(order)) if order[i] == order[i - 1]]
-    for i in same:
-        assert frame["Last checked"][i - 1] <= frame["Last checked"][i], "then stalest first"
+    # the store's impact order (tests/test_triage_impact.py): production and live keys first, then severity
+    assert list(frame["Tenant"]) == [r["tenant"] for r in demo_env.store.latest_checks()]
+    assert frame["Status"][0] in ("invalid", "failing") and frame["Mode"][0].startswith("live")
     assert all("tenant=" in u and "demo=1" in u for u in frame["Open"])
     assert all("rk_" not in u for u in frame["Open"]), "no key in a URL"
     counts = demo_env.store.status_counts()
@@ -163,7 +160,8 @@ def test_triage_filters_and_search(demo_env):
     at.multiselect(key="tr_status").set_value([]).run()
     at.number_input(key="tr_stale").set_value(14).run()
     if at.dataframe:
-        assert (at.dataframe[0].value["Days ago"] > 14).all()
+        checked = at.dataframe[0].value["Last checked (UTC)"]
+        assert (checked < datetime.now(UTC) - timedelta(days=14)).all()
     at.number_input(key="tr_stale").set_value(0).run()
     name = demo_env.store.list_tenants()[5]["name"]
     at.text_input(key="tr_search").input(name.split()[0].lower()).run()

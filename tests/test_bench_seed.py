@@ -14,7 +14,7 @@ from core.store.db import connect, dispose_engine
 from core.store.models import check_rows_t, checks_t, key_events_t, stripe_keys_t, tenants_t
 
 TENANT_COLS = ["id", "name", "slug", "account", "contact", "notes", "archived", "last_check_id", "last_checked_at",
-               "expected_mode"]
+               "expected_mode", "last_summary", "broken_since", "last_healthy_at", "worse_at", "last_account_changed"]
 
 
 def _dump(url: str) -> dict[str, list[tuple]]:
@@ -66,6 +66,9 @@ def test_bulk_seed_equals_record_check(tmp_path, monkeypatch):
     assert {c[10] for c in got["checks"]} >= {"unreachable", "invalid", "healthy"}
     for table in ("tenants", "checks", "check_rows", "stripe_keys", "key_events"):
         assert got[table] == want[table], table
+    # 0015: the summaries and streaks are there to compare (a short problem, a streak, a last healthy check)
+    assert {t[10] for t in got["tenants"]} - {None} and {t[11] for t in got["tenants"]} - {None}
+    assert {t[12] for t in got["tenants"]} - {None} and any(t[14] for t in got["tenants"])
     # every tenant points at its newest check that is not unreachable
     by_tenant: dict[int, tuple] = {}
     for c in got["checks"]:

@@ -33,7 +33,43 @@ FILTERS: list[dict] = [
     {}, {"status": "failing"}, {"status": ["invalid", "attention"]}, {"mode": "live"}, {"stale_days": 3},
     {"search": "tenant 0"}, {"search": "…k2"}, {"flag": "shared_key"}, {"flag": "mode_changed"},
     {"flag": ["rotation_due", "shared_key"]}, {"status": "healthy", "mode": "test", "stale_days": 1},
+    {"worse_since": NOW - timedelta(days=1)}, {"missing": "charge_read"}, {"excess": "customer_read", "mode": "live"},
+    {"order": "status"}, {"worse_since": NOW - timedelta(days=3), "flag": "shared_key"},
 ]
+
+
+def summary_mismatches(conn) -> list[tuple]:
+    """0015: each tenant's summary, streak and account signal against the history walked here in time order."""
+    out: list[tuple] = []
+    history: dict[int, list[tuple]] = {}
+    for cid, tid, at, status in conn.execute(sa.select(checks_t.c.id, checks_t.c.tenant_id, checks_t.c.checked_at,
+                                                       checks_t.c.status)):
+        history.setdefault(tid, []).append((at, cid, status))
+    t = tenants_t.c
+    for tid, last, summary, broken, healthy, worse in conn.execute(
+            sa.select(t.id, t.last_check_id, t.last_summary, t.broken_since, t.last_healthy_at, t.worse_at)):
+        want_broken = want_healthy = want_worse = prev = None
+        for at, _, status in sorted(history.get(tid, [])):
+            if status == "unreachable":
+                continue
+            if status == "healthy":
+                want_broken, want_healthy, want_worse = None, at, None
+            else:
+                want_broken = want_broken or at
+                if prev is None or STATUSES.index(status) < STATUSES.index(prev):
+                    want_worse = at
+            prev = status
+        if (broken, healthy, worse) != (want_broken, want_healthy, want_worse):
+            out.append(("streak", tid, (broken, healthy, worse), (want_broken, want_healthy, want_worse)))
+        if last is not None:
+            check = conn.execute(sa.select(checks_t.c.status, checks_t.c.refused, checks_t.c.key_kind)
+                                 .where(checks_t.c.id == last)).one()
+            rows = [dict(r._mapping) for r in conn.execute(
+                sa.select(check_rows_t.c.verdict, check_rows_t.c.resource).where(check_rows_t.c.check_id == last)
+                .order_by(check_rows_t.c.id))]
+            if summary != latest.summary_of(check.status, check.refused, check.key_kind, rows):
+                out.append(("summary", tid, summary))
+    return out
 
 
 def random_result(make_result, rnd: random.Random, at: datetime):
@@ -101,6 +137,7 @@ def mismatches(url: str) -> list[tuple]:
                                     .where(key_tenants_t.c.tenants != 0)).all())
         if counted != {fp: len(ts) for fp, ts in key_tenants.items()}:
             out.append(("key_tenants", counted, key_tenants))
+        out += summary_mismatches(conn)
         q = sa.select(t.c.id, t.c.last_check_id, t.c.last_checked_at, c.c.checked_at, *copies, *originals).select_from(
             t.outerjoin(c, c.c.id == t.c.last_check_id))
         n = len(copies)
@@ -127,6 +164,8 @@ def mismatches(url: str) -> list[tuple]:
                 out.append((label, ia, got, want))
         everything = queries.latest_checks(db, include_archived=ia, now=NOW)
         for row in everything:  # "shared key": the latest check's key has a check for another tenant
+            if row["last_account_changed"] != row["account_changed"]:  # 0015: kept on write = the query's flag
+                out.append(("last_account_changed", ia, row["tenant_id"]))
             fp = row["key_fingerprint"]
             if row["shared_key"] != (fp is not None and len(key_tenants.get(fp, set()) - {row["tenant_id"]}) > 0):
                 out.append(("shared_key", ia, row["tenant_id"]))
@@ -137,8 +176,13 @@ def mismatches(url: str) -> list[tuple]:
             out.append(("lifecycle_counts", ia, counts, want_counts))
         for filters in FILTERS:
             want_rows = queries.latest_checks(db, include_archived=ia, now=NOW, **filters)
-            if queries.count_latest(db, include_archived=ia, now=NOW, **filters) != len(want_rows):
+            counting = {k: v for k, v in filters.items() if k != "order"}
+            if queries.count_latest(db, include_archived=ia, now=NOW, **counting) != len(want_rows):
                 out.append(("count_latest", ia, filters))
+            if "status" not in filters:  # Triage's figures follow every filter but the status
+                got_counts = queries.latest_status_counts(db, include_archived=ia, now=NOW, **counting)
+                if got_counts != {st: sum(r["status"] == st for r in want_rows) for st in got_counts}:
+                    out.append(("latest_status_counts", ia, filters, got_counts))
             for size in (3, 50):
                 for page in range(1, max(1, -(-len(want_rows) // size)) + 1):
                     got_page = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
@@ -146,6 +190,10 @@ def mismatches(url: str) -> list[tuple]:
                     want = want_rows[(page - 1) * size: page * size]
                     if got_page["rows"] != want or got_page["total"] != len(want_rows):
                         out.append(("latest_page", ia, filters, size, page))
+                    known = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
+                                                total=len(want_rows), **filters)  # a total the caller counted
+                    if known != got_page:
+                        out.append(("latest_page(total=)", ia, filters, size, page))
     return out
 
 
@@ -220,6 +268,13 @@ def test_the_comparison_notices_a_wrong_copy_or_counter(store_url, make_result):
     with engine.begin() as conn:  # a key counted for one tenant too many: it looks shared
         conn.execute(key_tenants_t.update().where(key_tenants_t.c.fingerprint == "fp_solo").values(tenants=2))
     assert {"key_tenants", "shared_key"} <= {w[0] for w in mismatches(store_url)}
+    latest.rebuild(Database(store_url))
+    with engine.begin() as conn:  # 0015: a wrong streak or summary is noticed
+        conn.execute(tenants_t.update().where(tenants_t.c.name == "Solo")
+                     .values(last_healthy_at=NOW - timedelta(days=1), last_summary="missing: Charges"))
+    assert {"streak", "summary"} <= {w[0] for w in mismatches(store_url)}
+    latest.rebuild(Database(store_url))
+    assert mismatches(store_url) == []
 
 
 def _insert_history_at_0009(url: str, make_result, rnd: random.Random, n: int) -> None:

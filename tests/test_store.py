@@ -217,8 +217,9 @@ def seed_triage(url, make_result):
 
 
 def test_latest_checks_triage_order_and_filters(store_url, make_result):
+    # order="status": the order before impact (tests/test_triage_impact.py holds the default one)
     now = seed_triage(store_url, make_result)
-    got = store.at(store_url).latest_checks(now=now)
+    got = store.at(store_url).latest_checks(now=now, order="status")
     assert [(d["tenant"], d["status"]) for d in got] == [
         ("Invalid 100% Co", "invalid"),
         ("Failing Old", "failing"),
@@ -229,19 +230,22 @@ def test_latest_checks_triage_order_and_filters(store_url, make_result):
         ("Healthy New", "healthy"),
     ]
     assert got[1]["age_days"] == pytest.approx(9)
-    assert [d["tenant"] for d in store.at(store_url).latest_checks("failing")] == ["Failing Old", "Failing New"]
-    assert [d["tenant"] for d in store.at(store_url).latest_checks(["healthy", "invalid"])] == [
+    assert [d["tenant"] for d in store.at(store_url).latest_checks("failing", order="status")] == [
+        "Failing Old", "Failing New"]
+    assert [d["tenant"] for d in store.at(store_url).latest_checks(["healthy", "invalid"], order="status")] == [
         "Invalid 100% Co", "Healthy Old", "Healthy New"]
-    assert [d["tenant"] for d in store.at(store_url).latest_checks(mode="test")] == ["Failing New", "Attention"]
-    assert [d["tenant"] for d in store.at(store_url).latest_checks(stale_days=4.5, now=now)] == [
+    assert [d["tenant"] for d in store.at(store_url).latest_checks(mode="test", order="status")] == [
+        "Failing New", "Attention"]
+    assert [d["tenant"] for d in store.at(store_url).latest_checks(stale_days=4.5, now=now, order="status")] == [
         "Failing Old", "Attention", "Healthy Old"]
-    assert [d["tenant"] for d in store.at(store_url).latest_checks(search="HEALTHY")] == ["Healthy Old", "Healthy New"]
+    assert [d["tenant"] for d in store.at(store_url).latest_checks(search="HEALTHY", order="status")] == [
+        "Healthy Old", "Healthy New"]
     assert [d["tenant"] for d in store.at(store_url).latest_checks(search="100%")] == ["Invalid 100% Co"]
     assert store.at(store_url).latest_checks(search="1%0") == []  # % is literal, not a wildcard
     assert [d["tenant"] for d in store.at(store_url).latest_checks(search="…0009")] == ["Failing Old"]
-    everything = store.at(store_url).latest_checks(include_archived=True)
+    everything = store.at(store_url).latest_checks(include_archived=True, order="status")
     assert [d["tenant"] for d in everything][:2] == ["Archived Co", "Invalid 100% Co"]
-    assert store.at(store_url).latest_checks(limit=2)[1]["tenant"] == "Failing Old"
+    assert store.at(store_url).latest_checks(limit=2, order="status")[1]["tenant"] == "Failing Old"
     with pytest.raises(store.StoreInputError, match="Unknown status 'bad'"):
         store.at(store_url).latest_checks("bad")
 

@@ -67,7 +67,8 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
             out = {}
             for table in ("tenants", "checks", "check_rows", "audit"):
                 cols = [c["name"] for c in sa.inspect(conn).get_columns(table) if c["name"] not in
-                        ("expected_mode", "refused", "key_dashboard_id") and not c["name"].startswith("last_")]
+                        ("expected_mode", "refused", "key_dashboard_id", "broken_since", "worse_at")
+                        and not c["name"].startswith("last_")]
                 out[table] = conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM {table} ORDER BY id")).all()
             return out
 
@@ -94,6 +95,18 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     assert [(d["tenant"], d["status"]) for d in store.at(db_url).latest_checks(include_archived=True)] == [
         ("Globex", "invalid"), ("Acme", "failing")]
     assert store.at(db_url).get_check(3)["rows"][1]["reason"] == "r3"
+    with engine.connect() as conn:  # 0015: the short problem and the streak, walked from the history in time order
+        summary = conn.execute(sa.text("SELECT name, last_summary, broken_since, last_healthy_at, worse_at, "
+                                       "last_account_changed FROM tenants ORDER BY id")).all()
+    at_ = lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC)  # noqa: E731
+    got = [(n, sm, *(None if v is None else (at_(v) if isinstance(v, str) else v.astimezone(UTC)) for v in vs),
+            bool(ch)) for n, sm, *vs, ch in summary]
+    assert got == [
+        ("Acme", "missing: Customers", at_("2025-02-02 10:00:00"), at_("2025-02-01 10:00:00"),
+         at_("2025-02-03 10:00:00"), False),
+        ("Globex", "key refused by Stripe", at_("2025-02-05 08:30:00"), None, at_("2025-02-05 08:30:00"), False),
+        ("Never", None, None, None, None, False),
+    ]
 
 
 def test_models_and_migrations_agree(store_url):

@@ -86,6 +86,7 @@ class Store:
     latest_checks = _Bound(queries.latest_checks)
     count_latest = _Bound(queries.count_latest)
     latest_page = _Bound(queries.latest_page)
+    latest_status_counts = _Bound(queries.latest_status_counts)
     tenant_history = _Bound(queries.tenant_history)
     get_check = _Bound(queries.get_check)
     drift = _Bound(queries.drift)

@@ -57,6 +57,16 @@ class Tenant(SQLModel, table=True):
     last_key_fingerprint: str | None = Field(default=None, sa_type=sa.String(FINGERPRINT_MAX))
     last_key_masked: str | None = Field(default=None, sa_type=sa.String(MASKED_MAX))
     last_account: str | None = Field(default=None, sa_type=sa.String(64))
+    # 0015: the latest check's short problem for Triage, the current bad streak (first check after the last
+    # healthy one), the last healthy check, the last check that made the status worse, and whether the current key
+    # came with another Stripe account; kept by record_check with the pointer (core/store/latest.py).
+    last_summary: str | None = Field(default=None, sa_type=sa.String(200))
+    broken_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_healthy_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    worse_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # no Python-side default (the database's own is false), so inserts written for older revisions still work
+    last_account_changed: bool | None = Field(default=None, nullable=False,
+                                              sa_column_kwargs={"server_default": sa.false()})
 
 
 class Check(SQLModel, table=True):

@@ -229,7 +229,7 @@ def _lifecycle_froms(lc: dict, base=None):
 
 def _lifecycle_select(lc: dict, froms):
     ev = lc["ev"]
-    return sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS).select_from(froms).add_columns(
+    return sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS, *SUMMARY_COLUMNS).select_from(froms).add_columns(
         k.c.first_seen_at.label("key_first_seen_at"),
         sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.at), else_=None).label("replaced_at"),
         sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.old_masked), else_=None).label("replaced_from"),
@@ -237,11 +237,66 @@ def _lifecycle_select(lc: dict, froms):
     )
 
 
+# 0015: the latest check's summary and the tenant's streak, on the tenant row (core/store/latest.py)
+SUMMARY_COLUMNS = [
+    t.c.last_summary.label("summary"),
+    t.c.broken_since,
+    t.c.last_healthy_at,
+    t.c.worse_at,
+    t.c.last_account_changed,
+]
+ORDERS = ("impact", "status")
+WORSE_HOURS = 24
+
+
+def key_signal(cc=c):
+    """SQL: the tenant's current key carries a signal that weighs as failing in the impact order: a key in the
+    wrong mode for the tenant (a test key on a live tenant) or a replacement that changed the Stripe account."""
+    mismatch = sa.and_(t.c.expected_mode.is_not(None), cc.c.key_mode.is_not(None), t.c.expected_mode != cc.c.key_mode)
+    return sa.or_(mismatch, t.c.last_account_changed.is_(True))
+
+
+def order_keys(order: str, cc=c) -> list[tuple[Any, bool]]:
+    """Triage's order as (expression, descending) pairs.
+
+    "impact" (the default): tenants that need nothing (healthy, no key signal) last; before them, tenants in
+    production or on a live key first; then severity, where a key signal (test key on a live tenant, another
+    Stripe account) weighs as failing; then the newest breakage first (broken_since, the first check of the
+    current bad streak); then the stalest. "status": worst status first, then the stalest (the old order)."""
+    rank = status_rank(cc.c.status)
+    if order == "status":
+        return [(rank, False), (cc.c.checked_at, False), (t.c.id, False)]
+    if order not in ORDERS:
+        raise StoreInputError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}.")
+    failing, healthy = STATUSES.index("failing"), STATUSES.index("healthy")
+    severity = sa.case((sa.and_(key_signal(cc), rank > failing), failing), else_=rank)
+    calm = sa.case((severity >= healthy, 100), else_=0)
+    impact = sa.case((sa.or_(t.c.expected_mode == "live", cc.c.key_mode == "live"), 0), else_=10)
+    unbroken = sa.case((t.c.broken_since.is_(None), 1), else_=0)
+    # one integer for the first three keys (calm, impact, severity: severity < 10), so the sort compares fewer keys
+    return [(calm + impact + severity, False), (unbroken, False), (t.c.broken_since, True),
+            (cc.c.checked_at, False), (t.c.id, False)]
+
+
+def _scope_problem(kind: str, scope: str):
+    """SQL: the tenant's latest check has `scope` with verdict `kind` (one index seek into its rows)."""
+    if kind not in ("missing", "excess") or not isinstance(scope, str) or not scope.strip():
+        raise StoreInputError("A permission filter names a scope and whether it is missing or excess.")
+    return sa.exists().where(r.c.check_id == t.c.last_check_id, r.c.verdict == kind, r.c.scope == scope.strip())
+
+
 def _latest_filtered(q, *, status, mode, stale_days, search, flag, flags: dict | None, include_archived: bool,
-                     now: datetime, cc=c):
+                     now: datetime, cc=c, worse_since: datetime | None = None, missing: str | None = None,
+                     excess: str | None = None):
     """`q` narrowed by latest_checks' filters; `flags` are the lifecycle expressions (None: not joined, and
     then `flag` must be None); `cc`: where the latest check's columns come from (see _latest_of)."""
     q = q.where(HAS_LATEST)
+    if worse_since is not None:
+        q = q.where(t.c.worse_at >= _utc(worse_since))
+    if missing is not None:
+        q = q.where(_scope_problem("missing", missing))
+    if excess is not None:
+        q = q.where(_scope_problem("excess", excess))
     if not include_archived:
         q = q.where(t.c.archived.is_(False))
     if flag is not None:
@@ -275,13 +330,21 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     limit: int | None = None,
     offset: int | None = None,
     now: datetime | None = None,
+    worse_since: datetime | None = None,
+    missing: str | None = None,
+    excess: str | None = None,
+    order: str = "impact",
 ) -> list[LatestCheck]:
-    """Triage: each tenant's latest check, worst status first (see STATUSES), then stalest first.
+    """Triage: each tenant's latest check, by impact (see order_keys; order="status": worst status first, then
+    stalest first).
 
     status: one status or several; mode: "live" | "test"; stale_days: only tenants whose latest check
     is older than that; search: case-insensitive substring of name, slug, account, contact or masked key;
-    flag: only tenants with every given key-lifecycle flag (see FLAGS); limit/offset: one slice of that order
-    (see latest_page for a page and the total).
+    flag: only tenants with every given key-lifecycle flag (see FLAGS); worse_since: only tenants whose status got
+    worse at or after that time (worse_at, 0015); missing / excess: only tenants whose latest check has that scope
+    missing / in excess; limit/offset: one slice of that order (see latest_page for a page and the total).
+    Each row also has summary (the short problem), broken_since, last_healthy_at, worse_at and
+    last_account_changed (0015).
     Tenants never checked are not here (see stale_tenants). Each dict has the tenant's and the check's
     columns plus age_days, key_first_seen_at, key_age_days, replaced_at, replaced_from and one boolean per
     FLAGS entry. rotation_days: the key age after which rotation is due (the runtime passes
@@ -289,20 +352,22 @@ def latest_checks(db: Database, status: str | Iterable[str] | None = None,
     """
     now = _utc(now) if now else utcnow()
     filters: dict[str, Any] = {"status": status, "mode": mode, "stale_days": stale_days, "search": search,
-                               "flag": flag, "include_archived": include_archived, "now": now}
-    return _latest(db, filters, rotation_days, limit, offset, with_total=False)[0]
+                               "flag": flag, "include_archived": include_archived, "now": now,
+                               "worse_since": worse_since, "missing": missing, "excess": excess}
+    return _latest(db, filters, rotation_days, limit, offset, with_total=False, order=order)[0]
 
 
 def _latest(db: Database, filters: dict[str, Any], rotation_days: int | None, limit: int | None,
-            offset: int | None, *, with_total: bool) -> tuple[list[LatestCheck], int | None]:
+            offset: int | None, *, with_total: bool, order: str = "impact") -> tuple[list[LatestCheck], int | None]:
     """latest_checks' rows; with_total (a slice only): also how many rows the filters give, counted by the same
     query (None when the slice is empty, e.g. past the end)."""
     now: datetime = filters["now"]
     rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
+    order_keys(order)  # an unknown order is refused before the database is touched
     if limit is None and not offset:
         lc = _lifecycle_columns(now, rot)
         q = _latest_filtered(_lifecycle_select(lc, _lifecycle_froms(lc)), flags=lc["flags"], **filters)
-        q = q.order_by(status_rank(), c.c.checked_at.asc(), t.c.id)
+        q = q.order_by(*(x.desc() if desc else x.asc() for x, desc in order_keys(order)))
     else:
         # A slice: first the slice's tenant ids in triage order, reading only what the filters and the order
         # need; then the lifecycle columns for those rows only (not for every tenant before sorting).
@@ -310,19 +375,21 @@ def _latest(db: Database, filters: dict[str, Any], rotation_days: int | None, li
         inner_lc = _lifecycle_columns(now, rot, cc, froms) if filters["flag"] is not None else None
         if inner_lc is not None:
             froms = inner_lc["froms"]
-        cols = [t.c.id.label("tid"), status_rank(cc.c.status).label("rank"), cc.c.checked_at.label("at")]
+        keys = order_keys(order, cc)
+        cols = [t.c.id.label("tid"), *(x.label(f"k{i}") for i, (x, _) in enumerate(keys))]
         if with_total:
             cols.append(sa.func.count().over().label("total"))
         ids = sa.select(*cols).select_from(froms)
         ids = _latest_filtered(ids, flags=inner_lc["flags"] if inner_lc is not None else None, cc=cc, **filters)
-        ids = ids.order_by(status_rank(cc.c.status), cc.c.checked_at.asc(), t.c.id)
+        ids = ids.order_by(*(x.desc() if desc else x.asc() for x, desc in keys))
         if limit is not None:
             ids = ids.limit(max(int(limit), 0))
         if offset:
             ids = ids.offset(max(int(offset), 0))
         page = ids.subquery("page")
         lc = _lifecycle_columns(now, rot)
-        q = _lifecycle_select(lc, _lifecycle_froms(lc, page)).order_by(page.c.rank, page.c.at, page.c.tid)
+        q = _lifecycle_select(lc, _lifecycle_froms(lc, page)).order_by(
+            *(page.c[f"k{i}"].desc() if desc else page.c[f"k{i}"].asc() for i, (_, desc) in enumerate(keys)))
         if with_total:
             q = q.add_columns(page.c.total.label("_total"))
     with db.connect() as conn:
@@ -349,21 +416,56 @@ def count_latest(db: Database, status: str | Iterable[str] | None = None,
     rotation_days: int | None = None,
     include_archived: bool = False,
     now: datetime | None = None,
+    worse_since: datetime | None = None,
+    missing: str | None = None,
+    excess: str | None = None,
 ) -> int:
     """How many rows latest_checks gives for the same filters (the lifecycle joins only when a flag is asked)."""
+    q = _count_query(db, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag,
+                     rotation_days=rotation_days, include_archived=include_archived, now=now, worse_since=worse_since,
+                     missing=missing, excess=excess)
+    with db.connect() as conn:
+        return int(conn.execute(q.add_columns(sa.func.count())).scalar() or 0)
+
+
+def _count_query(db: Database, *, status, mode, stale_days, search, flag, rotation_days, include_archived, now,
+                 worse_since, missing, excess):
+    """SELECT (no columns yet) over the tenant rows latest_checks gives for these filters."""
     now = _utc(now) if now else utcnow()
     rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
     if flag is None:
         q, cc = _latest_base(db, True)
-        q, flags = q.add_columns(sa.func.count()), None
+        flags = None
     else:
         froms, cc = _latest_of(db)
         lc = _lifecycle_columns(now, rot, cc, froms)
-        q, flags = sa.select(sa.func.count()).select_from(lc["froms"]), lc["flags"]
-    q = _latest_filtered(q, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag, flags=flags,
-                         include_archived=include_archived, now=now, cc=cc)
+        q, flags = sa.select().select_from(lc["froms"]), lc["flags"]
+    return _latest_filtered(q, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag,
+                            flags=flags, include_archived=include_archived, now=now, cc=cc, worse_since=worse_since,
+                            missing=missing, excess=excess)
+
+
+def latest_status_counts(db: Database, mode: str | None = None,
+    stale_days: float | None = None,
+    search: str | None = None,
+    *,
+    flag: str | Iterable[str] | None = None,
+    rotation_days: int | None = None,
+    include_archived: bool = False,
+    now: datetime | None = None,
+    worse_since: datetime | None = None,
+    missing: str | None = None,
+    excess: str | None = None,
+) -> dict[str, int]:
+    """Triage's figures under its filters: how many tenants latest_checks gives in each status for every filter
+    but the status itself (every key status present, worst first; one GROUP BY over the tenant rows)."""
+    q = _count_query(db, status=None, mode=mode, stale_days=stale_days, search=search, flag=flag,
+                     rotation_days=rotation_days, include_archived=include_archived, now=now, worse_since=worse_since,
+                     missing=missing, excess=excess)
+    q = q.add_columns(t.c.last_status, sa.func.count()).group_by(t.c.last_status)
     with db.connect() as conn:
-        return int(conn.execute(q).scalar() or 0)
+        got = {s_: int(n) for s_, n in conn.execute(q)}
+    return {s_: got.get(s_, 0) for s_ in KEY_STATUSES}
 
 
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
@@ -381,22 +483,38 @@ def latest_page(db: Database, status: str | Iterable[str] | None = None,
     page: int = 1,
     page_size: int = 50,
     now: datetime | None = None,
+    worse_since: datetime | None = None,
+    missing: str | None = None,
+    excess: str | None = None,
+    order: str = "impact",
+    total: int | None = None,
 ) -> LatestPage:
     """One page of latest_checks (same filters, same order) and where it sits: {"rows", "total", "page",
     "pages", "page_size", "first", "last"}. `page` counts from 1 and is clamped to 1..pages (a filter that
     shrank the list never leaves the caller past the end); first/last are the 1-based row numbers shown (0, 0
-    when nothing matches). page_size: 1..MAX_PAGE_SIZE."""
+    when nothing matches). page_size: 1..MAX_PAGE_SIZE. total: how many rows these filters give, when the caller
+    has counted them already (Triage sums latest_status_counts under the same filters): the page's query then
+    sorts with a top-N sort instead of counting every row with a window."""
     size = int(page_size)
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise StoreInputError(f"The page size must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     now = _utc(now) if now else utcnow()
     filters: dict[str, Any] = {"status": status, "mode": mode, "stale_days": stale_days, "search": search,
-                               "flag": flag, "include_archived": include_archived, "now": now}
-    rows, total = _latest(db, filters, rotation_days, size, (max(int(page), 1) - 1) * size, with_total=True)
+                               "flag": flag, "include_archived": include_archived, "now": now,
+                               "worse_since": worse_since, "missing": missing, "excess": excess}
+    if total is not None:
+        total = max(int(total), 0)
+        page_ = min(max(int(page), 1), max(1, -(-total // size)))
+        rows = _latest(db, filters, rotation_days, size, (page_ - 1) * size, with_total=False,
+                       order=order)[0] if total else []
+    else:
+        rows, total = _latest(db, filters, rotation_days, size, (max(int(page), 1) - 1) * size, with_total=True,
+                              order=order)
     if total is None:  # nothing on that page: count, then show the last page there is (if any)
         total = count_latest(db, **filters, rotation_days=rotation_days)
         pages = max(1, -(-total // size))
-        rows = _latest(db, filters, rotation_days, size, (pages - 1) * size, with_total=False)[0] if total else []
+        rows = _latest(db, filters, rotation_days, size, (pages - 1) * size, with_total=False,
+                       order=order)[0] if total else []
     pages = max(1, -(-total // size))
     page_ = min(max(int(page), 1), pages)
     offset = (page_ - 1) * size

@@ -239,6 +239,10 @@ _TENANT_COLS = [
     tenants_t.c.last_check_id,
     tenants_t.c.last_checked_at,
     tenants_t.c.expected_mode,
+    # 0015: the latest check's short problem and the tenant's bad streak (core/store/latest.py)
+    tenants_t.c.last_summary,
+    tenants_t.c.broken_since,
+    tenants_t.c.last_healthy_at,
 ]
 EXPECTED_MODES: tuple[str, ...] = ("live", "test")
 
@@ -475,6 +479,17 @@ def _lock_tenant_latest(conn: Connection, tenant_id: int) -> tuple[bool, int | N
     return bool(archived), last
 
 
+def _lock_tenant_state(conn: Connection, tenant_id: int) -> Any:
+    """_lock_tenant, returning the tenant's archived flag, latest-check pointer and streak (0015) as of the lock
+    (one round trip)."""
+    tc = tenants_t.c
+    return conn.execute(
+        sa.select(tc.archived, tc.last_check_id, tc.last_checked_at, tc.last_status, tc.broken_since,
+                  tc.last_healthy_at, tc.worse_at, tc.last_key_fingerprint, tc.last_account)
+        .where(tc.id == tenant_id).with_for_update()
+    ).one()
+
+
 def _check_values(result: CheckResult, source: str, checked_by: str | None) -> tuple[dict, list[dict]]:
     if source not in SOURCES:
         raise StoreInputError(f"The check source {source!r} is not one of {', '.join(SOURCES)}; use one of those.")
@@ -559,7 +574,8 @@ def record_check(db: Database, result: CheckResult,
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
         # before the rollup reads the tenant's other checks
-        archived, old_latest = _lock_tenant_latest(conn, t["id"])
+        locked = _lock_tenant_state(conn, t["id"])
+        archived, old_latest = bool(locked.archived), locked.last_check_id
         pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
         assert pk is not None
         check_id = pk[0]
@@ -568,21 +584,37 @@ def record_check(db: Database, result: CheckResult,
         at = check["checked_at"]
         rollup.on_check(conn, tenant_id=t["id"], archived=archived, check_id=int(check_id), at=at,
                         status=check["status"])
+        replaced = bool(check["key_fingerprint"]) and _track_key(conn, t["id"], int(check_id), check)
         newest = 0
         if check["status"] != "unreachable":
-            newest = conn.execute(
-                tenants_t.update()
-                .where(tenants_t.c.id == t["id"])
-                .where(sa.or_(tenants_t.c.last_checked_at.is_(None), tenants_t.c.last_checked_at <= at))
-                .values(last_check_id=check_id, last_checked_at=at, **latest.tenant_values(check))
-            ).rowcount
+            if locked.last_checked_at is None or locked.last_checked_at <= at:
+                # 0015: the streak moves on by this check; the summary and the account signal are this check's
+                state = latest.step((locked.broken_since, locked.last_healthy_at, locked.worse_at,
+                                     locked.last_status), check["status"], at)
+                summary = {
+                    **latest.streak_values(state),
+                    "last_summary": latest.summary_of(check["status"], check["refused"], check["key_kind"], rows),
+                    "last_account_changed": latest.account_changed(conn, t["id"], check["key_fingerprint"],
+                                                                   check["account"]),
+                }
+                newest = conn.execute(
+                    tenants_t.update()
+                    .where(tenants_t.c.id == t["id"])
+                    .where(sa.or_(tenants_t.c.last_checked_at.is_(None), tenants_t.c.last_checked_at <= at))
+                    .values(last_check_id=check_id, last_checked_at=at, **latest.tenant_values(check), **summary)
+                ).rowcount
+            else:  # recorded out of time order: the streak is recomputed from the history
+                conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"])
+                             .values(**latest.tenant_streak(conn, t["id"])))
             if newest:  # the latest check's problem counts (0010) move with the pointer
                 latest.on_latest(conn, archived=archived, old_check_id=old_latest, new_rows=rows)
+        if replaced and not newest:  # a key event of an older (or unreachable) check is now the tenant's newest
+            conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(
+                last_account_changed=latest.account_changed(conn, t["id"], locked.last_key_fingerprint,
+                                                            locked.last_account)))
         acct = check["account"]
         if acct and (newest or t["account"] is None) and acct != t["account"]:
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(account=acct))
-        if check["key_fingerprint"]:
-            _track_key(conn, t["id"], int(check_id), check)
         return int(check_id)
 
 
@@ -590,9 +622,10 @@ def record_check(db: Database, result: CheckResult,
 ACCEPTED_STATUSES = ("healthy", "attention", "failing", "incomplete")
 
 
-def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> None:
+def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> bool:
     """First-seen date of the key (its first check Stripe accepted it in), and a replacement event when it is not
-    the tenant's previous key (also when the new key is one Stripe refuses: "replaced by a key Stripe refuses")."""
+    the tenant's previous key (also when the new key is one Stripe refuses: "replaced by a key Stripe refuses").
+    True when a replacement event was inserted."""
     c, k, e = checks_t, stripe_keys_t, key_events_t
     fp, at = check["key_fingerprint"], check["checked_at"]
     latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
@@ -630,12 +663,14 @@ def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> 
                 old_account=old_account, new_account=acct,
             )
         )
-    elif acct:  # a later check of the new key learnt its account
+        return True
+    if acct:  # a later check of the new key learnt its account
         conn.execute(
             e.update()
             .where(e.c.tenant_id == tenant_id, e.c.new_fingerprint == fp, e.c.new_account.is_(None))
             .values(new_account=acct)
         )
+    return False
 
 
 def record_audit(db: Database, action: str,

@@ -26,6 +26,9 @@ class TenantRow(TypedDict):
     last_check_id: int | None
     last_checked_at: datetime | None
     expected_mode: str | None
+    last_summary: str | None  # 0015: the latest check's short problem (None when healthy or never checked)
+    broken_since: datetime | None  # 0015: the first check of the current run of checks that were not healthy
+    last_healthy_at: datetime | None  # 0015: the newest healthy check
 
 
 class TenantListRow(TenantRow):
@@ -91,6 +94,12 @@ class LatestCheck(HistoryRow):
     mode_mismatch: bool
     rotation_due: bool
     shared_key: bool
+    # 0015 (core/store/latest.py): the short problem, the current bad streak, the account-change signal
+    summary: str | None
+    broken_since: datetime | None
+    last_healthy_at: datetime | None
+    worse_at: datetime | None
+    last_account_changed: bool
 
 
 class LatestPage(TypedDict):

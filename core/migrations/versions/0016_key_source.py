@@ -1,7 +1,7 @@
 """Checks may come from a key source: source 'key source' (issue 19.5, "Check the key Pointai holds").
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-06
 
 Only the CHECK constraint ck_checks_source widens (every existing row already satisfies the new one):
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
