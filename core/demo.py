@@ -561,18 +561,14 @@ def seed_demo(store: Store, *, now: datetime | None = None, tenants: int = DEMO_
 
 
 # --- the demo's key source ----------------------------------------------------------------------------------
-def main() -> int:
-    """`python -m core.demo`: the demo's key source (KEYHEALTH_KEYS_FROM in demo mode). Prints `tenant,key` for
-    every demo tenant holding a demo key, or only KEYHEALTH_TENANT's line when that is set. Demo keys only."""
+def main(tenant: str | None = None) -> int:
+    """The demo's key source (KEYHEALTH_KEYS_FROM in demo mode; scripts/demo_key_source.py passes it the
+    KEYHEALTH_TENANT a key source is given). Prints `tenant,key` for every demo tenant holding a demo key, or only
+    `tenant`'s line. Demo keys only."""
     import csv
-    import os
     import sys
 
     out = csv.writer(sys.stdout, lineterminator="\n")
-    for name, key in key_source_lines(os.environ.get("KEYHEALTH_TENANT") or None):
+    for name, key in key_source_lines(tenant or None):
         out.writerow([name, key])
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
