@@ -5,9 +5,6 @@ pressing Enter), and asserts that the agent sees what is wrong, since when, and 
 key source (scripts/demo_key_source.py) holds the story keys, so no key is ever pasted for a tenant that Pointai
 already holds a key for. Screenshots go to <KEYHEALTH_SCREENSHOTS or tests/artifacts/screenshots>/tickets/
 (`make screenshots` writes docs/screenshots/tickets/).
-
-Assertions that rely on other branches of issue 19 (H5: the tenant message in the tenant's words; H6: the Tenant
-page's "why" and Triage by impact) are marked `after H5/H6`; with MERGED_H5_H6 set they are checked too.
 """
 from __future__ import annotations
 
@@ -22,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / os.environ.get("KEYHEALTH_SCREENSHOTS", "tests/artifacts/screenshots") / "tickets"
 WAIT_MS = 90_000
 MAX_ACTIONS = 4
-MERGED_H5_H6 = os.environ.get("KEYHEALTH_TICKETS_AFTER_MERGE") == "1"  # the integrator's switch (see the doc)
 UTC_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
 
 pytestmark = [
@@ -151,8 +147,8 @@ def test_ticket_our_key_stopped_working(server, browser, owners):
     # the message to send
     msg = message_block(agent)
     assert msg.strip() and "restricted key" in msg
-    if MERGED_H5_H6:  # after H5: the tenant's words, second person, never "the tenant"
-        assert "the tenant" not in msg.lower() and "your" in msg.lower()
+    # the tenant's words, second person, never "the tenant"
+    assert "the tenant" not in msg.lower() and "your" in msg.lower()
     no_key_on_page(agent)
     assert agent.actions <= MAX_ACTIONS
     agent.shot("1-our-key-stopped-working")
@@ -175,8 +171,8 @@ def test_ticket_permission_errors_on_subscriptions(server, browser, owners):
     assert re.search(r"[Ll]ast healthy \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)
     msg = message_block(agent)
     assert "Subscriptions" in msg and "Invoices" in msg  # what to change, in the message to send
-    if MERGED_H5_H6:  # after H6: the Tenant page names the missing permissions from the stored rows
-        assert "Subscriptions" in agent.page.locator("[data-testid=stMain]").inner_text()
+    # the Tenant page names the missing permissions from the stored rows
+    assert "Subscriptions" in agent.page.locator("[data-testid=stMain]").inner_text()
     no_key_on_page(agent)
     agent.shot("2-permission-errors-on-subscriptions")
 
@@ -196,8 +192,8 @@ def test_ticket_checkout_fails(server, browser, owners):
     assert "FAILING" in text and re.search(r"Not healthy since \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)
     msg = message_block(agent)
     assert "test-mode key" in msg and "rk_live_" in msg  # the message: send us your live key
-    if MERGED_H5_H6:  # after H5: one mode per message, the live create-key link only
-        assert "rk_test_" not in msg.split("test-mode key")[-1]
+    # one mode per message, the live create-key link only
+    assert "rk_test_" not in msg.split("test-mode key")[-1]
     no_key_on_page(agent)
     agent.shot("3-checkout-fails")
 
@@ -237,8 +233,8 @@ def test_ticket_which_tenants_need_us_this_morning(server, browser):
     assert re.search(r"\((invalid|failing)\)", first)
     statuses = agent.page.locator("[role=gridcell]").filter(has_text=re.compile(r"^(invalid|failing)$"))
     assert statuses.count() >= 3
-    if MERGED_H5_H6:  # after H6: tenants in production and live keys first, "got worse in the last 24 hours"
-        agent.see(re.compile("last 24 hours"))
+    # tenants in production and live keys first, "got worse in the last 24 hours"
+    agent.see(re.compile("last 24 hours"))
     agent.shot("5-which-tenants-need-us-this-morning")
     name = re.sub(r"\s*\((invalid|failing)\)\s*$", "", first).strip()
     agent.act(lambda: links.first.click())
@@ -247,7 +243,7 @@ def test_ticket_which_tenants_need_us_this_morning(server, browser):
     # since when: the latest check's time, in UTC; what: its status and problem
     assert re.search(r"(INVALID|FAILING) · score \d+/100", text) and UTC_TIME.search(text)
     assert "Problem:" in text
-    if MERGED_H5_H6:  # after H6: the Tenant page shows "broken since" and the message from the stored rows
-        assert "broken since" in text.lower() and "Message for the tenant" in text
+    # the Tenant page shows "broken since" and the message from the stored rows
+    assert "broken since" in text.lower() and "Message for the tenant" in text
     assert agent.actions <= MAX_ACTIONS
     agent.shot("5b-the-first-tenant")
