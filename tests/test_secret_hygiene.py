@@ -536,6 +536,7 @@ def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env
 
     # a fresh session pasting the key straight into the sample data page
     at2 = AppTest.from_file("../app.py", default_timeout=90)
+    at2.run()  # the router registers its pages first: with no pages/ folder a file name alone is no route
     at2.switch_page("app_pages/sample_data.py").run()
     at2.text_input(key="kh_sample_key_input").input(test).run()
     _button(at2, "Use this key").click().run()
