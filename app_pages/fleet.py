@@ -60,7 +60,7 @@ except store.DATABASE_ERRORS as e:
     st.error(database_problem(e, svc.rt.db, "The fleet figures could not be read"))
     st.stop()
 
-TRIAGE = "pages/triage.py"
+TRIAGE = "app_pages/triage.py"
 
 
 GEN = st.session_state.get("fl_chart_gen", 0)  # fresh charts after a click, so coming back does not re-open

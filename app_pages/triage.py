@@ -124,12 +124,12 @@ if worse is not None and worse["total"]:
     for r in worse["rows"]:
         problem = triage.problem_text(r)
         st.page_link(
-            "pages/tenant.py", query_params={"tenant": r["slug"]},
+            "app_pages/tenant.py", query_params={"tenant": r["slug"]},
             label=f"{md_escape(r['tenant'])}: {r['status']}" + (f" · {md_escape(problem)}" if problem else ""),
         )
     if worse["total"] > len(worse["rows"]):
         st.caption(f"The {len(worse['rows'])} with the most impact are listed.")
-    st.page_link("pages/triage.py", label=f"Show only these {worse['total']:,} tenants",
+    st.page_link("app_pages/triage.py", label=f"Show only these {worse['total']:,} tenants",
                  query_params={"worse": "1", **({"demo": "1"} if rt.demo else {})})
     st.divider()
 

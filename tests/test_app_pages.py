@@ -204,7 +204,7 @@ def test_tenant_page_shows_the_keys_dashboard_id(demo_env):
     slug = latest[0]["slug"]
     history = demo_env.store.tenant_history(slug)
     key_checks = [h for h in history if h["status"] != "unreachable"]
-    at = app("pages/tenant.py", tenant=slug)
+    at = app("app_pages/tenant.py", tenant=slug)
     text = " ".join(x.value for els in (at.markdown, at.info, at.warning, at.error, at.success) for x in els)
     assert key_checks[0]["key_dashboard_id"] == latest[0]["key_dashboard_id"]
     assert f"Dashboard id `{latest[0]['key_dashboard_id']}`" in text

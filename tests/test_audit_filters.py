@@ -32,7 +32,7 @@ def test_audit_page_finds_ana_by_ana(app_env):
     s = store.at(app_env)
     seed(s)
     store.dispose_engine(app_env)
-    at = AppTest.from_file("../pages/audit.py", default_timeout=60)
+    at = AppTest.from_file("../app_pages/audit.py", default_timeout=60)
     at.run()
     at.text_input(key="au_who").input("ana").run()
     assert not at.exception, at.exception

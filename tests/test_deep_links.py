@@ -12,7 +12,7 @@ def test_a_deep_link_to_an_unknown_tenant_says_so(app_env):
     s.upgrade()
     s.get_or_create_tenant("Acme Coffee Roasters")
     store.dispose_engine(app_env)
-    at = AppTest.from_file("../pages/tenant.py", default_timeout=60)
+    at = AppTest.from_file("../app_pages/tenant.py", default_timeout=60)
     at.query_params["tenant"] = "no-such-tenant"
     at.run()
     assert not at.exception, at.exception

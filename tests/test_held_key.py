@@ -125,7 +125,7 @@ def test_the_demo_ships_a_key_source_that_honours_keyhealth_tenant():
 
 # --- the pages ---------------------------------------------------------------------------------------------
 def tenant_page(tenant: str) -> AppTest:
-    at = AppTest.from_file("../pages/tenant.py", default_timeout=60)
+    at = AppTest.from_file("../app_pages/tenant.py", default_timeout=60)
     at.query_params["tenant"] = tenant
     at.run()
     assert not at.exception, at.exception

@@ -36,7 +36,7 @@ def open_tenant(slug: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
     at.query_params.update({"tenant": slug})
-    at.switch_page("pages/tenant.py").run()
+    at.switch_page("app_pages/tenant.py").run()
     assert not at.exception, at.exception
     return at
 

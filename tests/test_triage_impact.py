@@ -135,7 +135,7 @@ def open_triage(params: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
     at.query_params.update(params or {})
-    at.switch_page("pages/triage.py").run()
+    at.switch_page("app_pages/triage.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -224,7 +224,7 @@ def test_a_missing_permission_link_filters_and_can_be_cleared(impact_env):
 def test_fleet_figures_and_bars_open_triage_filtered_to_them(impact_env):
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
-    at.switch_page("pages/fleet.py").run()
+    at.switch_page("app_pages/fleet.py").run()
     assert not at.exception, at.exception
     links = {lk.proto.label: lk.proto for lk in at.get("page_link") if lk.proto.page == "tenants"}
     assert links["failing in Triage"].query_string == "status=failing"

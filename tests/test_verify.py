@@ -1,4 +1,4 @@
-"""Verify integration (core/features/verify.py and pages/verify.py) against the project's Stripe sandbox: one
+"""Verify integration (core/features/verify.py and app_pages/verify.py) against the project's Stripe sandbox: one
 action runs the check, the sample data and (test keys) the sample transaction through the service, each recorded
 and audited, and gives one summary for the ticket and one message for the tenant."""
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_refused_key_stops_after_the_check(svc, sandbox):
 
 
 def test_verify_page_one_action_gives_summary_and_message(app_env, sandbox):
-    at = AppTest.from_file("../pages/verify.py", default_timeout=60)
+    at = AppTest.from_file("../app_pages/verify.py", default_timeout=60)
     at.run()
     assert not at.exception, at.exception
     at.text_input(key="kh_verify_key").input(DEMO_KEYS["healthy"].key)
@@ -106,7 +106,7 @@ def test_verify_page_can_take_the_key_pointai_holds(app_env, sandbox, monkeypatc
     s.upgrade()
     s.get_or_create_tenant(TENANT)
     store.dispose_engine(app_env)
-    at = AppTest.from_file("../pages/verify.py", default_timeout=60)
+    at = AppTest.from_file("../app_pages/verify.py", default_timeout=60)
     at.run()
     at.selectbox(key="kh_verify_tenant").select(TENANT)
     [held] = [b for b in at.button if b.label == "Verify the key Pointai holds"]

@@ -65,16 +65,17 @@ def history_frame(history: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "Status": [REFUSED.get(h.get("refused") or "", h["status"]) if h["status"] == "invalid" and
                        h.get("refused") in ("expired", "revoked") else h["status"] for h in history],
             "Score": [h["score"] for h in history],
-            "Missing": [h["n_missing"] for h in history],
-            "Excess": [h["n_excess"] for h in history],
-            "Unknown": [h["n_unknown"] for h in history],
+            # who and where first: what the agent asks of a history ("since when, from where"), before the counts
+            "Source": [h["source"] for h in history],
+            "By": [h["checked_by"] or "" for h in history],
             "Key": [h["key_masked"] for h in history],
             # 0012: the key's Dashboard id (mk_…) when Stripe's refusal gave it: tells keys apart better than a tail
             "Key id": [h.get("key_dashboard_id") or "" for h in history],
-            "Fingerprint": [(h["key_fingerprint"] or "")[:11] for h in history],
             "Mode": [h["key_mode"] or "" for h in history],
-            "Source": [h["source"] for h in history],
-            "By": [h["checked_by"] or "" for h in history],
+            "Missing": [h["n_missing"] for h in history],
+            "Excess": [h["n_excess"] for h in history],
+            "Unknown": [h["n_unknown"] for h in history],
+            "Fingerprint": [(h["key_fingerprint"] or "")[:11] for h in history],
             "Problem": [h["problem"] or "" for h in history],
         }
     )
