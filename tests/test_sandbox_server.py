@@ -158,15 +158,17 @@ def test_403_wordings_rotate(sandbox, client):
     key = rk("Wordings00001")
     sandbox.add_key(key, set())
     messages = []
-    for _ in range(4):
+    for _ in range(5):
         with pytest.raises(stripe.PermissionError) as e:
             call(client, "get", "/v1/payment_intents", key, limit=1)
         messages.append(e.value.user_message)
     patterns = [
+        r"You can edit permissions at https://dashboard\.stripe\.com/b/acct_\w+\?destination=%2Fapikeys%2Fmk_\w+%2Fedit$",
         r"Having the 'rak_payment_intent_read' permission would allow this request to continue\.$",
         r"Having the 'rak_payment_intent_read', 'rak_checkout_session_read' permissions would allow",
         r"Having more permissions would allow this request to continue\.$",
-        r"^Permission denied\. .*Enabling \"PaymentIntents Read\" \('payment_intent_read'\) permissions on this key",
+        r"^Permission denied\. .*Enabling \"PaymentIntents Read\" \('payment_intent_read'\) permissions on this key"
+        r" would allow this request to continue\.$",
     ]
     for p in patterns:
         assert sum(bool(re.search(p, m)) for m in messages) == 1, (p, messages)
