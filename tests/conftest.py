@@ -351,3 +351,19 @@ def make_service(sandbox):
         return Service(Runtime(demo=False, api_base=sandbox.url, db=Database(url), who=who, probe=probe))
 
     return make
+
+
+@_pytest.fixture
+def webhooks():
+    """Factory of local webhook receivers (tests/webhook.py), closed when the test ends: webhooks(hang=True)."""
+    from webhook import Webhook
+
+    made: list[Webhook] = []
+
+    def make(**kw) -> Webhook:
+        made.append(Webhook(**kw))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.close()

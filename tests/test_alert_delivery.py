@@ -10,9 +10,7 @@ Real receivers over HTTP, the real CLI, the sandbox; waits poll.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -24,52 +22,9 @@ from sandbox import DEMO_KEYS
 HEALTHY = DEMO_KEYS["healthy"]
 
 
-class Hook:
-    """A local webhook receiver: answers 200 after `delay_s`, or never ('hang')."""
-
-    def __init__(self, delay_s: float = 0.0, hang: bool = False):
-        self.bodies: list[dict] = []
-        self.release = threading.Event()
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                if hang:
-                    outer.bodies.append(body)
-                    outer.release.wait(60)
-                    return
-                outer.release.wait(delay_s)  # an answer that takes its time (a slow Slack)
-                outer.bodies.append(body)
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def hooks():
-    made: list[Hook] = []
-
-    def make(**kw) -> Hook:
-        made.append(Hook(**kw))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
+def hooks(webhooks):
+    return webhooks
 
 
 def key_for(tag: str) -> str:

@@ -3,9 +3,7 @@ receiver with retries (one that answers 200, one that answers 500, one that hang
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,51 +18,10 @@ from sandbox import DEMO_KEYS
 SECRET_TAIL = "Zq9Wk2Mn5PbR4nd0m"
 
 
-class Receiver:
-    """A local webhook receiver: mode 'ok' (200), 'fail' (500) or 'hang' (answers only when released)."""
-
-    def __init__(self, mode: str):
-        self.mode, self.bodies = mode, []
-        self.release = threading.Event()
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.bodies.append(json.loads(body))
-                if outer.mode == "hang":
-                    outer.release.wait(30)
-                    return
-                self.send_response(200 if outer.mode == "ok" else 500)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def receiver():
-    made = []
-
-    def make(mode):
-        r = Receiver(mode)
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.close()
+def receiver(webhooks):
+    """mode 'ok' (200), 'fail' (500) or 'hang' (answers only when the test ends)."""
+    return lambda mode: webhooks(status=500 if mode == "fail" else 200, hang=mode == "hang")
 
 
 def svc_for(url, sandbox, hook=None, timeout_s=0.5):

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from webhook import Webhook
 
 from core.features.keysource import MAX_SOURCE_BYTES, SourceError, SourceStopped, read_key_source
 from sandbox import DEMO_KEYS
@@ -151,39 +151,12 @@ def test_a_signal_while_the_source_runs_stops_within_a_second(sig, code, sandbox
     wait_for(lambda: not alive(child) and not alive(grandchild) and group_members(child) == [], 5, "the group")
 
 
-class HangingHook:
-    """A webhook that takes every POST and never answers (until closed)."""
-
-    def __init__(self):
-        self.bodies: list[dict] = []
-        self.release = threading.Event()
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                outer.release.wait(60)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_sigterm_during_the_final_alert_flush_stops_at_once_with_the_summary(sandbox, tmp_path):
     key = "rk_test_51FlushSig" + "a1B2c3D4e5" * 8
     sandbox.add_key(key, HEALTHY.permissions, "test")
     src = tmp_path / "src.py"
     src.write_text(f"print('Flush Ltd,{key}')\n")
-    hook = HangingHook()
+    hook = Webhook(hang=True)  # takes every POST and never answers (until closed)
     try:
         first = cli(["recheck", "--keys-from", f"{sys.executable} {src}"], sandbox, tmp_path)
         assert first.returncode == 0, first.stderr

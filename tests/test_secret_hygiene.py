@@ -35,6 +35,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from webhook import Webhook
 
 from core import store
 from sandbox import DEMO_KEYS, DEMO_LIVE_ACCOUNT, DEMO_TEST_ACCOUNT
@@ -173,38 +174,9 @@ def more_canaries(sandbox, canaries):
         sandbox.remove_key(revoked)
 
 
-class Hook:
-    """A local webhook receiver answering 200: what alerts post."""
-
-    def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.bodies: list[bytes] = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def hook():
-    h = Hook()
+    h = Webhook(raw=True)  # what alerts post, as bytes
     yield h
     h.close()
 
