@@ -324,7 +324,7 @@ def test_0016_lets_checks_come_from_a_key_source_and_keeps_every_check(db_url, m
     """0016 widens checks.source to 'key source' in place (SQLite: the table's CREATE text, no table copy), keeping
     every check and its rows; before it, the database itself refuses that source."""
     s = store.at(db_url)
-    s.upgrade("0010")
+    s.upgrade("0015")  # 0016's down_revision: the live code reads every column before it
     s.record_check(make_result(), "Acme Ltd", source="cli", checked_by="ops")
     with pytest.raises(sa.exc.IntegrityError):
         s.record_check(make_result(), "Acme Ltd", source="key source", checked_by="ops")
