@@ -87,7 +87,7 @@ class Agent:
         self.settle()
 
     def click(self, name: str) -> None:
-        self.act(lambda: self.page.get_by_role("button", name=name).click())
+        self.act(lambda: self.page.get_by_role("button", name=name).click(timeout=WAIT_MS))  # as slow as any wait
 
     def text(self) -> str:
         return self.page.locator("[data-testid=stMain]").inner_text().replace("\u2060", "")
@@ -161,7 +161,7 @@ def test_ticket_permission_errors_on_subscriptions(server, browser, owners):
     agent.open("/tenants")
     search = agent.page.locator("input[aria-label=Search]")
     agent.act(lambda: (search.fill(tenant.split()[0]), search.press("Enter")))
-    agent.act(lambda: agent.page.locator("[data-testid=stPageLink]", has_text=tenant).first.click())
+    agent.act(lambda: agent.page.locator("[data-testid=stPageLink]", has_text=tenant).first.click(timeout=WAIT_MS))
     agent.page.get_by_role("heading", name=tenant).wait_for(timeout=WAIT_MS)
     agent.click("Check the key Pointai holds")
     agent.see("Checked the key Pointai holds")
@@ -204,8 +204,8 @@ def test_ticket_please_verify_our_integration(server, browser, owners):
     agent = Agent(browser, server["url"])
     agent.open("/verify-integration")
     box = agent.page.get_by_label("Tenant (the check is recorded in its history)")
-    agent.act(lambda: box.click())
-    agent.act(lambda: agent.page.get_by_role("option", name=tenant, exact=True).click())
+    agent.act(lambda: box.click(timeout=WAIT_MS))
+    agent.act(lambda: agent.page.get_by_role("option", name=tenant, exact=True).click(timeout=WAIT_MS))
     agent.click("Verify the key Pointai holds")
     agent.see("VERIFIED")
     codes = agent.page.locator("[data-testid=stMain] [data-testid=stCode]")
@@ -237,7 +237,7 @@ def test_ticket_which_tenants_need_us_this_morning(server, browser):
     agent.see(re.compile("last 24 hours"))
     agent.shot("5-which-tenants-need-us-this-morning")
     name = re.sub(r"\s*\((invalid|failing)\)\s*$", "", first).strip()
-    agent.act(lambda: links.first.click())
+    agent.act(lambda: links.first.click(timeout=WAIT_MS))
     agent.page.get_by_role("heading", name=name).wait_for(timeout=WAIT_MS)
     text = agent.text()
     # since when: the latest check's time, in UTC; what: its status and problem
