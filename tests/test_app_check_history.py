@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app_check import button, paste, record_button  # the Check page's AppTest helpers
 
 from core import store
 from sandbox import DEMO_KEYS
@@ -24,29 +25,6 @@ def fresh_app() -> AppTest:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, at.exception
     assert not [e for e in at.error if "Something went wrong" in e.value]
-
-
-def paste(at: AppTest, key: str, tenant: str | None) -> AppTest:
-    """Choose the tenant (each choice runs the page), then type the key into the form's field (sent on submit)."""
-    if tenant is not None:
-        pick = at.selectbox(key="kh_tenant_pick")
-        if tenant in pick.options:
-            pick.set_value(tenant).run()
-        else:
-            pick.set_value(pick.options[0]).run()  # "New tenant…"
-            at.text_input(key="kh_tenant_new").input(tenant).run()
-    at.text_input(key="kh_key_input").input(key)
-    return at
-
-
-def button(at: AppTest, label: str):
-    found = [b for b in at.button if b.label == label]
-    assert found, f"no button {label!r} among {[b.label for b in at.button]}"
-    return found[0]
-
-
-def record_button(at: AppTest):
-    return button(at, "Check and record")
 
 
 def check(at: AppTest, key: str, tenant: str) -> AppTest:
