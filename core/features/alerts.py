@@ -37,6 +37,7 @@ from typing import Any
 
 from core.engine.redact import redact
 from core.engine.result import STATUSES, CheckResult
+from core.features.retry import retrying
 
 log = logging.getLogger("keyhealth")
 RANK = {s: i for i, s in enumerate(STATUSES)}  # 0 = worst (invalid)
@@ -194,20 +195,19 @@ class Dispatcher:
         if alert is None or alert["delivery"] != "pending":
             return
         tries = alert["attempts"]
-        while True:
+
+        def attempt() -> str | None:
+            nonlocal tries
             error = post(self.url, alert["text"], self.timeout_s)
             tries += 1
-            if error is None:
-                self.store.mark_alert_delivery(alert_id, delivery="delivered", attempts=tries, error=None)
-                return
-            final = tries >= self.attempts
-            self.store.mark_alert_delivery(alert_id, delivery="failed" if final else "pending", attempts=tries,
-                                           error=error)
-            if final:
-                log.warning("alert %s not delivered after %s attempts: %s", alert_id, tries, error)
-                return
-            if self._stop.wait(self.backoff_s * 2 ** (tries - 1)):
-                return
+            delivery = "delivered" if error is None else "failed" if tries >= self.attempts else "pending"
+            self.store.mark_alert_delivery(alert_id, delivery=delivery, attempts=tries, error=error)
+            return error
+
+        error = retrying(attempt, tries=max(1, self.attempts - tries), delay_s=self.backoff_s, start=tries,
+                         again=lambda err: err is not None, wait=self._stop.wait)
+        if error is not None and tries >= self.attempts:
+            log.warning("alert %s not delivered after %s attempts: %s", alert_id, tries, error)
 
 
 _lock = threading.Lock()
