@@ -4,7 +4,7 @@
     checked = svc.check(raw, "Acme Coffee", source="dashboard")   # check, judge against history, record, audit
     svc.store.latest_checks(status="failing")                      # reads, bound to the runtime's database
     svc.sample(key, tenant)  /  svc.transact(key, tenant, ...)
-    run_fleet(svc, lines, FleetOptions())   # a recheck of many keys (core.features.fleet), recording through svc
+    FleetRun(svc, lines, FleetOptions()).run()   # a recheck of many keys (core.features.fleet), each through check()
 
 All recording and auditing happens here, in one place, against the runtime's database (the demo's when the
 runtime is the demo's): nothing below this layer picks a database on its own.
@@ -15,9 +15,10 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from core.engine.check import Progress, check_key, explain_refusal
+from core.engine.paced import Paced
 from core.engine.result import CheckResult
 from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
@@ -84,23 +85,43 @@ class Service:
         on_progress: Progress | None = None,
         only: set[str] | None = None,
         previous: CheckResult | None = None,
-        record: bool = True,
+        record: bool | Literal["later"] = True,
+        pacing: Paced | None = None,
     ) -> Checked:
         """Check a pasted key, judge it against history, and (with a tenant) record it and audit it.
         `record=False`: judged against the tenant's history (key replaced, account changed, ...) but not saved,
         so the caller can ask before recording (then `record(result, tenant, ...)`), or not record at all.
-        A bad tenant name is refused (StoreInputError) before any request."""
+        `record="later"`: refused and judged as for recording, but handed back unsaved: the caller records it with
+        `record(result, tenant, source=...)` (the fleet, from its one writer thread).
+        `pacing`: the fleet's shared per-account pacing (Paced); `source` says who checked ("batch": the fleet).
+        A bad tenant name is refused (StoreInputError) before any request; so is, when the check is to be
+        recorded, a name too close to another tenant's (`name_clash`: the sentence the dashboard gives)."""
         if tenant is not None:
             validate_tenant_name(tenant)
+            if record:
+                self._refuse_clash(tenant)
+        paced = pacing or Paced()
         result = check_key(
             None if raw is None else str(raw), settings=self.rt.probe, client=self.rt.client(),
             on_progress=on_progress, only=only, previous=previous,
+            pacing=paced.pacing, pool=paced.pool, account_hint=paced.account_hint,
         )
         result = self.judge(result)
         result = self.lifecycle(result, tenant)
-        if tenant is None or not record:
+        if tenant is None or record is not True:
             return Checked(result)
         return self.record(result, tenant, source=source)
+
+    def _refuse_clash(self, tenant: str) -> None:
+        """StoreInputError (one sentence) when `tenant` would be a new tenant too close to an existing one. A
+        database that cannot say leaves the check to run: saving it then says what is wrong."""
+        try:
+            clash = self.store.name_clash(tenant)
+        except DATABASE_ERRORS as e:
+            log.error("asking whether the tenant name clashes failed: %s", type(e).__name__)
+            return
+        if clash:
+            raise StoreInputError(clash)
 
     def lifecycle(self, result: CheckResult, tenant: str | None) -> CheckResult:
         """The key's lifecycle against history (key replaced, mode or account changed, expected mode, shared

@@ -39,18 +39,25 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy.exc
 
-from core.engine.check import check_key
+from core.engine.paced import Paced
 from core.engine.probe import Pacing
+from core.engine.result import CheckResult
 from core.features.keysource import SourceError, SourceStopped, read_key_source  # noqa: F401 (re-exported)
 from core.features.recheck import BatchLine, BatchReport
+from core.features.retry import retrying
+from core.store import StoreInputError, guard, is_database_error, slugify
 from core.store import fleet as runs
-from core.store import guard, is_database_error, slugify
 from core.store.db import DEADLINES
 from core.store.errors import classify
+
+if TYPE_CHECKING:
+    from core.service import Checked, Service
+
+T = TypeVar("T")
 
 # The database failures a run carries on after (the next line may well save): another process held the lock, or
 # the database refused this one write for a reason of its own ("other": a constraint, a trigger). Anything that
@@ -171,18 +178,6 @@ class Writer:
         self._pool.shutdown(wait=True)
 
 
-def _retrying(fn: Callable[[], Any], tries: int = 5, delay_s: float = 0.2) -> Any:
-    """Run a store write, again after a lock or a dropped connection (OperationalError), a few times. A timeout
-    (the server did not answer in time: frozen, cut off) is not tried again: each try would cost the whole wait."""
-    for i in range(tries):
-        try:
-            return fn()
-        except sqlalchemy.exc.OperationalError as e:
-            if i == tries - 1 or classify(e).kind == "timed_out":
-                raise
-            time.sleep(delay_s * 2 ** i)  # backoff between tries of a locked database
-
-
 def _release_dead_claims(store: Any, run_id: int) -> None:
     """On resume: tenants claimed by a process of this machine that is gone go back to pending."""
     host = socket.gethostname()[:60]
@@ -211,277 +206,386 @@ def unfinished_sentence(run_id: int, claims: list[tuple[str, int, Any]], unclaim
             "over once their claims expire")
 
 
-def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
-              progress: Callable[[int, int, int], None] | None = None, stop: Stop | None = None) -> FleetReport:
-    """Check and record every entry concurrently, in a stored run. `progress(done, total, failed)` is called
-    after each tenant. A tenant on several lines is one tenant of the run, its lines checked in order.
+@dataclass
+class LineResult:
+    """What became of one line of the run, as the writer saw it: recorded (`check_id`), or failed (`problem`, one
+    sentence). `result` is the judged check (None when the line was refused or failed before it was checked)."""
 
-    `stop` (set by a signal, see Stop.on_signals) ends the run early; so does a database failure outside
-    CARRY_ON. Every line then ends in exactly one of `results` (recorded), `failed_lines` (with why) or
-    `not_reached`; `interrupted` names the signal, `database_problem` the database's failure."""
-    started = time.monotonic()
-    stop = stop or Stop()
-    store = svc.store
-    report = FleetReport()
-    if stop.is_set():  # stopped before anything started: no run, nothing checked
-        report.interrupted = stop.signal
-        report.not_reached = sorted(e.line for e in entries)
-        return report
-    by_slug: dict[str, list[BatchLine]] = {}  # a tenant given twice is checked twice, in line order
-    for e in entries:
-        by_slug.setdefault(slugify(e.tenant), []).append(e)
-    db = svc.rt.db
-    with guard(svc.rt.db):  # the database already unusable: DatabaseFailure, one sentence (exit 3 in the CLI)
-        if opts.resume:
-            run = store.last_unfinished_run()
-            if run is None:
-                raise SourceError("There is no unfinished run to resume; run without --resume.")
-            _release_dead_claims(store, run["id"])
-            store.settle_checked_run_items(run["id"])  # checked before the kill, not yet marked done
-        else:
-            run = store.start_run(name=opts.run_name, started_by=svc.who, command=opts.command)
-        run_id = run["id"]
-        report.run = dict(run)
-        runs.reopen_unreachable(db, run_id)  # a run from before unreachable tenants stayed open: check them again
-        store.add_run_items(run_id, [es[0].tenant for es in by_slug.values()])
-        done_before = store.done_slugs(run_id) & set(by_slug)
-        report.skipped = len(done_before)
-        accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
-    total = len(by_slug) - report.skipped
+    line: int
+    tenant: str
+    result: CheckResult | None = None
+    check_id: int | None = None
+    problem: str | None = None
+    audit_problem: str | None = None
 
-    probe = svc.rt.probe
-    pacing = Pacing(probe, ceiling=opts.max_rps)
-    client = svc.rt.client()
-    writer = Writer()
-    lock = threading.Lock()
-    done = [0, 0]  # tenants finished, of which failed
-    claimed: dict[int, dict] = {}  # every item this process claimed, by id
-    finished: set[int] = set()  # items marked done in the run (or given back)
-    foreign: set[int] = set()  # items of the run this worker has no key for (another worker's source)
-    dead: list[bool] = [False]  # a write failed on a database outside CARRY_ON: later writes are not tried
-    unreachable = threading.Event()  # Stripe gave no usable answer to a check: claim no more tenants (an outage)
+    def to_json(self) -> dict:
+        """The report's entry: a recorded line (`results`) or a failed one (`failed_lines`)."""
+        if self.check_id is None or self.result is None:
+            return {"line": self.line, "problem": self.problem or "The check was not saved."}
+        r = self.result
+        return {"line": self.line, "tenant": self.tenant, "status": r.status,
+                "score": r.score if r.says_something else None, "masked": r.key.masked,
+                **({"audit_problem": self.audit_problem} if self.audit_problem else {})}
 
-    def tick(failed: bool) -> None:
-        with lock:
-            done[0] += 1
-            done[1] += int(failed)
-            d, f = done[0], done[1]
-        if progress is not None:
-            progress(d, total, f)
 
-    def record(item: dict, entry: BatchLine, result: Any, error: str | None, last: bool) -> None:
-        """In the writer thread: the check into history, then (after its last line) the tenant marked done.
-        Signals never reach this thread, so a check handed to it is written whole or, after the database
-        died under the run, not tried (its line is not reached)."""
-        if dead[0]:
-            return
-        check_id, status, problem, audit_problem = None, None, error, None
-        if result is not None:
-            checked = _retrying_record(svc, result, entry.tenant)
-            check_id, problem = checked.check_id, checked.save_problem
-            status = result.status
-            audit_problem = checked.audit_problem
-            db_problem = checked.database_problem
-            if db_problem is not None and db_problem.kind not in CARRY_ON:
-                # this line fails with the reason (or, saved before its audit entry failed, is recorded and
-                # says so); the rest of the run is not reached
-                dead[0] = True
-                report.database_problem = db_problem
-                stop.set("database")
-                if db_problem.kind == "timed_out":
-                    DEADLINES.expire_all()  # the main loop's (and the heartbeat's) statements end now
+@dataclass
+class _Checked:
+    """A line checked in a sweep thread, for the writer: the judged result, or why there is none."""
+
+    entry: BatchLine
+    result: CheckResult | None = None
+    error: str | None = None
+
+
+def _is_retryable(e: Exception) -> bool:
+    """A lock or a dropped connection (OperationalError) is tried again; a timeout (the server did not answer in
+    time: frozen, cut off) is not: each try would cost the whole wait."""
+    return isinstance(e, sqlalchemy.exc.OperationalError) and classify(e).kind != "timed_out"
+
+
+def _retrying(fn: Callable[[], T]) -> T:
+    """A store write of the run, again after a lock or a dropped connection, a few times (backoff)."""
+    return retrying(fn, tries=5, delay_s=0.2, again_on=_is_retryable)
+
+
+def _locked(checked: Checked) -> bool:
+    return checked.check_id is None and checked.database_problem is not None \
+        and checked.database_problem.kind == "locked"
+
+
+class FleetRun:
+    """One worker's part of a stored run: claim tenants, check each line through Service.check (refused, paced,
+    judged), record it through Service.record in the one writer thread, and report what became of every line.
+
+        report = FleetRun(svc, entries, FleetOptions(concurrency=32)).run()
+
+    `progress(done, total, failed)` is called after each tenant. A tenant on several lines is one tenant of the
+    run, its lines checked in order. `stop` (set by a signal, see Stop.on_signals) ends the run early; so does a
+    database failure outside CARRY_ON. Every line then ends in exactly one of `results` (recorded),
+    `failed_lines` (with why) or `not_reached`; `interrupted` names the signal, `database_problem` the
+    database's failure."""
+
+    def __init__(self, svc: Service, entries: list[BatchLine], opts: FleetOptions, *,
+                 progress: Callable[[int, int, int], None] | None = None, stop: Stop | None = None):
+        self.svc, self.entries, self.opts, self.progress = svc, entries, opts, progress
+        self.stop = stop or Stop()
+        self.store, self.db = svc.store, svc.rt.db
+        self.report = FleetReport()
+        self.by_slug: dict[str, list[BatchLine]] = {}  # a tenant given twice is checked twice, in line order
+        for e in entries:
+            self.by_slug.setdefault(slugify(e.tenant), []).append(e)
+        self.run_id = 0
+        self.done_before: set[str] = set()
+        self.accounts: dict[str, str | None] = {}
+        self.total = 0
+        self.lock = threading.Lock()
+        self.done = self.failed = 0  # tenants finished, of which failed
+        self.claimed: dict[int, dict] = {}  # every item this process claimed, by id
+        self.finished: set[int] = set()  # items marked done in the run (or given back)
+        self.foreign: set[int] = set()  # items of the run this worker has no key for (another worker's source)
+        self.dead = False  # a write failed on a database outside CARRY_ON: later writes are not tried
+        self.unreachable = threading.Event()  # Stripe gave no usable answer to a check: claim no more tenants
+        self.beat_stop = threading.Event()
+        self.k = max(1, int(opts.concurrency))
+        self.pacing = Pacing(svc.rt.probe, ceiling=opts.max_rps)
+
+    # --- the run ----------------------------------------------------------------------------------------
+    def run(self) -> FleetReport:
+        started = time.monotonic()
+        if self.stop.is_set():  # stopped before anything started: no run, nothing checked
+            self.report.interrupted = self.stop.signal
+            self.report.not_reached = sorted(e.line for e in self.entries)
+            return self.report
+        self._open()
+        self.writer = Writer()
+        self.probe_pool = ThreadPoolExecutor(
+            max_workers=min(MAX_PROBE_THREADS, self.k * self.svc.rt.probe.concurrency), thread_name_prefix="probe")
+        self.keys_pool = ThreadPoolExecutor(max_workers=self.k, thread_name_prefix="fleet")
+        threading.Thread(target=self._heartbeat, name="claims-heartbeat", daemon=True).start()
         try:
-            if last and not dead[0]:
-                _retrying(lambda: store.finish_run_item(item["id"], check_id=check_id, status=status,
-                                                        problem=problem))
-                finished.add(item["id"])
-        except Exception as e:  # noqa: BLE001 - the check itself is kept; the run just does not know it finished
-            log.error("marking a run item done failed: %s", type(e).__name__)
-        if check_id is None:
-            report.failed_lines.append({"line": entry.line, "problem": problem or "The check was not saved."})
-        else:
-            report.recorded += 1
-            report.results.append({"line": entry.line, "tenant": entry.tenant, "status": result.status,
-                                   "score": result.score if result.says_something else None,
-                                   "masked": result.key.masked,
-                                   **({"audit_problem": audit_problem} if audit_problem else {})})
-        if result is not None:
-            report.requests += result.requests
-            report.no_answer += result.no_answer
-            if result.status == "unreachable":
-                report.unreachable = report.unreachable or result.problem
-                report.unreachable_tenants += 1
-                unreachable.set()
-        if last:
-            tick(check_id is None)
+            for w in self._loop():
+                w.result()
+        finally:
+            self._close()
+            self.report.elapsed_s = time.monotonic() - started
+        self._settle_report()
+        return self.report
 
-    def abandon_if_stopping(*_: Any) -> None:
-        if stop.reason is not None and stop.reason != "database" or dead[0]:
-            raise _Abandoned()
+    def _open(self) -> None:
+        """Start (or resume) the stored run and put this worker's tenants in it."""
+        store, report = self.store, self.report
+        with guard(self.db):  # the database already unusable: DatabaseFailure, one sentence (exit 3 in the CLI)
+            if self.opts.resume:
+                run = store.last_unfinished_run()
+                if run is None:
+                    raise SourceError("There is no unfinished run to resume; run without --resume.")
+                _release_dead_claims(store, run["id"])
+                store.settle_checked_run_items(run["id"])  # checked before the kill, not yet marked done
+            else:
+                run = store.start_run(name=self.opts.run_name, started_by=self.svc.who, command=self.opts.command)
+            self.run_id = run["id"]
+            report.run = dict(run)
+            runs.reopen_unreachable(self.db, self.run_id)  # from before unreachable tenants stayed open: again
+            store.add_run_items(self.run_id, [es[0].tenant for es in self.by_slug.values()])
+            self.done_before = store.done_slugs(self.run_id) & set(self.by_slug)
+            report.skipped = len(self.done_before)
+            self.accounts = {t["slug"]: t["account"] for t in store.list_tenants(include_archived=True)}
+        self.total = len(self.by_slug) - report.skipped
 
-    def check(item: dict, lines: list[BatchLine]) -> list[Future]:
-        out: list[Future] = []
-        if unreachable.is_set():  # claimed just before Stripe went away: left for --resume, not checked
-            _retrying(lambda: store.release_run_items([item["id"]]))
-            finished.add(item["id"])
-            return out
-        if item.get("taken_over"):  # a dead worker's claim: it may have checked the tenant just before dying
-            found = _retrying(lambda: runs.checked_in_run(db, run_id, item["slug"]))
-            if found is not None:
-                _retrying(lambda: store.finish_run_item(item["id"], check_id=found[0], status=found[1],
-                                                        problem=None))
-                finished.add(item["id"])
-                with lock:
-                    report.skipped += 1
-                return out
-        for n, entry in enumerate(lines, start=1):
-            try:
-                abandon_if_stopping()
-                result = check_key(entry.raw_key, settings=probe, client=client, pacing=pacing,
-                                   account_hint=accounts.get(item["slug"]), pool=probe_pool,
-                                   on_progress=abandon_if_stopping)
-                result = svc.lifecycle(svc.judge(result), entry.tenant)
-                error = None
-                if result.status == "unreachable":
-                    unreachable.set()  # before this worker frees its slot: no tenant is claimed after it
-            except _Abandoned:
-                break  # this line and the tenant's later ones: not reached
-            except Exception as e:  # noqa: BLE001 - a bug or a store read failing in judge: the line fails, with why
-                log.error("checking a fleet line failed: %s", type(e).__name__)
-                result, error = None, f"The check could not be completed ({type(e).__name__}); run it again."
-            with lock:  # handed to the writer before the stop is written; a sweep that ends after it is not
-                if stop.signal is not None or dead[0]:
-                    break
-                out.append(writer.submit(record, item, entry, result, error, n == len(lines)))
-            if len(lines) > 1:
-                out[-1].result()  # the next line of the same tenant is judged against this one's record
-        return out
-
-    def database_stopped(e: Exception) -> None:
-        """A store call of the main loop failed on the database: no more tenants. A timeout (a frozen or cut-off
-        server) also stops the writer: every later write would wait as long again."""
-        if not is_database_error(e):
-            raise e
-        problem = classify(e, db)
-        report.database_problem = report.database_problem or problem
-        if problem.kind == "timed_out":
-            dead[0] = True
-            DEADLINES.expire_all()  # the writer's (and the heartbeat's) statements waiting on it end now
-        stop.set("database")
-
-    beat_stop = threading.Event()
-
-    def heartbeat() -> None:
-        """While this worker lives, its claims stay its own (another worker takes them over once they expire)."""
-        every = max(0.5, opts.claim_ttl_s / 3)
-        while not beat_stop.wait(every):
-            try:
-                runs.heartbeat(db, run_id, opts.worker, opts.claim_ttl_s)
-            except Exception as e:  # noqa: BLE001 - the run's own writes say what is wrong with the database
-                log.warning("refreshing this worker's claims failed: %s", type(e).__name__)
-
-    k = max(1, int(opts.concurrency))
-    probe_pool = ThreadPoolExecutor(max_workers=min(MAX_PROBE_THREADS, k * probe.concurrency),
-                                    thread_name_prefix="probe")
-    keys_pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix="fleet")
-    in_flight: set[Future] = set()
-    writes: list[Future] = []
-    beat = threading.Thread(target=heartbeat, name="claims-heartbeat", daemon=True)
-    beat.start()
-    waiting: tuple[float, int] | None = None  # (since when, open items then) while waiting on other workers
-    try:
+    def _loop(self) -> list[Future]:
+        """Claim tenants while there are free slots, hand each to a sweep thread, and collect their writes, until
+        nothing is left (or the run stops). The writes handed to the writer."""
+        in_flight: set[Future] = set()
+        writes: list[Future] = []
+        self.waiting: tuple[float, int] | None = None  # (since when, open items then) while waiting on others
         while True:
-            free = 0 if unreachable.is_set() else k - len(in_flight)
-            got: list[dict] = []
-            if free > 0 and not stop.is_set():
-                try:
-                    got = _retrying(functools.partial(runs.claim_items, db, run_id, opts.worker, free,
-                                                      opts.claim_ttl_s, exclude=foreign))
-                except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
-                    # no more tenants; the sweeps in flight still go to the writer, whose first failed write
-                    # names the line and the reason (or the database is back and they are recorded)
-                    database_stopped(e)
-            for item in got:
-                claimed[item["id"]] = item
-                lines = by_slug.get(item["slug"])
-                if lines is None:  # another worker's source has this tenant; this one has no key for it
-                    store.release_run_items([item["id"]])
-                    finished.add(item["id"])
-                    foreign.add(item["id"])
-                    continue
-                in_flight.add(keys_pool.submit(check, item, lines))
+            got = self._claim(self.k - len(in_flight))
+            in_flight |= self._dispatch(got)
             if got:
-                waiting = None
+                self.waiting = None
             if not in_flight:
-                if got or stop.is_set() or unreachable.is_set():
-                    if got:
-                        continue
-                    break
-                # nothing left to claim here: the run is finished, or other workers hold what is left
-                try:
-                    left = runs.open_claims(db, run_id)
-                except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
-                    database_stopped(e)
-                    break
-                if left["open"] == 0:
-                    break
-                now = time.monotonic()
-                if waiting is None or left["open"] < waiting[1]:
-                    waiting = (now, left["open"])  # something moved: wait on
-                elif now - waiting[0] >= opts.wait_s:
-                    others = [c for c in left["claims"] if c[0] != opts.worker]
-                    report.unfinished = unfinished_sentence(run_id, others, left["claimable"])
-                    break
-                stop.wait(min(1.0, max(0.05, opts.claim_ttl_s / 10)))  # a signal ends the wait at once
+                if got:
+                    continue
+                if self.stop.is_set() or self.unreachable.is_set() or self._nothing_left():
+                    return writes
                 continue
             # a short timeout, so that a stop (a flag set by a signal handler) is noticed between completions
             ready, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
             writes.extend(w for f in ready for w in f.result())
-        for w in writes:
-            w.result()
-    finally:
-        keys_pool.shutdown(wait=True, cancel_futures=True)
-        writer.close()
-        probe_pool.shutdown(wait=True)
-        beat_stop.set()
-        report.rate_limited = pacing.rate_limited
-        unfinished = [i for i in claimed if i not in finished]
-        if not dead[0]:  # a database that timed out is not waited on again for the summary
+
+    def _claim(self, free: int) -> list[dict]:
+        if free <= 0 or self.unreachable.is_set() or self.stop.is_set():
+            return []
+        try:
+            return _retrying(functools.partial(runs.claim_items, self.db, self.run_id, self.opts.worker, free,
+                                               self.opts.claim_ttl_s, exclude=self.foreign))
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
+            # no more tenants; the sweeps in flight still go to the writer, whose first failed write names the
+            # line and the reason (or the database is back and they are recorded)
+            self._database_stopped(e)
+            return []
+
+    def _dispatch(self, got: list[dict]) -> set[Future]:
+        out: set[Future] = set()
+        for item in got:
+            self.claimed[item["id"]] = item
+            lines = self.by_slug.get(item["slug"])
+            if lines is None:  # another worker's source has this tenant; this one has no key for it
+                self.store.release_run_items([item["id"]])
+                self.finished.add(item["id"])
+                self.foreign.add(item["id"])
+                continue
+            out.add(self.keys_pool.submit(self._check_tenant, item, lines))
+        return out
+
+    def _nothing_left(self) -> bool:
+        """Nothing left to claim here: True when the run is finished (or this worker gives up waiting on other
+        workers' claims, saying so in `unfinished`); False after a short wait for them."""
+        try:
+            left = runs.open_claims(self.db, self.run_id)
+        except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
+            self._database_stopped(e)
+            return True
+        if left["open"] == 0:
+            return True
+        now = time.monotonic()
+        if self.waiting is None or left["open"] < self.waiting[1]:
+            self.waiting = (now, left["open"])  # something moved: wait on
+        elif now - self.waiting[0] >= self.opts.wait_s:
+            others = [c for c in left["claims"] if c[0] != self.opts.worker]
+            self.report.unfinished = unfinished_sentence(self.run_id, others, left["claimable"])
+            return True
+        self.stop.wait(min(1.0, max(0.05, self.opts.claim_ttl_s / 10)))  # a signal ends the wait at once
+        return False
+
+    def _close(self) -> None:
+        """Stop the threads, give unfinished claims back (--resume or another worker takes them), summarise."""
+        self.keys_pool.shutdown(wait=True, cancel_futures=True)
+        self.writer.close()
+        self.probe_pool.shutdown(wait=True)
+        self.beat_stop.set()
+        self.report.rate_limited = self.pacing.rate_limited
+        if self.dead:  # a database that timed out is not waited on again for the summary
+            return
+        unfinished = [i for i in self.claimed if i not in self.finished]
+        try:
+            if unfinished:
+                self.store.release_run_items(unfinished)
+            self.store.add_rate_limited(self.run_id, self.pacing.rate_limited)
+            self.report.run = self.store.summarise_run(self.run_id, finish=True)
+        except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
+            log.error("summarising the run failed: %s", type(e).__name__)
+
+    def _settle_report(self) -> None:
+        """The lines never checked because Stripe gave no usable answer fail with why; the rest, after a stop, are
+        not reached."""
+        report = self.report
+        if report.unreachable is not None:
+            covered = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
+            skipped = [e for slug, es in self.by_slug.items() if slug not in self.done_before
+                       for e in es if e.line not in covered]
+            has_result = {slugify(r["tenant"]) for r in report.results}
+            report.unreachable_tenants += len({slugify(e.tenant) for e in skipped} - has_result)
+            report.failed_lines.extend(
+                {"line": e.line, "problem": "Not checked: Stripe gave no usable answer (see the unreachable line); "
+                                            "run the recheck again (--resume) once it does."}
+                for e in skipped
+            )
+        report.results.sort(key=lambda r: r["line"])
+        report.failed_lines.sort(key=lambda f: f["line"])
+        if self.stop.is_set():
+            handled = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
+            report.not_reached = sorted(e.line for e in self.entries if e.line not in handled
+                                        and slugify(e.tenant) not in self.done_before)
+            report.interrupted = self.stop.signal
+
+    # --- a tenant, in a sweep thread ------------------------------------------------------------------
+    def _check_tenant(self, item: dict, lines: list[BatchLine]) -> list[Future]:
+        """Check the tenant's lines in order, each handed to the writer; its writes."""
+        out: list[Future] = []
+        if self.unreachable.is_set():  # claimed just before Stripe went away: left for --resume, not checked
+            _retrying(lambda: self.store.release_run_items([item["id"]]))
+            self.finished.add(item["id"])
+            return out
+        if item.get("taken_over") and self._checked_by_the_dead(item):
+            return out
+        for n, entry in enumerate(lines, start=1):
             try:
-                if unfinished:  # back to pending: --resume (or another worker) takes them
-                    store.release_run_items(unfinished)
-                store.add_rate_limited(run_id, pacing.rate_limited)
-                report.run = store.summarise_run(run_id, finish=True)
-            except Exception as e:  # noqa: BLE001 - the report still says what ran, from the run as it started
-                log.error("summarising the run failed: %s", type(e).__name__)
-        report.elapsed_s = time.monotonic() - started
-    if report.unreachable is not None:  # the lines never checked because Stripe gave no usable answer
-        covered = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
-        skipped = [e for slug, es in by_slug.items() if slug not in done_before for e in es if e.line not in covered]
-        has_result = {slugify(r["tenant"]) for r in report.results}
-        report.unreachable_tenants += len({slugify(e.tenant) for e in skipped} - has_result)
-        report.failed_lines.extend(
-            {"line": e.line, "problem": "Not checked: Stripe gave no usable answer (see the unreachable line); "
-                                        "run the recheck again (--resume) once it does."}
-            for e in skipped
-        )
-    report.results.sort(key=lambda r: r["line"])
-    report.failed_lines.sort(key=lambda f: f["line"])
-    if stop.is_set():
-        handled = {r["line"] for r in report.results} | {f["line"] for f in report.failed_lines}
-        report.not_reached = sorted(e.line for e in entries if e.line not in handled
-                                    and slugify(e.tenant) not in done_before)
-        report.interrupted = stop.signal
-    return report
+                checked = self._check_line(item, entry)
+            except _Abandoned:
+                break  # this line and the tenant's later ones: not reached
+            with self.lock:  # handed to the writer before the stop is written; a sweep that ends after it is not
+                if self.stop.signal is not None or self.dead:
+                    break
+                out.append(self.writer.submit(self._write, item, checked, n == len(lines)))
+            if len(lines) > 1:
+                out[-1].result()  # the next line of the same tenant is judged against this one's record
+        return out
+
+    def _checked_by_the_dead(self, item: dict) -> bool:
+        """A dead worker's claim: it may have checked the tenant just before dying. True when it did (the tenant
+        is marked done with that check, and counted as skipped)."""
+        found = _retrying(lambda: runs.checked_in_run(self.db, self.run_id, item["slug"]))
+        if found is None:
+            return False
+        _retrying(lambda: self.store.finish_run_item(item["id"], check_id=found[0], status=found[1], problem=None))
+        self.finished.add(item["id"])
+        with self.lock:
+            self.report.skipped += 1
+        return True
+
+    def _check_line(self, item: dict, entry: BatchLine) -> _Checked:
+        """One line through Service.check: a name clash refused before any request, the key swept at the run's
+        shared pace, judged against history. Raises _Abandoned once the run is stopping."""
+        self._abandon_if_stopping()
+        paced = Paced(self.pacing, self.probe_pool, self.accounts.get(item["slug"]))
+        try:
+            result = self.svc.check(entry.raw_key, entry.tenant, source="batch", record="later", pacing=paced,
+                                    on_progress=self._abandon_if_stopping).result
+        except _Abandoned:
+            raise
+        except StoreInputError as e:  # a bad name, or one too close to another tenant's: the sentence, no request
+            return _Checked(entry, error=str(e))
+        except Exception as e:  # noqa: BLE001 - a bug or a store read failing in judge: the line fails, with why
+            log.error("checking a fleet line failed: %s", type(e).__name__)
+            return _Checked(entry, error=f"The check could not be completed ({type(e).__name__}); run it again.")
+        if result.status == "unreachable":
+            self.unreachable.set()  # before this worker frees its slot: no tenant is claimed after it
+        return _Checked(entry, result)
+
+    def _abandon_if_stopping(self, *_: Any) -> None:
+        if self.stop.reason is not None and self.stop.reason != "database" or self.dead:
+            raise _Abandoned()
+
+    # --- the writer thread ----------------------------------------------------------------------------
+    def _write(self, item: dict, checked: _Checked, last: bool) -> None:
+        """The check into history, then (after its last line) the tenant marked done. Signals never reach this
+        thread, so a check handed to it is written whole or, after the database died under the run, not tried
+        (its line is not reached)."""
+        if self.dead:
+            return
+        line = self._save(checked)
+        try:
+            if last and not self.dead:
+                status = None if checked.result is None else checked.result.status
+                _retrying(lambda: self.store.finish_run_item(item["id"], check_id=line.check_id, status=status,
+                                                             problem=line.problem))
+                self.finished.add(item["id"])
+        except Exception as e:  # noqa: BLE001 - the check itself is kept; the run just does not know it finished
+            log.error("marking a run item done failed: %s", type(e).__name__)
+        self._tally(line)
+        if last:
+            self._tick(line.check_id is None)
+
+    def _save(self, checked: _Checked) -> LineResult:
+        """Service.record (again while the database says it is locked: another process writing). A database
+        failure outside CARRY_ON stops the run: this line fails with the reason (or, saved before its audit entry
+        failed, is recorded and says so); the rest of the run is not reached."""
+        entry, result = checked.entry, checked.result
+        line = LineResult(entry.line, entry.tenant, result, problem=checked.error)
+        if result is None:
+            return line
+        saved = retrying(lambda: self.svc.record(result, entry.tenant, source="batch"), tries=6, delay_s=0.2,
+                         again=_locked)
+        line.check_id, line.problem, line.audit_problem = saved.check_id, saved.save_problem, saved.audit_problem
+        problem = saved.database_problem
+        if problem is not None and problem.kind not in CARRY_ON:
+            self.dead = True
+            self.report.database_problem = problem
+            self.stop.set("database")
+            if problem.kind == "timed_out":
+                DEADLINES.expire_all()  # the main loop's (and the heartbeat's) statements end now
+        return line
+
+    def _tally(self, line: LineResult) -> None:
+        report, result = self.report, line.result
+        entry = line.to_json()
+        if line.check_id is None:
+            report.failed_lines.append(entry)
+        else:
+            report.recorded += 1
+            report.results.append(entry)
+        if result is None:
+            return
+        report.requests += result.requests
+        report.no_answer += result.no_answer
+        if result.status == "unreachable":
+            report.unreachable = report.unreachable or result.problem
+            report.unreachable_tenants += 1
+            self.unreachable.set()
+
+    def _tick(self, failed: bool) -> None:
+        with self.lock:
+            self.done += 1
+            self.failed += int(failed)
+            d, f = self.done, self.failed
+        if self.progress is not None:
+            self.progress(d, self.total, f)
+
+    # --- the main thread's troubles, and the heartbeat ----------------------------------------------------
+    def _database_stopped(self, e: Exception) -> None:
+        """A store call of the main loop failed on the database: no more tenants. A timeout (a frozen or cut-off
+        server) also stops the writer: every later write would wait as long again."""
+        if not is_database_error(e):
+            raise e
+        problem = classify(e, self.db)
+        self.report.database_problem = self.report.database_problem or problem
+        if problem.kind == "timed_out":
+            self.dead = True
+            DEADLINES.expire_all()  # the writer's (and the heartbeat's) statements waiting on it end now
+        self.stop.set("database")
+
+    def _heartbeat(self) -> None:
+        """While this worker lives, its claims stay its own (another worker takes them over once they expire)."""
+        every = max(0.5, self.opts.claim_ttl_s / 3)
+        while not self.beat_stop.wait(every):
+            try:
+                runs.heartbeat(self.db, self.run_id, self.opts.worker, self.opts.claim_ttl_s)
+            except Exception as e:  # noqa: BLE001 - the run's own writes say what is wrong with the database
+                log.warning("refreshing this worker's claims failed: %s", type(e).__name__)
 
 
-def _retrying_record(svc: Any, result: Any, tenant: str) -> Any:
-    """Service.record, again while the database says it is locked (another process writing)."""
-    checked = svc.record(result, tenant, source="batch")
-    tries = 0
-    while checked.check_id is None and checked.database_problem is not None \
-            and checked.database_problem.kind == "locked" and tries < 5:
-        time.sleep(0.2 * 2 ** tries)  # backoff between tries of a locked database
-        tries += 1
-        checked = svc.record(result, tenant, source="batch")
-    return checked
+def run_fleet(svc: Service, entries: list[BatchLine], opts: FleetOptions, *,
+              progress: Callable[[int, int, int], None] | None = None, stop: Stop | None = None) -> FleetReport:
+    """FleetRun(svc, entries, opts, progress=..., stop=...).run(): check and record every entry, in a stored run."""
+    return FleetRun(svc, entries, opts, progress=progress, stop=stop).run()
