@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import sqlalchemy as sa
 from test_fleet import _service, add_keys, cli, source_script
 
+from core import store
 from core.features.fleet import FleetOptions, run_fleet
 from core.features.recheck import BatchLine
+from core.store import StoreInputError
 from sandbox.server import key_id
 
 CYRILLIC = "\u0410\u0441me Ltd"  # "Асme Ltd": a Cyrillic A and es, reads "Acme Ltd"
@@ -63,3 +67,26 @@ def test_a_key_source_line_that_clashes_is_refused_before_any_request(sandbox, t
     assert "looks the same on screen as the existing tenant 'Acme Ltd'" in problem
     assert not problem.startswith("The check ran")
     assert rep["recorded"] == 1
+
+
+def test_service_check_refuses_a_clash_before_any_request_only_when_it_would_record(sandbox, tmp_path):
+    """Service.check's docstring: with record=True (or "later") a clashing name is refused (StoreInputError, the
+    dashboard's sentence) before any request; record=False checks the key without saving, so the name is only
+    read against history; a database that cannot say leaves the check to run."""
+    sandbox.reset()
+    (_, key), = add_keys(sandbox, 1, "SvcClash")
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    svc = _service(url, sandbox, rate_test=200)
+    svc.store.get_or_create_tenant("Acme Inc.")
+    close = svc.store.name_clash("Acme Inc")
+    sandbox.clear_log()
+    for record in (True, "later"):
+        with pytest.raises(StoreInputError) as ei:
+            svc.check(key, "Acme Inc", source="cli", record=record)
+        assert str(ei.value) == close
+    assert _requests_for(sandbox, key) == 0
+    assert svc.check(key, "Acme Inc", record=False).result.status == "healthy" and _requests_for(sandbox, key) > 0
+    with store.get_engine(url).begin() as conn:  # the tenants can no longer be read: the clash cannot be asked
+        conn.execute(sa.text("ALTER TABLE tenants RENAME TO tenants_gone"))
+    checked = svc.check(key, "Acme Inc", source="cli")
+    assert checked.result.status == "healthy" and not checked.saved and checked.save_problem
