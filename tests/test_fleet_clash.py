@@ -43,6 +43,10 @@ def test_a_clashing_line_sends_no_request_and_says_the_dashboards_sentence(sandb
     assert _requests_for(sandbox, pairs[0][1]) > 0 and _requests_for(sandbox, pairs[3][1]) > 0
     assert rep.failed_lines == [{"line": 2, "problem": close}, {"line": 3, "problem": alike}]
     assert [r["line"] for r in rep.results] == [1, 4] and rep.recorded == 2
+    by_line = {x.line: x for x in rep.lines}  # the typed line results behind the report's JSON
+    assert sorted(by_line) == [1, 2, 3, 4]
+    assert by_line[2].result is None and by_line[2].check_id is None and by_line[2].problem == close
+    assert by_line[1].check_id is not None and by_line[1].result is not None and by_line[1].to_json() == rep.results[0]
     seen = len(sandbox.requests)  # the refused lines count no request either
     assert rep.requests - rep.no_answer <= seen <= rep.requests, (rep.requests, rep.no_answer, seen)
     items = {i["tenant"]: i for i in svc.store.run_items(rep.run["id"])}

@@ -99,6 +99,7 @@ class FleetReport(BatchReport):
     elapsed_s: float = 0.0
     unreachable_tenants: int = 0  # checked without a usable answer from Stripe, or not checked because of it
     unfinished: str | None = None  # one sentence: the run is not finished, and who holds what is left
+    lines: list[LineResult] = field(default_factory=list)  # what the writer made of each line, in writing order
 
     @property
     def trouble(self) -> int:
@@ -539,6 +540,7 @@ class FleetRun:
 
     def _tally(self, line: LineResult) -> None:
         report, result = self.report, line.result
+        report.lines.append(line)
         entry = line.to_json()
         if line.check_id is None:
             report.failed_lines.append(entry)
