@@ -1,8 +1,11 @@
 """Fleet recheck: every tenant's key checked concurrently, paced per Stripe account, each result recorded
 by one writer, in a stored run that can be resumed and shared by several workers (PostgreSQL).
 
-    report = run_fleet(svc, entries, FleetOptions(concurrency=32))
+    report = run_fleet(svc, entries, FleetOptions(concurrency=32))   # FleetRun(svc, entries, opts).run()
 
+- Each line goes through Service.check, the one pipeline every check takes: a tenant name too close to another
+  tenant's is refused before any request (the line fails with the dashboard's sentence), the key is swept at the
+  run's shared pace (`Paced`) and judged against history; the writer records it through Service.record.
 - Keys come from standard input or a key-source command (`read_source`); they pass through memory only.
 - Many keys are in flight at once (`concurrency`); each key's first request is sent alone and its 403 names
   the Stripe account, and from then on the key is paced by that account's bucket, shared with every other key
