@@ -24,7 +24,7 @@ from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
-from core.store import DATABASE_ERRORS, Store, StoreInputError, validate_tenant_name
+from core.store import DATABASE_ERRORS, Store, StoreInputError, is_database_error, validate_tenant_name
 from core.store.errors import DatabaseProblem, classify
 from core.store.rows import CheckDetail, TenantRow
 
@@ -117,7 +117,9 @@ class Service:
         database that cannot say leaves the check to run: saving it then says what is wrong."""
         try:
             clash = self.store.name_clash(tenant)
-        except DATABASE_ERRORS as e:
+        except Exception as e:  # re-raised unless it is the database's (driver, Alembic, ...)
+            if not is_database_error(e):
+                raise
             log.error("asking whether the tenant name clashes failed: %s", type(e).__name__)
             return
         if clash:
