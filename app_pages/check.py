@@ -278,6 +278,35 @@ def show_grid(result) -> None:
     )
 
 
+def show_verdict(result, tenant: str | None, kept: str | None) -> None:
+    """The banner: the verdict and what to change first, then the facts (score, key, mode, account, tenant, saved)."""
+    k = result.key
+    facts = [f"score **{result.score}/100**", f"key {md_code(k.masked)}", f"{md_escape(k.mode or '?')} mode"]
+    if result.account:
+        facts.append(f"account {md_code(result.account)}")
+    if tenant:
+        facts.append(f"tenant **{md_escape(tenant)}**")
+    if kept in RECORDED_WORDS:
+        facts.append(md_escape(RECORDED_WORDS[kept].format(tenant=tenant or "the tenant")))
+    BANNER.get(result.status, st.info)(
+        f"**{result.status.upper()}** · {md_escape(first_change(result))}  \n" + " · ".join(facts)
+    )
+
+
+def show_downloads(result, tenant: str | None, kept: str | None) -> None:
+    """The CSV and JSON downloads, and re-probing the unknown rows while the key is still in the session."""
+    unknown = [r for r in result.rows if r.verdict == "unknown"]
+    row = st.container(horizontal=True)
+    row.download_button("Download CSV", grid_csv(result), download_name(result, tenant, "csv"), "text/csv")
+    row.download_button("Download JSON", grid_json(result), download_name(result, tenant, "json"), "application/json")
+    if unknown:
+        has_key = st.session_state.get(state.KEY) is not None
+        if row.button(f"Re-probe {len(unknown)} unknown rows", disabled=not has_key,
+                     help=None if has_key else "The key was forgotten: paste it again to re-probe."):
+            run_check(st.session_state[state.KEY], tenant or st.session_state.get(state.TENANT) or None,
+                      record=kept == "recorded", previous=result)
+
+
 def show_result(result, tenant: str | None) -> None:
     if result.status == "unreachable":
         show_unreachable(result, tenant)
@@ -285,19 +314,8 @@ def show_result(result, tenant: str | None) -> None:
     pending = st.session_state.get(state.PENDING)
     if pending is not None and tenant:
         show_pending(result, tenant)
-    k = result.key
-    facts = [f"score **{result.score}/100**", f"key {md_code(k.masked)}", f"{md_escape(k.mode or '?')} mode"]
-    if result.account:
-        facts.append(f"account {md_code(result.account)}")
-    if tenant:
-        facts.append(f"tenant **{md_escape(tenant)}**")
     kept = st.session_state.get(state.RECORDED)
-    if kept in RECORDED_WORDS:
-        facts.append(md_escape(RECORDED_WORDS[kept].format(tenant=tenant or "the tenant")))
-    # The verdict and what to change first, then the facts.
-    BANNER.get(result.status, st.info)(
-        f"**{result.status.upper()}** · {md_escape(first_change(result))}  \n" + " · ".join(facts)
-    )
+    show_verdict(result, tenant, kept)
     if result.problem:
         st.markdown(f"**Problem (for support):** {md_escape(result.problem)}")
     if st.session_state.get(state.SAVE_PROBLEM):
@@ -320,17 +338,7 @@ def show_result(result, tenant: str | None) -> None:
 
     if result.rows:
         show_grid(result)
-
-    unknown = [r for r in result.rows if r.verdict == "unknown"]
-    row = st.container(horizontal=True)
-    row.download_button("Download CSV", grid_csv(result), download_name(result, tenant, "csv"), "text/csv")
-    row.download_button("Download JSON", grid_json(result), download_name(result, tenant, "json"), "application/json")
-    if unknown:
-        has_key = st.session_state.get(state.KEY) is not None
-        if row.button(f"Re-probe {len(unknown)} unknown rows", disabled=not has_key,
-                     help=None if has_key else "The key was forgotten: paste it again to re-probe."):
-            run_check(st.session_state[state.KEY], tenant or st.session_state.get(state.TENANT) or None,
-                      record=kept == "recorded", previous=result)
+    show_downloads(result, tenant, kept)
 
 
 def use_tenant(name: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -379,28 +379,211 @@ def _outage(tenants: list[_Tenant], rng: random.Random, now: datetime) -> None:
         t.checks.append(DemoCheck(t.name, unreachable_result(key=key, checked_at=when), "batch", "scheduler", t.story))
 
 
-def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: datetime, days: int) -> None:
-    def source() -> tuple[str, str | None]:
-        r = rng.random()
+@dataclass
+class _Teller:
+    """One tenant's story being told: the shared draws (first check, regular checks, the dashboard user) and `add`,
+    which appends a check unless it would be in the future."""
+
+    t: _Tenant
+    rng: random.Random
+    catalogue: Catalogue
+    profile: Profile
+    ideal: dict[str, Level]
+    now: datetime
+    first: datetime
+    regular: list[datetime]
+    dashboard: tuple[str, str | None]
+
+    def _source(self) -> tuple[str, str | None]:
+        r = self.rng.random()
         if r < 0.5:
-            return "dashboard", rng.choice(CHECKERS)
+            return "dashboard", self.rng.choice(CHECKERS)
         if r < 0.85:
             return "batch", "scheduler"
         return "cli", "ops"
 
-    def add(at: datetime, grants: dict | None = None, refused: str | None = None, unknown: int = 0, src=None):
-        if at > now:
+    def add(self, at: datetime, grants: dict | None = None, refused: str | None = None, unknown: int = 0,
+            src: tuple[str, str | None] | None = None) -> None:
+        if at > self.now:
             return
-        s, who = src or source()
+        t, rng = self.t, self.rng
+        s, who = src or self._source()
         if refused:
             res = refused_result(refused, key=t.key.info(), account=t.account, checked_at=at, rng=rng)
         else:
             res = synthetic_result(
-                grants or ideal, key=t.key.info(), account=t.account, checked_at=at, rng=rng,
-                unknown=unknown, catalogue=catalogue, profile=profile,
+                grants or self.ideal, key=t.key.info(), account=t.account, checked_at=at, rng=rng,
+                unknown=unknown, catalogue=self.catalogue, profile=self.profile,
             )
         t.checks.append(DemoCheck(t.name, res, s, who, t.story))
 
+    def missing(self, n: int) -> dict[str, Level]:
+        return with_missing(self.ideal, self.catalogue, self.profile, n, self.rng)
+
+    def excess(self, n: int, grants: dict[str, Level] | None = None) -> dict[str, Level]:
+        return with_excess(self.ideal if grants is None else grants, self.catalogue, self.profile, n, self.rng)
+
+
+def _steady(s: _Teller) -> None:
+    for at in s.regular:
+        s.add(at, s.t.grants or s.ideal)
+
+
+def _fixed_missing(s: _Teller) -> None:
+    rng = s.rng
+    broken = s.missing(rng.randint(1, 4))
+    if rng.random() < 0.5:
+        broken = s.excess(rng.randint(1, 3), broken)
+    fixed_at = s.first + timedelta(days=rng.uniform(2, 10))
+    s.add(s.first, broken, src=s.dashboard)
+    for at in s.regular[1:]:
+        if at < fixed_at:
+            s.add(at, broken)
+    # the tenant fixes part of it first, then the rest the same afternoon
+    partial = s.excess(1)
+    s.add(fixed_at, partial, src=s.dashboard)
+    s.add(fixed_at + timedelta(hours=rng.uniform(1, 5)), s.ideal, src=s.dashboard)
+    for at in s.regular[1:]:
+        if at > fixed_at + timedelta(hours=6):
+            s.add(at, s.ideal)
+
+
+def _over_permissioned(s: _Teller) -> None:
+    rng = s.rng
+    over = everything_write(s.catalogue) if rng.random() < 0.5 else s.excess(6)
+    cut_back = rng.random() < 0.5
+    if s.t.grants is not None:  # the demo key's own permissions, still excess now
+        over, cut_back = s.t.grants, False
+    cut_at = s.first + timedelta(days=rng.uniform(5, 15))
+    for at in s.regular:
+        s.add(at, s.ideal if (cut_back and at > cut_at) else over)
+    if cut_back:
+        s.add(cut_at, s.ideal, src=s.dashboard)
+
+
+def _broke_recently(s: _Teller) -> None:
+    rng = s.rng
+    broke_at = s.now - timedelta(days=rng.uniform(1, 8))
+    broken = s.missing(rng.randint(1, 3))
+    if s.t.grants is not None:  # the demo key's own permissions: what pasting it now shows
+        broken = s.t.grants
+    for at in s.regular:
+        s.add(at, broken if at > broke_at else s.ideal)
+    s.add(broke_at + timedelta(hours=rng.uniform(1, 20)), broken)
+
+
+def _revoked_or_rolled(s: _Teller) -> None:
+    t, rng = s.t, s.rng
+    gone_at = s.first + timedelta(days=rng.uniform(8, 25))
+    kind = "revoked" if t.story == "revoked" else "expired"
+    new_key_at = gone_at + timedelta(days=rng.uniform(1, 4)) if t.story == "rolled" else None
+    old_key = t.key
+    new_key = DemoKey.new(rng, t.mode)
+    for at in s.regular:
+        if at <= gone_at:
+            t.key = old_key
+            s.add(at, s.ideal)
+        elif new_key_at is None or at < new_key_at:
+            t.key = old_key
+            s.add(at, refused=kind)
+        else:
+            t.key = new_key
+            s.add(at, s.ideal)
+    t.key = old_key
+    s.add(gone_at + timedelta(hours=2), refused=kind)
+    if new_key_at is not None:
+        t.key = new_key
+        s.add(new_key_at, s.ideal, src=s.dashboard)
+
+
+def _accounts_read(s: _Teller) -> None:
+    # The tenant ticked Accounts Read where the guide says Write; support sends the message and it is fixed.
+    partial = dict(s.ideal, connected_account="read")
+    fixed_at = s.first + timedelta(days=s.rng.uniform(3, 12))
+    s.add(s.first, partial, src=s.dashboard)
+    for at in s.regular[1:]:
+        s.add(at, partial if at < fixed_at else s.ideal)
+    s.add(fixed_at, s.ideal, src=s.dashboard)
+
+
+def _read_only(s: _Teller) -> None:
+    ro = s.t.grants if s.t.grants is not None else read_only(s.ideal, s.catalogue)
+    for at in s.regular:
+        s.add(at, ro)
+
+
+def _flaky(s: _Teller) -> None:
+    rng = s.rng
+    for j, at in enumerate(s.regular):
+        unknown = rng.randint(1, 5) if (rng.random() < 0.4 or j == len(s.regular) - 1) else 0
+        s.add(at, s.ideal, unknown=unknown)
+
+
+def _key_swapped(s: _Teller) -> None:
+    """live_to_test (a test key replaced the live one) and other_account (a key of another Stripe account)."""
+    t, rng = s.t, s.rng
+    to_test = t.story == "live_to_test"
+    swap_at = s.now - timedelta(days=rng.uniform(1.5, 5))
+    old_key, old_account = t.key, t.account
+    new_key = DemoKey.new(rng, "test" if to_test else t.mode)
+    new_account = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
+    new_grants = s.missing(2) if to_test else s.excess(2)
+    if t.swap is not None:  # the demo key itself (sandbox.demo_keys "test_on_live") replaced the live key
+        (new_key, new_account), new_grants = t.swap, t.grants or new_grants
+    for at in [a for a in s.regular if a < swap_at]:
+        s.add(at, s.ideal)
+    t.key, t.account = new_key, new_account
+    s.add(swap_at, new_grants, src=s.dashboard)
+    for at in [a for a in s.regular if a > swap_at + timedelta(hours=2)]:
+        s.add(at, new_grants)
+    t.key, t.account = old_key, old_account
+
+
+def _long_lived(s: _Teller) -> None:
+    s.add(s.now - timedelta(days=s.rng.uniform(200, 260)), s.ideal, src=s.dashboard)  # onboarded long ago
+    for at in s.regular:
+        s.add(at, s.ideal)
+
+
+def _wrong_tenant(s: _Teller) -> None:
+    t = s.t
+    pasted_at = s.now - timedelta(days=s.rng.uniform(0.5, 3))
+    for at in [a for a in s.regular if a < pasted_at]:
+        s.add(at, s.ideal)
+    if t.donor is not None:  # support pasted the other tenant's key here by mistake
+        own_key, own_account = t.key, t.account
+        t.key, t.account = t.donor.key, t.donor.account
+        s.add(pasted_at, s.ideal, src=s.dashboard)
+        t.key, t.account = own_key, own_account
+
+
+def _truncated_first(s: _Teller) -> None:
+    s.add(s.first, refused="truncated", src=s.dashboard)
+    s.add(s.first + timedelta(minutes=s.rng.randint(5, 40)), s.ideal, src=s.dashboard)
+    for at in s.regular[1:]:
+        s.add(at, s.ideal)
+
+
+# Each story (STORIES) and the checks that tell it.
+_TELL: dict[str, Callable[[_Teller], None]] = {
+    "steady": _steady,
+    "fixed_missing": _fixed_missing,
+    "over_permissioned": _over_permissioned,
+    "broke_recently": _broke_recently,
+    "revoked": _revoked_or_rolled,
+    "rolled": _revoked_or_rolled,
+    "accounts_read": _accounts_read,
+    "read_only": _read_only,
+    "flaky": _flaky,
+    "live_to_test": _key_swapped,
+    "other_account": _key_swapped,
+    "long_lived": _long_lived,
+    "wrong_tenant": _wrong_tenant,
+    "truncated_first": _truncated_first,
+}
+
+
+def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: datetime, days: int) -> None:
     onboard = rng.uniform(0, days * 0.35)
     stale = rng.random() < 0.15  # some tenants have not been checked for weeks
     last_day = days - rng.uniform(18, 30) if stale else days
@@ -408,117 +591,10 @@ def _story(t: _Tenant, rng, catalogue, profile, ideal, day0: datetime, now: date
     first = _when(rng, day0, onboard)
     regular = _times(rng, first, end, (2, 7))
     dashboard = ("dashboard", rng.choice(CHECKERS))
-
-    if t.story == "steady":
-        for at in regular:
-            add(at, t.grants or ideal)
-    elif t.story == "fixed_missing":
-        broken = with_missing(ideal, catalogue, profile, rng.randint(1, 4), rng)
-        if rng.random() < 0.5:
-            broken = with_excess(broken, catalogue, profile, rng.randint(1, 3), rng)
-        fixed_at = first + timedelta(days=rng.uniform(2, 10))
-        add(first, broken, src=dashboard)
-        for at in regular[1:]:
-            if at < fixed_at:
-                add(at, broken)
-        # the tenant fixes part of it first, then the rest the same afternoon
-        partial = with_excess(ideal, catalogue, profile, 1, rng)
-        add(fixed_at, partial, src=dashboard)
-        add(fixed_at + timedelta(hours=rng.uniform(1, 5)), ideal, src=dashboard)
-        for at in regular[1:]:
-            if at > fixed_at + timedelta(hours=6):
-                add(at, ideal)
-    elif t.story == "over_permissioned":
-        over = everything_write(catalogue) if rng.random() < 0.5 else with_excess(ideal, catalogue, profile, 6, rng)
-        cut_back = rng.random() < 0.5
-        if t.grants is not None:  # the demo key's own permissions, still excess now
-            over, cut_back = t.grants, False
-        cut_at = first + timedelta(days=rng.uniform(5, 15))
-        for at in regular:
-            add(at, ideal if (cut_back and at > cut_at) else over)
-        if cut_back:
-            add(cut_at, ideal, src=dashboard)
-    elif t.story == "broke_recently":
-        broke_at = now - timedelta(days=rng.uniform(1, 8))
-        broken = with_missing(ideal, catalogue, profile, rng.randint(1, 3), rng)
-        if t.grants is not None:  # the demo key's own permissions: what pasting it now shows
-            broken = t.grants
-        for at in regular:
-            add(at, broken if at > broke_at else ideal)
-        add(broke_at + timedelta(hours=rng.uniform(1, 20)), broken)
-    elif t.story in ("revoked", "rolled"):
-        gone_at = first + timedelta(days=rng.uniform(8, 25))
-        kind = "revoked" if t.story == "revoked" else "expired"
-        new_key_at = gone_at + timedelta(days=rng.uniform(1, 4)) if t.story == "rolled" else None
-        old_key = t.key
-        new_key = DemoKey.new(rng, t.mode)
-        for at in regular:
-            if at <= gone_at:
-                t.key = old_key
-                add(at, ideal)
-            elif new_key_at is None or at < new_key_at:
-                t.key = old_key
-                add(at, refused=kind)
-            else:
-                t.key = new_key
-                add(at, ideal)
-        t.key = old_key
-        add(gone_at + timedelta(hours=2), refused=kind)
-        if new_key_at is not None:
-            t.key = new_key
-            add(new_key_at, ideal, src=dashboard)
-    elif t.story == "accounts_read":
-        # The tenant ticked Accounts Read where the guide says Write; support sends the message and it is fixed.
-        partial = dict(ideal, connected_account="read")
-        fixed_at = first + timedelta(days=rng.uniform(3, 12))
-        add(first, partial, src=dashboard)
-        for at in regular[1:]:
-            add(at, partial if at < fixed_at else ideal)
-        add(fixed_at, ideal, src=dashboard)
-    elif t.story == "read_only":
-        ro = t.grants if t.grants is not None else read_only(ideal, catalogue)
-        for at in regular:
-            add(at, ro)
-    elif t.story == "flaky":
-        for j, at in enumerate(regular):
-            unknown = rng.randint(1, 5) if (rng.random() < 0.4 or j == len(regular) - 1) else 0
-            add(at, ideal, unknown=unknown)
-    elif t.story in ("live_to_test", "other_account"):
-        swap_at = now - timedelta(days=rng.uniform(1.5, 5))
-        old_key, old_account = t.key, t.account
-        new_key = DemoKey.new(rng, "test" if t.story == "live_to_test" else t.mode)
-        new_account = "acct_1" + "".join(rng.choice(_B62) for _ in range(15))
-        new_grants = (with_missing(ideal, catalogue, profile, 2, rng) if t.story == "live_to_test"
-                      else with_excess(ideal, catalogue, profile, 2, rng))
-        if t.swap is not None:  # the demo key itself (sandbox.demo_keys "test_on_live") replaced the live key
-            (new_key, new_account), new_grants = t.swap, t.grants or new_grants
-        for at in [a for a in regular if a < swap_at]:
-            add(at, ideal)
-        t.key, t.account = new_key, new_account
-        add(swap_at, new_grants, src=dashboard)
-        for at in [a for a in regular if a > swap_at + timedelta(hours=2)]:
-            add(at, new_grants)
-        t.key, t.account = old_key, old_account
-    elif t.story == "long_lived":
-        add(now - timedelta(days=rng.uniform(200, 260)), ideal, src=dashboard)  # onboarded long ago, never rotated
-        for at in regular:
-            add(at, ideal)
-    elif t.story == "wrong_tenant":
-        pasted_at = now - timedelta(days=rng.uniform(0.5, 3))
-        for at in [a for a in regular if a < pasted_at]:
-            add(at, ideal)
-        if t.donor is not None:  # support pasted the other tenant's key here by mistake
-            own_key, own_account = t.key, t.account
-            t.key, t.account = t.donor.key, t.donor.account
-            add(pasted_at, ideal, src=dashboard)
-            t.key, t.account = own_key, own_account
-    elif t.story == "truncated_first":
-        add(first, refused="truncated", src=dashboard)
-        add(first + timedelta(minutes=rng.randint(5, 40)), ideal, src=dashboard)
-        for at in regular[1:]:
-            add(at, ideal)
-    else:  # pragma: no cover - every story is handled above
+    tell = _TELL.get(t.story)
+    if tell is None:  # pragma: no cover - every story has its teller
         raise ValueError(t.story)
+    tell(_Teller(t, rng, catalogue, profile, ideal, now, first, regular, dashboard))
     t.checks.sort(key=lambda c: c.result.checked_at)
 
 

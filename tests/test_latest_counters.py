@@ -120,33 +120,33 @@ def expected_latest(conn) -> dict[int, int | None]:
     return out
 
 
-def mismatches(url: str) -> list[tuple]:
-    """Every place where the tenant rows' copies or the counters disagree with the latest checks."""
-    db = Database(url)
+def stored_mismatches(conn, key_tenants: dict[str, set[int]]) -> list[tuple]:
+    """Where the stored copies disagree with the checks: the key_tenants counts, the summaries, and each tenant
+    row's latest pointer and its copies of the latest check's columns."""
     out: list[tuple] = []
     t, c = tenants_t, checks_t
     copies = [t.c[name] for name in LATEST_COLUMNS]
     originals = [c.c[col] for col in LATEST_COLUMNS.values()]
-    with get_engine(url).connect() as conn:
-        want_latest = expected_latest(conn)
-        key_tenants: dict[str, set[int]] = {}
-        for fp, tid in conn.execute(sa.select(checks_t.c.key_fingerprint, checks_t.c.tenant_id)
-                                    .where(checks_t.c.key_fingerprint.is_not(None))):
-            key_tenants.setdefault(fp, set()).add(tid)
-        counted = dict(conn.execute(sa.select(key_tenants_t.c.fingerprint, key_tenants_t.c.tenants)
-                                    .where(key_tenants_t.c.tenants != 0)).all())
-        if counted != {fp: len(ts) for fp, ts in key_tenants.items()}:
-            out.append(("key_tenants", counted, key_tenants))
-        out += summary_mismatches(conn)
-        q = sa.select(t.c.id, t.c.last_check_id, t.c.last_checked_at, c.c.checked_at, *copies, *originals).select_from(
-            t.outerjoin(c, c.c.id == t.c.last_check_id))
-        n = len(copies)
-        for row in conn.execute(q):
-            tid, last, last_at, at, vals = row[0], row[1], row[2], row[3], tuple(row[4:])
-            if last != want_latest[tid]:
-                out.append(("latest pointer", tid, last, want_latest[tid]))
-            if last_at != at or vals[:n] != vals[n:]:
-                out.append(("copies", tid, (last_at, *vals[:n]), (at, *vals[n:])))
+    want_latest = expected_latest(conn)
+    counted = dict(conn.execute(sa.select(key_tenants_t.c.fingerprint, key_tenants_t.c.tenants)
+                                .where(key_tenants_t.c.tenants != 0)).all())
+    if counted != {fp: len(ts) for fp, ts in key_tenants.items()}:
+        out.append(("key_tenants", counted, key_tenants))
+    out += summary_mismatches(conn)
+    q = sa.select(t.c.id, t.c.last_check_id, t.c.last_checked_at, c.c.checked_at, *copies, *originals).select_from(
+        t.outerjoin(c, c.c.id == t.c.last_check_id))
+    n = len(copies)
+    for row in conn.execute(q):
+        tid, last, last_at, at, vals = row[0], row[1], row[2], row[3], tuple(row[4:])
+        if last != want_latest[tid]:
+            out.append(("latest pointer", tid, last, want_latest[tid]))
+        if last_at != at or vals[:n] != vals[n:]:
+            out.append(("copies", tid, (last_at, *vals[:n]), (at, *vals[n:])))
+    return out
+
+
+def counter_mismatches(db: Database, ia: bool) -> list[tuple]:
+    """The counter-backed queries against their _raw_ twins (computed from the checks)."""
     checks = [
         ("status_counts", lambda ia, f: f(db, include_archived=ia), "status_counts"),
         ("score_distribution/10", lambda ia, f: f(db, 10, include_archived=ia), "score_distribution"),
@@ -157,43 +157,77 @@ def mismatches(url: str) -> list[tuple]:
             checks.append((f"top_problem_scopes/{kind}/{limit}",
                            lambda ia, f, kind=kind, limit=limit: f(db, kind, limit, include_archived=ia),
                            "top_problem_scopes"))
+    out: list[tuple] = []
+    for label, call, name in checks:
+        got, want = call(ia, getattr(queries, name)), call(ia, getattr(queries, "_raw_" + name))
+        if got != want:
+            out.append((label, ia, got, want))
+    return out
+
+
+def latest_row_mismatches(db: Database, ia: bool, key_tenants: dict[str, set[int]]) -> list[tuple]:
+    """The latest checks' flags (account changed, shared key) and the lifecycle counts that sum them."""
+    out: list[tuple] = []
+    everything = queries.latest_checks(db, include_archived=ia, now=NOW)
+    for row in everything:  # "shared key": the latest check's key has a check for another tenant
+        if row["last_account_changed"] != row["account_changed"]:  # 0015: kept on write = the query's flag
+            out.append(("last_account_changed", ia, row["tenant_id"]))
+        fp = row["key_fingerprint"]
+        if row["shared_key"] != (fp is not None and len(key_tenants.get(fp, set()) - {row["tenant_id"]}) > 0):
+            out.append(("shared_key", ia, row["tenant_id"]))
+    counts = queries.lifecycle_counts(db, include_archived=ia, now=NOW)
+    want_counts = {f: sum(r[f] for r in everything) for f in queries.FLAGS}
+    want_counts["mode_or_account_changed"] = sum(r["mode_changed"] or r["account_changed"] for r in everything)
+    if counts != want_counts:
+        out.append(("lifecycle_counts", ia, counts, want_counts))
+    return out
+
+
+def page_mismatches(db: Database, ia: bool, filters: dict, want_rows: list) -> list[tuple]:
+    """Every page of `filters`' rows (3 and 50 a page) is its slice of the whole list, counted or given the total."""
+    out: list[tuple] = []
+    for size in (3, 50):
+        for page in range(1, max(1, -(-len(want_rows) // size)) + 1):
+            got_page = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size, **filters)
+            want = want_rows[(page - 1) * size: page * size]
+            if got_page["rows"] != want or got_page["total"] != len(want_rows):
+                out.append(("latest_page", ia, filters, size, page))
+            known = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
+                                        total=len(want_rows), **filters)  # a total the caller counted
+            if known != got_page:
+                out.append(("latest_page(total=)", ia, filters, size, page))
+    return out
+
+
+def filter_mismatches(db: Database, ia: bool) -> list[tuple]:
+    """For each of FILTERS: the count, Triage's status figures and the pages against the filtered latest checks."""
+    out: list[tuple] = []
+    for filters in FILTERS:
+        want_rows = queries.latest_checks(db, include_archived=ia, now=NOW, **filters)
+        counting = {k: v for k, v in filters.items() if k != "order"}
+        if queries.count_latest(db, include_archived=ia, now=NOW, **counting) != len(want_rows):
+            out.append(("count_latest", ia, filters))
+        if "status" not in filters:  # Triage's figures follow every filter but the status
+            got_counts = queries.latest_status_counts(db, include_archived=ia, now=NOW, **counting)
+            if got_counts != {st: sum(r["status"] == st for r in want_rows) for st in got_counts}:
+                out.append(("latest_status_counts", ia, filters, got_counts))
+        out += page_mismatches(db, ia, filters, want_rows)
+    return out
+
+
+def mismatches(url: str) -> list[tuple]:
+    """Every place where the tenant rows' copies or the counters disagree with the latest checks."""
+    db = Database(url)
+    with get_engine(url).connect() as conn:
+        key_tenants: dict[str, set[int]] = {}
+        for fp, tid in conn.execute(sa.select(checks_t.c.key_fingerprint, checks_t.c.tenant_id)
+                                    .where(checks_t.c.key_fingerprint.is_not(None))):
+            key_tenants.setdefault(fp, set()).add(tid)
+        out = stored_mismatches(conn, key_tenants)
     for ia in (False, True):
-        for label, call, name in checks:
-            got, want = call(ia, getattr(queries, name)), call(ia, getattr(queries, "_raw_" + name))
-            if got != want:
-                out.append((label, ia, got, want))
-        everything = queries.latest_checks(db, include_archived=ia, now=NOW)
-        for row in everything:  # "shared key": the latest check's key has a check for another tenant
-            if row["last_account_changed"] != row["account_changed"]:  # 0015: kept on write = the query's flag
-                out.append(("last_account_changed", ia, row["tenant_id"]))
-            fp = row["key_fingerprint"]
-            if row["shared_key"] != (fp is not None and len(key_tenants.get(fp, set()) - {row["tenant_id"]}) > 0):
-                out.append(("shared_key", ia, row["tenant_id"]))
-        counts = queries.lifecycle_counts(db, include_archived=ia, now=NOW)
-        want_counts = {f: sum(r[f] for r in everything) for f in queries.FLAGS}
-        want_counts["mode_or_account_changed"] = sum(r["mode_changed"] or r["account_changed"] for r in everything)
-        if counts != want_counts:
-            out.append(("lifecycle_counts", ia, counts, want_counts))
-        for filters in FILTERS:
-            want_rows = queries.latest_checks(db, include_archived=ia, now=NOW, **filters)
-            counting = {k: v for k, v in filters.items() if k != "order"}
-            if queries.count_latest(db, include_archived=ia, now=NOW, **counting) != len(want_rows):
-                out.append(("count_latest", ia, filters))
-            if "status" not in filters:  # Triage's figures follow every filter but the status
-                got_counts = queries.latest_status_counts(db, include_archived=ia, now=NOW, **counting)
-                if got_counts != {st: sum(r["status"] == st for r in want_rows) for st in got_counts}:
-                    out.append(("latest_status_counts", ia, filters, got_counts))
-            for size in (3, 50):
-                for page in range(1, max(1, -(-len(want_rows) // size)) + 1):
-                    got_page = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
-                                                   **filters)
-                    want = want_rows[(page - 1) * size: page * size]
-                    if got_page["rows"] != want or got_page["total"] != len(want_rows):
-                        out.append(("latest_page", ia, filters, size, page))
-                    known = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
-                                                total=len(want_rows), **filters)  # a total the caller counted
-                    if known != got_page:
-                        out.append(("latest_page(total=)", ia, filters, size, page))
+        out += counter_mismatches(db, ia)
+        out += latest_row_mismatches(db, ia, key_tenants)
+        out += filter_mismatches(db, ia)
     return out
 
 

@@ -341,73 +341,90 @@ def _probe(entry: dict[str, Any] | None, where: str) -> Probe | None:
                  api_version=str(api_version) if api_version else None, provenance=provenance)
 
 
-def parse_catalogue(data: dict[str, Any]) -> Catalogue:
-    scopes = []
-    seen = set()
-    # One sentence added to every row of the Connect category: the probes test only the key's own account.
-    connect_category = str(data.get("connected_accounts_category", "Connect"))
-    connect_note = data.get("connected_accounts_note")
-    for i, e in enumerate(data.get("scope", [])):
-        where = f"catalogue entry {i + 1} ({e.get('scope', '?')})"
-        for k in ("scope", "label", "category", "levels"):
-            if k not in e:
-                raise CatalogueError(f"{where}: missing {k!r}.")
-        levels: tuple[ProbeLevel, ...] = tuple(lv for lv in e["levels"] if _is_probe_level(lv))
-        if not levels or len(levels) != len(e["levels"]):
-            raise CatalogueError(f"{where}: levels must be a non-empty list of 'read'/'write'.")
-        read, write = _probe(e.get("read"), where + " read"), _probe(e.get("write"), where + " write")
-        unchecked = e.get("unchecked")
-        unchecked_levels = tuple(e.get("unchecked_levels", ()))
-        if unchecked and not unchecked_levels and read is None and write is None:
-            unchecked_levels = levels  # the whole row is not checkable from outside
-        if unchecked_levels and not unchecked:
-            raise CatalogueError(f"{where}: unchecked_levels need an 'unchecked' sentence saying why.")
-        if set(unchecked_levels) - set(levels):
-            raise CatalogueError(f"{where}: unchecked_levels must be levels the scope offers.")
-        for lv, probe in (("read", read), ("write", write)):
-            wanted = lv in levels and lv not in unchecked_levels
-            if wanted != (probe is not None):
-                raise CatalogueError(
-                    f"{where}: a {lv} probe is needed exactly when {lv.capitalize()} is offered "
-                    "(a level no request can check goes in unchecked_levels, with the reason in 'unchecked')."
-                )
-        provenance = str(e.get("provenance", "inferred"))
-        if provenance not in PROVENANCES:
-            raise CatalogueError(f"{where}: provenance {provenance!r} must be one of {', '.join(PROVENANCES)}.")
-        if e["scope"] in seen:
-            raise CatalogueError(f"{where}: scope listed twice.")
-        seen.add(e["scope"])
-        for name in e.get("refusal_names", ()):
-            if not _PERMISSION_RE.match(str(name)) or str(name).startswith("rak_"):
-                raise CatalogueError(
-                    f"{where}: refusal name {name!r} must be '<name>_read' or '<name>_write', without rak_."
-                )
-        note = e.get("note")
-        if e["category"] == connect_category and connect_note:
-            note = f"{note} {connect_note}" if note else connect_note
-        scopes.append(
-            Scope(
-                scope=e["scope"],
-                label=e["label"],
-                category=e["category"],
-                levels=levels,
-                read=read,
-                write=write,
-                note=note,
-                implies=tuple(e.get("implies", ())),
-                implies_unverified=tuple(e.get("implies_unverified", ())),
-                verdict_by_name=bool(e.get("verdict_by_name", False)),
-                low_confidence=bool(e.get("low_confidence", False)),
-                provenance=provenance,
-                absent_api=e.get("absent_api"),
-                test_only=e.get("test_only"),
-                unchecked_levels=unchecked_levels,
-                unchecked=unchecked,
-                refusal_names=tuple(e.get("refusal_names", ())),
+def _entry_levels(e: dict[str, Any], where: str) -> tuple[ProbeLevel, ...]:
+    levels: tuple[ProbeLevel, ...] = tuple(lv for lv in e["levels"] if _is_probe_level(lv))
+    if not levels or len(levels) != len(e["levels"]):
+        raise CatalogueError(f"{where}: levels must be a non-empty list of 'read'/'write'.")
+    return levels
+
+
+def _entry_unchecked(
+    e: dict[str, Any], where: str, levels: tuple[ProbeLevel, ...], read: Probe | None, write: Probe | None
+) -> tuple[Any, tuple[ProbeLevel, ...]]:
+    """The entry's `unchecked` sentence and unchecked levels; a probe exactly for each checkable level offered."""
+    unchecked = e.get("unchecked")
+    unchecked_levels = tuple(e.get("unchecked_levels", ()))
+    if unchecked and not unchecked_levels and read is None and write is None:
+        unchecked_levels = levels  # the whole row is not checkable from outside
+    if unchecked_levels and not unchecked:
+        raise CatalogueError(f"{where}: unchecked_levels need an 'unchecked' sentence saying why.")
+    if set(unchecked_levels) - set(levels):
+        raise CatalogueError(f"{where}: unchecked_levels must be levels the scope offers.")
+    for lv, probe in (("read", read), ("write", write)):
+        wanted = lv in levels and lv not in unchecked_levels
+        if wanted != (probe is not None):
+            raise CatalogueError(
+                f"{where}: a {lv} probe is needed exactly when {lv.capitalize()} is offered "
+                "(a level no request can check goes in unchecked_levels, with the reason in 'unchecked')."
             )
-        )
-    if not scopes:
-        raise CatalogueError("The catalogue lists no scopes.")
+    return unchecked, unchecked_levels
+
+
+def _entry_provenance(e: dict[str, Any], where: str) -> str:
+    provenance = str(e.get("provenance", "inferred"))
+    if provenance not in PROVENANCES:
+        raise CatalogueError(f"{where}: provenance {provenance!r} must be one of {', '.join(PROVENANCES)}.")
+    return provenance
+
+
+def _check_refusal_names(e: dict[str, Any], where: str) -> None:
+    for name in e.get("refusal_names", ()):
+        if not _PERMISSION_RE.match(str(name)) or str(name).startswith("rak_"):
+            raise CatalogueError(
+                f"{where}: refusal name {name!r} must be '<name>_read' or '<name>_write', without rak_."
+            )
+
+
+def _parse_scope(i: int, e: dict[str, Any], seen: set[str], connect_category: str, connect_note: Any) -> Scope:
+    """Catalogue entry number `i` (0-based) as a Scope, checked on its own; `seen` collects the scopes so far."""
+    where = f"catalogue entry {i + 1} ({e.get('scope', '?')})"
+    for k in ("scope", "label", "category", "levels"):
+        if k not in e:
+            raise CatalogueError(f"{where}: missing {k!r}.")
+    levels = _entry_levels(e, where)
+    read, write = _probe(e.get("read"), where + " read"), _probe(e.get("write"), where + " write")
+    unchecked, unchecked_levels = _entry_unchecked(e, where, levels, read, write)
+    provenance = _entry_provenance(e, where)
+    if e["scope"] in seen:
+        raise CatalogueError(f"{where}: scope listed twice.")
+    seen.add(e["scope"])
+    _check_refusal_names(e, where)
+    note = e.get("note")
+    if e["category"] == connect_category and connect_note:
+        note = f"{note} {connect_note}" if note else connect_note
+    return Scope(
+        scope=e["scope"],
+        label=e["label"],
+        category=e["category"],
+        levels=levels,
+        read=read,
+        write=write,
+        note=note,
+        implies=tuple(e.get("implies", ())),
+        implies_unverified=tuple(e.get("implies_unverified", ())),
+        verdict_by_name=bool(e.get("verdict_by_name", False)),
+        low_confidence=bool(e.get("low_confidence", False)),
+        provenance=provenance,
+        absent_api=e.get("absent_api"),
+        test_only=e.get("test_only"),
+        unchecked_levels=unchecked_levels,
+        unchecked=unchecked,
+        refusal_names=tuple(e.get("refusal_names", ())),
+    )
+
+
+def _check_across(scopes: list[Scope]) -> None:
+    """The rules between entries (what a row implies must be offered) and the ones on a parsed row's flags."""
     offered = {f"{s.scope}_{lv}" for s in scopes for lv in s.levels}
     for s in scopes:
         for perm in (*s.implies, *s.implies_unverified):
@@ -429,6 +446,17 @@ def parse_catalogue(data: dict[str, Any]) -> Catalogue:
                 f"catalogue entry {s.scope}: a low-confidence row cannot claim provenance {s.provenance!r}; "
                 "use 'error' or 'inferred'."
             )
+
+
+def parse_catalogue(data: dict[str, Any]) -> Catalogue:
+    seen: set[str] = set()
+    # One sentence added to every row of the Connect category: the probes test only the key's own account.
+    connect_category = str(data.get("connected_accounts_category", "Connect"))
+    connect_note = data.get("connected_accounts_note")
+    scopes = [_parse_scope(i, e, seen, connect_category, connect_note) for i, e in enumerate(data.get("scope", []))]
+    if not scopes:
+        raise CatalogueError("The catalogue lists no scopes.")
+    _check_across(scopes)
     return Catalogue(tuple(scopes), tuple(data.get("categories", ())))
 
 

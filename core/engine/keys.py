@@ -458,16 +458,8 @@ def _describe_char(c: str) -> str:
     return f"the character '{c}'"
 
 
-def intake(raw: str | bytes | None) -> Intake:
-    """Normalise and classify a pasted key. Never raises for any text; see the module doc."""
-    if isinstance(raw, (bytes, bytearray)):
-        raw = bytes(raw).decode("utf-8", "replace")
-    if raw is None or raw == "":
-        return _result(
-            "empty", None, "(empty)", f"No key was entered; paste the tenant's restricted key ({ANY_RK}).", "empty", []
-        )
-    if not isinstance(raw, str):
-        raise TypeError(f"intake() takes the pasted text as str, not {type(raw).__name__}")
+def _unreadable(raw: str) -> Intake | None:
+    """Text too long to be a key, or with nothing visible in it."""
     if len(raw) > MAX_PASTE:
         return _result(
             "unknown", None, _chars(len(raw)),
@@ -482,8 +474,11 @@ def intake(raw: str | bytes | None) -> Intake:
             f"Only spaces or invisible characters were pasted; paste the restricted key itself ({ANY_RK}).",
             "whitespace", [],
         )
+    return None
 
-    s, notes, is_url = _normalise(raw)
+
+def _url_or_label(s: str, is_url: bool, notes: list[str]) -> Intake | None:
+    """The normalised text is a web address, or nothing was left after the quotes and labels."""
     if is_url:
         return _result(
             "unknown", None, _chars(len(s)),
@@ -498,99 +493,131 @@ def intake(raw: str | bytes | None) -> Intake:
             f"restricted key itself ({ANY_RK}).",
             "label_only", notes,
         )
+    return None
 
-    # Several keys at once: strict prefixes anywhere, or loose ones starting whitespace/comma-separated pieces.
+
+def _several_keys(s: str, notes: list[str]) -> Intake | None:
+    """Several keys at once: strict prefixes anywhere, or loose ones starting whitespace/comma-separated pieces."""
     starts = [m.start() for m in _STRIPE_ANYWHERE.finditer(s)]
     pieces_loose = [p for p in re.split(r"[\s,;]+", s) if _STRIPE_PIECE.match(p)]
-    if max(len(starts), len(pieces_loose)) >= 2:
-        if len(starts) >= 2:
-            bounds = starts + [len(s)]
-            parts = [s[bounds[i]:bounds[i + 1]] for i in range(len(starts))]
-        else:
-            parts = pieces_loose
-        parts = [re.split(r"[\s,;]+", p.strip(" ,;\t\r\n"))[0] for p in parts]
-        shown = [mask(p) for p in parts]
-        words = {2: "Two", 3: "Three", 4: "Four", 5: "Five"}
-        count = words.get(len(parts), f"Several ({len(parts)})")
-        more = " and more" if len(shown) > 3 else ""
-        listed = " and ".join(shown) if len(shown) == 2 else f"{', '.join(shown[:3])}{more}"
-        return _result(
-            "unknown", None, " + ".join(shown[:3]) + (" + …" if len(shown) > 3 else ""),
-            f"{count} keys were pasted at once ({listed}); paste only the restricted key ({ANY_RK}), one key per "
-            "check.",
-            "several_keys", notes,
+    if max(len(starts), len(pieces_loose)) < 2:
+        return None
+    if len(starts) >= 2:
+        bounds = starts + [len(s)]
+        parts = [s[bounds[i]:bounds[i + 1]] for i in range(len(starts))]
+    else:
+        parts = pieces_loose
+    parts = [re.split(r"[\s,;]+", p.strip(" ,;\t\r\n"))[0] for p in parts]
+    shown = [mask(p) for p in parts]
+    words = {2: "Two", 3: "Three", 4: "Four", 5: "Five"}
+    count = words.get(len(parts), f"Several ({len(parts)})")
+    more = " and more" if len(shown) > 3 else ""
+    listed = " and ".join(shown) if len(shown) == 2 else f"{', '.join(shown[:3])}{more}"
+    return _result(
+        "unknown", None, " + ".join(shown[:3]) + (" + …" if len(shown) > 3 else ""),
+        f"{count} keys were pasted at once ({listed}); paste only the restricted key ({ANY_RK}), one key per "
+        "check.",
+        "several_keys", notes,
+    )
+
+
+def _masked_key(s: str, st: _Stripe, notes: list[str]) -> Intake:
+    """A Stripe key with the Dashboard's mask in it (rk_live_…abcd): not the key itself."""
+    compact = "".join(s.split())
+    # What follows the mask is what the Dashboard itself shows (at most 4 letters or digits).
+    tail_match = re.search(r"[A-Za-z0-9]{0,4}$", compact)
+    compact_st = _parse_stripe(compact)
+    assert tail_match is not None and compact_st is not None  # {0,4} always matches; compact keeps st's prefix
+    masked = compact_st.prefix + ELLIPSIS + tail_match.group(0)
+    if st.kind == "restricted":
+        fix = (
+            "copy the full key instead (Reveal key in Developers → API keys, or create a new restricted key if "
+            "it can no longer be revealed)"
         )
+    else:
+        fix = f"ask the tenant for the full restricted key ({_rk_for(st.mode)}) instead"
+    return _result(
+        st.kind, st.mode, masked,
+        f"This is a masked key ({masked}) as the Dashboard or an error message shows it, not the key itself; "
+        f"{fix}.",
+        "masked", notes,
+    )
+
+
+def _text_around_key(s: str, st: _Stripe | None, pieces: list[str], notes: list[str]) -> Intake:
+    """Several words that are not one wrapped key: a key with text after or before it, another secret, the key's
+    name, or a sentence."""
+    if st is not None:
+        first = _parse_stripe(pieces[0])
+        assert first is not None  # st parsed, and the first piece starts the same way
+        where = next(i for i, c in enumerate(s) if c.isspace()) + 1
+        return _result(
+            first.kind, first.mode, _mask_parts(first.prefix, first.body),
+            f"The key contains a space at position {where} followed by other text; paste only the key "
+            f"({first.prefix}…), with nothing before or after it.",
+            "space_and_text", notes,
+        )
+    m = _STRIPE_PIECE.search(s)
+    if m and (m.start() == 0 or not s[m.start() - 1].isalnum()):
+        key_part = re.split(r"[\s,;]+", s[m.start():])[0].strip(_QUOTES)
+        inner = _parse_stripe(key_part)
+        assert inner is not None  # key_part starts with a Stripe prefix (_STRIPE_PIECE)
+        return _result(
+            inner.kind, inner.mode, _mask_parts(inner.prefix, inner.body),
+            f"There is other text before the key ({_mask_parts(inner.prefix, inner.body)}); paste only the "
+            "key, with nothing before or after it.",
+            "text_before_key", notes,
+        )
+    for p in pieces:
+        other = _other_secret(p.strip(_QUOTES))
+        if other:
+            return _other_result(p.strip(_QUOTES), other, notes)
+    n_words = len(pieces)
+    if GUIDE_KEY_NAME.lower() in s.lower() or re.search(r"\bkey\b", s, re.I):
+        return _result(
+            "unknown", None, _chars(len(s)),
+            f"This looks like the key's name (such as “{GUIDE_KEY_NAME}”), not the key itself; in Developers → "
+            "API keys reveal that restricted key and copy its value, which starts with rk_live_ or rk_test_.",
+            "key_name", notes,
+        )
+    return _result(
+        "unknown", None, _chars(len(s)),
+        f"The pasted text is {n_words} words rather than a key; paste only the restricted key ({ANY_RK}), with "
+        "nothing before or after it.",
+        "sentence", notes,
+    )
+
+
+def intake(raw: str | bytes | None) -> Intake:
+    """Normalise and classify a pasted key. Never raises for any text; see the module doc."""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).decode("utf-8", "replace")
+    if raw is None or raw == "":
+        return _result(
+            "empty", None, "(empty)", f"No key was entered; paste the tenant's restricted key ({ANY_RK}).", "empty", []
+        )
+    if not isinstance(raw, str):
+        raise TypeError(f"intake() takes the pasted text as str, not {type(raw).__name__}")
+    early = _unreadable(raw)
+    if early is not None:
+        return early
+    s, notes, is_url = _normalise(raw)
+    early = _url_or_label(s, is_url, notes) or _several_keys(s, notes)
+    if early is not None:
+        return early
 
     st = _parse_stripe(s)
     if st is not None and any(m in s for m in _MASK_MARKS):
-        compact = "".join(s.split())
-        # What follows the mask is what the Dashboard itself shows (at most 4 letters or digits).
-        tail_match = re.search(r"[A-Za-z0-9]{0,4}$", compact)
-        compact_st = _parse_stripe(compact)
-        assert tail_match is not None and compact_st is not None  # {0,4} always matches; compact keeps st's prefix
-        masked = compact_st.prefix + ELLIPSIS + tail_match.group(0)
-        if st.kind == "restricted":
-            fix = (
-                "copy the full key instead (Reveal key in Developers → API keys, or create a new restricted key if "
-                "it can no longer be revealed)"
-            )
-        else:
-            fix = f"ask the tenant for the full restricted key ({_rk_for(st.mode)}) instead"
-        return _result(
-            st.kind, st.mode, masked,
-            f"This is a masked key ({masked}) as the Dashboard or an error message shows it, not the key itself; "
-            f"{fix}.",
-            "masked", notes,
-        )
-
+        return _masked_key(s, st, notes)
     pieces = s.split()
     if len(pieces) > 1:
         joined = "".join(pieces)
-        if _STRIPE_HEAD.match(joined) and all(_WRAPPED_PIECE.fullmatch(p) for p in pieces[1:]):
-            # A key broken over lines (or into space-separated pieces, as some browsers paste line breaks).
-            s = joined
-            _note(notes, f"joined {len(pieces)} pieces of a wrapped key")
-            st = _parse_stripe(s)
-        elif st is not None:
-            first = _parse_stripe(pieces[0])
-            assert first is not None  # st parsed, and the first piece starts the same way
-            where = next(i for i, c in enumerate(s) if c.isspace()) + 1
-            return _result(
-                first.kind, first.mode, _mask_parts(first.prefix, first.body),
-                f"The key contains a space at position {where} followed by other text; paste only the key "
-                f"({first.prefix}…), with nothing before or after it.",
-                "space_and_text", notes,
-            )
-        else:
-            m = _STRIPE_PIECE.search(s)
-            if m and (m.start() == 0 or not s[m.start() - 1].isalnum()):
-                key_part = re.split(r"[\s,;]+", s[m.start():])[0].strip(_QUOTES)
-                inner = _parse_stripe(key_part)
-                assert inner is not None  # key_part starts with a Stripe prefix (_STRIPE_PIECE)
-                return _result(
-                    inner.kind, inner.mode, _mask_parts(inner.prefix, inner.body),
-                    f"There is other text before the key ({_mask_parts(inner.prefix, inner.body)}); paste only the "
-                    "key, with nothing before or after it.",
-                    "text_before_key", notes,
-                )
-            for p in pieces:
-                other = _other_secret(p.strip(_QUOTES))
-                if other:
-                    return _other_result(p.strip(_QUOTES), other, notes)
-            n_words = len(pieces)
-            if GUIDE_KEY_NAME.lower() in s.lower() or re.search(r"\bkey\b", s, re.I):
-                return _result(
-                    "unknown", None, _chars(len(s)),
-                    f"This looks like the key's name (such as “{GUIDE_KEY_NAME}”), not the key itself; in Developers → "
-                    "API keys reveal that restricted key and copy its value, which starts with rk_live_ or rk_test_.",
-                    "key_name", notes,
-                )
-            return _result(
-                "unknown", None, _chars(len(s)),
-                f"The pasted text is {n_words} words rather than a key; paste only the restricted key ({ANY_RK}), with "
-                "nothing before or after it.",
-                "sentence", notes,
-            )
+        if not (_STRIPE_HEAD.match(joined) and all(_WRAPPED_PIECE.fullmatch(p) for p in pieces[1:])):
+            return _text_around_key(s, st, pieces, notes)
+        # A key broken over lines (or into space-separated pieces, as some browsers paste line breaks).
+        s = joined
+        _note(notes, f"joined {len(pieces)} pieces of a wrapped key")
+        st = _parse_stripe(s)
 
     if st is None:
         return _classify_other(s, notes)

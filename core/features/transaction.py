@@ -212,6 +212,167 @@ def _id(v: Any) -> Any:
     return v.get("id") if isinstance(v, dict) else v
 
 
+def _input_problem(info: KeyInfo, key: Any, amount: Any, cur: str | None, currency: Any) -> str | None:
+    """Why the key or the amount and currency refuse the run before any request, or None."""
+    why = refusal(info)
+    if why is not None or key is None:
+        return why or "The key was not accepted."
+    bad = _check_amount(amount)
+    if bad:
+        return bad
+    if cur is None:
+        return f"The currency must be a three-letter ISO code such as usd or eur; got {currency!r}."
+    return None
+
+
+def _idempotency(given: Any, fingerprint: str, amount: int, cur: str, now: datetime) -> tuple[str | None, str]:
+    """(the idempotency key to send, "") or (None, why the given one is refused). None given: the default."""
+    if given is None:
+        return default_idempotency_key(fingerprint, amount, cur, now), ""
+    if not isinstance(given, str) or not 1 <= len(given.strip()) <= 255:
+        return None, "The idempotency key must be 1 to 255 characters of text."
+    ikey = given.strip()
+    if not all(" " <= c <= "~" for c in ikey):  # it travels in an HTTP header: no line breaks, no NUL
+        return None, ("The idempotency key may hold only printable ASCII characters (letters, digits, - and _ "
+                      "are safest); remove the others.")
+    return ikey, ""
+
+
+@dataclass
+class _Run:
+    """One sample transaction's requests, step by step. Each step returns the finished result when the run stops
+    there, or None to go on."""
+
+    result: TransactionResult
+    http: KeyRequests
+    step_needs: dict[str, Permission]
+    mode: str | None
+    started: float
+    ch: dict = field(default_factory=dict)  # the charge as created
+    back: dict = field(default_factory=dict)  # the charge as read back
+
+    def call(self, step: str, object_id: str | None = None, **params: Any) -> tuple[Any, Answer | None, int]:
+        """Send the step's request (STEP_REQUESTS; on `object_id`, or on the collection without one):
+        (response or None, what the error answer means or None, tries). A 409 means the same idempotency
+        key is in flight in another request: retrying replays that request's result, so it is retried too."""
+        method, template = STEP_REQUESTS[step]
+        path = template.replace("{id}", object_id) if object_id else template.removesuffix("/{id}")
+        return self.http.request(method.lower(), path, params, retry_if=lambda a: a.status == 409)
+
+    def step(self, name: str, outcome: StepResult, t0: float, detail: str) -> None:
+        self.result.steps.append(Step(name, outcome, time.monotonic() - t0, detail))
+
+    def failed(self, step: str, t0: float, err: Answer, tries: int) -> tuple[str, Permission | None]:
+        """Record the failed step; (its sentence, the permission it lacked or None)."""
+        detail, missing = _failure(err, tries, self.step_needs[step], self.mode, self.http.auth_problem)
+        self.step(step, "failed", t0, f"failed: {detail}")
+        self.result.missing_permission = missing.name if missing is not None else None
+        return detail, missing
+
+    def finish(self, status: TxStatus, problem: str | None = None) -> TransactionResult:
+        result = self.result
+        result.status = status
+        result.problem = problem
+        result.requests = self.http.requests
+        result.elapsed_s = time.monotonic() - self.started
+        return result
+
+    def create(self, ikey: str, amount: int, cur: str) -> TransactionResult | None:
+        """1. Create the test charge."""
+        result = self.result
+        t0 = time.monotonic()
+        resp, err, tries = self.call(
+            "create_charge", idempotency_key=ikey, amount=amount, currency=cur, source=TEST_SOURCE,
+            description=DESCRIPTION, metadata=dict(METADATA),
+        )
+        if err is not None:
+            detail, missing = self.failed("create_charge", t0, err, tries)
+            if missing is not None:
+                problem = (
+                    f"The key lacks {missing.words} ({missing.name}), so no test charge was created; "
+                    f"set {missing.label} to {missing.level.capitalize()} on the key in the Stripe Dashboard "
+                    "to run the sample transaction."
+                )
+            else:
+                problem = f"Creating the test charge failed: {detail}."
+            return self.finish("failed", problem)
+        ch = self.ch = _data(resp)
+        headers = getattr(resp, "headers", None) or {}
+        try:
+            result.replayed = str(headers.get("Idempotent-Replayed", "")).lower() == "true"
+        except Exception:  # noqa: BLE001 -- an odd header only means "not known to be replayed"
+            result.replayed = False
+        charge_id = ch.get("id")
+        result.charge = {
+            "id": charge_id, "amount": ch.get("amount"), "currency": ch.get("currency"), "status": ch.get("status"),
+        }
+        again = " (Stripe returned the charge made earlier with the same idempotency key)" if result.replayed else ""
+        if not charge_id or ch.get("status") != "succeeded":
+            self.step("create_charge", "failed", t0,
+                      f"failed: the charge {charge_id or '(no id)'} is {ch.get('status')!r}, not 'succeeded'{again}")
+            return self.finish("failed", f"The test charge did not succeed (status {ch.get('status')!r}).")
+        self.step("create_charge", "passed", t0,
+                  f"created {charge_id}: {ch.get('amount')} {ch.get('currency')}, {ch.get('status')}{again}")
+        return None
+
+    def read_back(self) -> TransactionResult | None:
+        """2. Read the charge back: it must be the one created."""
+        charge = self.result.charge or {}
+        charge_id = charge.get("id")
+        t0 = time.monotonic()
+        resp, err, tries = self.call("read_charge", charge_id)
+        if err is not None:
+            detail, _ = self.failed("read_charge", t0, err, tries)
+            return self.finish("failed", f"The charge {charge_id} was created but reading it back failed: {detail}.")
+        back = self.back = _data(resp)
+        mismatch = [k for k in ("id", "amount", "currency", "status") if back.get(k) != charge.get(k)]
+        if mismatch:
+            self.step("read_charge", "failed", t0, f"failed: the charge read back differs in {', '.join(mismatch)}")
+            return self.finish(
+                "failed", f"The charge {charge_id} read back differs from the one created ({', '.join(mismatch)})."
+            )
+        self.step("read_charge", "passed", t0,
+                  f"read {charge_id} back: {back.get('amount')} {back.get('currency')}, {back.get('status')}")
+        return None
+
+    def find_balance_transaction(self, charge_id: Any) -> tuple[dict, Answer | None, int]:
+        """The charge's balance transaction (by its id when the charge names it, else by listing the charge's)."""
+        txn_id = _id(self.back.get("balance_transaction")) or _id(self.ch.get("balance_transaction"))
+        if txn_id:
+            resp, err, tries = self.call("balance_transaction", txn_id)
+            return (_data(resp) if err is None else {}), err, tries
+        resp, err, tries = self.call("balance_transaction", source=charge_id, limit=1)
+        found = (_data(resp).get("data") or []) if err is None else []
+        return (found[0] if found and isinstance(found[0], dict) else {}), err, tries
+
+    def balance_transaction(self) -> TransactionResult:
+        """3. The charge's balance transaction: it must exist and belong to the charge."""
+        result = self.result
+        charge_id = (result.charge or {}).get("id")
+        t0 = time.monotonic()
+        txn, err, tries = self.find_balance_transaction(charge_id)
+        if err is not None:
+            detail, _ = self.failed("balance_transaction", t0, err, tries)
+            return self.finish(
+                "failed", f"The charge {charge_id} was created but its balance transaction could not be read: {detail}."
+            )
+        if not txn.get("id"):
+            self.step("balance_transaction", "failed", t0, f"failed: Stripe has no balance transaction for {charge_id}")
+            return self.finish("failed", f"The charge {charge_id} has no balance transaction yet.")
+        source = _id(txn.get("source"))
+        if source and source != charge_id:
+            self.step("balance_transaction", "failed", t0, f"failed: {txn['id']} belongs to {source}, not {charge_id}")
+            return self.finish("failed", f"The balance transaction {txn['id']} does not belong to the test charge.")
+        result.balance_transaction = txn["id"]
+        result.balance_transaction_detail = {
+            k: txn.get(k) for k in ("id", "amount", "fee", "net", "currency", "status", "type")
+        }
+        self.step("balance_transaction", "passed", t0,
+                  f"found {txn['id']}: {txn.get('type')} {txn.get('amount')} {txn.get('currency')}, "
+                  f"fee {txn.get('fee')}, net {txn.get('net')}, {txn.get('status')}")
+        return self.finish("passed")
+
+
 def run_test_transaction(
     key: Any,
     *,
@@ -241,150 +402,20 @@ def run_test_transaction(
         result.elapsed_s = time.monotonic() - started
         return result
 
-    why = refusal(info)
-    if why is not None or taken.key is None:
-        return refuse(why or "The key was not accepted.")
-    bad = _check_amount(amount)
-    if bad:
-        return refuse(bad)
-    if cur is None:
-        return refuse(f"The currency must be a three-letter ISO code such as usd or eur; got {currency!r}.")
-    if idempotency_key is not None:
-        if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key.strip()) <= 255:
-            return refuse("The idempotency key must be 1 to 255 characters of text.")
-        ikey = idempotency_key.strip()
-        if not all(" " <= c <= "~" for c in ikey):  # it travels in an HTTP header: no line breaks, no NUL
-            return refuse("The idempotency key may hold only printable ASCII characters (letters, digits, - and _ "
-                          "are safest); remove the others.")
-    else:
-        ikey = default_idempotency_key(info.fingerprint or "", amount, cur, now)
+    why = _input_problem(info, taken.key, amount, cur, currency)
+    if why is not None:
+        return refuse(why)
+    assert cur is not None  # _input_problem refuses a currency that is not one
+    ikey, why = _idempotency(idempotency_key, info.fingerprint or "", amount, cur, now)
+    if ikey is None:
+        return refuse(why)
     result.idempotency_key = ikey
     step_needs = needs(catalogue)
 
     settings = settings or ProbeSettings()
     client = client or shared_client(settings)
-    http = KeyRequests(str(taken.key), info.mode, settings, client)
-
-    def call(step: str, object_id: str | None = None, **params: Any) -> tuple[Any, Answer | None, int]:
-        """Send the step's request (STEP_REQUESTS; on `object_id`, or on the collection without one):
-        (response or None, what the error answer means or None, tries). A 409 means the same idempotency
-        key is in flight in another request: retrying replays that request's result, so it is retried too."""
-        method, template = STEP_REQUESTS[step]
-        path = template.replace("{id}", object_id) if object_id else template.removesuffix("/{id}")
-        return http.request(method.lower(), path, params, retry_if=lambda a: a.status == 409)
-
-    def failed(step: str, t0: float, err: Answer, tries: int) -> tuple[str, Permission | None]:
-        """Record the failed step; (its sentence, the permission it lacked or None)."""
-        detail, missing = _failure(err, tries, step_needs[step], info.mode, http.auth_problem)
-        result.steps.append(Step(step, "failed", time.monotonic() - t0, f"failed: {detail}"))
-        result.missing_permission = missing.name if missing is not None else None
-        return detail, missing
-
-    def finish(status: TxStatus, problem: str | None = None) -> TransactionResult:
-        result.status = status
-        result.problem = problem
-        result.requests = http.requests
-        result.elapsed_s = time.monotonic() - started
-        return result
-
-    # 1. create
-    t0 = time.monotonic()
-    resp, err, tries = call(
-        "create_charge", idempotency_key=ikey, amount=amount, currency=cur, source=TEST_SOURCE,
-        description=DESCRIPTION, metadata=dict(METADATA),
-    )
-    if err is not None:
-        detail, missing = failed("create_charge", t0, err, tries)
-        if missing is not None:
-            problem = (
-                f"The key lacks {missing.words} ({missing.name}), so no test charge was created; "
-                f"set {missing.label} to {missing.level.capitalize()} on the key in the Stripe Dashboard "
-                "to run the sample transaction."
-            )
-        else:
-            problem = f"Creating the test charge failed: {detail}."
-        return finish("failed", problem)
-    ch = _data(resp)
-    headers = getattr(resp, "headers", None) or {}
-    try:
-        result.replayed = str(headers.get("Idempotent-Replayed", "")).lower() == "true"
-    except Exception:  # noqa: BLE001 -- an odd header only means "not known to be replayed"
-        result.replayed = False
-    charge_id = ch.get("id")
-    result.charge = {
-        "id": charge_id, "amount": ch.get("amount"), "currency": ch.get("currency"), "status": ch.get("status"),
-    }
-    again = " (Stripe returned the charge made earlier with the same idempotency key)" if result.replayed else ""
-    if not charge_id or ch.get("status") != "succeeded":
-        result.steps.append(
-            Step("create_charge", "failed", time.monotonic() - t0,
-                 f"failed: the charge {charge_id or '(no id)'} is {ch.get('status')!r}, not 'succeeded'{again}")
-        )
-        return finish("failed", f"The test charge did not succeed (status {ch.get('status')!r}).")
-    result.steps.append(
-        Step("create_charge", "passed", time.monotonic() - t0,
-             f"created {charge_id}: {ch.get('amount')} {ch.get('currency')}, {ch.get('status')}{again}")
-    )
-
-    # 2. read back
-    t0 = time.monotonic()
-    resp, err, tries = call("read_charge", charge_id)
-    if err is not None:
-        detail, _ = failed("read_charge", t0, err, tries)
-        return finish("failed", f"The charge {charge_id} was created but reading it back failed: {detail}.")
-    back = _data(resp)
-    mismatch = [k for k in ("id", "amount", "currency", "status") if back.get(k) != result.charge.get(k)]
-    if mismatch:
-        result.steps.append(
-            Step("read_charge", "failed", time.monotonic() - t0,
-                 f"failed: the charge read back differs in {', '.join(mismatch)}")
-        )
-        return finish(
-            "failed", f"The charge {charge_id} read back differs from the one created ({', '.join(mismatch)})."
-        )
-    result.steps.append(
-        Step("read_charge", "passed", time.monotonic() - t0,
-             f"read {charge_id} back: {back.get('amount')} {back.get('currency')}, {back.get('status')}")
-    )
-
-    # 3. balance transaction
-    t0 = time.monotonic()
-    txn_id = _id(back.get("balance_transaction")) or _id(ch.get("balance_transaction"))
-    if txn_id:
-        resp, err, tries = call("balance_transaction", txn_id)
-        txn = _data(resp) if err is None else {}
-    else:
-        resp, err, tries = call("balance_transaction", source=charge_id, limit=1)
-        found = (_data(resp).get("data") or []) if err is None else []
-        txn = found[0] if found and isinstance(found[0], dict) else {}
-    if err is not None:
-        detail, _ = failed("balance_transaction", t0, err, tries)
-        return finish(
-            "failed", f"The charge {charge_id} was created but its balance transaction could not be read: {detail}."
-        )
-    if not txn.get("id"):
-        result.steps.append(
-            Step("balance_transaction", "failed", time.monotonic() - t0,
-                 f"failed: Stripe has no balance transaction for {charge_id}")
-        )
-        return finish("failed", f"The charge {charge_id} has no balance transaction yet.")
-    source = _id(txn.get("source"))
-    if source and source != charge_id:
-        result.steps.append(
-            Step("balance_transaction", "failed", time.monotonic() - t0,
-                 f"failed: {txn['id']} belongs to {source}, not {charge_id}")
-        )
-        return finish("failed", f"The balance transaction {txn['id']} does not belong to the test charge.")
-    result.balance_transaction = txn["id"]
-    result.balance_transaction_detail = {
-        k: txn.get(k) for k in ("id", "amount", "fee", "net", "currency", "status", "type")
-    }
-    result.steps.append(
-        Step("balance_transaction", "passed", time.monotonic() - t0,
-             f"found {txn['id']}: {txn.get('type')} {txn.get('amount')} {txn.get('currency')}, "
-             f"fee {txn.get('fee')}, net {txn.get('net')}, {txn.get('status')}")
-    )
-    return finish("passed")
+    run = _Run(result, KeyRequests(str(taken.key), info.mode, settings, client), step_needs, info.mode, started)
+    return run.create(ikey, amount, cur) or run.read_back() or run.balance_transaction()
 
 
 __all__ = [

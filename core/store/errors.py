@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +205,110 @@ def _read_only(where: _Where) -> DatabaseProblem:
     )
 
 
+@dataclass(frozen=True)
+class _Clues:
+    """What a failure shows: the drivers' text (lower-cased), the exception classes' names, where the database is,
+    and the configured limits."""
+
+    text: str
+    names: frozenset[str]
+    where: _Where
+    limits: DatabaseSettings
+
+    def has(self, *needles: str) -> bool:
+        return _has(self.text, *needles)
+
+    def fields(self) -> dict[str, object]:
+        """The values a rule's sentence may name ({label}, {url}, {database}, and the limits in seconds)."""
+        label, limits = self.where.label, self.limits
+        return {
+            "label": label, "url": label.removeprefix("the database at "), "database": self.where.database,
+            "busy": limits.busy_timeout_s, "connect": limits.connect_timeout_s,
+            "statement": limits.statement_timeout_s, "deadline": limits.statement_timeout_s + 2.0,
+        }
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """When `when` holds, the problem is `kind` with `cause` (a template over _Clues.fields) and `fix`; or, with
+    `make`, whatever it finds for that place (None: no answer there, the next rule decides)."""
+
+    when: Callable[[_Clues], bool]
+    kind: str = ""
+    cause: str = ""
+    fix: str = ""
+    make: Callable[[_Where], DatabaseProblem | None] | None = None
+
+    def problem(self, c: _Clues) -> DatabaseProblem | None:
+        if not self.when(c):
+            return None
+        if self.make is not None:
+            return self.make(c.where)
+        return DatabaseProblem(self.kind, self.cause.format(**c.fields()), self.fix)
+
+
+_URL_FIX = "use sqlite:///path/to/keyhealth.db or postgresql://user:password@host:5432/name"
+
+# In order: the first rule that holds names the problem.
+_RULES: tuple[_Rule, ...] = (
+    _Rule(lambda c: bool(c.names & {"ArgumentError", "NoSuchModuleError"}), "misconfigured",
+          "DATABASE_URL ({url}) is not a database URL Key Health can use", _URL_FIX),
+    _Rule(lambda c: "CommandError" in c.names and c.has("can't locate revision", "no such revision"), "schema",
+          "{label} was written by a newer version of Key Health (its schema is unknown to this one)",
+          "run the newer Key Health with it, or point DATABASE_URL at another database"),
+    # SQLite
+    _Rule(lambda c: c.has("file is not a database", "malformed", "file is encrypted", "disk i/o error",
+                          "sqlite_corrupt"), "corrupt",
+          "{label} is damaged or is not a SQLite database (corrupt)",
+          "restore it from a backup, or move it aside so that Key Health starts a new, empty one"),
+    _Rule(lambda c: c.has("readonly database", "read-only database", "read-only file system", "readonly file system"),
+          make=_read_only),
+    _Rule(lambda c: c.has("database or disk is full", "no space left on device"), "disk_full",
+          "the disk holding {label} is full", "free space there and try again"),
+    _Rule(lambda c: c.has("database is locked", "database table is locked", "database schema is locked"), "locked",
+          "{label} stayed locked by another process for more than {busy:g} s",
+          "try again, and if it repeats close whatever holds it (another Key Health, a sqlite3 shell) or raise "
+          "KEYHEALTH_DB_BUSY_TIMEOUT_S"),
+    _Rule(lambda c: c.has("unable to open database file"), make=_sqlite_cannot_open),
+    # PostgreSQL (and pools)
+    # core.store.db: no answer within the client's own deadline (frozen, cut off)
+    _Rule(lambda c: "ClientDeadline" in c.names, "timed_out",
+          "{label} did not answer a query within {deadline:g} s (client deadline: the server is frozen, overloaded "
+          "or cut off)",
+          "check the server and the network to it, and try again (KEYHEALTH_DB_STATEMENT_TIMEOUT_S sets the limit)"),
+    _Rule(lambda c: "ConnectionTimeout" in c.names or c.has("connection timeout expired", "timeout expired"),
+          "timed_out", "{label} did not answer within {connect:g} s (connect timeout)",
+          "check that the server is up and not overloaded and that DATABASE_URL names a PostgreSQL server, or "
+          "raise KEYHEALTH_DB_CONNECT_TIMEOUT_S"),
+    _Rule(lambda c: c.has("statement timeout", "lock timeout", "canceling statement"), "timed_out",
+          "a query to {label} ran longer than {statement:g} s and was cancelled (statement timeout)",
+          "try again, and if it repeats check the server's load or raise KEYHEALTH_DB_STATEMENT_TIMEOUT_S"),
+    _Rule(lambda c: "TimeoutError" in c.names and c.has("queuepool", "connection timed out", "pool"), "timed_out",
+          "every connection to {label} stayed busy too long", "try again in a moment"),
+    _Rule(lambda c: c.has("password authentication failed", "no password supplied", "pg_hba.conf",
+                          "authentication failed") or (c.has("role") and c.has("does not exist")), "auth",
+          "{label} refused the user name or password in DATABASE_URL",
+          "fix the credentials there, or let that user in on the server (pg_hba.conf)"),
+    _Rule(lambda c: c.where.backend == "postgresql" and c.has("database") and c.has("does not exist"),
+          "missing_database", "{label} has no database named {database}",
+          "create it (createdb) or fix the database name in DATABASE_URL"),
+    _Rule(lambda c: c.has("server closed the connection", "terminating connection", "connection is closed",
+                          "consuming input failed", "connection already closed",
+                          "the database system is shutting down", "the database system is starting up",
+                          "eof detected", "ssl syscall error", "connection reset", "broken pipe", "is lost"),
+          "unreachable", "the connection to {label} was lost (the server stopped or restarted)",
+          "try again once it is back up"),
+    _Rule(lambda c: c.has("connection refused", "could not connect", "connection failed", "failed to resolve host",
+                          "name or service not known", "could not translate host name", "no route to host",
+                          "network is unreachable", "nodename nor servname"),
+          "unreachable", "{label} refused the connection or could not be found (it is down, or the host or port is "
+          "wrong)", "start PostgreSQL, or fix the host and port in DATABASE_URL"),
+    _Rule(lambda c: c.has("no such table", "undefinedtable", "relation") and c.has("no such table", "does not exist"),
+          "schema", "{label} has no Key Health tables (it was never set up)",
+          "restart Key Health so that it creates them, or run `alembic upgrade head`"),
+)
+
+
 def classify(exc: BaseException, db: Database | str | None = None) -> DatabaseProblem:
     """The kind of database problem behind `exc` and one sentence naming the cause and the fix. `db`: the
     Database (or URL) that failed; default the configured one."""
@@ -214,102 +318,21 @@ def classify(exc: BaseException, db: Database | str | None = None) -> DatabasePr
             return e.problem
     where = _where(_url(db))
     limits: DatabaseSettings = settings().db
-    text = _text(chain)
-    names = {type(e).__name__ for e in chain}
-    label = where.label
 
     for e in chain:
         if isinstance(e, DatabaseDirError):
             return _dir_problem(where, e)
         if isinstance(e, DatabaseUrlError):
-            return DatabaseProblem(
-                "misconfigured", f"DATABASE_URL ({mask_url(_url(db))}) {e.reason}",
-                "use sqlite:///path/to/keyhealth.db or postgresql://user:password@host:5432/name",
-            )
+            return DatabaseProblem("misconfigured", f"DATABASE_URL ({mask_url(_url(db))}) {e.reason}", _URL_FIX)
 
-    if "ArgumentError" in names or "NoSuchModuleError" in names:
-        return DatabaseProblem(
-            "misconfigured",
-            f"DATABASE_URL ({label.removeprefix('the database at ')}) is not a database URL Key Health can use",
-            "use sqlite:///path/to/keyhealth.db or postgresql://user:password@host:5432/name",
-        )
-    if "CommandError" in names and _has(text, "can't locate revision", "no such revision"):
-        return DatabaseProblem(
-            "schema", f"{label} was written by a newer version of Key Health (its schema is unknown to this one)",
-            "run the newer Key Health with it, or point DATABASE_URL at another database",
-        )
-
-    # SQLite
-    if _has(text, "file is not a database", "malformed", "file is encrypted", "disk i/o error", "sqlite_corrupt"):
-        return DatabaseProblem(
-            "corrupt", f"{label} is damaged or is not a SQLite database (corrupt)",
-            "restore it from a backup, or move it aside so that Key Health starts a new, empty one",
-        )
-    if _has(text, "readonly database", "read-only database", "read-only file system", "readonly file system"):
-        return _read_only(where)
-    if _has(text, "database or disk is full", "no space left on device"):
-        return DatabaseProblem("disk_full", f"the disk holding {label} is full", "free space there and try again")
-    if _has(text, "database is locked", "database table is locked", "database schema is locked"):
-        return DatabaseProblem(
-            "locked", f"{label} stayed locked by another process for more than {limits.busy_timeout_s:g} s",
-            "try again, and if it repeats close whatever holds it (another Key Health, a sqlite3 shell) or raise "
-            "KEYHEALTH_DB_BUSY_TIMEOUT_S",
-        )
-    if _has(text, "unable to open database file"):
-        found = _sqlite_cannot_open(where)
+    clues = _Clues(_text(chain), frozenset(type(e).__name__ for e in chain), where, limits)
+    for rule in _RULES:
+        found = rule.problem(clues)
         if found is not None:
             return found
 
-    # PostgreSQL (and pools)
-    if "ClientDeadline" in names:  # core.store.db: no answer within the client's own deadline (frozen, cut off)
-        return DatabaseProblem(
-            "timed_out",
-            f"{label} did not answer a query within {limits.statement_timeout_s + 2.0:g} s (client deadline: the "
-            "server is frozen, overloaded or cut off)",
-            "check the server and the network to it, and try again (KEYHEALTH_DB_STATEMENT_TIMEOUT_S sets the limit)",
-        )
-    if "ConnectionTimeout" in names or _has(text, "connection timeout expired", "timeout expired"):
-        return DatabaseProblem(
-            "timed_out", f"{label} did not answer within {limits.connect_timeout_s:g} s (connect timeout)",
-            "check that the server is up and not overloaded and that DATABASE_URL names a PostgreSQL server, or "
-            "raise KEYHEALTH_DB_CONNECT_TIMEOUT_S",
-        )
-    if _has(text, "statement timeout", "lock timeout", "canceling statement"):
-        return DatabaseProblem(
-            "timed_out",
-            f"a query to {label} ran longer than {limits.statement_timeout_s:g} s and was cancelled "
-            "(statement timeout)",
-            "try again, and if it repeats check the server's load or raise KEYHEALTH_DB_STATEMENT_TIMEOUT_S",
-        )
-    if "TimeoutError" in names and _has(text, "queuepool", "connection timed out", "pool"):
-        return DatabaseProblem("timed_out", f"every connection to {label} stayed busy too long",
-                               "try again in a moment")
-    if _has(text, "password authentication failed", "no password supplied", "pg_hba.conf", "authentication failed")\
-            or (_has(text, "role") and _has(text, "does not exist")):
-        return DatabaseProblem("auth", f"{label} refused the user name or password in DATABASE_URL",
-                               "fix the credentials there, or let that user in on the server (pg_hba.conf)")
-    if where.backend == "postgresql" and _has(text, "database") and _has(text, "does not exist"):
-        return DatabaseProblem("missing_database", f"{label} has no database named {where.database}",
-                               "create it (createdb) or fix the database name in DATABASE_URL")
-    if _has(text, "server closed the connection", "terminating connection", "connection is closed",
-            "consuming input failed", "connection already closed", "the database system is shutting down",
-            "the database system is starting up", "eof detected", "ssl syscall error", "connection reset",
-            "broken pipe", "is lost"):
-        return DatabaseProblem("unreachable", f"the connection to {label} was lost (the server stopped or restarted)",
-                               "try again once it is back up")
-    if _has(text, "connection refused", "could not connect", "connection failed", "failed to resolve host",
-            "name or service not known", "could not translate host name", "no route to host",
-            "network is unreachable", "nodename nor servname"):
-        return DatabaseProblem(
-            "unreachable", f"{label} refused the connection or could not be found (it is down, or the host or "
-            "port is wrong)", "start PostgreSQL, or fix the host and port in DATABASE_URL",
-        )
-    if _has(text, "no such table", "undefinedtable", "relation") and _has(text, "no such table", "does not exist"):
-        return DatabaseProblem("schema", f"{label} has no Key Health tables (it was never set up)",
-                               "restart Key Health so that it creates them, or run `alembic upgrade head`")
-
     kind = type(exc).__name__
-    return DatabaseProblem("other", f"{label} failed ({kind})",
+    return DatabaseProblem("other", f"{where.label} failed ({kind})",
                            "try again, and if it repeats see the About page for which database Key Health uses")
 
 

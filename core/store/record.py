@@ -393,6 +393,65 @@ def tenant_search(search: str, *extra_columns) -> sa.ColumnElement:
     return sa.or_(*(sa.func.lower(col).like(pat, escape="\\") for col in columns))
 
 
+def _clean_account(account: object) -> str | None:
+    acct = _optional_text(account, "Stripe account id", 64)
+    if acct is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,59}", acct):
+        raise StoreInputError(
+            "The Stripe account id is not of the form acct_ and letters or digits; copy it from Stripe."
+        )
+    return acct
+
+
+def _clean_notes(notes: object) -> str | None:
+    """The notes as stored: trimmed, at most 5000 characters of plain text, redacted; None when empty."""
+    if notes is not None and not isinstance(notes, str):
+        raise StoreInputError("The notes must be text; type them as text or leave them empty.")
+    n = (notes or "").strip()
+    if len(n) > 5000:
+        raise StoreInputError(f"The notes are {len(n)} characters long; shorten them to at most 5000.")
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in n):
+        raise StoreInputError("The notes contain a control character (such as a NUL byte); remove it.")
+    if _not_utf8(n):
+        raise StoreInputError("The notes hold bytes that are not valid UTF-8 text; retype them.")
+    bad = _invisible(n)
+    if bad:
+        raise StoreInputError(f"The notes contain an invisible or text-direction character ({bad}); remove it.")
+    return redact(n) or None
+
+
+def _clean_archived(archived: object) -> bool:
+    if not isinstance(archived, bool):
+        raise StoreInputError("archived must be true or false.")
+    return archived
+
+
+def _clean_expected_mode(expected_mode: str | None) -> str | None:
+    if expected_mode is not None and expected_mode not in EXPECTED_MODES:
+        raise StoreInputError("The expected mode must be 'live', 'test' or empty (not said); use one of those.")
+    return expected_mode
+
+
+def _tenant_changes(name: Any, account: Any, contact: Any, notes: Any, archived: Any,
+                    expected_mode: Any) -> dict[str, Any]:
+    """The checked column values for the fields given (UNSET: not given); bad input raises StoreInputError."""
+    values: dict[str, Any] = {}
+    if name is not UNSET:
+        clean = validate_tenant_name(name)
+        values["name"] = clean
+        values["slug"] = slugify(clean)
+    if account is not UNSET:
+        values["account"] = _clean_account(account)
+    if contact is not UNSET:
+        values["contact"] = _optional_text(contact, "contact", 200)
+    if notes is not UNSET:
+        values["notes"] = _clean_notes(notes)
+    if archived is not UNSET:
+        values["archived"] = _clean_archived(archived)
+    if expected_mode is not UNSET:
+        values["expected_mode"] = _clean_expected_mode(expected_mode)
+    return values
+
+
 def update_tenant(db: Database, tenant: str | int,
     *,
     name: str = UNSET,
@@ -406,42 +465,7 @@ def update_tenant(db: Database, tenant: str | int,
 
     Renaming changes the slug; renaming onto another tenant's slug is refused. Empty text clears a field.
     """
-    values: dict[str, Any] = {}
-    if name is not UNSET:
-        clean = validate_tenant_name(name)
-        values["name"] = clean
-        values["slug"] = slugify(clean)
-    if account is not UNSET:
-        acct = _optional_text(account, "Stripe account id", 64)
-        if acct is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,59}", acct):
-            raise StoreInputError(
-                "The Stripe account id is not of the form acct_ and letters or digits; copy it from Stripe."
-            )
-        values["account"] = acct
-    if contact is not UNSET:
-        values["contact"] = _optional_text(contact, "contact", 200)
-    if notes is not UNSET:
-        if notes is not None and not isinstance(notes, str):
-            raise StoreInputError("The notes must be text; type them as text or leave them empty.")
-        n = (notes or "").strip()
-        if len(n) > 5000:
-            raise StoreInputError(f"The notes are {len(n)} characters long; shorten them to at most 5000.")
-        if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in n):
-            raise StoreInputError("The notes contain a control character (such as a NUL byte); remove it.")
-        if _not_utf8(n):
-            raise StoreInputError("The notes hold bytes that are not valid UTF-8 text; retype them.")
-        bad = _invisible(n)
-        if bad:
-            raise StoreInputError(f"The notes contain an invisible or text-direction character ({bad}); remove it.")
-        values["notes"] = redact(n) or None
-    if archived is not UNSET:
-        if not isinstance(archived, bool):
-            raise StoreInputError("archived must be true or false.")
-        values["archived"] = archived
-    if expected_mode is not UNSET:
-        if expected_mode is not None and expected_mode not in EXPECTED_MODES:
-            raise StoreInputError("The expected mode must be 'live', 'test' or empty (not said); use one of those.")
-        values["expected_mode"] = expected_mode
+    values = _tenant_changes(name, account, contact, notes, archived, expected_mode)
     with db.connect(write=True) as conn:
         current = _require_tenant(conn, tenant)
         was_archived = _lock_tenant(conn, current["id"]) if "archived" in values else current["archived"]
