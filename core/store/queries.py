@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from core.config import DEFAULT_ROTATION_DAYS
 from core.engine.result import KEY_STATUSES, STATUSES
+from core.store import rank
 from core.store.db import Database
 from core.store.models import (
     check_rows_t,
@@ -89,8 +90,7 @@ ROW_COLUMNS = [r.c.category, r.c.resource, r.c.scope, r.c.required, r.c.granted,
 
 def status_rank(status_column=None):
     """SQL expression: 0 for the worst status (invalid) … 4 for healthy, 5 for anything else."""
-    return sa.case({s: i for i, s in enumerate(STATUSES)}, value=c.c.status if status_column is None else status_column,
-                   else_=len(STATUSES))
+    return rank.status_rank(c.c.status if status_column is None else status_column)
 
 
 def _utc(at: datetime) -> datetime:
@@ -249,33 +249,29 @@ ORDERS = ("impact", "status")
 WORSE_HOURS = 24
 
 
-def key_signal(cc=c):
-    """SQL: the tenant's current key carries a signal that weighs as failing in the impact order: a key in the
-    wrong mode for the tenant (a test key on a live tenant) or a replacement that changed the Stripe account."""
-    mismatch = sa.and_(t.c.expected_mode.is_not(None), cc.c.key_mode.is_not(None), t.c.expected_mode != cc.c.key_mode)
-    return sa.or_(mismatch, t.c.last_account_changed.is_(True))
+def _known_order(order: str) -> str:
+    if order not in ORDERS:
+        raise StoreInputError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}.")
+    return order
 
 
 def order_keys(order: str, cc=c) -> list[tuple[Any, bool]]:
     """Triage's order as (expression, descending) pairs.
 
-    "impact" (the default): tenants that need nothing (healthy, no key signal) last; before them, tenants in
-    production or on a live key first; then severity, where a key signal (test key on a live tenant, another
-    Stripe account) weighs as failing; then the newest breakage first (broken_since, the first check of the
-    current bad streak); then the stalest. "status": worst status first, then the stalest (the old order)."""
-    rank = status_rank(cc.c.status)
-    if order == "status":
-        return [(rank, False), (cc.c.checked_at, False), (t.c.id, False)]
-    if order not in ORDERS:
-        raise StoreInputError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}.")
-    failing, healthy = STATUSES.index("failing"), STATUSES.index("healthy")
-    severity = sa.case((sa.and_(key_signal(cc), rank > failing), failing), else_=rank)
-    calm = sa.case((severity >= healthy, 100), else_=0)
-    impact = sa.case((sa.or_(t.c.expected_mode == "live", cc.c.key_mode == "live"), 0), else_=10)
-    unbroken = sa.case((t.c.broken_since.is_(None), 1), else_=0)
-    # one integer for the first three keys (calm, impact, severity: severity < 10), so the sort compares fewer keys
-    return [(calm + impact + severity, False), (unbroken, False), (t.c.broken_since, True),
-            (cc.c.checked_at, False), (t.c.id, False)]
+    "impact" (the default): core/store/rank.py's impact rank (tenants that need nothing last; before them, tenants
+    in production or on a live key; then severity, where a key signal weighs as failing; then tenants with a
+    current bad streak), then the newest breakage first (broken_since, the first check of the current bad streak),
+    then the stalest. Read from the tenant row (cc is ON_TENANT), the rank is the generated column
+    tenants.triage_rank (0017), which ix_tenants_triage keeps in this order. "status": worst status first, then the
+    stalest (the old order)."""
+    if _known_order(order) == "status":
+        return [(status_rank(cc.c.status), False), (cc.c.checked_at, False), (t.c.id, False)]
+    if cc is ON_TENANT:
+        impact = t.c.triage_rank
+    else:
+        impact = rank.impact_rank(cc.c.status, cc.c.key_mode, t.c.expected_mode, t.c.last_account_changed,
+                                  t.c.broken_since)
+    return [(impact, False), (t.c.broken_since, True), (cc.c.checked_at, False), (t.c.id, False)]
 
 
 def _scope_problem(kind: str, scope: str):
@@ -363,7 +359,7 @@ def _latest(db: Database, filters: dict[str, Any], rotation_days: int | None, li
     query (None when the slice is empty, e.g. past the end)."""
     now: datetime = filters["now"]
     rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
-    order_keys(order)  # an unknown order is refused before the database is touched
+    _known_order(order)  # an unknown order is refused before the database is touched
     if limit is None and not offset:
         lc = _lifecycle_columns(now, rot)
         q = _latest_filtered(_lifecycle_select(lc, _lifecycle_froms(lc)), flags=lc["flags"], **filters)
