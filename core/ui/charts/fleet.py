@@ -6,7 +6,16 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
+from core.ui.charts import (
+    STACK_ORDER,
+    STATUS_COLOURS,
+    VERDICT_COLOURS,
+    bar,
+    base_layout,
+    empty_figure,
+    figure,
+    scatter,
+)
 from core.ui.palette import ACCENT_COLOUR, INK_COLOUR, OTHER_COLOUR
 
 
@@ -18,13 +27,13 @@ def status_mix(per_day: Sequence[Mapping[str, Any]], *, share: bool = False) -> 
     if not per_day:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in per_day]
-    fig = go.Figure()
+    fig = figure()
     for status in STACK_ORDER:
         ys = [d.get(status, 0) for d in per_day]
         if share:
             ys = [round(100 * y / d["total"], 1) if d.get("total") else 0 for y, d in zip(ys, per_day, strict=True)]
         fig.add_trace(
-            go.Bar(
+            bar(
                 x=days,
                 y=ys,
                 name=status,
@@ -52,11 +61,11 @@ def problem_scopes(
         labels[k] = f"{d['category']} → {d['resource']}"
     order = sorted(totals, key=lambda k: (-totals[k], labels[k]))[:limit]
     order.reverse()  # plotly draws the first category at the bottom
-    fig = go.Figure()
+    fig = figure()
     for kind, rows in (("missing", missing), ("excess", excess)):
         by = {d["scope"]: d for d in rows}
         fig.add_trace(
-            go.Bar(
+            bar(
                 y=[labels[k] for k in order],
                 x=[by[k]["tenants"] if k in by else 0 for k in order],
                 customdata=[f"rak_{k}" for k in order],
@@ -76,10 +85,10 @@ def checks_per_day(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     if not rows:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in rows]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color=ACCENT_COLOUR))
+    fig = figure()
+    fig.add_trace(bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color=ACCENT_COLOUR))
     fig.add_trace(
-        go.Scatter(x=days, y=[d["tenants"] for d in rows], name="tenants", mode="lines+markers",
+        scatter(x=days, y=[d["tenants"] for d in rows], name="tenants", mode="lines+markers",
                    line={"color": INK_COLOUR, "width": 2})
     )
     fig.update_yaxes(title="per day", rangemode="tozero")
@@ -94,16 +103,16 @@ def score_distribution(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
     if not buckets or not any(b["tenants"] for b in buckets):
         return empty_figure("No tenant has been checked yet.")
     labels = [f"{b['from']}–{b['to']}" for b in buckets]
-    fig = go.Figure()
+    fig = figure()
     if all("statuses" in b for b in buckets):
         for status in STACK_ORDER:  # healthy at the bottom, the worst on top
             ys = [int(b["statuses"].get(status, 0)) for b in buckets]
             if not any(ys):
                 continue
-            fig.add_trace(go.Bar(x=labels, y=ys, name=status, marker_color=STATUS_COLOURS[status],
+            fig.add_trace(bar(x=labels, y=ys, name=status, marker_color=STATUS_COLOURS[status],
                                  hovertemplate=f"score %{{x}}: %{{y}} tenants {status}<extra></extra>"))
     else:
-        fig.add_trace(go.Bar(x=labels, y=[b["tenants"] for b in buckets], marker_color=OTHER_COLOUR, name="tenants",
+        fig.add_trace(bar(x=labels, y=[b["tenants"] for b in buckets], marker_color=OTHER_COLOUR, name="tenants",
                              hovertemplate="score %{x}: %{y} tenants<extra></extra>"))
     fig.update_layout(barmode="stack", hovermode="closest")
     fig.update_xaxes(title="score of the latest check", type="category")
@@ -116,11 +125,11 @@ def status_counts(counts: dict[str, int]) -> go.Figure:
     total = sum(counts.values())
     if not total:
         return empty_figure("No tenant has been checked yet.", height=140)
-    fig = go.Figure()
+    fig = figure()
     for status in reversed(STACK_ORDER):  # worst first, left to right
         n = counts.get(status, 0)
         fig.add_trace(
-            go.Bar(y=["tenants"], x=[n], orientation="h", name=f"{status} ({n})",
+            bar(y=["tenants"], x=[n], orientation="h", name=f"{status} ({n})",
                    marker_color=STATUS_COLOURS[status], hovertemplate=f"{status}: {n}<extra></extra>")
         )
     fig.update_layout(barmode="stack", hovermode="closest")
@@ -135,8 +144,8 @@ def unreachable_share(rows: Sequence[dict]) -> go.Figure:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in rows]
     shares = [round(100 * d.get("unreachable", 0) / d["checks"], 1) if d["checks"] else 0 for d in rows]
-    fig = go.Figure(
-        go.Bar(
+    fig = figure(
+        bar(
             x=days, y=shares, name="unreachable", marker_color=STATUS_COLOURS["unreachable"],
             customdata=[[d.get("unreachable", 0), d["checks"]] for d in rows],
             hovertemplate="%{x|%Y-%m-%d}: %{y}% of checks unreachable (%{customdata[0]} of %{customdata[1]})"
@@ -160,8 +169,8 @@ def lifecycle_counts(counts: dict[str, int], replaced_week: int) -> go.Figure:
     if not any(n for _, n in items):
         return empty_figure("No tenant shows a key-lifecycle signal.", height=200)
     items.reverse()  # plotly draws the first category at the bottom
-    fig = go.Figure(
-        go.Bar(
+    fig = figure(
+        bar(
             y=[k for k, _ in items], x=[n for _, n in items], orientation="h", marker_color=ACCENT_COLOUR,
             name="tenants", hovertemplate="%{y}: %{x} tenants<extra></extra>",
         )

@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from core.engine.result import KEY_STATUSES
-from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure
+from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure, figure, scatter
 from core.ui.palette import ACCENT_COLOUR, GRID_COLOUR, INK_COLOUR, OTHER_COLOUR, STATUS_SYMBOL
 
 MIN_SPAN = timedelta(hours=2)  # checks closer together than this get a padded, day-ticked axis
@@ -99,9 +99,9 @@ def score_over_time(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
     if not hist:
         return empty_figure("This tenant has not been checked yet.")
     xs = [h["checked_at"] for h in hist]
-    fig = go.Figure()
+    fig = figure()
     fig.add_trace(
-        go.Scatter(
+        scatter(
             x=xs,
             y=[h["score"] if h["status"] != "unreachable" else None for h in hist],
             mode="lines+markers",
@@ -131,9 +131,9 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
     hist = _oldest_first(history)
     if not hist:
         return empty_figure("This tenant has not been checked yet.")
-    fig = go.Figure()
+    fig = figure()
     fig.add_trace(
-        go.Scatter(
+        scatter(
             x=[h["checked_at"] for h in hist],
             y=[h["status"] if h["status"] != "unreachable" else None for h in hist],
             connectgaps=False,
@@ -149,7 +149,7 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
         if not pts:
             continue
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=[h["checked_at"] for h in pts],
                 y=[status] * len(pts),
                 mode="markers",
@@ -169,7 +169,7 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
                 if row == 0]
     if labelled:  # expired (rolled) and revoked keys keep their own words on the timeline
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=[h["checked_at"] for h in labelled], y=["invalid"] * len(labelled), mode="text",
                 text=[_label(h) for h in labelled], textposition="top center", name="refused keys",
                 showlegend=False, hoverinfo="skip", textfont={"size": 10, "color": STATUS_COLOURS["invalid"]},
@@ -181,7 +181,7 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
                       opacity=0.6)
     if gaps:  # a legend entry and hover for the gaps (no lane: they say nothing about the key)
         fig.add_trace(
-            go.Scatter(
+            scatter(
                 x=[h["checked_at"] for h in gaps], y=[KEY_STATUSES[-1]] * len(gaps), mode="markers",
                 name="unreachable", marker={"size": 1, "color": STATUS_COLOURS["unreachable"]},
                 hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: Stripe unreachable (our side; says nothing about the key)"
