@@ -31,7 +31,8 @@ class Tenant(SQLModel, table=True):
         sa.Index("ix_tenants_name", "name"),
         # 0017: Triage's "got worse" filter and its figures per status (its order: ix_tenants_triage below)
         sa.Index("ix_tenants_worse_at", "worse_at"),
-        sa.Index("ix_tenants_status", "archived", "last_status", "last_check_id"),
+        sa.Index("ix_tenants_status", "last_status", "last_score", "archived", "last_check_id"),
+        sa.Index("ix_tenants_last_key_fingerprint", "last_key_fingerprint"),
         # 0010: the latest key's copies are limited like the checks' own columns (see Check)
         sa.CheckConstraint(f"length(last_key_masked) <= {MASKED_MAX}", name="ck_tenants_last_key_masked_len"),
         sa.CheckConstraint(f"length(last_key_fingerprint) <= {FINGERPRINT_MAX}",
@@ -80,7 +81,7 @@ class Tenant(SQLModel, table=True):
 
 _t = Tenant.__table__  # type: ignore[attr-defined]
 # 0017: Triage's order, newest breakage first within a rank (a DESC column, so declared on the table's columns)
-sa.Index("ix_tenants_triage", _t.c.archived, _t.c.triage_rank, _t.c.broken_since.desc(), _t.c.last_checked_at, _t.c.id)
+sa.Index("ix_tenants_triage", _t.c.triage_rank, _t.c.broken_since.desc(), _t.c.last_checked_at, _t.c.id)
 
 
 class Check(SQLModel, table=True):
@@ -136,6 +137,7 @@ class StripeKey(SQLModel, table=True):
         sa.UniqueConstraint("fingerprint", name="uq_stripe_keys_fingerprint"),
         sa.CheckConstraint(f"length(fingerprint) <= {FINGERPRINT_MAX}", name="ck_stripe_keys_fingerprint_len"),
         sa.CheckConstraint(f"length(key_masked) <= {MASKED_MAX}", name="ck_stripe_keys_key_masked_len"),
+        sa.Index("ix_stripe_keys_first_seen_at", "first_seen_at"),  # 0017: keys due for rotation
     )
 
     id: int | None = Field(default=None, primary_key=True)

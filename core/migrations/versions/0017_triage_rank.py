@@ -10,9 +10,16 @@ tenant row's own columns, so the database can keep it as a generated column and 
 a walk of 50 index entries.
 - triage_rank: a generated column (PostgreSQL: STORED, computed on every write; SQLite: VIRTUAL, the only kind
   ALTER TABLE can add, and stored in the index). Nothing writes it, so no writer can forget it.
-- ix_tenants_triage (archived, triage_rank, broken_since DESC, last_checked_at, id): Triage's order.
+- ix_tenants_triage (triage_rank, broken_since DESC, last_checked_at, id): Triage's order. Not led by `archived`:
+  an index with an equality prefix on `archived` lures SQLite's planner into reading every tenant row through it
+  (by rowid, in index order) for the fleet figures, which scan the table far faster (measured: 3 s against 0.3 s).
 - ix_tenants_worse_at (worse_at): "got worse in the last 24 hours".
-- ix_tenants_status (archived, last_status, last_check_id): Triage's figures per status, from the index alone.
+- ix_tenants_status (last_status, last_score, archived, last_check_id): Triage's figures per status and Fleet
+  health's score distribution, read from the index alone and grouped in its order (led by the status, for the
+  same reason).
+- ix_tenants_last_key_fingerprint: Fleet health's "due for rotation" and "shared key" counts start from the few keys
+  concerned and find their tenants, instead of looking up the key of every tenant.
+- ix_stripe_keys_first_seen_at: the keys first seen before the rotation cutoff.
 
 The rule is frozen here as SQL text (core/store/rank.py builds the live one; a test checks that a fresh database
 orders tenants by this column exactly as the live rule orders them). A later change of the rule is a new migration.
@@ -42,12 +49,16 @@ def upgrade() -> None:
     expr = RANK.format(true="true" if pg else "1")
     op.execute(f"ALTER TABLE tenants ADD COLUMN triage_rank INTEGER GENERATED ALWAYS AS ({expr}) {kind}")
     op.create_index("ix_tenants_triage", "tenants",
-                    ["archived", "triage_rank", sa.text("broken_since DESC"), "last_checked_at", "id"])
+                    ["triage_rank", sa.text("broken_since DESC"), "last_checked_at", "id"])
     op.create_index("ix_tenants_worse_at", "tenants", ["worse_at"])
-    op.create_index("ix_tenants_status", "tenants", ["archived", "last_status", "last_check_id"])
+    op.create_index("ix_tenants_status", "tenants", ["last_status", "last_score", "archived", "last_check_id"])
+    op.create_index("ix_tenants_last_key_fingerprint", "tenants", ["last_key_fingerprint"])
+    op.create_index("ix_stripe_keys_first_seen_at", "stripe_keys", ["first_seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_stripe_keys_first_seen_at", table_name="stripe_keys")
+    op.drop_index("ix_tenants_last_key_fingerprint", table_name="tenants")
     op.drop_index("ix_tenants_status", table_name="tenants")
     op.drop_index("ix_tenants_worse_at", table_name="tenants")
     op.drop_index("ix_tenants_triage", table_name="tenants")
