@@ -6,7 +6,7 @@
 Each page runs through the real router (app.py) with Streamlit's AppTest, in real mode against the bench
 database (DATABASE_URL; databases from bench/dbs.py, seeded by bench/seed.py: 2,000 tenants / 100,000 checks and
 20,000 tenants / 1,000,000 checks); the first run of every page is a warm-up, then the reruns are timed.
-Goal: every page under 1 s (median).
+Goal: every page under 1 s (median); Triage, Tenant and Fleet health under 200 ms (PAGE_GOALS_S).
 """
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -27,6 +30,8 @@ from bench.dbs import ENGINES, SIZES, BenchDb, databases, sqlite_url  # noqa: E4
 from bench.seed import log  # noqa: E402
 
 GOAL_S = 1.0
+# the support agent's three pages (issues 19 and 21): under 200 ms at 20,000 tenants / 1,000,000 checks
+PAGE_GOALS_S = {"Triage": 0.2, "Tenant": 0.2, "Fleet health": 0.2}
 FAILURE_WORDS = ("went wrong", "could not")  # how the pages say they failed (app.py, dashboard's database_problem)
 RUNS = {"2k": 5, "20k": 3}  # timed reruns after the first run; fewer at the big size
 
@@ -61,10 +66,34 @@ def sample_result():
                             checked_at=datetime.now(timezone.utc), rng=rng)
 
 
+@contextmanager
+def server_bytecode_cache() -> Iterator[None]:
+    """Compile each script once, as the server does. Streamlit's server keeps one ScriptCache for the life of the
+    process, so a rerun executes cached bytecode; AppTest builds a new cache on every run() and so re-reads,
+    re-parses and recompiles app.py and the page each time (about 100 ms at 20k, none of it the page's own work).
+    Inside this block every AppTest run shares one cache: the reruns measure what a user's rerun costs; the first
+    run still compiles, as a page's first load in a fresh server process does."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    saved = app_test.ScriptCache, local_script_runner.ScriptCache
+    app_test.ScriptCache = local_script_runner.ScriptCache = lambda: shared  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        app_test.ScriptCache, local_script_runner.ScriptCache = saved
+
+
 def time_page(page: str, query: dict, with_result: bool, runs: int) -> dict:
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    with server_bytecode_cache():
+        return _time_page(AppTest.from_file(str(ROOT / "app.py"), default_timeout=120), page, query, with_result,
+                          runs)
+
+
+def _time_page(at: Any, page: str, query: dict, with_result: bool, runs: int) -> dict:
     at.run()
     if with_result:
         at.session_state["kh_result"] = sample_result()
@@ -138,7 +167,8 @@ def table(db: BenchDb) -> str:
         if isinstance(r, str):
             lines.append(f"| {title} | error: {r} | | | | | **NO** | |")
             continue
-        ok = "ok" if r["median"] < GOAL_S else "**SLOW**"
+        goal = PAGE_GOALS_S.get(title, GOAL_S)
+        ok = f"< {goal * 1000:.0f} ms: " + ("ok" if r["median"] < goal else "**SLOW**")
         lines.append(
             f"| {title} | {r['first'] * 1000:.0f} ms | {r['median'] * 1000:.0f} ms | {r['max'] * 1000:.0f} ms "
             f"| {r['rows']:,} | {r['charts']} | {ok} | {_one_line(r['errors'])} |"
@@ -151,7 +181,8 @@ def report(*, reuse: bool = True, sizes: tuple[str, ...] = tuple(SIZES), engines
     with databases(reuse=reuse, sizes=sizes, engines=engines) as dbs:
         tables = [table(db) for db in dbs]
     intro = (f"AppTest runs through app.py in real mode on the store bench's databases (Tenant: a tenant with 3 "
-             f"keys over time). Goal: every page < {GOAL_S:.0f} s (median).")
+             f"keys over time). Goal: every page < {GOAL_S:.0f} s (median); Triage, Tenant and Fleet health < 200 ms. "
+             "Reruns execute the page's cached bytecode, as the server's reruns do (server_bytecode_cache).")
     return "\n\n".join([intro, *tables])
 
 

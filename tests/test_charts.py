@@ -198,3 +198,58 @@ def test_status_timeline_one_trace_per_status_present():
     line = s["data"][0]
     assert line["y"] == ["healthy", "invalid", "invalid", "healthy"]
     assert s["layout"]["yaxis"]["categoryarray"] == list(KEY_STATUSES)
+
+
+def _every_chart():
+    """Every chart builder, on data that reaches its traces (not only its empty figure)."""
+    from test_sample_units import _charges
+
+    from core.features.sample import build_frame
+    from core.ui.charts import payments
+
+    d0 = date(2026, 1, 1)
+    per_day = [{**mix_day(d0 + timedelta(days=i), healthy=3, failing=1), "checks": 5, "tenants": 4,
+                "unreachable": 1} for i in range(3)]
+    scopes = [{"scope": "charge_read", "resource": "Charges", "category": "Core", "tenants": 3}]
+    buckets = [{"from": i * 10, "to": 100 if i == 9 else i * 10 + 9, "tenants": 1, "statuses": {"healthy": 1}}
+               for i in range(10)]
+    h = history([("failing", 64), ("attention", 90), ("healthy", 100)])
+    balance = build_frame("balance", [{"available": [{"amount": 12345, "currency": "usd"}],
+                                       "pending": [{"amount": 55, "currency": "usd"}]}])
+    return {
+        "status_mix": fleet.status_mix(per_day), "status_mix share": fleet.status_mix(per_day, share=True),
+        "problem_scopes": fleet.problem_scopes(scopes, scopes), "checks_per_day": fleet.checks_per_day(per_day),
+        "score_distribution": fleet.score_distribution(buckets),
+        "status_counts": fleet.status_counts(dict.fromkeys(KEY_STATUSES, 2)),
+        "unreachable_share": fleet.unreachable_share(per_day),
+        "lifecycle_counts": fleet.lifecycle_counts({"mode_mismatch": 2, "shared_key": 1}, 3),
+        "score_over_time": tenant.score_over_time(h), "status_timeline": tenant.status_timeline(h),
+        "daily_volume": payments.daily_volume(_charges()), "daily_count": payments.daily_count(_charges()),
+        "success_rate": payments.success_rate(_charges()), "balance": payments.balance_by_currency(balance),
+    }
+
+
+def test_every_chart_passes_plotlys_schema_check():
+    """The builders skip plotly's schema check for speed (charts.VALIDATE: about 25 ms of CPU per chart); the check
+    runs here instead, on every builder's figure: a misspelt property or a bad value fails this test."""
+    import plotly.graph_objects as go
+
+    from core.ui import charts
+
+    assert charts.VALIDATE is False  # the pages' figures are built unchecked: this test is where they are checked
+    built = _every_chart()
+    assert all(fig.data for fig in built.values()), [name for name, fig in built.items() if not fig.data]
+    for name, fig in built.items():
+        checked = go.Figure(fig.to_dict())  # plotly's schema check: raises ValueError on a bad property or value
+        assert json.loads(checked.to_json()) == json.loads(fig.to_json()), name
+
+
+def test_the_schema_check_catches_a_bad_property():
+    """The test above can fail: a figure built unchecked with a misspelt property is refused by the check."""
+    import plotly.graph_objects as go
+
+    from core.ui.charts import bar, figure
+
+    fig = figure(bar(x=[1], y=[2], colour="#000000"))  # unchecked: built without an error
+    with pytest.raises(ValueError, match="Invalid property .* 'colour'"):
+        go.Figure(fig.to_dict())

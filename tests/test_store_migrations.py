@@ -67,7 +67,7 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
             out = {}
             for table in ("tenants", "checks", "check_rows", "audit"):
                 cols = [c["name"] for c in sa.inspect(conn).get_columns(table) if c["name"] not in
-                        ("expected_mode", "refused", "key_dashboard_id", "broken_since", "worse_at")
+                        ("expected_mode", "refused", "key_dashboard_id", "broken_since", "worse_at", "triage_rank")
                         and not c["name"].startswith("last_")]
                 out[table] = conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM {table} ORDER BY id")).all()
             return out

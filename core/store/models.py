@@ -12,6 +12,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.store.rank import tenant_rank
 from core.store.types import UTCDateTime, utcnow
 
 SOURCES: tuple[str, ...] = ("dashboard", "cli", "batch", "key source")
@@ -28,6 +29,10 @@ class Tenant(SQLModel, table=True):
         # 0010: a tenant named by its exact name or its slug (`slug = ? OR name = ?`) is two index seeks, not a
         # scan of every tenant row (record_check resolves its tenant that way)
         sa.Index("ix_tenants_name", "name"),
+        # 0017: Triage's "got worse" filter and its figures per status (its order: ix_tenants_triage below)
+        sa.Index("ix_tenants_worse_at", "worse_at"),
+        sa.Index("ix_tenants_status", "last_status", "last_score", "archived", "last_check_id"),
+        sa.Index("ix_tenants_last_key_fingerprint", "last_key_fingerprint"),
         # 0010: the latest key's copies are limited like the checks' own columns (see Check)
         sa.CheckConstraint(f"length(last_key_masked) <= {MASKED_MAX}", name="ck_tenants_last_key_masked_len"),
         sa.CheckConstraint(f"length(last_key_fingerprint) <= {FINGERPRINT_MAX}",
@@ -67,6 +72,16 @@ class Tenant(SQLModel, table=True):
     # no Python-side default (the database's own is false), so inserts written for older revisions still work
     last_account_changed: bool | None = Field(default=None, nullable=False,
                                               sa_column_kwargs={"server_default": sa.false()})
+    # 0017: the tenant's place in Triage's impact order (core/store/rank.py), computed by the database from the
+    # columns above (a generated column: nothing writes it). PostgreSQL stores it; SQLite computes it on read
+    # (ALTER TABLE can only add VIRTUAL ones) and keeps it in ix_tenants_triage.
+    triage_rank: int | None = Field(default=None, sa_column=sa.Column(
+        "triage_rank", sa.Integer, sa.Computed(tenant_rank(), persisted=True)))
+
+
+_t = Tenant.__table__  # type: ignore[attr-defined]
+# 0017: Triage's order, newest breakage first within a rank (a DESC column, so declared on the table's columns)
+sa.Index("ix_tenants_triage", _t.c.triage_rank, _t.c.broken_since.desc(), _t.c.last_checked_at, _t.c.id)
 
 
 class Check(SQLModel, table=True):
@@ -122,6 +137,7 @@ class StripeKey(SQLModel, table=True):
         sa.UniqueConstraint("fingerprint", name="uq_stripe_keys_fingerprint"),
         sa.CheckConstraint(f"length(fingerprint) <= {FINGERPRINT_MAX}", name="ck_stripe_keys_fingerprint_len"),
         sa.CheckConstraint(f"length(key_masked) <= {MASKED_MAX}", name="ck_stripe_keys_key_masked_len"),
+        sa.Index("ix_stripe_keys_first_seen_at", "first_seen_at"),  # 0017: keys due for rotation
     )
 
     id: int | None = Field(default=None, primary_key=True)

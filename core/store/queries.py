@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from core.config import DEFAULT_ROTATION_DAYS
 from core.engine.result import KEY_STATUSES, STATUSES
+from core.store import rank
 from core.store.db import Database
 from core.store.models import (
     check_rows_t,
@@ -89,8 +90,7 @@ ROW_COLUMNS = [r.c.category, r.c.resource, r.c.scope, r.c.required, r.c.granted,
 
 def status_rank(status_column=None):
     """SQL expression: 0 for the worst status (invalid) … 4 for healthy, 5 for anything else."""
-    return sa.case({s: i for i, s in enumerate(STATUSES)}, value=c.c.status if status_column is None else status_column,
-                   else_=len(STATUSES))
+    return rank.status_rank(c.c.status if status_column is None else status_column)
 
 
 def _utc(at: datetime) -> datetime:
@@ -249,33 +249,29 @@ ORDERS = ("impact", "status")
 WORSE_HOURS = 24
 
 
-def key_signal(cc=c):
-    """SQL: the tenant's current key carries a signal that weighs as failing in the impact order: a key in the
-    wrong mode for the tenant (a test key on a live tenant) or a replacement that changed the Stripe account."""
-    mismatch = sa.and_(t.c.expected_mode.is_not(None), cc.c.key_mode.is_not(None), t.c.expected_mode != cc.c.key_mode)
-    return sa.or_(mismatch, t.c.last_account_changed.is_(True))
+def _known_order(order: str) -> str:
+    if order not in ORDERS:
+        raise StoreInputError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}.")
+    return order
 
 
 def order_keys(order: str, cc=c) -> list[tuple[Any, bool]]:
     """Triage's order as (expression, descending) pairs.
 
-    "impact" (the default): tenants that need nothing (healthy, no key signal) last; before them, tenants in
-    production or on a live key first; then severity, where a key signal (test key on a live tenant, another
-    Stripe account) weighs as failing; then the newest breakage first (broken_since, the first check of the
-    current bad streak); then the stalest. "status": worst status first, then the stalest (the old order)."""
-    rank = status_rank(cc.c.status)
-    if order == "status":
-        return [(rank, False), (cc.c.checked_at, False), (t.c.id, False)]
-    if order not in ORDERS:
-        raise StoreInputError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}.")
-    failing, healthy = STATUSES.index("failing"), STATUSES.index("healthy")
-    severity = sa.case((sa.and_(key_signal(cc), rank > failing), failing), else_=rank)
-    calm = sa.case((severity >= healthy, 100), else_=0)
-    impact = sa.case((sa.or_(t.c.expected_mode == "live", cc.c.key_mode == "live"), 0), else_=10)
-    unbroken = sa.case((t.c.broken_since.is_(None), 1), else_=0)
-    # one integer for the first three keys (calm, impact, severity: severity < 10), so the sort compares fewer keys
-    return [(calm + impact + severity, False), (unbroken, False), (t.c.broken_since, True),
-            (cc.c.checked_at, False), (t.c.id, False)]
+    "impact" (the default): core/store/rank.py's impact rank (tenants that need nothing last; before them, tenants
+    in production or on a live key; then severity, where a key signal weighs as failing; then tenants with a
+    current bad streak), then the newest breakage first (broken_since, the first check of the current bad streak),
+    then the stalest. Read from the tenant row (cc is ON_TENANT), the rank is the generated column
+    tenants.triage_rank (0017), which ix_tenants_triage keeps in this order. "status": worst status first, then the
+    stalest (the old order)."""
+    if _known_order(order) == "status":
+        return [(status_rank(cc.c.status), False), (cc.c.checked_at, False), (t.c.id, False)]
+    if cc is ON_TENANT:
+        impact = t.c.triage_rank
+    else:
+        impact = rank.impact_rank(cc.c.status, cc.c.key_mode, t.c.expected_mode, t.c.last_account_changed,
+                                  t.c.broken_since)
+    return [(impact, False), (t.c.broken_since, True), (cc.c.checked_at, False), (t.c.id, False)]
 
 
 def _scope_problem(kind: str, scope: str):
@@ -363,7 +359,7 @@ def _latest(db: Database, filters: dict[str, Any], rotation_days: int | None, li
     query (None when the slice is empty, e.g. past the end)."""
     now: datetime = filters["now"]
     rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
-    order_keys(order)  # an unknown order is refused before the database is touched
+    _known_order(order)  # an unknown order is refused before the database is touched
     if limit is None and not offset:
         lc = _lifecycle_columns(now, rot)
         q = _latest_filtered(_lifecycle_select(lc, _lifecycle_froms(lc)), flags=lc["flags"], **filters)
@@ -845,13 +841,13 @@ def _score_distribution(db: Database, bucket: int, *, include_archived: bool, ra
         raise StoreInputError("The score bucket width must be a whole number from 1 to 100.")
     nb = -(-100 // bucket)  # buckets covering 0..99; 100 goes in the last
     q, cc = _latest_base(db, include_archived, raw=raw)
-    idx = sa.case((cc.c.score >= 100, nb - 1), (cc.c.score < 0, 0), else_=cc.c.score / bucket).label("b")
-    q = q.add_columns(idx, cc.c.status, sa.func.count()).group_by(idx, cc.c.status)
+    # grouped by (status, score), in ix_tenants_status's order (0017): no sort; the buckets are made here
+    q = q.add_columns(cc.c.status, cc.c.score, sa.func.count()).group_by(cc.c.status, cc.c.score)
     counts = [0] * nb
     by_status: list[dict[str, int]] = [{} for _ in range(nb)]
     with db.connect() as conn:
-        for b, status, n in conn.execute(q):
-            i = min(int(b), nb - 1)
+        for status, score, n in conn.execute(q):
+            i = nb - 1 if score >= 100 else 0 if score < 0 else min(score // bucket, nb - 1)
             counts[i] += n
             by_status[i][status] = by_status[i].get(status, 0) + n
     return [
@@ -1048,23 +1044,43 @@ def lifecycle_counts(
     db: Database, *, rotation_days: int | None = None, include_archived: bool = False, now: datetime | None = None,
 ) -> dict[str, int]:
     """Fleet: how many tenants (by their latest check) have each key-lifecycle flag (see FLAGS), plus
-    "mode_or_account_changed"."""
+    "mode_or_account_changed".
+
+    The same flags latest_checks computes per row, counted from where each one lives instead of joining every
+    tenant to its events and keys (20,000 tenants: 60,000 index seeks): the wrong mode from the tenant rows; the
+    replacement flags from each tenant's newest key event; rotation from the keys first seen before the cutoff;
+    shared keys from the keys recorded for more than one tenant (the last two through
+    ix_tenants_last_key_fingerprint, 0017)."""
     now = _utc(now) if now else utcnow()
     rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
-    q = sa.select().where(HAS_LATEST)
-    if not include_archived:
-        q = q.where(t.c.archived.is_(False))
-    froms, cc = _latest_of(db)
-    lc = _lifecycle_columns(now, rot, cc, froms)
-    flags = lc["flags"]
-    either = sa.or_(flags["mode_changed"], flags["account_changed"])
-    cols = [sa.func.sum(sa.case((cond, 1), else_=0)).label(name) for name, cond in flags.items()]
-    cols.append(sa.func.sum(sa.case((either, 1), else_=0)).label("mode_or_account_changed"))
-    q = q.select_from(lc["froms"]).add_columns(*cols)
+    latest = [HAS_LATEST] if include_archived else [HAS_LATEST, t.c.archived.is_(False)]
+
+    def count(cond) -> Any:
+        return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+    mismatch = sa.and_(t.c.expected_mode.is_not(None), t.c.last_key_mode.is_not(None),
+                       t.c.expected_mode != t.c.last_key_mode)
+    newest = sa.select(e.c.tenant_id, sa.func.max(e.c.id).label("id")).group_by(e.c.tenant_id).subquery("newest")
+    ev = e.alias("ev")
+    mode = sa.and_(ev.c.old_mode.is_not(None), t.c.last_key_mode.is_not(None), ev.c.old_mode != t.c.last_key_mode)
+    account = sa.and_(ev.c.old_account.is_not(None), t.c.last_account.is_not(None),
+                      ev.c.old_account != t.c.last_account)
+    events = (sa.select(count(ev.c.at >= now - timedelta(days=REPLACED_RECENT_DAYS)).label("key_replaced"),
+                        count(mode).label("mode_changed"), count(account).label("account_changed"),
+                        count(sa.or_(mode, account)).label("mode_or_account_changed"))
+              .select_from(newest.join(ev, ev.c.id == newest.c.id).join(t, t.c.id == newest.c.tenant_id))
+              .where(ev.c.new_fingerprint == t.c.last_key_fingerprint, *latest))
+    by_key = t.c.last_key_fingerprint
+    old_keys = sa.select(k.c.fingerprint).where(k.c.first_seen_at <= now - timedelta(days=rot))
+    rotation = sa.select(sa.func.count()).where(by_key.in_(old_keys), t.c.last_status != "invalid", *latest)
+    shared_keys = sa.select(key_tenants_t.c.fingerprint).where(key_tenants_t.c.tenants > 1)
+    shared = sa.select(sa.func.count()).where(by_key.in_(shared_keys), *latest)
     with db.connect() as conn:
-        row = conn.execute(q).first()
-    names = [*FLAGS, "mode_or_account_changed"]
-    return {name: int((row._mapping[name] if row is not None else 0) or 0) for name in names}
+        out = {name: int(n) for name, n in conn.execute(events).one()._mapping.items()}
+        out["mode_mismatch"] = int(conn.execute(sa.select(count(mismatch)).where(*latest)).scalar_one())
+        out["rotation_due"] = int(conn.execute(rotation).scalar_one())
+        out["shared_key"] = int(conn.execute(shared).scalar_one())
+    return {name: out[name] for name in [*FLAGS, "mode_or_account_changed"]}
 
 
 def replaced_tenants(db: Database, since: datetime, *, include_archived: bool = False) -> int:

@@ -6,7 +6,15 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from core.ui.charts import STACK_ORDER, STATUS_COLOURS, VERDICT_COLOURS, base_layout, empty_figure
+from core.ui.charts import (
+    STACK_ORDER,
+    STATUS_COLOURS,
+    VERDICT_COLOURS,
+    bar,
+    chart,
+    empty_figure,
+    scatter,
+)
 from core.ui.palette import ACCENT_COLOUR, INK_COLOUR, OTHER_COLOUR
 
 
@@ -18,13 +26,13 @@ def status_mix(per_day: Sequence[Mapping[str, Any]], *, share: bool = False) -> 
     if not per_day:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in per_day]
-    fig = go.Figure()
+    traces = []
     for status in STACK_ORDER:
         ys = [d.get(status, 0) for d in per_day]
         if share:
             ys = [round(100 * y / d["total"], 1) if d.get("total") else 0 for y, d in zip(ys, per_day, strict=True)]
-        fig.add_trace(
-            go.Bar(
+        traces.append(
+            bar(
                 x=days,
                 y=ys,
                 name=status,
@@ -32,9 +40,8 @@ def status_mix(per_day: Sequence[Mapping[str, Any]], *, share: bool = False) -> 
                 hovertemplate=f"{status}: %{{y}}{'%' if share else ''}<extra></extra>",
             )
         )
-    fig.update_layout(barmode="stack", bargap=0.15)
-    fig.update_yaxes(title="% of tenants checked" if share else "tenants checked")
-    return base_layout(fig, "Status mix per day")
+    return chart(traces, "Status mix per day", yaxis={"title": "% of tenants checked" if share else "tenants checked"},
+                 barmode="stack", bargap=0.15)
 
 
 def problem_scopes(
@@ -52,11 +59,11 @@ def problem_scopes(
         labels[k] = f"{d['category']} → {d['resource']}"
     order = sorted(totals, key=lambda k: (-totals[k], labels[k]))[:limit]
     order.reverse()  # plotly draws the first category at the bottom
-    fig = go.Figure()
+    traces = []
     for kind, rows in (("missing", missing), ("excess", excess)):
         by = {d["scope"]: d for d in rows}
-        fig.add_trace(
-            go.Bar(
+        traces.append(
+            bar(
                 y=[labels[k] for k in order],
                 x=[by[k]["tenants"] if k in by else 0 for k in order],
                 customdata=[f"rak_{k}" for k in order],
@@ -66,9 +73,8 @@ def problem_scopes(
                 hovertemplate=f"%{{y}} (%{{customdata}}): %{{x}} tenants {kind}<extra></extra>",
             )
         )
-    fig.update_layout(barmode="stack", hovermode="closest")
-    fig.update_xaxes(title="tenants (latest check)")
-    return base_layout(fig, "Permissions most often missing or excess", height=max(260, 40 + 28 * len(order)))
+    return chart(traces, "Permissions most often missing or excess", height=max(260, 40 + 28 * len(order)),
+                 xaxis={"title": "tenants (latest check)"}, barmode="stack", hovermode="closest")
 
 
 def checks_per_day(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
@@ -76,14 +82,12 @@ def checks_per_day(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     if not rows:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in rows]
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color=ACCENT_COLOUR))
-    fig.add_trace(
-        go.Scatter(x=days, y=[d["tenants"] for d in rows], name="tenants", mode="lines+markers",
-                   line={"color": INK_COLOUR, "width": 2})
-    )
-    fig.update_yaxes(title="per day", rangemode="tozero")
-    return base_layout(fig, "Checks per day")
+    traces = [
+        bar(x=days, y=[d["checks"] for d in rows], name="checks", marker_color=ACCENT_COLOUR),
+        scatter(x=days, y=[d["tenants"] for d in rows], name="tenants", mode="lines+markers",
+                line={"color": INK_COLOUR, "width": 2}),
+    ]
+    return chart(traces, "Checks per day", yaxis={"title": "per day", "rangemode": "tozero"})
 
 
 def score_distribution(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
@@ -94,21 +98,19 @@ def score_distribution(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
     if not buckets or not any(b["tenants"] for b in buckets):
         return empty_figure("No tenant has been checked yet.")
     labels = [f"{b['from']}–{b['to']}" for b in buckets]
-    fig = go.Figure()
+    traces = []
     if all("statuses" in b for b in buckets):
         for status in STACK_ORDER:  # healthy at the bottom, the worst on top
             ys = [int(b["statuses"].get(status, 0)) for b in buckets]
             if not any(ys):
                 continue
-            fig.add_trace(go.Bar(x=labels, y=ys, name=status, marker_color=STATUS_COLOURS[status],
+            traces.append(bar(x=labels, y=ys, name=status, marker_color=STATUS_COLOURS[status],
                                  hovertemplate=f"score %{{x}}: %{{y}} tenants {status}<extra></extra>"))
     else:
-        fig.add_trace(go.Bar(x=labels, y=[b["tenants"] for b in buckets], marker_color=OTHER_COLOUR, name="tenants",
+        traces.append(bar(x=labels, y=[b["tenants"] for b in buckets], marker_color=OTHER_COLOUR, name="tenants",
                              hovertemplate="score %{x}: %{y} tenants<extra></extra>"))
-    fig.update_layout(barmode="stack", hovermode="closest")
-    fig.update_xaxes(title="score of the latest check", type="category")
-    fig.update_yaxes(title="tenants")
-    return base_layout(fig, "Score distribution")
+    return chart(traces, "Score distribution", xaxis={"title": "score of the latest check", "type": "category"},
+                 yaxis={"title": "tenants"}, barmode="stack", hovermode="closest")
 
 
 def status_counts(counts: dict[str, int]) -> go.Figure:
@@ -116,16 +118,14 @@ def status_counts(counts: dict[str, int]) -> go.Figure:
     total = sum(counts.values())
     if not total:
         return empty_figure("No tenant has been checked yet.", height=140)
-    fig = go.Figure()
+    traces = []
     for status in reversed(STACK_ORDER):  # worst first, left to right
         n = counts.get(status, 0)
-        fig.add_trace(
-            go.Bar(y=["tenants"], x=[n], orientation="h", name=f"{status} ({n})",
+        traces.append(
+            bar(y=["tenants"], x=[n], orientation="h", name=f"{status} ({n})",
                    marker_color=STATUS_COLOURS[status], hovertemplate=f"{status}: {n}<extra></extra>")
         )
-    fig.update_layout(barmode="stack", hovermode="closest")
-    fig.update_yaxes(visible=False)
-    return base_layout(fig, height=140)
+    return chart(traces, height=140, yaxis={"visible": False}, barmode="stack", hovermode="closest")
 
 
 def unreachable_share(rows: Sequence[dict]) -> go.Figure:
@@ -135,17 +135,16 @@ def unreachable_share(rows: Sequence[dict]) -> go.Figure:
         return empty_figure("No checks in this date range.")
     days = [d["day"] for d in rows]
     shares = [round(100 * d.get("unreachable", 0) / d["checks"], 1) if d["checks"] else 0 for d in rows]
-    fig = go.Figure(
-        go.Bar(
+    trace = (
+        bar(
             x=days, y=shares, name="unreachable", marker_color=STATUS_COLOURS["unreachable"],
             customdata=[[d.get("unreachable", 0), d["checks"]] for d in rows],
             hovertemplate="%{x|%Y-%m-%d}: %{y}% of checks unreachable (%{customdata[0]} of %{customdata[1]})"
             "<extra></extra>",
         )
     )
-    fig.update_yaxes(title="% of checks", rangemode="tozero")
-    fig.update_layout(hovermode="closest")
-    return base_layout(fig, "Checks Stripe never answered (our side)")
+    return chart([trace], "Checks Stripe never answered (our side)",
+                 yaxis={"title": "% of checks", "rangemode": "tozero"}, hovermode="closest")
 
 
 def lifecycle_counts(counts: dict[str, int], replaced_week: int) -> go.Figure:
@@ -160,12 +159,11 @@ def lifecycle_counts(counts: dict[str, int], replaced_week: int) -> go.Figure:
     if not any(n for _, n in items):
         return empty_figure("No tenant shows a key-lifecycle signal.", height=200)
     items.reverse()  # plotly draws the first category at the bottom
-    fig = go.Figure(
-        go.Bar(
+    trace = (
+        bar(
             y=[k for k, _ in items], x=[n for _, n in items], orientation="h", marker_color=ACCENT_COLOUR,
             name="tenants", hovertemplate="%{y}: %{x} tenants<extra></extra>",
         )
     )
-    fig.update_xaxes(title="tenants", rangemode="tozero")
-    fig.update_layout(hovermode="closest", showlegend=False)
-    return base_layout(fig, "Key lifecycle signals", height=260)
+    return chart([trace], "Key lifecycle signals", height=260, xaxis={"title": "tenants", "rangemode": "tozero"},
+                 hovermode="closest", showlegend=False)

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.ui.charts import base_layout, empty_figure
+from core.ui.charts import bar, base_layout, empty_figure, figure, scatter
 from core.ui.money import THREE_DECIMAL, ZERO_DECIMAL, minor_per_major, to_major
 from core.ui.palette import BALANCE_COLOURS, CHARGE_STATUS_COLOURS, OTHER_COLOUR
 from core.ui.text import plotly_text
@@ -77,7 +77,7 @@ def _per_currency_bars(per: pd.DataFrame, value: str, title: str, y_title: str) 
         fig = make_subplots(rows=len(currencies), cols=1, shared_xaxes=True, vertical_spacing=0.08,
                             subplot_titles=[plotly_text(str(c).upper()) for c in currencies])
     else:
-        fig = go.Figure()
+        fig = figure()
     for row, cur in enumerate(currencies, start=1):
         part = per if cur is None else per[per["currency"] == cur]
         grouped = part.groupby(["day", "status"], as_index=False)[value].sum()
@@ -87,7 +87,7 @@ def _per_currency_bars(per: pd.DataFrame, value: str, title: str, y_title: str) 
                 continue
             shown = plotly_text(status)  # Stripe's text: plotly would render HTML in it
             unit = " " + plotly_text(cur.upper()) if cur else ""
-            trace = go.Bar(
+            trace = bar(
                 x=s["day"], y=s[value], name=shown, marker_color=_colour(status), legendgroup=shown,
                 showlegend=row == 1,
                 hovertemplate=f"{shown}: %{{y:,.2f}}{unit}<extra></extra>"
@@ -126,8 +126,8 @@ def success_rate(charges: pd.DataFrame, *, empty_message: str = "No decided char
     rate = rate.dropna(subset=["rate"]) if not rate.empty else rate
     if rate.empty:
         return empty_figure(empty_message)
-    fig = go.Figure(
-        go.Scatter(
+    fig = figure(
+        scatter(
             x=rate["day"], y=rate["rate"], mode="lines+markers", name="success rate",
             line={"color": CHARGE_STATUS_COLOURS["succeeded"]},
             customdata=list(zip(rate["succeeded"], rate["failed"], strict=True)),
@@ -144,10 +144,10 @@ def balance_by_currency(balance: pd.DataFrame, *, empty_message: str = "No balan
         return empty_figure(empty_message)
     df = balance.sort_values("currency")
     curs = [plotly_text(str(c).upper()) for c in df["currency"]]
-    fig = go.Figure()
+    fig = figure()
     for part in ("available", "pending"):
         fig.add_trace(
-            go.Bar(
+            bar(
                 x=curs, y=[to_major(a, c) for a, c in zip(df[part], df["currency"], strict=True)], name=part,
                 marker_color=BALANCE_COLOURS[part], hovertemplate=f"{part}: %{{y:,.2f}} %{{x}}<extra></extra>",
             )

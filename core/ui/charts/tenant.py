@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from core.engine.result import KEY_STATUSES
-from core.ui.charts import STATUS_COLOURS, base_layout, empty_figure
+from core.ui.charts import STATUS_COLOURS, chart, empty_figure, scatter
 from core.ui.palette import ACCENT_COLOUR, GRID_COLOUR, INK_COLOUR, OTHER_COLOUR, STATUS_SYMBOL
 
 MIN_SPAN = timedelta(hours=2)  # checks closer together than this get a padded, day-ticked axis
@@ -24,20 +24,26 @@ def _oldest_first(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
     return sorted(history, key=lambda h: (h["checked_at"], h.get("check_id") or 0))
 
 
-def readable_time_axis(fig: go.Figure, times: Sequence[datetime]) -> go.Figure:
-    """One check (or checks minutes apart) would get plotly's autorange of a few milliseconds around the
-    point, ticked in ms. Show the check's day with a day either side instead, ticked by day."""
+def time_axis(times: Sequence[datetime]) -> dict[str, Any]:
+    """The time axis's properties. One check (or checks minutes apart) would get plotly's autorange of a few
+    milliseconds around the point, ticked in ms: show the check's day with a day either side instead, ticked by
+    day. Otherwise the axis ends at the last check (plus a small margin), never weeks into the future."""
     if times and max(times) - min(times) < MIN_SPAN:
         first = min(times).replace(hour=0, minute=0, second=0, microsecond=0)
         last = max(times).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         # whole days, one before and one after; each label centred in its day, so the point sits in its date
-        fig.update_xaxes(range=[first - PAD, last + PAD], tickformat="%b %d, %Y", dtick=86_400_000,
-                         ticklabelmode="period")
-    elif times:  # the axis ends at the last check (plus a small margin), never weeks into the future
+        return {"range": [first - PAD, last + PAD], "tickformat": "%b %d, %Y", "dtick": 86_400_000,
+                "ticklabelmode": "period"}
+    if times:
         lo, hi = min(times), max(times)
         margin = max((hi - lo) * END_MARGIN, MIN_MARGIN)
-        fig.update_xaxes(range=[lo - margin, hi + margin], autorange=False)
-    return fig
+        return {"range": [lo - margin, hi + margin], "autorange": False}
+    return {}
+
+
+def _vline(x: datetime, **props: Any) -> dict[str, Any]:
+    """A vertical line (or, with x1, a band) across the plot at x, as plotly's add_vline/add_vrect draw it."""
+    return {"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain", **props}
 
 
 def label_rows(times: Sequence[datetime], span: timedelta) -> list[int]:
@@ -73,23 +79,25 @@ def _label(h: Mapping[str, Any]) -> str:
     return h["status"]
 
 
-def _replacements(fig: go.Figure, events: Sequence[dict], span: timedelta) -> None:
-    """A dashed vertical line per key replacement, with a short label ("key replaced", inside the plot's top, on
-    rows so that labels never overprint) whose hover names the old and new masked keys."""
+def _replacements(events: Sequence[dict], span: timedelta) -> tuple[list[dict], list[dict]]:
+    """(shapes, annotations): a dashed vertical line per key replacement, with a short label ("key replaced",
+    inside the plot's top, on rows so that labels never overprint) whose hover names the old and new masked keys."""
     evs = sorted(events, key=lambda e: e["at"])
+    shapes, notes = [], []
     for ev, row in zip(evs, label_rows([e["at"] for e in evs], span), strict=True):
         said = (("mode changed", ev.get("mode_changed")), ("account changed", ev.get("account_changed")))
         flags = [w for w, on in said if on]
-        fig.add_vline(x=ev["at"], line={"color": INK_COLOUR, "width": 1, "dash": "dash"})
+        shapes.append(_vline(ev["at"], line={"color": INK_COLOUR, "width": 1, "dash": "dash"}))
         if row < 0:
             continue
-        fig.add_annotation(
-            x=ev["at"], y=1.0, yref="paper", yanchor="top", yshift=-ROW_PX * row, showarrow=False,
-            font={"size": 10, "color": INK_COLOUR}, xanchor="left", bgcolor="rgba(128, 128, 128, 0.12)",
-            text="key replaced" + (" (" + ", ".join(flags) + ")" if flags else ""),
-            hovertext=f"key replaced on {ev['at']:%Y-%m-%d %H:%M} UTC: {ev.get('old_masked') or '?'} → "
+        notes.append({
+            "x": ev["at"], "y": 1.0, "yref": "paper", "yanchor": "top", "yshift": -ROW_PX * row, "showarrow": False,
+            "font": {"size": 10, "color": INK_COLOUR}, "xanchor": "left", "bgcolor": "rgba(128, 128, 128, 0.12)",
+            "text": "key replaced" + (" (" + ", ".join(flags) + ")" if flags else ""),
+            "hovertext": f"key replaced on {ev['at']:%Y-%m-%d %H:%M} UTC: {ev.get('old_masked') or '?'} → "
             f"{ev['new_masked']}" + (f" ({', '.join(flags)})" if flags else ""),
-        )
+        })
+    return shapes, notes
 
 
 def score_over_time(history: Sequence[Mapping[str, Any]], events: Sequence[dict] = ()) -> go.Figure:
@@ -99,9 +107,8 @@ def score_over_time(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
     if not hist:
         return empty_figure("This tenant has not been checked yet.")
     xs = [h["checked_at"] for h in hist]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
+    trace = (
+        scatter(
             x=xs,
             y=[h["score"] if h["status"] != "unreachable" else None for h in hist],
             mode="lines+markers",
@@ -115,11 +122,9 @@ def score_over_time(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
             hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>score %{y} · %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         )
     )
-    _replacements(fig, events, _span(xs))
-    readable_time_axis(fig, xs)
-    fig.update_yaxes(title="score", range=[-5, 105])
-    fig.update_layout(hovermode="closest", showlegend=False)
-    return base_layout(fig, "Score over time")
+    shapes, notes = _replacements(events, _span(xs))
+    return chart([trace], "Score over time", xaxis=time_axis(xs), yaxis={"title": "score", "range": [-5, 105]},
+                 hovermode="closest", showlegend=False, shapes=shapes, annotations=notes)
 
 
 def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict] = ()) -> go.Figure:
@@ -131,9 +136,8 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
     hist = _oldest_first(history)
     if not hist:
         return empty_figure("This tenant has not been checked yet.")
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
+    traces = [
+        scatter(
             x=[h["checked_at"] for h in hist],
             y=[h["status"] if h["status"] != "unreachable" else None for h in hist],
             connectgaps=False,
@@ -143,13 +147,13 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
             showlegend=False,
             name="timeline",
         )
-    )
+    ]
     for status in KEY_STATUSES:
         pts = [h for h in hist if h["status"] == status]
         if not pts:
             continue
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            scatter(
                 x=[h["checked_at"] for h in pts],
                 y=[status] * len(pts),
                 mode="markers",
@@ -168,28 +172,26 @@ def status_timeline(history: Sequence[Mapping[str, Any]], events: Sequence[dict]
     labelled = [h for h, row in zip(firsts, label_rows([h["checked_at"] for h in firsts], span), strict=True)
                 if row == 0]
     if labelled:  # expired (rolled) and revoked keys keep their own words on the timeline
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            scatter(
                 x=[h["checked_at"] for h in labelled], y=["invalid"] * len(labelled), mode="text",
                 text=[_label(h) for h in labelled], textposition="top center", name="refused keys",
                 showlegend=False, hoverinfo="skip", textfont={"size": 10, "color": STATUS_COLOURS["invalid"]},
             )
         )
     gaps = [h for h in hist if h["status"] == "unreachable"]
-    for h in gaps:
-        fig.add_vrect(x0=h["checked_at"], x1=h["checked_at"], line={"color": STATUS_COLOURS["unreachable"], "width": 3},
-                      opacity=0.6)
+    bands = [_vline(h["checked_at"], type="rect", line={"color": STATUS_COLOURS["unreachable"], "width": 3},
+                    opacity=0.6) for h in gaps]
     if gaps:  # a legend entry and hover for the gaps (no lane: they say nothing about the key)
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            scatter(
                 x=[h["checked_at"] for h in gaps], y=[KEY_STATUSES[-1]] * len(gaps), mode="markers",
                 name="unreachable", marker={"size": 1, "color": STATUS_COLOURS["unreachable"]},
                 hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: Stripe unreachable (our side; says nothing about the key)"
                 "<extra></extra>",
             )
         )
-    _replacements(fig, events, span)
-    readable_time_axis(fig, [h["checked_at"] for h in hist])
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(KEY_STATUSES), title=None)
-    fig.update_layout(hovermode="closest")
-    return base_layout(fig, "Status timeline", height=260)
+    shapes, notes = _replacements(events, span)
+    return chart(traces, "Status timeline", height=260, xaxis=time_axis([h["checked_at"] for h in hist]),
+                 yaxis={"type": "category", "categoryorder": "array", "categoryarray": list(KEY_STATUSES)},
+                 hovermode="closest", shapes=bands + shapes, annotations=notes)
