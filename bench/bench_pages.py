@@ -82,7 +82,7 @@ def server_bytecode_cache() -> Iterator[None]:
     try:
         yield
     finally:
-        app_test.ScriptCache, local_script_runner.ScriptCache = saved
+        app_test.ScriptCache, local_script_runner.ScriptCache = saved  # type: ignore[misc]
 
 
 def time_page(page: str, query: dict, with_result: bool, runs: int) -> dict:

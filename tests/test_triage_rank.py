@@ -54,9 +54,9 @@ def test_triage_pages_walk_the_column_in_the_raw_rule_order(store_url):
         for i, (status, mode, *_rest) in enumerate(GRID, start=1):
             if status is not None:
                 conn.execute(sa.text(
-                    "INSERT INTO checks (id, tenant_id, checked_at, source, key_masked, key_kind, key_mode, status, score, "
-                    "n_ok, n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s) VALUES (:i, :i, "
-                    ":at, 'cli', 'rk_test_…0001', 'restricted', :mode, :status, 50, 0, 0, 0, 0, 0, 1, 0.1)"),
+                    "INSERT INTO checks (id, tenant_id, checked_at, source, key_masked, key_kind, key_mode, status, "
+                    "score, n_ok, n_missing, n_excess, n_unknown, n_not_applicable, requests, elapsed_s) VALUES (:i, "
+                    ":i, :at, 'cli', 'rk_test_…0001', 'restricted', :mode, :status, 50, 0, 0, 0, 0, 0, 1, 0.1)"),
                     {"i": i, "at": datetime(2026, 11, 1 + i % 28, tzinfo=UTC), "mode": mode, "status": status})
     now = datetime(2026, 12, 1, tzinfo=UTC)
     whole = [d["tenant_id"] for d in s.latest_checks(now=now)]  # no slice: the rule over the checks' columns
