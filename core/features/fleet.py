@@ -275,16 +275,15 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
         died under the run, not tried (its line is not reached)."""
         if dead[0]:
             return
-        check_id, status, problem, audit_problem = None, None, error, None
+        check_id, status, problem = None, None, error
         if result is not None:
             checked = _retrying_record(svc, result, entry.tenant)
             check_id, problem = checked.check_id, checked.save_problem
             status = result.status
-            audit_problem = checked.audit_problem
             db_problem = checked.database_problem
             if db_problem is not None and db_problem.kind not in CARRY_ON:
-                # this line fails with the reason (or, saved before its audit entry failed, is recorded and
-                # says so); the rest of the run is not reached
+                # this line fails with the reason (its check, audit entry and alert are all unsaved: one
+                # transaction); the rest of the run is not reached
                 dead[0] = True
                 report.database_problem = db_problem
                 stop.set("database")
@@ -303,8 +302,7 @@ def run_fleet(svc: Any, entries: list[BatchLine], opts: FleetOptions, *,
             report.recorded += 1
             report.results.append({"line": entry.line, "tenant": entry.tenant, "status": result.status,
                                    "score": result.score if result.says_something else None,
-                                   "masked": result.key.masked,
-                                   **({"audit_problem": audit_problem} if audit_problem else {})})
+                                   "masked": result.key.masked})
         if result is not None:
             report.requests += result.requests
             report.no_answer += result.no_answer

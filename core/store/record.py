@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from core.store.models import (
     MASKED_MAX,
     NAME_MAX,
     SOURCES,
+    alerts_t,
     audit_t,
     check_rows_t,
     checks_t,
@@ -550,13 +552,52 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
     return check, rows
 
 
+@dataclass(frozen=True)
+class AuditOfCheck:
+    """The audit entry written with a check, in its transaction: who and what (the tenant is the check's)."""
+
+    who: str | None
+    detail: str
+    action: str = "check"
+
+
+# Given the tenant's previous latest check (its columns and its "rows", or None when it had none) and the
+# tenant's stored name: (kinds, text) of the alert the new check raises, or None. Called inside the check's
+# transaction, after the tenant's row is locked; it must not touch the database.
+AlertRule = Callable[[Mapping[str, Any] | None, str], tuple[list[str], str] | None]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one unit of work wrote: the check's id and, when one was raised, the alert's id (pending delivery)."""
+
+    check_id: int
+    alert_id: int | None = None
+
+
 def record_check(db: Database, result: CheckResult,
     tenant: str,
     *,
     source: str,
     checked_by: str | None,
 ) -> int:
-    """Store one check and its rows in one transaction; returns the check's id.
+    """Store one check and its rows in one transaction; returns the check's id (see `record_checked`)."""
+    return record_checked(db, result, tenant, source=source, checked_by=checked_by).check_id
+
+
+def record_checked(db: Database, result: CheckResult,
+    tenant: str,
+    *,
+    source: str,
+    checked_by: str | None,
+    audit: AuditOfCheck | None = None,
+    alert: AlertRule | None = None,
+) -> Recorded:
+    """One unit of work: the check and its rows, the tenant's summary, the check's audit entry (`audit`) and the
+    alert it raises (`alert`, an outbox row in `alerts` with delivery "pending", delivered by the background sender
+    after the commit) are written in ONE transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the tenant's row
+    locked), so either all of them are stored or none is (tests/test_unit_of_work.py kills the database at every
+    statement of it).
 
     Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
     and records the Stripe account on the tenant once a check has seen it. An unreachable check (Stripe never
@@ -568,14 +609,19 @@ def record_check(db: Database, result: CheckResult,
     Key lifecycle (0006): the key's first-seen date, and a "replaced" event when the fingerprint differs from
     the tenant's previous check with one (checks recorded out of time order are compared with the check just
     before them; later events are not rewritten).
+    The alert rule is given the tenant's previous latest check as read under the lock, so two checks of one
+    tenant recorded at once are each compared with the one before it.
     """
-    validate_tenant_name(tenant)
+    clean = validate_tenant_name(tenant)
     check, rows = _check_values(result, source, checked_by)
+    audit_values = _audit_values(audit.action, who=audit.who, outcome=check["status"], detail=audit.detail,
+                                 at=None) if audit is not None else None
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
         # before the rollup reads the tenant's other checks
         locked = _lock_tenant_state(conn, t["id"])
         archived, old_latest = bool(locked.archived), locked.last_check_id
+        previous = _previous_check(conn, old_latest) if alert is not None else None
         pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
         assert pk is not None
         check_id = pk[0]
@@ -607,7 +653,8 @@ def record_check(db: Database, result: CheckResult,
                 conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"])
                              .values(**latest.tenant_streak(conn, t["id"])))
             if newest:  # the latest check's problem counts (0010) move with the pointer
-                latest.on_latest(conn, archived=archived, old_check_id=old_latest, new_rows=rows)
+                latest.on_latest(conn, archived=archived, old_check_id=old_latest, new_rows=rows,
+                                 old_rows=previous["rows"] if previous is not None else None)
         if replaced and not newest:  # a key event of an older (or unreachable) check is now the tenant's newest
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(
                 last_account_changed=latest.account_changed(conn, t["id"], locked.last_key_fingerprint,
@@ -615,7 +662,44 @@ def record_check(db: Database, result: CheckResult,
         acct = check["account"]
         if acct and (newest or t["account"] is None) and acct != t["account"]:
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(account=acct))
-        return int(check_id)
+        if audit_values is not None:
+            insert_audit(conn, {**audit_values, "tenant_id": t["id"], "tenant": clean})
+        alert_id = None
+        raised = alert(previous, t["name"]) if alert is not None else None
+        if raised is not None:
+            kinds, text = raised
+            alert_id = insert_alert(conn, tenant_id=t["id"], tenant=t["name"], check_id=int(check_id), kinds=kinds,
+                                    text=text)
+        return Recorded(int(check_id), alert_id)
+
+
+def _previous_check(conn: Connection, check_id: int | None) -> dict | None:
+    """The tenant's previous latest check as the alert rule reads it (status, score, key, account and its rows
+    with the columns the problem counts use too), or None."""
+    if check_id is None:
+        return None
+    c, r = checks_t.c, check_rows_t.c
+    row = conn.execute(sa.select(c.id, c.status, c.score, c.key_masked, c.key_fingerprint, c.key_mode, c.account,
+                                 c.checked_at, c.refused).where(c.id == check_id)).first()
+    if row is None:
+        return None
+    out = dict(row._mapping)
+    out["rows"] = [dict(x._mapping) for x in conn.execute(
+        sa.select(r.scope, r.resource, r.category, r.required, r.granted, r.verdict)
+        .where(r.check_id == check_id).order_by(r.id))]
+    return out
+
+
+def insert_alert(conn: Connection, *, tenant_id: int | None, tenant: str, check_id: int | None, kinds: list[str],
+                 text: str, delivery: str = "pending") -> int:
+    """One alert row (the outbox: "pending" until the background sender delivers it), in the caller's
+    transaction; its id."""
+    pk = conn.execute(alerts_t.insert().values(
+        created_at=utcnow(), tenant_id=tenant_id, tenant=validate_tenant_name(tenant), check_id=check_id,
+        kinds=",".join(kinds)[:100], text=redact(text) or "", delivery=delivery, attempts=0,
+    )).inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
 
 
 # The statuses of a check in which Stripe accepted the key (an answered sweep): only these start a key's age.
@@ -673,6 +757,29 @@ def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> 
     return False
 
 
+def _audit_values(action: str, *, who: str | None, outcome: str, detail: str | None,
+                  at: datetime | None) -> dict:
+    """An audit entry's columns (but its tenant), checked: StoreInputError names what is wrong."""
+    if not isinstance(action, str) or not _ACTION_RE.match(action):
+        raise StoreInputError(
+            f"The audit action {action!r} is not a short lower-case word (e.g. 'check', 'view'); use one."
+        )
+    if not isinstance(outcome, str) or not _OUTCOME_RE.match(outcome):
+        raise StoreInputError(f"The audit outcome {outcome!r} is not a short lower-case word (e.g. 'ok'); use one.")
+    who_ = _optional_text(who, "user name", NAME_MAX)
+    if detail is not None and not isinstance(detail, str):
+        raise StoreInputError("The audit detail must be text.")
+    return {"at": _aware(at), "who": who_, "action": action, "outcome": outcome,
+            "detail": redact(detail[:5000]) if detail else None}
+
+
+def insert_audit(conn: Connection, values: dict) -> int:
+    """One audit entry (`_audit_values` plus tenant_id and tenant), in the caller's transaction; its id."""
+    pk = conn.execute(audit_t.insert().values(**values)).inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
 def record_audit(db: Database, action: str,
     *,
     who: str | None = None,
@@ -682,16 +789,8 @@ def record_audit(db: Database, action: str,
     at: datetime | None = None,
 ) -> int:
     """Append one audit entry; returns its id. `tenant` is a name (not created if unknown: kept as text)."""
-    if not isinstance(action, str) or not _ACTION_RE.match(action):
-        raise StoreInputError(
-            f"The audit action {action!r} is not a short lower-case word (e.g. 'check', 'view'); use one."
-        )
-    if not isinstance(outcome, str) or not _OUTCOME_RE.match(outcome):
-        raise StoreInputError(f"The audit outcome {outcome!r} is not a short lower-case word (e.g. 'ok'); use one.")
-    who_ = _optional_text(who, "user name", NAME_MAX)
+    values = _audit_values(action, who=who, outcome=outcome, detail=detail, at=at)
     tenant_name = validate_tenant_name(tenant) if tenant is not None else None
-    if detail is not None and not isinstance(detail, str):
-        raise StoreInputError("The audit detail must be text.")
     with db.connect(write=True) as conn:
         tenant_id = None
         if tenant_name is not None:
@@ -699,20 +798,7 @@ def record_audit(db: Database, action: str,
             if found is not None and (found._mapping["name"] == tenant_name
                                       or same_name(found._mapping["name"], tenant_name)):
                 tenant_id = found._mapping["id"]
-        res = conn.execute(
-            audit_t.insert().values(
-                at=_aware(at),
-                who=who_,
-                action=action,
-                tenant_id=tenant_id,
-                tenant=tenant_name,
-                outcome=outcome,
-                detail=redact(detail[:5000]) if detail else None,
-            )
-        )
-        pk = res.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+        return insert_audit(conn, {**values, "tenant_id": tenant_id, "tenant": tenant_name})
 
 
 def list_audit(db: Database, *,
