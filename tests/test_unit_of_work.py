@@ -124,3 +124,39 @@ def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(
         assert _all_or_none(store_url, make_service, terminate, first=False) > 5
     finally:
         admin.dispose()
+
+
+# --- one read of history (issue #21 item 3): the statements one recorded check sends ----------------------------
+# Measured for a tenant's second check (same key, healthy), the SDK's requests to the sandbox aside. Before this
+# change: 32 statements on SQLite (7 of them BEGIN: 6 transactions) and 24 on PostgreSQL. Now: the history is read
+# in one read transaction and everything is written in one write transaction.
+MAX_STATEMENTS = {"sqlite": 18, "postgresql": 16}
+
+
+def test_a_recorded_check_reads_history_once_and_writes_in_one_transaction(store_url, make_service, sandbox):
+    from test_fleet import HEALTHY as PERMISSIONS
+    from test_fleet import make_key
+
+    key = make_key("UnitCount")
+    sandbox.add_key(key, PERMISSIONS.permissions, "test", account="acct_1UnitCount")
+    svc = make_service(store_url)
+    assert svc.check(key, TENANT, source="cli").saved
+    engine = store.get_engine(store_url)
+    seen: list[str] = []
+    spy = lambda conn, cursor, statement, *a: seen.append(statement)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", spy)
+    try:
+        checked = svc.check(key, TENANT, source="cli")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", spy)
+    assert checked.saved and checked.result.status == "healthy"
+    dialect = engine.dialect.name
+    print(f"{dialect}: {len(seen)} statements for one recorded check")
+    assert len(seen) <= MAX_STATEMENTS[dialect], "\n".join(s[:70] for s in seen)
+    writes = [i for i, s in enumerate(seen) if s.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+    if dialect == "sqlite":  # SQLAlchemy sends BEGIN itself there: one read transaction, then one write transaction
+        assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN", "BEGIN IMMEDIATE"]
+        assert seen.index("BEGIN IMMEDIATE") < writes[0]
+    # the tenant row is read once for the history, and once in the write transaction (found by name, then locked)
+    reads_of_tenant = [s for s in seen[:writes[0]] if s.startswith("SELECT tenants.id, tenants.name")]
+    assert len(reads_of_tenant) == 2, "\n".join(s[:70] for s in seen)

@@ -127,6 +127,7 @@ class Store:
     tenants_with_key = _Bound(queries.tenants_with_key)
     shared_keys = _Bound(queries.shared_keys)
     previous_key = _Bound(queries.previous_key)
+    key_history = _Bound(queries.key_history)
     lifecycle_counts = _Bound(queries.lifecycle_counts)
     replaced_tenants = _Bound(queries.replaced_tenants)
     unreachable_share = _Bound(queries.unreachable_share)

@@ -482,12 +482,13 @@ def _lock_tenant_latest(conn: Connection, tenant_id: int) -> tuple[bool, int | N
 
 
 def _lock_tenant_state(conn: Connection, tenant_id: int) -> Any:
-    """_lock_tenant, returning the tenant's archived flag, latest-check pointer and streak (0015) as of the lock
-    (one round trip)."""
+    """_lock_tenant, returning the tenant's archived flag, latest-check pointer, its copy of the latest check's
+    figures (0010) and streak (0015) as of the lock (one round trip)."""
     tc = tenants_t.c
     return conn.execute(
         sa.select(tc.archived, tc.last_check_id, tc.last_checked_at, tc.last_status, tc.broken_since,
-                  tc.last_healthy_at, tc.worse_at, tc.last_key_fingerprint, tc.last_account)
+                  tc.last_healthy_at, tc.worse_at, tc.last_key_fingerprint, tc.last_account, tc.last_score,
+                  tc.last_key_masked, tc.last_key_mode)
         .where(tc.id == tenant_id).with_for_update()
     ).one()
 
@@ -621,7 +622,7 @@ def record_checked(db: Database, result: CheckResult,
         # before the rollup reads the tenant's other checks
         locked = _lock_tenant_state(conn, t["id"])
         archived, old_latest = bool(locked.archived), locked.last_check_id
-        previous = _previous_check(conn, old_latest) if alert is not None else None
+        previous = _previous_check(conn, locked) if alert is not None else None
         pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
         assert pk is not None
         check_id = pk[0]
@@ -673,21 +674,21 @@ def record_checked(db: Database, result: CheckResult,
         return Recorded(int(check_id), alert_id)
 
 
-def _previous_check(conn: Connection, check_id: int | None) -> dict | None:
-    """The tenant's previous latest check as the alert rule reads it (status, score, key, account and its rows
-    with the columns the problem counts use too), or None."""
-    if check_id is None:
+def _previous_check(conn: Connection, locked: Any) -> dict | None:
+    """The tenant's previous latest check as the alert rule reads it, or None: its figures from the tenant row's
+    copy of them (`_lock_tenant_state`), and its rows (with the columns the problem counts use too)."""
+    if locked.last_check_id is None:
         return None
-    c, r = checks_t.c, check_rows_t.c
-    row = conn.execute(sa.select(c.id, c.status, c.score, c.key_masked, c.key_fingerprint, c.key_mode, c.account,
-                                 c.checked_at, c.refused).where(c.id == check_id)).first()
-    if row is None:
-        return None
-    out = dict(row._mapping)
-    out["rows"] = [dict(x._mapping) for x in conn.execute(
-        sa.select(r.scope, r.resource, r.category, r.required, r.granted, r.verdict)
-        .where(r.check_id == check_id).order_by(r.id))]
-    return out
+    r = check_rows_t.c
+    return {
+        "id": locked.last_check_id, "checked_at": locked.last_checked_at, "status": locked.last_status,
+        "score": locked.last_score, "key_masked": locked.last_key_masked,
+        "key_fingerprint": locked.last_key_fingerprint, "key_mode": locked.last_key_mode,
+        "account": locked.last_account,
+        "rows": [dict(x._mapping) for x in conn.execute(
+            sa.select(r.scope, r.resource, r.category, r.required, r.granted, r.verdict)
+            .where(r.check_id == locked.last_check_id).order_by(r.id))],
+    }
 
 
 def insert_alert(conn: Connection, *, tenant_id: int | None, tenant: str, check_id: int | None, kinds: list[str],
@@ -706,26 +707,40 @@ def insert_alert(conn: Connection, *, tenant_id: int | None, tenant: str, check_
 ACCEPTED_STATUSES = ("healthy", "attention", "failing", "incomplete")
 
 
+def _first_seen(conn: Connection, values: dict) -> None:
+    """The key's row in stripe_keys, its first-seen date moved back to `values["first_seen_at"]` if earlier: one
+    upsert."""
+    name = conn.dialect.name
+    if name not in ("postgresql", "sqlite"):  # other backends: insert if new, then move the date
+        _insert_ignore(conn, stripe_keys_t, values, ["fingerprint"])
+        conn.execute(stripe_keys_t.update().where(stripe_keys_t.c.fingerprint == values["fingerprint"],
+                                                  stripe_keys_t.c.first_seen_at > values["first_seen_at"])
+                     .values(first_seen_at=values["first_seen_at"]))
+        return
+    ins = (postgresql.insert if name == "postgresql" else sqlite.insert)(stripe_keys_t).values(**values)
+    conn.execute(ins.on_conflict_do_update(
+        index_elements=["fingerprint"], set_={"first_seen_at": ins.excluded.first_seen_at},
+        where=stripe_keys_t.c.first_seen_at > ins.excluded.first_seen_at))
+
+
 def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> bool:
     """First-seen date of the key (its first check Stripe accepted it in), and a replacement event when it is not
     the tenant's previous key (also when the new key is one Stripe refuses: "replaced by a key Stripe refuses").
     True when a replacement event was inserted."""
-    c, k, e = checks_t, stripe_keys_t, key_events_t
+    c, e = checks_t, key_events_t
     fp, at = check["key_fingerprint"], check["checked_at"]
-    latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
     if check["status"] in ACCEPTED_STATUSES:  # a key Stripe never accepted has no first-seen date, no age (0013)
-        _insert_ignore(
-            conn, k, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
-                      "first_seen_at": at}, ["fingerprint"],
-        )
-        conn.execute(k.update().where(k.c.fingerprint == fp, k.c.first_seen_at > at).values(first_seen_at=at))
+        _first_seen(conn, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
+                           "first_seen_at": at})
     before = sa.or_(c.c.checked_at < at, sa.and_(c.c.checked_at == at, c.c.id < check_id))
     prev = conn.execute(
-        sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode)
+        sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.account)
         .where(c.c.tenant_id == tenant_id, c.c.key_fingerprint.is_not(None), before)
         .order_by(c.c.checked_at.desc(), c.c.id.desc())
         .limit(1)
     ).first()
+    if prev is None or prev.key_fingerprint != fp:  # else the tenant is already counted for the key
+        latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
     acct = check["account"]
     if prev is not None and prev.key_fingerprint != fp:
         old_account = conn.execute(
@@ -748,7 +763,9 @@ def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> 
             )
         )
         return True
-    if acct:  # a later check of the new key learnt its account
+    if acct and prev is not None and prev.account is None:  # a later check of the new key learnt its account
+        # (when the check before it, of this key, had an account, that check already gave it to the events, and
+        # events inserted since got it from that check)
         conn.execute(
             e.update()
             .where(e.c.tenant_id == tenant_id, e.c.new_fingerprint == fp, e.c.new_account.is_(None))
