@@ -84,7 +84,7 @@ def needs_confirmation(result) -> bool:
 def record_now(result, tenant: str, key) -> None:
     checked = svc.record(result, tenant, source="dashboard")
     recorded = "recorded" if checked.saved else "not recorded"
-    _keep(result, tenant, key, recorded=recorded, save_problem=checked.save_problem or checked.audit_problem)
+    _keep(result, tenant, key, recorded=recorded, save_problem=checked.save_problem)
 
 
 def run_check(key, tenant: str | None, *, record: bool = True, previous=None) -> None:

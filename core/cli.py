@@ -192,12 +192,11 @@ def cmd_check(args) -> int:
             out["saved"] = checked.saved
             out["save_problem"] = checked.database_problem.sentence if checked.database_problem and \
                 not checked.saved else checked.save_problem
-            out["audit_problem"] = checked.audit_problem
         print(json.dumps(out))
     else:
         print_check_table(result)
     _flush_alerts(svc, checked.alert_id is not None)
-    problem = checked.save_problem or checked.audit_problem
+    problem = checked.save_problem
     if problem:
         _say(problem)
         return EXIT_DATABASE if checked.database_problem is not None else EXIT_USAGE
@@ -343,9 +342,6 @@ def _report_and_exit(args, report, failed: list[dict], stop) -> int:
             print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {score}")
         for f in report.failed_lines:
             print(f"line {f['line']}: {f['problem']}")
-        for r in report.results:
-            if r.get("audit_problem"):
-                print(f"line {r['line']}: {r['audit_problem']}")
         if stopped:
             saved = [r["line"] for r in report.results]
             print(f"recorded: {'lines ' + line_ranges(saved) if saved else 'no line'}")

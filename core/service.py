@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -24,9 +25,17 @@ from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
-from core.store import DATABASE_ERRORS, Store, StoreInputError, is_database_error, validate_tenant_name
+from core.store import (
+    DATABASE_ERRORS,
+    AlertRule,
+    AuditOfCheck,
+    Store,
+    StoreInputError,
+    is_database_error,
+    validate_tenant_name,
+)
 from core.store.errors import DatabaseProblem, classify
-from core.store.rows import CheckDetail, TenantRow
+from core.store.rows import TenantRow
 
 log = logging.getLogger("keyhealth")
 
@@ -34,13 +43,13 @@ log = logging.getLogger("keyhealth")
 @dataclass
 class Checked:
     """A check as the service hands it back: the result (already judged against history), and whether it
-    was saved (`check_id`), or why not (`save_problem`, one sentence)."""
+    was saved (`check_id`: with its audit entry and its alert, in one transaction), or why not (`save_problem`,
+    one sentence; then none of them was)."""
 
     result: CheckResult
     check_id: int | None = None
     save_problem: str | None = None
     database_problem: DatabaseProblem | None = None  # when the database was why (core.store.errors)
-    audit_problem: str | None = None  # saved, but its audit entry was not (one sentence)
     alert_id: int | None = None  # the alert this check raised (handed to this process's webhook sender)
 
     @property
@@ -136,16 +145,15 @@ class Service:
             return result
 
     def record(self, result: CheckResult, tenant: str, *, source: str) -> Checked:
-        """Keep a judged check in the tenant's history and in the audit trail, and raise an alert if the tenant
-        got worse (see core.features.alerts). A store that cannot take it leaves the result intact and says
-        why in `save_problem`."""
+        """Keep a judged check in the tenant's history, with its audit entry and, if the tenant got worse, its
+        alert (see core.features.alerts), all in one transaction (Store.record_checked): either all of them are
+        stored or none is. The alert is then handed to this process's webhook sender (it stays pending in the
+        database for the next sender if this process ends first). A store that cannot take it leaves the result
+        intact and says why in `save_problem`."""
+        audit = AuditOfCheck(who=self.who, detail=f"{result.key.masked} score {result.score} ({source})")
         try:
-            previous = self._previous_check(tenant)
-        except Exception as e:  # noqa: BLE001 - no comparison then (and no alert); recording still goes ahead
-            log.error("reading the previous check failed: %s", type(e).__name__)
-            previous = None
-        try:
-            check_id = self.store.record_check(result, tenant, source=source, checked_by=self.who)
+            done = self.store.record_checked(result, tenant, source=source, checked_by=self.who, audit=audit,
+                                             alert=self._alert_rule(result))
         except StoreInputError as e:
             return Checked(result, save_problem=f"The check ran but was not saved: {e}")
         except Exception as e:  # noqa: BLE001  (the database failed: the result stands, and says why it was not saved)
@@ -153,47 +161,30 @@ class Service:
             log.error("recording a check failed: %s (%s)", problem.kind, type(e).__name__)
             return Checked(result, save_problem=problem.because(f"The check ran ({result.status}) but was not saved"),
                            database_problem=problem)
-        # The check is in the history from here on: a failing audit entry must not make it look unsaved.
-        try:
-            self.audit("check", tenant=tenant, outcome=result.status,
-                       detail=f"{result.key.masked} score {result.score} ({source})")
-        except Exception as e:  # noqa: BLE001  (saved; only its audit entry is missing, and that is said)
-            why = None if isinstance(e, StoreInputError) else classify(e, self.rt.db)
-            log.error("auditing a check failed: %s", type(e).__name__)
-            doing = "The check was saved, but the audit trail could not record it"
-            return Checked(result, check_id=check_id, database_problem=why,
-                           audit_problem=why.because(doing) if why else f"{doing}: {e}")
-        alert_id = self._alert_if_worse(previous, result, tenant, check_id)
-        return Checked(result, check_id=check_id, alert_id=alert_id)
+        if done.alert_id is not None and self.rt.alert_webhook:
+            try:
+                self.alerts().submit(done.alert_id)
+            except Exception as e:  # noqa: BLE001 - stored as pending: the next sender delivers it
+                log.error("handing an alert to the sender failed: %s", type(e).__name__)
+        return Checked(result, check_id=done.check_id, alert_id=done.alert_id)
 
     # --- alerts -------------------------------------------------------------------------------------
-    def _previous_check(self, tenant: str) -> CheckDetail | None:
-        t = self.store.get_tenant(tenant)
-        if t is None or t["last_check_id"] is None:
-            return None
-        return self.store.get_check(t["last_check_id"])
-
-    def _alert_if_worse(
-        self, previous: CheckDetail | None, result: CheckResult, tenant: str, check_id: int
-    ) -> int | None:
-        """Store an alert when the tenant got worse and hand it to this process's webhook sender (whoever
-        raised it: recheck, `check --tenant`, the dashboard); never fails the check. The alert's id, or None."""
+    @staticmethod
+    def _alert_rule(result: CheckResult) -> AlertRule:
+        """The alert a check raises against the tenant's previous check (read by the store, under the tenant's
+        lock): (kinds, text), or None when the tenant did not get worse. A rule that fails raises no alert and
+        never fails the check."""
         from core.features import alerts
 
-        kinds, lines = alerts.what_changed(previous, result)
-        if not kinds:
-            return None
-        try:
-            t = self.store.get_tenant(tenant)
-            alert_id = self.store.add_alert(
-                tenant_id=t["id"] if t else None, tenant=tenant, check_id=check_id, kinds=kinds,
-                text=alerts.alert_text(t["name"] if t else tenant, result.key.masked, lines))
-            if self.rt.alert_webhook:
-                self.alerts().submit(alert_id)
-            return alert_id
-        except Exception as e:  # noqa: BLE001 - the check is recorded; only its alert is missing
-            log.error("raising an alert failed: %s", type(e).__name__)
-            return None
+        def rule(previous: Mapping[str, Any] | None, name: str) -> tuple[list[str], str] | None:
+            try:
+                kinds, lines = alerts.what_changed(previous, result)
+                return (kinds, alerts.alert_text(name, result.key.masked, lines)) if kinds else None
+            except Exception as e:  # noqa: BLE001 - the check is recorded; only its alert is missing
+                log.error("deciding on an alert failed: %s", type(e).__name__)
+                return None
+
+        return rule
 
     def alerts(self):
         """The background webhook worker for this runtime's database (None without a webhook)."""

@@ -210,9 +210,9 @@ def test_a_store_that_throws_reports_the_line_failed_with_its_reason(sandbox, tm
     assert rep.run["failed"] == 1 and rep.run["recorded"] == 3
 
 
-def test_a_check_saved_before_its_audit_entry_failed_is_reported_recorded(sandbox, tmp_path):
-    """The check is in the history once record_check returns: a failing audit write must not make the summary
-    call it unsaved (the summary and the database agree), and the line says the audit entry is missing."""
+def test_a_check_whose_audit_entry_fails_is_not_saved_and_the_line_says_so(sandbox, tmp_path):
+    """The check and its audit entry are one transaction: when the database refuses the audit entry, the check is
+    not in the history either, and the line fails with the reason (the summary and the database agree)."""
     pairs = add_keys(sandbox, 3, "Audit")
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
     svc = _service(url, sandbox, rate_test=200)
@@ -221,12 +221,11 @@ def test_a_check_saved_before_its_audit_entry_failed_is_reported_recorded(sandbo
         conn.execute(sa.text("CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.tenant = "
                              f"'{pairs[1][0]}' BEGIN SELECT RAISE(ABORT, 'disk says no'); END"))
     rep = run_fleet(svc, [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)], FleetOptions(concurrency=3))
-    assert rep.recorded == 3 and rep.failed_lines == [] and rep.not_reached == []
-    line2 = next(r for r in rep.results if r["line"] == 2)
-    assert line2["audit_problem"].startswith("The check was saved, but the audit trail could not record it because")
-    assert all("audit_problem" not in r for r in rep.results if r["line"] != 2)
-    assert count(url, "checks") == 3 and count(url, "audit") == 2
-    assert rep.run["recorded"] == 3
+    assert rep.recorded == 2 and [f["line"] for f in rep.failed_lines] == [2] and rep.not_reached == []
+    assert "was not saved" in rep.failed_lines[0]["problem"]
+    assert all("audit_problem" not in r for r in rep.results)
+    assert count(url, "checks") == 2 and count(url, "audit") == 2
+    assert rep.run["recorded"] == 2 and rep.run["failed"] == 1
 
 
 # --- 4. progress and runs ------------------------------------------------------------------------------

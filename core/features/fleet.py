@@ -220,7 +220,6 @@ class LineResult:
     result: CheckResult | None = None
     check_id: int | None = None
     problem: str | None = None
-    audit_problem: str | None = None
 
     def to_json(self) -> dict:
         """The report's entry: a recorded line (`results`) or a failed one (`failed_lines`)."""
@@ -228,8 +227,7 @@ class LineResult:
             return {"line": self.line, "problem": self.problem or "The check was not saved."}
         r = self.result
         return {"line": self.line, "tenant": self.tenant, "status": r.status,
-                "score": r.score if r.says_something else None, "masked": r.key.masked,
-                **({"audit_problem": self.audit_problem} if self.audit_problem else {})}
+                "score": r.score if r.says_something else None, "masked": r.key.masked}
 
 
 @dataclass
@@ -523,15 +521,15 @@ class FleetRun:
 
     def _save(self, checked: _Checked) -> LineResult:
         """Service.record (again while the database says it is locked: another process writing). A database
-        failure outside CARRY_ON stops the run: this line fails with the reason (or, saved before its audit entry
-        failed, is recorded and says so); the rest of the run is not reached."""
+        failure outside CARRY_ON stops the run: this line fails with the reason (its check, audit entry and alert are
+        all unsaved: one transaction); the rest of the run is not reached."""
         entry, result = checked.entry, checked.result
         line = LineResult(entry.line, entry.tenant, result, problem=checked.error)
         if result is None:
             return line
         saved = retrying(lambda: self.svc.record(result, entry.tenant, source="batch"), tries=6, delay_s=0.2,
                          again=_locked)
-        line.check_id, line.problem, line.audit_problem = saved.check_id, saved.save_problem, saved.audit_problem
+        line.check_id, line.problem = saved.check_id, saved.save_problem
         problem = saved.database_problem
         if problem is not None and problem.kind not in CARRY_ON:
             self.dead = True

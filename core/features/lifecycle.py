@@ -26,10 +26,11 @@ def lifecycle_for(
     """What the history bound to `store` says about this result's key (tenant None: only the key's age)."""
     lc = KeyLifecycle(rotation_days=rotation_days)
     fp = result.key.fingerprint
-    t = store.get_tenant(tenant) if tenant is not None else None
+    known = store.key_history(tenant, fp)  # one read of the history
+    t = known["tenant"]
     if t is not None:
         lc.expected_mode = t.get("expected_mode")
-        prev = store.previous_key(t["id"], before=None)
+        prev = known["previous_key"]
         if prev is not None:
             lc.previous_mode, lc.previous_account = prev["key_mode"], prev["account"]
             if fp and prev["key_fingerprint"] != fp:
@@ -42,7 +43,7 @@ def lifecycle_for(
     if fp:
         # A key's age starts when Stripe first accepted it: a key Stripe has never accepted has neither a
         # first-seen date nor an age (a refused or unanswered check is no sighting of a working key).
-        first = store.key_first_seen(fp)
+        first = known["first_seen"]
         at = result.checked_at
         accepted = result.status not in ("invalid", "unreachable")
         lc.first_seen_at = (min(first, at) if first else at) if accepted else first
@@ -52,7 +53,7 @@ def lifecycle_for(
             lc.rotation_due = lc.age_days >= rotation_days and accepted
         if tenant is not None:
             slug = slugify(tenant)
-            lc.shared_with = [x["tenant"] for x in store.tenants_with_key(fp) if x["slug"] != slug]
+            lc.shared_with = [x["tenant"] for x in known["tenants_with_key"] if x["slug"] != slug]
     return lc
 
 

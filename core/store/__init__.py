@@ -24,6 +24,9 @@ from core.store.queries import FLAGS, MAX_PAGE_SIZE, PAGE_SIZES
 from core.store.record import (
     EXPECTED_MODES,
     UNSET,
+    AlertRule,
+    AuditOfCheck,
+    Recorded,
     StoreInputError,
     UnknownTenantError,
     redact,
@@ -76,6 +79,7 @@ class Store:
     get_or_create_tenant = _Bound(record.get_or_create_tenant)
     update_tenant = _Bound(record.update_tenant)
     record_check = _Bound(record.record_check)
+    record_checked = _Bound(record.record_checked)
     record_audit = _Bound(record.record_audit)
     # reads
     get_tenant = _Bound(record.get_tenant)
@@ -123,6 +127,7 @@ class Store:
     tenants_with_key = _Bound(queries.tenants_with_key)
     shared_keys = _Bound(queries.shared_keys)
     previous_key = _Bound(queries.previous_key)
+    key_history = _Bound(queries.key_history)
     lifecycle_counts = _Bound(queries.lifecycle_counts)
     replaced_tenants = _Bound(queries.replaced_tenants)
     unreachable_share = _Bound(queries.unreachable_share)
@@ -141,6 +146,9 @@ __all__ = [
     "PAGE_SIZES",
     "SOURCES",
     "UNSET",
+    "AlertRule",
+    "AuditOfCheck",
+    "Recorded",
     "Audit",
     "Check",
     "CheckRow",

@@ -19,7 +19,14 @@ import sqlalchemy as sa
 
 from core.store.db import Database
 from core.store.models import NAME_MAX, alerts_t, checks_t, fleet_items_t, fleet_runs_t, tenants_t
-from core.store.record import _insert_ignore, _optional_text, redact, slugify, validate_tenant_name
+from core.store.record import (
+    _insert_ignore,
+    _optional_text,
+    insert_alert,
+    redact,
+    slugify,
+    validate_tenant_name,
+)
 from core.store.types import utcnow
 
 r_, i_, a_ = fleet_runs_t, fleet_items_t, alerts_t
@@ -247,11 +254,10 @@ def run_items(db: Database, run_id: int) -> list[dict]:
 # --- alerts -----------------------------------------------------------------------------------------
 def add_alert(db: Database, *, tenant_id: int | None, tenant: str, check_id: int | None, kinds: list[str],
               text: str, delivery: str = "pending") -> int:
+    validate_tenant_name(tenant)
     with db.connect(write=True) as conn:
-        return int(conn.execute(a_.insert().values(
-            created_at=utcnow(), tenant_id=tenant_id, tenant=validate_tenant_name(tenant), check_id=check_id,
-            kinds=",".join(kinds)[:100], text=redact(text) or "", delivery=delivery, attempts=0,
-        )).inserted_primary_key[0])
+        return insert_alert(conn, tenant_id=tenant_id, tenant=tenant, check_id=check_id, kinds=kinds, text=text,
+                            delivery=delivery)
 
 
 def get_alert(db: Database, alert_id: int) -> dict | None:

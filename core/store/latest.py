@@ -112,11 +112,15 @@ def apply(conn: Connection, deltas: Mapping[ProblemKey, int]) -> None:
     rollup._upsert(conn, latest_problems, _KEY, ("tenants",), rows)
 
 
-def on_latest(conn: Connection, *, archived: bool, old_check_id: int | None, new_rows: Iterable[Mapping]) -> None:
+def on_latest(conn: Connection, *, archived: bool, old_check_id: int | None, new_rows: Iterable[Mapping],
+              old_rows: Iterable[Mapping] | None = None) -> None:
     """The tenant's latest pointer moved from `old_check_id` (None: it had none) to a check with `new_rows`:
-    move its problem counts, in the writer's transaction (the caller holds the tenant's row lock)."""
+    move its problem counts, in the writer's transaction (the caller holds the tenant's row lock). `old_rows`:
+    the old check's rows when the caller already read them (no second read)."""
     deltas: dict[ProblemKey, int] = defaultdict(int)
-    for p in problems_of_check(conn, old_check_id):
+    old = problems_of_check(conn, old_check_id) if old_rows is None or old_check_id is None \
+        else problems_of_rows(old_rows)
+    for p in old:
         deltas[(archived, *p)] -= 1
     for p in problems_of_rows(new_rows):
         deltas[(archived, *p)] += 1

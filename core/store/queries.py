@@ -32,7 +32,7 @@ from core.store.models import (
     stripe_keys_t,
     tenants_t,
 )
-from core.store.record import StoreInputError, _pick, _tenant_where, tenant_search
+from core.store.record import StoreInputError, _get_tenant, _pick, _tenant_where, tenant_search
 from core.store.rows import (
     CheckDetail,
     DriftRow,
@@ -980,18 +980,45 @@ def key_events(db: Database, tenant: str | int) -> list[dict]:
 def key_first_seen(db: Database, fingerprint: str) -> datetime | None:
     """When Key Health first saw the key with this fingerprint (any tenant), or None."""
     with db.connect() as conn:
-        return conn.execute(sa.select(k.c.first_seen_at).where(k.c.fingerprint == fingerprint)).scalar()
+        return _key_first_seen(conn, fingerprint)
+
+
+def _key_first_seen(conn, fingerprint: str) -> datetime | None:
+    return conn.execute(sa.select(k.c.first_seen_at).where(k.c.fingerprint == fingerprint)).scalar()
 
 
 def tenants_with_key(db: Database, fingerprint: str) -> list[dict]:
     """Every tenant a check of this key was recorded for: [{"tenant_id", "tenant", "slug"}] by name."""
+    with db.connect() as conn:
+        return _tenants_with_key(conn, fingerprint)
+
+
+def _tenants_with_key(conn, fingerprint: str) -> list[dict]:
     q = (
         sa.select(t.c.id.label("tenant_id"), t.c.name.label("tenant"), t.c.slug)
         .where(t.c.id.in_(sa.select(c.c.tenant_id).where(c.c.key_fingerprint == fingerprint)))
         .order_by(sa.func.lower(t.c.name), t.c.id)
     )
+    return [dict(x._mapping) for x in conn.execute(q)]
+
+
+def key_history(db: Database, tenant: str | None, fingerprint: str | None) -> dict:
+    """What a check's lifecycle reads, in ONE read transaction: {"tenant": the tenant row or None,
+    "previous_key": previous_key(tenant) or None, "first_seen": key_first_seen(fingerprint) or None,
+    "tenants_with_key": tenants_with_key(fingerprint) ([] without a fingerprint)}."""
+    if tenant is not None:
+        _tenant_where(tenant)  # a bad name is refused before the database is touched
+    out: dict[str, Any] = {"tenant": None, "previous_key": None, "first_seen": None, "tenants_with_key": []}
     with db.connect() as conn:
-        return [dict(x._mapping) for x in conn.execute(q)]
+        if tenant is not None:
+            out["tenant"] = found = _get_tenant(conn, tenant)
+            if found is not None:
+                out["previous_key"] = _previous_key(conn, found["id"], None)
+        if fingerprint:
+            out["first_seen"] = _key_first_seen(conn, fingerprint)
+            if tenant is not None:
+                out["tenants_with_key"] = _tenants_with_key(conn, fingerprint)
+    return out
 
 
 def shared_keys(db: Database, tenant: str | int) -> list[dict]:
@@ -1024,20 +1051,20 @@ def previous_key(db: Database, tenant: str | int, *, before: datetime | None = N
     saw: {"key_fingerprint", "key_masked", "key_mode", "checked_at", "account"} or None."""
     with db.connect() as conn:
         tid = _tenant_id(conn, tenant)
-        if tid is None:
-            return None
-        conds = [c.c.tenant_id == tid, c.c.key_fingerprint.is_not(None)]
-        if before is not None:
-            conds.append(c.c.checked_at < _utc(before))
-        newest = (c.c.checked_at.desc(), c.c.id.desc())
-        row = conn.execute(sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.checked_at)
-                           .where(*conds).order_by(*newest).limit(1)).first()
-        if row is None:
-            return None
-        out = dict(row._mapping)
-        out["account"] = conn.execute(
-            sa.select(c.c.account).where(*conds, c.c.account.is_not(None)).order_by(*newest).limit(1)).scalar()
-        return out
+        return None if tid is None else _previous_key(conn, tid, before)
+
+
+def _previous_key(conn, tid: int, before: datetime | None) -> dict | None:
+    """previous_key for the tenant with id `tid`, in one statement (the account is a scalar subquery)."""
+    conds = [c.c.tenant_id == tid, c.c.key_fingerprint.is_not(None)]
+    if before is not None:
+        conds.append(c.c.checked_at < _utc(before))
+    newest = (c.c.checked_at.desc(), c.c.id.desc())
+    account = (sa.select(c.c.account).where(*conds, c.c.account.is_not(None)).order_by(*newest).limit(1)
+               .scalar_subquery().label("account"))
+    row = conn.execute(sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.checked_at, account)
+                       .where(*conds).order_by(*newest).limit(1)).first()
+    return None if row is None else dict(row._mapping)
 
 
 def lifecycle_counts(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from core.store.models import (
     MASKED_MAX,
     NAME_MAX,
     SOURCES,
+    alerts_t,
     audit_t,
     check_rows_t,
     checks_t,
@@ -504,12 +506,13 @@ def _lock_tenant_latest(conn: Connection, tenant_id: int) -> tuple[bool, int | N
 
 
 def _lock_tenant_state(conn: Connection, tenant_id: int) -> Any:
-    """_lock_tenant, returning the tenant's archived flag, latest-check pointer and streak (0015) as of the lock
-    (one round trip)."""
+    """_lock_tenant, returning the tenant's archived flag, latest-check pointer, its copy of the latest check's
+    figures (0010) and streak (0015) as of the lock (one round trip)."""
     tc = tenants_t.c
     return conn.execute(
         sa.select(tc.archived, tc.last_check_id, tc.last_checked_at, tc.last_status, tc.broken_since,
-                  tc.last_healthy_at, tc.worse_at, tc.last_key_fingerprint, tc.last_account)
+                  tc.last_healthy_at, tc.worse_at, tc.last_key_fingerprint, tc.last_account, tc.last_score,
+                  tc.last_key_masked, tc.last_key_mode)
         .where(tc.id == tenant_id).with_for_update()
     ).one()
 
@@ -574,13 +577,52 @@ def _check_values(result: CheckResult, source: str, checked_by: str | None) -> t
     return check, rows
 
 
+@dataclass(frozen=True)
+class AuditOfCheck:
+    """The audit entry written with a check, in its transaction: who and what (the tenant is the check's)."""
+
+    who: str | None
+    detail: str
+    action: str = "check"
+
+
+# Given the tenant's previous latest check (its columns and its "rows", or None when it had none) and the
+# tenant's stored name: (kinds, text) of the alert the new check raises, or None. Called inside the check's
+# transaction, after the tenant's row is locked; it must not touch the database.
+AlertRule = Callable[[Mapping[str, Any] | None, str], tuple[list[str], str] | None]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one unit of work wrote: the check's id and, when one was raised, the alert's id (pending delivery)."""
+
+    check_id: int
+    alert_id: int | None = None
+
+
 def record_check(db: Database, result: CheckResult,
     tenant: str,
     *,
     source: str,
     checked_by: str | None,
 ) -> int:
-    """Store one check and its rows in one transaction; returns the check's id.
+    """Store one check and its rows in one transaction; returns the check's id (see `record_checked`)."""
+    return record_checked(db, result, tenant, source=source, checked_by=checked_by).check_id
+
+
+def record_checked(db: Database, result: CheckResult,
+    tenant: str,
+    *,
+    source: str,
+    checked_by: str | None,
+    audit: AuditOfCheck | None = None,
+    alert: AlertRule | None = None,
+) -> Recorded:
+    """One unit of work: the check and its rows, the tenant's summary, the check's audit entry (`audit`) and the
+    alert it raises (`alert`, an outbox row in `alerts` with delivery "pending", delivered by the background sender
+    after the commit) are written in ONE transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the tenant's row
+    locked), so either all of them are stored or none is (tests/test_unit_of_work.py kills the database at every
+    statement of it).
 
     Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
     and records the Stripe account on the tenant once a check has seen it. An unreachable check (Stripe never
@@ -592,14 +634,19 @@ def record_check(db: Database, result: CheckResult,
     Key lifecycle (0006): the key's first-seen date, and a "replaced" event when the fingerprint differs from
     the tenant's previous check with one (checks recorded out of time order are compared with the check just
     before them; later events are not rewritten).
+    The alert rule is given the tenant's previous latest check as read under the lock, so two checks of one
+    tenant recorded at once are each compared with the one before it.
     """
-    validate_tenant_name(tenant)
+    clean = validate_tenant_name(tenant)
     check, rows = _check_values(result, source, checked_by)
+    audit_values = _audit_values(audit.action, who=audit.who, outcome=check["status"], detail=audit.detail,
+                                 at=None) if audit is not None else None
     with db.connect(write=True) as conn:
         t = _get_or_create(conn, tenant)
         # before the rollup reads the tenant's other checks
         locked = _lock_tenant_state(conn, t["id"])
         archived, old_latest = bool(locked.archived), locked.last_check_id
+        previous = _previous_check(conn, locked) if alert is not None else None
         pk = conn.execute(checks_t.insert().values(tenant_id=t["id"], **check)).inserted_primary_key
         assert pk is not None
         check_id = pk[0]
@@ -631,7 +678,8 @@ def record_check(db: Database, result: CheckResult,
                 conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"])
                              .values(**latest.tenant_streak(conn, t["id"])))
             if newest:  # the latest check's problem counts (0010) move with the pointer
-                latest.on_latest(conn, archived=archived, old_check_id=old_latest, new_rows=rows)
+                latest.on_latest(conn, archived=archived, old_check_id=old_latest, new_rows=rows,
+                                 old_rows=previous["rows"] if previous is not None else None)
         if replaced and not newest:  # a key event of an older (or unreachable) check is now the tenant's newest
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(
                 last_account_changed=latest.account_changed(conn, t["id"], locked.last_key_fingerprint,
@@ -639,33 +687,84 @@ def record_check(db: Database, result: CheckResult,
         acct = check["account"]
         if acct and (newest or t["account"] is None) and acct != t["account"]:
             conn.execute(tenants_t.update().where(tenants_t.c.id == t["id"]).values(account=acct))
-        return int(check_id)
+        if audit_values is not None:
+            insert_audit(conn, {**audit_values, "tenant_id": t["id"], "tenant": clean})
+        alert_id = None
+        raised = alert(previous, t["name"]) if alert is not None else None
+        if raised is not None:
+            kinds, text = raised
+            alert_id = insert_alert(conn, tenant_id=t["id"], tenant=t["name"], check_id=int(check_id), kinds=kinds,
+                                    text=text)
+        return Recorded(int(check_id), alert_id)
+
+
+def _previous_check(conn: Connection, locked: Any) -> dict | None:
+    """The tenant's previous latest check as the alert rule reads it, or None: its figures from the tenant row's
+    copy of them (`_lock_tenant_state`), and its rows (with the columns the problem counts use too)."""
+    if locked.last_check_id is None:
+        return None
+    r = check_rows_t.c
+    return {
+        "id": locked.last_check_id, "checked_at": locked.last_checked_at, "status": locked.last_status,
+        "score": locked.last_score, "key_masked": locked.last_key_masked,
+        "key_fingerprint": locked.last_key_fingerprint, "key_mode": locked.last_key_mode,
+        "account": locked.last_account,
+        "rows": [dict(x._mapping) for x in conn.execute(
+            sa.select(r.scope, r.resource, r.category, r.required, r.granted, r.verdict)
+            .where(r.check_id == locked.last_check_id).order_by(r.id))],
+    }
+
+
+def insert_alert(conn: Connection, *, tenant_id: int | None, tenant: str, check_id: int | None, kinds: list[str],
+                 text: str, delivery: str = "pending") -> int:
+    """One alert row (the outbox: "pending" until the background sender delivers it), in the caller's
+    transaction; its id."""
+    pk = conn.execute(alerts_t.insert().values(
+        created_at=utcnow(), tenant_id=tenant_id, tenant=validate_tenant_name(tenant), check_id=check_id,
+        kinds=",".join(kinds)[:100], text=redact(text) or "", delivery=delivery, attempts=0,
+    )).inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
 
 
 # The statuses of a check in which Stripe accepted the key (an answered sweep): only these start a key's age.
 ACCEPTED_STATUSES = ("healthy", "attention", "failing", "incomplete")
 
 
+def _first_seen(conn: Connection, values: dict) -> None:
+    """The key's row in stripe_keys, its first-seen date moved back to `values["first_seen_at"]` if earlier: one
+    upsert."""
+    name = conn.dialect.name
+    if name not in ("postgresql", "sqlite"):  # other backends: insert if new, then move the date
+        _insert_ignore(conn, stripe_keys_t, values, ["fingerprint"])
+        conn.execute(stripe_keys_t.update().where(stripe_keys_t.c.fingerprint == values["fingerprint"],
+                                                  stripe_keys_t.c.first_seen_at > values["first_seen_at"])
+                     .values(first_seen_at=values["first_seen_at"]))
+        return
+    ins = (postgresql.insert if name == "postgresql" else sqlite.insert)(stripe_keys_t).values(**values)
+    conn.execute(ins.on_conflict_do_update(
+        index_elements=["fingerprint"], set_={"first_seen_at": ins.excluded.first_seen_at},
+        where=stripe_keys_t.c.first_seen_at > ins.excluded.first_seen_at))
+
+
 def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> bool:
     """First-seen date of the key (its first check Stripe accepted it in), and a replacement event when it is not
     the tenant's previous key (also when the new key is one Stripe refuses: "replaced by a key Stripe refuses").
     True when a replacement event was inserted."""
-    c, k, e = checks_t, stripe_keys_t, key_events_t
+    c, e = checks_t, key_events_t
     fp, at = check["key_fingerprint"], check["checked_at"]
-    latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
     if check["status"] in ACCEPTED_STATUSES:  # a key Stripe never accepted has no first-seen date, no age (0013)
-        _insert_ignore(
-            conn, k, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
-                      "first_seen_at": at}, ["fingerprint"],
-        )
-        conn.execute(k.update().where(k.c.fingerprint == fp, k.c.first_seen_at > at).values(first_seen_at=at))
+        _first_seen(conn, {"fingerprint": fp, "key_masked": check["key_masked"], "key_mode": check["key_mode"],
+                           "first_seen_at": at})
     before = sa.or_(c.c.checked_at < at, sa.and_(c.c.checked_at == at, c.c.id < check_id))
     prev = conn.execute(
-        sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode)
+        sa.select(c.c.key_fingerprint, c.c.key_masked, c.c.key_mode, c.c.account)
         .where(c.c.tenant_id == tenant_id, c.c.key_fingerprint.is_not(None), before)
         .order_by(c.c.checked_at.desc(), c.c.id.desc())
         .limit(1)
     ).first()
+    if prev is None or prev.key_fingerprint != fp:  # else the tenant is already counted for the key
+        latest.on_key(conn, tenant_id=tenant_id, check_id=check_id, fingerprint=fp)  # 0010: tenants per key
     acct = check["account"]
     if prev is not None and prev.key_fingerprint != fp:
         old_account = conn.execute(
@@ -688,13 +787,38 @@ def _track_key(conn: Connection, tenant_id: int, check_id: int, check: dict) -> 
             )
         )
         return True
-    if acct:  # a later check of the new key learnt its account
+    if acct and prev is not None and prev.account is None:  # a later check of the new key learnt its account
+        # (when the check before it, of this key, had an account, that check already gave it to the events, and
+        # events inserted since got it from that check)
         conn.execute(
             e.update()
             .where(e.c.tenant_id == tenant_id, e.c.new_fingerprint == fp, e.c.new_account.is_(None))
             .values(new_account=acct)
         )
     return False
+
+
+def _audit_values(action: str, *, who: str | None, outcome: str, detail: str | None,
+                  at: datetime | None) -> dict:
+    """An audit entry's columns (but its tenant), checked: StoreInputError names what is wrong."""
+    if not isinstance(action, str) or not _ACTION_RE.match(action):
+        raise StoreInputError(
+            f"The audit action {action!r} is not a short lower-case word (e.g. 'check', 'view'); use one."
+        )
+    if not isinstance(outcome, str) or not _OUTCOME_RE.match(outcome):
+        raise StoreInputError(f"The audit outcome {outcome!r} is not a short lower-case word (e.g. 'ok'); use one.")
+    who_ = _optional_text(who, "user name", NAME_MAX)
+    if detail is not None and not isinstance(detail, str):
+        raise StoreInputError("The audit detail must be text.")
+    return {"at": _aware(at), "who": who_, "action": action, "outcome": outcome,
+            "detail": redact(detail[:5000]) if detail else None}
+
+
+def insert_audit(conn: Connection, values: dict) -> int:
+    """One audit entry (`_audit_values` plus tenant_id and tenant), in the caller's transaction; its id."""
+    pk = conn.execute(audit_t.insert().values(**values)).inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
 
 
 def record_audit(db: Database, action: str,
@@ -706,16 +830,8 @@ def record_audit(db: Database, action: str,
     at: datetime | None = None,
 ) -> int:
     """Append one audit entry; returns its id. `tenant` is a name (not created if unknown: kept as text)."""
-    if not isinstance(action, str) or not _ACTION_RE.match(action):
-        raise StoreInputError(
-            f"The audit action {action!r} is not a short lower-case word (e.g. 'check', 'view'); use one."
-        )
-    if not isinstance(outcome, str) or not _OUTCOME_RE.match(outcome):
-        raise StoreInputError(f"The audit outcome {outcome!r} is not a short lower-case word (e.g. 'ok'); use one.")
-    who_ = _optional_text(who, "user name", NAME_MAX)
+    values = _audit_values(action, who=who, outcome=outcome, detail=detail, at=at)
     tenant_name = validate_tenant_name(tenant) if tenant is not None else None
-    if detail is not None and not isinstance(detail, str):
-        raise StoreInputError("The audit detail must be text.")
     with db.connect(write=True) as conn:
         tenant_id = None
         if tenant_name is not None:
@@ -723,20 +839,7 @@ def record_audit(db: Database, action: str,
             if found is not None and (found._mapping["name"] == tenant_name
                                       or same_name(found._mapping["name"], tenant_name)):
                 tenant_id = found._mapping["id"]
-        res = conn.execute(
-            audit_t.insert().values(
-                at=_aware(at),
-                who=who_,
-                action=action,
-                tenant_id=tenant_id,
-                tenant=tenant_name,
-                outcome=outcome,
-                detail=redact(detail[:5000]) if detail else None,
-            )
-        )
-        pk = res.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+        return insert_audit(conn, {**values, "tenant_id": tenant_id, "tenant": tenant_name})
 
 
 def list_audit(db: Database, *,
