@@ -130,3 +130,30 @@ def test_another_http_client_keeps_the_sdks_path(sandbox):
     with pytest.raises(stripe.InvalidRequestError) as e:
         lean_request(client, "get", "/v1/charges/ch_missing", HEALTHY)
     assert type(e.value) is stripe.InvalidRequestError  # the SDK's own exception, not the lazy one
+
+
+def test_the_catalogue_is_parsed_once_when_many_threads_ask_at_once():
+    """A fleet's probe threads all ask for the catalogue on start-up: one parse, not one per thread."""
+    import threading
+
+    from core.engine import catalogue
+
+    catalogue._load_catalogue.cache_clear()
+    catalogue._load_profile.cache_clear()
+    go = threading.Event()
+    got: list[object] = []
+
+    def ask() -> None:
+        go.wait()
+        got.append(catalogue.load_catalogue())
+        got.append(catalogue.load_profile())
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join()
+    assert catalogue._load_catalogue.cache_info().misses == 1
+    assert catalogue._load_profile.cache_info().misses == 1
+    assert len({id(x) for x in got}) == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import textwrap
+import threading
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -57,25 +58,39 @@ def _redact_json(obj: Any, key: str) -> Any:
 
 
 class PooledClient(stripe.HTTPClient):
-    """stripe.HTTPClient over one urllib3 PoolManager (keep-alive, thread-safe), no retries of its own."""
+    """stripe.HTTPClient over urllib3 connection pools, one per host (keep-alive, thread-safe), no retries."""
 
     name = "urllib3"
 
     def __init__(self, timeout: float = 80.0, maxsize: int = 64, verify_ssl_certs: bool = True):
         super().__init__(verify_ssl_certs=verify_ssl_certs)
         self._timeout = timeout
-        self._pool = urllib3.PoolManager(
-            num_pools=8, maxsize=maxsize, block=False, retries=False,
-            timeout=urllib3.Timeout(total=timeout),
-            cert_reqs="CERT_REQUIRED" if verify_ssl_certs else "CERT_NONE",
-            ca_certs=stripe.ca_bundle_path if verify_ssl_certs else None,
-        )
+        self._kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "retries": False,
+                                    "timeout": urllib3.Timeout(total=timeout)}
+        self._tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if verify_ssl_certs else "CERT_NONE",
+                                     "ca_certs": stripe.ca_bundle_path if verify_ssl_certs else None}
+        # One keep-alive connection pool per host (scheme://host:port), found without a lock: hundreds of probe
+        # threads queued on a PoolManager's one lock cost more CPU than the lookup.
+        self._hosts: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._hosts_lock = threading.Lock()
+
+    def _host_pool(self, origin: str) -> urllib3.HTTPConnectionPool:
+        with self._hosts_lock:
+            pool = self._hosts.get(origin)
+            if pool is None:
+                tls = self._tls if origin.startswith("https:") else {}
+                pool = self._hosts[origin] = urllib3.connection_from_url(origin, **self._kw, **tls)
+            return pool
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None,  # type: ignore[override]
                 post_data: Any = None, *, _usage: list[str] | None = None) -> tuple[bytes, int, Mapping[str, str]]:
         try:
-            resp = self._pool.request(method.upper(), url, headers=dict(headers or {}), body=post_data,
-                                      redirect=False, preload_content=True)
+            parts = url.split("/", 3)  # scheme:, "", host[:port], path?query
+            origin = "/".join(parts[:3])
+            pool = self._hosts.get(origin) or self._host_pool(origin)
+            resp = pool.urlopen(method.upper(), "/" + (parts[3] if len(parts) > 3 else ""),
+                                headers=dict(headers or {}), body=post_data, redirect=False, assert_same_host=False,
+                                preload_content=True)
         except urllib3.exceptions.SSLError as e:
             self._raise(e, "Could not verify Stripe's SSL certificate.", retry=False)
         except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
@@ -93,17 +108,21 @@ class PooledClient(stripe.HTTPClient):
         raise stripe.APIConnectionError(textwrap.fill(msg) + f"\n\n(Network error: {err})", should_retry=retry) from e
 
     def close(self) -> None:
-        self._pool.clear()
+        with self._hosts_lock:
+            pools, self._hosts = list(self._hosts.values()), {}
+        for pool in pools:
+            pool.close()
 
 
 # --- the probe's request path: StripeClient.raw_request's requests and errors, without what a probe does not use --
 _UNBUILT: Any = object()
 
 
-class _LazyErrorObject:
+class LazyErrorObject:
     """Mixin for the SDK's error classes: `e.error` (the SDK's ErrorObject, a StripeObject built key by key) is
     built on first access instead of for every answer. A probe reads only the status, the code and the message,
-    which are plain attributes (http_status, json_body, user_message)."""
+    which are plain attributes (http_status, json_body, user_message). Raised only by lean_request, for an answer
+    whose body PooledClient redacted with the request's own key before it was parsed: its texts are clean."""
 
     def _construct_error_object(self) -> Any:
         return _UNBUILT
@@ -122,7 +141,7 @@ class _LazyErrorObject:
 
 def _lazy(cls: type[stripe.StripeError]) -> Any:
     # same name as the SDK's class; isinstance(e, stripe.PermissionError) etc. hold
-    return type(cls.__name__, (_LazyErrorObject, cls), {"__module__": cls.__module__})
+    return type(cls.__name__, (LazyErrorObject, cls), {"__module__": cls.__module__})
 
 
 _InvalidRequestError = _lazy(stripe.InvalidRequestError)

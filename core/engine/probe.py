@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import stripe
 
 from core.engine.catalogue import Probe, Scope
-from core.engine.http import PooledClient, error_code, lean_request
+from core.engine.http import LazyErrorObject, PooledClient, error_code, lean_request
 from core.engine.redact import redact
 from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
@@ -524,9 +524,12 @@ class KeyRequests:
         a = interpret(e, Probe(method.upper(), path))
         a.error = e
         # Stripe's text may quote the key (some 400/404 answers echo the request): redacted here, the one
-        # place every answer to a request made with this key passes, before anyone prints or stores it.
-        a.detail = redact(a.detail, self._key)
-        a.message = redact((getattr(e, "user_message", None) or str(e) or "").strip(), self._key)
+        # place every answer to a request made with this key passes, before anyone prints or stores it. An error
+        # lean_request raised was parsed from a body already redacted with this very key (PooledClient).
+        message = (getattr(e, "user_message", None) or str(e) or "").strip()
+        if not isinstance(e, LazyErrorObject):
+            a.detail, message = redact(a.detail, self._key), redact(message, self._key)
+        a.message = message
         if isinstance(e, stripe.APIConnectionError) and getattr(e, "http_status", None) is None:
             with self._lock:
                 self.network_failures += 1
