@@ -3,14 +3,22 @@
 `python -m bench store pages` runs only those (a module's name without `bench_`, or the last word of its title)
 and leaves the page alone. Each bench module has `report() -> str` returning a markdown section. The page keeps
 them between the `<!-- bench:start -->` and `<!-- bench:end -->` markers (`write`).
+
+Every table is followed by the load average before and after its run (bench.machine), and the page is written
+only when the machine was quiet (1-minute load average at or below the core count) throughout: otherwise the
+tables are still printed, with one sentence saying why the page was left alone.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from bench.machine import RUNS, LoadSource, LoadWindow, cores, refusal
 
 BENCHES = [
     ("Check sweep", "bench.bench_sweep"),
@@ -34,28 +42,56 @@ def write(stamp: str, sections: list[str], page: Path = PAGE) -> bool:
     return True
 
 
-def main(argv: list[str]) -> int:
+def _report(module: str) -> Callable[[], str] | None:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError:
+        return None
+    return getattr(mod, "report", None) or mod.run
+
+
+def main(
+    argv: list[str],
+    *,
+    benches: Sequence[tuple[str, str | Callable[[], str]]] = BENCHES,
+    page: Path = PAGE,
+    load: LoadSource = os.getloadavg,
+    ncores: int | None = None,
+) -> int:
+    """Run the benches (`argv` picks some; none: all, and write `page` if the machine stayed quiet).
+
+    `benches` pairs a title with a module name (or a report function); `load` and `ncores` say how busy the
+    machine is (os.getloadavg and this process's cores unless given)."""
     only = set(argv)
-    sections = []
-    for title, module in BENCHES:
-        short = module.split(".")[-1]
+    n = ncores or cores()
+    sections, windows = [], []
+    for title, module in benches:
+        short = module.split(".")[-1] if isinstance(module, str) else title.split()[-1].lower()
         if only and not only & {title.split()[-1].lower(), short, short.removeprefix("bench_")}:
             continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError:
+        run = _report(module) if isinstance(module, str) else module
+        if run is None:
             continue
+        before = load()
         t0 = time.perf_counter()
-        body = (getattr(mod, "report", None) or mod.run)()
+        body = run()
         took = time.perf_counter() - t0
-        print(f"## {title}\n\n{body}\n", flush=True)
-        sections.append(f"### {title}\n\n{body}\n\n_(bench took {took:.0f} s)_")
+        window = LoadWindow(before, load(), n)
+        windows.append(window)
+        print(f"## {title}\n\n{body}\n\n{window.line()}\n", flush=True)
+        sections.append(f"### {title}\n\n{body}\n\n{window.line()}\n\n_(bench took {took:.0f} s)_")
     stamp = (
-        f"Measured on {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, 2 "
-        "cores."
+        f"Measured on {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, {n} "
+        f"cores; figures are medians of {RUNS} runs unless a table says otherwise."
     )
-    if not only and write(stamp, sections):
-        print(f"{PAGE.relative_to(PAGE.parent.parent)} updated ({len(sections)} benchmarks).")
+    if only:
+        return 0
+    why = refusal(windows)
+    if why is not None:
+        print(why, flush=True)
+        return 0
+    if write(stamp, sections, page):
+        print(f"{page.name} updated ({len(sections)} benchmarks).")
     return 0
 
 

@@ -1,14 +1,17 @@
 """Fleet recheck: 200 keys (each its own Stripe account) on the sandbox at 100 ms latency, with Stripe's
 per-account limits enforced (25/s test), against today's sequential recheck measured in the same run.
 
-The sandbox runs in its own process, so the CPU measured here (this process's user+system time during the
-run, divided by the requests sent) is the client's alone: the SDK, the pacing, the threads, judging and
-recording in SQLite. The sequential baseline (Service.recheck, one key after another) is measured on a
-subset of keys and extrapolated per key. Projections assume the measured keys/s holds (per-account pacing
-keeps each key's sweep time constant; more tenants only add keys in flight).
+The sandbox runs in its own process, and so does the recheck: `python -m core recheck --csv FILE --json`, as an
+operator runs it, on a fresh SQLite database. The client's CPU per request is that whole process's user+system
+time (os.wait4's rusage: every thread, the imports and start-up, judging and recording included) divided by the
+requests the SANDBOX logged (not those the client believes it sent). The sequential baseline (`run_fleet` with
+concurrency 1, one key after another) is measured in this process on a subset of keys and extrapolated per key.
+Every figure is the median of bench.machine.RUNS runs. Projections assume the measured keys/s holds
+(per-account pacing keeps each key's sweep time constant; more tenants only add keys in flight).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +19,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench.machine import RUNS, median
 
 ROOT = Path(__file__).resolve().parent.parent
 N_KEYS = int(os.environ.get("BENCH_FLEET_KEYS", "200"))
@@ -77,44 +82,81 @@ def _service(url: str, db_url: str):
     return Service(Runtime(demo=False, api_base=url, db=Database(db_url), who="bench", probe=conf.probe))
 
 
+def _sandbox_log(url: str, clear: bool = False) -> list[dict]:
+    """The sandbox's request log (its API requests, each as it arrived), or clear it."""
+    req = urllib.request.Request(url + "/_sandbox/requests", method="DELETE" if clear else "GET")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return [] if clear else json.loads(resp.read())["requests"]
+
+
+def recheck_process(url: str, keys: list[tuple[str, str, str]], tmp: str, *, extra: tuple[str, ...] = (),
+                    env: dict[str, str] | None = None) -> dict:
+    """Run `python -m core recheck` on `keys` as its own process against the sandbox at `url`; its wall time, its
+    whole CPU (rusage of the process: threads and start-up included), its JSON report, and the requests the
+    sandbox logged meanwhile."""
+    csv_path = Path(tmp) / "keys.csv"
+    csv_path.write_text("".join(f"{t},{k}\n" for t, k, _ in keys))
+    db = Path(tmp) / f"fleet-{time.monotonic_ns()}.db"
+    child_env = {**os.environ, "STRIPE_API_BASE": url, "DATABASE_URL": f"sqlite:///{db}",
+                 "KEYHEALTH_DATA_DIR": tmp, "KEYHEALTH_FINGERPRINT_SECRET": "bench-fleet", **(env or {})}
+    child_env.pop("KEYHEALTH_DEMO", None)
+    _sandbox_log(url, clear=True)
+    out_path = Path(tmp) / "recheck.json"
+    with csv_path.open() as stdin, out_path.open("w") as stdout:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "core", "recheck", "--csv", "-", "--json", *extra],
+                                stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT, env=child_env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"the bench recheck exited {proc.returncode}: {err[-500:]}")
+    report = json.loads(out_path.read_text())
+    logged = _sandbox_log(url)
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "report": report, "logged": len(logged),
+            "r429": sum(1 for r in logged if r["status"] == 429), "rc": proc.returncode}
+
+
 def measure() -> dict:
-    from core.config import settings
     from core.features.fleet import FleetOptions, run_fleet
     from core.features.recheck import BatchLine
 
     keys = bench_keys(N_KEYS)
     entries = [BatchLine(i + 1, t, k) for i, (t, k, _) in enumerate(keys)]
+    load_before = os.getloadavg()
     proc, url = _start_sandbox(N_KEYS)
+    seq_walls, runs = [], []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             # one key at a time (the sequential recheck this replaced), on a subset
             seq = _service(url, f"sqlite:///{tmp}/seq.db")
             seq.store  # noqa: B018 - the property migrates the database: before timing
-            t0 = time.perf_counter()
-            seq_rep = run_fleet(seq, entries[:N_SEQUENTIAL], FleetOptions(concurrency=1, command="bench"))
-            seq_per_key = (time.perf_counter() - t0) / N_SEQUENTIAL
-            assert seq_rep.recorded == N_SEQUENTIAL
-            # the fleet
-            svc = _service(url, f"sqlite:///{tmp}/fleet.db")
-            svc.store  # noqa: B018 - the property migrates the database: before timing
-            conf = settings()
-            opts = FleetOptions(concurrency=conf.fleet_concurrency, max_rps=conf.fleet_max_rps, command="bench")
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            rep = run_fleet(svc, entries, opts)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            stored = svc.store.get_run(rep.run["id"])
-            checks = len([1 for t in svc.store.list_tenants() if t["last_check_id"]])
+            for _ in range(RUNS):
+                t0 = time.perf_counter()
+                seq_rep = run_fleet(seq, entries[:N_SEQUENTIAL], FleetOptions(concurrency=1, command="bench"))
+                seq_walls.append((time.perf_counter() - t0) / N_SEQUENTIAL)
+                assert seq_rep.recorded == N_SEQUENTIAL
+            # the fleet: the recheck command, as its own process
+            for _ in range(RUNS):
+                runs.append(recheck_process(url, keys, tmp))
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         proc.wait(timeout=30)
-    load = os.getloadavg()
+    seq_per_key = median(seq_walls)
+    wall = median([r["wall"] for r in runs])
+    logged = median([r["logged"] for r in runs])
+    cpu_ms = [r["cpu"] * 1000 / max(1, r["logged"]) for r in runs]
+    recorded = [int(r["report"]["recorded"]) for r in runs]
     return {
-        "keys": N_KEYS, "concurrency": opts.concurrency, "max_rps": opts.max_rps, "wall": wall,
-        "keys_s": rep.recorded / wall, "req_s": rep.requests / wall, "requests": rep.requests,
-        "cpu_ms": cpu * 1000 / max(1, rep.requests), "r429": rep.rate_limited, "recorded": rep.recorded,
-        "failed": len(rep.failed_lines), "stored_recorded": stored["recorded"], "tenants_with_check": checks,
+        "keys": N_KEYS, "runs": len(runs), "wall": wall, "walls": [r["wall"] for r in runs],
+        "keys_s": median([n / r["wall"] for n, r in zip(recorded, runs, strict=True)]),
+        "req_s": median([r["logged"] / r["wall"] for r in runs]), "requests": logged,
+        "client_requests": median([int(r["report"]["run"]["requests"]) for r in runs]),
+        "cpu_ms": median(cpu_ms), "cpu_ms_all": cpu_ms, "r429": max(r["r429"] for r in runs),
+        "recorded": min(recorded), "failed": max(len(r["report"].get("failed_lines", [])) for r in runs),
         "seq_per_key": seq_per_key, "seq_n": N_SEQUENTIAL, "ratio": seq_per_key * N_KEYS / wall,
-        "load": load, "statuses": stored["status_counts"],
+        "load": (load_before, os.getloadavg()),
     }
 
 
@@ -126,22 +168,25 @@ def report() -> str:
     m = measure()
     proj = "; ".join(f"{n:,} tenants: {_dur(n / m['keys_s'])} (sequential: {_dur(n * m['seq_per_key'])})"
                      for n in (2_000, 20_000))
+    (b1, b5, b15), (a1, a5, a15) = m["load"]
+    spread = ", ".join(f"{x:.2f}" for x in m["cpu_ms_all"])
     return "\n".join([
         f"{m['keys']} healthy keys, each its own Stripe account, sandbox at {int(LATENCY_S * 1000)} ms latency with "
-        "Stripe's per-account limits enforced (25/s test) in its own process; client = this process "
-        f"(concurrency {m['concurrency']}, ceiling {m['max_rps']:.0f} req/s, SQLite). Sequential = one key "
-        f"at a time (`run_fleet` with concurrency 1), measured on {m['seq_n']} keys in the same run and "
-        "extrapolated per key. "
-        f"Load average during the run: {m['load'][0]:.2f} / {m['load'][1]:.2f} / {m['load'][2]:.2f} (2 cores, shared).",
+        "Stripe's per-account limits enforced (25/s test) in its own process; client = `python -m core recheck "
+        "--csv - --json` in its own process (shipped defaults, SQLite). Client CPU = the recheck process's whole "
+        "user+system time (threads, imports and start-up included) ÷ the requests the sandbox logged. Sequential = "
+        f"one key at a time (`run_fleet` with concurrency 1), measured on {m['seq_n']} keys and extrapolated per "
+        f"key. Medians of {m['runs']} runs. Load average before: {b1:.2f} / {b5:.2f} / {b15:.2f}; after: "
+        f"{a1:.2f} / {a5:.2f} / {a15:.2f}.",
         "",
-        "| keys | wall (s) | keys/s | requests | requests/s | client CPU (ms/request) | 429s | recorded | "
+        "| keys | wall (s) | keys/s | requests (sandbox) | requests/s | client CPU (ms/request) | 429s | recorded | "
         "sequential (s/key) | speed-up vs sequential |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {m['keys']} | {m['wall']:.1f} | {m['keys_s']:.2f} | {m['requests']} | {m['req_s']:.0f} | "
-        f"{m['cpu_ms']:.2f} | {m['r429']} | {m['recorded']}/{m['keys']} (run: {m['stored_recorded']}, "
-        f"failed {m['failed']}) | {m['seq_per_key']:.2f} | {m['ratio']:.1f}× |",
+        f"| {m['keys']} | {m['wall']:.1f} | {m['keys_s']:.2f} | {m['requests']:.0f} | {m['req_s']:.0f} | "
+        f"{m['cpu_ms']:.2f} | {m['r429']} | {m['recorded']}/{m['keys']} (failed {m['failed']}) | "
+        f"{m['seq_per_key']:.2f} | {m['ratio']:.1f}× |",
         "",
-        f"Projection on this machine: {proj}.",
+        f"Client CPU per run (ms/request): {spread}. Projection on this machine: {proj}.",
     ])
 
 

@@ -6,6 +6,7 @@ data/catalogue.toml or data/requirements.toml, never code here.
 from __future__ import annotations
 
 import re
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -506,13 +507,28 @@ def parse_profile(data: dict[str, Any], catalogue: Catalogue) -> Profile:
     return replace(base, implied=MappingProxyType(implied), unverified=unverified)
 
 
-@lru_cache(maxsize=8)
+# One load at a time: a fleet's hundreds of threads ask at once on start-up, and lru_cache alone would let each
+# of them parse the TOML (it caches a result only once one is computed).
+_load_lock = threading.RLock()
+
+
 def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    with _load_lock:
+        return _load_catalogue(path)
+
+
+@lru_cache(maxsize=8)
+def _load_catalogue(path: Path) -> Catalogue:
     with open(path, "rb") as f:
         return parse_catalogue(tomllib.load(f))
 
 
-@lru_cache(maxsize=8)
 def load_profile(path: Path = REQUIREMENTS_PATH, catalogue_path: Path = CATALOGUE_PATH) -> Profile:
+    with _load_lock:
+        return _load_profile(path, catalogue_path)
+
+
+@lru_cache(maxsize=8)
+def _load_profile(path: Path, catalogue_path: Path) -> Profile:
     with open(path, "rb") as f:
         return parse_profile(tomllib.load(f), load_catalogue(catalogue_path))

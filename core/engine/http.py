@@ -11,7 +11,9 @@ exceptions and its own debug log (STRIPE_LOG=debug prints every response body on
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
+import threading
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -56,25 +58,39 @@ def _redact_json(obj: Any, key: str) -> Any:
 
 
 class PooledClient(stripe.HTTPClient):
-    """stripe.HTTPClient over one urllib3 PoolManager (keep-alive, thread-safe), no retries of its own."""
+    """stripe.HTTPClient over urllib3 connection pools, one per host (keep-alive, thread-safe), no retries."""
 
     name = "urllib3"
 
     def __init__(self, timeout: float = 80.0, maxsize: int = 64, verify_ssl_certs: bool = True):
         super().__init__(verify_ssl_certs=verify_ssl_certs)
         self._timeout = timeout
-        self._pool = urllib3.PoolManager(
-            num_pools=8, maxsize=maxsize, block=False, retries=False,
-            timeout=urllib3.Timeout(total=timeout),
-            cert_reqs="CERT_REQUIRED" if verify_ssl_certs else "CERT_NONE",
-            ca_certs=stripe.ca_bundle_path if verify_ssl_certs else None,
-        )
+        self._kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "retries": False,
+                                    "timeout": urllib3.Timeout(total=timeout)}
+        self._tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if verify_ssl_certs else "CERT_NONE",
+                                     "ca_certs": stripe.ca_bundle_path if verify_ssl_certs else None}
+        # One keep-alive connection pool per host (scheme://host:port), found without a lock: hundreds of probe
+        # threads queued on a PoolManager's one lock cost more CPU than the lookup.
+        self._hosts: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._hosts_lock = threading.Lock()
+
+    def _host_pool(self, origin: str) -> urllib3.HTTPConnectionPool:
+        with self._hosts_lock:
+            pool = self._hosts.get(origin)
+            if pool is None:
+                tls = self._tls if origin.startswith("https:") else {}
+                pool = self._hosts[origin] = urllib3.connection_from_url(origin, **self._kw, **tls)
+            return pool
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None,  # type: ignore[override]
                 post_data: Any = None, *, _usage: list[str] | None = None) -> tuple[bytes, int, Mapping[str, str]]:
         try:
-            resp = self._pool.request(method.upper(), url, headers=dict(headers or {}), body=post_data,
-                                      redirect=False, preload_content=True)
+            parts = url.split("/", 3)  # scheme:, "", host[:port], path?query
+            origin = "/".join(parts[:3])
+            pool = self._hosts.get(origin) or self._host_pool(origin)
+            resp = pool.urlopen(method.upper(), "/" + (parts[3] if len(parts) > 3 else ""),
+                                headers=dict(headers or {}), body=post_data, redirect=False, assert_same_host=False,
+                                preload_content=True)
         except urllib3.exceptions.SSLError as e:
             self._raise(e, "Could not verify Stripe's SSL certificate.", retry=False)
         except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
@@ -92,4 +108,116 @@ class PooledClient(stripe.HTTPClient):
         raise stripe.APIConnectionError(textwrap.fill(msg) + f"\n\n(Network error: {err})", should_retry=retry) from e
 
     def close(self) -> None:
-        self._pool.clear()
+        with self._hosts_lock:
+            pools, self._hosts = list(self._hosts.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+# --- the probe's request path: StripeClient.raw_request's requests and errors, without what a probe does not use --
+_UNBUILT: Any = object()
+
+
+class LazyErrorObject:
+    """Mixin for the SDK's error classes: `e.error` (the SDK's ErrorObject, a StripeObject built key by key) is
+    built on first access instead of for every answer. A probe reads only the status, the code and the message,
+    which are plain attributes (http_status, json_body, user_message). Raised only by lean_request, for an answer
+    whose body PooledClient redacted with the request's own key before it was parsed: its texts are clean."""
+
+    def _construct_error_object(self) -> Any:
+        return _UNBUILT
+
+    @property
+    def error(self) -> Any:
+        built = self.__dict__.get("_lazy_error", _UNBUILT)
+        if built is _UNBUILT:
+            built = self.__dict__["_lazy_error"] = stripe.StripeError._construct_error_object(self)  # type: ignore[arg-type]
+        return built
+
+    @error.setter
+    def error(self, value: Any) -> None:
+        self.__dict__["_lazy_error"] = value
+
+
+def _lazy(cls: type[stripe.StripeError]) -> Any:
+    # same name as the SDK's class; isinstance(e, stripe.PermissionError) etc. hold
+    return type(cls.__name__, (LazyErrorObject, cls), {"__module__": cls.__module__})
+
+
+_InvalidRequestError = _lazy(stripe.InvalidRequestError)
+_AuthenticationError = _lazy(stripe.AuthenticationError)
+_PermissionError = _lazy(stripe.PermissionError)
+_RateLimitError = _lazy(stripe.RateLimitError)
+_APIError = _lazy(stripe.APIError)
+
+
+def error_code(err: BaseException) -> str | None:
+    """The `code` of a Stripe error answer (error.code in its JSON), read without building the SDK's error object."""
+    body = getattr(err, "json_body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code")
+        return code if isinstance(code, str) else None
+    error = getattr(err, "error", None)
+    return getattr(error, "code", None) if error is not None else None
+
+
+def _v1_error(body: bytes, status: int, headers: Mapping[str, str]) -> Any:
+    """The SDK's exception for a V1 error answer (the class and arguments of _APIRequestor.specific_v1_api_error),
+    or None when the answer is anything unusual (not a JSON error object, a card or idempotency error): the SDK's
+    own handler then decides."""
+    try:
+        text = body.decode("utf-8")
+        data = json.loads(text)
+    except ValueError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict) or err.get("type") == "idempotency_error":
+        return None
+    msg, code = err.get("message"), err.get("code")
+    h = dict(headers)
+    if status == 429 or (status == 400 and code == "rate_limit"):
+        return _RateLimitError(msg, text, status, data, h)
+    if status in (400, 404):
+        return _InvalidRequestError(msg, err.get("param"), code, text, status, data, h)
+    if status == 401:
+        return _AuthenticationError(msg, text, status, data, h)
+    if status == 403:
+        return _PermissionError(msg, text, status, data, h)
+    if status == 402:
+        return None
+    return _APIError(msg, text, status, data, h)
+
+
+def _sdk_logging_on() -> bool:
+    from stripe import _util
+
+    return _util._console_log_level() is not None or _util.logger.isEnabledFor(logging.INFO)
+
+
+def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: str,
+                 params: Mapping[str, Any] | None = None) -> stripe.StripeResponse:
+    """`client.raw_request(method, path, api_key=api_key, **params)`, the same request (the SDK builds its URL,
+    headers and body) and the same answers and exceptions (the SDK's classes, same messages, codes and bodies),
+    without what a probe does not use: the SDK's log lines are not formatted unless its logging is on (STRIPE_LOG
+    or the "stripe" logger at INFO: then the SDK's own path runs), the error answer's ErrorObject is built only
+    if someone reads `e.error`, and no telemetry header. Only for a client whose http_client is a PooledClient
+    (which redacts every answer's body before anything reads it); any other client takes the SDK's own path."""
+    requestor = client._requestor
+    http = requestor._get_http_client()
+    if not isinstance(http, PooledClient) or _sdk_logging_on():
+        sdk: stripe.StripeResponse = client.raw_request(method, path, api_key=api_key, **(params or {}))
+        return sdk
+    from stripe._request_options import extract_options_from_dict
+    from stripe._util import get_api_mode
+
+    options, rest = extract_options_from_dict({**(params or {}), "api_key": api_key})
+    api_mode = get_api_mode(path)
+    base = rest.pop("base", "api")
+    verb, url, headers, post_data, *_ = requestor._args_for_request_with_retries(
+        method, path, rest, options, base_address=base, api_mode=api_mode, usage=["raw_request"])
+    body, status, rheaders = http.request(verb, url, headers, post_data)
+    err = _v1_error(body, status, rheaders) if status >= 300 and api_mode == "V1" else None
+    if err is not None:
+        raise err
+    resp: stripe.StripeResponse = requestor._interpret_response(body, status, rheaders, api_mode)
+    return resp

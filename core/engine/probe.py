@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import stripe
 
 from core.engine.catalogue import Probe, Scope
-from core.engine.http import PooledClient
+from core.engine.http import LazyErrorObject, PooledClient, error_code, lean_request
 from core.engine.redact import redact
 from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
@@ -301,8 +301,7 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
     if err is None:
         return Answer("granted", 200, "answered 2xx")
     status = getattr(err, "http_status", None)
-    error = getattr(err, "error", None)
-    code = getattr(error, "code", None) if error is not None else None
+    code = error_code(err)  # from the answer's JSON: the SDK's error object is not built for it
     message = getattr(err, "user_message", None) or str(err) or ""
     account = None
     m = _ACCOUNT_RE.search(message)
@@ -494,64 +493,82 @@ class KeyRequests:
         if not lead:
             self._lead_answered.wait()
         try:
-            ceiling = self.pacing.ceiling if self.pacing is not None else None
-            if ceiling is not None and not ceiling.acquire(self.stop):
+            if not self._take_turn():
                 return None, _stopped(self.stopped_why())
-            if not self.bucket.acquire(self.stop):
-                return None, _stopped(self.stopped_why())
-            with self._lock:
-                if self.stop.is_set():
-                    return None, _stopped(self.stopped_why())
-                self.requests += 1
             try:
-                resp = self.client.raw_request(method.lower(), path, api_key=self._key, **(params or {}))
+                resp = lean_request(self.client, method.lower(), path, self._key, params)
             except stripe.StripeError as e:
-                a = interpret(e, Probe(method.upper(), path))
-                a.error = e
-                # Stripe's text may quote the key (some 400/404 answers echo the request): redacted here, the one
-                # place every answer to a request made with this key passes, before anyone prints or stores it.
-                a.detail = redact(a.detail, self._key)
-                a.message = redact((getattr(e, "user_message", None) or str(e) or "").strip(), self._key)
-            else:
-                self._heard()
-                return resp, None
-            if isinstance(a.error, stripe.APIConnectionError) and getattr(a.error, "http_status", None) is None:
-                with self._lock:
-                    self.network_failures += 1
-                    self.network_in_a_row += 1
-                    self.network_cause = network_cause(a.error)
-                    a.detail = f"no answer from Stripe ({self.network_cause})"
-                    give_up = self.answered and self.network_in_a_row >= self.settings.max_network_failures
-                if give_up:
-                    self.stop_unreachable()
-                return None, a
-            self._heard(inconclusive=a.kind == "retry")
-            storm = False
-            with self._lock:
-                if a.kind == "retry":
-                    self.last_error = "429 rate limited" if a.status == 429 else f"{a.status} server error"
-                    storm = self.errors_in_a_row >= self.settings.max_error_answers
-                if a.account and self.account is None:
-                    self.account = a.account
-                    self._join_account(a.account)
-                if a.edit is not None and self.edit is None and a.edit.account == self.account:
-                    self.edit = a.edit
-                if a.status == 429:
-                    self.rate_limited += 1
-                    if self.pacing is not None:
-                        self.pacing.count_429()
-                if a.kind == "auth":
-                    if self.auth_problem is None:
-                        self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
-                    self.stop_reason = self.stop_reason or "auth"
-                    self.stop.set()
-                elif storm:
-                    self.stop_reason = self.stop_reason or "storm"
-                    self.stop.set()
-            return None, a
+                return None, self._error_answer(e, method, path)
+            self._heard()
+            return resp, None
         finally:
             if lead:
                 self._lead_answered.set()
+
+    def _take_turn(self) -> bool:
+        """Wait for the ceiling's and the bucket's tokens and count the request; False when the sweep stopped
+        meanwhile (checked under the lock a 401 takes to set the stop, right before the request leaves)."""
+        ceiling = self.pacing.ceiling if self.pacing is not None else None
+        if ceiling is not None and not ceiling.acquire(self.stop):
+            return False
+        if not self.bucket.acquire(self.stop):
+            return False
+        with self._lock:
+            if self.stop.is_set():
+                return False
+            self.requests += 1
+        return True
+
+    def _error_answer(self, e: stripe.StripeError, method: str, path: str) -> Answer:
+        """What an error answer (or no answer) means, redacted, with the sweep's counters and stops updated."""
+        a = interpret(e, Probe(method.upper(), path))
+        a.error = e
+        # Stripe's text may quote the key (some 400/404 answers echo the request): redacted here, the one
+        # place every answer to a request made with this key passes, before anyone prints or stores it. An error
+        # lean_request raised was parsed from a body already redacted with this very key (PooledClient).
+        message = (getattr(e, "user_message", None) or str(e) or "").strip()
+        if not isinstance(e, LazyErrorObject):
+            a.detail, message = redact(a.detail, self._key), redact(message, self._key)
+        a.message = message
+        if isinstance(e, stripe.APIConnectionError) and getattr(e, "http_status", None) is None:
+            with self._lock:
+                self.network_failures += 1
+                self.network_in_a_row += 1
+                self.network_cause = network_cause(e)
+                a.detail = f"no answer from Stripe ({self.network_cause})"
+                give_up = self.answered and self.network_in_a_row >= self.settings.max_network_failures
+            if give_up:
+                self.stop_unreachable()
+            return a
+        self._heard(inconclusive=a.kind == "retry")
+        with self._lock:
+            self._note(a)
+        return a
+
+    def _note(self, a: Answer) -> None:
+        """Take in one HTTP error answer (under self._lock): the account, the edit link, 429s, and the stops
+        (a refused key; a storm of inconclusive answers)."""
+        storm = False
+        if a.kind == "retry":
+            self.last_error = "429 rate limited" if a.status == 429 else f"{a.status} server error"
+            storm = self.errors_in_a_row >= self.settings.max_error_answers
+        if a.account and self.account is None:
+            self.account = a.account
+            self._join_account(a.account)
+        if a.edit is not None and self.edit is None and a.edit.account == self.account:
+            self.edit = a.edit
+        if a.status == 429:
+            self.rate_limited += 1
+            if self.pacing is not None:
+                self.pacing.count_429()
+        if a.kind == "auth":
+            if self.auth_problem is None:
+                self.auth_kind, self.auth_problem = auth_sentence(a, self.mode)
+            self.stop_reason = self.stop_reason or "auth"
+            self.stop.set()
+        elif storm:
+            self.stop_reason = self.stop_reason or "storm"
+            self.stop.set()
 
     def _join_account(self, account: str) -> None:
         """The account is known now: from here on this key is paced by its account's shared bucket, which is

@@ -57,13 +57,17 @@ def _known(text: str, key: str) -> str:
     first = max(0, pub - RUN + 1)  # windows from here on hold at least one character beyond the public prefix
     # The usual case, cheaply: a run starting inside the public prefix is looked for as it is (a few); any later
     # run holds one of the key's 4-character pieces at an offset divisible by 4. None in the text: no run is.
-    straddling = (key[i:i + RUN] for i in range(first, min(pub, len(key) - RUN + 1)))
-    pieces = (key[j:j + 4] for j in range(pub + (-pub % 4), len(key) - 3, 4))
+    straddling = [key[i:i + RUN] for i in range(first, min(pub, len(key) - RUN + 1))]
+    pieces = [key[j:j + 4] for j in range(pub + (-pub % 4), len(key) - 3, 4)]
     if not any(w in text for w in straddling) and not any(p in text for p in pieces):
         return text
+    # A piece is there (4 characters can match by chance): is any whole run? (Each test is one C-level search.)
+    runs = [key[i:i + RUN] for i in range(first, len(key) - RUN + 1)]
+    if not any(w in text for w in runs):
+        return text
     windows: dict[str, int] = {}
-    for i in range(first, len(key) - RUN + 1):
-        windows.setdefault(key[i:i + RUN], i)
+    for i, w in enumerate(runs, first):
+        windows.setdefault(w, i)
     spans: list[list[int]] = []
     for i in range(len(text) - RUN + 1):
         at = windows.get(text[i:i + RUN])
