@@ -106,7 +106,6 @@ def test_make_run_installs_the_project_after_the_pinned_requirements():
 # --- lint: no function above complexity 15 (issue 18.5) ------------------------------------------------------
 # The only functions allowed a `noqa: C901`, each until the rewrite that splits it lands (then RUF100 flags the
 # unused noqa and it is removed). Nothing else may opt out of the limit.
-TEMPORARY_C901 = {"core/engine/probe.py"}  # the probe rewrite (issue 21) removes its noqa
 
 
 def _ruff(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
@@ -146,9 +145,9 @@ def test_ruff_refuses_a_function_of_complexity_16_and_accepts_15(tmp_path):
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
 
 
-def test_no_function_opts_out_of_the_limit_but_the_two_being_rewritten():
+def test_no_function_opts_out_of_the_limit():
     tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, timeout=30,
                              check=True).stdout.split()
     noqa = re.compile(r"#\s*(ruff:\s*)?noqa:[\w, ]*\bC90")  # per line, or for the whole file
     opted = {p for p in tracked if (ROOT / p).is_file() and noqa.search((ROOT / p).read_text())}
-    assert opted <= TEMPORARY_C901, f"a noqa: C901 outside the temporary ones: {sorted(opted - TEMPORARY_C901)}"
+    assert not opted, f"a noqa: C901 opts out of the limit in {sorted(opted)}"

@@ -479,7 +479,7 @@ class KeyRequests:
             return "Stripe answered with errors"
         return "Stripe refused the key"
 
-    def send(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Answer | None]:  # noqa: C901 -- TEMPORARY: removed by the fleet/probe rewrite (H4)
+    def send(self, method: str, path: str, params: dict[str, Any] | None = None) -> tuple[Any, Answer | None]:
         """One paced request: (the SDK's response, None), or (None, what the error answer means).
         `params` may carry SDK options too (idempotency_key, base).
 
