@@ -1,9 +1,10 @@
-"""`python -m core …`: the command-line way in. A public interface: keep it stable.
+"""`python -m core …` / `keyhealth …`: the commands. A public interface: keep it stable.
 
 Keys are read from STRIPE_KEY, or from standard input when it is unset; never from an argument
 (arguments end up in shell history and process lists).
 
-Exit codes: 0 healthy / done, 1 a key is not healthy (or a recheck line failed), 2 usage error, 3 the database
+Exit codes (core.cli.errors.ExitStatus):
+0 healthy / done, 1 a key is not healthy (or a recheck line failed), 2 usage error, 3 the database
 could not be used (one sentence on stderr naming the cause and the fix; core.store.errors), 4 Stripe gave no
 usable answer (our network, or a storm of 429/5xx answers; a recheck: some tenant unreachable, left for --resume),
 5 a recheck's run is unfinished (other workers' claims never finished; one sentence names them), 130 / 143 a
@@ -11,40 +12,30 @@ recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 """
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
-import re
 import sys
 from typing import Any, NoReturn
 
-from core.ui.csv_safe import safe_cell  # light: pandas only when a frame is written
+from core.cli.errors import EXIT_SIGNAL, ExitStatus, UsageError, as_cli_error
+from core.cli.parser import build_parser as _build_parser
+from core.cli.render import (
+    ProgressBar,
+    line_ranges,
+    print_catalogue,
+    print_check_table,
+    print_history,
+    print_recheck_table,
+    print_sample,
+    print_transaction,
+    use_colour,
+)
 
-EXIT_OK, EXIT_VERDICT, EXIT_USAGE, EXIT_DATABASE, EXIT_UNREACHABLE = 0, 1, 2, 3, 4  # 4: Stripe never answered
-EXIT_UNFINISHED = 5  # a recheck's run did not finish: other workers' claims stayed open (see docs/operations.md)
-EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-
-COLOURS = {
-    "ok": "32",
-    "missing": "31",
-    "excess": "33",
-    "unknown": "90",
-    "not_applicable": "36",
-    "healthy": "32",
-    "attention": "33",
-    "failing": "31",
-    "incomplete": "34",  # blue, as on the dashboard (core/ui/palette.py)
-    "invalid": "31",
-    "unreachable": "35",
-}
-
-
-from core.config import env_key, settings  # noqa: E402
-from core.engine.keys import mask  # noqa: E402  (light: no network, no store)
-
-
-class UsageError(Exception):
-    """Bad invocation: one sentence, exit 2."""
+# Nothing heavy at the top: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported inside the
+# commands that need them, so `--help`, a usage error and a malformed key answer at once (tests/test_cli_startup.py).
+__all__ = ["ProgressBar", "build_parser", "line_ranges", "main", "print_check_table", "run", "use_colour"]
+EXIT_OK, EXIT_VERDICT, EXIT_USAGE = ExitStatus.OK, ExitStatus.VERDICT, ExitStatus.USAGE
+EXIT_DATABASE, EXIT_UNREACHABLE, EXIT_UNFINISHED = ExitStatus.DATABASE, ExitStatus.UNREACHABLE, ExitStatus.UNFINISHED
 
 
 def read_stdin(stdin=None) -> str:
@@ -65,6 +56,8 @@ def read_stdin(stdin=None) -> str:
 
 def read_key(stdin=None) -> str:
     """The key from STRIPE_KEY, else standard input (a prompt without echo on a terminal)."""
+    from core.config import env_key
+
     env = env_key()
     if env is not None and env.strip():  # an empty STRIPE_KEY counts as unset
         return env
@@ -79,64 +72,6 @@ def read_key(stdin=None) -> str:
     return text
 
 
-def _paint(text: str, what: str, colour: bool) -> str:
-    code = COLOURS.get(what)
-    return f"\033[{code}m{text}\033[0m" if colour and code else text
-
-
-def _use_colour(stream) -> bool:
-    conf = settings()
-    return not conf.no_color and (conf.force_color or stream.isatty())
-
-
-def print_check_table(result, stream=None) -> None:
-    stream = stream or sys.stdout
-    c = _use_colour(stream)
-    k = result.key
-    head = f"{k.masked}  {k.kind}  {k.mode or '-'}  account {result.account or 'unknown'}"
-    print(head, file=stream)
-    score = f"score {result.score}/100" if result.says_something else "no score (nothing is known about the key)"
-    print(
-        f"status {_paint(result.status.upper(), result.status, c)}  {score}  "
-        f"{result.requests} requests in {result.elapsed_s:.2f} s  checked {result.checked_at:%Y-%m-%d %H:%M} UTC",
-        file=stream,
-    )
-    if result.problem:
-        print(f"problem (for support): {result.problem}", file=stream)
-    lc = result.lifecycle
-    if lc is not None:
-        if lc.replaced:
-            print(f"key replaced: {lc.replaced} → {k.masked}", file=stream)
-        for sentence in lc.problems():
-            print(f"key: {sentence}", file=stream)
-        if lc.age_days is not None:
-            due = "; rotation due" if lc.rotation_due else ""
-            print(f"key in use for {lc.age_days} days{due}", file=stream)
-    if result.rows:
-        w_cat = max(len(r.category) for r in result.rows)
-        w_res = max(len(r.resource) for r in result.rows)
-        print(f"\n{'category':<{w_cat}}  {'permission':<{w_res}}  {'required':<8}  {'granted':<8}  "
-            "verdict", file=stream)
-        for r in result.rows:
-            shown = ("implied (unverified)" if r.implied_unverified else "ok (implied)") if r.implied else r.verdict
-            verdict = _paint(shown, r.verdict, c)
-            print(
-                f"{r.category:<{w_cat}}  {r.resource:<{w_res}}  {r.required:<8}  {(r.granted or '-'):<8}  {verdict}",
-                file=stream,
-            )
-    fixes = [r for r in result.rows if r.verdict not in ("ok", "not_applicable") and r.fix]
-    if fixes:
-        print("\nwhat to change:", file=stream)
-        for r in fixes:
-            print(f"  - {r.fix}", file=stream)
-    for i in result.incidents:
-        print(_paint(i, "failing", c), file=stream)
-    if result.message:  # the other audience: what support sends the tenant (second person)
-        print("\nmessage for the tenant:", file=stream)
-        for line in result.message.splitlines():
-            print(f"  {line}".rstrip(), file=stream)
-
-
 # --- commands ------------------------------------------------------------------------------
 def _service(args=None):
     """The CLI's service: the real runtime from the settings, acting as KEYHEALTH_USER (else USER)."""
@@ -146,11 +81,6 @@ def _service(args=None):
 
     conf = settings()
     return Service(runtime.build(conf, demo_mode=bool(getattr(args, "demo", False)), who=conf.user))
-
-
-def _utc(iso: str) -> str:
-    """'2026-12-06T08:30:12+00:00' -> '2026-12-06 08:30 UTC': every time the CLI prints is UTC, and says so."""
-    return f"{iso[:16].replace('T', ' ')} UTC"
 
 
 def _say(message: str) -> None:
@@ -222,55 +152,6 @@ def _flush_alerts(svc, raised: bool, stop=None) -> bool:
     return True
 
 
-class ProgressBar:
-    """`[#####.....] 120/200 tenants  2 failed  ETA 0:41` on a terminal's stderr, redrawn in place."""
-
-    WIDTH = 30
-
-    def __init__(self, stream=None, clock=None):
-        import time
-
-        self.stream = stream or sys.stderr
-        self.clock = clock or time.monotonic
-        self.started = self.clock()
-        self._last = -1.0
-
-    def __call__(self, done: int, total: int, failed: int) -> None:
-        now = self.clock()
-        if done < total and now - self._last < 0.1:
-            return  # at most ten redraws a second
-        self._last = now
-        self.stream.write("\r" + self.line(done, total, failed, now - self.started))
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-    @classmethod
-    def line(cls, done: int, total: int, failed: int, elapsed_s: float) -> str:
-        frac = done / total if total else 1.0
-        filled = int(cls.WIDTH * frac)
-        if done and done < total:
-            eta_s = int(elapsed_s / done * (total - done))
-            eta = f"ETA {eta_s // 3600}:{eta_s // 60 % 60:02d}:{eta_s % 60:02d}"
-        elif done >= total:
-            eta = f"done in {int(elapsed_s) // 60}:{int(elapsed_s) % 60:02d}"
-        else:
-            eta = "ETA …"
-        return (f"[{'#' * filled}{'.' * (cls.WIDTH - filled)}] {done}/{total} tenants"
-                f"{f'  {failed} failed' if failed else ''}  {eta}")
-
-
-def line_ranges(lines: list[int]) -> str:
-    """[1, 2, 3, 5, 7, 8] -> "1-3, 5, 7-8"."""
-    out: list[str] = []
-    for n in sorted(lines):
-        if out and out[-1].split("-")[-1] == str(n - 1):
-            out[-1] = f"{out[-1].split('-')[0]}-{n}"
-        else:
-            out.append(str(n))
-    return ", ".join(out)
-
-
 def cmd_recheck(args) -> int:
     from core.features.fleet import Stop
 
@@ -280,6 +161,7 @@ def cmd_recheck(args) -> int:
 
 
 def _recheck(args, stop) -> int:
+    from core.config import settings
     from core.features.fleet import FleetOptions, FleetReport, SourceError, SourceStopped, read_source, run_fleet
     from core.features.recheck import parse_lines
 
@@ -334,29 +216,7 @@ def _report_and_exit(args, report, failed: list[dict], stop) -> int:
     if args.json:
         print(json.dumps(report.to_json()), flush=True)
     else:
-        c = _use_colour(sys.stdout)
-        print(f"{'line':>4}  {'tenant':<30}  {'key':<18}  {'status':<10}  score")
-        for r in report.results:
-            status = _paint(f"{r['status']:<10}", r["status"], c)
-            name = safe_cell(r["tenant"])[:30]  # a table pasted into a spreadsheet starts no formula
-            score = "-" if r["status"] == "unreachable" else r["score"]
-            print(f"{r['line']:>4}  {name:<30}  {r['masked']:<18}  {status}  {score}")
-        for f in report.failed_lines:
-            print(f"line {f['line']}: {f['problem']}")
-        for r in report.results:
-            if r.get("audit_problem"):
-                print(f"line {r['line']}: {r['audit_problem']}")
-        if stopped:
-            saved = [r["line"] for r in report.results]
-            print(f"recorded: {'lines ' + line_ranges(saved) if saved else 'no line'}")
-        if report.not_reached:
-            print(f"not reached (not checked, nothing recorded): lines {line_ranges(report.not_reached)}")
-        extra = f", {report.skipped} already done in this run" if report.skipped else ""
-        extra += f", {len(report.not_reached)} not reached" if report.not_reached else ""
-        extra += f", {report.unreachable_tenants} unreachable" if report.unreachable_tenants else ""
-        where = f"run {run_id}" if run_id is not None else "no run started"
-        print(f"{report.recorded} recorded, {len(report.failed_lines)} lines failed{extra} "
-              f"({where}, {report.rate_limited} rate-limited answers, {report.elapsed_s:.1f} s)", flush=True)
+        print_recheck_table(report, stopped)
     if report.interrupted is not None:
         saved = [r["line"] for r in report.results]
         what = f"lines {line_ranges(saved)} recorded" if saved else "no line recorded"
@@ -409,28 +269,7 @@ def cmd_history(args) -> int:
     if args.json:
         print(json.dumps(out))
         return EXIT_OK
-    c = _use_colour(sys.stdout)
-    name = safe_cell(tenant["name"])  # a table pasted into a spreadsheet starts no formula (core.ui.csv_safe)
-    print(f"{name} ({tenant['slug']})  account {tenant['account'] or 'unknown'}  {len(checks)} checks")
-    for ch in out["checks"]:
-        status = _paint(f"{ch['status']:<10}", ch["status"], c)
-        score = "  -" if ch["score"] is None else f"{ch['score']:>3}"
-        print(f"  {_utc(ch['checked_at'])}  {status} {score}  {ch['masked']}  {ch['mode'] or '-'}  {ch['source']}")
-    for ev in out["key_events"]:
-        said = (("mode changed", ev["mode_changed"]), ("account changed", ev["account_changed"]))
-        flags = [w for w, on in said if on]
-        print(f"key replaced {_utc(ev['at'])}: {ev['old_masked']} → {ev['new_masked']}"
-              + (f" ({', '.join(flags)})" if flags else ""))
-    if out["drift"]:
-        print("changes (same key):")
-        for d in out["drift"]:
-            print(f"  {_utc(d['at'])}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
-                  f"({d['from_verdict']} → {d['to_verdict']})")
-    if out["new_key_changes"]:
-        print("changes with the new key (not drift):")
-        for d in out["new_key_changes"]:
-            print(f"  {_utc(d['at'])}  {d['resource']}: {d['from_granted']} → {d['to_granted']} "
-                  f"({d['from_verdict']} → {d['to_verdict']}; {d['from_key']} → {d['to_key']})")
+    print_history(tenant, out)
     return EXIT_OK
 
 
@@ -458,9 +297,7 @@ def cmd_catalogue(args) -> int:
     if args.json:
         print(json.dumps([p for s in cat.to_json() for p in s["probes"]]))
     else:
-        for s in cat.to_json():
-            probes = "; ".join(f"{p['level']}: {p['method']} {p['path']}" for p in s["probes"])
-            print(f"{s['category']:<14} {s['label']:<36} rak_{s['scope']:<34} {probes}")
+        print_catalogue(cat.to_json())
     return EXIT_OK
 
 
@@ -502,25 +339,13 @@ def cmd_sample_data(args) -> int:
             raw, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
         )
     except ValueError as e:
-        if type(e).__name__ not in ("ValueError",):
+        if type(e) is not ValueError:  # the sample's own bad input (days, rows, dataset), not a subclass
             raise
         raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps(data.to_json()))
     else:
-        k = data.key
-        print(f"{k.masked}  {k.kind}  {k.mode or '-'}  account {data.account or 'unknown'}")
-        print(f"{data.requests} requests in {data.elapsed_s:.2f} s; last {data.window_days} days, "
-              f"at most {data.max_rows} rows per dataset")
-        if data.problem:
-            print(f"problem: {data.problem}")
-        if data.datasets:
-            w = max(len(d.label) for d in data.datasets)
-            for d in data.datasets:
-                extra = d.reason or ""
-                if d.state in ("loaded", "empty"):
-                    extra = f"{d.count} rows" + (" (capped)" if d.truncated else "")
-                print(f"{d.label:<{w}}  {d.state:<13}  {extra}")
+        print_sample(data)
     ok = data.problem is None and all(d.state != "failed" for d in data.datasets)
     return EXIT_OK if ok else EXIT_VERDICT
 
@@ -539,102 +364,23 @@ def cmd_test_transaction(args) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
-        k = result.key
-        print(f"{k.masked}  {k.kind}  {k.mode or '-'}")
-        print(f"sample transaction {result.status.upper()}  {result.requests} requests in {result.elapsed_s:.2f} s")
-        if result.problem:
-            print(f"problem: {result.problem}")
-        for st in result.steps:
-            print(f"  {st.result:<6}  {st.elapsed_s:6.3f} s  {st.label}: {st.detail}")
-        if result.charge:
-            ch = result.charge
-            print(f"charge {ch['id']}  {ch['amount']} {ch['currency']}  {ch['status']}")
-        if result.balance_transaction:
-            print(f"balance transaction {result.balance_transaction}")
+        print_transaction(result)
     if result.audit_problem:  # the result printed; only its record in the history failed
         _say(result.audit_problem)
         return EXIT_DATABASE
     return EXIT_OK if result.passed else EXIT_VERDICT
 
 
-_KEYISH = re.compile(r"\b(rk|sk|pk|rkcs|whsec)_[A-Za-z0-9_]{8,}")
+COMMANDS = {
+    "check": cmd_check, "recheck": cmd_recheck, "history": cmd_history, "catalogue": cmd_catalogue,
+    "calibrate": cmd_calibrate, "sandbox": cmd_sandbox, "sample-data": cmd_sample_data,
+    "test-transaction": cmd_test_transaction,
+}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse echoes unrecognised arguments; a key pasted as an argument must not be echoed back."""
-
-    def error(self, message: str) -> NoReturn:
-        message = _KEYISH.sub(lambda m: mask(m.group(0)), message)
-        super().error(message + " (keys are read from STRIPE_KEY or standard input, never from arguments)"
-                      if _KEYISH.search(message) or "…" in message else message)
-
-
-DEMO_HELP = "use the demo database and the embedded Stripe sandbox (as the dashboard's demo mode)"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m core", description="Key Health: check Stripe restricted keys.")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    c = sub.add_parser("check", help="check one key (from STRIPE_KEY or standard input)")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.add_argument("--tenant", help="record the check in this tenant's history (created if new)")
-    c.add_argument("--from-source", action="store_true",
-                   help="check the key the key source (KEYHEALTH_KEYS_FROM) holds for --tenant; nothing is pasted")
-    c.add_argument("--demo", action="store_true", help=DEMO_HELP)
-    c.set_defaults(func=cmd_check)
-
-    c = sub.add_parser("recheck", help="check many tenants' keys (tenant,key lines) concurrently, as one stored run")
-    c.add_argument("--csv", help="'-': tenant,key lines on standard input")
-    c.add_argument("--keys-from", metavar="COMMAND",
-                   help="a command that prints tenant,key lines (default: KEYHEALTH_KEYS_FROM)")
-    c.add_argument("--concurrency", type=int, help="keys in flight at once (default: KEYHEALTH_FLEET_CONCURRENCY, "
-                                                  "else 16 per core, at most 64)")
-    c.add_argument("--max-rps", type=float,
-                   help="requests/s ceiling for this process (default: KEYHEALTH_FLEET_MAX_RPS, else 600)")
-    c.add_argument("--run-name", help="share the run of this name with other workers (PostgreSQL)")
-    c.add_argument("--resume", action="store_true", help="continue the last unfinished run, skipping its done tenants")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--demo", action="store_true", help=DEMO_HELP)
-    c.set_defaults(func=cmd_recheck)
-
-    c = sub.add_parser("history", help="a tenant's checks and what changed between them")
-    c.add_argument("--tenant", required=True)
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--demo", action="store_true", help=DEMO_HELP)
-    c.set_defaults(func=cmd_history)
-
-    c = sub.add_parser("catalogue", help="print the permission catalogue and its probes")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_catalogue)
-
-    c = sub.add_parser("calibrate", help="prove the catalogue against a real account (keys as run,key lines on "
-                                         "standard input: full,sk_test_…  none,rk_test_…  [guide,rk_test_…])")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.set_defaults(func=cmd_calibrate)
-
-    c = sub.add_parser("sandbox", help="run the local Stripe sandbox and print its demo keys")
-    c.add_argument("--host", default="127.0.0.1")
-    c.add_argument("--port", type=int, default=12111)
-    c.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    c.set_defaults(func=cmd_sandbox)
-
-    c = sub.add_parser("sample-data", help="read masked sample data with one key (from STRIPE_KEY or standard input)")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.add_argument("--days", type=int, default=30, help="time window for activity data, in days (1-365)")
-    c.add_argument("--rows", type=int, default=100, help="row cap per dataset (1-1000)")
-    c.add_argument("--dataset", action="append", help="only this dataset (repeatable), e.g. charges")
-    c.set_defaults(func=cmd_sample_data)
-
-    c = sub.add_parser("test-transaction", help="create one small test charge with a test key (never a live key)")
-    c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.add_argument("--amount", type=int, default=100, help="amount in the currency's smallest unit (default 100)")
-    c.add_argument("--currency", default="usd", help="three-letter currency code (default usd)")
-    c.add_argument("--idempotency-key", help="reuse this idempotency key (default: derived from key, amount, currency, "
-        "UTC hour)")
-    c.add_argument("--tenant", help="record the result in this tenant's history")
-    c.set_defaults(func=cmd_test_transaction)
-    return p
+def build_parser():
+    """The CLI's parser (core.cli.parser), each subcommand bound to its command here."""
+    return _build_parser(COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -651,29 +397,19 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its usage line
         return EXIT_USAGE if e.code else EXIT_OK
-    from core.config import SettingError, settings
-    from core.store import DatabaseFailure
+    from core.config import settings
 
     try:  # a setting that is not allowed stops start-up with its one sentence (after --help, which needs none)
         settings()
-    except SettingError as e:
-        _say(str(e))
-        return EXIT_USAGE
-    try:
         return args.func(args)
-    except UsageError as e:
-        _say(str(e))
-        return EXIT_USAGE
-    except DatabaseFailure as e:  # the database could not be used: one sentence, exit 3, no traceback
-        _say(str(e))
-        return EXIT_DATABASE
-    except ValueError as e:  # StoreInputError and friends: one sentence, no traceback
-        if type(e).__name__ not in ("StoreInputError", "UnknownTenantError", "CatalogueError"):
-            raise
-        _say(str(e))
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_SIGNAL["SIGINT"]
+    except Exception as e:  # ours (CliError), or one the CLI explains (as_cli_error); any other is raised
+        err = as_cli_error(e)
+        if err is None:
+            raise
+        _say(str(err))  # one sentence, no traceback
+        return err.status
 
 
 def run(argv: list[str] | None = None) -> NoReturn:
