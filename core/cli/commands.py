@@ -87,12 +87,40 @@ def _say(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def cmd_check(args) -> int:
-    from core.store import DatabaseFailure, guard
+def refused_here(raw: str):
+    """The result of a key refused before any request (intake's no: malformed, publishable, ...) that has no
+    fingerprint, or None for any other key. Such a key has no history to be judged by (no fingerprint) and,
+    without --tenant, nothing to record: the service would answer the same (tests/test_cli_startup.py holds it),
+    so it answers without the database, the Stripe client or their imports."""
+    from core.config import settings
+    from core.engine.keys import intake
 
+    info = intake(raw).info
+    if info.accepted or info.fingerprint:
+        return None
+    from core.engine.check import check_key
+    from core.engine.result import KeyLifecycle
+
+    conf = settings()
+    result = check_key(raw, settings=conf.probe)  # no request: intake refused it
+    result.lifecycle = KeyLifecycle(rotation_days=conf.rotation_days)  # the lifecycle of no tenant and no key id
+    return result
+
+
+def cmd_check(args) -> int:
     if args.from_source and args.tenant is None:
         raise UsageError("--from-source checks the key a tenant's key source holds; name the tenant with --tenant.")
     raw = None if args.from_source else read_key()
+    if raw is not None and args.tenant is None:
+        result = refused_here(raw)
+        if result is not None:
+            if args.json:
+                print(json.dumps(result.to_json()))
+            else:
+                print_check_table(result)
+            return EXIT_OK if result.status == "healthy" else EXIT_VERDICT  # (refused: never healthy)
+    from core.store import DatabaseFailure, guard
+
     svc = _service(args)
     refused = None  # a name too close to another tenant's: refused before any request
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
