@@ -12,28 +12,16 @@ recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 """
 from __future__ import annotations
 
-import getpass
-import json
 import sys
 from typing import Any, NoReturn
 
 from core.cli.errors import EXIT_SIGNAL, ExitStatus, UsageError, as_cli_error
 from core.cli.parser import build_parser as _build_parser
-from core.cli.render import (
-    ProgressBar,
-    line_ranges,
-    print_catalogue,
-    print_check_table,
-    print_history,
-    print_recheck_table,
-    print_sample,
-    print_transaction,
-    use_colour,
-)
 
 # Nothing heavy at the top: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported inside the
 # commands that need them, so `--help`, a usage error and a malformed key answer at once (tests/test_cli_startup.py).
-__all__ = ["ProgressBar", "build_parser", "line_ranges", "main", "print_check_table", "run", "use_colour"]
+# Even the CLI's own rendering (core.cli.render) and json are imported by the commands that print, not by --help.
+__all__ = ["build_parser", "main", "run"]
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE = ExitStatus.OK, ExitStatus.VERDICT, ExitStatus.USAGE
 EXIT_DATABASE, EXIT_UNREACHABLE, EXIT_UNFINISHED = ExitStatus.DATABASE, ExitStatus.UNREACHABLE, ExitStatus.UNFINISHED
 
@@ -65,6 +53,8 @@ def read_key(stdin=None) -> str:
     if stdin is None:
         raise UsageError("No key given: set STRIPE_KEY or pipe the key on standard input.")
     if stdin.isatty():
+        import getpass
+
         return getpass.getpass("Paste the restricted key (not shown): ")
     text = read_stdin(stdin)
     if not text.strip():
@@ -85,6 +75,13 @@ def _service(args=None):
 
 def _say(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
+
+
+def print_json(obj: Any, flush: bool = False) -> None:
+    """One JSON object (or list) on one line: what --json prints."""
+    import json
+
+    print(json.dumps(obj), flush=flush)
 
 
 def refused_here(raw: str):
@@ -108,6 +105,8 @@ def refused_here(raw: str):
 
 
 def cmd_check(args) -> int:
+    from core.cli.render import print_check_table
+
     if args.from_source and args.tenant is None:
         raise UsageError("--from-source checks the key a tenant's key source holds; name the tenant with --tenant.")
     raw = None if args.from_source else read_key()
@@ -115,7 +114,7 @@ def cmd_check(args) -> int:
         result = refused_here(raw)
         if result is not None:
             if args.json:
-                print(json.dumps(result.to_json()))
+                print_json(result.to_json())
             else:
                 print_check_table(result)
             return EXIT_OK if result.status == "healthy" else EXIT_VERDICT  # (refused: never healthy)
@@ -151,7 +150,7 @@ def cmd_check(args) -> int:
             out["save_problem"] = checked.database_problem.sentence if checked.database_problem and \
                 not checked.saved else checked.save_problem
             out["audit_problem"] = checked.audit_problem
-        print(json.dumps(out))
+        print_json(out)
     else:
         print_check_table(result)
     _flush_alerts(svc, checked.alert_id is not None)
@@ -189,6 +188,7 @@ def cmd_recheck(args) -> int:
 
 
 def _recheck(args, stop) -> int:
+    from core.cli.render import ProgressBar
     from core.config import settings
     from core.features.fleet import FleetOptions, FleetReport, SourceError, SourceStopped, read_source, run_fleet
     from core.features.recheck import parse_lines
@@ -238,11 +238,13 @@ def _recheck(args, stop) -> int:
 
 def _report_and_exit(args, report, failed: list[dict], stop) -> int:
     """Print a recheck's summary (JSON with --json) and return its exit code."""
+    from core.cli.render import line_ranges, print_recheck_table
+
     report.failed_lines = sorted(failed + report.failed_lines, key=lambda f: f["line"])
     stopped = report.interrupted is not None or report.database_problem is not None and stop.is_set()
     run_id = report.run.get("id")
     if args.json:
-        print(json.dumps(report.to_json()), flush=True)
+        print_json(report.to_json(), flush=True)
     else:
         print_recheck_table(report, stopped)
     if report.interrupted is not None:
@@ -265,6 +267,7 @@ def _report_and_exit(args, report, failed: list[dict], stop) -> int:
 
 
 def cmd_history(args) -> int:
+    from core.cli.render import print_history
     from core.store import guard
 
     svc = _service(args)
@@ -295,7 +298,7 @@ def cmd_history(args) -> int:
         ],
     }
     if args.json:
-        print(json.dumps(out))
+        print_json(out)
         return EXIT_OK
     print_history(tenant, out)
     return EXIT_OK
@@ -319,11 +322,12 @@ def _check_json(c: dict) -> dict:
 
 
 def cmd_catalogue(args) -> int:
+    from core.cli.render import print_catalogue
     from core.engine.catalogue import load_catalogue
 
     cat = load_catalogue()
     if args.json:
-        print(json.dumps([p for s in cat.to_json() for p in s["probes"]]))
+        print_json([p for s in cat.to_json() for p in s["probes"]])
     else:
         print_catalogue(cat.to_json())
     return EXIT_OK
@@ -345,7 +349,7 @@ def cmd_calibrate(args) -> int:
     # Recorded in the audit trail: when the catalogue was last proved against a real account, and how it went.
     svc.audit("calibrate", outcome="ok" if cal.ok else "mismatch", detail=cal.summary())
     if args.json:
-        print(json.dumps(cal.to_json()))
+        print_json(cal.to_json())
     else:
         print_table(cal)
     return EXIT_OK if cal.ok else EXIT_VERDICT
@@ -361,6 +365,8 @@ def cmd_sandbox(args) -> int:
 def cmd_sample_data(args) -> int:
     """Print the sample data (JSON with --json); exit 0 when every dataset was read or settled
     (loaded, empty, not_permitted), 1 when the key was refused or a dataset failed."""
+    from core.cli.render import print_sample
+
     raw = read_key()
     try:
         data = _service(args).sample(
@@ -371,7 +377,7 @@ def cmd_sample_data(args) -> int:
             raise
         raise UsageError(str(e)) from None
     if args.json:
-        print(json.dumps(data.to_json()))
+        print_json(data.to_json())
     else:
         print_sample(data)
     ok = data.problem is None and all(d.state != "failed" for d in data.datasets)
@@ -380,6 +386,8 @@ def cmd_sample_data(args) -> int:
 
 def cmd_test_transaction(args) -> int:
     """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
+    from core.cli.render import print_transaction
+
     raw = read_key()
     if args.tenant is not None:
         from core.store import validate_tenant_name
@@ -390,7 +398,7 @@ def cmd_test_transaction(args) -> int:
         idempotency_key=args.idempotency_key,
     )
     if args.json:
-        print(json.dumps(result.to_json()))
+        print_json(result.to_json())
     else:
         print_transaction(result)
     if result.audit_problem:  # the result printed; only its record in the history failed
@@ -412,6 +420,11 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed its usage line (or the help)
+        return EXIT_USAGE if e.code else EXIT_OK
     import logging
 
     # The CLI says what went wrong in its own one sentence on stderr; the service's log lines (for the dashboard's
@@ -420,11 +433,6 @@ def main(argv: list[str] | None = None) -> int:
     # nor the driver's warnings (psycopg: "error ignored terminating …: the connection is lost" when PostgreSQL
     # dies under a run), which would otherwise reach stderr through logging's last-resort handler
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse already printed its usage line
-        return EXIT_USAGE if e.code else EXIT_OK
     from core.config import settings
 
     try:  # a setting that is not allowed stops start-up with its one sentence (after --help, which needs none)
