@@ -26,6 +26,7 @@ BENCHES = [
     ("Store queries", "bench.bench_store"),
     ("Dashboard pages", "bench.bench_pages"),
     ("Dashboard memory", "bench.bench_memory"),
+    ("CLI start-up", "bench.bench_cli"),
 ]
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -5,8 +5,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-
-import stripe
+from typing import TYPE_CHECKING
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.keys import intake
@@ -15,6 +14,9 @@ from core.engine.remediation import fix_for, guide_notes
 from core.engine.result import CheckResult, KeyInfo, Row
 from core.engine.settings import ProbeSettings
 from core.engine.verdict import build_rows, overall_status, scope_row, score
+
+if TYPE_CHECKING:  # the stripe SDK is imported by the first probe (core.engine.probe), not by a key refused locally
+    import stripe
 
 # (the grid row just settled, probes done, probes in this sweep). The grid has more rows than probes (rows no
 # request can check, guide items, rows kept from a previous check): `grid_plan` says how many are settled upfront.

@@ -28,16 +28,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-import stripe
-
 from core.engine.catalogue import Probe, Scope
-from core.engine.http import LazyErrorObject, PooledClient, error_code, lean_request
 from core.engine.redact import redact
 from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
+
+if TYPE_CHECKING:  # imported where a request is made or an error read: a key refused locally loads no SDK
+    import stripe
 
 _ACCOUNT_RE = re.compile(r"account '(acct_[A-Za-z0-9]+)'")
 # A permission named in a refusal, in either wording: "Having the 'rak_charge_read' permission…" or
@@ -59,6 +59,10 @@ PACE_WINDOW_S = 1.05  # no trailing 1.05 s holds more than floor(rate) sends: 50
 
 @lru_cache(maxsize=4)
 def client_for(api_base: str, timeout_s: float) -> stripe.StripeClient:
+    import stripe
+
+    from core.engine.http import PooledClient
+
     return stripe.StripeClient(
         _PLACEHOLDER_KEY,
         # Stripe takes file uploads on its own host; a sandbox serves both on one address.
@@ -298,6 +302,10 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
     "forbidden" (inconclusive). The account id is only learnt from a permission refusal (an account_invalid
     names the made-up account, not the key's).
     """
+    import stripe  # (loaded already: an error to read came from it)
+
+    from core.engine.http import error_code
+
     if err is None:
         return Answer("granted", 200, "answered 2xx")
     status = getattr(err, "http_status", None)
@@ -488,6 +496,10 @@ class KeyRequests:
         right before each request leaves, under the lock a 401 takes to set it. A request that gets no HTTP
         answer at all counts as a network failure; after `max_network_failures` in a row (once Stripe had
         answered) the sweep stops as unreachable."""
+        import stripe  # a dict lookup: the client that sends the request loaded it
+
+        from core.engine.http import lean_request
+
         with self._lock:
             lead, self._lead_taken = not self._lead_taken, True
         if not lead:
@@ -521,6 +533,10 @@ class KeyRequests:
 
     def _error_answer(self, e: stripe.StripeError, method: str, path: str) -> Answer:
         """What an error answer (or no answer) means, redacted, with the sweep's counters and stops updated."""
+        import stripe
+
+        from core.engine.http import LazyErrorObject
+
         a = interpret(e, Probe(method.upper(), path))
         a.error = e
         # Stripe's text may quote the key (some 400/404 answers echo the request): redacted here, the one

@@ -76,6 +76,24 @@ ACCENT_COLOUR = "#635bff"  # Pointai's violet: counts that are no status (checks
 INK_COLOUR = "#767e86"  # marks and labels that are no status (key replacements, the tenants line), both themes
 GRID_COLOUR = "rgba(128, 128, 128, 0.25)"  # grid and axis lines, readable on a light and a dark background
 
+# The terminal's colour of each status and verdict (an ANSI SGR code, for the CLI: core/cli/render.py): the same
+# family as the dashboard's, in the eight colours every terminal has. Invalid is magenta (the dashboard's purple);
+# unreachable a faint red (the dashboard's greyed red-brown: an error, but not failing red).
+TERMINAL_SGR: dict[str, str] = {
+    "healthy": "32",
+    "attention": "33",
+    "incomplete": "34",
+    "failing": "31",
+    "invalid": "35",
+    "unreachable": "2;31",
+    "ok": "32",
+    "missing": "31",
+    "excess": "33",
+    "unknown": "90",
+    "not_applicable": "36",
+}
+assert set(STATUS_PALETTE) | set(VERDICT_COLOURS) == set(TERMINAL_SGR)
+
 # WCAG 2.1 (SC 1.4.11, non-text contrast): every colour a chart mark uses reaches 3:1 against a white background
 # (and, for the dark theme, against Streamlit's dark background). tests/test_palette.py computes each ratio.
 WHITE, DARK_BACKGROUND = "#ffffff", "#0e1117"
@@ -138,6 +156,7 @@ __all__ = [
     "STATUS_SYMBOL",
     "STATUS_COLOURS",
     "STATUS_PALETTE",
+    "TERMINAL_SGR",
     "VERDICT_COLOURS",
     "VERDICT_ICON",
     "VERDICT_LABEL",
