@@ -193,9 +193,9 @@ def test_every_status_has_one_colour_family():
 
 
 def test_incomplete_is_blue_in_the_cli_too():
-    from core import cli
+    from core.ui import palette
 
-    assert cli.COLOURS["incomplete"] == "34"
+    assert palette.TERMINAL_SGR["incomplete"] == "34"  # the CLI paints with the palette (core/cli/render.py)
 
 
 # ---------------------------------------------------------------------------------------------------------

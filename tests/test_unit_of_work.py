@@ -12,20 +12,22 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
-from conftest import _make_result
 
 from core import store
 from core.store.db import normalize_url
 
 TENANT = "Acme Coffee"
-HEALTHY = _make_result(status="healthy", score=100,
-                       rows=[("charge_read", "read", "ok"), ("customer_write", "write", "ok")])
 
 
-def worse():
+def healthy(make_result):
+    return make_result(status="healthy", score=100, rows=[("charge_read", "read", "ok"),
+                                                          ("customer_write", "write", "ok")])
+
+
+def worse(make_result):
     """A check of the same key that got worse: it raises an alert (status and permissions)."""
-    return _make_result(status="failing", score=40,
-                        rows=[("charge_read", "none", "missing"), ("customer_write", "read", "missing")])
+    return make_result(status="failing", score=40,
+                       rows=[("charge_read", "none", "missing"), ("customer_write", "read", "missing")])
 
 
 def rows_of(url: str, tenant: str) -> dict[str, object]:
@@ -68,17 +70,18 @@ def close_sqlite(conn) -> None:
     conn.connection.dbapi_connection.close()  # the statement then runs on a closed database
 
 
-def _all_or_none(url: str, make_service, kill, *, first: bool) -> int:
+def _all_or_none(url: str, make_service, make_result, kill, *, first: bool) -> int:
     """Record a check with the database killed at statement 1, 2, … until one runs through; after each, every row
     of the unit is there or none is. `first`: the tenant's first check (the tenant row is part of the unit; no
     alert) else a check that got worse (with an alert). Returns how many statements the unit took."""
     svc = make_service(url)
     assert svc.store.list_tenants() == []  # the runtime's store is migrated and its engine is up
-    result = HEALTHY if first else worse()
+    earlier = healthy(make_result)  # checked before the check that got worse: that one is the latest
+    result = earlier if first else worse(make_result)
     for n in range(1, 200):
         tenant = f"{TENANT} {n}"  # each round its own tenant, in the same state before the kill
         if not first:
-            assert svc.record(HEALTHY, tenant, source="cli").saved
+            assert svc.record(earlier, tenant, source="cli").saved
         before = rows_of(url, tenant)
         with killing_at(url, n, kill) as seen:
             checked = svc.record(result, tenant, source="cli")
@@ -100,11 +103,12 @@ def _all_or_none(url: str, make_service, kill, *, first: bool) -> int:
 
 
 @pytest.mark.parametrize("first", [False, True], ids=["worse-with-alert", "new-tenant"])
-def test_sqlite_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(tmp_path, make_service, first):
+def test_sqlite_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(tmp_path, make_service, make_result,
+                                                                              first):
     url = f"sqlite:///{tmp_path / 'unit.db'}"
     store.at(url).upgrade()
     try:
-        statements = _all_or_none(url, make_service, close_sqlite, first=first)
+        statements = _all_or_none(url, make_service, make_result, close_sqlite, first=first)
         assert statements > 5  # every statement of the unit was killed once
     finally:
         store.dispose_engine(url)
@@ -112,7 +116,8 @@ def test_sqlite_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(tm
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(store_url, make_service):
+def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(store_url, make_service,
+                                                                                make_result):
     admin = sa.create_engine(normalize_url(store_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
     def terminate(conn) -> None:
@@ -121,7 +126,7 @@ def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(
             assert other.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar()
 
     try:
-        assert _all_or_none(store_url, make_service, terminate, first=False) > 5
+        assert _all_or_none(store_url, make_service, make_result, terminate, first=False) > 5
     finally:
         admin.dispose()
 

@@ -72,9 +72,13 @@ class Agent:
         self.actions = 0
 
     def settle(self) -> None:
+        """Until the app's script run has finished (Streamlit's own script state on stApp, and no running
+        indicator): a page read before then may be only partly drawn."""
         self.page.wait_for_function(
-            "() => !document.querySelector('[data-testid=stStatusWidget]')"
-            " || getComputedStyle(document.querySelector('[data-testid=stStatusWidget]')).visibility === 'hidden'",
+            "() => { const app = document.querySelector('[data-testid=stApp]');"
+            " const widget = document.querySelector('[data-testid=stStatusWidget]');"
+            " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
+            " && (!widget || getComputedStyle(widget).visibility === 'hidden'); }",
             timeout=WAIT_MS,
         )
         self.page.wait_for_timeout(300)
@@ -239,6 +243,7 @@ def test_ticket_which_tenants_need_us_this_morning(server, browser):
     name = re.sub(r"\s*\((invalid|failing)\)\s*$", "", first).strip()
     agent.act(lambda: links.first.click(timeout=WAIT_MS))
     agent.page.get_by_role("heading", name=name).wait_for(timeout=WAIT_MS)
+    agent.settle()
     text = agent.text()
     # since when: the latest check's time, in UTC; what: its status and problem
     assert re.search(r"(INVALID|FAILING) · score \d+/100", text) and UTC_TIME.search(text)
