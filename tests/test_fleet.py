@@ -325,6 +325,20 @@ def test_resume_does_not_check_again_a_tenant_recorded_just_before_the_kill(sand
     assert len(sandbox.requests) > before
 
 
+def test_a_worker_never_takes_over_its_own_tenant_while_checking_it(tmp_path):
+    """A claim that lapses while its check runs (here every claim lapses at once: TTL 0, and each check takes a
+    while against a slow Stripe) is not taken over by the same worker: each tenant is checked once, none is
+    counted as "already done"."""
+    with Sandbox(latency_s=0.02) as sb:
+        pairs = add_keys(sb, 4, "Lapse")
+        url = f"sqlite:///{tmp_path / 'fleet.db'}"
+        svc = _service(url, sb, rate_test=200)
+        rep = run_fleet(svc, [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)],
+                        FleetOptions(concurrency=2, claim_ttl_s=0.0))
+        assert rep.recorded == 4 and rep.skipped == 0 and not rep.failed_lines
+        assert [len(svc.store.tenant_history(t)) for t, _ in pairs] == [1, 1, 1, 1]  # none checked twice
+
+
 def test_resume_without_an_unfinished_run_is_one_sentence(sandbox, tmp_path):
     pairs = add_keys(sandbox, 1, "NoRun")
     p = cli(["recheck", "--keys-from", source_script(tmp_path, pairs), "--resume"], sandbox, tmp_path)

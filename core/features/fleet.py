@@ -359,8 +359,11 @@ class FleetRun:
         if free <= 0 or self.unreachable.is_set() or self.stop.is_set():
             return []
         try:
+            # never this worker's own tenants still in flight: a claim that lapsed while its check ran (a TTL
+            # shorter than the check) would otherwise be taken over by its own worker and counted twice
+            in_flight = {i for i in list(self.claimed) if i not in self.finished}
             return _retrying(functools.partial(runs.claim_items, self.db, self.run_id, self.opts.worker, free,
-                                               self.opts.claim_ttl_s, exclude=self.foreign))
+                                               self.opts.claim_ttl_s, exclude=self.foreign | in_flight))
         except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
             # no more tenants; the sweeps in flight still go to the writer, whose first failed write names the
             # line and the reason (or the database is back and they are recorded)
