@@ -88,11 +88,6 @@ TENANT_COLUMNS = [
 ROW_COLUMNS = [r.c.category, r.c.resource, r.c.scope, r.c.required, r.c.granted, r.c.verdict, r.c.reason]
 
 
-def status_rank(status_column=None):
-    """SQL expression: 0 for the worst status (invalid) … 4 for healthy, 5 for anything else."""
-    return rank.status_rank(c.c.status if status_column is None else status_column)
-
-
 def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
@@ -265,7 +260,7 @@ def order_keys(order: str, cc=c) -> list[tuple[Any, bool]]:
     tenants.triage_rank (0017), which ix_tenants_triage keeps in this order. "status": worst status first, then the
     stalest (the old order)."""
     if _known_order(order) == "status":
-        return [(status_rank(cc.c.status), False), (cc.c.checked_at, False), (t.c.id, False)]
+        return [(rank.status_rank(cc.c.status), False), (cc.c.checked_at, False), (t.c.id, False)]
     if cc is ON_TENANT:
         impact = t.c.triage_rank
     else:
