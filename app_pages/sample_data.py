@@ -17,6 +17,7 @@ from core.features.sample import (
     SampleData,
 )
 from core.ui.charts import payments
+from core.ui.csv_safe import dataset_csv
 from core.ui.money import display_frame
 from core.ui.palette import SAMPLE_STATE_ICON
 from core.ui.text import md_escape
@@ -113,7 +114,7 @@ for d in data.datasets:
         note = " (row cap reached; more exist)" if d.truncated else ""
         st.caption(f"{STATE_ICONS['loaded']} loaded: {d.count} rows{note}")
         st.dataframe(display_frame(d.name, d.frame), hide_index=True, width="stretch")
-        st.download_button(f"Download {d.label} CSV", data=d.csv(), file_name=f"{d.name}.csv", mime="text/csv",
+        st.download_button(f"Download {d.label} CSV", data=dataset_csv(d), file_name=f"{d.name}.csv", mime="text/csv",
                            key=f"kh_sample_csv_{d.name}")
     elif d.state == "empty":
         st.info(f"{STATE_ICONS['empty']} empty: the key may read {d.label.lower()}, but there are none in the window.")

@@ -27,7 +27,7 @@ from textcheck import app_pages, dangers, markdown_fields
 from core import store
 from core.engine.keys import intake
 from core.engine.result import KEY_STATUSES, CheckResult, KeyInfo, Row
-from core.ui.csv_safe import FORMULA_START, frame_csv
+from core.ui.csv_safe import FORMULA_START, dataset_csv, frame_csv
 from core.ui.grid import download_name, grid_csv
 from core.ui.text import md_code, md_escape, plain
 from sandbox import DEMO_KEYS
@@ -194,13 +194,13 @@ def test_every_page_shows_hostile_text_as_text(hostile_env, seeded, sandbox):
     data = at.session_state["kh_sample_result"]
     products = data.get("products")
     assert '=HYPERLINK("http://evil.example","Refund")' in set(products.frame["name"])
-    body = products.csv()
+    body = dataset_csv(products)
     assert offers(download(at, "Download Products CSV"), body, "text/csv", "products.csv")
     no_formula(body.decode("utf-8"))
     assert "'=HYPERLINK" in body.decode("utf-8")
     for d in data.datasets:
         if d.state == "loaded":
-            no_formula(d.csv().decode("utf-8"))
+            no_formula(dataset_csv(d).decode("utf-8"))
     sandbox.reset()
 
     for name in HOSTILE_NAMES:

@@ -12,6 +12,7 @@ import stripe
 from core.engine.catalogue import load_catalogue
 from core.engine.settings import ProbeSettings
 from core.features.sample import DATASET_NAMES, DATASETS, fetch_sample_data
+from core.ui.csv_safe import dataset_csv
 from sandbox import DEMO_KEYS, DEMO_TEST_ACCOUNT
 
 FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
@@ -225,7 +226,7 @@ def test_no_personal_data_survives_anywhere(sandbox, client):
 
     data = fetch_sample_data(key, client=client, settings=FAST, max_rows=1000)
     outputs = [json.dumps(data.to_json())] + [d.frame.to_csv(index=False) for d in data.datasets]
-    outputs += [d.csv().decode() for d in data.datasets]
+    outputs += [dataset_csv(d).decode() for d in data.datasets]
     blob = "\n".join(outputs)
     leaked = sorted(v for v in secrets_ if v in blob)
     assert leaked == []

@@ -21,7 +21,7 @@ import pytest
 from textcheck import HOSTILE, dangers
 
 from core.engine.result import STATUSES, Row
-from core.ui.csv_safe import FORMULA_START, frame_csv, safe_cell, safe_frame
+from core.ui.csv_safe import FORMULA_START, dataset_csv, frame_csv, safe_cell, safe_frame
 from core.ui.text import WORD_JOINER, md_code, md_escape, plain
 
 
@@ -138,8 +138,8 @@ def test_sample_data_csv_from_a_hostile_stripe_account(sandbox, sandbox_client):
     assert ISSUE_CELL in set(products.frame["name"])  # the frame keeps Stripe's text as it is
     assert ISSUE_CELL in set(charges.frame["description"])
     for d in data.datasets:
-        assert_no_formula_cell(d.csv().decode("utf-8"))
-    text = products.csv().decode("utf-8")
+        assert_no_formula_cell(dataset_csv(d).decode("utf-8"))
+    text = dataset_csv(products).decode("utf-8")
     for hostile in HOSTILE_TEXT:
         if hostile.startswith(FORMULA_START):
             cells = [cell for row in csv.reader(io.StringIO(text, newline="")) for cell in row]

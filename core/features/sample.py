@@ -404,13 +404,6 @@ class Dataset:
             return []
         return json.loads(self.frame.to_json(orient="records", date_format="iso", date_unit="s"))
 
-    def csv(self) -> bytes:
-        """The rows as CSV (Stripe's amounts in the smallest unit), safe to open in a spreadsheet: product names
-        and descriptions come from the tenant's own account, so a cell that starts like a formula gets a `'`."""
-        from core.ui.csv_safe import frame_csv
-
-        return frame_csv(self.frame).encode("utf-8")
-
     def to_json(self) -> dict:
         return {
             "name": self.name,

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas is imported where a frame is written: the CLI's tables only need safe_cell
     import pandas as pd
 
+    from core.features.sample import Dataset
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
@@ -51,4 +53,11 @@ def frame_csv(frame: pd.DataFrame, **kwargs: Any) -> str:
     return safe_frame(frame).to_csv(**kwargs)
 
 
-__all__ = ["FORMULA_START", "frame_csv", "safe_cell", "safe_frame"]
+def dataset_csv(dataset: Dataset) -> bytes:
+    """A sample dataset's rows as CSV bytes (Stripe's amounts in the smallest unit), safe to open in a
+    spreadsheet: product names and descriptions come from the tenant's own account, so a cell that starts like a
+    formula gets a `'`."""
+    return frame_csv(dataset.frame).encode("utf-8")
+
+
+__all__ = ["FORMULA_START", "dataset_csv", "frame_csv", "safe_cell", "safe_frame"]
