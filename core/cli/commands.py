@@ -13,10 +13,13 @@ recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.cli.errors import EXIT_SIGNAL, ExitStatus, UsageError, as_cli_error
 from core.cli.parser import build_parser as _build_parser
+
+if TYPE_CHECKING:
+    from core.engine.keys import Intake
 
 # Nothing heavy at the top: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported inside the
 # commands that need them, so `--help`, a usage error and a malformed key answer at once (tests/test_cli_startup.py).
@@ -84,22 +87,21 @@ def print_json(obj: Any, flush: bool = False) -> None:
     print(json.dumps(obj), flush=flush)
 
 
-def refused_here(raw: str):
+def refused_here(key: Intake):
     """The result of a key refused before any request (intake's no: malformed, publishable, ...) that has no
     fingerprint, or None for any other key. Such a key has no history to be judged by (no fingerprint) and,
     without --tenant, nothing to record: the service would answer the same (tests/test_cli_startup.py holds it),
     so it answers without the database, the Stripe client or their imports."""
     from core.config import settings
-    from core.engine.keys import intake
 
-    info = intake(raw).info
+    info = key.info
     if info.accepted or info.fingerprint:
         return None
     from core.engine.check import check_key
     from core.engine.result import KeyLifecycle
 
     conf = settings()
-    result = check_key(raw, settings=conf.probe)  # no request: intake refused it
+    result = check_key(key, settings=conf.probe)  # no request: intake refused it
     result.lifecycle = KeyLifecycle(rotation_days=conf.rotation_days)  # the lifecycle of no tenant and no key id
     return result
 
@@ -109,9 +111,11 @@ def cmd_check(args) -> int:
 
     if args.from_source and args.tenant is None:
         raise UsageError("--from-source checks the key a tenant's key source holds; name the tenant with --tenant.")
-    raw = None if args.from_source else read_key()
-    if raw is not None and args.tenant is None:
-        result = refused_here(raw)
+    from core.engine.keys import SecretKey
+
+    key = None if args.from_source else SecretKey.parse(read_key())  # the key, parsed once here
+    if key is not None and args.tenant is None:
+        result = refused_here(key)
         if result is not None:
             if args.json:
                 print_json(result.to_json())
@@ -122,13 +126,14 @@ def cmd_check(args) -> int:
 
     svc = _service(args)
     refused = None  # a name too close to another tenant's: refused before any request
+    tenant = None
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
-        from core.store import validate_tenant_name
+        from core.store import TenantName
 
-        validate_tenant_name(args.tenant)  # a bad name is refused before any request
+        tenant = TenantName.parse(args.tenant)  # parsed once here: a bad name is refused before any request
         try:
             with guard(svc.rt.db):
-                refused = svc.store.name_clash(args.tenant)
+                refused = svc.store.name_clash(tenant)
         except DatabaseFailure:  # the check still runs and prints; saving it then says what is wrong
             pass
         if refused:
@@ -136,12 +141,14 @@ def cmd_check(args) -> int:
     if args.from_source:
         from core.features.held_key import check_held_key
 
-        held = check_held_key(svc, args.tenant)
+        assert tenant is not None  # --from-source without --tenant is refused above
+        held = check_held_key(svc, tenant)
         if held.checked is None:
             raise UsageError(held.problem or "The key source gave no key.")
         checked = held.checked
     else:
-        checked = svc.check(raw, args.tenant, source="cli")
+        assert key is not None  # read above unless --from-source
+        checked = svc.check(key, tenant, source="cli")
     result = checked.result
     if args.json:
         out = result.to_json()
@@ -365,11 +372,12 @@ def cmd_sample_data(args) -> int:
     """Print the sample data (JSON with --json); exit 0 when every dataset was read or settled
     (loaded, empty, not_permitted), 1 when the key was refused or a dataset failed."""
     from core.cli.render import print_sample
+    from core.engine.keys import SecretKey
 
-    raw = read_key()
+    key = SecretKey.parse(read_key())  # the key, parsed once here
     try:
         data = _service(args).sample(
-            raw, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
+            key, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
         )
     except ValueError as e:
         if type(e) is not ValueError:  # the sample's own bad input (days, rows, dataset), not a subclass
@@ -386,14 +394,16 @@ def cmd_sample_data(args) -> int:
 def cmd_test_transaction(args) -> int:
     """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
     from core.cli.render import print_transaction
+    from core.engine.keys import SecretKey
 
-    raw = read_key()
+    key = SecretKey.parse(read_key())  # the key, parsed once here
+    tenant = None
     if args.tenant is not None:
-        from core.store import validate_tenant_name
+        from core.store import TenantName
 
-        validate_tenant_name(args.tenant)
+        tenant = TenantName.parse(args.tenant)  # parsed once here: a bad name is refused before any request
     result = _service(args).transact(
-        raw, args.tenant, source="cli", amount=args.amount, currency=args.currency,
+        key, tenant, source="cli", amount=args.amount, currency=args.currency,
         idempotency_key=args.idempotency_key,
     )
     if args.json:
