@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from core.engine.catalogue import Catalogue
 from core.engine.check import Progress, check_key, explain_refusal
 from core.engine.keys import Pasted
 from core.engine.paced import Paced
 from core.engine.result import CheckResult
+from core.features import sample as _sample
+from core.features import transaction as _transaction
 from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
@@ -219,9 +222,16 @@ class Service:
         return updated
 
     # --- sample data and the sample transaction ---------------------------------------------------
-    def sample(self, key: Pasted, tenant: TenantName | None = None, **options: Any) -> SampleData:
-        """Read the sample datasets with `key`, and audit who looked at them."""
-        data = fetch_sample_data(key, settings=self.rt.probe, client=self.rt.client(), **options)
+    def sample(self, key: Pasted, tenant: TenantName | None = None, *, window_days: int = _sample.DEFAULT_WINDOW_DAYS,
+               max_rows: int = _sample.DEFAULT_MAX_ROWS, datasets: Sequence[str] | None = None,
+               page_size: int = _sample.PAGE_SIZE, now: datetime | None = None,
+               on_progress: _sample.Progress | None = None, catalogue: Catalogue | None = None) -> SampleData:
+        """Read the sample datasets with `key`, and audit who looked at them (options: fetch_sample_data's)."""
+        data = fetch_sample_data(
+            key, settings=self.rt.probe, client=self.rt.client(), window_days=window_days, max_rows=max_rows,
+            datasets=None if datasets is None else tuple(datasets), page_size=page_size, now=now,
+            on_progress=on_progress, catalogue=catalogue,
+        )
         outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
         data.audit_problem = self._audit_or_say(
             "sample_data", tenant=tenant, outcome=outcome,
@@ -230,11 +240,15 @@ class Service:
         return data
 
     def transact(self, key: Pasted, tenant: TenantName | None = None, *, source: str = "dashboard",
-                 **options: Any) -> TransactionResult:
+                 amount: int = _transaction.DEFAULT_AMOUNT, currency: str = _transaction.DEFAULT_CURRENCY,
+                 idempotency_key: str | None = None, now: datetime | None = None,
+                 catalogue: Catalogue | None = None) -> TransactionResult:
         """Run the sample transaction (test keys only, idempotent) and audit it: always when it reached Stripe
         or names a tenant (a refusal then lands in the tenant's history too)."""
         tenant = TenantName.optional(tenant)
-        result = run_test_transaction(key, settings=self.rt.probe, client=self.rt.client(), **options)
+        result = run_test_transaction(key, settings=self.rt.probe, client=self.rt.client(), amount=amount,
+                                      currency=currency, idempotency_key=idempotency_key, now=now,
+                                      catalogue=catalogue)
         if tenant is None and result.requests == 0:
             return result  # refused before any request, for nobody in particular: nothing happened to audit
         detail = {

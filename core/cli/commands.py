@@ -12,6 +12,7 @@ recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -66,7 +67,7 @@ def read_key(stdin=None) -> str:
 
 
 # --- commands ------------------------------------------------------------------------------
-def _service(args=None):
+def _service(args: argparse.Namespace | None = None):
     """The CLI's service: the real runtime from the settings, acting as KEYHEALTH_USER (else USER)."""
     from core import runtime
     from core.config import settings
@@ -106,7 +107,7 @@ def refused_here(key: Intake):
     return result
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     from core.cli.render import print_check_table
 
     if args.from_source and args.tenant is None:
@@ -185,7 +186,7 @@ def _flush_alerts(svc, raised: bool, stop=None) -> bool:
     return True
 
 
-def cmd_recheck(args) -> int:
+def cmd_recheck(args: argparse.Namespace) -> int:
     from core.features.fleet import Stop
 
     stop = Stop()
@@ -193,7 +194,7 @@ def cmd_recheck(args) -> int:
         return _recheck(args, stop)
 
 
-def _recheck(args, stop) -> int:
+def _recheck(args: argparse.Namespace, stop) -> int:
     from core.cli.render import ProgressBar
     from core.config import settings
     from core.features.fleet import FleetOptions, FleetReport, SourceError, SourceStopped, read_source, run_fleet
@@ -272,7 +273,7 @@ def _report_and_exit(args, report, failed: list[dict], stop) -> int:
     return EXIT_OK if report.all_healthy else EXIT_VERDICT
 
 
-def cmd_history(args) -> int:
+def cmd_history(args: argparse.Namespace) -> int:
     from core.cli.render import print_history
     from core.store import guard
 
@@ -327,7 +328,7 @@ def _check_json(c: dict) -> dict:
     }
 
 
-def cmd_catalogue(args) -> int:
+def cmd_catalogue(args: argparse.Namespace) -> int:
     from core.cli.render import print_catalogue
     from core.engine.catalogue import load_catalogue
 
@@ -339,7 +340,7 @@ def cmd_catalogue(args) -> int:
     return EXIT_OK
 
 
-def cmd_calibrate(args) -> int:
+def cmd_calibrate(args: argparse.Namespace) -> int:
     """Prove the catalogue against a real account: keys as '<run>,<key>' lines on standard input only."""
     from core.features.calibrate import CalibrationInputError, calibrate, parse_keys, print_table
 
@@ -361,14 +362,14 @@ def cmd_calibrate(args) -> int:
     return EXIT_OK if cal.ok else EXIT_VERDICT
 
 
-def cmd_sandbox(args) -> int:
+def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import serve
 
     serve(args.host, args.port, latency_s=args.latency)
     return EXIT_OK
 
 
-def cmd_sample_data(args) -> int:
+def cmd_sample_data(args: argparse.Namespace) -> int:
     """Print the sample data (JSON with --json); exit 0 when every dataset was read or settled
     (loaded, empty, not_permitted), 1 when the key was refused or a dataset failed."""
     from core.cli.render import print_sample
@@ -391,7 +392,7 @@ def cmd_sample_data(args) -> int:
     return EXIT_OK if ok else EXIT_VERDICT
 
 
-def cmd_test_transaction(args) -> int:
+def cmd_test_transaction(args: argparse.Namespace) -> int:
     """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
     from core.cli.render import print_transaction
     from core.engine.keys import SecretKey

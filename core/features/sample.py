@@ -587,7 +587,7 @@ def _validate(window_days: int, max_rows: int, page_size: int = PAGE_SIZE) -> No
         raise ValueError(f"The page size must be 1 to {PAGE_SIZE} rows; got {page_size!r}.")
 
 
-Progress = Callable[[str, int, int], None]  # (dataset name just read, datasets done, total)
+Progress = Callable[[str, int, int], object]  # (dataset name just read, datasets done, total); result unused
 
 
 def fetch_sample_data(
