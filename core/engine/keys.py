@@ -1,8 +1,9 @@
 """Key intake: turn whatever a tenant pasted into a safe `KeyInfo` and, if it is a restricted key, a `SecretKey`.
 
-    it = intake(raw)
+    it = SecretKey.parse(raw)   # the one parse, at the edge where the key comes in (it is `intake(raw)`)
     it.info   # core.engine.result.KeyInfo: kind, mode, masked, fingerprint, problem; safe to show, store and log
     it.key    # SecretKey or None; set only when it.info.accepted (a well-formed rk_live_/rk_test_ key)
+    it.key.info                      # the same KeyInfo: the key carries it, so nothing parses the key again
     str(it.key)                      # the key itself, for the one place that sends it to Stripe
     repr(it.key), f"{it.key}"        # only the masked form, so a stray log line cannot leak it
 
