@@ -15,7 +15,7 @@ import streamlit as st
 from core import store
 from core.engine.catalogue import load_profile
 from core.engine.check import grid_plan, unknown_scopes
-from core.engine.keys import intake
+from core.engine.keys import Pasted, SecretKey
 from core.ui.check_view import (
     changes_markdown_parts,
     first_change,
@@ -81,16 +81,17 @@ def needs_confirmation(result) -> bool:
     return bool(lc is not None and lc.account_changed)
 
 
-def record_now(result, tenant: str, key) -> None:
+def record_now(result, tenant: store.TenantName, key) -> None:
     checked = svc.record(result, tenant, source="dashboard")
     recorded = "recorded" if checked.saved else "not recorded"
     _keep(result, tenant, key, recorded=recorded, save_problem=checked.save_problem)
 
 
-def run_check(key, tenant: str | None, *, record: bool = True, previous=None) -> None:
+def run_check(key: Pasted, tenant: store.TenantName | str | None, *, record: bool = True, previous=None) -> None:
     """Sweep with live progress (in the grid's rows and words, with the time left), judge the result against the
     tenant's history, then record it in that history (asking first when the key belongs to another Stripe
-    account), or only show it ("Check only": not recorded, audited as check_only)."""
+    account), or only show it ("Check only": not recorded, audited as check_only). `key` was parsed once, where it
+    was pasted; `tenant` too (start), or it is the name this session kept (a TenantName passes as it is)."""
     only = unknown_scopes(previous) if previous is not None else None
     plan = grid_plan(previous=previous, only=only)
     label = f"Re-probing {len(only)} unknown rows…" if only else "Checking the key with Stripe…"
@@ -113,6 +114,7 @@ def run_check(key, tenant: str | None, *, record: bool = True, previous=None) ->
             status.update(label=f"{label} {text}")
 
         try:
+            tenant = store.TenantName.optional(tenant)
             checked = svc.check(key, tenant, source="dashboard", on_progress=on_progress, only=only,
                                 previous=previous, record=False)
         except store.StoreInputError as e:
@@ -202,7 +204,7 @@ RECORDED_WORDS = {
 }
 
 
-def show_pending(result, tenant: str) -> None:
+def show_pending(result, tenant: store.TenantName) -> None:
     """Another Stripe account than the tenant's: ask before the check goes into the tenant's history."""
     lc = result.lifecycle
     st.warning(
@@ -313,7 +315,7 @@ def show_result(result, tenant: str | None) -> None:
         return
     pending = st.session_state.get(state.PENDING)
     if pending is not None and tenant:
-        show_pending(result, tenant)
+        show_pending(result, pending[1])  # the TenantName the check was for
     kept = st.session_state.get(state.RECORDED)
     show_verdict(result, tenant, kept)
     if result.problem:
@@ -422,11 +424,12 @@ st.button("Forget key", on_click=forget_key, disabled=session_key is None and no
 
 def start(record: bool) -> None:
     """The form was submitted (a button or Enter): check the pasted key (or the session's), for the tenant."""
+    candidate: SecretKey
     if raw:
-        taken = intake(raw)
-        if not taken.accepted:  # answered here, without a request; nothing recorded, the key not kept
+        taken = SecretKey.parse(raw)  # the key, parsed once here: everything after takes this SecretKey
+        if not taken.accepted or taken.key is None:  # answered here, without a request; nothing recorded, not kept
             st.error(md_escape(taken.info.problem))
-            refused = svc.check(raw, None, record=False).result
+            refused = svc.check(taken, None, record=False).result
             _keep(refused, tenant or None, None, recorded="not recorded")
             return
         candidate = taken.key
@@ -444,21 +447,23 @@ def start(record: bool) -> None:
     else:
         st.error("Paste the tenant's restricted key first (rk_live_… or rk_test_…).")
         return
-    if not record or not tenant:
-        run_check(candidate, tenant or None, record=False)
-        return
     try:
-        store.validate_tenant_name(tenant)
-        clash = svc.store.name_clash(tenant)  # a name too close to another tenant's: say so before the sweep
+        name = store.TenantName.optional(tenant or None)  # the tenant's name, parsed once here
     except store.StoreInputError as e:
         st.error(md_escape(e))
+        return
+    if not record or name is None:
+        run_check(candidate, name, record=False)
+        return
+    try:
+        clash = svc.store.name_clash(name)  # a name too close to another tenant's: say so before the sweep
     except store.DATABASE_ERRORS:  # the check still runs; saving it says what is wrong with the database
-        run_check(candidate, tenant)
+        run_check(candidate, name)
     else:
         if clash:
             st.error(md_escape(clash))
         else:
-            run_check(candidate, tenant)
+            run_check(candidate, name)
 
 
 if record_clicked or only_clicked:

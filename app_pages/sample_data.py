@@ -8,7 +8,6 @@ require_access()  # first: nothing below renders or touches the database until a
 import pandas as pd
 import streamlit as st
 
-from core.engine.keys import intake
 from core.features.sample import (
     DEFAULT_MAX_ROWS,
     DEFAULT_WINDOW_DAYS,
@@ -16,6 +15,7 @@ from core.features.sample import (
     MAX_WINDOW_DAYS,
     SampleData,
 )
+from core.store import TenantName
 from core.ui.charts import payments
 from core.ui.csv_safe import dataset_csv
 from core.ui.money import display_frame
@@ -38,7 +38,7 @@ rt = svc.rt
 
 
 key = session_key_or_paste("kh_sample")
-tenant = st.session_state.get(state.TENANT)
+tenant = TenantName.optional(st.session_state.get(state.TENANT) or None)  # a name the session kept
 
 key_line(key.masked, key.mode, tenant)
 
@@ -63,7 +63,7 @@ if fetch:
         st.warning(md_escape(fresh.audit_problem))
 
 data: SampleData | None = st.session_state.get(RESULT)
-if data is not None and data.key.fingerprint != intake(str(key)).info.fingerprint:
+if data is not None and data.key.fingerprint != key.info.fingerprint:
     data = None  # a sample read with another key: not shown for this one
 if data is None:
     st.stop()

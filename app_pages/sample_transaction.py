@@ -8,7 +8,6 @@ require_access()  # first: nothing below renders or touches the database until a
 import pandas as pd
 import streamlit as st
 
-from core.engine.keys import intake
 from core.features.transaction import (
     DEFAULT_AMOUNT,
     DEFAULT_CURRENCY,
@@ -17,6 +16,7 @@ from core.features.transaction import (
     new_idempotency_key,
     refusal,
 )
+from core.store import TenantName
 from core.ui.money import money
 from core.ui.text import md_escape
 from dashboard import session as state
@@ -37,9 +37,9 @@ rt = svc.rt
 
 
 key = session_key_or_paste("kh_txn")
-tenant = st.session_state.get(state.TENANT)
+tenant = TenantName.optional(st.session_state.get(state.TENANT) or None)  # a name the session kept
 
-info = intake(str(key)).info  # local only: no request
+info = key.info  # parsed once, where the key was pasted: no request, no second parse
 key_line(info.masked, info.mode, tenant)
 
 why = refusal(info)
@@ -68,7 +68,7 @@ if fresh:
 
 if create:
     with st.spinner("Creating the test charge…"):
-        made = svc.transact(key, tenant or None, source="dashboard", amount=int(amount), currency=currency,
+        made = svc.transact(key, tenant, source="dashboard", amount=int(amount), currency=currency,
                             idempotency_key=keys[intent])
     st.session_state[RESULT] = made
     if made.audit_problem:  # the result is still shown; the audit entry is what failed

@@ -10,6 +10,7 @@ import logging
 import streamlit as st
 
 from core import store
+from core.engine.keys import SecretKey
 from core.features.held_key import held_key, held_key_available
 from core.features.verify import verify_integration
 from core.ui.palette import STATUS_BANNER
@@ -50,22 +51,33 @@ with st.form("kh_verify_form", border=False):
 
 if go or held:
     source = "dashboard"
+    try:
+        name = store.TenantName.optional(tenant or None)  # the tenant's name, parsed once here
+    except store.StoreInputError as e:
+        st.error(md_escape(e))
+        st.stop()
+        raise  # st.stop() raises; this line is for type checkers
     if held:
-        if not tenant:
+        if name is None:
             st.error("Choose the tenant whose key Pointai holds, then verify.")
             st.stop()
-        from_source, why = held_key(svc, tenant)
+            raise  # st.stop() raises; this line is for type checkers
+        from_source, why = held_key(svc, name)  # the key source's line, parsed once where it was read
         if from_source is None:
             st.error(md_escape(why))
             st.stop()
-        raw, source = str(from_source), "key source"
+            raise  # st.stop() raises; this line is for type checkers
+        key, source = from_source, "key source"
     elif not raw.strip():
         st.error("No key was entered; paste the tenant's restricted key (rk_test_… or rk_live_…).")
         st.stop()
+    else:
+        key = SecretKey.parse(raw)  # the key, parsed once here
     try:
         with st.spinner("Checking the key, reading sample data, making the test charge…"):
-            v = verify_integration(svc, raw, tenant or None, source=source)
+            v = verify_integration(svc, key, name, source=source)
         raw = ""
+        del key
     except store.StoreInputError as e:
         st.error(md_escape(e))
         st.stop()

@@ -119,11 +119,13 @@ def recheck_process(url: str, keys: list[tuple[str, str, str]], tmp: str, *, ext
 
 
 def measure() -> dict:
+    from core.engine.keys import SecretKey
     from core.features.fleet import FleetOptions, run_fleet
     from core.features.recheck import BatchLine
+    from core.store import TenantName
 
     keys = bench_keys(N_KEYS)
-    entries = [BatchLine(i + 1, t, k) for i, (t, k, _) in enumerate(keys)]
+    entries = [BatchLine(i + 1, TenantName.parse(t), SecretKey.parse(k)) for i, (t, k, _) in enumerate(keys)]
     load_before = os.getloadavg()
     proc, url = _start_sandbox(N_KEYS)
     seq_walls, runs = [], []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
 from core.engine.check import assemble
-from core.engine.keys import intake
+from core.engine.keys import SecretKey
 from core.engine.probe import EditLink, ScopeOutcome
 from core.engine.result import CheckResult, Granted, KeyInfo, Level, Mode, level_rank
 from core.store import Store
@@ -185,7 +185,7 @@ def refused_result(kind: str, *, key: KeyInfo, account: str | None, checked_at: 
     catalogue, profile = load_catalogue(), load_profile()
     if kind == "truncated":
         rng = rng or random.Random(0)
-        info = intake(f"rk_{key.mode or 'live'}_" + "".join(rng.choice(_B62) for _ in range(6))).info
+        info = SecretKey.parse(f"rk_{key.mode or 'live'}_" + "".join(rng.choice(_B62) for _ in range(6))).info
         return assemble(info, catalogue=catalogue, profile=profile, problem=info.problem, checked_at=checked_at)
     answer = (
         Answer("auth", 401, "Expired API Key provided: rk_***", "api_key_expired")
@@ -345,7 +345,7 @@ def _give_demo_key(t: _Tenant, catalogue: Catalogue) -> None:
     from sandbox.demo_keys import DEMO_KEYS
 
     dk = DEMO_KEYS[t.owns or ""]
-    info = intake(dk.key).info
+    info = SecretKey.parse(dk.key).info
     t.grants = grants_of(dk.permissions, catalogue)
     if dk.tenant_mode:  # the key that replaced the tenant's own (live_to_test): its story swaps it in
         t.swap = (DemoKey(dk.mode, info.masked, info.fingerprint or ""), dk.account)  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
 """The one way in: every use case the dashboard and the CLI offer, bound to one runtime.
 
     svc = Service(runtime.real(settings(), who="ana@pointai.example"))
-    checked = svc.check(raw, "Acme Coffee", source="dashboard")   # check, judge against history, record, audit
+    key, tenant = SecretKey.parse(raw), TenantName.parse("Acme Coffee")   # parsed once, at the edge
+    checked = svc.check(key, tenant, source="dashboard")   # check, judge against history, record, audit
     svc.store.latest_checks(status="failing")                      # reads, bound to the runtime's database
     svc.sample(key, tenant)  /  svc.transact(key, tenant, ...)
     FleetRun(svc, lines, FleetOptions()).run()   # a recheck of many keys (core.features.fleet), each through check()
@@ -13,14 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from core.engine.catalogue import Catalogue
 from core.engine.check import Progress, check_key, explain_refusal
+from core.engine.keys import Pasted
 from core.engine.paced import Paced
 from core.engine.result import CheckResult
+from core.features import sample as _sample
+from core.features import transaction as _transaction
 from core.features.lifecycle import apply_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
@@ -31,8 +36,8 @@ from core.store import (
     AuditOfCheck,
     Store,
     StoreInputError,
+    TenantName,
     is_database_error,
-    validate_tenant_name,
 )
 from core.store.errors import DatabaseProblem, classify
 from core.store.rows import TenantRow
@@ -87,8 +92,8 @@ class Service:
 
     def check(
         self,
-        raw: Any,
-        tenant: str | None = None,
+        key: Pasted,
+        tenant: TenantName | None = None,
         *,
         source: str = "dashboard",
         on_progress: Progress | None = None,
@@ -97,7 +102,8 @@ class Service:
         record: bool | Literal["later"] = True,
         pacing: Paced | None = None,
     ) -> Checked:
-        """Check a pasted key, judge it against history, and (with a tenant) record it and audit it.
+        """Check a parsed paste (a SecretKey, or the Intake of a refused paste: core.engine.keys), judge it against
+        history, and (with a tenant) record it and audit it. Nothing here parses the key or the name again.
         `record=False`: judged against the tenant's history (key replaced, account changed, ...) but not saved,
         so the caller can ask before recording (then `record(result, tenant, ...)`), or not record at all.
         `record="later"`: refused and judged as for recording, but handed back unsaved: the caller records it with
@@ -105,13 +111,12 @@ class Service:
         `pacing`: the fleet's shared per-account pacing (Paced); `source` says who checked ("batch": the fleet).
         A bad tenant name is refused (StoreInputError) before any request; so is, when the check is to be
         recorded, a name too close to another tenant's (`name_clash`: the sentence the dashboard gives)."""
-        if tenant is not None:
-            validate_tenant_name(tenant)
-            if record:
-                self._refuse_clash(tenant)
+        tenant = TenantName.optional(tenant)  # a TenantName passes as it is (a script's plain text is parsed here)
+        if tenant is not None and record:
+            self._refuse_clash(tenant)
         paced = pacing or Paced()
         result = check_key(
-            None if raw is None else str(raw), settings=self.rt.probe, client=self.rt.client(),
+            key, settings=self.rt.probe, client=self.rt.client(),
             on_progress=on_progress, only=only, previous=previous,
             pacing=paced.pacing, pool=paced.pool, account_hint=paced.account_hint,
         )
@@ -121,7 +126,7 @@ class Service:
             return Checked(result)
         return self.record(result, tenant, source=source)
 
-    def _refuse_clash(self, tenant: str) -> None:
+    def _refuse_clash(self, tenant: TenantName) -> None:
         """StoreInputError (one sentence) when `tenant` would be a new tenant too close to an existing one. A
         database that cannot say leaves the check to run: saving it then says what is wrong."""
         try:
@@ -134,7 +139,7 @@ class Service:
         if clash:
             raise StoreInputError(clash)
 
-    def lifecycle(self, result: CheckResult, tenant: str | None) -> CheckResult:
+    def lifecycle(self, result: CheckResult, tenant: TenantName | None) -> CheckResult:
         """The key's lifecycle against history (key replaced, mode or account changed, expected mode, shared
         key, age and rotation due), set on the result and carried into its tenant message. Runs before a result
         is shown, with or without saving; a history that cannot be read leaves the result as the engine made it."""
@@ -144,7 +149,7 @@ class Service:
             log.error("reading the key's history failed: %s", type(e).__name__)
             return result
 
-    def record(self, result: CheckResult, tenant: str, *, source: str) -> Checked:
+    def record(self, result: CheckResult, tenant: TenantName, *, source: str) -> Checked:
         """Keep a judged check in the tenant's history, with its audit entry and, if the tenant got worse, its
         alert (see core.features.alerts), all in one transaction (Store.record_checked): either all of them are
         stored or none is. The alert is then handed to this process's webhook sender (it stays pending in the
@@ -217,9 +222,16 @@ class Service:
         return updated
 
     # --- sample data and the sample transaction ---------------------------------------------------
-    def sample(self, key: Any, tenant: str | None = None, **options: Any) -> SampleData:
-        """Read the sample datasets with `key`, and audit who looked at them."""
-        data = fetch_sample_data(key, settings=self.rt.probe, client=self.rt.client(), **options)
+    def sample(self, key: Pasted, tenant: TenantName | None = None, *, window_days: int = _sample.DEFAULT_WINDOW_DAYS,
+               max_rows: int = _sample.DEFAULT_MAX_ROWS, datasets: Sequence[str] | None = None,
+               page_size: int = _sample.PAGE_SIZE, now: datetime | None = None,
+               on_progress: _sample.Progress | None = None, catalogue: Catalogue | None = None) -> SampleData:
+        """Read the sample datasets with `key`, and audit who looked at them (options: fetch_sample_data's)."""
+        data = fetch_sample_data(
+            key, settings=self.rt.probe, client=self.rt.client(), window_days=window_days, max_rows=max_rows,
+            datasets=None if datasets is None else tuple(datasets), page_size=page_size, now=now,
+            on_progress=on_progress, catalogue=catalogue,
+        )
         outcome = "failed" if data.problem or any(d.state == "failed" for d in data.datasets) else "ok"
         data.audit_problem = self._audit_or_say(
             "sample_data", tenant=tenant, outcome=outcome,
@@ -227,13 +239,16 @@ class Service:
         )
         return data
 
-    def transact(self, key: Any, tenant: str | None = None, *, source: str = "dashboard",
-                 **options: Any) -> TransactionResult:
+    def transact(self, key: Pasted, tenant: TenantName | None = None, *, source: str = "dashboard",
+                 amount: int = _transaction.DEFAULT_AMOUNT, currency: str = _transaction.DEFAULT_CURRENCY,
+                 idempotency_key: str | None = None, now: datetime | None = None,
+                 catalogue: Catalogue | None = None) -> TransactionResult:
         """Run the sample transaction (test keys only, idempotent) and audit it: always when it reached Stripe
         or names a tenant (a refusal then lands in the tenant's history too)."""
-        if tenant is not None:
-            validate_tenant_name(tenant)
-        result = run_test_transaction(key, settings=self.rt.probe, client=self.rt.client(), **options)
+        tenant = TenantName.optional(tenant)
+        result = run_test_transaction(key, settings=self.rt.probe, client=self.rt.client(), amount=amount,
+                                      currency=currency, idempotency_key=idempotency_key, now=now,
+                                      catalogue=catalogue)
         if tenant is None and result.requests == 0:
             return result  # refused before any request, for nobody in particular: nothing happened to audit
         detail = {

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.features.held_key import check_held_key, held_key_available
 from core.service import Service
+from core.store import TenantName
 from core.ui.text import md_code, md_escape
 
 log = logging.getLogger("keyhealth")
@@ -20,7 +21,7 @@ LABEL = "Check the key Pointai holds"
 def _run(svc: Service, tenant: str) -> None:
     try:
         with st.spinner(f"Asking the key source for {tenant}'s key and checking it with Stripe…"):
-            held = check_held_key(svc, tenant)
+            held = check_held_key(svc, TenantName.parse(tenant))  # a name the store listed: parsed once here
     except Exception as e:  # noqa: BLE001 - an unexpected failure: one sentence, never a traceback
         log.error("held-key check failed: %s", type(e).__name__)
         st.session_state[FLASH] = {"kind": "error",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.engine.keys import SecretKey, intake
+from core.engine.keys import SecretKey
 from core.service import Service
 from core.store.errors import DatabaseFailure
 from core.ui.text import md_escape
@@ -35,8 +35,8 @@ def session_key_or_paste(prefix: str) -> SecretKey:
     pasted = st.text_input("Restricted key", type="password", key=f"{prefix}_key_input")
     st.caption("The key stays in this browser session only: never stored, logged or put in a URL.")
     if st.button("Use this key", key=f"{prefix}_use_key"):
-        taken = intake(pasted)
-        if taken.accepted:
+        taken = SecretKey.parse(pasted)  # the key, parsed once here
+        if taken.accepted and taken.key is not None:
             st.session_state[state.KEY] = taken.key
             st.rerun()
         else:

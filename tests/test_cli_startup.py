@@ -81,8 +81,9 @@ def test_the_fast_answer_is_the_services_answer(raw, make_service, tmp_path):
     """refused_here answers exactly as Service.check does for a key refused before any request with no
     fingerprint (lifecycle included), and declines every key the service must see (a fingerprint: history)."""
     from core.cli.commands import refused_here
+    from core.engine.keys import SecretKey
 
-    fast = refused_here(raw)
+    fast = refused_here(SecretKey.parse(raw))
     assert fast is not None
     svc = make_service(f"sqlite:///{tmp_path / 's.db'}")
     slow = svc.check(raw).result
@@ -94,8 +95,9 @@ def test_the_fast_answer_is_the_services_answer(raw, make_service, tmp_path):
 @pytest.mark.parametrize("raw", ["pk_test_" + "Z" * 30, "rk_test_" + "A" * 24])
 def test_keys_with_a_fingerprint_go_to_the_service(raw):
     from core.cli.commands import refused_here
+    from core.engine.keys import SecretKey
 
-    assert refused_here(raw) is None
+    assert refused_here(SecretKey.parse(raw)) is None
 
 
 def test_exit_statuses_are_the_documented_codes():

@@ -12,11 +12,15 @@ recheck stopped by SIGINT / SIGTERM (after printing which lines it saved).
 """
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.cli.errors import EXIT_SIGNAL, ExitStatus, UsageError, as_cli_error
 from core.cli.parser import build_parser as _build_parser
+
+if TYPE_CHECKING:
+    from core.engine.keys import Intake
 
 # Nothing heavy at the top: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported inside the
 # commands that need them, so `--help`, a usage error and a malformed key answer at once (tests/test_cli_startup.py).
@@ -63,7 +67,7 @@ def read_key(stdin=None) -> str:
 
 
 # --- commands ------------------------------------------------------------------------------
-def _service(args=None):
+def _service(args: argparse.Namespace | None = None):
     """The CLI's service: the real runtime from the settings, acting as KEYHEALTH_USER (else USER)."""
     from core import runtime
     from core.config import settings
@@ -84,34 +88,35 @@ def print_json(obj: Any, flush: bool = False) -> None:
     print(json.dumps(obj), flush=flush)
 
 
-def refused_here(raw: str):
+def refused_here(key: Intake):
     """The result of a key refused before any request (intake's no: malformed, publishable, ...) that has no
     fingerprint, or None for any other key. Such a key has no history to be judged by (no fingerprint) and,
     without --tenant, nothing to record: the service would answer the same (tests/test_cli_startup.py holds it),
     so it answers without the database, the Stripe client or their imports."""
     from core.config import settings
-    from core.engine.keys import intake
 
-    info = intake(raw).info
+    info = key.info
     if info.accepted or info.fingerprint:
         return None
     from core.engine.check import check_key
     from core.engine.result import KeyLifecycle
 
     conf = settings()
-    result = check_key(raw, settings=conf.probe)  # no request: intake refused it
+    result = check_key(key, settings=conf.probe)  # no request: intake refused it
     result.lifecycle = KeyLifecycle(rotation_days=conf.rotation_days)  # the lifecycle of no tenant and no key id
     return result
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     from core.cli.render import print_check_table
 
     if args.from_source and args.tenant is None:
         raise UsageError("--from-source checks the key a tenant's key source holds; name the tenant with --tenant.")
-    raw = None if args.from_source else read_key()
-    if raw is not None and args.tenant is None:
-        result = refused_here(raw)
+    from core.engine.keys import SecretKey
+
+    key = None if args.from_source else SecretKey.parse(read_key())  # the key, parsed once here
+    if key is not None and args.tenant is None:
+        result = refused_here(key)
         if result is not None:
             if args.json:
                 print_json(result.to_json())
@@ -122,13 +127,14 @@ def cmd_check(args) -> int:
 
     svc = _service(args)
     refused = None  # a name too close to another tenant's: refused before any request
+    tenant = None
     if args.tenant is not None:  # --tenant "" is a bad name, not "no tenant"
-        from core.store import validate_tenant_name
+        from core.store import TenantName
 
-        validate_tenant_name(args.tenant)  # a bad name is refused before any request
+        tenant = TenantName.parse(args.tenant)  # parsed once here: a bad name is refused before any request
         try:
             with guard(svc.rt.db):
-                refused = svc.store.name_clash(args.tenant)
+                refused = svc.store.name_clash(tenant)
         except DatabaseFailure:  # the check still runs and prints; saving it then says what is wrong
             pass
         if refused:
@@ -136,12 +142,14 @@ def cmd_check(args) -> int:
     if args.from_source:
         from core.features.held_key import check_held_key
 
-        held = check_held_key(svc, args.tenant)
+        assert tenant is not None  # --from-source without --tenant is refused above
+        held = check_held_key(svc, tenant)
         if held.checked is None:
             raise UsageError(held.problem or "The key source gave no key.")
         checked = held.checked
     else:
-        checked = svc.check(raw, args.tenant, source="cli")
+        assert key is not None  # read above unless --from-source
+        checked = svc.check(key, tenant, source="cli")
     result = checked.result
     if args.json:
         out = result.to_json()
@@ -178,7 +186,7 @@ def _flush_alerts(svc, raised: bool, stop=None) -> bool:
     return True
 
 
-def cmd_recheck(args) -> int:
+def cmd_recheck(args: argparse.Namespace) -> int:
     from core.features.fleet import Stop
 
     stop = Stop()
@@ -186,7 +194,7 @@ def cmd_recheck(args) -> int:
         return _recheck(args, stop)
 
 
-def _recheck(args, stop) -> int:
+def _recheck(args: argparse.Namespace, stop) -> int:
     from core.cli.render import ProgressBar
     from core.config import settings
     from core.features.fleet import FleetOptions, FleetReport, SourceError, SourceStopped, read_source, run_fleet
@@ -265,7 +273,7 @@ def _report_and_exit(args, report, failed: list[dict], stop) -> int:
     return EXIT_OK if report.all_healthy else EXIT_VERDICT
 
 
-def cmd_history(args) -> int:
+def cmd_history(args: argparse.Namespace) -> int:
     from core.cli.render import print_history
     from core.store import guard
 
@@ -320,7 +328,7 @@ def _check_json(c: dict) -> dict:
     }
 
 
-def cmd_catalogue(args) -> int:
+def cmd_catalogue(args: argparse.Namespace) -> int:
     from core.cli.render import print_catalogue
     from core.engine.catalogue import load_catalogue
 
@@ -332,7 +340,7 @@ def cmd_catalogue(args) -> int:
     return EXIT_OK
 
 
-def cmd_calibrate(args) -> int:
+def cmd_calibrate(args: argparse.Namespace) -> int:
     """Prove the catalogue against a real account: keys as '<run>,<key>' lines on standard input only."""
     from core.features.calibrate import CalibrationInputError, calibrate, parse_keys, print_table
 
@@ -354,22 +362,23 @@ def cmd_calibrate(args) -> int:
     return EXIT_OK if cal.ok else EXIT_VERDICT
 
 
-def cmd_sandbox(args) -> int:
+def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import serve
 
     serve(args.host, args.port, latency_s=args.latency)
     return EXIT_OK
 
 
-def cmd_sample_data(args) -> int:
+def cmd_sample_data(args: argparse.Namespace) -> int:
     """Print the sample data (JSON with --json); exit 0 when every dataset was read or settled
     (loaded, empty, not_permitted), 1 when the key was refused or a dataset failed."""
     from core.cli.render import print_sample
+    from core.engine.keys import SecretKey
 
-    raw = read_key()
+    key = SecretKey.parse(read_key())  # the key, parsed once here
     try:
         data = _service(args).sample(
-            raw, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
+            key, window_days=args.days, max_rows=args.rows, datasets=tuple(args.dataset) if args.dataset else None
         )
     except ValueError as e:
         if type(e) is not ValueError:  # the sample's own bad input (days, rows, dataset), not a subclass
@@ -383,17 +392,19 @@ def cmd_sample_data(args) -> int:
     return EXIT_OK if ok else EXIT_VERDICT
 
 
-def cmd_test_transaction(args) -> int:
+def cmd_test_transaction(args: argparse.Namespace) -> int:
     """Run the sample transaction; print it (JSON with --json); exit 0 only when it passed."""
     from core.cli.render import print_transaction
+    from core.engine.keys import SecretKey
 
-    raw = read_key()
+    key = SecretKey.parse(read_key())  # the key, parsed once here
+    tenant = None
     if args.tenant is not None:
-        from core.store import validate_tenant_name
+        from core.store import TenantName
 
-        validate_tenant_name(args.tenant)
+        tenant = TenantName.parse(args.tenant)  # parsed once here: a bad name is refused before any request
     result = _service(args).transact(
-        raw, args.tenant, source="cli", amount=args.amount, currency=args.currency,
+        key, tenant, source="cli", amount=args.amount, currency=args.currency,
         idempotency_key=args.idempotency_key,
     )
     if args.json:

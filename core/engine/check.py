@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
-from core.engine.keys import intake
+from core.engine.keys import Pasted, as_intake
 from core.engine.probe import EditLink, Pacing, Prober, ScopeOutcome
 from core.engine.remediation import fix_for, guide_notes
 from core.engine.result import CheckResult, KeyInfo, Row
@@ -33,7 +33,7 @@ def _first_probe_order(catalogue: Catalogue, profile: Profile, scopes: list[Scop
 
 
 def check_key(
-    raw: str | None,
+    key: Pasted | str | None,
     *,
     settings: ProbeSettings | None = None,
     client: stripe.StripeClient | None = None,
@@ -46,7 +46,9 @@ def check_key(
     account_hint: str | None = None,
     pool: ThreadPoolExecutor | None = None,
 ) -> CheckResult:
-    """Classify the key locally; if it is a restricted key, probe every scope and judge the result.
+    """Judge the parsed paste `key` (a SecretKey, or the Intake of a paste: see core.engine.keys; raw text from a
+    script or a test is parsed here, which is then its edge); if it is an accepted restricted key, probe every
+    scope and judge the result.
 
     `only` with `previous`: probe just those scopes (e.g. the unknown rows) and keep the previous
     answers for the rest. Malformed or non-restricted input makes no network request.
@@ -55,7 +57,7 @@ def check_key(
     catalogue = catalogue or load_catalogue()
     profile = profile or load_profile()
     started = time.monotonic()
-    taken = intake(raw)
+    taken = as_intake(key)
     info = taken.info
     if not info.accepted or taken.key is None:
         return assemble(info, catalogue=catalogue, profile=profile, problem=info.problem)

@@ -1,8 +1,9 @@
 """Key intake: turn whatever a tenant pasted into a safe `KeyInfo` and, if it is a restricted key, a `SecretKey`.
 
-    it = intake(raw)
+    it = SecretKey.parse(raw)   # the one parse, at the edge where the key comes in (it is `intake(raw)`)
     it.info   # core.engine.result.KeyInfo: kind, mode, masked, fingerprint, problem; safe to show, store and log
     it.key    # SecretKey or None; set only when it.info.accepted (a well-formed rk_live_/rk_test_ key)
+    it.key.info                      # the same KeyInfo: the key carries it, so nothing parses the key again
     str(it.key)                      # the key itself, for the one place that sends it to Stripe
     repr(it.key), f"{it.key}"        # only the masked form, so a stray log line cannot leak it
 
@@ -43,14 +44,16 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 from core import config
 from core.engine.result import KeyInfo, Mode, is_mode
 
 __all__ = [
     "Intake",
+    "Pasted",
     "SecretKey",
+    "as_intake",
     "fingerprint",
     "fingerprint_secret",
     "intake",
@@ -77,20 +80,43 @@ CREATE_PATH = "Developers → API keys → Create restricted key"
 
 
 class SecretKey:
-    """A normalised restricted key. `str()` gives the key; `repr()` and `format()` give only the masked form.
+    """A normalised restricted key, with what intake learnt about it (`info`: masked form, mode, fingerprint).
+    `str()` gives the key; `repr()` and `format()` give only the masked form.
 
+    Made only by parsing a paste: `SecretKey.parse(text)` (the Intake: `.key` is the SecretKey when the paste is
+    an accepted restricted key, `.info` always). A key is parsed once, where it comes in (a page's field, the
+    CLI's standard input, a recheck line, a key source); after that it travels as this object (or the Intake of
+    a refused paste), and only the code that sends it to Stripe reads `str(key)`.
     It cannot be pickled (so it cannot end up in a cache or on disk by accident); copy() returns itself.
     """
 
-    __slots__ = ("_value", "_masked")
+    __slots__ = ("_value", "_masked", "_info")
     _value: str
     _masked: str
+    _info: KeyInfo
+    parses: ClassVar[int] = 0  # pastes parsed in this process (tests count them: a key is parsed once per edge)
 
-    def __init__(self, value: str):
-        if not isinstance(value, str) or not value:
-            raise TypeError("SecretKey needs a non-empty str")
+    def __init__(self, value: str, info: KeyInfo):
+        if not isinstance(value, str) or not value or not isinstance(info, KeyInfo) or not info.accepted:
+            raise TypeError("SecretKey needs a non-empty str and its accepted KeyInfo: use SecretKey.parse(text)")
         object.__setattr__(self, "_value", value)
-        object.__setattr__(self, "_masked", mask(value))
+        object.__setattr__(self, "_masked", info.masked)
+        object.__setattr__(self, "_info", info)
+
+    @staticmethod
+    def parse(raw: str | bytes | None) -> Intake:
+        """Parse a paste (see `intake`): the one way a SecretKey is made. Never raises for any text."""
+        return intake(raw)
+
+    @property
+    def info(self) -> KeyInfo:
+        """What may be shown, stored and logged about this key (kind, mode, masked form, fingerprint)."""
+        return self._info
+
+    @property
+    def parsed(self) -> Intake:
+        """This key as the Intake of an accepted paste (for code that takes either)."""
+        return Intake(self._info, self)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("SecretKey is immutable")
@@ -101,7 +127,7 @@ class SecretKey:
 
     @property
     def mode(self) -> Mode | None:
-        return "live" if self._value.startswith("rk_live_") else "test" if self._value.startswith("rk_test_") else None
+        return self._info.mode
 
     def __str__(self) -> str:
         return self._value
@@ -143,6 +169,19 @@ class Intake:
     @property
     def accepted(self) -> bool:
         return self.info.accepted and self.key is not None
+
+
+Pasted = SecretKey | Intake  # what an edge hands on: an accepted key, or the parsed paste (accepted or refused)
+
+
+def as_intake(key: Pasted | str | bytes | None) -> Intake:
+    """The parsed paste behind `key`, without parsing it again: an Intake as it is, a SecretKey's own. Raw text
+    (a script's or a test's, which is then the edge) is parsed here, once."""
+    if isinstance(key, Intake):
+        return key
+    if isinstance(key, SecretKey):
+        return key.parsed
+    return intake(key)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -589,7 +628,9 @@ def _text_around_key(s: str, st: _Stripe | None, pieces: list[str], notes: list[
 
 
 def intake(raw: str | bytes | None) -> Intake:
-    """Normalise and classify a pasted key. Never raises for any text; see the module doc."""
+    """Normalise and classify a pasted key. Never raises for any text; see the module doc. Counted in
+    SecretKey.parses (call it as SecretKey.parse: the one parse at an edge)."""
+    SecretKey.parses += 1
     if isinstance(raw, (bytes, bytearray)):
         raw = bytes(raw).decode("utf-8", "replace")
     if raw is None or raw == "":
@@ -769,5 +810,5 @@ def _classify_stripe(s: str, st: _Stripe, notes: list[str]) -> Intake:
             "the complete key.",
             "truncated",
         )
-    key = SecretKey(s)
-    return _result(kind, mode, key.masked, None, "ok", notes, fingerprint(s), key)
+    info = KeyInfo(kind, mode, _mask_parts(st.prefix, st.body), fingerprint(s))
+    return Intake(info, SecretKey(s, info), "ok", tuple(notes))

@@ -485,7 +485,7 @@ class FleetRun:
         self._abandon_if_stopping()
         paced = Paced(self.pacing, self.probe_pool, self.accounts.get(item["slug"]))
         try:
-            result = self.svc.check(entry.raw_key, entry.tenant, source="batch", record="later", pacing=paced,
+            result = self.svc.check(entry.key, entry.tenant, source="batch", record="later", pacing=paced,
                                     on_progress=self._abandon_if_stopping).result
         except _Abandoned:
             raise

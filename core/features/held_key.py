@@ -5,7 +5,7 @@ with KEYHEALTH_TENANT=<tenant>, so a source may print just that tenant's line; t
 key checked and recorded through the service with source "key source". The key passes through memory only: it is
 never shown, stored or logged (the result carries its masked form, as every check does).
 
-    held = check_held_key(svc, "Acme Coffee Roasters")
+    held = check_held_key(svc, TenantName.parse("Acme Coffee Roasters"))
     held.checked          # the service's Checked, or None
     held.problem          # one sentence when the source is missing, fails, or has no line for the tenant
 
@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core.engine.check import Progress
+from core.engine.keys import Intake
 from core.features.fleet import SourceError, read_source
-from core.store import slugify
+from core.store import TenantName, slugify
 
 if TYPE_CHECKING:
     from core.service import Checked, Service
@@ -65,10 +67,10 @@ def held_key_available(svc: Service) -> bool:
     return bool(svc.rt.keys_from)
 
 
-def held_key(svc: Service, tenant: str) -> tuple[str | None, str | None]:
-    """(key, None) from the key source for `tenant`, or (None, one sentence) when the source is missing, fails or
-    has no line for the tenant; a failure is audited (action "key_source", outcome "failed"). The key stays in
-    memory: the caller checks it and drops it."""
+def held_key(svc: Service, tenant: TenantName) -> tuple[Intake | None, str | None]:
+    """(key, None) from the key source for `tenant` (parsed once, where the source's line was read), or (None,
+    one sentence) when the source is missing, fails or has no line for the tenant; a failure is audited (action
+    "key_source", outcome "failed"). The key stays in memory: the caller checks it and drops it."""
     command = svc.rt.keys_from
     problem: str | None = None
     if not command:
@@ -79,7 +81,7 @@ def held_key(svc: Service, tenant: str) -> tuple[str | None, str | None]:
         except SourceError as e:
             problem = str(e)
         else:
-            keys = {e.raw_key.strip() for e in entries if _same_tenant(e.tenant, tenant)}
+            keys = {e.identity: e.key for e in entries if _same_tenant(e.tenant, tenant)}
             if not keys:
                 problem = (f"The key source has no line for {tenant}, so Pointai holds no key for it there; "
                            "ask the tenant for their key, or add the tenant to the key source.")
@@ -87,7 +89,7 @@ def held_key(svc: Service, tenant: str) -> tuple[str | None, str | None]:
                 problem = (f"The key source printed {len(keys)} different keys for {tenant}; fix the source so it "
                            "prints one line per tenant.")
             else:
-                return keys.pop(), None
+                return keys.popitem()[1], None
     try:
         svc.audit("key_source", tenant=tenant, outcome="failed", detail=problem)
     except Exception as e:  # noqa: BLE001 - the sentence is shown either way; only its audit entry is missing
@@ -95,7 +97,7 @@ def held_key(svc: Service, tenant: str) -> tuple[str | None, str | None]:
     return None, problem
 
 
-def check_held_key(svc: Service, tenant: str, *, on_progress: Any = None) -> HeldCheck:
+def check_held_key(svc: Service, tenant: TenantName, *, on_progress: Progress | None = None) -> HeldCheck:
     """Run the key source for `tenant`, check its key and record it (source "key source"). Never raises for a
     source that is missing, fails or has no line for the tenant: `problem` says so in one sentence."""
     out = HeldCheck(tenant)

@@ -12,7 +12,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from core.store import StoreInputError, validate_tenant_name
+from core.engine.keys import Intake, SecretKey, as_intake
+from core.store import StoreInputError, TenantName
 from core.store.errors import DatabaseProblem
 
 MAX_LINES = 10_000  # standard input (a file someone pipes by hand)
@@ -22,9 +23,22 @@ MAX_LINE_CHARS = 11_000  # a tenant name (100) and the longest paste intake read
 
 @dataclass
 class BatchLine:
+    """One `tenant,key` line, parsed once where it was read (parse_lines): the tenant's name and the key (its
+    Intake: a refused paste is checked, and recorded as refused, like any other). A raw key given here (a
+    script's, a test's) is parsed here, once; a plain-text tenant name is parsed by the service."""
+
     line: int
-    tenant: str
-    raw_key: str = field(repr=False)
+    tenant: TenantName
+    key: Intake = field(repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = as_intake(self.key)
+
+    @property
+    def identity(self) -> SecretKey | tuple[str, str | None]:
+        """What tells two lines' keys apart without the key's text: the key itself, or a refused paste's masked
+        form and fingerprint."""
+        return self.key.key if self.key.key is not None else (self.key.info.masked, self.key.info.fingerprint)
 
 
 @dataclass
@@ -107,14 +121,14 @@ def parse_lines(text: str, max_lines: int = MAX_LINES) -> tuple[list[BatchLine],
         if _KEYISH_FIELD.match(fields[0]) and not _KEYISH_FIELD.match(fields[1]):
             failed.append({"line": n, "problem": SWAPPED})
             continue
-        tenant, key = fields
+        name, key = fields
         try:
-            tenant = validate_tenant_name(tenant)
+            tenant = TenantName.parse(name)
         except StoreInputError as e:
             failed.append({"line": n, "problem": str(e)})
             continue
         if not key.strip():
             failed.append({"line": n, "problem": "The key is empty; put the tenant's restricted key after the comma."})
             continue
-        entries.append(BatchLine(n, tenant, key))
+        entries.append(BatchLine(n, tenant, SecretKey.parse(key)))
     return entries, failed

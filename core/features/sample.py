@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import stripe
 
 from core.engine.catalogue import Catalogue, Permission, load_catalogue
+from core.engine.keys import Pasted, as_intake
 from core.engine.probe import Answer, KeyRequests, shared_client
 from core.engine.result import KeyInfo, Mode
 from core.engine.settings import ProbeSettings
@@ -579,11 +580,11 @@ def _validate(window_days: int, max_rows: int, page_size: int = PAGE_SIZE) -> No
         raise ValueError(f"The page size must be 1 to {PAGE_SIZE} rows; got {page_size!r}.")
 
 
-Progress = Callable[[str, int, int], None]  # (dataset name just read, datasets done, total)
+Progress = Callable[[str, int, int], object]  # (dataset name just read, datasets done, total); result unused
 
 
 def fetch_sample_data(
-    key: Any,
+    key: Pasted | str | None,
     *,
     window_days: int = DEFAULT_WINDOW_DAYS,
     max_rows: int = DEFAULT_MAX_ROWS,
@@ -595,19 +596,18 @@ def fetch_sample_data(
     on_progress: Progress | None = None,
     catalogue: Catalogue | None = None,
 ) -> SampleData:
-    """Read every dataset the key may read. `key`: the pasted text or a core.engine.keys.SecretKey.
+    """Read every dataset the key may read. `key`: the parsed paste (a SecretKey or an Intake:
+    core.engine.keys; raw text from a script or a test is parsed here).
 
     Which permission each dataset needs comes from `catalogue` (default: data/catalogue.toml).
     A key that is not an accepted restricted key makes no request (`problem` says why). The balance is read
     first, alone: a key Stripe refuses costs that one request. Raises ValueError (one sentence) for a bad
     window or row cap.
     """
-    from core.engine.keys import intake
-
     _validate(window_days, max_rows, page_size)
     started = time.monotonic()
     now = now or datetime.now(UTC)
-    taken = intake(None if key is None else str(key))
+    taken = as_intake(key)
     info = taken.info
     result = SampleData(key=info, window_days=window_days, max_rows=max_rows, fetched_at=now)
     if not info.accepted or taken.key is None:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import stripe
 
 from core.engine.catalogue import Catalogue, Permission, load_catalogue
+from core.engine.keys import Pasted, as_intake
 from core.engine.probe import Answer, KeyRequests, auth_sentence, shared_client
 from core.engine.result import KeyInfo
 from core.engine.settings import ProbeSettings
@@ -374,7 +375,7 @@ class _Run:
 
 
 def run_test_transaction(
-    key: Any,
+    key: Pasted | str | None,
     *,
     amount: int = DEFAULT_AMOUNT,
     currency: str = DEFAULT_CURRENCY,
@@ -384,14 +385,12 @@ def run_test_transaction(
     now: datetime | None = None,
     catalogue: Catalogue | None = None,
 ) -> TransactionResult:
-    """Create one small test charge with `key` (text or core.engine.keys.SecretKey), read it back, find its
+    """Create one small test charge with `key` (a parsed paste: SecretKey or Intake), read it back, find its
     balance transaction. Refused (no request at all) for live keys, non-accepted keys and bad input.
     Which permission each step needs comes from `catalogue` (default: data/catalogue.toml)."""
-    from core.engine.keys import intake
-
     started = time.monotonic()
     now = now or datetime.now(UTC)
-    taken = intake(None if key is None else str(key))
+    taken = as_intake(key)
     info = taken.info
     cur = normalise_currency(currency)
     result = TransactionResult(key=info, status="refused", amount=amount if isinstance(amount, int) else None,

@@ -5,7 +5,7 @@ run through the service (so each is recorded and audited as on its own page), su
 - `tenant_message`: for the tenant (second person, what Pointai can do with the key, and the one thing to change
   when something is wrong), or None when there is nothing to tell them (Stripe could not be reached: our side).
 
-    v = verify_integration(svc, raw_key, "Acme Coffee Roasters")
+    v = verify_integration(svc, SecretKey.parse(raw), TenantName.parse("Acme Coffee Roasters"))
     v.summary, v.tenant_message
 
 A live key gets the check and the sample data only: the sample transaction would be a real charge, so it is
@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from core.engine.keys import intake
+from core.engine.check import Progress
+from core.engine.keys import Pasted, as_intake
 from core.engine.result import KeyInfo
 from core.features.sample import SampleData
 from core.features.transaction import TransactionResult
 
 if TYPE_CHECKING:
     from core.service import Checked, Service
+    from core.store import TenantName
 
 LIVE_NO_TRANSACTION = (
     "no sample transaction: the key is a live-mode key, and a charge made with it would be a real charge"
@@ -183,14 +185,15 @@ class Verification:
         }
 
 
-def verify_integration(svc: Service, raw: Any, tenant: str | None = None, *, source: str = SOURCE,
-                       on_progress: Any = None) -> Verification:
+def verify_integration(svc: Service, key: Pasted, tenant: TenantName | None = None, *, source: str = SOURCE,
+                       on_progress: Progress | None = None) -> Verification:
     """Check the key (recorded for `tenant` when given), read the sample data, and with a test key run the
     sample transaction; each through the service, so each is audited. A bad tenant name is refused
-    (StoreInputError) before any request."""
-    info = intake(None if raw is None else str(raw)).info
+    (StoreInputError) before any request. `key` is parsed once, by the caller (core.engine.keys)."""
+    key = as_intake(key)  # (a script's raw text is parsed here, once)
+    info = key.info
     v = Verification(key=info, tenant=tenant)
-    v.checked = svc.check(raw, tenant, source=source, on_progress=on_progress)
+    v.checked = svc.check(key, tenant, source=source, on_progress=on_progress)
     result = v.checked.result
     v.key = result.key
     if result.status == "unreachable":
@@ -200,9 +203,9 @@ def verify_integration(svc: Service, raw: Any, tenant: str | None = None, *, sou
         v.stopped = "Stripe does not accept the key, so neither sample data nor a test charge can work"
         v.no_transaction = "not run (the key was refused)"
         return v
-    v.sample = svc.sample(raw, tenant)
+    v.sample = svc.sample(key, tenant)
     if info.mode == "live":
         v.no_transaction = LIVE_NO_TRANSACTION
     else:
-        v.transaction = svc.transact(raw, tenant, source=source)
+        v.transaction = svc.transact(key, tenant, source=source)
     return v

@@ -20,6 +20,7 @@ from core.store import fleet, queries, record
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
 from core.store.models import SOURCES, Audit, Check, CheckRow, KeyEvent, StripeKey, Tenant
+from core.store.names import TenantName
 from core.store.queries import FLAGS, MAX_PAGE_SIZE, PAGE_SIZES
 from core.store.record import (
     EXPECTED_MODES,
@@ -160,6 +161,7 @@ __all__ = [
     "StoreInputError",
     "StripeKey",
     "Tenant",
+    "TenantName",
     "UnknownTenantError",
     "at",
     "classify",

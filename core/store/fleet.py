@@ -19,13 +19,13 @@ import sqlalchemy as sa
 
 from core.store.db import Database
 from core.store.models import NAME_MAX, alerts_t, checks_t, fleet_items_t, fleet_runs_t, tenants_t
+from core.store.names import TenantName
 from core.store.record import (
     _insert_ignore,
     _optional_text,
     insert_alert,
     redact,
     slugify,
-    validate_tenant_name,
 )
 from core.store.types import utcnow
 
@@ -45,7 +45,7 @@ def start_run(db: Database, *, name: str | None = None, started_by: str | None =
               command: str | None = None) -> dict:
     """A new run, or (with `name`) the run of that name, created by whichever worker comes first."""
     who = _optional_text(started_by, "user name", NAME_MAX)
-    clean = validate_tenant_name(name) if name is not None else None  # same rules as a name: plain text
+    clean = TenantName.parse(name) if name is not None else None  # same rules as a name: plain text
     values = {"name": clean, "started_at": utcnow(), "started_by": who, "command": (command or "")[:200] or None,
               "total": 0, "recorded": 0, "failed": 0, "rate_limited": 0}
     with db.connect(write=True) as conn:
@@ -80,7 +80,7 @@ def list_runs(db: Database, limit: int = 20) -> list[dict]:
 
 def add_items(db: Database, run_id: int, tenants: list[str]) -> None:
     """Put tenants (names) in a run; tenants already in it are left as they are."""
-    rows = [{"run_id": run_id, "slug": slugify(t), "tenant": validate_tenant_name(t), "state": "pending"}
+    rows = [{"run_id": run_id, "slug": slugify(t), "tenant": TenantName.parse(t), "state": "pending"}
             for t in tenants]
     with db.connect(write=True) as conn:
         for v in rows:
@@ -254,7 +254,7 @@ def run_items(db: Database, run_id: int) -> list[dict]:
 # --- alerts -----------------------------------------------------------------------------------------
 def add_alert(db: Database, *, tenant_id: int | None, tenant: str, check_id: int | None, kinds: list[str],
               text: str, delivery: str = "pending") -> int:
-    validate_tenant_name(tenant)
+    TenantName.parse(tenant)
     with db.connect(write=True) as conn:
         return insert_alert(conn, tenant_id=tenant_id, tenant=tenant, check_id=check_id, kinds=kinds, text=text,
                             delivery=delivery)

@@ -44,7 +44,7 @@ from core.store.rows import (
     StaleTenant,
     StatusMixDay,
     StoredRow,
-    TenantName,
+    TenantNameRow,
 )
 from core.store.types import utcnow
 
@@ -1144,7 +1144,7 @@ def _raw_unreachable_share(
     return {"checks": n, "unreachable": u, "share": u / n if n else 0.0}
 
 
-def tenant_names(db: Database, *, include_archived: bool = False) -> list[TenantName]:
+def tenant_names(db: Database, *, include_archived: bool = False) -> list[TenantNameRow]:
     """Every tenant's name and slug, by name (case-insensitive): what the pages' tenant pickers list. Two columns of
     the tenants table only, so it stays quick at 20,000 tenants (list_tenants also joins each latest check)."""
     q = sa.select(t.c.name, t.c.slug).order_by(sa.func.lower(t.c.name), t.c.id)

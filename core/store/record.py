@@ -1,6 +1,6 @@
 """Writing to the store: tenants, checks (with their rows) and the audit trail.
 
-Tenant names are user input: `validate_tenant_name` is the one gate (non-empty after strip, at most 100
+Tenant names are user input: `TenantName.parse` (core.store.names) is the one gate (non-empty after strip, at most 100
 characters, no control, invisible or text-direction characters). The tenant's slug is derived from its
 name (`slugify`: Unicode letters and digits kept, NFKC and case-folded, everything else a dash), so
 "北京 Foods", "上海 Foods" and "Foods" are three tenants, and "Acme Inc." and "ACME  inc." (the same name in
@@ -42,16 +42,11 @@ from core.store.models import (
     stripe_keys_t,
     tenants_t,
 )
+from core.store.names import SECRET_RE as _SECRET_RE
+from core.store.names import StoreInputError, TenantName, UnknownTenantError, store_text
 from core.store.rows import AuditRow, TenantListRow, TenantRow
 from core.store.types import utcnow
-
-
-class StoreInputError(ValueError):
-    """Input the store refuses; the message is one sentence naming the problem and the fix."""
-
-
-class UnknownTenantError(StoreInputError):
-    """The named tenant does not exist."""
+from core.text import clean_text
 
 
 class _Unset:
@@ -61,66 +56,9 @@ class _Unset:
 
 UNSET: Any = _Unset()
 
-# Anything shaped like a whole Stripe secret: prefix, mode, then a long random tail.
-_SECRET_RE = re.compile(
-    r"\b(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{12,}|whsec_[A-Za-z0-9+/=]{16,}|"
-    r"(?:sk|rk)_(?:org|live|test)_[A-Za-z0-9_]{20,})"
-)
 _DASHBOARD_ID_RE = re.compile(r"mk_[A-Za-z0-9]{1,61}")  # a key's Dashboard id: fits checks.key_dashboard_id
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _OUTCOME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
-
-
-def _has_control(s: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in s)
-
-
-# Invisible characters and text-direction controls: a name holding them looks like another name (U+202E
-# turns "Acme\u202etxt.exe" around on screen; "Acme\u200b" shows as "Acme"). ZWJ/ZWNJ (U+200C/D) stay allowed:
-# emoji sequences and several scripts need them.
-_INVISIBLE = frozenset(
-    "\u00ad\u061c\u180e\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
-)
-
-
-def _not_utf8(s: str) -> bool:
-    """Lone surrogates: what Python makes of bytes that are not UTF-8 (argv, stdin); no database stores them."""
-    return any("\ud800" <= c <= "\udfff" for c in s)
-
-
-def _invisible(s: str) -> str | None:
-    """The first invisible or text-direction character in `s`, as U+XXXX, or None."""
-    ch = next((c for c in s if c in _INVISIBLE), None)
-    return None if ch is None else f"U+{ord(ch):04X}"
-
-
-def validate_tenant_name(name: object) -> str:
-    """The tenant name stripped of surrounding spaces, or StoreInputError."""
-    if not isinstance(name, str):
-        raise StoreInputError("The tenant name must be text; type the tenant's name.")
-    clean = name.strip()
-    if not clean:
-        raise StoreInputError("The tenant name is empty; type the tenant's name.")
-    if len(clean) > NAME_MAX:
-        raise StoreInputError(
-            f"The tenant name is {len(clean)} characters long; shorten it to at most {NAME_MAX}."
-        )
-    if _has_control(clean):
-        raise StoreInputError(
-            "The tenant name contains a control character (such as a newline or tab); remove it."
-        )
-    if _not_utf8(clean):
-        raise StoreInputError("The tenant name holds bytes that are not valid UTF-8 text; retype it.")
-    bad = _invisible(clean)
-    if bad:
-        raise StoreInputError(f"The tenant name contains an invisible or text-direction character ({bad}); remove it.")
-    if _SECRET_RE.search(clean):  # a key pasted into the tenant box must not become a stored name
-        raise StoreInputError(
-            "The tenant name contains what looks like a Stripe key; type the tenant's name and paste the key "
-            "only where the key goes."
-        )
-    return clean
 
 
 def _slug_char(ch: str) -> bool:
@@ -151,7 +89,7 @@ def slugify(name: str) -> str:
     only because 'ß' became 'ss') never share a slug. slugify(slug) == slug, so a slug names its tenant too. A
     name with no letter or digit at all (e.g. '🔑') gets 'tenant-' plus a short hash.
     """
-    clean = validate_tenant_name(name)
+    clean = TenantName.parse(name)
     slug = _full_slug(clean)
     if len(slug) > SLUG_MAX:
         slug = slug[:SLUG_MAX - 11].rstrip("-") + "-" + hashlib.sha256(slug.encode()).hexdigest()[:10]
@@ -186,25 +124,7 @@ def _clash(existing_name: str, name: str) -> StoreInputError:
 
 
 def _optional_text(value: object, what: str, limit: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise StoreInputError(f"The {what} must be text; give it as text or leave it empty.")
-    clean = value.strip()
-    if not clean:
-        return None
-    if len(clean) > limit:
-        raise StoreInputError(f"The {what} is {len(clean)} characters long; shorten it to at most {limit}.")
-    if _has_control(clean):
-        raise StoreInputError(f"The {what} contains a control character (such as a newline); remove it.")
-    if _not_utf8(clean):
-        raise StoreInputError(f"The {what} holds bytes that are not valid UTF-8 text; retype it.")
-    bad = _invisible(clean)
-    if bad:
-        raise StoreInputError(f"The {what} contains an invisible or text-direction character ({bad}); remove it.")
-    if _SECRET_RE.search(clean):
-        raise StoreInputError(f"The {what} contains what looks like a Stripe key; remove it (keys are never stored).")
-    return clean
+    return store_text(value, what, limit)
 
 
 def _aware(at: datetime | None) -> datetime:
@@ -258,7 +178,7 @@ def _tenant_where(tenant: str | int):
         raise StoreInputError("A tenant is named by its name, its slug or its id; give one of those.")
     if isinstance(tenant, int):
         return tenants_t.c.id == tenant
-    clean = validate_tenant_name(tenant)
+    clean = TenantName.parse(tenant)
     slugs = {slugify(clean), _legacy_slug(clean)}
     return sa.or_(tenants_t.c.slug.in_(sorted(slugs)), tenants_t.c.name == clean)
 
@@ -321,7 +241,7 @@ def _look_alike_tenant(conn: Connection, clean: str) -> str | None:
 
 
 def _get_or_create(conn: Connection, name: str) -> TenantRow:
-    clean = validate_tenant_name(name)
+    clean = TenantName.parse(name)
     slug = slugify(clean)
     found = _matching(conn, clean, slug)
     if found is None:
@@ -340,7 +260,7 @@ def get_or_create_tenant(db: Database, name: str) -> TenantRow:
     """The tenant called `name` (its exact name, or another spelling of it), created if new.
 
     Raises StoreInputError on a bad name, or on a name whose slug another tenant has (see `same_name`)."""
-    validate_tenant_name(name)
+    TenantName.parse(name)
     with db.connect(write=True) as conn:
         return _get_or_create(conn, name)
 
@@ -348,7 +268,7 @@ def get_or_create_tenant(db: Database, name: str) -> TenantRow:
 def name_clash(db: Database, name: str) -> str | None:
     """The sentence refusing `name` as a new tenant because it is too close to an existing one, or None
     (the name is free, or it names an existing tenant). For asking before work that ends in recording."""
-    clean = validate_tenant_name(name)
+    clean = TenantName.parse(name)
     with db.connect() as conn:
         try:
             _matching(conn, clean, slugify(clean))
@@ -405,20 +325,10 @@ def _clean_account(account: object) -> str | None:
 
 
 def _clean_notes(notes: object) -> str | None:
-    """The notes as stored: trimmed, at most 5000 characters of plain text, redacted; None when empty."""
-    if notes is not None and not isinstance(notes, str):
-        raise StoreInputError("The notes must be text; type them as text or leave them empty.")
-    n = (notes or "").strip()
-    if len(n) > 5000:
-        raise StoreInputError(f"The notes are {len(n)} characters long; shorten them to at most 5000.")
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in n):
-        raise StoreInputError("The notes contain a control character (such as a NUL byte); remove it.")
-    if _not_utf8(n):
-        raise StoreInputError("The notes hold bytes that are not valid UTF-8 text; retype them.")
-    bad = _invisible(n)
-    if bad:
-        raise StoreInputError(f"The notes contain an invisible or text-direction character ({bad}); remove it.")
-    return redact(n) or None
+    """The notes as stored: trimmed, at most 5000 characters of plain text (line breaks and tabs kept), redacted;
+    None when empty."""
+    n = clean_text(notes, what="notes", limit=5000, multiline=True, plural=True, error=StoreInputError)
+    return (redact(n) or None) if n is not None else None
 
 
 def _clean_archived(archived: object) -> bool:
@@ -438,7 +348,7 @@ def _tenant_changes(name: Any, account: Any, contact: Any, notes: Any, archived:
     """The checked column values for the fields given (UNSET: not given); bad input raises StoreInputError."""
     values: dict[str, Any] = {}
     if name is not UNSET:
-        clean = validate_tenant_name(name)
+        clean = TenantName.parse(name)
         values["name"] = clean
         values["slug"] = slugify(clean)
     if account is not UNSET:
@@ -637,7 +547,7 @@ def record_checked(db: Database, result: CheckResult,
     The alert rule is given the tenant's previous latest check as read under the lock, so two checks of one
     tenant recorded at once are each compared with the one before it.
     """
-    clean = validate_tenant_name(tenant)
+    clean = TenantName.parse(tenant)
     check, rows = _check_values(result, source, checked_by)
     audit_values = _audit_values(audit.action, who=audit.who, outcome=check["status"], detail=audit.detail,
                                  at=None) if audit is not None else None
@@ -720,7 +630,7 @@ def insert_alert(conn: Connection, *, tenant_id: int | None, tenant: str, check_
     """One alert row (the outbox: "pending" until the background sender delivers it), in the caller's
     transaction; its id."""
     pk = conn.execute(alerts_t.insert().values(
-        created_at=utcnow(), tenant_id=tenant_id, tenant=validate_tenant_name(tenant), check_id=check_id,
+        created_at=utcnow(), tenant_id=tenant_id, tenant=TenantName.parse(tenant), check_id=check_id,
         kinds=",".join(kinds)[:100], text=redact(text) or "", delivery=delivery, attempts=0,
     )).inserted_primary_key
     assert pk is not None
@@ -831,7 +741,7 @@ def record_audit(db: Database, action: str,
 ) -> int:
     """Append one audit entry; returns its id. `tenant` is a name (not created if unknown: kept as text)."""
     values = _audit_values(action, who=who, outcome=outcome, detail=detail, at=at)
-    tenant_name = validate_tenant_name(tenant) if tenant is not None else None
+    tenant_name = TenantName.parse(tenant) if tenant is not None else None
     with db.connect(write=True) as conn:
         tenant_id = None
         if tenant_name is not None:
@@ -874,7 +784,7 @@ def list_audit(db: Database, *,
         if isinstance(tenant, int) and not isinstance(tenant, bool):
             q = q.where(a.c.tenant_id == tenant)
         else:
-            name = validate_tenant_name(tenant)
+            name = TenantName.parse(tenant)
             q = q.where(sa.or_(_tenant_where(name), sa.func.lower(a.c.tenant) == name.lower()))
     if action is not None:
         q = q.where(a.c.action == action) if isinstance(action, str) else q.where(a.c.action.in_(list(action)))
@@ -896,3 +806,6 @@ def list_audit(db: Database, *,
         q = q.limit(int(limit))
     with db.connect() as conn:
         return [cast(AuditRow, dict(r._mapping)) for r in conn.execute(q)]
+
+
+validate_tenant_name = TenantName.parse  # the old name of the one gate (core.store.names.TenantName.parse)

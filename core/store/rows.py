@@ -38,7 +38,7 @@ class TenantListRow(TenantRow):
     last_score: int | None
 
 
-class TenantName(TypedDict):
+class TenantNameRow(TypedDict):
     """A tenant as a picker lists it (tenant_names)."""
 
     name: str

@@ -25,13 +25,14 @@ from __future__ import annotations
 import html
 import re
 
+from core.text import strip_controls
+
 WORD_JOINER = "\u2060"
 
 # Every ASCII punctuation mark markdown, GFM, Streamlit directives or KaTeX may read. CommonMark allows a
 # backslash before any ASCII punctuation, so escaping one that needs none is harmless.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~$&:=^])")
 _LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x85\u2028\u2029]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 # https:// (any scheme://) and :material/icon: (Streamlit turns `:material/` into an icon from the TEXT, after
 # escapes are resolved): the joiner goes right after the ':'. Directives (:red[) are stopped by the escape alone.
 _COLON = re.compile(r":(?=[A-Za-z/])")
@@ -45,7 +46,7 @@ def md_escape(text: object) -> str:
     maths. None becomes the empty string."""
     if text is None:
         return ""
-    s = _CONTROL.sub("", _LINE_BREAKS.sub(" ", str(text)))
+    s = strip_controls(_LINE_BREAKS.sub(" ", str(text)))
     s = _COLON.sub(":" + WORD_JOINER, s)
     s = _WWW.sub(r"\1" + WORD_JOINER, s)
     s = _AT.sub("@" + WORD_JOINER, s)
@@ -54,7 +55,7 @@ def md_escape(text: object) -> str:
 
 def md_code(text: object) -> str:
     """`text` as an inline code span (monospace, nothing inside interpreted), whatever backticks it holds."""
-    s = _CONTROL.sub("", _LINE_BREAKS.sub(" ", "" if text is None else str(text)))
+    s = strip_controls(_LINE_BREAKS.sub(" ", "" if text is None else str(text)))
     if not s:
         return ""
     longest = max((len(m) for m in re.findall(r"`+", s)), default=0)

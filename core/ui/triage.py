@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.engine.result import KEY_STATUSES
 from core.store.queries import FLAGS, PAGE_SIZES
+from core.text import printable
 
 FLAG_WORDS = {  # triage words for store.FLAGS
     "key_replaced": "key replaced",
@@ -117,7 +118,7 @@ def view_from_params(params: Mapping[str, str]) -> dict[str, Any]:
     v["mode"] = mode if mode in ("live", "test") else "any"
     v["stale"] = _int(params.get("stale"), 0, STALE_MAX) or 0
     search = params.get("q") or ""
-    v["search"] = "".join(ch for ch in search if ch.isprintable())[:SEARCH_MAX]
+    v["search"] = printable(search, SEARCH_MAX)
     v["worse"] = params.get("worse") == "1"
     size = _int(params.get("size"), 1, 10_000)
     v["size"] = size if size in PAGE_SIZES else DEFAULT_SIZE
