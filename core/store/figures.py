@@ -49,7 +49,9 @@ class FigureQueries:
 
     db: Database
 
-    def status_mix_per_day(self, start: date | datetime | None = None,
+    def status_mix_per_day(
+        self,
+        start: date | datetime | None = None,
         end: date | datetime | None = None,
         *,
         include_archived: bool = False,
@@ -80,7 +82,9 @@ class FigureQueries:
                 row["total"] += int(n)
         return [cast(StatusMixDay, days[k]) for k in sorted(days)]
 
-    def checks_per_day(self, start: date | datetime | None = None,
+    def checks_per_day(
+        self,
+        start: date | datetime | None = None,
         end: date | datetime | None = None,
         *,
         include_archived: bool = False,

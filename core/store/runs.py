@@ -89,7 +89,7 @@ class RunQueries:
                        .scalars())
 
     def claim_run_items(self, run_id: int, worker: str, limit: int, ttl_s: float,
-                    now: datetime | None = None, exclude: Collection[int] = ()) -> list[dict]:
+                        now: datetime | None = None, exclude: Collection[int] = ()) -> list[dict]:
         """Claim up to `limit` of the run's tenants that nobody holds: pending, unreachable (checked without an answer
         from Stripe: checked again), or claimed and expired (a worker that died or froze: taken over; such an item
         comes back with `taken_over` naming that worker)."""
@@ -165,7 +165,7 @@ class RunQueries:
                              .values(state="pending", claimed_by=None, claimed_until=None))
 
     def finish_run_item(self, item_id: int, *, check_id: int | None, status: str | None,
-                    problem: str | None) -> None:
+                        problem: str | None) -> None:
         """A tenant of a run is done: recorded (check_id set) or failed (problem says why). A check Stripe gave no
         usable answer to (status "unreachable") leaves the tenant open as "unreachable": checked again by --resume."""
         state = "failed" if check_id is None else "unreachable" if status == "unreachable" else "recorded"

@@ -67,7 +67,7 @@ def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> di
     FROM clause they need (key "froms"; see _lifecycle_froms).
 
     The latest replacement event of the tenant counts when it brought the tenant's current key. `cc`: where the
-    latest check's columns come from (checks itself, or _latest_of's copies on the tenant row, whose FROM is
+    latest check's columns come from (checks itself, or sql.latest_of's copies on the tenant row, whose FROM is
     `base`)."""
     ev = e.alias("ev")
     # the tenant's newest event: one index seek per tenant (ix_key_events_tenant_id_at), not every tenant's events
@@ -99,14 +99,14 @@ def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> di
 def _lifecycle_froms(lc: dict, base=None):
     """tenants ⋈ their latest check, with the tenant's last key event and the key's first-seen row (outer joins:
     at most one row each, so a tenant is still one row). `base`: a page of ids (a subquery with `tid`) to join
-    the tenants to, or the FROM of _latest_of (lc["cc"] then names the latest check's columns there)."""
+    the tenants to, or the FROM of sql.latest_of (lc["cc"] then names the latest check's columns there)."""
     last_event, ev = lc["joins"]
     cc = lc["cc"]
     if base is None:
         froms = t.join(c, c.c.id == t.c.last_check_id)
     elif isinstance(base, sa.Subquery):  # a page of tenant ids
         froms = base.join(t, t.c.id == base.c.tid).join(c, c.c.id == t.c.last_check_id)
-    else:  # tenants with their latest check already (_latest_of)
+    else:  # tenants with their latest check already (sql.latest_of)
         froms = base
     return (froms.outerjoin(ev, last_event).outerjoin(k, k.c.fingerprint == cc.c.key_fingerprint)
             .outerjoin(key_tenants_t, key_tenants_t.c.fingerprint == cc.c.key_fingerprint))
@@ -161,7 +161,7 @@ def _latest_filtered(q, *, status, mode, stale_days, search, flag, flags: dict |
                      now: datetime, cc=c, worse_since: datetime | None = None, missing: str | None = None,
                      excess: str | None = None):
     """`q` narrowed by latest_checks' filters; `flags` are the lifecycle expressions (None: not joined, and
-    then `flag` must be None); `cc`: where the latest check's columns come from (see _latest_of)."""
+    then `flag` must be None); `cc`: where the latest check's columns come from (see sql.latest_of)."""
     q = q.where(HAS_LATEST)
     if worse_since is not None:
         q = q.where(t.c.worse_at >= utc(worse_since))
@@ -195,7 +195,9 @@ class TriageQueries:
 
     db: Database
 
-    def latest_checks(self, status: str | Iterable[str] | None = None,
+    def latest_checks(
+        self,
+        status: str | Iterable[str] | None = None,
         mode: str | None = None,
         stale_days: float | None = None,
         search: str | None = None,
@@ -281,7 +283,9 @@ class TriageQueries:
                 total = int(flags_.pop("_total"))
         return out, total
 
-    def count_latest(self, status: str | Iterable[str] | None = None,
+    def count_latest(
+        self,
+        status: str | Iterable[str] | None = None,
         mode: str | None = None,
         stale_days: float | None = None,
         search: str | None = None,
@@ -317,7 +321,9 @@ class TriageQueries:
                                 flags=flags, include_archived=include_archived, now=now, cc=cc, worse_since=worse_since,
                                 missing=missing, excess=excess)
 
-    def latest_status_counts(self, mode: str | None = None,
+    def latest_status_counts(
+        self,
+        mode: str | None = None,
         stale_days: float | None = None,
         search: str | None = None,
         *,
@@ -339,7 +345,9 @@ class TriageQueries:
             got = {s_: int(n) for s_, n in conn.execute(q)}
         return {s_: got.get(s_, 0) for s_ in KEY_STATUSES}
 
-    def latest_page(self, status: str | Iterable[str] | None = None,
+    def latest_page(
+        self,
+        status: str | Iterable[str] | None = None,
         mode: str | None = None,
         stale_days: float | None = None,
         search: str | None = None,
