@@ -13,7 +13,7 @@ import streamlit as st
 
 from core import store
 from core.engine.result import KEY_STATUSES
-from core.store.queries import WORSE_HOURS
+from core.store.triage import WORSE_HOURS
 from core.ui import triage
 from core.ui.palette import status_css
 from core.ui.problems import database_problem

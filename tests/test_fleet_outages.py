@@ -31,7 +31,6 @@ from core.features.recheck import BatchLine
 from core.runtime import Runtime
 from core.service import Service
 from core.store import Database
-from core.store import fleet as runs
 from core.store.types import utcnow
 from sandbox import DEMO_KEYS, Sandbox
 
@@ -260,7 +259,7 @@ def test_a_worker_waits_on_other_claims_and_ends_unfinished_naming_them(sandbox,
     s.upgrade()
     run = s.start_run(name="ghost-run", started_by="test", command="recheck")
     s.add_run_items(run["id"], [t for t, _ in pairs])
-    ghost = runs.claim_items(s.db, run["id"], "ghost-host:999", 2, 600.0)
+    ghost = s.claim_run_items(run["id"], "ghost-host:999", 2, 600.0)
     assert len(ghost) == 2
     started = time.monotonic()
     p = _cli(["recheck", "--keys-from", source_script(tmp_path, pairs), "--run-name", "ghost-run"],

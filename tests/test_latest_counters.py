@@ -5,25 +5,28 @@ Histories are written through record_check / update_tenant (the incremental path
 at the same instant, unreachable checks that never become latest, invalid checks with no rows, shared keys,
 archive toggles), or inserted at revision 0009 and backfilled by migration 0010. The readers are then compared
 with raw computations: the copies with a join to the checks, top_problem_scopes / status_counts /
-score_distribution with their `_raw_*` versions (which read the latest checks and their rows), latest_page with
-latest_checks' unsliced list (which orders and filters by the checks' own columns), lifecycle_counts with that
-list's flags, and the latest pointer itself with a Python pass over every check.
+score_distribution with their raw versions in tests/store_oracle.py (which read the latest checks and their rows),
+latest_page with latest_checks' unsliced list (which orders and filters by the checks' own columns),
+lifecycle_counts with that list's flags, and the latest pointer itself with a Python pass over every check.
 """
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import store_oracle
 
 from core import store
 from core.engine.result import STATUSES, Row
-from core.store import latest, queries
+from core.store import Store, latest
 from core.store.db import Database, get_engine
 from core.store.latest import LATEST_COLUMNS
 from core.store.models import check_rows_t, checks_t, key_tenants_t, latest_problems_t, tenants_t
 from core.store.record import _check_values
+from core.store.triage import FLAGS
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 WEIGHTS = [1, 2, 1, 2, 3, 2]  # invalid, failing, incomplete, attention, healthy, unreachable
@@ -146,20 +149,21 @@ def stored_mismatches(conn, key_tenants: dict[str, set[int]]) -> list[tuple]:
 
 
 def counter_mismatches(db: Database, ia: bool) -> list[tuple]:
-    """The counter-backed queries against their _raw_ twins (computed from the checks)."""
+    """The counter-backed queries against their raw twins in tests/store_oracle.py (computed from the checks)."""
     checks = [
-        ("status_counts", lambda ia, f: f(db, include_archived=ia), "status_counts"),
-        ("score_distribution/10", lambda ia, f: f(db, 10, include_archived=ia), "score_distribution"),
-        ("score_distribution/7", lambda ia, f: f(db, 7, include_archived=ia), "score_distribution"),
+        ("status_counts", lambda ia, f: f(include_archived=ia), "status_counts"),
+        ("score_distribution/10", lambda ia, f: f(10, include_archived=ia), "score_distribution"),
+        ("score_distribution/7", lambda ia, f: f(7, include_archived=ia), "score_distribution"),
     ]
     for kind in latest.KINDS:
         for limit in (2, 100):
             checks.append((f"top_problem_scopes/{kind}/{limit}",
-                           lambda ia, f, kind=kind, limit=limit: f(db, kind, limit, include_archived=ia),
+                           lambda ia, f, kind=kind, limit=limit: f(kind, limit, include_archived=ia),
                            "top_problem_scopes"))
     out: list[tuple] = []
     for label, call, name in checks:
-        got, want = call(ia, getattr(queries, name)), call(ia, getattr(queries, "_raw_" + name))
+        raw = functools.partial(getattr(store_oracle, "raw_" + name), db)
+        got, want = call(ia, getattr(Store(db), name)), call(ia, raw)
         if got != want:
             out.append((label, ia, got, want))
     return out
@@ -168,15 +172,15 @@ def counter_mismatches(db: Database, ia: bool) -> list[tuple]:
 def latest_row_mismatches(db: Database, ia: bool, key_tenants: dict[str, set[int]]) -> list[tuple]:
     """The latest checks' flags (account changed, shared key) and the lifecycle counts that sum them."""
     out: list[tuple] = []
-    everything = queries.latest_checks(db, include_archived=ia, now=NOW)
+    everything = Store(db).latest_checks(include_archived=ia, now=NOW)
     for row in everything:  # "shared key": the latest check's key has a check for another tenant
         if row["last_account_changed"] != row["account_changed"]:  # 0015: kept on write = the query's flag
             out.append(("last_account_changed", ia, row["tenant_id"]))
         fp = row["key_fingerprint"]
         if row["shared_key"] != (fp is not None and len(key_tenants.get(fp, set()) - {row["tenant_id"]}) > 0):
             out.append(("shared_key", ia, row["tenant_id"]))
-    counts = queries.lifecycle_counts(db, include_archived=ia, now=NOW)
-    want_counts = {f: sum(r[f] for r in everything) for f in queries.FLAGS}
+    counts = Store(db).lifecycle_counts(include_archived=ia, now=NOW)
+    want_counts = {f: sum(r[f] for r in everything) for f in FLAGS}
     want_counts["mode_or_account_changed"] = sum(r["mode_changed"] or r["account_changed"] for r in everything)
     if counts != want_counts:
         out.append(("lifecycle_counts", ia, counts, want_counts))
@@ -188,12 +192,12 @@ def page_mismatches(db: Database, ia: bool, filters: dict, want_rows: list) -> l
     out: list[tuple] = []
     for size in (3, 50):
         for page in range(1, max(1, -(-len(want_rows) // size)) + 1):
-            got_page = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size, **filters)
+            got_page = Store(db).latest_page(include_archived=ia, now=NOW, page=page, page_size=size, **filters)
             want = want_rows[(page - 1) * size: page * size]
             if got_page["rows"] != want or got_page["total"] != len(want_rows):
                 out.append(("latest_page", ia, filters, size, page))
-            known = queries.latest_page(db, include_archived=ia, now=NOW, page=page, page_size=size,
-                                        total=len(want_rows), **filters)  # a total the caller counted
+            known = Store(db).latest_page(include_archived=ia, now=NOW, page=page, page_size=size,
+                                          total=len(want_rows), **filters)  # a total the caller counted
             if known != got_page:
                 out.append(("latest_page(total=)", ia, filters, size, page))
     return out
@@ -203,12 +207,12 @@ def filter_mismatches(db: Database, ia: bool) -> list[tuple]:
     """For each of FILTERS: the count, Triage's status figures and the pages against the filtered latest checks."""
     out: list[tuple] = []
     for filters in FILTERS:
-        want_rows = queries.latest_checks(db, include_archived=ia, now=NOW, **filters)
+        want_rows = Store(db).latest_checks(include_archived=ia, now=NOW, **filters)
         counting = {k: v for k, v in filters.items() if k != "order"}
-        if queries.count_latest(db, include_archived=ia, now=NOW, **counting) != len(want_rows):
+        if Store(db).count_latest(include_archived=ia, now=NOW, **counting) != len(want_rows):
             out.append(("count_latest", ia, filters))
         if "status" not in filters:  # Triage's figures follow every filter but the status
-            got_counts = queries.latest_status_counts(db, include_archived=ia, now=NOW, **counting)
+            got_counts = Store(db).latest_status_counts(include_archived=ia, now=NOW, **counting)
             if got_counts != {st: sum(r["status"] == st for r in want_rows) for st in got_counts}:
                 out.append(("latest_status_counts", ia, filters, got_counts))
         out += page_mismatches(db, ia, filters, want_rows)

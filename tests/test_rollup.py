@@ -2,7 +2,7 @@
 
 Every history here is written through record_check / update_tenant (the incremental path), or inserted at
 revision 0007 and backfilled by the migration; the three fleet readers are then compared with their raw
-versions (core.store.queries._raw_*) over several date ranges, with and without archived tenants.
+versions (tests/store_oracle.py) over several date ranges, with and without archived tenants.
 """
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+import store_oracle
+from store_oracle import raw_checks_per_day
 
 from core import store
 from core.engine.result import STATUSES
-from core.store import queries, rollup
+from core.store import Store, rollup
 from core.store.db import Database, get_engine
 from core.store.models import checks_t, rollup_days_t, rollup_status_t, tenants_t
 from core.store.record import _check_values
@@ -27,7 +29,7 @@ WEIGHTS = [1, 2, 1, 2, 4, 2]  # invalid, failing, incomplete, attention, healthy
 def mismatches(url: str) -> list[tuple]:
     """Every (reader, start, end, include_archived) where the rollup and the raw aggregation disagree."""
     db = Database(url)
-    days = [d["day"] for d in queries._raw_checks_per_day(db, include_archived=True)]
+    days = [d["day"] for d in raw_checks_per_day(db, include_archived=True)]
     assert days, "no history to compare"
     first, last = days[0], days[-1]
     mid = days[len(days) // 2]
@@ -38,8 +40,8 @@ def mismatches(url: str) -> list[tuple]:
     for include_archived in (False, True):
         for lo, hi in ranges:
             for name in READERS:
-                got = getattr(queries, name)(db, lo, hi, include_archived=include_archived)
-                want = getattr(queries, "_raw_" + name)(db, lo, hi, include_archived=include_archived)
+                got = getattr(Store(db), name)(lo, hi, include_archived=include_archived)
+                want = getattr(store_oracle, "raw_" + name)(db, lo, hi, include_archived=include_archived)
                 if got != want:
                     out.append((name, lo, hi, include_archived, got, want))
     return out
@@ -252,7 +254,8 @@ def test_concurrent_writers_lose_no_increment(store_url, make_result):
 
 def test_an_empty_history_has_no_rollup_rows(store_url):
     db = Database(store_url)
-    assert queries.status_mix_per_day(db) == [] and queries.checks_per_day(db) == []
-    assert queries.unreachable_share(db) == {"checks": 0, "unreachable": 0, "share": 0.0}
+    s = Store(db)
+    assert s.status_mix_per_day() == [] and s.checks_per_day() == []
+    assert s.unreachable_share() == {"checks": 0, "unreachable": 0, "share": 0.0}
     rollup.rebuild(db)
-    assert queries.checks_per_day(db) == []
+    assert s.checks_per_day() == []

@@ -53,7 +53,6 @@ from core.features.keysource import SourceError, SourceStopped, read_key_source 
 from core.features.recheck import BatchLine, BatchReport
 from core.features.retry import retrying
 from core.store import StoreInputError, guard, is_database_error, slugify
-from core.store import fleet as runs
 from core.store.db import DEADLINES
 from core.store.errors import classify
 
@@ -327,7 +326,7 @@ class FleetRun:
                 run = store.start_run(name=self.opts.run_name, started_by=self.svc.who, command=self.opts.command)
             self.run_id = run["id"]
             report.run = dict(run)
-            runs.reopen_unreachable(self.db, self.run_id)  # from before unreachable tenants stayed open: again
+            store.reopen_unreachable_run_items(self.run_id)  # from before unreachable tenants stayed open: again
             store.add_run_items(self.run_id, [es[0].tenant for es in self.by_slug.values()])
             self.done_before = store.done_slugs(self.run_id) & set(self.by_slug)
             report.skipped = len(self.done_before)
@@ -362,7 +361,7 @@ class FleetRun:
             # never this worker's own tenants still in flight: a claim that lapsed while its check ran (a TTL
             # shorter than the check) would otherwise be taken over by its own worker and counted twice
             in_flight = {i for i in list(self.claimed) if i not in self.finished}
-            return _retrying(functools.partial(runs.claim_items, self.db, self.run_id, self.opts.worker, free,
+            return _retrying(functools.partial(self.store.claim_run_items, self.run_id, self.opts.worker, free,
                                                self.opts.claim_ttl_s, exclude=self.foreign | in_flight))
         except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
             # no more tenants; the sweeps in flight still go to the writer, whose first failed write names the
@@ -387,7 +386,7 @@ class FleetRun:
         """Nothing left to claim here: True when the run is finished (or this worker gives up waiting on other
         workers' claims, saying so in `unfinished`); False after a short wait for them."""
         try:
-            left = runs.open_claims(self.db, self.run_id)
+            left = self.store.open_run_claims(self.run_id)
         except Exception as e:  # noqa: BLE001 - re-raised unless it is the database's
             self._database_stopped(e)
             return True
@@ -470,7 +469,7 @@ class FleetRun:
     def _checked_by_the_dead(self, item: dict) -> bool:
         """A dead worker's claim: it may have checked the tenant just before dying. True when it did (the tenant
         is marked done with that check, and counted as skipped)."""
-        found = _retrying(lambda: runs.checked_in_run(self.db, self.run_id, item["slug"]))
+        found = _retrying(lambda: self.store.checked_in_run(self.run_id, item["slug"]))
         if found is None:
             return False
         _retrying(lambda: self.store.finish_run_item(item["id"], check_id=found[0], status=found[1], problem=None))
@@ -586,7 +585,7 @@ class FleetRun:
         every = max(0.5, self.opts.claim_ttl_s / 3)
         while not self.beat_stop.wait(every):
             try:
-                runs.heartbeat(self.db, self.run_id, self.opts.worker, self.opts.claim_ttl_s)
+                self.store.heartbeat_run(self.run_id, self.opts.worker, self.opts.claim_ttl_s)
             except Exception as e:  # noqa: BLE001 - the run's own writes say what is wrong with the database
                 log.warning("refreshing this worker's claims failed: %s", type(e).__name__)
 

@@ -6,22 +6,25 @@
     check_id = s.record_check(result, "Acme", source="cli", checked_by="ops")
     s.latest_checks(status="failing")             # triage
 
-Every query and write takes the Database as its first argument; a `Store` is that set of functions bound to
-one Database, so a caller holding a Store cannot write to another database by forgetting an argument.
+A `Store` is the queries and writes over one Database (a class per concern, docs/store.md), so a caller holding
+a Store cannot write to another database by forgetting an argument.
 Nothing here ever sees the key itself: a check stores KeyInfo.masked and KeyInfo.fingerprint only.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Iterable
+from datetime import datetime
 
-from core.store import fleet, queries, record
+from core.engine.result import CheckResult
+from core.store import record
+from core.store.alerts import AlertQueries
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
+from core.store.figures import FigureQueries
+from core.store.history import HistoryQueries
 from core.store.models import SOURCES, Audit, Check, CheckRow, KeyEvent, StripeKey, Tenant
+from core.store.name_queries import NameQueries
 from core.store.names import TenantName
-from core.store.queries import FLAGS, MAX_PAGE_SIZE, PAGE_SIZES
 from core.store.record import (
     EXPECTED_MODES,
     UNSET,
@@ -35,30 +38,18 @@ from core.store.record import (
     slugify,
     validate_tenant_name,
 )
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class _Bound(Generic[P, R]):
-    """A store function seen from a Store: the Database argument is the Store's own."""
-
-    def __init__(self, fn: Callable[Concatenate[Database, P], R]):
-        self.fn = fn
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Bound[P, R]: ...
-    @overload
-    def __get__(self, obj: Store, owner: type) -> Callable[P, R]: ...
-    def __get__(self, obj: Store | None, owner: type) -> Any:
-        if obj is None:
-            return self
-        return functools.partial(self.fn, obj.db)
+from core.store.rows import AuditRow, TenantListRow, TenantRow
+from core.store.runs import RunQueries
+from core.store.triage import FLAGS, MAX_PAGE_SIZE, PAGE_SIZES, TriageQueries
 
 
-class Store:
-    """The store's queries and writes, bound to one Database."""
+class Store(TriageQueries, HistoryQueries, FigureQueries, NameQueries, RunQueries, AlertQueries):
+    """The store's queries and writes, bound to one Database.
+
+    Each concern's reads live in its own module as a class of methods (triage.py, history.py, figures.py,
+    names.py, runs.py, alerts.py: docs/store.md); Store is those classes over one Database, so a new query is
+    written once, in its module. The tenant, check and audit writes and reads below are record.py's functions
+    with this Store's Database."""
 
     def __init__(self, db: Database):
         self.db = db
@@ -76,62 +67,44 @@ class Store:
     def current_revision(self) -> str | None:
         return self.db.current_revision()
 
-    # writes
-    get_or_create_tenant = _Bound(record.get_or_create_tenant)
-    update_tenant = _Bound(record.update_tenant)
-    record_check = _Bound(record.record_check)
-    record_checked = _Bound(record.record_checked)
-    record_audit = _Bound(record.record_audit)
-    # reads
-    get_tenant = _Bound(record.get_tenant)
-    name_clash = _Bound(record.name_clash)
-    list_tenants = _Bound(record.list_tenants)
-    tenant_names = _Bound(queries.tenant_names)
-    list_audit = _Bound(record.list_audit)
-    latest_checks = _Bound(queries.latest_checks)
-    count_latest = _Bound(queries.count_latest)
-    latest_page = _Bound(queries.latest_page)
-    latest_status_counts = _Bound(queries.latest_status_counts)
-    tenant_history = _Bound(queries.tenant_history)
-    get_check = _Bound(queries.get_check)
-    drift = _Bound(queries.drift)
-    status_mix_per_day = _Bound(queries.status_mix_per_day)
-    checks_per_day = _Bound(queries.checks_per_day)
-    status_counts = _Bound(queries.status_counts)
-    score_distribution = _Bound(queries.score_distribution)
-    top_problem_scopes = _Bound(queries.top_problem_scopes)
-    stale_tenants = _Bound(queries.stale_tenants)
-    last_accepted_check = _Bound(queries.last_accepted_check)
-    # fleet runs and alerts (core/store/fleet.py)
-    start_run = _Bound(fleet.start_run)
-    last_unfinished_run = _Bound(fleet.last_unfinished_run)
-    get_run = _Bound(fleet.get_run)
-    list_runs = _Bound(fleet.list_runs)
-    add_run_items = _Bound(fleet.add_items)
-    done_slugs = _Bound(fleet.done_slugs)
-    claim_run_items = _Bound(fleet.claim_items)
-    release_run_items = _Bound(fleet.release_items)
-    finish_run_item = _Bound(fleet.finish_item)
-    settle_checked_run_items = _Bound(fleet.settle_checked_items)
-    add_rate_limited = _Bound(fleet.add_rate_limited)
-    summarise_run = _Bound(fleet.summarise_run)
-    run_items = _Bound(fleet.run_items)
-    add_alert = _Bound(fleet.add_alert)
-    get_alert = _Bound(fleet.get_alert)
-    pending_alerts = _Bound(fleet.pending_alerts)
-    mark_alert_delivery = _Bound(fleet.mark_delivery)
-    open_alerts = _Bound(fleet.open_alerts)
-    ack_alert = _Bound(fleet.ack_alert)
-    # key lifecycle (0006)
-    key_events = _Bound(queries.key_events)
-    key_first_seen = _Bound(queries.key_first_seen)
-    tenants_with_key = _Bound(queries.tenants_with_key)
-    shared_keys = _Bound(queries.shared_keys)
-    previous_key = _Bound(queries.previous_key)
-    key_history = _Bound(queries.key_history)
-    lifecycle_counts = _Bound(queries.lifecycle_counts)
-    replaced_tenants = _Bound(queries.replaced_tenants)
-    unreachable_share = _Bound(queries.unreachable_share)
+    # tenants, checks and audit (core/store/record.py)
+    def get_or_create_tenant(self, name: str) -> TenantRow:
+        return record.get_or_create_tenant(self.db, name)
+
+    def update_tenant(self, tenant: str | int, *, name: str = UNSET, account: str | None = UNSET,
+                      contact: str | None = UNSET, notes: str | None = UNSET, archived: bool = UNSET,
+                      expected_mode: str | None = UNSET) -> TenantRow:
+        return record.update_tenant(self.db, tenant, name=name, account=account, contact=contact, notes=notes,
+                                    archived=archived, expected_mode=expected_mode)
+
+    def record_check(self, result: CheckResult, tenant: str, *, source: str, checked_by: str | None) -> int:
+        return record.record_check(self.db, result, tenant, source=source, checked_by=checked_by)
+
+    def record_checked(self, result: CheckResult, tenant: str, *, source: str, checked_by: str | None,
+                       audit: AuditOfCheck | None = None, alert: AlertRule | None = None) -> Recorded:
+        return record.record_checked(self.db, result, tenant, source=source, checked_by=checked_by, audit=audit,
+                                     alert=alert)
+
+    def record_audit(self, action: str, *, who: str | None = None, tenant: str | None = None, outcome: str = "ok",
+                     detail: str | None = None, at: datetime | None = None) -> int:
+        return record.record_audit(self.db, action, who=who, tenant=tenant, outcome=outcome, detail=detail, at=at)
+
+    def get_tenant(self, tenant: str | int) -> TenantRow | None:
+        return record.get_tenant(self.db, tenant)
+
+    def name_clash(self, name: str) -> str | None:
+        return record.name_clash(self.db, name)
+
+    def list_tenants(self, *, include_archived: bool = False, search: str | None = None) -> list[TenantListRow]:
+        return record.list_tenants(self.db, include_archived=include_archived, search=search)
+
+    def list_audit(self, *, tenant: str | int | None = None, action: str | Iterable[str] | None = None,
+                   who: str | None = None, outcome: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None, limit: int | None = 500, who_contains: str | None = None,
+                   tenant_contains: str | None = None) -> list[AuditRow]:
+        return record.list_audit(self.db, tenant=tenant, action=action, who=who, outcome=outcome, since=since,
+                                 until=until, limit=limit, who_contains=who_contains,
+                                 tenant_contains=tenant_contains)
 
 
 def at(url: str) -> Store:

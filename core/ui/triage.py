@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from core.engine.result import KEY_STATUSES
-from core.store.queries import FLAGS, PAGE_SIZES
+from core.store.triage import FLAGS, PAGE_SIZES
 from core.text import printable
 
 FLAG_WORDS = {  # triage words for store.FLAGS
