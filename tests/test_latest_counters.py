@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from core import store
 from core.engine.result import STATUSES, Row
 from core.store import latest, queries
+from core.store.checks import _check_values
 from core.store.db import Database, get_engine
 from core.store.latest import LATEST_COLUMNS
 from core.store.models import check_rows_t, checks_t, key_tenants_t, latest_problems_t, tenants_t
-from core.store.record import _check_values
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 WEIGHTS = [1, 2, 1, 2, 3, 2]  # invalid, failing, incomplete, attention, healthy, unreachable

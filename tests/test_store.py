@@ -451,7 +451,7 @@ def test_the_real_database_comes_from_the_settings_and_nothing_defaults_to_it(tm
 
     from core import runtime
     from core.config import settings
-    from core.store import queries, record
+    from core.store import audit, checks, fleet, queries, rules, tenants
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
     s = runtime.real(settings()).store
@@ -460,7 +460,7 @@ def test_the_real_database_comes_from_the_settings_and_nothing_defaults_to_it(tm
     assert s.list_tenants()[0]["name"] == "Acme"
     s.db.dispose()
     # no store function picks a database by itself: each takes the Database first, and none a URL
-    for module in (queries, record):
+    for module in (queries, tenants, checks, audit, rules, fleet):
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             params = inspect.signature(fn).parameters
             assert "url" not in params, f"{module.__name__}.{name} takes a URL"

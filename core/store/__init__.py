@@ -16,24 +16,15 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from core.store import fleet, queries, record
+from core.engine.redact import redact
+from core.store import audit, checks, fleet, queries, tenants
+from core.store.checks import AlertRule, AuditOfCheck, History, Recorded
 from core.store.db import Database, connect, current_revision, dispose_engine, get_engine, mask_url, normalize_url
 from core.store.errors import DATABASE_ERRORS, DatabaseFailure, DatabaseProblem, classify, guard, is_database_error
 from core.store.models import SOURCES, Audit, Check, CheckRow, KeyEvent, StripeKey, Tenant
 from core.store.queries import FLAGS, MAX_PAGE_SIZE, PAGE_SIZES
-from core.store.record import (
-    EXPECTED_MODES,
-    UNSET,
-    AlertRule,
-    AuditOfCheck,
-    Recorded,
-    StoreInputError,
-    UnknownTenantError,
-    redact,
-    same_name,
-    slugify,
-    validate_tenant_name,
-)
+from core.store.rules import UNSET, StoreInputError, UnknownTenantError, same_name, slugify, validate_tenant_name
+from core.store.tenants import EXPECTED_MODES
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,17 +67,18 @@ class Store:
         return self.db.current_revision()
 
     # writes
-    get_or_create_tenant = _Bound(record.get_or_create_tenant)
-    update_tenant = _Bound(record.update_tenant)
-    record_check = _Bound(record.record_check)
-    record_checked = _Bound(record.record_checked)
-    record_audit = _Bound(record.record_audit)
+    get_or_create_tenant = _Bound(tenants.get_or_create_tenant)
+    update_tenant = _Bound(tenants.update_tenant)
+    record_check = _Bound(checks.record_check)
+    record_checked = _Bound(checks.record_checked)
+    check_history = _Bound(checks.check_history)
+    record_audit = _Bound(audit.record_audit)
     # reads
-    get_tenant = _Bound(record.get_tenant)
-    name_clash = _Bound(record.name_clash)
-    list_tenants = _Bound(record.list_tenants)
+    get_tenant = _Bound(tenants.get_tenant)
+    name_clash = _Bound(tenants.name_clash)
+    list_tenants = _Bound(tenants.list_tenants)
     tenant_names = _Bound(queries.tenant_names)
-    list_audit = _Bound(record.list_audit)
+    list_audit = _Bound(audit.list_audit)
     latest_checks = _Bound(queries.latest_checks)
     count_latest = _Bound(queries.count_latest)
     latest_page = _Bound(queries.latest_page)
@@ -148,6 +140,7 @@ __all__ = [
     "UNSET",
     "AlertRule",
     "AuditOfCheck",
+    "History",
     "Recorded",
     "Audit",
     "Check",

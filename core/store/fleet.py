@@ -17,16 +17,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from core.engine.redact import redact
+from core.store.checks import insert_alert
 from core.store.db import Database
 from core.store.models import NAME_MAX, alerts_t, checks_t, fleet_items_t, fleet_runs_t, tenants_t
-from core.store.record import (
-    _insert_ignore,
-    _optional_text,
-    insert_alert,
-    redact,
-    slugify,
-    validate_tenant_name,
-)
+from core.store.rules import _optional_text, slugify, validate_tenant_name
+from core.store.tenants import _insert_ignore
 from core.store.types import utcnow
 
 r_, i_, a_ = fleet_runs_t, fleet_items_t, alerts_t

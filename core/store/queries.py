@@ -32,7 +32,6 @@ from core.store.models import (
     stripe_keys_t,
     tenants_t,
 )
-from core.store.record import StoreInputError, _get_tenant, _pick, _tenant_where, tenant_search
 from core.store.rows import (
     CheckDetail,
     DriftRow,
@@ -46,6 +45,8 @@ from core.store.rows import (
     StoredRow,
     TenantName,
 )
+from core.store.rules import StoreInputError
+from core.store.tenants import _get_tenant, _pick, _tenant_where, tenant_search
 from core.store.types import utcnow
 
 c = checks_t
@@ -514,7 +515,7 @@ def latest_page(db: Database, status: str | Iterable[str] | None = None,
 
 
 def _tenant_id(conn, tenant: str | int) -> int | None:
-    """The id of the tenant `tenant` names (see record._tenant_where; the exact name wins when a string names
+    """The id of the tenant `tenant` names (see tenants._tenant_where; the exact name wins when a string names
     two), or None. One indexed lookup, so the per-tenant queries then read checks by tenant_id alone."""
     where = _tenant_where(tenant)  # refuses a bad name before the database is touched
     if isinstance(tenant, int):
