@@ -169,6 +169,9 @@ def record_checked(db: Database, result: CheckResult,
     before them; later events are not rewritten).
     The alert rule is given the tenant's previous latest check as read under the lock, so two checks of one
     tenant recorded at once are each compared with the one before it.
+    `history`: the read the check started with (`check_history`), else it is read here, before the write lock. The
+    write starts from it while it is still the tenant's state (the check's INSERT is guarded by it), else records
+    the check the long way in the same transaction; docs/store.md, "A check's statements" (tests/test_unit_of_work.py).
     """
     clean = validate_tenant_name(tenant)
     check, rows = _check_values(result, source, checked_by)
