@@ -34,9 +34,9 @@ import sqlalchemy as sa
 from core import store
 from core.engine.result import KEY_STATUSES, LEVELS, Level
 from core.store import latest
+from core.store.checks import ACCEPTED_STATUSES
 from core.store.db import connect, dispose_engine, get_engine
 from core.store.models import checks_t
-from core.store.record import ACCEPTED_STATUSES
 
 SCOPES: list[tuple[str, str, str, Level]] = [
     (cat, f"{res.lower().replace(' ', '_')}_{lvl}", res, lvl)

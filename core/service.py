@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from core.engine.catalogue import Catalogue
 from core.engine.check import Progress, check_key, explain_refusal
-from core.engine.keys import Pasted
+from core.engine.keys import Pasted, as_intake
 from core.engine.paced import Paced
 from core.engine.result import CheckResult
 from core.features import sample as _sample
@@ -34,6 +34,7 @@ from core.store import (
     DATABASE_ERRORS,
     AlertRule,
     AuditOfCheck,
+    History,
     Store,
     StoreInputError,
     TenantName,
@@ -56,6 +57,7 @@ class Checked:
     save_problem: str | None = None
     database_problem: DatabaseProblem | None = None  # when the database was why (core.store.errors)
     alert_id: int | None = None  # the alert this check raised (handed to this process's webhook sender)
+    history: History | None = None  # the one read of history the check started with (record(..., history=) uses it)
 
     @property
     def saved(self) -> bool:
@@ -110,10 +112,14 @@ class Service:
         `record(result, tenant, source=...)` (the fleet, from its one writer thread).
         `pacing`: the fleet's shared per-account pacing (Paced); `source` says who checked ("batch": the fleet).
         A bad tenant name is refused (StoreInputError) before any request; so is, when the check is to be
-        recorded, a name too close to another tenant's (`name_clash`: the sentence the dashboard gives)."""
+        recorded, a name too close to another tenant's (`name_clash`: the sentence the dashboard gives).
+        The tenant's history is read ONCE, before any request (`Store.check_history`: the clash question, the
+        lifecycle's facts and the state the write starts from), and written in one transaction: docs/store.md."""
         tenant = TenantName.optional(tenant)  # a TenantName passes as it is (a script's plain text is parsed here)
-        if tenant is not None and record:
-            self._refuse_clash(tenant)
+        key = as_intake(key)  # likewise the key: a parsed paste as it is, a script's raw text parsed here, once
+        history = None
+        if tenant is not None:
+            history = self._history(key, tenant, clash=bool(record))
         paced = pacing or Paced()
         result = check_key(
             key, settings=self.rt.probe, client=self.rt.client(),
@@ -121,44 +127,50 @@ class Service:
             pacing=paced.pacing, pool=paced.pool, account_hint=paced.account_hint,
         )
         result = self.judge(result)
-        result = self.lifecycle(result, tenant)
+        known = history.known if history is not None and history.fingerprint == result.key.fingerprint else None
+        result = self.lifecycle(result, tenant, known=known)
         if tenant is None or record is not True:
-            return Checked(result)
-        return self.record(result, tenant, source=source)
+            return Checked(result, history=history)
+        return self.record(result, tenant, source=source, history=history)
 
-    def _refuse_clash(self, tenant: TenantName) -> None:
-        """StoreInputError (one sentence) when `tenant` would be a new tenant too close to an existing one. A
-        database that cannot say leaves the check to run: saving it then says what is wrong."""
+    def _history(self, key: Pasted, tenant: TenantName, *, clash: bool) -> History | None:
+        """The one read of the tenant's history a check starts with, before any request. StoreInputError (one
+        sentence) when `clash` and `tenant` would be a new tenant too close to an existing one. A database that
+        cannot say leaves the check to run (None): saving it then says what is wrong."""
+        fingerprint = key.info.fingerprint
         try:
-            clash = self.store.name_clash(tenant)
+            history = self.store.check_history(tenant, fingerprint, clash=clash)
         except Exception as e:  # re-raised unless it is the database's (driver, Alembic, ...)
             if not is_database_error(e):
                 raise
-            log.error("asking whether the tenant name clashes failed: %s", type(e).__name__)
-            return
-        if clash:
-            raise StoreInputError(clash)
+            log.error("reading the tenant's history failed: %s", type(e).__name__)
+            return None
+        if clash and history.clash:
+            raise StoreInputError(history.clash)
+        return history
 
-    def lifecycle(self, result: CheckResult, tenant: TenantName | None) -> CheckResult:
+    def lifecycle(self, result: CheckResult, tenant: TenantName | None, *, known: dict | None = None) -> CheckResult:
         """The key's lifecycle against history (key replaced, mode or account changed, expected mode, shared
         key, age and rotation due), set on the result and carried into its tenant message. Runs before a result
         is shown, with or without saving; a history that cannot be read leaves the result as the engine made it."""
         try:
-            return apply_history(self.store, result, tenant, rotation_days=self.rt.rotation_days)
+            return apply_history(self.store, result, tenant, rotation_days=self.rt.rotation_days, known=known)
         except Exception as e:  # noqa: BLE001 - the check stands without the history's view of it
             log.error("reading the key's history failed: %s", type(e).__name__)
             return result
 
-    def record(self, result: CheckResult, tenant: TenantName, *, source: str) -> Checked:
+    def record(self, result: CheckResult, tenant: TenantName, *, source: str, history: History | None = None
+               ) -> Checked:
         """Keep a judged check in the tenant's history, with its audit entry and, if the tenant got worse, its
         alert (see core.features.alerts), all in one transaction (Store.record_checked): either all of them are
         stored or none is. The alert is then handed to this process's webhook sender (it stays pending in the
         database for the next sender if this process ends first). A store that cannot take it leaves the result
-        intact and says why in `save_problem`."""
+        intact and says why in `save_problem`. `history`: the read the check started with (Checked.history), so the
+        write reads nothing more unless the tenant changed since."""
         audit = AuditOfCheck(who=self.who, detail=f"{result.key.masked} score {result.score} ({source})")
         try:
             done = self.store.record_checked(result, tenant, source=source, checked_by=self.who, audit=audit,
-                                             alert=self._alert_rule(result))
+                                             alert=self._alert_rule(result), history=history)
         except StoreInputError as e:
             return Checked(result, save_problem=f"The check ran but was not saved: {e}")
         except Exception as e:  # noqa: BLE001  (the database failed: the result stands, and says why it was not saved)

@@ -22,10 +22,10 @@ import store_oracle
 from core import store
 from core.engine.result import STATUSES, Row
 from core.store import Store, latest
+from core.store.checks import _check_values
 from core.store.db import Database, get_engine
 from core.store.latest import LATEST_COLUMNS
 from core.store.models import check_rows_t, checks_t, key_tenants_t, latest_problems_t, tenants_t
-from core.store.record import _check_values
 from core.store.triage import FLAGS
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ from store_oracle import raw_checks_per_day
 from core import store
 from core.engine.result import STATUSES
 from core.store import Store, rollup
+from core.store.checks import _check_values
 from core.store.db import Database, get_engine
 from core.store.models import checks_t, rollup_days_t, rollup_status_t, tenants_t
-from core.store.record import _check_values
 
 READERS = ("status_mix_per_day", "checks_per_day", "unreachable_share")
 D0 = datetime(2025, 3, 1, tzinfo=UTC)

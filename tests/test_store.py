@@ -451,7 +451,7 @@ def test_the_real_database_comes_from_the_settings_and_nothing_defaults_to_it(tm
 
     from core import runtime
     from core.config import settings
-    from core.store import Store, record
+    from core.store import Store, audit, checks, rules, tenants
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
     s = runtime.real(settings()).store
@@ -459,13 +459,14 @@ def test_the_real_database_comes_from_the_settings_and_nothing_defaults_to_it(tm
     assert (tmp_path / "env.db").exists()
     assert s.list_tenants()[0]["name"] == "Acme"
     s.db.dispose()
-    # no store function picks a database by itself: record's take the Database first, and none a URL; a Store's
+    # no store function picks a database by itself: each takes the Database first, and none a URL; a Store's
     # queries use the Store's own Database and take neither
-    for name, fn in inspect.getmembers(record, inspect.isfunction):
-        params = inspect.signature(fn).parameters
-        assert "url" not in params, f"record.{name} takes a URL"
-        if "db" in params:
-            assert list(params)[0] == "db" and params["db"].default is inspect.Parameter.empty, name
+    for module in (tenants, checks, audit, rules):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            params = inspect.signature(fn).parameters
+            assert "url" not in params, f"{module.__name__}.{name} takes a URL"
+            if "db" in params:
+                assert list(params)[0] == "db" and params["db"].default is inspect.Parameter.empty, name
     methods = [(n, f) for n, f in inspect.getmembers(Store, inspect.isfunction) if n != "__init__"]
     assert len(methods) > 60
     for name, fn in methods:

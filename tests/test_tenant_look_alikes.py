@@ -99,7 +99,7 @@ NORD, SUED = PREFIX + " Buße Nord", PREFIX + " Buße Süd"
 
 def test_the_long_names_are_what_the_issue_describes():
     assert len(NORD) == 98 and len(SUED) == 97
-    old_cut = [store.record._full_slug(n)[:100].strip("-") for n in (NORD, SUED)]
+    old_cut = [store.rules.full_slug(n)[:100].strip("-") for n in (NORD, SUED)]
     assert old_cut[0] == old_cut[1], "before 17.7 both names had this one slug"
 
 
@@ -118,7 +118,7 @@ def test_a_slug_past_its_limit_keeps_names_that_differ_in_letters_apart(store_ur
 
 def test_a_tenant_stored_under_the_old_cut_slug_is_still_found(store_url):
     s = store.at(store_url)
-    old = store.record._full_slug(NORD)[:100].strip("-")
+    old = store.rules.full_slug(NORD)[:100].strip("-")
     from core.store.models import tenants_t
     from core.store.types import utcnow
 

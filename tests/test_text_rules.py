@@ -15,7 +15,7 @@ import pytest
 
 from core.engine.redact import redact
 from core.store.names import StoreInputError, TenantName, store_text
-from core.store.record import _clean_notes
+from core.store.tenants import _clean_notes
 from core.text import clean_text, printable, strip_controls
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,7 @@ _PRODUCT = ["core", "dashboard", "app_pages", "app.py", "sandbox"]
 # Where unicodedata may still be used: core/text.py (the rules), the key intake (its own normalisation of a
 # paste: core/engine/keys.py), and the name folding that compares names (slug, same_name, look-alikes, the
 # check page's similar names), which cleans nothing. Migrations freeze their own copies on purpose.
-_UNICODEDATA_OK = {"core/text.py", "core/engine/keys.py", "core/store/record.py", "core/store/confusable.py",
+_UNICODEDATA_OK = {"core/text.py", "core/engine/keys.py", "core/store/rules.py", "core/store/confusable.py",
                    "core/ui/check_view.py"}
 
 

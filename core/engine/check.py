@@ -125,7 +125,7 @@ def assemble(
     `problem` set: the key was refused (locally by intake, or by Stripe with `refused` saying how), so there
     is no grid. `unreachable` set (one sentence): the sweep stopped on our side's or Stripe's trouble (no HTTP
     answer, or a storm of 429/5xx answers), so the status is "unreachable" (not the key): no score, no tenant
-    message, no create-key link, no guide notes, never the tenant's latest status and no alert (core.store.record,
+    message, no create-key link, no guide notes, never the tenant's latest status and no alert (core.store.checks,
     core.features.alerts). Not `answered` (not one HTTP answer): no grid either. `answered` (it stopped partway):
     the rows settled before stand, the rest are unknown. Otherwise every row is judged from `outcomes` (scope ->
     what the probes saw), and the status, score and fixes follow from the rows; the tenant message and the

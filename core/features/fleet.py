@@ -52,7 +52,7 @@ from core.engine.result import CheckResult
 from core.features.keysource import SourceError, SourceStopped, read_key_source  # noqa: F401 (re-exported)
 from core.features.recheck import BatchLine, BatchReport
 from core.features.retry import retrying
-from core.store import StoreInputError, guard, is_database_error, slugify
+from core.store import History, StoreInputError, guard, is_database_error, slugify
 from core.store.db import DEADLINES
 from core.store.errors import classify
 
@@ -236,6 +236,7 @@ class _Checked:
     entry: BatchLine
     result: CheckResult | None = None
     error: str | None = None
+    history: History | None = None  # the one read of history the check started with: the write reads no more
 
 
 def _is_retryable(e: Exception) -> bool:
@@ -484,8 +485,9 @@ class FleetRun:
         self._abandon_if_stopping()
         paced = Paced(self.pacing, self.probe_pool, self.accounts.get(item["slug"]))
         try:
-            result = self.svc.check(entry.key, entry.tenant, source="batch", record="later", pacing=paced,
-                                    on_progress=self._abandon_if_stopping).result
+            checked = self.svc.check(entry.key, entry.tenant, source="batch", record="later", pacing=paced,
+                                     on_progress=self._abandon_if_stopping)
+            result = checked.result
         except _Abandoned:
             raise
         except StoreInputError as e:  # a bad name, or one too close to another tenant's: the sentence, no request
@@ -495,7 +497,7 @@ class FleetRun:
             return _Checked(entry, error=f"The check could not be completed ({type(e).__name__}); run it again.")
         if result.status == "unreachable":
             self.unreachable.set()  # before this worker frees its slot: no tenant is claimed after it
-        return _Checked(entry, result)
+        return _Checked(entry, result, history=checked.history)
 
     def _abandon_if_stopping(self, *_: Any) -> None:
         if self.stop.reason is not None and self.stop.reason != "database" or self.dead:
@@ -529,7 +531,8 @@ class FleetRun:
         line = LineResult(entry.line, entry.tenant, result, problem=checked.error)
         if result is None:
             return line
-        saved = retrying(lambda: self.svc.record(result, entry.tenant, source="batch"), tries=6, delay_s=0.2,
+        saved = retrying(lambda: self.svc.record(result, entry.tenant, source="batch", history=checked.history),
+                         tries=6, delay_s=0.2,
                          again=_locked)
         line.check_id, line.problem = saved.check_id, saved.save_problem
         problem = saved.database_problem

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from core.config import DEFAULT_ROTATION_DAYS
 from core.engine.result import CheckResult, KeyLifecycle
-from core.store.record import slugify
+from core.store.rules import slugify
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 
 def lifecycle_for(
     store: Store, result: CheckResult, tenant: str | None, *, now: datetime | None = None,
-    rotation_days: int = DEFAULT_ROTATION_DAYS,
+    rotation_days: int = DEFAULT_ROTATION_DAYS, known: dict | None = None,
 ) -> KeyLifecycle:
-    """What the history bound to `store` says about this result's key (tenant None: only the key's age)."""
+    """What the history bound to `store` says about this result's key (tenant None: only the key's age). `known`:
+    the history already read for this tenant and key (core.store.checks.History.known), else it is read here."""
     lc = KeyLifecycle(rotation_days=rotation_days)
     fp = result.key.fingerprint
-    known = store.key_history(tenant, fp)  # one read of the history
+    if known is None:
+        known = store.key_history(tenant, fp)  # one read of the history
     t = known["tenant"]
     if t is not None:
         lc.expected_mode = t.get("expected_mode")
@@ -58,8 +60,9 @@ def lifecycle_for(
 
 
 def apply_history(
-    store: Store, result: CheckResult, tenant: str | None, *, rotation_days: int = DEFAULT_ROTATION_DAYS
+    store: Store, result: CheckResult, tenant: str | None, *, rotation_days: int = DEFAULT_ROTATION_DAYS,
+    known: dict | None = None,
 ) -> CheckResult:
     """Set result.lifecycle from the history (the tenant message, built when read, then carries it)."""
-    result.lifecycle = lifecycle_for(store, result, tenant, rotation_days=rotation_days)
+    result.lifecycle = lifecycle_for(store, result, tenant, rotation_days=rotation_days, known=known)
     return result

@@ -1,15 +1,16 @@
 """Alerts (table from migration 0005): the outbox a recorded check's alert is written to (in the check's own
-transaction, core/store/record.py) and that the background sender (core/features/alerts.py) delivers, and their
+transaction, core/store/checks.py) and that the background sender (core/features/alerts.py) delivers, and their
 acknowledgement on Triage.
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from core.engine.redact import redact
+from core.store.checks import insert_alert
 from core.store.db import Database
 from core.store.models import NAME_MAX, alerts_t
 from core.store.names import TenantName
-from core.store.record import insert_alert, redact
 from core.store.sql import optional_text
 from core.store.types import utcnow
 

@@ -97,7 +97,7 @@ def _is_db_exception(e: BaseException) -> bool:
 
 def is_database_error(exc: BaseException) -> bool:
     """True when `exc` (or what it wraps) came from the database layer rather than from input or a bug."""
-    from core.store.record import StoreInputError
+    from core.store.rules import StoreInputError
 
     if isinstance(exc, StoreInputError):
         return False

@@ -15,8 +15,8 @@ from core.config import DEFAULT_ROTATION_DAYS
 from core.engine.result import KEY_STATUSES
 from core.store.db import Database
 from core.store.models import key_tenants_t, latest_problems_t, rollup_days_t, rollup_status_t
-from core.store.record import StoreInputError
 from core.store.rows import ProblemScope, ScoreBucket, StaleTenant, StatusMixDay
+from core.store.rules import StoreInputError
 from core.store.sql import HAS_LATEST, TENANT_COLUMNS, as_date, c, e, k, latest_base, t, utc
 from core.store.triage import FLAGS, REPLACED_RECENT_DAYS
 from core.store.types import utcnow

@@ -9,7 +9,7 @@ transaction that moves the pointer (so they can never disagree with it), and one
   `missing` or `excess` (check rows with a scope only, each (kind, scope, resource, category) once per check).
   record_check subtracts the old latest check's problem rows and adds the new one's when the pointer moves
   (`on_latest`); update_tenant's archived flag moves the tenant's rows between archived=False/True
-  (`move_tenant`). Counters move with the rollup's atomic upsert (`rollup._upsert`), rows touched in key order so
+  (`move_tenant`). Counters move with the rollup's atomic upsert (`rollup.upsert`), rows touched in key order so
   concurrent writers on PostgreSQL never deadlock on them (the tenant's own row is locked first). Rows that reach 0
   may stay: readers ignore them;
 - key_tenants (fingerprint): how many distinct tenants have a check of that key (any status), so Triage's
@@ -109,7 +109,7 @@ def problems_of_check(conn: Connection, check_id: int | None) -> set[Problem]:
 def apply(conn: Connection, deltas: Mapping[ProblemKey, int]) -> None:
     """Add tenants per (archived, kind, scope, resource, category); zero deltas skipped, rows in key order."""
     rows = [dict(zip(_KEY, key, strict=True), tenants=n) for key, n in sorted(deltas.items()) if n]
-    rollup._upsert(conn, latest_problems, _KEY, ("tenants",), rows)
+    rollup.upsert(conn, latest_problems, _KEY, ("tenants",), rows)
 
 
 def on_latest(conn: Connection, *, archived: bool, old_check_id: int | None, new_rows: Iterable[Mapping],
@@ -148,7 +148,7 @@ def on_key(conn: Connection, *, tenant_id: int, check_id: int, fingerprint: str)
         sa.select(c.id).where(c.key_fingerprint == fingerprint, c.tenant_id == tenant_id, c.id != check_id).limit(1)
     ).first()
     if seen is None:
-        rollup._upsert(conn, key_tenants, ("fingerprint",), ("tenants",), [{"fingerprint": fingerprint, "tenants": 1}])
+        rollup.upsert(conn, key_tenants, ("fingerprint",), ("tenants",), [{"fingerprint": fingerprint, "tenants": 1}])
 
 
 # --- 0015: the latest check's summary and the tenant's streak ----------------------------------------------

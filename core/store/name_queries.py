@@ -1,5 +1,5 @@
 """The tenants' names: what the pages' tenant pickers list (the tenant rows themselves, their lookups and their
-writes are core/store/record.py's)."""
+writes are core/store/tenants.py's)."""
 from __future__ import annotations
 
 import sqlalchemy as sa

@@ -73,7 +73,7 @@ def day_sql(col, dialect: str):
 
 
 # --- writing counters -------------------------------------------------------------------------------------
-def _upsert(conn: Connection, table: sa.TableClause, key: tuple[str, ...], counters: tuple[str, ...],
+def upsert(conn: Connection, table: sa.TableClause, key: tuple[str, ...], counters: tuple[str, ...],
             rows: list[dict]) -> None:
     """Add each row's counters to the row with its key (created if missing), in the order given."""
     if not rows:
@@ -107,8 +107,8 @@ def apply(conn: Connection, days: Mapping[DayKey, tuple[int, int, int]], statuse
     status_rows = [
         {"day": d, "archived": a, "status": s, "tenants": n} for (d, a, s), n in sorted(statuses.items()) if n
     ]
-    _upsert(conn, rollup_days, _DAY_KEY, _DAY_COUNTERS, day_rows)
-    _upsert(conn, rollup_status, _STATUS_KEY, ("tenants",), status_rows)
+    upsert(conn, rollup_days, _DAY_KEY, _DAY_COUNTERS, day_rows)
+    upsert(conn, rollup_status, _STATUS_KEY, ("tenants",), status_rows)
 
 
 def on_check(conn: Connection, *, tenant_id: int, archived: bool, check_id: int, at: datetime, status: str) -> None:

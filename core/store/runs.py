@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from core.engine.redact import redact
 from core.store.db import Database
 from core.store.models import NAME_MAX, checks_t, fleet_items_t, fleet_runs_t, tenants_t
 from core.store.names import TenantName
-from core.store.record import redact, slugify
+from core.store.rules import slugify
 from core.store.sql import insert_ignore, optional_text
 from core.store.types import utcnow
 

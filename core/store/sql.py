@@ -2,7 +2,7 @@
 lists of a check and its tenant, the "latest check on the tenant row" stand-in (0010), and the tenant lookups.
 
 Store modules import each other's public names only; a private helper two of them need lives here (or is named here:
-the tenant lookups and `insert_ignore` / `optional_text` are record.py's until record.py is split)."""
+the tenant lookups and `insert_ignore` / `optional_text` are tenants.py's and rules.py's)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core.store.models import check_rows_t, checks_t, key_events_t, stripe_keys_t, tenants_t
-from core.store.record import _get_tenant as get_tenant_row
-from core.store.record import _insert_ignore as insert_ignore
-from core.store.record import _optional_text as optional_text
-from core.store.record import _pick as pick
-from core.store.record import _tenant_where as tenant_where
+from core.store.rules import optional_text as optional_text
+from core.store.tenants import get_tenant_row as get_tenant_row
+from core.store.tenants import insert_ignore as insert_ignore
+from core.store.tenants import pick as pick
+from core.store.tenants import tenant_where as tenant_where
 
 c = checks_t
 t = tenants_t
@@ -119,7 +119,7 @@ def latest_base(include_archived: bool) -> tuple[sa.Select, _OnTenant]:
 
 
 def tenant_id(conn: Connection, tenant: str | int) -> int | None:
-    """The id of the tenant `tenant` names (see record._tenant_where; the exact name wins when a string names
+    """The id of the tenant `tenant` names (see tenants.tenant_where; the exact name wins when a string names
     two), or None. One indexed lookup, so the per-tenant queries then read checks by tenant_id alone."""
     where = tenant_where(tenant)  # refuses a bad name before the database is touched
     if isinstance(tenant, int):

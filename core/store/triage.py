@@ -18,8 +18,8 @@ from core.engine.result import KEY_STATUSES, STATUSES
 from core.store import rank
 from core.store.db import Database
 from core.store.models import key_tenants_t
-from core.store.record import StoreInputError, tenant_search
 from core.store.rows import LatestCheck, LatestPage
+from core.store.rules import StoreInputError
 from core.store.sql import (
     CHECK_COLUMNS,
     HAS_LATEST,
@@ -35,6 +35,7 @@ from core.store.sql import (
     t,
     utc,
 )
+from core.store.tenants import tenant_search
 from core.store.types import utcnow
 
 FLAGS: dict[str, str] = {

@@ -9,7 +9,7 @@ collapsed onto one slug and therefore one tenant: the checks of "北京 Foods" a
 history of "Foods", and drift and revoked-key detection compared one business's keys with another's.
 
 What this does, tenant by tenant: the slug is recomputed with the new rule (NFKC, case-folded, letters, marks
-and digits of any script kept; the same rule as core.store.record.slugify, frozen here). Two cases cannot be
+and digits of any script kept; the same rule as core.store.rules.slugify, frozen here). Two cases cannot be
 fixed by re-slugging and are left as they are, and reported:
 - kept_slug: two existing tenants would get the same new slug (e.g. "Straße" and "Strasse"). Both keep the
   slug they had; each stays reachable by its exact name.
@@ -61,7 +61,7 @@ def _hashed(name: str) -> str:
 
 
 def new_slug(name: str) -> str:
-    """core.store.record.slugify as of 0006 (frozen: later changes to the code must not change this step)."""
+    """core.store.rules.slugify as of 0006 (frozen: later changes to the code must not change this step)."""
     clean = name.strip()
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", clean).casefold())
     slug = re.sub(r"-+", "-", "".join(ch if unicodedata.category(ch)[0] in "LMN" else "-" for ch in folded))

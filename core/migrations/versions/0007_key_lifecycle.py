@@ -78,7 +78,7 @@ def upgrade() -> None:
 
 def _backfill(conn) -> None:
     """First-seen dates and replacement events, walking every check oldest first (one pass, in Python:
-    the same rules as core.store.record.record_check)."""
+    the same rules as core.store.checks.record_check)."""
     checks = sa.table(
         "checks", sa.column("id"), sa.column("tenant_id"), sa.column("checked_at", UTCDateTime()),
         sa.column("key_fingerprint"), sa.column("key_masked"), sa.column("key_mode"), sa.column("account"),

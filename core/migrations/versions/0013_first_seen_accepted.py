@@ -10,7 +10,7 @@ an age ("in use for 0 days") and, later, a rotation reminder. From now on record
 only when Stripe accepted it in that check (status healthy, attention, failing or incomplete: an answered
 sweep), and its first-seen date is its first such check.
 
-What this does: the rule, frozen here (the same as core.store.record.ACCEPTED_STATUSES today): every
+What this does: the rule, frozen here (the same as core.store.checks.ACCEPTED_STATUSES today): every
 stripe_keys row whose fingerprint has no accepted check is deleted; every other row's first_seen_at becomes its
 earliest accepted check's time. Two statements, each one pass over stripe_keys with an index seek per key on
 ix_checks_key_fingerprint_tenant_id.
