@@ -165,9 +165,19 @@ def _fresh_pg(base: str, name: str) -> str:
     return url
 
 
-def measure_scale_out(pg_base: str, worker_counts: tuple[int, ...] = (1, 2)) -> dict:
-    """Requests/s of 1 and 2 recheck processes sharing one run on PostgreSQL (the sandbox in its own process),
-    each figure the median of RUNS runs; 0 duplicates and 0 missed are checked on every run."""
+def _fresh_sqlite(tmp: str) -> str:
+    """An empty, migrated SQLite database in `tmp`: its URL."""
+    from core.store.db import dispose_engine
+
+    url = f"sqlite:///{Path(tmp) / f'scale-{time.monotonic_ns()}.db'}"
+    _service("http://127.0.0.1:9", url).store  # noqa: B018 - the property migrates: before the workers start
+    dispose_engine(url)
+    return url
+
+
+def measure_scale_out(pg_base: str | None, worker_counts: tuple[int, ...] = (1, 2)) -> dict:
+    """Requests/s of 1 and 2 recheck processes sharing one run on PostgreSQL (on SQLite when `pg_base` is None),
+    the sandbox in its own process; each figure the median of RUNS runs, with what every run recorded."""
     keys = bench_keys(N_KEYS)
     load_before = os.getloadavg()
     proc, url = _start_sandbox(N_KEYS)
@@ -176,7 +186,7 @@ def measure_scale_out(pg_base: str, worker_counts: tuple[int, ...] = (1, 2)) -> 
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(RUNS):
                 for n in worker_counts:  # interleaved: load that comes and goes hits every row alike
-                    db_url = _fresh_pg(pg_base, "kh_bench_fleet")
+                    db_url = _fresh_pg(pg_base, "kh_bench_fleet") if pg_base else _fresh_sqlite(tmp)
                     r = workers_process(url, keys, tmp, db_url, n)
                     r["duplicates"] = sum(r["recorded"]) - len(keys)
                     rows[n].append(r)
@@ -189,14 +199,15 @@ def measure_scale_out(pg_base: str, worker_counts: tuple[int, ...] = (1, 2)) -> 
                   "cpu_ms": median([r["cpu"] * 1000 / max(1, r["logged"]) for r in rs]),
                   "r429": max(r["r429"] for r in rs), "duplicates": max(r["duplicates"] for r in rs),
                   "recorded_min": min(sum(r["recorded"]) for r in rs), "runs": len(rs)}
-    return {"rows": out, "keys": N_KEYS, "load": (load_before, os.getloadavg())}
+    return {"rows": out, "keys": N_KEYS, "load": (load_before, os.getloadavg()),
+            "engine": "PostgreSQL" if pg_base else "SQLite"}
 
 
 def scale_out_table(m: dict) -> str:
     base = m["rows"][min(m["rows"])]["req_s"]
     (b1, b5, b15), (a1, a5, a15) = m["load"]
     lines = [
-        f"Scale-out on PostgreSQL: {m['keys']} keys, 1 and 2 `recheck --run-name` processes started together on one "
+        f"Scale-out on {m['engine']}: {m['keys']} keys, 1 and 2 `recheck --run-name` processes started together on one "
         "run (the same CSV each), the sandbox in its own process. Requests/s = requests the sandbox logged ÷ wall "
         f"time from the first start to the last exit. Medians of {m['rows'][min(m['rows'])]['runs']} runs. Load "
         f"average before: {b1:.2f} / {b5:.2f} / {b15:.2f}; after: {a1:.2f} / {a5:.2f} / {a15:.2f}.",
@@ -258,17 +269,19 @@ def _dur(s: float) -> str:
 
 
 def _scale_out_section() -> str:
-    """The scale-out table, on the server KEYHEALTH_BENCH_PG_BASE names (postgresql+psycopg://user@host:port), or
-    on the bench's own PostgreSQL cluster (bench.dbs.pg_cluster); one sentence when there is no PostgreSQL."""
+    """The scale-out tables: SQLite, and PostgreSQL on the server KEYHEALTH_BENCH_PG_BASE names
+    (postgresql+psycopg://user@host:port) or else on the bench's own cluster (bench.dbs.pg_cluster); one sentence
+    instead of the PostgreSQL table when there is no PostgreSQL."""
+    sqlite = scale_out_table(measure_scale_out(None))
     base = os.environ.get("KEYHEALTH_BENCH_PG_BASE")
     if base:
-        return scale_out_table(measure_scale_out(base.rstrip("/")))
+        return scale_out_table(measure_scale_out(base.rstrip("/"))) + "\n\n" + sqlite
     from bench.dbs import pg_cluster
 
     with pg_cluster() as (pg_base, problem):
         if pg_base is None:
-            return f"Scale-out on PostgreSQL: not measured ({problem})."
-        return scale_out_table(measure_scale_out(pg_base))
+            return f"Scale-out on PostgreSQL: not measured ({problem}).\n\n{sqlite}"
+        return scale_out_table(measure_scale_out(pg_base)) + "\n\n" + sqlite
 
 
 def report() -> str:
