@@ -118,6 +118,110 @@ def recheck_process(url: str, keys: list[tuple[str, str, str]], tmp: str, *, ext
             "r429": sum(1 for r in logged if r["status"] == 429), "rc": proc.returncode}
 
 
+def workers_process(url: str, keys: list[tuple[str, str, str]], tmp: str, db_url: str, workers: int) -> dict:
+    """`workers` recheck processes started together on one stored run (`--run-name`, the same CSV each), on the
+    database `db_url` (already migrated), against the sandbox at `url`: the wall time from the first start to the
+    last exit, every process's CPU summed (rusage), the requests the sandbox logged, and what each recorded."""
+    csv_path = Path(tmp) / "keys.csv"
+    csv_path.write_text("".join(f"{t},{k}\n" for t, k, _ in keys))
+    child_env = {**os.environ, "STRIPE_API_BASE": url, "DATABASE_URL": db_url, "KEYHEALTH_DATA_DIR": tmp,
+                 "KEYHEALTH_FINGERPRINT_SECRET": "bench-fleet"}
+    child_env.pop("KEYHEALTH_DEMO", None)
+    name = f"bench-{time.monotonic_ns()}"
+    _sandbox_log(url, clear=True)
+    procs, outs = [], []
+    t0 = time.perf_counter()
+    for i in range(workers):
+        out_path = Path(tmp) / f"worker-{i}.json"
+        outs.append(out_path)
+        with csv_path.open() as stdin, out_path.open("w") as stdout:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "core", "recheck", "--csv", "-", "--json", "--run-name", name],
+                stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL, cwd=ROOT, env=child_env))
+    cpu, codes = 0.0, []
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        codes.append(os.waitstatus_to_exitcode(status))
+    wall = time.perf_counter() - t0
+    if any(c not in (0, 1) for c in codes):
+        raise RuntimeError(f"a bench worker exited {codes}")
+    reports = [json.loads(o.read_text()) for o in outs]
+    logged = _sandbox_log(url)
+    return {"wall": wall, "cpu": cpu, "logged": len(logged), "r429": sum(1 for r in logged if r["status"] == 429),
+            "recorded": [int(r["recorded"]) for r in reports]}
+
+
+def _fresh_pg(base: str, name: str) -> str:
+    """An empty, migrated PostgreSQL database `name` on the server at `base` (no database name): its URL."""
+    from bench.seed import _wipe
+
+    url = f"{base}/{name}"
+    _wipe(url)
+    _service("http://127.0.0.1:9", url).store  # noqa: B018 - the property migrates: before the workers start
+    from core.store.db import dispose_engine
+
+    dispose_engine(url)
+    return url
+
+
+def _fresh_sqlite(tmp: str) -> str:
+    """An empty, migrated SQLite database in `tmp`: its URL."""
+    from core.store.db import dispose_engine
+
+    url = f"sqlite:///{Path(tmp) / f'scale-{time.monotonic_ns()}.db'}"
+    _service("http://127.0.0.1:9", url).store  # noqa: B018 - the property migrates: before the workers start
+    dispose_engine(url)
+    return url
+
+
+def measure_scale_out(pg_base: str | None, worker_counts: tuple[int, ...] = (1, 2)) -> dict:
+    """Requests/s of 1 and 2 recheck processes sharing one run on PostgreSQL (on SQLite when `pg_base` is None),
+    the sandbox in its own process; each figure the median of RUNS runs, with what every run recorded."""
+    keys = bench_keys(N_KEYS)
+    load_before = os.getloadavg()
+    proc, url = _start_sandbox(N_KEYS)
+    rows: dict[int, list[dict]] = {n: [] for n in worker_counts}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(RUNS):
+                for n in worker_counts:  # interleaved: load that comes and goes hits every row alike
+                    db_url = _fresh_pg(pg_base, "kh_bench_fleet") if pg_base else _fresh_sqlite(tmp)
+                    r = workers_process(url, keys, tmp, db_url, n)
+                    r["duplicates"] = sum(r["recorded"]) - len(keys)
+                    rows[n].append(r)
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=30)
+    out = {}
+    for n, rs in rows.items():
+        out[n] = {"req_s": median([r["logged"] / r["wall"] for r in rs]), "wall": median([r["wall"] for r in rs]),
+                  "cpu_ms": median([r["cpu"] * 1000 / max(1, r["logged"]) for r in rs]),
+                  "r429": max(r["r429"] for r in rs), "duplicates": max(r["duplicates"] for r in rs),
+                  "recorded_min": min(sum(r["recorded"]) for r in rs), "runs": len(rs)}
+    return {"rows": out, "keys": N_KEYS, "load": (load_before, os.getloadavg()),
+            "engine": "PostgreSQL" if pg_base else "SQLite"}
+
+
+def scale_out_table(m: dict) -> str:
+    base = m["rows"][min(m["rows"])]["req_s"]
+    (b1, b5, b15), (a1, a5, a15) = m["load"]
+    lines = [
+        f"Scale-out on {m['engine']}: {m['keys']} keys, 1 and 2 `recheck --run-name` processes started together on one "
+        "run (the same CSV each), the sandbox in its own process. Requests/s = requests the sandbox logged ÷ wall "
+        f"time from the first start to the last exit. Medians of {m['rows'][min(m['rows'])]['runs']} runs. Load "
+        f"average before: {b1:.2f} / {b5:.2f} / {b15:.2f}; after: {a1:.2f} / {a5:.2f} / {a15:.2f}.",
+        "",
+        "| workers | requests/s | vs one worker | client CPU (ms/request, all workers) | 429s | recorded | "
+        "recorded twice |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, r in sorted(m["rows"].items()):
+        lines.append(f"| {n} | {r['req_s']:.0f} | {r['req_s'] / base:.2f}× | {r['cpu_ms']:.2f} | {r['r429']} | "
+                     f"{r['recorded_min']}/{m['keys']} | {r['duplicates']} |")
+    return "\n".join(lines)
+
+
 def measure() -> dict:
     from core.engine.keys import SecretKey
     from core.features.fleet import FleetOptions, run_fleet
@@ -166,6 +270,22 @@ def _dur(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
 
 
+def _scale_out_section() -> str:
+    """The scale-out tables: SQLite, and PostgreSQL on the server KEYHEALTH_BENCH_PG_BASE names
+    (postgresql+psycopg://user@host:port) or else on the bench's own cluster (bench.dbs.pg_cluster); one sentence
+    instead of the PostgreSQL table when there is no PostgreSQL."""
+    sqlite = scale_out_table(measure_scale_out(None))
+    base = os.environ.get("KEYHEALTH_BENCH_PG_BASE")
+    if base:
+        return scale_out_table(measure_scale_out(base.rstrip("/"))) + "\n\n" + sqlite
+    from bench.dbs import pg_cluster
+
+    with pg_cluster() as (pg_base, problem):
+        if pg_base is None:
+            return f"Scale-out on PostgreSQL: not measured ({problem}).\n\n{sqlite}"
+        return scale_out_table(measure_scale_out(pg_base)) + "\n\n" + sqlite
+
+
 def report() -> str:
     m = measure()
     proj = "; ".join(f"{n:,} tenants: {_dur(n / m['keys_s'])} (sequential: {_dur(n * m['seq_per_key'])})"
@@ -189,8 +309,13 @@ def report() -> str:
         f"{m['seq_per_key']:.2f} | {m['ratio']:.1f}× |",
         "",
         f"Client CPU per run (ms/request): {spread}. Projection on this machine: {proj}.",
+        "",
+        _scale_out_section(),
     ])
 
 
 if __name__ == "__main__":
-    print(report())
+    if sys.argv[1:] == ["scale-out"]:  # only the scale-out table
+        print(_scale_out_section())
+    else:
+        print(report())

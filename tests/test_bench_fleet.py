@@ -19,3 +19,29 @@ def test_recheck_process_counts_the_sandboxs_requests_and_the_whole_process_cpu(
     # the process's start-up (imports alone take a few hundred ms) is in the figure: more than 0.1 s in all
     assert r["cpu"] > 0.1
     assert r["r429"] == 0
+
+
+def test_two_workers_share_one_run_on_postgresql_each_tenant_once(tmp_path, postgres):
+    import uuid
+
+    import sqlalchemy as sa
+
+    from bench.bench_fleet import _fresh_pg, workers_process
+    from core.store.db import dispose_engine, normalize_url
+
+    base, name = postgres.rsplit("/", 1)[0], f"kh_{uuid.uuid4().hex[:16]}"
+    keys = bench_keys(4)
+    proc, url = _start_sandbox(4)
+    try:
+        db_url = _fresh_pg(base, name)
+        r = workers_process(url, keys, str(tmp_path), db_url, 2)
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=30)
+        dispose_engine(f"{base}/{name}")
+        admin = sa.create_engine(normalize_url(f"{base}/postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    assert len(r["recorded"]) == 2 and sum(r["recorded"]) == 4  # every tenant once, between the two workers
+    assert r["logged"] >= 4 * 70 and r["r429"] == 0 and r["cpu"] > 0.2

@@ -228,3 +228,11 @@ def test_profile_is_frozen_all_the_way_down():
     p = Profile("p", "k", (), implied=given)
     given["charge"] = ("write", ("Changed",))
     assert p.implied["charge"] == ("read", ("Test",))
+
+
+def test_a_charged_request_pushes_the_next_slots_back():
+    clock = FakeClock()
+    b = TokenBucket(10, clock=clock, sleep=clock.sleep)
+    b.charge()
+    starts = _starts(b, clock, 2)
+    assert [round(s - 100.0, 6) for s in starts] == pytest.approx([0.1, 0.2])
