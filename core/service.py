@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from core.engine.check import Progress, check_key, explain_refusal
+from core.engine.check import Progress, check_key
+from core.engine.history import History
 from core.engine.paced import Paced
-from core.engine.result import CheckResult
-from core.features.lifecycle import apply_history
+from core.engine.result import CheckResult, KeyInfo
+from core.features.lifecycle import read_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
 from core.store import (
-    DATABASE_ERRORS,
     AlertRule,
     AuditOfCheck,
     Store,
@@ -73,17 +73,11 @@ class Service:
         return self.rt.who
 
     # --- checking --------------------------------------------------------------------------------
-    def judge(self, result: CheckResult) -> CheckResult:
-        """The engine's verdict, judged against history: a key Stripe refuses as invalid that it accepted
-        before (same fingerprint) has been revoked. Runs before a result is shown, never when saving."""
-        if result.refused != "invalid" or not result.key.fingerprint:
-            return result
-        try:
-            earlier = self.store.last_accepted_check(result.key.fingerprint)
-        except DATABASE_ERRORS as e:  # no history to judge by: the result stands; saving it says what is wrong
-            log.error("judging against history failed: %s", type(e).__name__)
-            return result
-        return explain_refusal(result, earlier["checked_at"] if earlier else None)
+    def history(self, info: KeyInfo, tenant: str | None, refused: str | None = None) -> History:
+        """The history facts a check of the key `info` for `tenant` is assembled with (read once, before the
+        result is built): the key's lifecycle, and for a key Stripe `refused` as invalid whether it accepted it
+        before (then the result names it revoked). A history that cannot be read leaves those out."""
+        return read_history(lambda: self.store, info, tenant, refused=refused, rotation_days=self.rt.rotation_days)
 
     def check(
         self,
@@ -97,7 +91,8 @@ class Service:
         record: bool | Literal["later"] = True,
         pacing: Paced | None = None,
     ) -> Checked:
-        """Check a pasted key, judge it against history, and (with a tenant) record it and audit it.
+        """Check a pasted key against history, and (with a tenant) record it and audit it. The history facts are
+        read once the sweep is over and the result is then assembled once, with them (`history`).
         `record=False`: judged against the tenant's history (key replaced, account changed, ...) but not saved,
         so the caller can ask before recording (then `record(result, tenant, ...)`), or not record at all.
         `record="later"`: refused and judged as for recording, but handed back unsaved: the caller records it with
@@ -114,9 +109,8 @@ class Service:
             None if raw is None else str(raw), settings=self.rt.probe, client=self.rt.client(),
             on_progress=on_progress, only=only, previous=previous,
             pacing=paced.pacing, pool=paced.pool, account_hint=paced.account_hint,
+            history=lambda info, refused: self.history(info, tenant, refused),
         )
-        result = self.judge(result)
-        result = self.lifecycle(result, tenant)
         if tenant is None or record is not True:
             return Checked(result)
         return self.record(result, tenant, source=source)
@@ -133,16 +127,6 @@ class Service:
             return
         if clash:
             raise StoreInputError(clash)
-
-    def lifecycle(self, result: CheckResult, tenant: str | None) -> CheckResult:
-        """The key's lifecycle against history (key replaced, mode or account changed, expected mode, shared
-        key, age and rotation due), set on the result and carried into its tenant message. Runs before a result
-        is shown, with or without saving; a history that cannot be read leaves the result as the engine made it."""
-        try:
-            return apply_history(self.store, result, tenant, rotation_days=self.rt.rotation_days)
-        except Exception as e:  # noqa: BLE001 - the check stands without the history's view of it
-            log.error("reading the key's history failed: %s", type(e).__name__)
-            return result
 
     def record(self, result: CheckResult, tenant: str, *, source: str) -> Checked:
         """Keep a judged check in the tenant's history, with its audit entry and, if the tenant got worse, its
