@@ -20,18 +20,18 @@ from datetime import datetime
 from typing import Any, Literal
 
 from core.engine.catalogue import Catalogue
-from core.engine.check import Progress, check_key, explain_refusal
+from core.engine.check import Progress, check_key
+from core.engine.history import History as Facts
 from core.engine.keys import Pasted, as_intake
 from core.engine.paced import Paced
-from core.engine.result import CheckResult
+from core.engine.result import CheckResult, KeyInfo
 from core.features import sample as _sample
 from core.features import transaction as _transaction
-from core.features.lifecycle import apply_history
+from core.features.lifecycle import read_history
 from core.features.sample import SampleData, fetch_sample_data
 from core.features.transaction import TransactionResult, run_test_transaction
 from core.runtime import Runtime
 from core.store import (
-    DATABASE_ERRORS,
     AlertRule,
     AuditOfCheck,
     History,
@@ -80,17 +80,16 @@ class Service:
         return self.rt.who
 
     # --- checking --------------------------------------------------------------------------------
-    def judge(self, result: CheckResult) -> CheckResult:
-        """The engine's verdict, judged against history: a key Stripe refuses as invalid that it accepted
-        before (same fingerprint) has been revoked. Runs before a result is shown, never when saving."""
-        if result.refused != "invalid" or not result.key.fingerprint:
-            return result
-        try:
-            earlier = self.store.last_accepted_check(result.key.fingerprint)
-        except DATABASE_ERRORS as e:  # no history to judge by: the result stands; saving it says what is wrong
-            log.error("judging against history failed: %s", type(e).__name__)
-            return result
-        return explain_refusal(result, earlier["checked_at"] if earlier else None)
+    def history(self, info: KeyInfo, tenant: str | None, refused: str | None = None, *,
+                read: History | None = None) -> Facts:
+        """The history facts a check of the key `info` for `tenant` is assembled with (read once, before the
+        result is built): the key's lifecycle, and for a key Stripe `refused` as invalid whether it accepted it
+        before (then the result names it revoked). A history that cannot be read leaves those out. `read`: the
+        tenant's history as the check read it before any request (Store.check_history); its key facts are used
+        when they are this key's, so nothing is read again."""
+        known = read.known if read is not None and read.fingerprint == info.fingerprint else None
+        return read_history(lambda: self.store, info, tenant, refused=refused, rotation_days=self.rt.rotation_days,
+                            known=known)
 
     def check(
         self,
@@ -104,8 +103,9 @@ class Service:
         record: bool | Literal["later"] = True,
         pacing: Paced | None = None,
     ) -> Checked:
-        """Check a parsed paste (a SecretKey, or the Intake of a refused paste: core.engine.keys), judge it against
-        history, and (with a tenant) record it and audit it. Nothing here parses the key or the name again.
+        """Check a parsed paste (a SecretKey, or the Intake of a refused paste: core.engine.keys) against history,
+        and (with a tenant) record it and audit it. Nothing here parses the key or the name again. The result is
+        assembled once, with the history facts (`history`).
         `record=False`: judged against the tenant's history (key replaced, account changed, ...) but not saved,
         so the caller can ask before recording (then `record(result, tenant, ...)`), or not record at all.
         `record="later"`: refused and judged as for recording, but handed back unsaved: the caller records it with
@@ -125,10 +125,8 @@ class Service:
             key, settings=self.rt.probe, client=self.rt.client(),
             on_progress=on_progress, only=only, previous=previous,
             pacing=paced.pacing, pool=paced.pool, account_hint=paced.account_hint,
+            history=lambda info, refused: self.history(info, tenant, refused, read=history),
         )
-        result = self.judge(result)
-        known = history.known if history is not None and history.fingerprint == result.key.fingerprint else None
-        result = self.lifecycle(result, tenant, known=known)
         if tenant is None or record is not True:
             return Checked(result, history=history)
         return self.record(result, tenant, source=source, history=history)
@@ -148,16 +146,6 @@ class Service:
         if clash and history.clash:
             raise StoreInputError(history.clash)
         return history
-
-    def lifecycle(self, result: CheckResult, tenant: TenantName | None, *, known: dict | None = None) -> CheckResult:
-        """The key's lifecycle against history (key replaced, mode or account changed, expected mode, shared
-        key, age and rotation due), set on the result and carried into its tenant message. Runs before a result
-        is shown, with or without saving; a history that cannot be read leaves the result as the engine made it."""
-        try:
-            return apply_history(self.store, result, tenant, rotation_days=self.rt.rotation_days, known=known)
-        except Exception as e:  # noqa: BLE001 - the check stands without the history's view of it
-            log.error("reading the key's history failed: %s", type(e).__name__)
-            return result
 
     def record(self, result: CheckResult, tenant: TenantName, *, source: str, history: History | None = None
                ) -> Checked:

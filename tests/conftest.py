@@ -187,9 +187,90 @@ def store_url(db_url):
     return db_url
 
 
+def _required_for(name, granted, verdict):
+    """The level a made-up permission must require for the engine's own verdict rule to give `verdict`."""
+    by_name = "write" if name.endswith("_write") else "read"
+    if verdict in (None, "unknown"):
+        return by_name
+    if verdict == "ok":
+        return granted
+    if verdict == "excess":
+        return "none"
+    return by_name if ("none", "read", "write").index(by_name) > ("none", "read", "write").index(granted) else "write"
+
+
+def _requirement_of(rows):
+    """A catalogue and a profile holding exactly the permissions `rows` names, and what the probes saw of each:
+    the engine's data, as small as a test needs (the catalogue is data: the engine judges any)."""
+    from core.engine.catalogue import Catalogue, Probe, Profile, Requirement, Scope
+    from core.engine.probe import ScopeOutcome
+    from core.engine.result import Row
+
+    scopes, items, outcomes = [], [], {}
+    for x in rows:
+        if isinstance(x, Row):
+            if x.scope is None:  # a guide item that is no Stripe permission
+                items.append(Requirement(guide=x.resource, section=x.category, level=x.required, scopes=(),
+                                         note=x.note, category=x.category))
+                continue
+            name, category, label, granted, verdict = x.scope, x.category, x.resource, x.granted, x.verdict
+            required, reason = x.required, x.reason
+        elif x[0] is None:  # (None, None, "not_applicable"): a guide item that is no Stripe permission
+            items.append(Requirement(guide="Guide item", section="Guide", level="none", scopes=(), category="Guide"))
+            continue
+        else:
+            name, granted, *rest = x
+            verdict = rest[0] if rest else None
+            category, label, required, reason = "Core", f"Resource {name}", _required_for(name, granted, verdict), None
+        scopes.append(Scope(scope=name, label=label, category=category, levels=("read", "write"),
+                            read=Probe("GET", f"/v1/{name}"), write=Probe("POST", f"/v1/{name}")))
+        items.append(Requirement(guide=label, section=category, level=required, scopes=(name,)))
+        outcomes[name] = ScopeOutcome(name, granted, (reason or "429 rate limited after 4 tries")
+                                      if granted == "unknown" else None)
+    return (Catalogue(tuple(scopes)), Profile(name="test", key_name="Pointai", items=tuple(items)), outcomes)
+
+
+_DEFAULT_ROWS = {  # rows that give each status (make_result's default for it; failing when no status is asked)
+    "healthy": [("charge_read", "read", "ok"), ("customer_write", "write", "ok")],
+    "attention": [("charge_read", "read", "ok"), ("customer_write", "write", "ok"), ("invoice_read", "read", "excess")],
+    "failing": [("charge_read", "read", "ok"), ("customer_write", "read", "missing")],
+    "incomplete": [("charge_read", "read", "ok"), ("customer_write", "unknown", "unknown")],
+    "invalid": [],
+    "unreachable": [],
+}
+
+
+def _rows_for_score(score):
+    """The fewest made-up rows the engine scores `score` for (0: none, refused; see core.engine.verdict)."""
+    import itertools
+
+    from core.engine.verdict import SCORE_BANDS
+
+    status = next(s for s, (low, high) in SCORE_BANDS.items() if low <= score <= high)
+    if status in ("invalid", "healthy"):
+        return status, _DEFAULT_ROWS[status]
+    # rows required and ok (weight 3), Pointai needs none and has none (1), missing (3), excess (1), unknown (3)
+    for total in range(1, 17):
+        for ok3, ok1, miss, exc in itertools.product(range(total + 1), repeat=4):
+            unk = total - ok3 - ok1 - miss - exc
+            if unk < 0 or (status == "failing") != (miss > 0) or (status == "incomplete") != (miss == 0 and unk > 0):
+                continue
+            if status == "attention" and (exc == 0 or unk):
+                continue
+            weight = 3 * (ok3 + miss + unk) + ok1 + exc
+            low, high = SCORE_BANDS[status]
+            if low + round((high - low) * (3 * ok3 + ok1) / weight) == score:
+                return status, ([(f"ok{i}_read", "read", "ok") for i in range(ok3)]
+                                + [(f"none{i}_read", "none", "ok") for i in range(ok1)]
+                                + [(f"missing{i}_read", "none", "missing") for i in range(miss)]
+                                + [(f"excess{i}_read", "read", "excess") for i in range(exc)]
+                                + [(f"unknown{i}_read", "unknown", "unknown") for i in range(unk)])
+    raise ValueError(f"make_result: no small set of rows scores {score}")
+
+
 def _make_result(
-    status="attention",
-    score=80,
+    status=None,
+    score=None,
     rows=None,
     *,
     masked="rk_test_…a1b2",
@@ -198,42 +279,55 @@ def _make_result(
     mode="test",
     account="acct_1TestAccount",
     problem=None,
+    refused=None,
     at=None,
     requests=12,
     elapsed_s=1.5,
+    history=None,
 ):
-    """A core.engine.result.CheckResult built directly. rows: list of Row or of (scope, granted, verdict) tuples."""
-    from core.engine.result import CheckResult, KeyInfo, Row
+    """A core.engine.result.CheckResult built through core.engine.check.assemble, the one way the engine builds
+    one, so it can only be a state the engine produces. rows: Row objects or (scope, granted[, verdict]) tuples
+    (a made-up scope named "x_write" requires Write, "x_read" Read, unless the verdict asked for needs otherwise);
+    the status and score follow from them by the engine's rules. No rows: rows that give `status` (_DEFAULT_ROWS),
+    or with only a `score`, rows the engine scores that. `status`/`score` given: what the test expects,
+    checked (ValueError when the engine would say otherwise). status "invalid": refused (problem, refused: how);
+    "unreachable": Stripe never answered (rows given: it stopped partway). `history`: the facts the service reads
+    before assembling (core.engine.history.History), or how to read them, like check_key's `history`
+    (e.g. lambda info, refused: svc.history(info, tenant, refused)): the lifecycle, and a refused key named revoked."""
+    from core.engine.check import assemble
+    from core.engine.result import KeyInfo, Row
 
-    built = []
-    for x in rows if rows is not None else [("charge_read", "read", "ok"), ("customer_write", "read", "missing")]:
-        if isinstance(x, Row):
-            built.append(x)
-            continue
-        scope, granted, verdict = x
-        built.append(
-            Row(
-                category="Core",
-                resource=f"Resource {scope}",
-                scope=scope,
-                required="write" if scope and scope.endswith("_write") else "read",
-                granted=granted,
-                verdict=verdict,
-            )
-        )
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=_timezone.utc)
-    return CheckResult(
-        key=KeyInfo(kind=kind, mode=mode, masked=masked, fingerprint=fingerprint),
-        status=status,
-        score=score,
-        problem=problem,
-        account=account,
-        rows=built,
-        requests=requests,
-        elapsed_s=elapsed_s,
-        checked_at=at or _datetime.now(_timezone.utc),
-    )
+    if rows is None and status is None and score is not None:
+        status, rows = _rows_for_score(score)
+    if rows is None:
+        rows = _DEFAULT_ROWS.get(status, _DEFAULT_ROWS["failing"])
+    catalogue, profile, outcomes = _requirement_of(rows)
+    info = KeyInfo(kind=kind, mode=mode, masked=masked, fingerprint=fingerprint)
+    if callable(history):  # read as the service reads it, before assembling: (info, how Stripe refused it)
+        history = history(info, (refused or "invalid") if status == "invalid" else None)
+    common = {"catalogue": catalogue, "profile": profile, "account": account, "requests": requests,
+              "elapsed_s": elapsed_s, "checked_at": at or _datetime.now(_timezone.utc), "history": history}
+    if status == "invalid":
+        result = assemble(info, problem=problem or "Stripe does not accept this key.", refused=refused, **common)
+    elif status == "unreachable":
+        result = assemble(info, outcomes, unreachable=problem or "This server cannot reach api.stripe.com.",
+                          answered=bool(outcomes), **common)
+    else:
+        if problem is not None:
+            raise ValueError("make_result: a problem without status invalid or unreachable is no engine state")
+        result = assemble(info, outcomes, **common)
+    if status is not None and result.status != status:
+        raise ValueError(f"make_result: these rows are {result.status} to the engine, not {status}")
+    if score is not None and result.score != score:
+        raise ValueError(f"make_result: these rows score {result.score} to the engine, not {score}")
+    asked = {(x.scope if isinstance(x, Row) else x[0]): (x.verdict if isinstance(x, Row) else (x[2:] or (None,))[0])
+             for x in rows if not isinstance(x, Row) or x.scope is not None}
+    for r in result.rows:
+        if r.scope in asked and asked[r.scope] not in (None, r.verdict):
+            raise ValueError(f"make_result: {r.scope} is {r.verdict} to the engine, not {asked[r.scope]}")
+    return result
 
 
 @_pytest.fixture

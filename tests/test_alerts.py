@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 
+from core.engine.history import History
 from core.engine.result import Row
 from core.engine.settings import ProbeSettings
 from core.features.alerts import slack_escape, what_changed
@@ -30,7 +32,8 @@ def svc_for(url, sandbox, hook=None, timeout_s=0.5):
 
 
 def rows(**granted):
-    return [Row("Core", f"Resource {s}", s, "read", g, "ok" if g == "read" else "missing") for s, g in granted.items()]
+    verdict = {"read": "ok", "unknown": "unknown"}
+    return [Row("Core", f"Resource {s}", s, "read", g, verdict.get(g, "missing")) for s, g in granted.items()]
 
 
 def wait_for(pred, seconds=30.0):
@@ -43,7 +46,7 @@ def wait_for(pred, seconds=30.0):
 def worse_pair(make_result):
     masked = "rk_test_…" + SECRET_TAIL[-4:]
     good = make_result("healthy", 100, rows(charge_read="read", customer_read="read"), masked=masked)
-    bad = make_result("failing", 40, rows(charge_read="none", customer_read="read"), masked=masked)
+    bad = make_result("failing", 25, rows(charge_read="none", customer_read="read"), masked=masked)
     return good, bad
 
 
@@ -56,10 +59,11 @@ def test_what_changed_rules(make_result):
     assert "healthy → failing" in lines[0] and "Resource charge_read: read → none" in lines[1]
     assert what_changed(None, good) == ([], [])  # a first check is no news
     assert what_changed(stored_good, good) == ([], [])
-    unknown = make_result("incomplete", 90, rows(charge_read="unknown", customer_read="read"))
+    unknown = make_result("incomplete", None, rows(charge_read="unknown", customer_read="read"))
     assert "drift" not in what_changed(stored_good, unknown)[0]  # unknown is not a change
-    refused = make_result("invalid", 0, [], problem="Stripe does not accept this test key")
-    refused.refused = "revoked"
+    refused = make_result("invalid", 0, [], problem="Stripe does not accept this test key", refused="invalid",
+                          history=History(accepted_before=datetime(2026, 12, 1, tzinfo=UTC)))  # revoked
+    assert refused.refused == "revoked"
     assert what_changed(stored_good, refused)[0] == ["worse", "refused"]
     assert what_changed({"status": "invalid", "score": 0, "rows": []}, refused)[0] == []  # already refused
     # Slack's controls escaped, and the link defanged (issue 17 item 7: tests/test_alert_delivery.py has the rest)

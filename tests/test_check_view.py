@@ -48,7 +48,7 @@ def test_similar_names_offer_the_existing_tenant():
 
 
 def test_first_change_and_group_counts(make_result):
-    r = make_result("failing", 30, [("charge_write", "read", "missing"), ("invoice_write", "none", "missing"),
+    r = make_result("failing", 17, [("charge_write", "read", "missing"), ("invoice_write", "none", "missing"),
                                     ("customer_read", "read", "ok")])
     assert first_change(r) == "Set Core → Resource charge_write to Write (and 1 more change below)."
     assert group_counts(r.rows, problems_only=True) == [("Core", 2)]

@@ -169,12 +169,13 @@ def test_a_storm_partway_keeps_the_settled_rows_and_moves_no_status(sandbox, mak
             sandbox.faults.fail(None, status=500)
 
     from core.engine.check import check_key as ck
-    r = ck(DEMO_KEYS["healthy"].key, client=_client_with(sandbox.url, 5.0), settings=settings, on_progress=progress)
+    r = ck(DEMO_KEYS["healthy"].key, client=_client_with(sandbox.url, 5.0), settings=settings, on_progress=progress,
+           history=lambda info, refused: svc.history(info, "Stormy Ltd", refused))
     assert r.status == "unreachable" and r.problem.startswith("Stripe answered with errors")
     settled = [x for x in r.rows if x.scope and x.verdict != "unknown"]
     assert len(settled) >= 10 and all(x.verdict in ("ok", "not_applicable") for x in settled)
     assert any("Stripe answered with errors" in (x.reason or "") for x in r.rows if x.verdict == "unknown")
-    checked = svc.record(svc.lifecycle(svc.judge(r), "Stormy Ltd"), "Stormy Ltd", source="batch")
+    checked = svc.record(r, "Stormy Ltd", source="batch")
     assert checked.check_id is not None
     assert svc.store.get_tenant("Stormy Ltd")["last_check_id"] == first.check_id
     [t] = [x for x in svc.store.list_tenants() if x["name"] == "Stormy Ltd"]

@@ -5,6 +5,7 @@ levels Stripe added, Connect's second column. (Stripe's own permission map in ca
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -182,8 +183,7 @@ def test_the_dashboard_id_is_kept_with_the_check_and_shown(sandbox, sandbox_clie
     frame = history_frame(history)
     assert list(frame["Key id"]) == ["", dashboard_key_id(demo.key)]
     # a malformed id is never stored
-    r.key_dashboard_id = "mk_<script>"
-    s.record_check(r, "Acme", source="cli", checked_by="ops")
+    s.record_check(replace(r, key_dashboard_id="mk_<script>"), "Acme", source="cli", checked_by="ops")
     assert s.tenant_history("acme")[0]["key_dashboard_id"] is None
 
 

@@ -14,7 +14,7 @@ def real_env(app_env, make_service, make_result):
     svc = make_service(app_env, who="anonymous")
     rows = lambda g: [Row("Core", "Charges", "charge_read", "read", g, "ok" if g == "read" else "missing")]  # noqa: E731
     svc.record(make_result("healthy", 100, rows("read")), "<b>Acme</b>", source="cli")
-    svc.record(make_result("failing", 40, rows("none")), "<b>Acme</b>", source="cli")
+    svc.record(make_result("failing", None, rows("none")), "<b>Acme</b>", source="cli")
     run = svc.store.start_run(name="nightly-1", started_by="cron", command="recheck --keys-from")
     svc.store.add_run_items(run["id"], ["<b>Acme</b>"])
     svc.store.summarise_run(run["id"], finish=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -154,8 +155,7 @@ def test_every_page_shows_hostile_text_as_text(hostile_env, seeded, sandbox):
 
     for name in HOSTILE_NAMES:
         slug = store.at(hostile_env).get_tenant(name)["slug"]
-        result = seeded[name]
-        result.incidents = [f"Stripe answered 2xx to a write probe: {name}"]
+        result = replace(seeded[name], incidents=[f"Stripe answered 2xx to a write probe: {name}"])
         state = {"kh_result": result, "kh_result_tenant": name, "kh_tenant": name, "kh_key": key}
         # the check page with this tenant's result in the session (banner, problem, what to change, downloads)
         at = app(None, state)

@@ -80,7 +80,8 @@ def random_result(make_result, rnd: random.Random, at: datetime):
     rows: list = []
     if status not in ("invalid", "unreachable"):  # an invalid or unreachable check has no grid
         for scope in rnd.sample(SCOPES, rnd.randrange(1, 6)):
-            rows.append((scope, "read", rnd.choice(["ok", "missing", "missing", "excess", "unknown"])))
+            verdict = rnd.choice(["ok", "missing", "missing", "excess", "unknown"])
+            rows.append((scope, "unknown" if verdict == "unknown" else "read", verdict))
         if rnd.random() < 0.3:  # a guide item with no permission: never counted
             rows.append(Row(category="Guide", resource="Webhook endpoint", scope=None, required="read",
                             granted="none", verdict="missing"))
@@ -89,7 +90,8 @@ def random_result(make_result, rnd: random.Random, at: datetime):
     key = rnd.randrange(12)  # some keys shared by several tenants, some seen for one tenant only
     mode = rnd.choice(["live", "test"])
     fingerprint = None if rnd.random() < 0.08 else f"fp_{key:061d}"  # a key too malformed to fingerprint
-    return make_result(status, rnd.randrange(0, 101), rows, at=at, mode=mode, masked=f"rk_{mode}_…k{key}",
+    # the status and score are the engine's for these rows (a check Stripe answered), else invalid or unreachable
+    return make_result(status if not rows else None, None, rows, at=at, mode=mode, masked=f"rk_{mode}_…k{key}",
                        fingerprint=fingerprint, account=rnd.choice([None, "acct_1", "acct_2"]))
 
 
@@ -258,21 +260,21 @@ def test_the_pointer_moves_its_counts_whatever_the_order(store_url, make_result)
     s = store.at(store_url)
 
     def rec(status, at, rows):
-        return s.record_check(make_result(status, 50, rows, at=at), "Acme", source="cli", checked_by=None)
+        return s.record_check(make_result(status, None, rows, at=at), "Acme", source="cli", checked_by=None)
 
     rec("failing", NOW - timedelta(hours=1), [("charge_write", "none", "missing"), ("refund_write", "write", "excess")])
-    rec("attention", NOW - timedelta(hours=5), [("customer_write", "none", "missing")])  # older: not the latest
+    rec("failing", NOW - timedelta(hours=5), [("customer_write", "none", "missing")])  # older: not the latest
     assert [p["scope"] for p in s.top_problem_scopes("missing")] == ["charge_write"]
     rec("unreachable", NOW, [])  # never the latest
     assert [p["scope"] for p in s.top_problem_scopes("excess")] == ["refund_write"]
     rec("invalid", NOW - timedelta(minutes=30), [])  # the newest: no rows, so no problems
     assert s.top_problem_scopes("missing") == [] and s.top_problem_scopes("excess") == []
     assert s.status_counts()["invalid"] == 1
-    rec("healthy", NOW - timedelta(minutes=30), [("webhook_read", "none", "missing")])  # same instant, larger id
+    rec("failing", NOW - timedelta(minutes=30), [("webhook_read", "none", "missing")])  # same instant, larger id
     assert s.top_problem_scopes("missing") == [
         {"scope": "webhook_read", "resource": "Resource webhook_read", "category": "Core", "tenants": 1, "share": 1.0}]
     s.update_tenant("Acme", archived=True)
-    assert s.top_problem_scopes("missing") == [] and s.status_counts()["healthy"] == 0
+    assert s.top_problem_scopes("missing") == [] and s.status_counts()["failing"] == 0
     assert s.top_problem_scopes("missing", include_archived=True)[0]["tenants"] == 1
     s.update_tenant("Acme", archived=True)  # no change: nothing moves twice
     s.update_tenant("Acme", archived=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from dataclasses import replace
 
 import pytest
 import stripe
@@ -155,18 +156,17 @@ def test_every_status_message_matches_what_the_result_holds(name):
 
 
 def test_lifecycle_lines_are_gentle_and_only_when_true():
-    base = _result("healthy", [_row("ok")])
-    base.key = KeyInfo("restricted", "test", "rk_test_…ab12", "fp1")
-    base.lifecycle = KeyLifecycle(age_days=200, rotation_days=180, rotation_due=True)
+    base = replace(_result("healthy", [_row("ok")]), key=KeyInfo("restricted", "test", "rk_test_…ab12", "fp1"),
+                   lifecycle=KeyLifecycle(age_days=200, rotation_days=180, rotation_due=True))
     msg = tenant_message(base, load_profile(), load_catalogue())
     assert "in use for 200 days" in msg and "nothing is broken" in msg
     assert msg.rstrip().endswith("Thank you!")
     # a test key on a tenant in production: one clear line asking for the live key, in live mode only
-    base.lifecycle = KeyLifecycle(age_days=200, rotation_days=180, rotation_due=True, expected_mode="live",
-                                  mode_mismatch=True)
+    base = replace(base, lifecycle=KeyLifecycle(age_days=200, rotation_days=180, rotation_due=True,
+                                                expected_mode="live", mode_mismatch=True))
     msg = tenant_message(base, load_profile(), load_catalogue())
     assert "test-mode key; Pointai needs your live key" in msg and "rk_live_" in msg and "rk_test_" not in msg
-    base.lifecycle = KeyLifecycle(age_days=20, rotation_days=180)
+    base = replace(base, lifecycle=KeyLifecycle(age_days=20, rotation_days=180))
     msg = tenant_message(base, load_profile(), load_catalogue())
     assert "rotating" not in msg and "test-mode" not in msg
 

@@ -16,13 +16,14 @@ TEST = {"masked": "rk_test_…CPM9", "fingerprint": "fp_test_B", "mode": "test",
 
 
 def rec(make_result, url, tenant, days_ago, key, rows, status="healthy", score=100, **kw):
-    """Record a made-up result the way the service records a check: judged and set against history first."""
+    """Record a made-up result the way the service records a check: assembled with the history read first."""
     from core.runtime import Runtime
     from core.service import Service
 
-    r = make_result(status, score, rows, at=NOW - timedelta(days=days_ago), **key, **kw)
     svc = Service(Runtime(demo=False, api_base="http://127.0.0.1:9", db=store.Database(url), who="t"))
-    assert svc.record(svc.lifecycle(svc.judge(r), tenant), tenant, source="cli").saved
+    r = make_result(status, score, rows, at=NOW - timedelta(days=days_ago), **key, **kw,
+                    history=lambda info, refused: svc.history(info, tenant, refused))
+    assert svc.record(r, tenant, source="cli").saved
     return r
 
 
@@ -30,11 +31,11 @@ def test_replacement_is_an_event_not_drift(store_url, make_result):
     rec(make_result, store_url, "Acme", 10, LIVE, [("charge_write", "write", "ok"), ("invoice_write", "write", "ok")])
     rec(make_result, store_url, "Acme", 5, LIVE, [("charge_write", "read", "missing"), ("invoice_write", "write",
         "ok")],
-        "failing", 30)
+        "failing", None)
     store.at(store_url).update_tenant("Acme", expected_mode="live")
     new = rec(make_result, store_url, "Acme", 1, TEST, [("charge_write", "write", "ok"), ("invoice_write", "none",
         "missing")],
-              "failing", 30)
+              "failing", None)
     events = store.at(store_url).key_events("Acme")
     assert len(events) == 1
     ev = events[0]
@@ -172,8 +173,9 @@ def test_migration_0006_backfills_first_seen_and_replacements(db_url, make_resul
     assert hist[3]["refused"] == "expired" and hist[4]["refused"] is None
     assert store.at(db_url).shared_keys("Acme")[0]["others"] == ["Globex"]  # fpA, Acme's earlier key
     # and the store carries on from the backfilled state
-    r = make_result("healthy", 100, masked="rk_live_…CCCC", fingerprint="fpC", mode="live", account="acct_1",
-                     at=datetime(2025, 1, 12, tzinfo=UTC))
+    r = make_result("healthy", 100, [("charge_read", "read", "ok")],
+                    masked="rk_live_…CCCC", fingerprint="fpC", mode="live", account="acct_1",
+                    at=datetime(2025, 1, 12, tzinfo=UTC))
     store.at(db_url).record_check(r, "Acme", source="cli", checked_by=None)
     assert [e["new_masked"] for e in store.at(db_url).key_events("Acme")] == ["rk_live_…CCCC", "rk_test_…BBBB"]
 

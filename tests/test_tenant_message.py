@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from core.engine.catalogue import load_catalogue, load_profile
-from core.engine.check import assemble, explain_refusal
+from core.engine.check import assemble
+from core.engine.history import History
 from core.engine.keys import intake
 from core.engine.probe import ScopeOutcome
 from core.engine.remediation import message_mode, tenant_message
@@ -64,15 +65,14 @@ def _lifecycle(expected: str | None, mode: str | None, *, rotation: bool = False
 def _judged(status: str, mode: str, expected: str | None, *, rotation: bool = False) -> CheckResult:
     info = _key(mode)
     if status == "unreachable":
-        r = assemble(info, catalogue=CAT, profile=PROF, unreachable="This server cannot reach api.stripe.com.",
-                     answered=False, checked_at=NOW)
-    else:
-        r = assemble(info, _outcomes(status), catalogue=CAT, profile=PROF, checked_at=NOW)
-    r.lifecycle = _lifecycle(expected, mode, rotation=rotation)
-    return r
+        return assemble(info, catalogue=CAT, profile=PROF, unreachable="This server cannot reach api.stripe.com.",
+                        answered=False, checked_at=NOW, lifecycle=_lifecycle(expected, mode, rotation=rotation))
+    return assemble(info, _outcomes(status), catalogue=CAT, profile=PROF, checked_at=NOW,
+                    lifecycle=_lifecycle(expected, mode, rotation=rotation))
 
 
-def _refused(kind: str, mode: str | None, expected: str | None) -> CheckResult:
+def _refused(kind: str, mode: str | None, expected: str | None,
+             accepted_before: datetime = datetime(2026, 12, 3, 23, 30, tzinfo=UTC)) -> CheckResult:
     """A key refused by Stripe (kind = how) or by intake (kind = the pasted text's kind)."""
     stripe_refusals = {
         "expired": "Stripe says this key has expired (it was rolled); ask the tenant to create a new restricted key.",
@@ -82,15 +82,14 @@ def _refused(kind: str, mode: str | None, expected: str | None) -> CheckResult:
     }
     if kind in stripe_refusals or kind == "revoked":
         refused = "invalid" if kind == "revoked" else kind
-        r = assemble(_key(mode or "live"), catalogue=CAT, profile=PROF, problem=stripe_refusals[refused],
-                     refused=refused, checked_at=NOW)
-        if kind == "revoked":
-            r = explain_refusal(r, datetime(2026, 12, 3, 23, 30, tzinfo=UTC))
-    else:
-        r = assemble(intake(PASTED[kind]).info, catalogue=CAT, profile=PROF, problem=intake(PASTED[kind]).info.problem,
-                     checked_at=NOW)
-    r.lifecycle = _lifecycle(expected, r.key.mode)
-    return r
+        info = _key(mode or "live")
+        # a revoked key: Stripe refuses it as invalid, and the history read before says it accepted it before
+        return assemble(info, catalogue=CAT, profile=PROF, problem=stripe_refusals[refused],
+                        refused=refused, checked_at=NOW, lifecycle=_lifecycle(expected, info.mode),
+                        history=History(accepted_before=accepted_before) if kind == "revoked" else None)
+    info = intake(PASTED[kind]).info
+    return assemble(info, catalogue=CAT, profile=PROF, problem=info.problem, checked_at=NOW,
+                    lifecycle=_lifecycle(expected, info.mode))
 
 
 BODY = "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V2w3X4y5Z6a7B8c9D0e1F2g3H4i5J6k7L8m9"
@@ -205,8 +204,8 @@ def test_every_refused_key_says_what_happened_in_the_tenants_terms(kind, expecte
 def test_refused_test_keys_on_a_test_tenant_get_the_test_link():
     for kind in ("expired", "invalid", "revoked"):
         r = _refused(kind, "test", None)
-        r = assemble(_key("test"), catalogue=CAT, profile=PROF, problem="x", refused="expired", checked_at=NOW)
-        r.lifecycle = _lifecycle("test", "test")
+        r = assemble(_key("test"), catalogue=CAT, profile=PROF, problem="x", refused="expired", checked_at=NOW,
+                     lifecycle=_lifecycle("test", "test"))
         assert "/test/apikeys/create" in r.message and "rk_test_" in r.message and "rk_live_" not in r.message
 
 
@@ -224,8 +223,7 @@ def test_the_issue_examples_word_for_word():
 
 
 def test_revoked_date_is_in_utc_and_names_the_year_only_when_it_differs():
-    r = _refused("revoked", "live", None)
-    r.last_accepted_at = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)
+    r = _refused("revoked", "live", None, accepted_before=datetime(2025, 12, 31, 23, 30, tzinfo=UTC))
     assert "it last worked on 31 December 2025)" in r.message
 
 
@@ -234,11 +232,12 @@ def test_a_secret_key_is_also_told_to_roll_it():
     assert "standard secret key (it starts with sk_)" in msg and "Roll key" in msg
 
 
-def test_the_message_follows_the_history_added_after_assembly():
-    """One builder, read when needed: the lifecycle set later (by the service) is in the message."""
+def test_the_message_follows_the_history_given_to_assemble():
+    """One builder, run once inside assemble: the lifecycle (read from history by the service before assembling)
+    is an input, so the same sweep on a tenant in production gets the live-key message and link."""
     r = _judged("failing", "test", None)
     assert "rk_test_" in r.message and "/test/apikeys" in r.message
-    r.lifecycle = _lifecycle("live", "test")
+    r = _judged("failing", "test", "live")
     assert "Pointai needs your live key" in r.message and "/test/apikeys" not in r.message
     assert "/test/" not in r.create_link
 

@@ -21,7 +21,7 @@ from core.store.models import tenants_t
 from core.ui.text import md_escape
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
-STATUS_SCORE = {"invalid": 0, "failing": 40, "incomplete": 70, "attention": 85, "healthy": 100}
+STATUS_SCORE = {"invalid": 0, "failing": 25, "incomplete": 64, "attention": 96, "healthy": 100}  # make_result's rows
 
 
 def seed(url: str, make_result, n: int) -> list[str]:
@@ -100,7 +100,7 @@ def test_per_tenant_queries_pick_the_exact_name_when_a_string_names_two(store_ur
     new = [Row("Core", "Charges", "charge_read", "read", "none", "missing")]
     s.record_check(make_result("healthy", 100, old, fingerprint="fp_slug", at=NOW - timedelta(days=3)),
                    "ACME Slug Holder", source="cli", checked_by=None)
-    s.record_check(make_result("failing", 40, new, fingerprint="fp_slug", at=NOW - timedelta(days=2)),
+    s.record_check(make_result("failing", 1, new, fingerprint="fp_slug", at=NOW - timedelta(days=2)),
                    "ACME Slug Holder", source="cli", checked_by=None)
     with connect(store_url, write=True) as conn:  # as migration 0006 can leave them: another holds the slug "acme"
         conn.execute(tenants_t.update().where(tenants_t.c.name == "ACME Slug Holder").values(slug="acme"))

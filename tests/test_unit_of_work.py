@@ -26,7 +26,7 @@ def healthy(make_result):
 
 def worse(make_result):
     """A check of the same key that got worse: it raises an alert (status and permissions)."""
-    return make_result(status="failing", score=40,
+    return make_result(status="failing", score=1,
                        rows=[("charge_read", "none", "missing"), ("customer_write", "read", "missing")])
 
 

@@ -99,12 +99,12 @@ def refused_here(key: Intake):
     if info.accepted or info.fingerprint:
         return None
     from core.engine.check import check_key
-    from core.engine.result import KeyLifecycle
+    from core.engine.history import History, KeyFacts
 
     conf = settings()
-    result = check_key(key, settings=conf.probe)  # no request: intake refused it
-    result.lifecycle = KeyLifecycle(rotation_days=conf.rotation_days)  # the lifecycle of no tenant and no key id
-    return result
+    # No request: intake refused it. The history of no tenant and no key id: only the rotation setting.
+    return check_key(key, settings=conf.probe,
+                     history=lambda _info, _refused: History(key=KeyFacts(rotation_days=conf.rotation_days)))
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -4,14 +4,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from core.engine.catalogue import Catalogue, Profile, Scope, load_catalogue, load_profile
+from core.engine.history import History, lifecycle_of, revoked_problem
 from core.engine.keys import Pasted, as_intake
 from core.engine.probe import EditLink, Pacing, Prober, ScopeOutcome
-from core.engine.remediation import fix_for, guide_notes
-from core.engine.result import CheckResult, KeyInfo, Row
+from core.engine.remediation import create_link, fix_for, guide_notes, message_mode, tenant_message
+from core.engine.result import CheckResult, KeyInfo, KeyLifecycle, Row, Status
 from core.engine.settings import ProbeSettings
 from core.engine.verdict import build_rows, overall_status, scope_row, score
 
@@ -21,6 +23,9 @@ if TYPE_CHECKING:  # the stripe SDK is imported by the first probe (core.engine.
 # (the grid row just settled, probes done, probes in this sweep). The grid has more rows than probes (rows no
 # request can check, guide items, rows kept from a previous check): `grid_plan` says how many are settled upfront.
 Progress = Callable[[Row, int, int], None]
+# Reads the history facts of a key (its KeyInfo; how Stripe refused it, None when it did not) before its result is
+# assembled: the service's (core.features.lifecycle.read_history), bound to its store and the tenant.
+HistoryReader = Callable[[KeyInfo, str | None], History]
 
 
 def _first_probe_order(catalogue: Catalogue, profile: Profile, scopes: list[Scope]) -> list[Scope]:
@@ -45,6 +50,7 @@ def check_key(
     pacing: Pacing | None = None,
     account_hint: str | None = None,
     pool: ThreadPoolExecutor | None = None,
+    history: HistoryReader | None = None,
 ) -> CheckResult:
     """Judge the parsed paste `key` (a SecretKey, or the Intake of a paste: see core.engine.keys; raw text from a
     script or a test is parsed here, which is then its edge); if it is an accepted restricted key, probe every
@@ -53,6 +59,8 @@ def check_key(
     `only` with `previous`: probe just those scopes (e.g. the unknown rows) and keep the previous
     answers for the rest. Malformed or non-restricted input makes no network request.
     `pacing`, `account_hint` and `pool`: shared by many sweeps in a fleet recheck (see core.features.fleet).
+    `history`: reads the history facts once the sweep is over and before the result is assembled (once), so
+    the lifecycle and a revoked key are in the result and its tenant message from the start.
     """
     catalogue = catalogue or load_catalogue()
     profile = profile or load_profile()
@@ -60,7 +68,8 @@ def check_key(
     taken = as_intake(key)
     info = taken.info
     if not info.accepted or taken.key is None:
-        return assemble(info, catalogue=catalogue, profile=profile, problem=info.problem)
+        return assemble(info, catalogue=catalogue, profile=profile, problem=info.problem,
+                        history=history(info, None) if history is not None else None)
 
     outcomes: dict[str, ScopeOutcome] = {}
     if previous is not None and only is not None:
@@ -90,6 +99,8 @@ def check_key(
         requests=stats.requests, elapsed_s=time.monotonic() - started, incidents=stats.incidents,
         no_answer=stats.network_failures,
         edit=stats.edit or _previous_edit(previous, stats.account),
+        history=history(info, stats.auth_kind if stats.auth_problem is not None else None)
+        if history is not None else None,
     )
 
 
@@ -119,8 +130,11 @@ def assemble(
     no_answer: int = 0,
     checked_at: datetime | None = None,
     edit: EditLink | None = None,
+    history: History | None = None,
+    lifecycle: KeyLifecycle | None = None,
 ) -> CheckResult:
-    """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike.
+    """The one way a CheckResult is built, for a real sweep and for the demo's synthetic history alike: once,
+    frozen, with the message for the tenant built here (core.engine.remediation.tenant_message, called once).
 
     `problem` set: the key was refused (locally by intake, or by Stripe with `refused` saying how), so there
     is no grid. `unreachable` set (one sentence): the sweep stopped on our side's or Stripe's trouble (no HTTP
@@ -128,36 +142,48 @@ def assemble(
     message, no create-key link, no guide notes, never the tenant's latest status and no alert (core.store.checks,
     core.features.alerts). Not `answered` (not one HTTP answer): no grid either. `answered` (it stopped partway):
     the rows settled before stand, the rest are unknown. Otherwise every row is judged from `outcomes` (scope ->
-    what the probes saw), and the status, score and fixes follow from the rows; the tenant message and the
-    create-key link are built from the result when read (CheckResult.message), so history added later (revoked,
-    lifecycle) is in them.
+    what the probes saw), and the status, score and fixes follow from the rows.
+    `history`: the history facts read before (core.engine.history): they become the result's lifecycle (key
+    replaced, mode or account changed, live tenant, age and rotation, shared key), and a key Stripe refuses as
+    invalid that it accepted before (`history.accepted_before`) is named revoked. `lifecycle`: a lifecycle
+    already worked out (a stored check shown again, a key of no tenant); it wins over `history`'s.
     `edit`: the key's own edit link from a refusal (kept only for the result's account); the tenant message then
     points to it.
     """
+    rows: list[Row] = []
+    last_accepted_at = None
     if problem is not None:
-        result = CheckResult(key=info, status="invalid", score=0, problem=problem, account=account, refused=refused)
+        status: Status = "invalid"
+        if refused == "invalid" and info.fingerprint and history is not None and history.accepted_before:
+            problem, refused = revoked_problem(history.accepted_before), "revoked"
+            last_accepted_at = history.accepted_before
     elif unreachable is not None:  # our network or a storm of Stripe's errors: says nothing about the key
         rows = build_rows(catalogue, profile, outcomes or {}) if answered else []  # settled rows stand
-        result = CheckResult(key=info, status="unreachable", score=0, problem=unreachable, account=account, rows=rows)
-        for r in rows:
-            r.fix = fix_for(r, profile)
+        status, problem, refused = "unreachable", unreachable, None
     else:
         rows = build_rows(catalogue, profile, outcomes or {})
-        status = overall_status(rows)
-        result = CheckResult(key=info, status=status, score=score(rows, status), account=account, rows=rows)
-        for r in rows:
-            r.fix = fix_for(r, profile)
-    result.guide_notes = guide_notes(result, profile) if result.says_something else []
-    result.requests = requests
-    result.no_answer = no_answer
-    result.elapsed_s = elapsed_s
-    result.incidents = list(incidents)
-    if checked_at is not None:
-        result.checked_at = checked_at
-    result.profile, result.catalogue = profile, catalogue  # the message and the link are built from these
-    if edit is not None and (result.account is None or edit.account == result.account):
-        result.key_dashboard_id, result.edit_link = edit.key_id, edit.url
-    return result
+        status, refused = overall_status(rows), None
+    for r in rows:
+        r.fix = fix_for(r, profile)
+    at = checked_at if checked_at is not None else datetime.now(UTC)
+    if lifecycle is None and history is not None and history.key is not None:
+        lifecycle = lifecycle_of(history.key, info, account=account, status=status, checked_at=at)
+    key_id = link = None
+    if edit is not None and (account is None or edit.account == account):
+        key_id, link = edit.key_id, edit.url
+    draft = CheckResult(
+        key=info, status=status, score=score(rows, status) if status not in ("invalid", "unreachable") else 0,
+        problem=problem, account=account, rows=rows, requests=requests, no_answer=no_answer, elapsed_s=elapsed_s,
+        incidents=list(incidents), refused=refused, lifecycle=lifecycle, key_dashboard_id=key_id, edit_link=link,
+        checked_at=at, last_accepted_at=last_accepted_at, profile=profile, catalogue=catalogue,
+    )
+    notes = guide_notes(draft, profile) if draft.says_something else []
+    draft = replace(draft, guide_notes=notes)
+    # The one call of the message builder for this result: everything it reads is settled above. The create-key
+    # link is in the message's mode, and only when the check says something about the key (unreachable: nothing
+    # to offer the tenant).
+    create = create_link(profile, catalogue, message_mode(draft)) if draft.says_something else None
+    return replace(draft, message=tenant_message(draft, profile, catalogue), create_link=create)
 
 
 def grid_plan(catalogue: Catalogue | None = None, profile: Profile | None = None, *,
@@ -175,19 +201,3 @@ def grid_plan(catalogue: Catalogue | None = None, profile: Profile | None = None
 def unknown_scopes(result: CheckResult) -> set[str]:
     """The scopes a re-probe should try again."""
     return {r.scope for r in result.rows if r.verdict == "unknown" and r.scope}
-
-
-def explain_refusal(result: CheckResult, accepted_before: datetime | None) -> CheckResult:
-    """Stripe answers a revoked key exactly like a mistyped one (401 "Invalid API Key"). History can tell
-    them apart: `accepted_before` is when Stripe last accepted this very key (same fingerprint), if ever.
-    Returns the result named "revoked" when it was accepted before; the result unchanged otherwise."""
-    if result.refused != "invalid" or accepted_before is None:
-        return result
-    when = accepted_before.strftime("%Y-%m-%d %H:%M UTC")
-    result.problem = (
-        f"Stripe accepted this key on {when} but refuses it now, so it has been revoked or deleted in the "
-        "Stripe Dashboard; ask the tenant to create a new restricted key and paste it."
-    )
-    result.refused = "revoked"
-    result.last_accepted_at = accepted_before
-    return result

@@ -186,12 +186,21 @@ def _or_unknown(v: str | None) -> str:
     return v or "unknown"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
+    """One check, built once by core.engine.check.assemble (history facts included) and never changed after:
+    frozen, with the message for the tenant built inside assemble. The problem for support is `problem`."""
+
     key: KeyInfo
     status: Status
     score: int
     problem: str | None = None
+    # The message for the tenant (second person; None when there is nothing to tell them), built once by
+    # assemble with the one builder, core.engine.remediation.tenant_message, from the whole result.
+    message: str | None = None
+    # The pre-filled "create restricted key" link, in the message's mode (built with the message, by assemble);
+    # None when the check says nothing about the key (unreachable: nothing to offer the tenant).
+    create_link: str | None = None
     account: str | None = None
     rows: list[Row] = field(default_factory=list)
     requests: int = 0
@@ -201,7 +210,7 @@ class CheckResult:
     # why Stripe refused the key itself: invalid | expired | ip_not_allowed | no_key | revoked
     refused: str | None = None
     guide_notes: list[str] = field(default_factory=list)  # the onboarding guide's traps that apply to this key
-    lifecycle: KeyLifecycle | None = None  # what the tenant's history says about this key (set by the service)
+    lifecycle: KeyLifecycle | None = None  # what the tenant's history says about this key (an input of assemble)
     # The key's Dashboard id (mk_…, not a secret) and the link to its edit page, when a refusal in Stripe's newest
     # wording gave them for this key's account (core.engine.probe.edit_link checks the host and the account).
     key_dashboard_id: str | None = None
@@ -211,31 +220,6 @@ class CheckResult:
     # The requirement the result was judged against (core.engine.check.assemble); the defaults when None.
     profile: Profile | None = field(default=None, repr=False, compare=False)
     catalogue: Catalogue | None = field(default=None, repr=False, compare=False)
-
-    def _requirement(self) -> tuple[Profile, Catalogue]:
-        from core.engine.catalogue import load_catalogue, load_profile
-
-        return self.profile or load_profile(), self.catalogue or load_catalogue()
-
-    @property
-    def message(self) -> str | None:
-        """The message for the tenant (second person; None when there is nothing to tell them), built from the
-        result as it stands now, history included, by the one builder: core.engine.remediation.tenant_message.
-        The problem for support is `problem`."""
-        from core.engine.remediation import tenant_message
-
-        return tenant_message(self, *self._requirement())
-
-    @property
-    def create_link(self) -> str | None:
-        """The pre-filled "create restricted key" link, in the message's mode; None when the check says nothing
-        about the key (unreachable: nothing to offer the tenant)."""
-        from core.engine.remediation import create_link, message_mode
-
-        if not self.says_something:
-            return None
-        profile, catalogue = self._requirement()
-        return create_link(profile, catalogue, message_mode(self))
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {v: 0 for v in VERDICTS}

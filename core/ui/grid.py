@@ -11,6 +11,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from core.engine.result import CheckResult, Row
+from core.ui.check_view import row_word
 from core.ui.csv_safe import frame_csv
 from core.ui.palette import LEVEL_LABEL, VERDICT_LABEL, VERDICT_STYLE, verdict_css
 from core.ui.text import md_escape
@@ -46,7 +47,7 @@ def grid_frame(rows: list[Row], *, problems_only: bool = False, categories: list
                             else VERDICT_LABEL.get(r.verdict, r.verdict)),
                 "What to do": _what_to_do(r),
                 "Note": row_note(r),
-                "_verdict": "implied" if r.implied else r.verdict,
+                "_verdict": row_word(r),  # the same word the live progress counts in (check_view.row_word)
             }
         )
     return pd.DataFrame(data, columns=COLUMNS + ["_verdict"])

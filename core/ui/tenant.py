@@ -3,7 +3,7 @@ check, without the key), drift, changes with a new key, the key timeline, the hi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -102,12 +102,11 @@ def result_from_stored(check: Mapping[str, Any], tenant: Mapping[str, Any], *, a
     lifecycle.mode_mismatch = bool(expected and key.mode and expected != key.mode)
     lifecycle.rotation_due = bool(age_days is not None and rotation_days is not None and age_days >= rotation_days
                                   and check.get("status") not in ("invalid", "unreachable"))
-    result = CheckResult(key=key, status=check["status"], score=int(check.get("score") or 0),
-                         problem=check.get("problem"), account=check.get("account"), rows=rows,
-                         refused=check.get("refused"), lifecycle=lifecycle)
-    if isinstance(check.get("checked_at"), datetime):
-        result.checked_at = check["checked_at"]
-    return result
+    at = check.get("checked_at")
+    return CheckResult(key=key, status=check["status"], score=int(check.get("score") or 0),
+                       problem=check.get("problem"), account=check.get("account"), rows=rows,
+                       refused=check.get("refused"), lifecycle=lifecycle,
+                       checked_at=at if isinstance(at, datetime) else datetime.now(UTC))
 
 
 def why_frame(result: CheckResult, profile: Profile) -> pd.DataFrame:
