@@ -6,6 +6,7 @@ import time
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core.engine.catalogue import load_catalogue, load_profile
 from core.engine.check import check_key, unknown_scopes
@@ -15,7 +16,7 @@ from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS
 from sandbox.server import SANDBOX_ACCOUNT
 
-FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=3, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(retries=3, timeout_s=2.0)
 
 
 @pytest.fixture
@@ -240,7 +241,7 @@ def test_429_storm_and_persistent_5xx_give_unknown_never_a_guess(sandbox, client
 
 
 def test_timeouts_and_dropped_connections_are_unknown(sandbox, client):
-    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=1.0)
+    settings = fast_probe(timeout_s=1.0)
     slow_client = stripe.StripeClient(
         "sk_unused", base_addresses={"api": sandbox.url, "files": sandbox.url}, max_network_retries=0,
         http_client=stripe.RequestsClient(timeout=1.0),

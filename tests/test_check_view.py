@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+from support import fast_probe
+
 from core.engine.check import check_key, grid_plan
-from core.engine.settings import ProbeSettings
 from core.ui.check_view import first_change, group_counts, progress_text, row_word, similar_tenants, time_left
 from sandbox import DEMO_KEYS
 
-FAST = ProbeSettings(rate_test=300, rate_live=300, concurrency=8, retries=1, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(timeout_s=2.0)
 
 
 def test_progress_counts_in_the_grids_totals_and_words(sandbox, sandbox_client):

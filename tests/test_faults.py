@@ -7,6 +7,7 @@ import time
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core import store
 from core.engine.check import check_key, unknown_scopes
@@ -14,7 +15,7 @@ from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS, Sandbox
 
 # timeout_s: ample for a local answer on a loaded 2-core machine (the probes share the GIL with the sandbox)
-SETTINGS = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=1.0)
+SETTINGS = fast_probe(retries=2, timeout_s=1.0)
 
 
 def _client(url: str) -> stripe.StripeClient:
@@ -162,7 +163,7 @@ def test_a_storm_partway_keeps_the_settled_rows_and_moves_no_status(sandbox, mak
     svc = make_service(f"sqlite:///{tmp_path / 'storm.db'}")
     first = svc.check(DEMO_KEYS["healthy"].key, "Stormy Ltd", source="cli")
     assert first.result.status == "healthy" and first.check_id is not None
-    settings = ProbeSettings(rate_test=400, concurrency=4, retries=1, backoff_s=0.01, timeout_s=5.0)
+    settings = fast_probe(concurrency=4)
 
     def progress(row, done, total):
         if done == 10:

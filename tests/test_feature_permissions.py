@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core.engine.catalogue import CATALOGUE_PATH, Catalogue, CatalogueError, load_catalogue, parse_catalogue
-from core.engine.settings import ProbeSettings
 from core.features import transaction
 from core.features.sample import DATASETS, fetch_sample_data
 from core.features.transaction import STEP_REQUESTS, run_test_transaction
 from sandbox import DEMO_KEYS
 
-FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(retries=2, timeout_s=2.0)
 KEY_CHARGE_READ_ONLY = "rk_test_51KeyHealthPermsChargeReadOnly" + "p0O9i8U7y6" * 3
 KEY_NO_PRICES = "rk_test_51KeyHealthPermsNoPricesRead" + "m1N2b3V4c5" * 3
 FEATURES = Path(__file__).resolve().parents[1] / "core" / "features"

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core.engine.catalogue import PROBE_PARAM, Catalogue, Probe, Scope, load_catalogue, load_profile
 from core.engine.check import check_key
 from core.engine.probe import Prober, interpret, named_permissions
 from core.engine.remediation import DISCOUNTS_NOTE, URL_FIELD_NOTE
-from core.engine.settings import ProbeSettings
 from core.ui.grid import INFERRED_NOTE, VERDICT_STYLE, grid_frame, styled_grid
 from sandbox import DEMO_KEYS
 from sandbox.server import SANDBOX_ACCOUNT
 
-FAST = ProbeSettings(rate_test=300, rate_live=300, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(retries=2, timeout_s=2.0)
 LEGACY = ("order", "sku", "balance_transfer")  # usage records are version-gated instead (issue 20)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core import store
 from core.engine.catalogue import (
@@ -24,7 +25,6 @@ from core.engine.catalogue import (
 from core.engine.check import check_key
 from core.engine.probe import Answer, EditLink, Prober, ScopeOutcome, edit_link, interpret, refusal_label
 from core.engine.remediation import edit_link_lines
-from core.engine.settings import ProbeSettings
 from core.engine.verdict import build_rows
 from core.features.calibrate import stripe_map
 from core.ui.grid import grid_frame
@@ -33,7 +33,7 @@ from sandbox import DEMO_KEYS
 from sandbox.server import dashboard_key_id
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ProbeSettings(rate_test=300, rate_live=300, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(retries=2, timeout_s=2.0)
 ACCT = "acct_1AbCdEf"
 MK = "mk_1NxYzAbC"
 HEAD = (f"Permission denied. The provided key 'rk_test_***1234' does not have the required permissions for this "
@@ -168,7 +168,7 @@ def test_a_re_probe_keeps_the_link_of_the_full_check(sandbox, sandbox_client):
     assert again.edit_link == first.edit_link and "Open your key's edit page" in again.message
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_the_dashboard_id_is_kept_with_the_check_and_shown(sandbox, sandbox_client, store_url):
     demo = DEMO_KEYS["missing"]
     sandbox.deny_style = "newest"

@@ -22,16 +22,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import stripe
+from support import FAST
 
 from core import store
 from core.engine.check import check_key
 from core.engine.keys import intake
-from core.engine.settings import ProbeSettings
 from sandbox import DEMO_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("tenants", "checks", "check_rows", "audit")
-FAST = ProbeSettings(rate_test=400, rate_live=400, concurrency=8, retries=1, backoff_s=0.01, timeout_s=5.0)
 
 HEALTHY = DEMO_KEYS["healthy"].key
 LIVE = DEMO_KEYS["live_healthy"].key

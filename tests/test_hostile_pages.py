@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 from streamlit.testing.v1 import AppTest
+from support import FAST_ENV
 from textcheck import app_pages, dangers, markdown_fields
 
 from core import store
@@ -97,8 +98,7 @@ def hostile_env(sandbox, tmp_path_factory):
     env = {
         "STRIPE_API_BASE": sandbox.url, "DATABASE_URL": url, "KEYHEALTH_DEMO": "0",
         "KEYHEALTH_DATA_DIR": str(data / "data"), "KEYHEALTH_FINGERPRINT_SECRET": "hostile-pages",
-        "KEYHEALTH_RATE_TEST": "400", "KEYHEALTH_RATE_LIVE": "400", "KEYHEALTH_BACKOFF_S": "0.01",
-        "KEYHEALTH_RETRIES": "1",
+        **FAST_ENV,
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():

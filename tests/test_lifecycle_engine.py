@@ -8,6 +8,7 @@ import time
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core import store
 from core.engine.catalogue import load_catalogue, load_profile
@@ -85,7 +86,7 @@ def test_a_sandbox_that_dies_mid_sweep_stops_after_the_bounded_failures():
 def test_live_key_replaced_by_a_test_key_of_another_account(sandbox, make_service, tmp_path):
     sandbox.reset()
     url = f"sqlite:///{tmp_path / 'lc.db'}"
-    fast = ProbeSettings(rate_test=300, rate_live=300, concurrency=8, retries=1, backoff_s=0.01, timeout_s=2.0)
+    fast = fast_probe(timeout_s=2.0)
     svc = make_service(url, who="t", probe=fast)
     live = svc.check(DEMO_KEYS["live_healthy"].key, "Harbor & Pine", source="cli").result
     svc.set_expected_mode("Harbor & Pine", "live")

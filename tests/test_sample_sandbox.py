@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core.engine.catalogue import load_catalogue
 from core.engine.settings import ProbeSettings
 from core.features.sample import DATASET_NAMES, DATASETS, fetch_sample_data
 from sandbox import DEMO_KEYS, DEMO_TEST_ACCOUNT
 
-FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(retries=2, timeout_s=2.0)
 KEY_ONLY_CHARGES = "rk_test_51KeyHealthSampleOnlyCharges" + "a1B2c3D4e5" * 3
 KEY_EMPTY = "rk_test_51KeyHealthSampleEmptyAccount" + "z9Y8x7W6v5" * 3
 EMPTY_ACCOUNT = "acct_1KeyHealthSampleEmpty"
@@ -129,7 +130,7 @@ def test_a_transient_error_is_retried_and_loads(sandbox, client):
 
 def test_timeout_fails_with_a_sentence(sandbox):
     sandbox.faults.hang("/v1/products", seconds=2.5)  # longer than each try; the others answer well within 1 s
-    settings = ProbeSettings(rate_test=200, concurrency=8, retries=1, backoff_s=0.01, timeout_s=1.0)
+    settings = fast_probe(timeout_s=1.0)
     data = fetch_sample_data(DEMO_KEYS["healthy"].key, client=make_client(sandbox.url, timeout=1.0), settings=settings)
     prod = data.get("products")
     assert prod.state == "failed"

@@ -35,6 +35,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from support import FAST_ENV
 from webhook import Webhook
 
 from core import store
@@ -311,8 +312,7 @@ def test_in_process_flows_log_nothing_of_the_key(sandbox, canaries, tmp_path, mo
     url = f"sqlite:///{tmp_path / 'inproc.db'}"
     for k, v in {"STRIPE_API_BASE": sandbox.url, "DATABASE_URL": url, "KEYHEALTH_DATA_DIR": str(tmp_path / "data"),
                  "KEYHEALTH_FINGERPRINT_SECRET": "hygiene-in-process", "HOME": str(tmp_path / "home"),
-                 "KEYHEALTH_RATE_TEST": "400", "KEYHEALTH_RATE_LIVE": "400", "KEYHEALTH_BACKOFF_S": "0.01",
-                 "KEYHEALTH_RETRIES": "1"}.items():
+                 **FAST_ENV}.items():
         monkeypatch.setenv(k, v)
     svc = Service(runtime.real(settings(), who="hygiene"))  # the wiring the CLI uses, from the environment
     objects = []
@@ -405,8 +405,7 @@ def app_env(sandbox, tmp_path, monkeypatch):
     (tmp_path / "home").mkdir()
     for k, v in {"STRIPE_API_BASE": sandbox.url, "DATABASE_URL": url, "KEYHEALTH_DEMO": "0",
                  "KEYHEALTH_DATA_DIR": str(tmp_path / "data"), "KEYHEALTH_FINGERPRINT_SECRET": "hygiene-app",
-                 "HOME": str(tmp_path / "home"), "KEYHEALTH_RATE_TEST": "400", "KEYHEALTH_RATE_LIVE": "400",
-                 "KEYHEALTH_BACKOFF_S": "0.01", "KEYHEALTH_RETRIES": "1"}.items():
+                 "HOME": str(tmp_path / "home"), **FAST_ENV}.items():
         monkeypatch.setenv(k, v)
     yield url
     store.dispose_engine(url)

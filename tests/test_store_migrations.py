@@ -109,10 +109,38 @@ def test_upgrade_from_0001_keeps_every_row_and_backfills_latest(db_url):
     ]
 
 
-def test_models_and_migrations_agree(store_url):
-    with get_engine(store_url).connect() as conn:
+def test_models_and_migrations_agree(db_url):
+    store.at(db_url).upgrade()  # the migrations themselves, not store_url's copy of a template
+    with get_engine(db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
+
+
+def _schema(url: str) -> dict:
+    with get_engine(url).connect() as conn:
+        insp = sa.inspect(conn)
+        tables = {
+            t: (
+                [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in insp.get_columns(t)],
+                sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+                sorted(str(k["constrained_columns"]) + str(k["referred_table"]) for k in insp.get_foreign_keys(t)),
+                sorted(str(u["column_names"]) for u in insp.get_unique_constraints(t)),
+            )
+            for t in insp.get_table_names()
+        }
+        rows = {t: conn.execute(sa.text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one() for t in tables}
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return {"tables": tables, "rows": rows, "version": version}
+
+
+def test_store_url_is_a_database_at_head(store_url, db_url, make_result):
+    """conftest's store_url copies a template migrated once per process: it must be exactly what running the
+    migrations on a fresh database gives (same tables, columns, indexes, rows, revision), and writable."""
+    store.at(db_url).upgrade()
+    assert _schema(store_url) == _schema(db_url)
+    assert _schema(store_url)["version"] == [store.db.newest_revision()]
+    store.at(store_url).record_check(make_result(), "Acme", source="cli", checked_by=None)
+    assert [d["tenant"] for d in store.at(store_url).latest_checks()] == ["Acme"]
 
 
 def test_downgrade_to_0001_and_back_keeps_data(store_url, make_result):

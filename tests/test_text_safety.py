@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from support import fast_probe
 from textcheck import HOSTILE, dangers
 
 from core.engine.result import STATUSES, Row
@@ -124,14 +125,13 @@ def test_grid_csv_is_neutralised(make_result):
 
 
 def test_sample_data_csv_from_a_hostile_stripe_account(sandbox, sandbox_client):
-    from core.config import ProbeSettings
     from core.features.sample import fetch_sample_data
     from sandbox import DEMO_KEYS
     from sandbox.store import HOSTILE_TEXT, add_hostile_samples
 
     sandbox.reset()
     add_hostile_samples(sandbox.store(DEMO_KEYS["healthy"].account))
-    fast = ProbeSettings(rate_test=400, rate_live=400, concurrency=4, retries=1, backoff_s=0.01, timeout_s=5.0)
+    fast = fast_probe(concurrency=4)
     data = fetch_sample_data(DEMO_KEYS["healthy"].key, client=sandbox_client, settings=fast)
     products, charges = data.get("products"), data.get("charges")
     assert products is not None and charges is not None

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
+from support import fast_probe
 
 from core import store
 from core.engine.catalogue import load_catalogue
 from core.engine.keys import intake
-from core.engine.settings import ProbeSettings
 from core.features.transaction import (
     DESCRIPTION,
     LIVE_REFUSAL,
@@ -22,7 +22,7 @@ from core.features.transaction import (
 )
 from sandbox import DEMO_KEYS
 
-FAST = ProbeSettings(rate_test=200, rate_live=200, concurrency=8, retries=2, backoff_s=0.01, timeout_s=2.0)
+FAST = fast_probe(retries=2, timeout_s=2.0)
 KEY_NO_TXN_READ = "rk_test_51KeyHealthTxnNoBalanceRead" + "q1W2e3R4t5" * 3
 
 

@@ -115,7 +115,7 @@ def test_sqlite_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(tm
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)
 def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(store_url, make_service,
                                                                                 make_result):
     admin = sa.create_engine(normalize_url(store_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
