@@ -263,7 +263,8 @@ def test_the_sidebar_lists_the_router_pages_by_title_never_the_files(seeded):
 
 
 # --- demo mode rides in the URL --------------------------------------------------------------------------
-def test_demo_mode_is_kept_in_the_url_so_a_refresh_keeps_it(seeded):
+def test_demo_mode_is_kept_in_the_url_so_a_refresh_keeps_it(seeded, tmp_path, demo_db):
+    demo_db(tmp_path / "data", "gate-test-secret")  # the seeded demo, copied (conftest)
     at = new_app("../app.py", ALLOWED)
     at.run()
     assert at.session_state["kh_demo"] is False and "demo" not in at.query_params
@@ -285,7 +286,8 @@ def test_demo_mode_is_kept_in_the_url_so_a_refresh_keeps_it(seeded):
     assert again.session_state["kh_demo"] is False and "demo" not in again.query_params
 
 
-def test_when_demo_is_the_default_real_mode_is_kept_in_the_url(seeded, monkeypatch):
+def test_when_demo_is_the_default_real_mode_is_kept_in_the_url(seeded, monkeypatch, tmp_path, demo_db):
+    demo_db(tmp_path / "data", "gate-test-secret")  # the seeded demo, copied (conftest)
     monkeypatch.setenv("KEYHEALTH_DEMO", "1")  # `make demo`
     at = new_app("../app.py", ALLOWED)
     at.query_params["demo"] = "0"

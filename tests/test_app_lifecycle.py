@@ -17,9 +17,10 @@ APP = "../app.py"
 
 
 @pytest.fixture(scope="module")
-def demo_env(tmp_path_factory):
+def demo_env(tmp_path_factory, demo_db):
     """Demo mode on a fresh data dir (the same settings as tests/test_app_pages.py)."""
     data = tmp_path_factory.mktemp("lc-demo-data")
+    demo_db(data, "test-secret-for-app-tests")  # the seeded demo, copied (conftest)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KEYHEALTH_DEMO", "1")
         mp.setenv("KEYHEALTH_DATA_DIR", str(data))

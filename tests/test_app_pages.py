@@ -26,8 +26,9 @@ TIMEOUT = 90
 
 
 @pytest.fixture(scope="module")
-def demo_env(tmp_path_factory):
+def demo_env(tmp_path_factory, demo_db):
     data = tmp_path_factory.mktemp("demo-data")
+    demo_db(data, "test-secret-for-app-tests")  # the seeded demo, copied (conftest)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KEYHEALTH_DEMO", "1")
         mp.setenv("KEYHEALTH_DATA_DIR", str(data))

@@ -18,7 +18,7 @@ PAGES = [
 
 
 @pytest.fixture
-def unusable_real_db(tmp_path, monkeypatch):
+def unusable_real_db(tmp_path, monkeypatch, demo_db):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the real database's folder would be\n")
     real = blocker / "keyhealth.db"
@@ -26,6 +26,7 @@ def unusable_real_db(tmp_path, monkeypatch):
     monkeypatch.setenv("KEYHEALTH_DEMO", "1")
     monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "demo-isolation")
+    demo_db(tmp_path / "data", "demo-isolation")  # the seeded demo, copied (conftest)
     monkeypatch.setenv("KEYHEALTH_RATE_TEST", "400")
     monkeypatch.setenv("KEYHEALTH_RATE_LIVE", "400")
     monkeypatch.delenv("STRIPE_API_BASE", raising=False)
