@@ -251,7 +251,7 @@ def db_url(request, db_kind, tmp_path):
 @_pytest.fixture
 def store_url(request, db_kind, tmp_path):
     """A fresh database migrated to head, as db_url then `store.at(url).upgrade()` would give: a copy of a
-    template migrated once per process (tests/test_store_migrations.py runs the migrations themselves on db_url;
+    template migrated once per process (tests/store/test_store_migrations.py runs the migrations themselves on db_url;
     test_store_url_is_a_database_at_head holds the copy to a real upgrade's schema)."""
     yield from _fresh_database(request, db_kind, tmp_path, migrated=True)
 

@@ -621,7 +621,7 @@ def record_checked(db: Database, result: CheckResult,
     """One unit of work: the check and its rows, the tenant's summary, the check's audit entry (`audit`) and the
     alert it raises (`alert`, an outbox row in `alerts` with delivery "pending", delivered by the background sender
     after the commit) are written in ONE transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the tenant's row
-    locked), so either all of them are stored or none is (tests/test_unit_of_work.py kills the database at every
+    locked), so either all of them are stored or none is (tests/service/test_unit_of_work.py kills the database at every
     statement of it).
 
     Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
