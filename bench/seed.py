@@ -11,7 +11,7 @@ its first accepted check) and key_events (one per replacement of a tenant's key,
 account).
 Each tenant has 1–3 keys over time; a few replacements change mode or Stripe account, about 1 % of tenants
 end on a key shared with another tenant, and about 0.5 % of checks are unreachable (Stripe never answered:
-no rows, never a tenant's latest). tests/test_bench_seed.py replays a tiny plan through record_check and
+no rows, never a tenant's latest). tests/store/test_bench_seed.py replays a tiny plan through record_check and
 compares every table.
 
 After the bulk load `_after_seed(url)` runs: the hook for derived tables (the daily rollup's backfill).

@@ -6,7 +6,7 @@
 Every setting is one row of SETTINGS below: its variable, the attribute it fills, its kind, its default, what is
 allowed and what it means. That table is the only place a setting is described: `Settings.from_env` reads the
 environment through it and docs/configuration.md is generated from it (`python scripts/gen_docs.py`, kept current
-by tests/test_config.py). An empty value counts as unset. A value that is not allowed stops start-up with one
+by tests/service/test_config.py). An empty value counts as unset. A value that is not allowed stops start-up with one
 sentence naming the variable, the value and what is allowed (`SettingError`; the CLI and app.py check first).
 
 Adding a setting: a field on Settings (or ProbeSettings / DatabaseSettings for "probe." / "db." attributes), one
@@ -317,12 +317,13 @@ def markdown() -> str:
         "# Configuration",
         "",
         "<!-- Generated from core/config.py's SETTINGS by `python scripts/gen_docs.py`; edit the table there, "
-        "not this file (tests/test_config.py fails when the two differ). -->",
+        "not this file (tests/service/test_config.py fails when the two differ). -->",
         "",
         "Key Health is configured by environment variables; `core/config.py` is the only reader. An empty value "
         "counts as unset. A value that is not allowed stops start-up (the CLI exits with status 2, the dashboard "
         "shows only that) with one sentence naming the variable, the value and what is allowed; a secret's value "
-        "is never shown (`tests/test_config.py`: `test_a_value_that_is_not_allowed_is_refused_in_one_sentence_never_"
+        "is never shown (`tests/service/test_config.py`: "
+        "`test_a_value_that_is_not_allowed_is_refused_in_one_sentence_never_"
         "defaulted`, `test_the_cli_stops_at_start_with_the_sentence_and_exit_2`, "
         "`test_the_dashboard_shows_only_the_sentence`, `test_a_secret_value_is_never_shown`).",
         "",

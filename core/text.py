@@ -13,7 +13,7 @@ UTF-8 (lone surrogates), or an invisible or text-direction character (U+202E tur
 screen; "Acme\u200b" shows as "Acme"; ZWJ/ZWNJ stay allowed: emoji sequences and several scripts need them).
 `strip_controls` is its display twin: it removes the control characters a line of shown text must not carry.
 
-Nothing here imports from the store, the service or the ui (tests/test_text_rules.py holds that these rules are
+Nothing here imports from the store, the service or the ui (tests/security/test_text_rules.py holds that these rules are
 written only here).
 """
 from __future__ import annotations

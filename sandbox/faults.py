@@ -4,7 +4,7 @@ per-account rate limit.
 `echo`: every error answer (4xx and 5xx, the injected ones included) on matching paths quotes the request's key
 in its message, whole, glued after `%3D` and after another word, cut short at both ends and a piece from its
 middle, as some real 400/404 answers echo the request. Key Health must never print or store any of it
-(core.engine.redact); tests/test_secret_hygiene.py runs every command and page with it on.
+(core.engine.redact); tests/security/test_secret_hygiene.py runs every command and page with it on.
 """
 from __future__ import annotations
 

@@ -321,7 +321,7 @@ def seed_sample_data(s: Store) -> None:
 
 
 # Text a tenant may put in its own Stripe account that a spreadsheet would run as a formula, or a markdown
-# renderer as a link/directive/maths (tests/test_text_safety.py adds it to a store with add_hostile_samples).
+# renderer as a link/directive/maths (tests/security/test_text_safety.py adds it to a store with add_hostile_samples).
 HOSTILE_TEXT = (
     '=HYPERLINK("http://evil.example","Refund")',
     "+1+cmd|' /C calc'!A0",

@@ -1,7 +1,7 @@
 """Write the generated reference pages in docs/: configuration.md (from core/config.py's SETTINGS) and cli.md's
 reference section, between its `<!-- cli:start -->` / `<!-- cli:end -->` markers (from the CLI's argparse parser;
 the rest of cli.md is written by hand). `make docs` runs it; `--check` only says whether they are current (exit 1 when
-not), which tests/test_config.py runs.
+not), which tests/service/test_config.py runs.
 
     python scripts/gen_docs.py            # rewrite both
     python scripts/gen_docs.py --check    # exit 1 and name the stale files

@@ -1,13 +1,27 @@
-"""Shared pytest fixtures. Safe under pytest-xdist (`make test` runs `-n 2`): every worker process has its own
-data dir, sandbox and temp files; PostgreSQL is one cluster per run that the workers share (see `postgres`).
+"""Shared pytest fixtures: the one fixtures module (shared helpers that are not fixtures: tests/support.py). Safe
+under pytest-xdist (`make test` runs `-n 2`): every worker process has its own data dir, sandbox and temp files;
+PostgreSQL is one cluster per run that the workers share (see `postgres`).
 
-tests/ is not a package: test modules import each other by their base name (`from test_app_pages import …`),
-never as `tests.…`, because a dependency (confusables) installs a top-level `tests` package of its own that would
-win over a namespace package."""
+The tests live in folders that mirror the layout (engine/, store/, service/, recheck/, cli/, app/, sandbox/,
+security/, e2e/). Neither tests/ nor its folders are packages: test modules import each other and the helpers by
+their base name (`from test_app_pages import …`, `from support import FAST`), never as `tests.…`, because a
+dependency (confusables) installs a top-level `tests` package of its own that would win over a namespace package.
+So tests/ and every folder of it are on sys.path (below), and a base name is unique across tests/
+(tests/cli/test_packaging.py::test_the_tests_mirror_the_layout holds both)."""
 import atexit as _atexit_early
 import os as _os_early
 import shutil as _shutil_early
+import sys as _sys_early
 import tempfile as _tempfile_early
+
+_TESTS_DIR = _os_early.path.dirname(_os_early.path.abspath(__file__))
+for _folder in sorted(_os_early.listdir(_TESTS_DIR)):
+    _folder_path = _os_early.path.join(_TESTS_DIR, _folder)
+    if _os_early.path.isdir(_folder_path) and not _folder.startswith((".", "_")) \
+            and _folder_path not in _sys_early.path:
+        _sys_early.path.append(_folder_path)  # after site-packages: a folder never shadows an installed package
+if _TESTS_DIR not in _sys_early.path:
+    _sys_early.path.append(_TESTS_DIR)
 
 # Tests never write into the repository's data/ (the fingerprint secret, default databases): unless the caller
 # set its own, KEYHEALTH_DATA_DIR points at a throwaway folder for this process (subprocesses inherit it). xdist
@@ -31,7 +45,8 @@ if "KEYHEALTH_DATA_DIR" not in _os_early.environ or (
 #             (under a file lock, so xdist workers share it) and stopped when the run ends; skipped if
 #             PostgreSQL is not installed.
 #   db_url    a fresh EMPTY database (a unique name), parametrised over ["sqlite", "postgres"].
-#   store_url db_url migrated to head.
+#   db_kind   that parametrisation ("sqlite" or "postgres"), shared by db_url and store_url.
+#   store_url a fresh database migrated to head (a copy of a per-process template: no Alembic per test).
 #   make_result  factory for core.engine.result.CheckResult objects.
 # ---------------------------------------------------------------------------------------------
 import fcntl as _fcntl
@@ -154,22 +169,70 @@ def _pg_admin(postgres):
     engine.dispose()
 
 
-@_pytest.fixture(params=["sqlite", _pytest.param("postgres", marks=_pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A fresh, empty database: a SQLite file in tmp_path, or a new PostgreSQL database dropped afterwards."""
+_DB_KINDS = ["sqlite", _pytest.param("postgres", marks=_pytest.mark.postgres)]
+
+
+@_pytest.fixture(params=_DB_KINDS)
+def db_kind(request):
+    """Which database a store test runs on: db_url and store_url are parametrised over it (one kind only:
+    `@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)`)."""
+    return request.param
+
+
+@_pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory):
+    """A SQLite file migrated to head once per process: store_url copies it instead of running Alembic."""
+    from core.store.db import dispose_engine
+
+    path = tmp_path_factory.mktemp("store-template") / "store.db"
+    url = f"sqlite:///{path}"
+    store.at(url).upgrade()
+    dispose_engine(url)
+    return path
+
+
+@_pytest.fixture(scope="session")
+def _pg_template(_pg_admin):
+    """A PostgreSQL database migrated to head once per process (its name): store_url creates each test's database
+    from it (CREATE DATABASE … TEMPLATE), which is a file copy instead of running Alembic. Nobody connects to it
+    after the upgrade (PostgreSQL refuses to copy a database that has connections)."""
     from sqlalchemy.engine import make_url
 
     from core.store.db import dispose_engine
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
+    name = f"kh_tmpl_{_uuid.uuid4().hex[:16]}"
+    with _pg_admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(_pg_admin.url).set(database=name).render_as_string(hide_password=False)
+    try:
+        store.at(url).upgrade()
+        dispose_engine(url)
+        yield name
+    finally:
+        dispose_engine(url)
+        with _pg_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_database(request, kind: str, tmp_path, *, migrated: bool):
+    """A new database of `kind` for one test: empty, or a copy of the migrated template. Dropped afterwards."""
+    from sqlalchemy.engine import make_url
+
+    from core.store.db import dispose_engine
+
+    if kind == "sqlite":
+        path = tmp_path / ("store-head.db" if migrated else "store.db")  # a test may ask for both
+        if migrated:
+            _shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        url = f"sqlite:///{path}"
         yield url
         dispose_engine(url)
         return
     admin = request.getfixturevalue("_pg_admin")
+    template = f' TEMPLATE "{request.getfixturevalue("_pg_template")}"' if migrated else ""
     name = f"kh_{_uuid.uuid4().hex[:16]}"
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}')
     url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
@@ -180,11 +243,17 @@ def db_url(request, tmp_path):
 
 
 @_pytest.fixture
-def store_url(db_url):
-    """db_url migrated to head."""
+def db_url(request, db_kind, tmp_path):
+    """A fresh, empty database: a SQLite file in tmp_path, or a new PostgreSQL database dropped afterwards."""
+    yield from _fresh_database(request, db_kind, tmp_path, migrated=False)
 
-    store.at(db_url).upgrade()
-    return db_url
+
+@_pytest.fixture
+def store_url(request, db_kind, tmp_path):
+    """A fresh database migrated to head, as db_url then `store.at(url).upgrade()` would give: a copy of a
+    template migrated once per process (tests/store/test_store_migrations.py runs the migrations themselves on db_url;
+    test_store_url_is_a_database_at_head holds the copy to a real upgrade's schema)."""
+    yield from _fresh_database(request, db_kind, tmp_path, migrated=True)
 
 
 def _required_for(name, granted, verdict):
@@ -386,8 +455,13 @@ def sandbox_client(sandbox):
 
 
 @_pytest.fixture
-def app_env(sandbox, tmp_path, monkeypatch):
+def app_env(sandbox, tmp_path, monkeypatch, _sqlite_template):
+    """Real mode for AppTest (see above); the database is a fresh copy of the migrated template, so the app's
+    start-up upgrade is the one query of a database already at head."""
+    from support import FAST_ENV
+
     sandbox.reset()
+    _shutil.copyfile(_sqlite_template, tmp_path / "real.db")
     url = f"sqlite:///{tmp_path / 'real.db'}"
     for k, v in {
         "STRIPE_API_BASE": sandbox.url,
@@ -395,10 +469,7 @@ def app_env(sandbox, tmp_path, monkeypatch):
         "KEYHEALTH_DEMO": "0",
         "KEYHEALTH_DATA_DIR": str(tmp_path / "data"),
         "KEYHEALTH_FINGERPRINT_SECRET": "test-secret-for-app-tests",
-        "KEYHEALTH_RATE_TEST": "400",
-        "KEYHEALTH_RATE_LIVE": "400",
-        "KEYHEALTH_BACKOFF_S": "0.01",
-        "KEYHEALTH_RETRIES": "1",
+        **FAST_ENV,
     }.items():
         monkeypatch.setenv(k, v)
     yield url
@@ -434,17 +505,62 @@ def core_cli(sandbox, tmp_path):
 # ---------------------------------------------------------------------------------------------
 @_pytest.fixture
 def make_service(sandbox):
+    from support import FAST
+
     from core.engine.settings import ProbeSettings
     from core.runtime import Runtime
     from core.service import Service
     from core.store import Database
 
-    fast = ProbeSettings(rate_test=400, rate_live=400, retries=1, backoff_s=0.01, timeout_s=5.0)
-
-    def make(url: str, *, who: str | None = "test", probe: ProbeSettings = fast) -> Service:
+    def make(url: str, *, who: str | None = "test", probe: ProbeSettings = FAST) -> Service:
         return Service(Runtime(demo=False, api_base=sandbox.url, db=Database(url), who=who, probe=probe))
 
     return make
+
+
+@_pytest.fixture(scope="session")
+def demo_db(tmp_path_factory):
+    """Seeding the demo database takes seconds (a year of history for every demo tenant): it is seeded once per
+    process (per fingerprint secret: the demo's history holds the demo keys' fingerprints) and copied.
+    `demo_db(data_dir, secret)` puts a copy where the demo looks for it (<data_dir>/demo/keyhealth-demo.db), as
+    `runtime.demo` would have seeded it with KEYHEALTH_FINGERPRINT_SECRET=secret; with secret=None (the variable
+    unset) the data dir also gets the template's generated .fingerprint_secret. The demo then finds the database
+    seeded (seed_demo is idempotent) and only checks its schema. Tests of the seeding itself seed for real
+    (tests/service/test_demo.py, tests/app/test_demo_stories.py, the CLI's `--demo` in test_cli_demo_and_csv)."""
+    from core import runtime
+    from core.config import settings
+    from core.engine.keys import FINGERPRINT_SECRET_FILE
+    from core.store.db import dispose_engine
+
+    templates: dict[str | None, _Path] = {}
+
+    def template(secret: str | None) -> _Path:
+        if secret not in templates:
+            made = tmp_path_factory.mktemp("demo-template")
+            with _pytest.MonkeyPatch.context() as mp:
+                mp.setenv("KEYHEALTH_DATA_DIR", str(made))
+                if secret is None:
+                    mp.delenv("KEYHEALTH_FINGERPRINT_SECRET", raising=False)
+                else:
+                    mp.setenv("KEYHEALTH_FINGERPRINT_SECRET", secret)
+                url = runtime.demo(settings()).db.url
+            dispose_engine(url)  # the last connection closes: the WAL is folded into the file
+            path = _Path(url.removeprefix("sqlite:///"))
+            wal = path.with_name(path.name + "-wal")
+            assert not wal.exists() or not wal.stat().st_size, "the demo template's WAL was not folded in"
+            templates[secret] = made
+        return templates[secret]
+
+    def put(data_dir, secret: str | None) -> _Path:
+        made = template(secret)
+        target = _Path(data_dir) / "demo" / "keyhealth-demo.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _shutil.copyfile(made / "demo" / "keyhealth-demo.db", target)
+        if secret is None:
+            _shutil.copy2(made / FINGERPRINT_SECRET_FILE, _Path(data_dir) / FINGERPRINT_SECRET_FILE)  # mode 0600
+        return target
+
+    return put
 
 
 @_pytest.fixture

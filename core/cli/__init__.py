@@ -7,7 +7,7 @@
 
 Importing this package is light: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported
 only inside the commands that need them, and the rendering only by the commands that print
-(tests/test_cli_startup.py; the figures: bench/bench_cli.py).
+(tests/cli/test_cli_startup.py; the figures: bench/bench_cli.py).
 """
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ from core.cli.parser import build_parser as _build_parser
 if TYPE_CHECKING:
     from core.engine.keys import Intake
 
-# Nothing heavy at the top: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported inside the
-# commands that need them, so `--help`, a usage error and a malformed key answer at once (tests/test_cli_startup.py).
+# Nothing heavy at the top: pandas, plotly, SQLAlchemy/SQLModel, Alembic and the stripe SDK are imported inside
+# the commands that need them, so `--help`, a usage error and a malformed key answer at once
+# (tests/cli/test_cli_startup.py).
 # Even the CLI's own rendering (core.cli.render) and json are imported by the commands that print, not by --help.
 __all__ = ["build_parser", "main", "run"]
 EXIT_OK, EXIT_VERDICT, EXIT_USAGE = ExitStatus.OK, ExitStatus.VERDICT, ExitStatus.USAGE
@@ -91,7 +92,7 @@ def print_json(obj: Any, flush: bool = False) -> None:
 def refused_here(key: Intake):
     """The result of a key refused before any request (intake's no: malformed, publishable, ...) that has no
     fingerprint, or None for any other key. Such a key has no history to be judged by (no fingerprint) and,
-    without --tenant, nothing to record: the service would answer the same (tests/test_cli_startup.py holds it),
+    without --tenant, nothing to record: the service would answer the same (tests/cli/test_cli_startup.py holds it),
     so it answers without the database, the Stripe client or their imports."""
     from core.config import settings
 

@@ -154,7 +154,7 @@ def record_checked(db: Database, result: CheckResult,
     """One unit of work: the check and its rows, the tenant's summary, the check's audit entry (`audit`) and the
     alert it raises (`alert`, an outbox row in `alerts` with delivery "pending", delivered by the background sender
     after the commit) are written in ONE transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the tenant's row
-    locked), so either all of them are stored or none is (tests/test_unit_of_work.py kills the database at every
+    locked), so either all of them are stored or none is (tests/service/test_unit_of_work.py kills the database at every
     statement of it).
 
     Creates the tenant if new, moves the tenant's latest-check pointer when this check is the newest,
@@ -171,7 +171,8 @@ def record_checked(db: Database, result: CheckResult,
     tenant recorded at once are each compared with the one before it.
     `history`: the read the check started with (`check_history`), else it is read here, before the write lock. The
     write starts from it while it is still the tenant's state (the check's INSERT is guarded by it), else records
-    the check the long way in the same transaction; docs/store.md, "A check's statements" (tests/test_unit_of_work.py).
+    the check the long way in the same transaction; docs/store.md, "A check's statements"
+    (tests/service/test_unit_of_work.py).
     """
     clean = TenantName.parse(tenant)
     check, rows = _check_values(result, source, checked_by)

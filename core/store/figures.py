@@ -2,7 +2,7 @@
 core/store/rollup.py), and, about the tenants' latest checks, the status counts, the score distribution, the
 permissions most often wrong, the stale tenants and the key-lifecycle counts (from the tenant rows and the counters
 of 0010, core/store/latest.py). Days are UTC days. Archived tenants are left out unless include_archived=True.
-Each has a raw twin computed from the checks in tests/store_oracle.py that the tests compare it with.
+Each has a raw twin computed from the checks in tests/store/store_oracle.py that the tests compare it with.
 """
 from __future__ import annotations
 

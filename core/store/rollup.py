@@ -6,7 +6,7 @@ Two tables, by UTC day and by the tenant's archived flag (fleet figures leave ar
 - rollup_status (day, archived, status): how many tenants ENDED the day in each status, i.e. the status of
   the tenant's last check of that day by (checked_at, id) among its checks Stripe answered (unreachable
   checks say nothing about the key and are left out before "last of the day" is taken).
-These are exactly the raw aggregations of tests/store_oracle.py (`raw_status_mix_per_day`, `raw_checks_per_day`,
+These are exactly the raw aggregations of tests/store/store_oracle.py (`raw_status_mix_per_day`, `raw_checks_per_day`,
 `raw_unreachable_share`), summed over both archived values when archived tenants are included.
 
 Kept up to date in the writer's own transaction: `on_check` (called by record_check once the tenant row is

@@ -110,7 +110,7 @@ def latest_of() -> tuple[sa.Table, _OnTenant]:
 
 def latest_base(include_archived: bool) -> tuple[sa.Select, _OnTenant]:
     """SELECT (no columns yet) over the tenants with a latest check, and where its columns come from (the tenant
-    row; tests/store_oracle.py joins the checks themselves and compares)."""
+    row; tests/store/store_oracle.py joins the checks themselves and compares)."""
     froms, cc = latest_of()
     q = sa.select().select_from(froms).where(HAS_LATEST)
     if not include_archived:

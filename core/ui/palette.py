@@ -9,7 +9,7 @@ to an amber banner. "unreachable" (Stripe never answered: our network) is a grey
 banner that says it is our side's problem.
 
 Every chart colour reaches WCAG 2.1's 3:1 for graphics against white and against the dark theme's background
-(contrast_ratio; tests/test_palette.py), and a colour is never the only signal: every status and verdict is also
+(contrast_ratio; tests/app/test_palette.py), and a colour is never the only signal: every status and verdict is also
 named (legend, label, hover) or has an icon (VERDICT_ICON, STATUS_ICON).
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ TERMINAL_SGR: dict[str, str] = {
 assert set(STATUS_PALETTE) | set(VERDICT_COLOURS) == set(TERMINAL_SGR)
 
 # WCAG 2.1 (SC 1.4.11, non-text contrast): every colour a chart mark uses reaches 3:1 against a white background
-# (and, for the dark theme, against Streamlit's dark background). tests/test_palette.py computes each ratio.
+# (and, for the dark theme, against Streamlit's dark background). tests/app/test_palette.py computes each ratio.
 WHITE, DARK_BACKGROUND = "#ffffff", "#0e1117"
 MIN_GRAPHICS_CONTRAST = 3.0
 

@@ -18,7 +18,7 @@ Streamlit's markdown is more than CommonMark, and backslash escapes alone do not
   markdown reads is backslash-escaped.
 - Line breaks become spaces (one line of text; multi-line text belongs in st.text or st.code).
 
-Verified in Chromium against Streamlit 1.67 (see tests/test_text_render.py for the cases).
+Verified in Chromium against Streamlit 1.67 (see tests/e2e/test_text_render.py for the cases).
 """
 from __future__ import annotations
 

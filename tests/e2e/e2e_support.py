@@ -77,9 +77,9 @@ def streamlit_server(script: str | Path, *, cwd: Path, env: dict[str, str], log_
                 proc.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """One headless Chromium per test module."""
+    """One headless Chromium per test process (each test opens its own page or context)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -29,9 +29,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, demo_db):
     """`streamlit run app.py` with KEYHEALTH_DEMO=1 and a temporary data dir, on a free port."""
     data = tmp_path_factory.mktemp("e2e-data")
+    demo_db(data, None)  # the seeded demo (and its fingerprint secret), copied (conftest)
     env = dict(os.environ)
     env.update({"KEYHEALTH_DEMO": "1", "KEYHEALTH_DATA_DIR": str(data)})
     for k in ("DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_FINGERPRINT_SECRET"):

@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not HAVE_CHROMIUM, reason=NO_C
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, demo_db):
     data = tmp_path_factory.mktemp("e2e-triage")
+    demo_db(data, None)  # the seeded demo (and its fingerprint secret), copied (conftest)
     env = dict(os.environ)
     env.update({"KEYHEALTH_DEMO": "1", "KEYHEALTH_DATA_DIR": str(data)})
     for k in ("DATABASE_URL", "STRIPE_API_BASE", "KEYHEALTH_FINGERPRINT_SECRET"):

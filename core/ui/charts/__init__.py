@@ -21,7 +21,7 @@ STACK_ORDER: tuple[str, ...] = tuple(reversed(KEY_STATUSES))
 FONT = "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif"
 # Plotly checks every property handed to a figure or trace against its schema: about 25 ms of CPU per chart, 150 ms
 # of Fleet health's six (bench/, docs/benchmarks.md). The builders here are fixed code, so that check runs where it
-# can catch a mistake, in the tests: tests/test_charts.py validates every builder's figure against plotly's schema.
+# can catch a mistake, in the tests: tests/app/test_charts.py validates every builder's figure against plotly's schema.
 VALIDATE = False
 
 
