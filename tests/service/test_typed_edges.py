@@ -53,7 +53,7 @@ def test_a_parsed_key_is_never_parsed_again():
 
 
 def test_one_check_on_the_dashboard_parses_the_key_once_and_the_name_once(app_env, sandbox):
-    at = AppTest.from_file("../app.py", default_timeout=60)
+    at = AppTest.from_file("../../app.py", default_timeout=60)
     at.run()
     assert not at.exception
     pick = at.selectbox(key="kh_tenant_pick")

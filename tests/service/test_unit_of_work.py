@@ -188,7 +188,7 @@ def test_a_check_written_from_a_history_read_before_another_check_reads_again(st
     assert history.state is not None and history.clash is None
     s.record_checked(make_result(status="unreachable", score=0, at=day0 + timedelta(days=1)), TENANT, source="cli",
                      checked_by=None)  # recorded meanwhile (another worker, another tab)
-    late = make_result(status="failing", score=40, at=day0 + timedelta(days=1, minutes=5))
+    late = make_result(status="failing", at=day0 + timedelta(days=1, minutes=5))
     done = s.record_checked(late, TENANT, source="cli", checked_by=None, history=history)
     with store.get_engine(store_url).connect() as conn:
         day1 = conn.execute(sa.text("SELECT checks, tenants, unreachable FROM rollup_days WHERE archived = :f"),
