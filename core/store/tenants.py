@@ -128,6 +128,10 @@ def _matching(conn: Connection, clean: str, slug: str, *, new: bool = True) -> T
         # else a slug cut at 100 characters before 17.7 (a legacy slug) that this name shares by accident
     if new:
         alike = look_alike_tenant(conn, clean)
+        if alike is not None and (same_name(alike, clean) or full_slug(alike) == full_slug(clean)):
+            # Another writer created this name's tenant between the two reads (PostgreSQL reads each statement
+            # at its own snapshot): it is the tenant itself (or a punctuation clash), not a look-alike of it.
+            return _matching(conn, clean, slug, new=False)
         if alike is not None:
             raise look_alike_error(alike, clean)
     return None

@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from core import store
@@ -75,3 +76,33 @@ def test_four_processes_record_at_once(db_url):
         assert q("SELECT count(*) FROM tenants t WHERE t.last_check_id <> (SELECT c.id FROM checks c "
                  "WHERE c.tenant_id = t.id ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)") == 0
     assert len(store.at(db_url).latest_checks()) == 5
+
+
+@pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)
+def test_a_tenant_created_between_the_name_read_and_the_look_alike_scan_is_the_tenant(store_url):
+    """PostgreSQL reads each statement at its own snapshot: another writer can create the very tenant a check is
+    creating between `_matching`'s read by name and its look-alike scan. The scan then meets the tenant's own name:
+    that is the tenant, not a look-alike (the four-process test above met it in CI as "'Tenant 0' looks the same
+    on screen as the existing tenant 'Tenant 0'"). Forced here: the tenant is committed from a second connection
+    just before the scan runs."""
+    from core.store import tenants
+
+    s = store.at(store_url)
+    engine = get_engine(store_url)
+    created: list[int] = []
+    busy: list[bool] = []
+
+    def create_first(conn, cursor, statement, *a):
+        if busy or not statement.lstrip().startswith("SELECT tenants.name") or "ORDER BY tenants.id" not in statement:
+            return
+        busy.append(True)  # once: the other writer's own statements pass through here too
+        created.append(store.at(store_url).get_or_create_tenant("Tenant 0")["id"])
+
+    sa.event.listen(engine, "before_cursor_execute", create_first)
+    try:
+        with s.db.connect(write=True) as conn:
+            found = tenants.get_or_create(conn, "Tenant 0")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", create_first)
+    assert created and found["id"] == created[0]
+    assert [t["name"] for t in s.list_tenants()] == ["Tenant 0"]
