@@ -9,12 +9,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from assemble_cases import outcomes
 
 from core.engine.catalogue import load_catalogue, load_profile
 from core.engine.check import assemble
 from core.engine.history import History
 from core.engine.keys import intake
-from core.engine.probe import ScopeOutcome
 from core.engine.remediation import message_mode, tenant_message
 from core.engine.result import CheckResult, KeyInfo, KeyLifecycle
 
@@ -30,30 +30,6 @@ def _key(mode: str) -> KeyInfo:
     return KeyInfo("restricted", mode, f"rk_{mode}_…ab12", f"fp-{mode}")  # type: ignore[arg-type]
 
 
-def _outcomes(status: str) -> dict[str, ScopeOutcome]:
-    out = {}
-    first_required = first_none = None
-    for s in CAT.scopes:
-        if not s.probed:
-            continue
-        required, _ = PROF.required(s)
-        out[s.scope] = ScopeOutcome(s.scope, required)
-        if required != "none" and first_required is None:
-            first_required = s.scope
-        if required == "none" and first_none is None and s.read is not None:
-            first_none = s.scope
-    assert first_required and first_none
-    if status == "failing":
-        out[first_required] = ScopeOutcome(first_required, "none")
-    elif status == "attention":
-        out[first_none] = ScopeOutcome(first_none, "read")
-    elif status == "incomplete":
-        out[first_required] = ScopeOutcome(first_required, "unknown", "429 rate limited after 4 tries")
-    elif status == "nothing_settled":
-        out = {k: ScopeOutcome(k, "unknown", "no answer") for k in out}
-    return out
-
-
 def _lifecycle(expected: str | None, mode: str | None, *, rotation: bool = False) -> KeyLifecycle:
     lc = KeyLifecycle(expected_mode=expected, rotation_days=180)
     lc.mode_mismatch = bool(expected and mode and expected != mode)
@@ -67,7 +43,7 @@ def _judged(status: str, mode: str, expected: str | None, *, rotation: bool = Fa
     if status == "unreachable":
         return assemble(info, catalogue=CAT, profile=PROF, unreachable="This server cannot reach api.stripe.com.",
                         answered=False, checked_at=NOW, lifecycle=_lifecycle(expected, mode, rotation=rotation))
-    return assemble(info, _outcomes(status), catalogue=CAT, profile=PROF, checked_at=NOW,
+    return assemble(info, outcomes(status), catalogue=CAT, profile=PROF, checked_at=NOW,
                     lifecycle=_lifecycle(expected, mode, rotation=rotation))
 
 
