@@ -478,7 +478,7 @@ def app_env(sandbox, tmp_path, monkeypatch, _sqlite_template):
 
 @_pytest.fixture
 def core_cli(sandbox, tmp_path):
-    import sys as _sys
+    from cli_process import run_core
 
     def run(*args, key: str | None = None, stdin: str | None = None, **env_extra):
         env = {k: v for k, v in _os.environ.items() if k not in ("STRIPE_KEY", "DATABASE_URL")}
@@ -493,8 +493,7 @@ def core_cli(sandbox, tmp_path):
         if key is not None:
             env["STRIPE_KEY"] = key
         env.update(env_extra)
-        return _subprocess.run([_sys.executable, "-m", "core", *args], cwd=_STORE_ROOT, env=env, input=stdin or "",
-                               capture_output=True, text=True, timeout=60)
+        return run_core(args, cwd=_STORE_ROOT, env=env, input=stdin or "", text=True, timeout=60)
 
     return run
 

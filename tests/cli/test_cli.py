@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_core
 
 from core.engine.catalogue import load_catalogue
 from sandbox import DEMO_KEYS
@@ -25,10 +24,7 @@ def run_cli(args, sandbox, key=None, stdin=None, tmp_path=None, extra_env=None):
     if key is not None:
         env["STRIPE_KEY"] = key
     env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin if stdin is not None else "",
-        capture_output=True, text=True, timeout=120,
-    )
+    return run_core(args, cwd=ROOT, env=env, input=stdin if stdin is not None else "", text=True, timeout=120)
 
 
 @pytest.fixture(autouse=True)

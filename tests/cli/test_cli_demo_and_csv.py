@@ -6,11 +6,10 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_core
 
 from core.demo import TENANT_NAMES
 from core.features.recheck import SWAPPED, parse_lines
@@ -39,8 +38,7 @@ def run(args, tmp_path: Path, stdin: str = "", **extra):
         NO_COLOR="1",
     )
     env.update(extra)
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=180, check=False)
+    return run_core(args, cwd=ROOT, env=env, input=stdin, text=True, timeout=180, check=False)
 
 
 def _tenants(db: Path) -> set[str]:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import stripe
+from cli_process import run_core
 from support import fast_probe
 
 from core import store
@@ -175,8 +176,6 @@ def test_lifecycle_lines_are_gentle_and_only_when_true():
 # --- the CLI -------------------------------------------------------------------------------------------------
 def _cli(args, api_base, tmp_path, key=None, stdin=""):
     import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     env = {k: v for k, v in os.environ.items() if k != "STRIPE_KEY"}
@@ -185,8 +184,8 @@ def _cli(args, api_base, tmp_path, key=None, stdin=""):
                KEYHEALTH_BACKOFF_S="0.01")
     if key is not None:
         env["STRIPE_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=Path(__file__).resolve().parents[2], env=env,
-                          input=stdin, capture_output=True, text=True, timeout=120, check=False)
+    return run_core(args, cwd=Path(__file__).resolve().parents[2], env=env, input=stdin, text=True, timeout=120,
+                    check=False)
 
 
 def test_cli_unreachable_is_its_own_status_and_exit_code(tmp_path):

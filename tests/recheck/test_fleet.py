@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_process import run_core
 
 from core import store
 from core.engine.settings import ProbeSettings
@@ -61,8 +62,7 @@ def cli(args, sb, tmp_path, db_url=None, stdin="", **env_extra):
                KEYHEALTH_DATA_DIR=str(tmp_path), DATABASE_URL=db_url or f"sqlite:///{tmp_path / 'fleet.db'}",
                KEYHEALTH_FINGERPRINT_SECRET="fleet-test", KEYHEALTH_BACKOFF_S="0.01")
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "core", *args], check=False, cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=180)
+    return run_core(args, check=False, cwd=ROOT, env=env, input=stdin, text=True, timeout=180)
 
 
 def count(url: str, table: str) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_process import run_core
 
 from core import store
 from core.engine.settings import ProbeSettings
@@ -68,8 +69,7 @@ def _env(sb_url: str, tmp_path: Path, db_url: str, **extra: str) -> dict:
 
 
 def _cli(args: list[str], env: dict, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], check=False, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_core(args, check=False, cwd=ROOT, env=env, text=True, timeout=timeout)
 
 
 def _service(url: str, sb_url: str, **probe) -> Service:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import run_core
 from webhook import Webhook
 
 from core.features.keysource import MAX_SOURCE_BYTES, SourceError, SourceStopped, read_key_source
@@ -36,8 +37,7 @@ def cli_env(sb, tmp_path, **extra) -> dict:
 
 
 def cli(args, sb, tmp_path, timeout=120, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=cli_env(sb, tmp_path, **extra),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return run_core(args, cwd=ROOT, env=cli_env(sb, tmp_path, **extra), text=True, timeout=timeout, check=False)
 
 
 def wait_for(pred, seconds=30.0, what="condition"):

@@ -14,14 +14,13 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import stripe
+from cli_process import run_core
 from support import FAST
 
 from core import store
@@ -146,8 +145,7 @@ def run_cli(args, sandbox, tmp_path, *, stdin: bytes | str = b"", env: dict | No
     e.update(env or {})
     if isinstance(stdin, str):
         stdin = stdin.encode("utf-8", "surrogateescape")
-    p = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=e, input=stdin, capture_output=True,
-                       timeout=180)
+    p = run_core(args, cwd=ROOT, env=e, input=stdin, timeout=180)
     p.out = p.stdout.decode("utf-8", "replace")
     p.err = p.stderr.decode("utf-8", "replace")
     assert "Traceback" not in p.err, p.err[-3000:]

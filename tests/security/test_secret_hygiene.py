@@ -27,7 +27,6 @@ import pickle
 import re
 import secrets
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from cli_process import run_core
 from support import FAST_ENV
 from webhook import Webhook
 
@@ -204,8 +204,7 @@ def run_cli(args, sandbox, tmp_path, *, key=None, stdin="", env=None):
     if key is not None:
         e["STRIPE_KEY"] = key
     e.update(env or {})
-    p = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=e, input=stdin, capture_output=True,
-                       text=True, timeout=180)
+    p = run_core(args, cwd=ROOT, env=e, input=stdin, text=True, timeout=180)
     assert "Traceback" not in p.stderr, p.stderr[-3000:]
     return p
 

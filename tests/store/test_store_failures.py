@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_process import run_core
 from streamlit.testing.v1 import AppTest
 
 from core import store
@@ -195,8 +196,7 @@ def cli_env(tmp_path: Path, sandbox=None, **extra) -> dict:
 
 def run_cli(args, env, stdin="", timeout=60):
     started = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin, capture_output=True,
-                       text=True, timeout=timeout, check=False)
+    p = run_core(args, cwd=ROOT, env=env, input=stdin, text=True, timeout=timeout, check=False)
     p.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
     return p
 
