@@ -552,8 +552,8 @@ def _write_known(conn: Connection, s: Mapping[str, Any], clean: str, check: dict
     if check_id is None:
         return None
     check_id = int(check_id)
-    if rows:  # one multi-row INSERT
-        conn.execute(check_rows_t.insert().values([{"check_id": check_id, **r} for r in rows]))
+    if rows:  # one executemany of one cached statement (a multi-VALUES INSERT is compiled anew every time)
+        conn.execute(check_rows_t.insert(), [{"check_id": check_id, **r} for r in rows])
     _rollup_known(conn, s, check)
     replaced, event = _key_known(conn, s, check_id, check)
     _tenant_known(conn, s, check_id, check, rows, replaced, event)

@@ -80,12 +80,14 @@ def upsert(conn: Connection, table: sa.TableClause, key: tuple[str, ...], counte
         return
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
-        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table).values(rows)
+        # one executemany of one cached statement, row by row in the order given (a multi-VALUES upsert would be
+        # compiled anew every time)
+        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
         stmt = ins.on_conflict_do_update(
             index_elements=list(key),
             set_={n: table.c[n] + ins.excluded[n] for n in counters},
         )
-        conn.execute(stmt)
+        conn.execute(stmt, rows)
         return
     for row in rows:  # other backends: update, else insert (not atomic against a concurrent insert)
         where = [table.c[k] == row[k] for k in key]
