@@ -857,3 +857,40 @@ def test_live_keys_cannot_use_test_helpers(sandbox, client):
     with pytest.raises(stripe.InvalidRequestError) as e:
         call(client, "get", "/v1/test_helpers/test_clocks/clock_x", key)
     assert e.value.http_status == 400 and "test mode" in e.value.user_message
+
+
+# --- the request parse ------------------------------------------------------------------------------------------
+REQUESTS = [
+    b"GET /v1/charges?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer rk_test_x\r\n"
+    b"Stripe-Version: 2025-02-24.acacia\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
+    b"POST /v1/customers HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n"
+    b"Connection: close\r\nX-Dup: a\r\nX-Dup: b\r\nX-Space:   padded value  \r\nX-Tab:\tt\r\nX-Empty:\r\n\r\n",
+    b"GET //v1//balance HTTP/1.0\r\nConnection: keep-alive\r\nHost: x\r\n\r\n",
+    b"GET /v1/balance HTTP/1.0\r\n\r\n",
+    b"GET /health HTTP/1.1\nHost: bare-newlines\n\n",
+    b"DELETE /v1/webhook_endpoints/we_1 HTTP/1.1\r\nhost: lower\r\nCONNECTION: Keep-Alive\r\nX-Colon: a:b:c\r\n\r\n",
+    b"GET /v1/charges HTTP/1.1\r\nX-Latin: caf\xe9\r\n\r\n",
+    b"GET /v1/charges HTTP/2.0\r\n\r\n",  # not HTTP/1.x: the standard library's own parse
+]
+
+
+@pytest.mark.parametrize("raw", REQUESTS, ids=range(len(REQUESTS)))
+def test_the_sandbox_reads_a_request_as_the_standard_library_does(raw):
+    """The sandbox's own request parse (no email feed parser) gives what BaseHTTPRequestHandler.parse_request gives:
+    the command, path, version, keep-alive and every header in order."""
+    import io
+    from http.server import BaseHTTPRequestHandler
+
+    from sandbox.server import _Handler
+
+    def parsed(parse) -> tuple:
+        h = object.__new__(_Handler)
+        h.rfile, h.wfile = io.BytesIO(raw), io.BytesIO()
+        h.raw_requestline = h.rfile.readline(65537)
+        h.request_version, h.client_address, h.requestline, h.command = "HTTP/1.1", ("127.0.0.1", 0), "", None
+        ok = parse(h)
+        headers = list(h.headers.items()) if ok else None
+        return ok, h.command, getattr(h, "path", None), h.request_version, h.close_connection, headers, \
+            h.wfile.getvalue()[:12], h.rfile.read()
+
+    assert parsed(_Handler.parse_request) == parsed(BaseHTTPRequestHandler.parse_request)
