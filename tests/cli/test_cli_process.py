@@ -83,7 +83,7 @@ def test_a_run_past_its_timeout_is_killed_and_the_next_run_is_fresh(tmp_path):
     assert after.returncode == 1 and json.loads(after.stdout)["status"] == "invalid"
 
 
-def test_a_run_whose_interpreter_would_start_differently_gets_its_own_zygote_or_a_real_process():
+def test_a_run_whose_interpreter_would_start_differently_gets_its_own_zygote_or_a_real_process(monkeypatch):
     base = dict(os.environ)
     assert not needs_a_real_process(base)
     assert not needs_a_real_process({**base, "KEYHEALTH_RATE_TEST": "1", "PYTHONWARNINGS": "always"})
@@ -93,6 +93,8 @@ def test_a_run_whose_interpreter_would_start_differently_gets_its_own_zygote_or_
     assert start_environment({**base, "KEYHEALTH_RATE_TEST": "1"}) == start_environment(base)
     p = run_core(["--help"], env={**base, "PYTHONVERBOSE": "1"}, text=True)
     assert p.returncode == 0 and "import " in p.stderr  # -v's import lines: a real interpreter started
+    monkeypatch.setenv("KEYHEALTH_TEST_REAL_CLI", "1")
+    assert needs_a_real_process(base)
 
 
 def test_stripe_log_read_at_import_reaches_the_run(sandbox, tmp_path):
