@@ -60,9 +60,10 @@ def owners():
 class Agent:
     """A support agent in the browser, counting what they do after the page opens."""
 
-    def __init__(self, browser, base: str):
+    def __init__(self, browser, base: str, log: Path):
         self.page = browser.new_page(viewport={"width": 1360, "height": 1100}, device_scale_factor=1)
         self.base = base
+        self.log = log
         self.actions = 0
 
     def open(self, path: str) -> None:
@@ -88,8 +89,19 @@ class Agent:
         """One action (a click, or typing and Enter), then wait for the app to finish."""
         self.actions += 1
         assert self.actions <= MAX_ACTIONS, "a ticket takes at most 4 actions"
-        what()
+        try:
+            what()
+        except Exception as e:  # a timed-out wait says what the page showed and what the server logged
+            raise AssertionError(f"{e}\n\n{self.seen()}") from e
         self.settle()
+
+    def seen(self) -> str:
+        """What the page shows (address, headings, buttons, main text) and the server log's tail, for a failure."""
+        page = self.page
+        buttons = [(b.inner_text().strip(), b.is_disabled()) for b in page.get_by_role("button").all()]
+        log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no server log)"
+        return (f"page: {page.url}\nheadings: {page.locator('h1, h2, h3').all_inner_texts()}\nbuttons: {buttons}\n"
+                f"main text:\n{self.text()[:2000]}\n\nserver log (tail):\n{log}")
 
     def click(self, name: str) -> None:
         self.act(lambda: self.page.get_by_role("button", name=name).click(timeout=WAIT_MS))  # as slow as any wait
@@ -98,7 +110,10 @@ class Agent:
         return self.page.locator("[data-testid=stMain]").inner_text().replace("\u2060", "")
 
     def see(self, text: str | re.Pattern) -> None:
-        self.page.get_by_text(text).first.wait_for(timeout=WAIT_MS)
+        try:
+            self.page.get_by_text(text).first.wait_for(timeout=WAIT_MS)
+        except Exception as e:  # as in act
+            raise AssertionError(f"{e}\n\n{self.seen()}") from e
 
     def shot(self, name: str) -> None:
         import io
@@ -139,7 +154,7 @@ def slug(name: str) -> str:
 # --- 1. "Our key stopped working." -------------------------------------------------------------------------
 def test_ticket_our_key_stopped_working(server, browser, owners):
     tenant = owners["live_revoked"]
-    agent = Agent(browser, server["url"])
+    agent = Agent(browser, server["url"], server["data"] / "streamlit.log")
     agent.open(f"/tenant-history?tenant={slug(tenant)}")
     agent.click("Check the key Pointai holds")
     agent.see("Checked the key Pointai holds")
@@ -162,7 +177,7 @@ def test_ticket_our_key_stopped_working(server, browser, owners):
 # --- 2. "Permission errors on subscriptions." ----------------------------------------------------------------
 def test_ticket_permission_errors_on_subscriptions(server, browser, owners):
     tenant = owners["live_missing"]
-    agent = Agent(browser, server["url"])
+    agent = Agent(browser, server["url"], server["data"] / "streamlit.log")
     agent.open("/tenants")
     search = agent.page.locator("input[aria-label=Search]")
     agent.act(lambda: (search.fill(tenant.split()[0]), search.press("Enter")))
@@ -185,7 +200,7 @@ def test_ticket_permission_errors_on_subscriptions(server, browser, owners):
 # --- 3. "Checkout fails." -----------------------------------------------------------------------------------
 def test_ticket_checkout_fails(server, browser, owners):
     tenant = owners["test_on_live"]
-    agent = Agent(browser, server["url"])
+    agent = Agent(browser, server["url"], server["data"] / "streamlit.log")
     agent.open(f"/tenant-history?tenant={slug(tenant)}")
     text = agent.text()
     # what is wrong, before any action: a live tenant on a test key of another account, since the replacement
@@ -206,7 +221,7 @@ def test_ticket_checkout_fails(server, browser, owners):
 # --- 4. "Please verify our integration." --------------------------------------------------------------------
 def test_ticket_please_verify_our_integration(server, browser, owners):
     tenant = owners["healthy"]  # a test-mode tenant: the check, sample data and a test charge
-    agent = Agent(browser, server["url"])
+    agent = Agent(browser, server["url"], server["data"] / "streamlit.log")
     agent.open("/verify-integration")
     box = agent.page.get_by_label("Tenant (the check is recorded in its history)")
     agent.act(lambda: box.click(timeout=WAIT_MS))
@@ -228,7 +243,7 @@ def test_ticket_please_verify_our_integration(server, browser, owners):
 
 # --- 5. "Which tenants need us this morning?" ---------------------------------------------------------------
 def test_ticket_which_tenants_need_us_this_morning(server, browser):
-    agent = Agent(browser, server["url"])
+    agent = Agent(browser, server["url"], server["data"] / "streamlit.log")
     agent.open("/tenants")
     agent.page.locator("[role=gridcell]").first.wait_for(state="attached", timeout=WAIT_MS)
     # what is wrong, first: the worst tenants head the list, each with its problem
