@@ -103,6 +103,26 @@ class Agent:
         return (f"page: {page.url}\nheadings: {page.locator('h1, h2, h3').all_inner_texts()}\nbuttons: {buttons}\n"
                 f"main text:\n{self.text()[:2000]}\n\nserver log (tail):\n{log}")
 
+    def choose(self, label: str, option: str) -> None:
+        """Two actions: open the select box, pick `option`. Under load Chromium can lose the pick while the list is
+        still opening: the list then stays open, and while it is open the rest of the page is hidden from the
+        accessibility tree (CI met a form's buttons missing for 90 s that way). The pick is repeated until the list
+        has closed; it is still one action."""
+        self.act(lambda: self.page.get_by_label(label).click(timeout=WAIT_MS))
+
+        def pick() -> None:
+            listbox = self.page.get_by_role("listbox")
+            for _ in range(5):
+                self.page.get_by_role("option", name=option, exact=True).click(timeout=WAIT_MS)
+                try:
+                    listbox.wait_for(state="hidden", timeout=5_000)
+                    return
+                except Exception:  # noqa: BLE001 - the pick was lost: pick again (the list is still open)
+                    continue
+            raise AssertionError(f"the list stayed open after picking {option!r} five times")
+
+        self.act(pick)
+
     def click(self, name: str) -> None:
         self.act(lambda: self.page.get_by_role("button", name=name).click(timeout=WAIT_MS))  # as slow as any wait
 
@@ -223,9 +243,7 @@ def test_ticket_please_verify_our_integration(server, browser, owners):
     tenant = owners["healthy"]  # a test-mode tenant: the check, sample data and a test charge
     agent = Agent(browser, server["url"], server["data"] / "streamlit.log")
     agent.open("/verify-integration")
-    box = agent.page.get_by_label("Tenant (the check is recorded in its history)")
-    agent.act(lambda: box.click(timeout=WAIT_MS))
-    agent.act(lambda: agent.page.get_by_role("option", name=tenant, exact=True).click(timeout=WAIT_MS))
+    agent.choose("Tenant (the check is recorded in its history)", tenant)  # two actions: open the list, pick
     agent.click("Verify the key Pointai holds")
     agent.see("VERIFIED")
     codes = agent.page.locator("[data-testid=stMain] [data-testid=stCode]")
