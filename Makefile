@@ -9,7 +9,7 @@ PORT ?= 8501
 # Safe by default: the dashboard listens on this machine only. Expose it (behind sign-in: [auth] in
 # .streamlit/secrets.toml) with e.g. `make run ADDRESS=0.0.0.0`.
 ADDRESS ?= 127.0.0.1
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 
 .PHONY: run demo demo-reset test sandbox bench docs screenshots chromium clean
 
