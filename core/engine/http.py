@@ -14,7 +14,7 @@ import json
 import logging
 import textwrap
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import stripe
@@ -195,16 +195,24 @@ def _sdk_logging_on() -> bool:
 
 
 def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: str,
-                 params: Mapping[str, Any] | None = None) -> stripe.StripeResponse:
+                 params: Mapping[str, Any] | None = None,
+                 turn: Callable[[], bool] | None = None) -> stripe.StripeResponse | None:
     """`client.raw_request(method, path, api_key=api_key, **params)`, the same request (the SDK builds its URL,
     headers and body) and the same answers and exceptions (the SDK's classes, same messages, codes and bodies),
     without what a probe does not use: the SDK's log lines are not formatted unless its logging is on (STRIPE_LOG
     or the "stripe" logger at INFO: then the SDK's own path runs), the error answer's ErrorObject is built only
     if someone reads `e.error`, and no telemetry header. Only for a client whose http_client is a PooledClient
-    (which redacts every answer's body before anything reads it); any other client takes the SDK's own path."""
+    (which redacts every answer's body before anything reads it); any other client takes the SDK's own path.
+
+    `turn` (the sweep's pacing) is called as late as the path allows: on the lean path once the request is
+    built, right before it is handed to the connection, so the CPU of building it never stands between the
+    pacer's token and the send; on the SDK's path, before the SDK builds it. None is returned, and nothing is
+    sent, when `turn` says no."""
     requestor = client._requestor
     http = requestor._get_http_client()
     if not isinstance(http, PooledClient) or _sdk_logging_on():
+        if turn is not None and not turn():
+            return None
         sdk: stripe.StripeResponse = client.raw_request(method, path, api_key=api_key, **(params or {}))
         return sdk
     from stripe._request_options import extract_options_from_dict
@@ -215,6 +223,8 @@ def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: s
     base = rest.pop("base", "api")
     verb, url, headers, post_data, *_ = requestor._args_for_request_with_retries(
         method, path, rest, options, base_address=base, api_mode=api_mode, usage=["raw_request"])
+    if turn is not None and not turn():
+        return None
     body, status, rheaders = http.request(verb, url, headers, post_data)
     err = _v1_error(body, status, rheaders) if status >= 300 and api_mode == "V1" else None
     if err is not None:

@@ -505,12 +505,12 @@ class KeyRequests:
         if not lead:
             self._lead_answered.wait()
         try:
-            if not self._take_turn():
-                return None, _stopped(self.stopped_why())
             try:
-                resp = lean_request(self.client, method.lower(), path, self._key, params)
+                resp = lean_request(self.client, method.lower(), path, self._key, params, turn=self._take_turn)
             except stripe.StripeError as e:
                 return None, self._error_answer(e, method, path)
+            if resp is None:
+                return None, _stopped(self.stopped_why())
             self._heard()
             return resp, None
         finally:

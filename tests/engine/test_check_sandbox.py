@@ -10,6 +10,7 @@ from support import fast_probe
 
 from core.engine.catalogue import load_catalogue, load_profile
 from core.engine.check import check_key, unknown_scopes
+from core.engine.http import PooledClient
 from core.engine.probe import PACE_SAFETY
 from core.engine.result import level_rank
 from core.engine.settings import ProbeSettings
@@ -167,9 +168,9 @@ def test_read_first_costs_one_request_per_none_scope(sandbox, client):
     assert r.requests == expected == len(sandbox.requests)
 
 
-class SendTimes(stripe.RequestsClient):
-    """The SDK's own requests-based HTTP client, noting the moment each request is handed to it (once the
-    engine has taken its pacing token). Not a patch: StripeClient takes any http_client."""
+class SendTimes(PooledClient):
+    """The engine's own HTTP client (the one every check uses), noting the moment each request is handed to it
+    (once the engine has taken its pacing token). Not a patch: StripeClient takes any http_client."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
