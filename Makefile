@@ -2,14 +2,17 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip install -q --disable-pip-version-check
+# pip byte-compiles one file at a time; compileall afterwards uses every core (PYTHONDONTWRITEBYTECODE, if set,
+# would otherwise leave every start compiling from source).
+PIP    := $(PY) -m pip install -q --disable-pip-version-check --no-compile
+COMPILE := $(PY) -m compileall -q -j 0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8501
 # Safe by default: the dashboard listens on this machine only. Expose it (behind sign-in: [auth] in
 # .streamlit/secrets.toml) with e.g. `make run ADDRESS=0.0.0.0`.
 ADDRESS ?= 127.0.0.1
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 
 .PHONY: run demo demo-reset test sandbox bench docs screenshots chromium clean
 
@@ -19,10 +22,12 @@ $(RUN_STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements.txt
 	$(PIP) -e . --no-deps
+	$(COMPILE)
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(PIP) -r requirements-dev.txt
+	$(COMPILE)
 	touch $@
 
 ## the dashboard on the embedded defaults (SQLite in data/, Stripe itself; the sidebar switches to the demo)
@@ -37,13 +42,16 @@ demo: $(RUN_STAMP)
 demo-reset: $(RUN_STAMP)
 	$(PY) -c "from core import runtime; from core.config import settings; n = runtime.reset_demo(settings()); print(f'demo reset: {n} checks seeded')"
 
-## lint (ruff) and types (mypy) first, then every test: unit, sandbox, store (SQLite and PostgreSQL), AppTest,
-## Playwright in Chromium. In parallel (pytest-xdist): PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS adds
-## pytest options.
+## lint (ruff) first, then every test (unit, sandbox, store on SQLite and PostgreSQL, AppTest, Playwright in
+## Chromium) with types (mypy) checked beside them: mypy's report follows the tests', and either failing fails.
+## In parallel (pytest-xdist): PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS adds pytest options.
 test: $(DEV_STAMP) chromium
 	$(PY) -m ruff check .
-	$(PY) -m mypy
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	@out=$$(mktemp); $(PY) -m mypy >$$out 2>&1 & mypy=$$!; \
+	echo "$(PY) -m mypy (beside the tests; its report follows them)"; \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS); tests=$$?; \
+	wait $$mypy; types=$$?; echo "$(PY) -m mypy:"; cat $$out; rm -f $$out; \
+	test $$tests -eq 0 && test $$types -eq 0
 
 ## the local Stripe sandbox on 127.0.0.1:12111, printing its demo keys
 sandbox: $(RUN_STAMP)
