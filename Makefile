@@ -47,6 +47,7 @@ demo-reset: $(RUN_STAMP)
 ## In parallel (pytest-xdist): PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS adds pytest options.
 test: $(DEV_STAMP) chromium
 	$(PY) -m ruff check .
+	$(PY) -m compileall -q -j 0 core sandbox dashboard app_pages app.py bench >/dev/null
 	@out=$$(mktemp); $(PY) -m mypy >$$out 2>&1 & mypy=$$!; \
 	echo "$(PY) -m mypy (beside the tests; its report follows them)"; \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS); tests=$$?; \
