@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.access import email_unverified, identity, policy_from_secrets

@@ -10,7 +10,7 @@ import logging
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.ui.palette import VERDICT_STYLE

@@ -5,7 +5,7 @@ change first, "Problems only" by default, "What to change" grouped by category, 
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 from test_app_check import button, paste, record_button  # the Check page's AppTest helpers
 
 from core import store

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 from streamlit.testing.v1.element_tree import Block
 
 from core import store

@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 from test_app_pages import app, figures  # tests/ is on sys.path (no package: see conftest)
 
 from core import runtime, store

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import runtime, store
 from core.config import settings

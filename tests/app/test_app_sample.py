@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.engine.catalogue import load_catalogue

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from sandbox import DEMO_KEYS

@@ -2,7 +2,7 @@
 uses them (issue 19.9)."""
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 

@@ -1,7 +1,7 @@
 """A deep link to a tenant that does not exist says so (issue 19.9), and offers the tenant list."""
 from __future__ import annotations
 
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.ui.text import plain

@@ -3,8 +3,8 @@ runs in demo mode (through the router, with a check, a sample and a transaction)
 from __future__ import annotations
 
 import pytest
+from apptest import AppTest
 from sqlalchemy import exc as sa_exc
-from streamlit.testing.v1 import AppTest
 
 from core.store.errors import DatabaseFailure
 from sandbox import DEMO_KEYS

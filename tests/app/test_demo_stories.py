@@ -110,7 +110,7 @@ def test_the_test_key_that_replaced_a_live_tenants_key_is_in_the_key_source(demo
 
 
 def test_sidebar_lists_each_story_key_with_its_tenant_and_resets_the_demo(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     from core.config import settings
     from core.ui.text import plain

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core.engine.result import Row
 

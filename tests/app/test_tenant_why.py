@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.engine.result import CheckResult, KeyInfo, Row

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.engine.result import KEY_STATUSES, Row

@@ -838,7 +838,7 @@ def app_pages() -> list[Path]:
 def dashboard_showing(name: str, db_url: str) -> list[tuple]:
     """Check a key for tenant `name` on the dashboard, then open every other page (the tenant's own page by its
     slug): every markdown-rendered field that shows the name, as (page, element type, field, value, allows HTML)."""
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     at = AppTest.from_file("../../app.py", default_timeout=60)
     at.run()
@@ -879,7 +879,7 @@ def test_dashboard_shows_markup_in_a_tenant_name_as_text(name, app_env, sandbox)
 
 
 def test_dashboard_tenant_from_the_url_is_shown_as_text(app_env, sandbox):
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     at = AppTest.from_file("../../app.py", default_timeout=60)
     at.switch_page("app_pages/tenant.py")

@@ -21,8 +21,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from apptest import AppTest
 from streamlit.runtime.memory_media_file_storage import _calculate_file_id
-from streamlit.testing.v1 import AppTest
 from support import FAST_ENV
 from textcheck import app_pages, dangers, markdown_fields
 

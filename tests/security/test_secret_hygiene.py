@@ -440,7 +440,7 @@ def _button(at, label):
 
 
 def test_dashboard_never_shows_logs_or_stores_the_key(sandbox, canaries, app_env, tmp_path, all_logs, media):
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     test, live, ids = canaries
     keys = (test, live)

@@ -75,7 +75,7 @@ def test_a_check_tenant_waits_at_most_5_s_for_its_alert_and_says_so(sandbox, cor
 
 
 def test_an_alert_raised_by_the_dashboard_is_delivered_by_its_sender(sandbox, app_env, hooks, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     from core import runtime
     from core.config import settings
@@ -128,7 +128,7 @@ def test_http_and_https_webhooks_and_none_are_accepted():
 
 
 def test_the_dashboard_refuses_a_webhook_that_is_not_http(app_env, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     monkeypatch.setenv("KEYHEALTH_ALERT_WEBHOOK", "hooks.slack.com/services/T0/B0/xyzzyTOKEN")
     at = AppTest.from_file("../../app.py", default_timeout=60)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import config
 from core.config import SETTINGS, DatabaseSettings, ProbeSettings, Setting, SettingError, Settings

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core.features.held_key import NOT_CONFIGURED, check_held_key
 from core.ui.text import plain

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core import store
 from core.engine.keys import Intake, SecretKey, as_intake

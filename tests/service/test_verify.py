@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest import AppTest
 
 from core.features.verify import verify_integration
 from core.ui.text import plain

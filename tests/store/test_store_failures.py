@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from apptest import AppTest
 from cli_process import run_core
-from streamlit.testing.v1 import AppTest
 
 from core import store
 from core.store.errors import DatabaseFailure, classify

@@ -273,7 +273,7 @@ def test_upgrade_0005_to_0006_reslugs_and_reports_merges_and_collisions(db_url, 
 
 
 def test_about_page_lists_what_the_slug_migration_reported(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    from apptest import AppTest
 
     url = f"sqlite:///{tmp_path / 'keyhealth.db'}"
     store.at(url).upgrade("0005")
