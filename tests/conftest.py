@@ -202,7 +202,7 @@ def _pg_template(_pg_admin):
 
     name = f"kh_tmpl_{_uuid.uuid4().hex[:16]}"
     with _pg_admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{_COPY}')
     url = make_url(_pg_admin.url).set(database=name).render_as_string(hide_password=False)
     try:
         store.at(url).upgrade()
@@ -212,6 +212,12 @@ def _pg_template(_pg_admin):
         dispose_engine(url)
         with _pg_admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# PostgreSQL 15 copies a database block by block through its write-ahead log by default (WAL_LOG): 0.28 s of the
+# server's CPU per test database, against 0.03 s for a file copy (measured, 10 databases each). The test cluster
+# runs with fsync off, so the checkpoint a file copy needs first is cheap.
+_COPY = " STRATEGY = FILE_COPY"
 
 
 def _fresh_database(request, kind: str, tmp_path, *, migrated: bool):
@@ -232,7 +238,7 @@ def _fresh_database(request, kind: str, tmp_path, *, migrated: bool):
     template = f' TEMPLATE "{request.getfixturevalue("_pg_template")}"' if migrated else ""
     name = f"kh_{_uuid.uuid4().hex[:16]}"
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}{_COPY}')
     url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
