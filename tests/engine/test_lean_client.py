@@ -157,3 +157,40 @@ def test_the_catalogue_is_parsed_once_when_many_threads_ask_at_once():
     assert catalogue._load_catalogue.cache_info().misses == 1
     assert catalogue._load_profile.cache_info().misses == 1
     assert len({id(x) for x in got}) == 2
+
+
+class _Handed(PooledClient):
+    """The engine's client, noting each request handed to it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.handed: list[str] = []
+
+    def request(self, method, url, headers, post_data=None, **kwargs):
+        self.handed.append(url)
+        return super().request(method, url, headers, post_data, **kwargs)
+
+
+def test_the_pacing_turn_is_taken_once_the_request_is_built_right_before_it_is_handed_over(sandbox):
+    sandbox.reset()
+    http = _Handed(timeout=5.0)
+    client = stripe.StripeClient("sk_unused", base_addresses={"api": sandbox.url}, max_network_retries=0,
+                                 http_client=http)
+    turns: list[int] = []
+
+    def turn(answer: bool):
+        def take() -> bool:
+            turns.append(len(http.handed))  # how many requests had been handed over when the turn was taken
+            return answer
+        return take
+
+    assert lean_request(client, "get", "/v1/balance", HEALTHY, turn=turn(True)).code == 200
+    assert turns == [0] and len(http.handed) == 1  # the turn, then the request
+    # a turn refused: nothing is handed over, nothing reaches Stripe, and the answer is None
+    assert lean_request(client, "get", "/v1/balance", HEALTHY, turn=turn(False)) is None
+    assert turns == [0, 1] and len(http.handed) == 1 and len(sandbox.requests) == 1
+    # a request the SDK refuses to build (a path that is not origin-relative) never takes a turn: the turn comes
+    # after the building
+    with pytest.raises(ValueError):
+        lean_request(client, "get", "@evil.example/v1/balance", HEALTHY, turn=turn(True))
+    assert turns == [0, 1] and len(http.handed) == 1 and len(sandbox.requests) == 1
