@@ -61,10 +61,15 @@ def _zygote_for(env: dict[str, str]) -> subprocess.Popen:
     if zygote is None or zygote.poll() is not None:
         start = {k: v for k, v in os.environ.items() if k not in READ_AT_START and not k.startswith("LC_")}
         code = f"import sys; sys.path.insert(0, {HERE!r}); import cli_process; cli_process._zygote_main()"
-        zygote = _zygotes[key] = subprocess.Popen(
-            [sys.executable, "-c", code, *PRELOAD], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**start, **dict(key)})
+        zygote = _zygotes[key] = _spawn([sys.executable, "-c", code, *PRELOAD], env={**start, **dict(key)})
     return zygote
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A process spoken to by lines on its stdin and stdout. Unbuffered (bufsize=0): a buffered reader's readline
+    may take the next answer too (a child that exits at once makes the zygote write "pid" and "rc" together), and
+    the select() that waits for it would then wait for an answer already read."""
+    return subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
 
 
 @atexit.register

@@ -106,3 +106,26 @@ def test_stripe_log_read_at_import_reaches_the_run(sandbox, tmp_path):
     quiet = run_core(["check", "--json"], env={**env, "STRIPE_LOG": ""}, input=DEMO_KEYS["healthy"].key, text=True,
                      timeout=120)
     assert quiet.returncode == 0 and "Request to Stripe api" not in quiet.stderr
+
+
+def test_two_answers_that_arrive_together_are_read_one_at_a_time():
+    """A child that exits at once makes the zygote write its "pid" and "rc" lines together. Reading the first must
+    not take the second into a buffer, where the select() waiting for it would never see it (a 180 s hang, then
+    every later run out of step, seen in a fresh-clone run)."""
+    import time
+
+    from cli_process import _answer, _spawn
+
+    # both lines in one write, then the process stays (as the zygote does) until its stdin is closed
+    two_lines = ('import sys; sys.stdout.write("{\\"pid\\": 1}\\n{\\"rc\\": 0}\\n"); sys.stdout.flush(); '
+                 'sys.stdin.read()')
+    proc = _spawn([sys.executable, "-c", two_lines], env=dict(os.environ))
+    try:
+        assert _answer(proc, None) == {"pid": 1}
+        t0 = time.monotonic()
+        assert _answer(proc, time.monotonic() + 5) == {"rc": 0}
+        assert time.monotonic() - t0 < 4
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
