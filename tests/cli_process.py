@@ -137,8 +137,11 @@ def run_core(args: list[str | bytes], *, env: dict[str, str] | None = None, inpu
                                   **paths})
         finished = _answer(zygote, None if timeout is None else time.monotonic() + timeout)
         if finished is None:  # as subprocess.run does: kill the child, then raise
-            os.kill(pid, signal.SIGKILL)
-            _answer(zygote, None)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended meanwhile: its answer is on the way
+                pass
+            _answer(zygote, None)  # the child's rc: the next run's answers stay in step
             raise subprocess.TimeoutExpired(cmd, timeout or 0, Path(paths["stdout"]).read_bytes(),
                                             Path(paths["stderr"]).read_bytes())
         out, err = Path(paths["stdout"]).read_bytes(), Path(paths["stderr"]).read_bytes()
