@@ -3,8 +3,9 @@
 Every new `streamlit.testing.v1.AppTest` looks for Streamlit "v2 components" on its first run: it reads the
 metadata of every installed distribution (about 0.35 s of CPU here, three quarters of a short page test). The
 installed packages cannot change while the tests run, so this AppTest takes the answer of the first scan in the
-process (a BidiComponentManager, built exactly as AppTest builds its own) instead of scanning again. Nothing else
-differs: `AppTest.from_file` still resolves a relative path from the calling test's file.
+process (a BidiComponentManager, built exactly as AppTest builds its own) instead of scanning again. Only
+`from_file` is given (the one the page tests use), and nothing else differs: it still resolves a relative path
+from the calling test's file, and it returns Streamlit's own AppTest.
 Import it by base name: `from apptest import AppTest` (held by tests/app/test_apptest.py).
 """
 from __future__ import annotations
