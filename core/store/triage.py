@@ -7,6 +7,7 @@ checks only for the page shown. Every query returns plain dicts (core/store/rows
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -63,64 +64,82 @@ def _statuses(status: str | Iterable[str] | None) -> list[str] | None:
     return wanted
 
 
-def _lifecycle_columns(now: datetime, rotation_days: int, cc=c, base=None) -> dict:
-    """SQL expressions over the latest check and its tenant `t`: the key lifecycle signals Triage shows, and the
-    FROM clause they need (key "froms"; see _lifecycle_froms).
+# The lifecycle expressions are built once per source of the latest check's columns (checks, or their copies on
+# the tenant row): building them took most of a Triage query's time. What depends on the time of the call (the
+# rotation and "replaced lately" cutoffs) is a bound parameter, given at execution (_cutoffs).
+_EV = e.alias("ev")
+# the tenant's newest event: one index seek per tenant (ix_key_events_tenant_id_at), not every tenant's events
+_LAST_EVENT = _EV.c.id == (
+    sa.select(sa.func.max(e.c.id)).where(e.c.tenant_id == t.c.id).correlate(t).scalar_subquery()
+)
+_ROTATION_CUTOFF: sa.BindParameter[datetime] = sa.bindparam("kh_rotation_cutoff")
+_REPLACED_SINCE: sa.BindParameter[datetime] = sa.bindparam("kh_replaced_since")
 
-    The latest replacement event of the tenant counts when it brought the tenant's current key. `cc`: where the
-    latest check's columns come from (checks itself, or sql.latest_of's copies on the tenant row, whose FROM is
-    `base`)."""
-    ev = e.alias("ev")
-    # the tenant's newest event: one index seek per tenant (ix_key_events_tenant_id_at), not every tenant's events
-    last_event = ev.c.id == (
-        sa.select(sa.func.max(e.c.id)).where(e.c.tenant_id == t.c.id).correlate(t).scalar_subquery()
-    )
+
+def _cutoffs(now: datetime, rotation_days: int) -> dict[str, datetime]:
+    """The values of the lifecycle expressions' bound parameters at `now` (extra ones are ignored by a query that
+    has none)."""
+    return {"kh_rotation_cutoff": now - timedelta(days=rotation_days),
+            "kh_replaced_since": now - timedelta(days=REPLACED_RECENT_DAYS)}
+
+
+@functools.cache
+def _lifecycle_flags(cc=c) -> dict[str, Any]:
+    """SQL expressions over the latest check and its tenant `t`: the key lifecycle signals Triage shows (one per
+    FLAGS entry). The latest replacement event of the tenant counts when it brought the tenant's current key.
+    `cc`: where the latest check's columns come from (checks itself, or sql.latest_of's copies on the tenant row)."""
+    ev = _EV
     current = sa.and_(ev.c.id.is_not(None), ev.c.new_fingerprint == cc.c.key_fingerprint)
     # the key was recorded for another tenant: key_tenants (0010) counts the tenants of each key
     shared = key_tenants_t.c.tenants > 1
-    cutoff = now - timedelta(days=rotation_days)
-    recent = now - timedelta(days=REPLACED_RECENT_DAYS)
-    flags = {
-        "key_replaced": sa.and_(current, ev.c.at >= recent),
+    return {
+        "key_replaced": sa.and_(current, ev.c.at >= _REPLACED_SINCE),
         "mode_changed": sa.and_(current, ev.c.old_mode.is_not(None), cc.c.key_mode.is_not(None),
                                 ev.c.old_mode != cc.c.key_mode),
         "account_changed": sa.and_(current, ev.c.old_account.is_not(None), cc.c.account.is_not(None),
                                    ev.c.old_account != cc.c.account),
         "mode_mismatch": sa.and_(t.c.expected_mode.is_not(None), cc.c.key_mode.is_not(None),
                                  t.c.expected_mode != cc.c.key_mode),
-        "rotation_due": sa.and_(k.c.first_seen_at.is_not(None), k.c.first_seen_at <= cutoff, cc.c.status != "invalid"),
+        "rotation_due": sa.and_(k.c.first_seen_at.is_not(None), k.c.first_seen_at <= _ROTATION_CUTOFF,
+                                cc.c.status != "invalid"),
         "shared_key": sa.and_(cc.c.key_fingerprint.is_not(None), shared),
     }
-    joins = (last_event, ev)
-    lc = {"flags": flags, "joins": joins, "ev": ev, "cc": cc}
-    lc["froms"] = _lifecycle_froms(lc, base=base)
-    return lc
 
 
-def _lifecycle_froms(lc: dict, base=None):
+def _lifecycle_froms(base=None, cc=c):
     """tenants ⋈ their latest check, with the tenant's last key event and the key's first-seen row (outer joins:
     at most one row each, so a tenant is still one row). `base`: a page of ids (a subquery with `tid`) to join
-    the tenants to, or the FROM of sql.latest_of (lc["cc"] then names the latest check's columns there)."""
-    last_event, ev = lc["joins"]
-    cc = lc["cc"]
+    the tenants to, or the FROM of sql.latest_of (`cc` then names the latest check's columns there)."""
     if base is None:
         froms = t.join(c, c.c.id == t.c.last_check_id)
     elif isinstance(base, sa.Subquery):  # a page of tenant ids
         froms = base.join(t, t.c.id == base.c.tid).join(c, c.c.id == t.c.last_check_id)
     else:  # tenants with their latest check already (sql.latest_of)
         froms = base
-    return (froms.outerjoin(ev, last_event).outerjoin(k, k.c.fingerprint == cc.c.key_fingerprint)
+    return (froms.outerjoin(_EV, _LAST_EVENT).outerjoin(k, k.c.fingerprint == cc.c.key_fingerprint)
             .outerjoin(key_tenants_t, key_tenants_t.c.fingerprint == cc.c.key_fingerprint))
 
 
-def _lifecycle_select(lc: dict, froms):
-    ev = lc["ev"]
-    return sa.select(*TENANT_COLUMNS, *CHECK_COLUMNS, *SUMMARY_COLUMNS).select_from(froms).add_columns(
-        k.c.first_seen_at.label("key_first_seen_at"),
-        sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.at), else_=None).label("replaced_at"),
-        sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.old_masked), else_=None).label("replaced_from"),
-        *(sa.case((cond, True), else_=False).label(name) for name, cond in lc["flags"].items()),
-    )
+@functools.cache
+def _lifecycle_columns() -> tuple[Any, ...]:
+    """The columns latest_checks gives for each row: the tenant's, its latest check's, the summary, and the
+    lifecycle ones (over `checks` itself)."""
+    ev = _EV
+    return (*TENANT_COLUMNS, *CHECK_COLUMNS, *SUMMARY_COLUMNS,
+            k.c.first_seen_at.label("key_first_seen_at"),
+            sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.at), else_=None).label("replaced_at"),
+            sa.case((ev.c.new_fingerprint == c.c.key_fingerprint, ev.c.old_masked), else_=None).label("replaced_from"),
+            *(sa.case((cond, True), else_=False).label(name) for name, cond in _lifecycle_flags().items()))
+
+
+def _lifecycle_select(froms):
+    return sa.select(*_lifecycle_columns()).select_from(froms)
+
+
+@functools.cache
+def _whole_select():
+    """latest_checks' SELECT over every tenant with a latest check (before its filters and order)."""
+    return _lifecycle_select(_lifecycle_froms())
 
 
 # 0015: the latest check's summary and the tenant's streak, on the tenant row (core/store/latest.py)
@@ -243,35 +262,33 @@ class TriageQueries:
         rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
         _known_order(order)  # an unknown order is refused before the database is touched
         if limit is None and not offset:
-            lc = _lifecycle_columns(now, rot)
-            q = _latest_filtered(_lifecycle_select(lc, _lifecycle_froms(lc)), flags=lc["flags"], **filters)
+            q = _latest_filtered(_whole_select(), flags=_lifecycle_flags(), **filters)
             q = q.order_by(*(x.desc() if desc else x.asc() for x, desc in order_keys(order)))
         else:
             # A slice: first the slice's tenant ids in triage order, reading only what the filters and the order
             # need; then the lifecycle columns for those rows only (not for every tenant before sorting).
             froms, cc = latest_of()
-            inner_lc = _lifecycle_columns(now, rot, cc, froms) if filters["flag"] is not None else None
-            if inner_lc is not None:
-                froms = inner_lc["froms"]
+            inner_flags = _lifecycle_flags(cc) if filters["flag"] is not None else None
+            if inner_flags is not None:
+                froms = _lifecycle_froms(froms, cc)
             keys = order_keys(order, cc)
             cols = [t.c.id.label("tid"), *(x.label(f"k{i}") for i, (x, _) in enumerate(keys))]
             if with_total:
                 cols.append(sa.func.count().over().label("total"))
             ids = sa.select(*cols).select_from(froms)
-            ids = _latest_filtered(ids, flags=inner_lc["flags"] if inner_lc is not None else None, cc=cc, **filters)
+            ids = _latest_filtered(ids, flags=inner_flags, cc=cc, **filters)
             ids = ids.order_by(*(x.desc() if desc else x.asc() for x, desc in keys))
             if limit is not None:
                 ids = ids.limit(max(int(limit), 0))
             if offset:
                 ids = ids.offset(max(int(offset), 0))
             page = ids.subquery("page")
-            lc = _lifecycle_columns(now, rot)
-            q = _lifecycle_select(lc, _lifecycle_froms(lc, page)).order_by(
+            q = _lifecycle_select(_lifecycle_froms(page)).order_by(
                 *(page.c[f"k{i}"].desc() if desc else page.c[f"k{i}"].asc() for i, (_, desc) in enumerate(keys)))
             if with_total:
                 q = q.add_columns(page.c.total.label("_total"))
         with self.db.connect() as conn:
-            out = [cast(LatestCheck, dict(row._mapping)) for row in conn.execute(q)]
+            out = [cast(LatestCheck, dict(row._mapping)) for row in conn.execute(q, _cutoffs(now, rot))]
         total = None
         for d in out:
             d["age_days"] = (now - d["checked_at"]).total_seconds() / 86400
@@ -300,15 +317,16 @@ class TriageQueries:
         excess: str | None = None,
     ) -> int:
         """How many rows latest_checks gives for the same filters (the lifecycle joins only when a flag is asked)."""
-        q = self._count_query(status=status, mode=mode, stale_days=stale_days, search=search, flag=flag,
-                              rotation_days=rotation_days, include_archived=include_archived, now=now,
-                              worse_since=worse_since, missing=missing, excess=excess)
+        q, params = self._count_query(status=status, mode=mode, stale_days=stale_days, search=search, flag=flag,
+                                      rotation_days=rotation_days, include_archived=include_archived, now=now,
+                                      worse_since=worse_since, missing=missing, excess=excess)
         with self.db.connect() as conn:
-            return int(conn.execute(q.add_columns(sa.func.count())).scalar() or 0)
+            return int(conn.execute(q.add_columns(sa.func.count()), params).scalar() or 0)
 
     def _count_query(self, *, status, mode, stale_days, search, flag, rotation_days, include_archived, now,
                      worse_since, missing, excess):
-        """SELECT (no columns yet) over the tenant rows latest_checks gives for these filters."""
+        """SELECT (no columns yet) over the tenant rows latest_checks gives for these filters, and the values of its
+        bound cutoffs."""
         now = utc(now) if now else utcnow()
         rot = int(rotation_days) if rotation_days is not None else DEFAULT_ROTATION_DAYS
         if flag is None:
@@ -316,11 +334,11 @@ class TriageQueries:
             flags = None
         else:
             froms, cc = latest_of()
-            lc = _lifecycle_columns(now, rot, cc, froms)
-            q, flags = sa.select().select_from(lc["froms"]), lc["flags"]
-        return _latest_filtered(q, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag,
-                                flags=flags, include_archived=include_archived, now=now, cc=cc, worse_since=worse_since,
-                                missing=missing, excess=excess)
+            q, flags = sa.select().select_from(_lifecycle_froms(froms, cc)), _lifecycle_flags(cc)
+        q = _latest_filtered(q, status=status, mode=mode, stale_days=stale_days, search=search, flag=flag,
+                             flags=flags, include_archived=include_archived, now=now, cc=cc, worse_since=worse_since,
+                             missing=missing, excess=excess)
+        return q, _cutoffs(now, rot)
 
     def latest_status_counts(
         self,
@@ -338,12 +356,12 @@ class TriageQueries:
     ) -> dict[str, int]:
         """Triage's figures under its filters: how many tenants latest_checks gives in each status for every filter
         but the status itself (every key status present, worst first; one GROUP BY over the tenant rows)."""
-        q = self._count_query(status=None, mode=mode, stale_days=stale_days, search=search, flag=flag,
-                              rotation_days=rotation_days, include_archived=include_archived, now=now,
-                              worse_since=worse_since, missing=missing, excess=excess)
+        q, params = self._count_query(status=None, mode=mode, stale_days=stale_days, search=search, flag=flag,
+                                      rotation_days=rotation_days, include_archived=include_archived, now=now,
+                                      worse_since=worse_since, missing=missing, excess=excess)
         q = q.add_columns(t.c.last_status, sa.func.count()).group_by(t.c.last_status)
         with self.db.connect() as conn:
-            got = {s_: int(n) for s_, n in conn.execute(q)}
+            got = {s_: int(n) for s_, n in conn.execute(q, params)}
         return {s_: got.get(s_, 0) for s_ in KEY_STATUSES}
 
     def latest_page(
