@@ -20,13 +20,12 @@ AUTH = {
 
 
 @pytest.fixture
-def real_env(tmp_path, monkeypatch):
+def real_env(tmp_path, monkeypatch, sqlite_at_head):
     monkeypatch.setenv("KEYHEALTH_DEMO", "0")
     monkeypatch.setenv("KEYHEALTH_DATA_DIR", str(tmp_path))
-    url = f"sqlite:///{tmp_path / 'kh.db'}"
+    url = sqlite_at_head(tmp_path / "kh.db")
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret")
-    store.at(url).upgrade()
     return url
 
 

@@ -55,17 +55,16 @@ def files_under(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture
-def seeded(tmp_path, monkeypatch, make_result):
+def seeded(tmp_path, monkeypatch, make_result, sqlite_at_head):
     """A real-mode database holding one tenant (with a check, a contact and an audit row), then closed; the data
     dir (demo database, fingerprint secret) does not exist yet. Returns a function: the files now under tmp_path."""
     db_dir = tmp_path / "db"
     db_dir.mkdir()
-    url = f"sqlite:///{db_dir / 'kh.db'}"
+    url = sqlite_at_head(db_dir / "kh.db")
     for k, v in {"KEYHEALTH_DEMO": "0", "KEYHEALTH_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": url,
                  "KEYHEALTH_FINGERPRINT_SECRET": "gate-test-secret", "STRIPE_API_BASE": "http://127.0.0.1:9"}.items():
         monkeypatch.setenv(k, v)
     s = store.at(url)
-    s.upgrade()
     s.record_check(make_result(status="failing", account="acct_1FoodsAccount", masked="rk_test_…f00d"),
                    "Foods Ltd", source="dashboard", checked_by="ana@pointai.tech")
     s.update_tenant("Foods Ltd", contact="buyer@foods.example")

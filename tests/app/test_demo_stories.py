@@ -35,12 +35,11 @@ def test_each_story_key_belongs_to_a_tenant_of_that_story_and_mode():
 
 
 @pytest.fixture
-def demo_svc(make_service, tmp_path, sandbox, monkeypatch):
+def demo_svc(make_service, tmp_path, sandbox, monkeypatch, sqlite_at_head):
     monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "demo-stories-secret")
     sandbox.reset()
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    url = sqlite_at_head(tmp_path / "demo.db")
     s = store.at(url)
-    s.upgrade()
     assert seed_demo(s) > 0
     svc = make_service(url, who="ana@pointai.example")
     yield dataclasses.replace(svc.rt, keys_from=runtime.demo_key_source(), keys_from_timeout_s=60.0), svc

@@ -26,10 +26,8 @@ def _client(url: str) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def db(tmp_path):
-    url = f"sqlite:///{tmp_path / 'faults.db'}"
-    store.at(url).upgrade()
-    return url
+def db(tmp_path, sqlite_at_head):
+    return sqlite_at_head(tmp_path / "faults.db")
 
 
 @pytest.fixture(autouse=True)

@@ -126,10 +126,9 @@ def client(sandbox):
 
 
 @pytest.fixture
-def cli_db(tmp_path):
+def cli_db(tmp_path, sqlite_at_head):
     """A migrated SQLite file for the CLI (so rows can be counted before the first run)."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    store.at(url).upgrade()
+    url = sqlite_at_head(tmp_path / "cli.db")
     yield url
     store.dispose_engine(url)
 
