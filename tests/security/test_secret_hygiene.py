@@ -20,6 +20,7 @@ step (core.engine.redact) must catch every one before it is printed, logged, sto
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -71,30 +72,47 @@ def needles(key: str) -> list[str]:
             + [key[i:i + RUN] for i in range(1, len(key) - RUN + 1)])
 
 
+@functools.cache
+def _encoded_needles(keys: tuple[str, ...]) -> tuple[tuple[bytes, str], ...]:
+    """Every key's needles as bytes, each with how a hit is named (computed once per set of keys)."""
+    return tuple(dict.fromkeys((n.encode(), n[:24] + "…") for k in keys for n in needles(k)))
+
+
 def leaks(text: str | bytes, keys) -> list[str]:
     """Which needles of which keys occur in `text`."""
     blob = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    return sorted({n[:24] + "…" for k in keys for n in needles(k) if n.encode() in blob})
+    return sorted({name for n, name in _encoded_needles(tuple(keys)) if n in blob})
 
 
 def scan_tree(root: Path, keys, *, since: float | None = None, max_bytes: int = 64 << 20) -> tuple[int, list[str]]:
-    """(files read, hits) for every readable regular file under root (optionally only those modified since)."""
+    """(files read, hits) for every readable regular file under root (optionally only those modified since).
+
+    Walked with os.scandir: a directory entry says whether it is a file or a link without a system call, so only
+    regular files are stat'ed (the temp directory of a busy machine holds hundreds of thousands of them)."""
     n, hits = 0, []
-    # os.walk ignores directories that vanish while it walks (other processes use the temp directory too)
-    for dirpath, _dirs, names in os.walk(root, onerror=lambda e: None):
-        for name in names:
-            p = Path(dirpath) / name
+    dirs = [str(root)]
+    while dirs:
+        try:  # a directory may vanish while it is walked (other processes use the temp directory too)
+            with os.scandir(dirs.pop()) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
             try:
-                if p.is_symlink() or not p.is_file():
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.path)
                     continue
-                st = p.stat()
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
                 if (since is not None and st.st_mtime < since) or st.st_size > max_bytes:
                     continue
-                data = p.read_bytes()
+                with open(entry.path, "rb") as f:
+                    data = f.read()
             except OSError:
                 continue
             n += 1
-            hits += [f"{p}: {h}" for h in leaks(data, keys)]
+            hits += [f"{entry.path}: {h}" for h in leaks(data, keys)]
     return n, hits
 
 
