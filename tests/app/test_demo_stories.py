@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from core import runtime, store
-from core.demo import demo_key_owners, generate_tenants, seed_demo
+from core.demo import demo_key_owners, generate_tenants
 from core.features.held_key import check_held_key
 from sandbox import DEMO_KEYS
 from sandbox.demo_keys import STORY
@@ -35,12 +35,13 @@ def test_each_story_key_belongs_to_a_tenant_of_that_story_and_mode():
 
 
 @pytest.fixture
-def demo_svc(make_service, tmp_path, sandbox, monkeypatch, sqlite_at_head):
+def demo_svc(make_service, tmp_path, sandbox, monkeypatch, demo_db):
+    """The seeded demo (a copy of the one conftest seeds once per process with this fingerprint secret) with the
+    project's sandbox and the demo's key source."""
     monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "demo-stories-secret")
     sandbox.reset()
-    url = sqlite_at_head(tmp_path / "demo.db")
-    s = store.at(url)
-    assert seed_demo(s) > 0
+    url = f"sqlite:///{demo_db(tmp_path, 'demo-stories-secret')}"
+    assert store.at(url).list_tenants(), "seeded"
     svc = make_service(url, who="ana@pointai.example")
     yield dataclasses.replace(svc.rt, keys_from=runtime.demo_key_source(), keys_from_timeout_s=60.0), svc
     store.dispose_engine(url)
