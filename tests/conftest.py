@@ -51,6 +51,7 @@ if "KEYHEALTH_DATA_DIR" not in _os_early.environ or (
 # ---------------------------------------------------------------------------------------------
 import fcntl as _fcntl
 import glob as _glob
+import hashlib as _hashlib
 import os as _os
 import shutil as _shutil
 import socket as _socket
@@ -71,6 +72,7 @@ _PG_SCRIPT = str(_STORE_ROOT / "scripts" / "pg.sh")
 # The folder where this run's fallback cluster lives: made by the run's first process (the xdist controller, or
 # the only process) and inherited by the workers. Holds `lock`, `url` (once started), `error`, and `data/`.
 _PG_SHARED = "KEYHEALTH_TEST_PG_SHARED"
+_RUN_SHARED = "KEYHEALTH_TEST_RUN_SHARED"
 
 
 def _pg_binaries_present() -> bool:
@@ -89,7 +91,10 @@ def _free_port() -> int:
 
 
 def pytest_configure(config):
-    # Only the run's first process (not an xdist worker) owns the fallback cluster's folder.
+    # The run's first process (not an xdist worker) makes a folder its workers share (seeded demo templates), and
+    # owns the fallback cluster's folder.
+    if not hasattr(config, "workerinput"):
+        config._kh_run_shared = _os.environ[_RUN_SHARED] = _tempfile.mkdtemp(prefix="kh-run-")
     if not hasattr(config, "workerinput") and not _os.environ.get("KEYHEALTH_TEST_PG_URL"):
         shared = _tempfile.mkdtemp(prefix="khpg-run-")  # not under pytest's tmp dir: see _start_shared_pg
         _os.environ[_PG_SHARED] = shared
@@ -97,6 +102,10 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    run = getattr(config, "_kh_run_shared", None)
+    if run:  # every worker is done by now
+        _shutil.rmtree(run, ignore_errors=True)
+        _os.environ.pop(_RUN_SHARED, None)
     shared = getattr(config, "_kh_pg_shared", None)
     if shared:  # every worker is done by now: stop the cluster one of them may have started
         if _os.path.exists(_os.path.join(shared, "data", "PG_VERSION")):
@@ -662,7 +671,8 @@ def make_service(sandbox):
 @_pytest.fixture(scope="session")
 def demo_db(tmp_path_factory):
     """Seeding the demo database takes seconds (a year of history for every demo tenant): it is seeded once per
-    process (per fingerprint secret: the demo's history holds the demo keys' fingerprints) and copied.
+    run (per fingerprint secret: the demo's history holds the demo keys' fingerprints), by the first process that
+    needs it, under a file lock in the folder the run's processes share, and copied.
     `demo_db(data_dir, secret)` puts a copy where the demo looks for it (<data_dir>/demo/keyhealth-demo.db), as
     `runtime.demo` would have seeded it with KEYHEALTH_FINGERPRINT_SECRET=secret; with secret=None (the variable
     unset) the data dir also gets the template's generated .fingerprint_secret. The demo then finds the database
@@ -675,22 +685,36 @@ def demo_db(tmp_path_factory):
 
     templates: dict[str | None, _Path] = {}
 
+    def seed(made: _Path, secret: str | None) -> None:
+        with _pytest.MonkeyPatch.context() as mp:
+            mp.setenv("KEYHEALTH_DATA_DIR", str(made))
+            if secret is None:
+                mp.delenv("KEYHEALTH_FINGERPRINT_SECRET", raising=False)
+            else:
+                mp.setenv("KEYHEALTH_FINGERPRINT_SECRET", secret)
+            url = runtime.demo(settings()).db.url
+        dispose_engine(url)  # the last connection closes: the WAL is folded into the file
+        path = _Path(url.removeprefix("sqlite:///"))
+        wal = path.with_name(path.name + "-wal")
+        assert not wal.exists() or not wal.stat().st_size, "the demo template's WAL was not folded in"
+
     def template(secret: str | None) -> _Path:
-        if secret not in templates:
+        if secret in templates:
+            return templates[secret]
+        shared = _os.environ.get(_RUN_SHARED)
+        if not shared:  # a process of its own (no run folder): a template of its own
             made = tmp_path_factory.mktemp("demo-template")
-            with _pytest.MonkeyPatch.context() as mp:
-                mp.setenv("KEYHEALTH_DATA_DIR", str(made))
-                if secret is None:
-                    mp.delenv("KEYHEALTH_FINGERPRINT_SECRET", raising=False)
-                else:
-                    mp.setenv("KEYHEALTH_FINGERPRINT_SECRET", secret)
-                url = runtime.demo(settings()).db.url
-            dispose_engine(url)  # the last connection closes: the WAL is folded into the file
-            path = _Path(url.removeprefix("sqlite:///"))
-            wal = path.with_name(path.name + "-wal")
-            assert not wal.exists() or not wal.stat().st_size, "the demo template's WAL was not folded in"
-            templates[secret] = made
-        return templates[secret]
+            seed(made, secret)
+        else:
+            made = _Path(shared) / f"demo-{_hashlib.sha256(repr(secret).encode()).hexdigest()[:16]}"
+            with open(f"{made}.lock", "w") as lock:
+                _fcntl.flock(lock, _fcntl.LOCK_EX)  # another process may be seeding it: wait, then copy
+                if not made.exists():
+                    seeding = _Path(_tempfile.mkdtemp(prefix=made.name + ".", dir=shared))
+                    seed(seeding, secret)
+                    seeding.rename(made)
+        templates[secret] = made
+        return made
 
     def put(data_dir, secret: str | None) -> _Path:
         made = template(secret)

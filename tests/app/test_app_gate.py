@@ -62,7 +62,7 @@ def seeded(tmp_path, monkeypatch, make_result, sqlite_at_head):
     db_dir.mkdir()
     url = sqlite_at_head(db_dir / "kh.db")
     for k, v in {"KEYHEALTH_DEMO": "0", "KEYHEALTH_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": url,
-                 "KEYHEALTH_FINGERPRINT_SECRET": "gate-test-secret", "STRIPE_API_BASE": "http://127.0.0.1:9"}.items():
+                 "KEYHEALTH_FINGERPRINT_SECRET": "test-secret-for-app-tests", "STRIPE_API_BASE": "http://127.0.0.1:9"}.items():
         monkeypatch.setenv(k, v)
     s = store.at(url)
     s.record_check(make_result(status="failing", account="acct_1FoodsAccount", masked="rk_test_…f00d"),
@@ -263,7 +263,7 @@ def test_the_sidebar_lists_the_router_pages_by_title_never_the_files(seeded):
 
 # --- demo mode rides in the URL --------------------------------------------------------------------------
 def test_demo_mode_is_kept_in_the_url_so_a_refresh_keeps_it(seeded, tmp_path, demo_db):
-    demo_db(tmp_path / "data", "gate-test-secret")  # the seeded demo, copied (conftest)
+    demo_db(tmp_path / "data", "test-secret-for-app-tests")  # the seeded demo, copied (conftest)
     at = new_app("../../app.py", ALLOWED)
     at.run()
     assert at.session_state["kh_demo"] is False and "demo" not in at.query_params
@@ -286,7 +286,7 @@ def test_demo_mode_is_kept_in_the_url_so_a_refresh_keeps_it(seeded, tmp_path, de
 
 
 def test_when_demo_is_the_default_real_mode_is_kept_in_the_url(seeded, monkeypatch, tmp_path, demo_db):
-    demo_db(tmp_path / "data", "gate-test-secret")  # the seeded demo, copied (conftest)
+    demo_db(tmp_path / "data", "test-secret-for-app-tests")  # the seeded demo, copied (conftest)
     monkeypatch.setenv("KEYHEALTH_DEMO", "1")  # `make demo`
     at = new_app("../../app.py", ALLOWED)
     at.query_params["demo"] = "0"

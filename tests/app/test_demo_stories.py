@@ -38,9 +38,9 @@ def test_each_story_key_belongs_to_a_tenant_of_that_story_and_mode():
 def demo_svc(make_service, tmp_path, sandbox, monkeypatch, demo_db):
     """The seeded demo (a copy of the one conftest seeds once per process with this fingerprint secret) with the
     project's sandbox and the demo's key source."""
-    monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "demo-stories-secret")
+    monkeypatch.setenv("KEYHEALTH_FINGERPRINT_SECRET", "test-secret-for-app-tests")
     sandbox.reset()
-    url = f"sqlite:///{demo_db(tmp_path, 'demo-stories-secret')}"
+    url = f"sqlite:///{demo_db(tmp_path, 'test-secret-for-app-tests')}"
     assert store.at(url).list_tenants(), "seeded"
     svc = make_service(url, who="ana@pointai.example")
     yield dataclasses.replace(svc.rt, keys_from=runtime.demo_key_source(), keys_from_timeout_s=60.0), svc
