@@ -43,13 +43,14 @@ demo-reset: $(RUN_STAMP)
 	$(PY) -c "from core import runtime; from core.config import settings; n = runtime.reset_demo(settings()); print(f'demo reset: {n} checks seeded')"
 
 ## lint (ruff) first, then every test (unit, sandbox, store on SQLite and PostgreSQL, AppTest, Playwright in
-## Chromium) with types (mypy) checked beside them: mypy's report follows the tests', and either failing fails.
+## Chromium) with types (mypy) checked beside them, at the lowest priority (it takes the CPU the tests leave idle):
+## mypy's report follows the tests', and either failing fails.
 ## In parallel (pytest-xdist): PYTEST_WORKERS=0 runs in one process; PYTEST_ARGS adds pytest options.
 test: $(DEV_STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m compileall -q -j 0 core sandbox dashboard app_pages app.py bench >/dev/null
-	@out=$$(mktemp); $(PY) -m mypy >$$out 2>&1 & mypy=$$!; \
-	echo "$(PY) -m mypy (beside the tests; its report follows them)"; \
+	@out=$$(mktemp); nice -n 19 $(PY) -m mypy >$$out 2>&1 & mypy=$$!; \
+	echo "nice -n 19 $(PY) -m mypy (beside the tests; its report follows them)"; \
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS); tests=$$?; \
 	wait $$mypy; types=$$?; echo "$(PY) -m mypy:"; cat $$out; rm -f $$out; \
 	test $$tests -eq 0 && test $$types -eq 0
