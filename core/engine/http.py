@@ -1,8 +1,9 @@
-"""A lean HTTP client for the official Stripe SDK: urllib3 connection pools, kept alive and shared by every
-thread, instead of `requests` (which re-reads the proxy environment and builds a session per thread on every
-request). It plugs into the SDK as its `http_client`, so the SDK still builds every request and interprets
-every answer: its errors (AuthenticationError, PermissionError, RateLimitError, APIConnectionError, …) are
-exactly those of the SDK over `requests`. About 0.6 ms of CPU less per request (measured in bench_fleet).
+"""A lean HTTP client for the official Stripe SDK: kept-alive connections shared by every thread (core.engine.wire),
+instead of `requests` (which re-reads the proxy environment and builds a session per thread on every request)
+or urllib3 (whose request building and `email.parser` header parsing cost more CPU than the rest of a probe).
+It plugs into the SDK as its `http_client`, so the SDK still builds every request and interprets every answer:
+its errors (AuthenticationError, PermissionError, RateLimitError, APIConnectionError, …) are exactly those of the
+SDK over `requests`. See docs/benchmarks.md, "The probe's HTTP path".
 
 Every answer's body passes the one redaction step (core.engine.redact) with the request's own key before the SDK
 sees it: some Stripe answers quote the request, key included, and the SDK would otherwise put that text in its
@@ -12,14 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import textwrap
 import threading
+import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import stripe
-import urllib3
 
+from core.engine import wire
 from core.engine.redact import redact
 
 
@@ -58,45 +61,44 @@ def _redact_json(obj: Any, key: str) -> Any:
 
 
 class PooledClient(stripe.HTTPClient):
-    """stripe.HTTPClient over urllib3 connection pools, one per host (keep-alive, thread-safe), no retries."""
+    """stripe.HTTPClient over kept-alive connections, one set per host, shared by every thread (core.engine.wire):
+    no retries, no redirects."""
 
-    name = "urllib3"
+    name = "keyhealth-wire"
 
     def __init__(self, timeout: float = 80.0, maxsize: int = 64, verify_ssl_certs: bool = True):
         super().__init__(verify_ssl_certs=verify_ssl_certs)
-        self._timeout = timeout
-        self._kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "retries": False,
-                                    "timeout": urllib3.Timeout(total=timeout)}
-        self._tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if verify_ssl_certs else "CERT_NONE",
-                                     "ca_certs": stripe.ca_bundle_path if verify_ssl_certs else None}
-        # One keep-alive connection pool per host (scheme://host:port), found without a lock: hundreds of probe
-        # threads queued on a PoolManager's one lock cost more CPU than the lookup.
-        self._hosts: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._timeout, self._maxsize = timeout, maxsize
+        self._verify = verify_ssl_certs
+        self._context: Any = None  # made on the first https request
+        # One set of keep-alive connections per host (scheme://host:port), found without a lock: hundreds of probe
+        # threads queued on one lock cost more CPU than the lookup.
+        self._hosts: dict[str, wire.Host] = {}
         self._hosts_lock = threading.Lock()
 
-    def _host_pool(self, origin: str) -> urllib3.HTTPConnectionPool:
+    def _host(self, origin: str) -> wire.Host:
         with self._hosts_lock:
-            pool = self._hosts.get(origin)
-            if pool is None:
-                tls = self._tls if origin.startswith("https:") else {}
-                pool = self._hosts[origin] = urllib3.connection_from_url(origin, **self._kw, **tls)
-            return pool
+            host = self._hosts.get(origin)
+            if host is None:
+                if self._context is None and origin.startswith("https:"):
+                    self._context = wire.tls_context(self._verify, stripe.ca_bundle_path)
+                host = self._hosts[origin] = wire.Host(origin, self._timeout, self._maxsize, self._context)
+            return host
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None,  # type: ignore[override]
                 post_data: Any = None, *, _usage: list[str] | None = None) -> tuple[bytes, int, Mapping[str, str]]:
+        parts = url.split("/", 3)  # scheme:, "", host[:port], path?query
+        origin = "/".join(parts[:3])
+        host = self._hosts.get(origin) or self._host(origin)
+        body = post_data.encode() if isinstance(post_data, str) else post_data
         try:
-            parts = url.split("/", 3)  # scheme:, "", host[:port], path?query
-            origin = "/".join(parts[:3])
-            pool = self._hosts.get(origin) or self._host_pool(origin)
-            resp = pool.urlopen(method.upper(), "/" + (parts[3] if len(parts) > 3 else ""),
-                                headers=dict(headers or {}), body=post_data, redirect=False, assert_same_host=False,
-                                preload_content=True)
-        except urllib3.exceptions.SSLError as e:
+            data, status, rheaders = host.request(method.upper(), "/" + (parts[3] if len(parts) > 3 else ""),
+                                                  dict(headers or {}), body)
+        except ssl.SSLError as e:
             self._raise(e, "Could not verify Stripe's SSL certificate.", retry=False)
-        except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
-                urllib3.exceptions.NewConnectionError, urllib3.exceptions.HTTPError, OSError) as e:
+        except OSError as e:  # (WireError, TimeoutError, ConnectionError, socket.gaierror are OSErrors)
             self._raise(e, "Unexpected error communicating with Stripe.", retry=True)
-        return _redacted(resp.data, headers), resp.status, resp.headers
+        return _redacted(data, headers), status, rheaders
 
     def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
                        *, _usage: list[str] | None = None) -> tuple[Any, int, Mapping[str, str]]:
@@ -109,9 +111,9 @@ class PooledClient(stripe.HTTPClient):
 
     def close(self) -> None:
         with self._hosts_lock:
-            pools, self._hosts = list(self._hosts.values()), {}
-        for pool in pools:
-            pool.close()
+            hosts, self._hosts = list(self._hosts.values()), {}
+        for host in hosts:
+            host.close()
 
 
 # --- the probe's request path: StripeClient.raw_request's requests and errors, without what a probe does not use --
@@ -194,6 +196,59 @@ def _sdk_logging_on() -> bool:
     return _util._console_log_level() is not None or _util.logger.isEnabledFor(logging.INFO)
 
 
+_TEMPLATE_KEY = "sk_test_keyhealthtemplateNOTAKEY"  # the key a reusable request is built with, then replaced
+_TEMPLATES_MAX = 512  # requests kept per client (a probe's few dozen; other paths churn, bounded)
+Built = tuple[str, str, dict[str, str], Any]  # (verb, url, headers, body): a request as the SDK builds it
+_templates: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], Built]] = weakref.WeakKeyDictionary()
+
+
+def _sdk_build(requestor: Any, method: str, path: str, api_key: str, params: Mapping[str, Any] | None) -> Built:
+    """The SDK's own request for `client.raw_request(method, path, api_key=api_key, **params)`: (verb, url,
+    headers, body), built by _APIRequestor._args_for_request_with_retries."""
+    from stripe._request_options import extract_options_from_dict
+    from stripe._util import get_api_mode
+
+    options, rest = extract_options_from_dict({**(params or {}), "api_key": api_key})
+    base = rest.pop("base", "api")
+    verb, url, headers, post_data, *_ = requestor._args_for_request_with_retries(
+        method, path, rest, options, base_address=base, api_mode=get_api_mode(path), usage=["raw_request"])
+    return verb, url, headers, post_data
+
+
+def _built(requestor: Any, method: str, path: str, api_key: str, params: Mapping[str, Any] | None) -> Built:
+    """`_sdk_build`'s request, built once per client, method, path and parameters with a stand-in key and then
+    given this call's key (its Authorization header) and, for a POST, a new Idempotency-Key, as the SDK gives each
+    request. The SDK's headers are the same for every key of a process otherwise (its user agent, the client's
+    version and options), and building them was a fifth of a probe's CPU. A request whose URL or body would hold
+    the key, or with an idempotency key of the caller's, is built by the SDK every time."""
+    try:
+        spec = (method, path, repr(sorted(params.items())) if params else "")
+    except TypeError:  # parameters that cannot be ordered: no reuse
+        return _sdk_build(requestor, method, path, api_key, params)
+    kept = _templates.get(requestor)
+    if kept is None:
+        kept = _templates.setdefault(requestor, {})
+    t = kept.get(spec)
+    if t is None:
+        if params and "idempotency_key" in params:
+            return _sdk_build(requestor, method, path, api_key, params)
+        t = _sdk_build(requestor, method, path, _TEMPLATE_KEY, params)
+        verb, url, headers, post_data = t
+        if _TEMPLATE_KEY in url or (post_data and _TEMPLATE_KEY in str(post_data)) or \
+                headers.get("Authorization") != f"Bearer {_TEMPLATE_KEY}":
+            return _sdk_build(requestor, method, path, api_key, params)
+        if len(kept) >= _TEMPLATES_MAX:
+            kept.clear()
+        kept[spec] = t
+    verb, url, headers, post_data = t
+    headers = {**headers, "Authorization": f"Bearer {api_key}"}
+    if "Idempotency-Key" in headers:
+        from stripe._api_requestor import _generate_idempotency_key
+
+        headers["Idempotency-Key"] = _generate_idempotency_key()
+    return verb, url, headers, post_data
+
+
 def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: str,
                  params: Mapping[str, Any] | None = None,
                  turn: Callable[[], bool] | None = None) -> stripe.StripeResponse | None:
@@ -215,17 +270,11 @@ def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: s
             return None
         sdk: stripe.StripeResponse = client.raw_request(method, path, api_key=api_key, **(params or {}))
         return sdk
-    from stripe._request_options import extract_options_from_dict
-    from stripe._util import get_api_mode
-
-    options, rest = extract_options_from_dict({**(params or {}), "api_key": api_key})
-    api_mode = get_api_mode(path)
-    base = rest.pop("base", "api")
-    verb, url, headers, post_data, *_ = requestor._args_for_request_with_retries(
-        method, path, rest, options, base_address=base, api_mode=api_mode, usage=["raw_request"])
+    verb, url, headers, post_data = _built(requestor, method, path, api_key, params)
     if turn is not None and not turn():
         return None
     body, status, rheaders = http.request(verb, url, headers, post_data)
+    api_mode: Literal["V1", "V2"] = "V2" if path.startswith("/v2") else "V1"  # (the SDK's get_api_mode)
     err = _v1_error(body, status, rheaders) if status >= 300 and api_mode == "V1" else None
     if err is not None:
         raise err

@@ -194,3 +194,30 @@ def test_the_pacing_turn_is_taken_once_the_request_is_built_right_before_it_is_h
     with pytest.raises(ValueError):
         lean_request(client, "get", "@evil.example/v1/balance", HEALTHY, turn=turn(True))
     assert turns == [0, 1] and len(http.handed) == 1 and len(sandbox.requests) == 1
+
+
+def test_a_reused_request_is_exactly_the_one_the_sdk_builds_for_that_key(sandbox):
+    """lean_request builds each probe's request once with a stand-in key and then gives it each call's key: the
+    method, URL, headers and body are the SDK's own for that very key, and a POST gets a new Idempotency-Key each
+    time, as from the SDK."""
+    from core.engine.http import _TEMPLATE_KEY, _built, _sdk_build
+
+    client = _client(sandbox.url)
+    requestor = client._requestor
+    cat = load_catalogue()
+    probes = [p for s in cat.scopes for p in (s.read, s.write) if p is not None]
+    posts = 0
+    for key in (HEALTHY, DEMO_KEYS["missing"].key, DEMO_KEYS["live_healthy"].key):
+        for p in probes:
+            args = (p.method.lower(), p.concrete_path(), key, p.options())
+            for _ in range(2):  # the first builds the reusable request, the second reuses it
+                verb, url, headers, body = _built(requestor, *args)
+                sverb, surl, sheaders, sbody = _sdk_build(requestor, *args)
+                assert (verb, url, body) == (sverb, surl, sbody)
+                assert headers["Authorization"] == f"Bearer {key}" and _TEMPLATE_KEY not in repr(headers)
+                if "Idempotency-Key" in sheaders:
+                    assert headers["Idempotency-Key"] != sheaders["Idempotency-Key"]
+                    headers = {**headers, "Idempotency-Key": sheaders["Idempotency-Key"]}
+                    posts += 1
+                assert headers == sheaders
+    assert posts > 20
