@@ -240,7 +240,9 @@ def measure() -> dict:
             seq.store  # noqa: B018 - the property migrates the database: before timing
             for _ in range(RUNS):
                 t0 = time.perf_counter()
-                seq_rep = run_fleet(seq, entries[:N_SEQUENTIAL], FleetOptions(concurrency=1, command="bench"))
+                # (each key with the dashboard's probes in flight, as the sequential recheck sent them)
+                seq_rep = run_fleet(seq, entries[:N_SEQUENTIAL], FleetOptions(
+                    concurrency=1, key_concurrency=seq.rt.probe.concurrency, command="bench"))
                 seq_walls.append((time.perf_counter() - t0) / N_SEQUENTIAL)
                 assert seq_rep.recorded == N_SEQUENTIAL
             # the fleet: the recheck command, as its own process

@@ -48,9 +48,10 @@ class SettingError(ValueError):
 
 
 def default_fleet_concurrency() -> int:
-    """Keys in flight at once by default: 16 per core, at most 64 (each key is paced at ~20 requests/s, so
-    the client's CPU, not the keys, is the limit beyond that)."""
-    return max(4, min(64, 16 * (os.cpu_count() or 1)))
+    """Keys in flight at once by default: 32 per core, 8 to 128. Each key sends its probes one after another
+    (KEYHEALTH_FLEET_KEY_CONCURRENCY, 1), so a key sends about one request per answer time (3 to 10 a second);
+    beyond that the client's CPU, not the keys, is the limit."""
+    return max(8, min(128, 32 * (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KEYHEALTH_KEYS_FROM_TIMEOUT_S", "keys_from_timeout_s", "float", 120.0,
             "how long the key source may take, in seconds", minimum=1),
     Setting("KEYHEALTH_FLEET_CONCURRENCY", "fleet_concurrency", "int", default_fleet_concurrency,
-            "keys in flight at once in `recheck`", minimum=1, default_doc="16 per core (4 to 64)"),
+            "keys in flight at once in `recheck`", minimum=1, default_doc="32 per core (8 to 128)"),
+    Setting("KEYHEALTH_FLEET_KEY_CONCURRENCY", "fleet_key_concurrency", "int", 1,
+            "probes in flight per key in `recheck`: 1 sends a key's probes one after another from its own thread "
+            "(the least CPU per request); more makes each key faster, not the fleet", minimum=1),
     Setting("KEYHEALTH_FLEET_MAX_RPS", "fleet_max_rps", "float", 600.0,
             "requests per second ceiling for one `recheck` process, across every Stripe account", minimum=1),
     Setting("KEYHEALTH_CLAIM_TTL_S", "claim_ttl_s", "float", 30.0,
@@ -261,6 +265,7 @@ class Settings:
     keys_from: str | None
     keys_from_timeout_s: float
     fleet_concurrency: int
+    fleet_key_concurrency: int
     fleet_max_rps: float
     claim_ttl_s: float
     fleet_wait_s: float

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -121,8 +121,9 @@ class Service:
         if tenant is not None:
             history = self._history(key, tenant, clash=bool(record))
         paced = pacing or Paced()
+        probe = self.rt.probe if paced.concurrency is None else replace(self.rt.probe, concurrency=paced.concurrency)
         result = check_key(
-            key, settings=self.rt.probe, client=self.rt.client(),
+            key, settings=probe, client=self.rt.client(),
             on_progress=on_progress, only=only, previous=previous,
             pacing=paced.pacing, pool=paced.pool, account_hint=paced.account_hint,
             history=lambda info, refused: self.history(info, tenant, refused, read=history),

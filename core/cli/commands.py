@@ -229,7 +229,7 @@ def _recheck(args: argparse.Namespace, stop) -> int:
                 raise UsageError("No tenant,key lines on standard input; pipe a CSV file of tenant,key lines.")
             command = "recheck --csv -"
         opts = FleetOptions(
-            concurrency=args.concurrency or conf.fleet_concurrency,
+            concurrency=args.concurrency or conf.fleet_concurrency, key_concurrency=conf.fleet_key_concurrency,
             max_rps=args.max_rps or conf.fleet_max_rps,
             run_name=args.run_name, resume=args.resume, claim_ttl_s=conf.claim_ttl_s, wait_s=conf.fleet_wait_s,
             command=command,

@@ -302,7 +302,13 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
     "forbidden" (inconclusive). The account id is only learnt from a permission refusal (an account_invalid
     names the made-up account, not the key's).
     """
-    import stripe  # (loaded already: an error to read came from it)
+    from stripe._error import (  # (loaded already: an error to read came from it)
+        APIConnectionError,
+        AuthenticationError,
+        InvalidRequestError,
+        PermissionError,
+        RateLimitError,
+    )
 
     from core.engine.http import error_code
 
@@ -317,21 +323,21 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
         account = m.group(1)
     if "does not allow requests from your IP" in message:
         return Answer("auth", status, message, "ip_not_allowed", account)
-    if isinstance(err, stripe.AuthenticationError) or status == 401:
+    if isinstance(err, AuthenticationError) or status == 401:
         return Answer("auth", status, message, code, account)
-    if isinstance(err, stripe.PermissionError) or status == 403:
+    if isinstance(err, PermissionError) or status == 403:
         if is_permission_refusal(code, message):
             return Answer("denied", status, message, code, account, named=named_permissions(message),
                           label=refusal_label(message), edit=edit_link(message))
         why = f"403 {code}" if code else "403"
         return Answer("forbidden", status, f"{why} that is no permission refusal: {message[:200]}", code)
-    if isinstance(err, stripe.RateLimitError) or status == 429:
+    if isinstance(err, RateLimitError) or status == 429:
         return Answer("retry", status, "rate limited (429)", code or "rate_limit")
-    if isinstance(err, stripe.APIConnectionError):
+    if isinstance(err, APIConnectionError):
         return Answer("retry", None, "no answer from Stripe (timeout or network error)")
     if status is not None and status >= 500:
         return Answer("retry", status, f"Stripe server error ({status})")
-    if isinstance(err, stripe.InvalidRequestError) and status == 404:
+    if isinstance(err, InvalidRequestError) and status == 404:
         if code == "resource_missing" or "similar object exists in" in message:
             return Answer("granted", status, "404: no such object, so the permission was granted", code)
         if "unrecognized request url" in message.lower():
@@ -340,7 +346,7 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
                 f"Stripe does not know the endpoint {probe.method} {probe.path} (404 Unrecognized request URL)",
             )
         return Answer("broken", status, f"Stripe does not know the probe's endpoint {probe.method} {probe.path}")
-    if isinstance(err, stripe.InvalidRequestError) and status == 400 and (code or "").startswith("parameter_"):
+    if isinstance(err, InvalidRequestError) and status == 400 and (code or "").startswith("parameter_"):
         return Answer("granted", status, f"400 {code}: past the permission check", code)
     if status == 404:
         return Answer("broken", status, f"unexpected non-JSON 404 for {probe.method} {probe.path}")
@@ -734,7 +740,8 @@ class Prober:
         """Probe every scope; yield outcomes as they arrive, in the caller's thread.
 
         The first scope is probed alone: a refused key then costs one request, and its 403
-        usually names the account. The rest run on `concurrency` workers behind one bucket.
+        usually names the account. The rest run on `concurrency` workers behind one bucket; at a concurrency of
+        1 (a fleet recheck's default) they run one after another in the caller's thread.
         """
         scopes = list(scopes)
         self.stats.started = time.monotonic()
@@ -754,31 +761,7 @@ class Prober:
                 for s in rest:
                     yield ScopeOutcome(s.scope, "unknown", f"not probed: {self.http.stopped_why()}")
                 return
-            own = self.pool is None
-            pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="probe") \
-                if self.pool is None else self.pool
-            try:
-                # at most `concurrency` of this sweep's probes queued at once, so a pool shared by many sweeps
-                # is not filled by one sweep's probes all waiting on one bucket
-                queue = deque(rest)
-                pending: set[Any] = set()
-                while queue and len(pending) < self.settings.concurrency:
-                    pending.add(pool.submit(self.probe_scope, queue.popleft()))
-                try:
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            if queue and not self._stop.is_set():
-                                pending.add(pool.submit(self.probe_scope, queue.popleft()))
-                            yield f.result()
-                    for s in queue:  # not sent: the key was refused meanwhile
-                        yield ScopeOutcome(s.scope, "unknown", f"not probed: {self.http.stopped_why()}")
-                finally:
-                    if pending:  # the caller stopped iterating: release the workers' waits at once
-                        self._stop.set()
-            finally:
-                if own:
-                    pool.shutdown(wait=True)
+            yield from (self._one_by_one(rest) if self.settings.concurrency <= 1 else self._pooled(rest))
         finally:
             self.stats.elapsed_s = time.monotonic() - self.stats.started
             h = self.http
@@ -794,3 +777,35 @@ class Prober:
                 self.stats.stormed = True
                 self.stats.unreachable = storm_sentence(h.errors_in_a_row, h.last_error or "an error")
 
+    def _one_by_one(self, rest: list[Scope]) -> Iterator[ScopeOutcome]:
+        """The scopes one after another in this thread: no pool, no hand-off per probe (a fleet recheck's way)."""
+        for s in rest:
+            yield self.probe_scope(s)  # (once the key is refused: "not probed", without a request)
+
+    def _pooled(self, rest: list[Scope]) -> Iterator[ScopeOutcome]:
+        """The scopes on `concurrency` workers of the pool (the sweep's own, or one many sweeps share)."""
+        own = self.pool is None
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="probe") \
+            if self.pool is None else self.pool
+        try:
+            # at most `concurrency` of this sweep's probes queued at once, so a pool shared by many sweeps
+            # is not filled by one sweep's probes all waiting on one bucket
+            queue = deque(rest)
+            pending: set[Any] = set()
+            while queue and len(pending) < self.settings.concurrency:
+                pending.add(pool.submit(self.probe_scope, queue.popleft()))
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        if queue and not self._stop.is_set():
+                            pending.add(pool.submit(self.probe_scope, queue.popleft()))
+                        yield f.result()
+                for s in queue:  # not sent: the key was refused meanwhile
+                    yield ScopeOutcome(s.scope, "unknown", f"not probed: {self.http.stopped_why()}")
+            finally:
+                if pending:  # the caller stopped iterating: release the workers' waits at once
+                    self._stop.set()
+        finally:
+            if own:
+                pool.shutdown(wait=True)

@@ -82,6 +82,7 @@ def read_source(command: str, timeout_s: float = 120.0, *, tenant: str | None = 
 @dataclass
 class FleetOptions:
     concurrency: int = 32
+    key_concurrency: int = 1  # probes in flight per key: 1 sends them one after another in the key's sweep thread
     max_rps: float = 600.0  # the process's ceiling, across every account
     run_name: str | None = None  # workers given the same name share the run
     resume: bool = False  # continue the last unfinished run
@@ -300,8 +301,11 @@ class FleetRun:
             return self.report
         self._open()
         self.writer = Writer()
+        self.key_concurrency = max(1, int(self.opts.key_concurrency))
+        # probe threads only when a key has more than one probe in flight; at 1 each sweep sends from its own thread
         self.probe_pool = ThreadPoolExecutor(
-            max_workers=min(MAX_PROBE_THREADS, self.k * self.svc.rt.probe.concurrency), thread_name_prefix="probe")
+            max_workers=min(MAX_PROBE_THREADS, self.k * self.key_concurrency), thread_name_prefix="probe") \
+            if self.key_concurrency > 1 else None
         self.keys_pool = ThreadPoolExecutor(max_workers=self.k, thread_name_prefix="fleet")
         threading.Thread(target=self._heartbeat, name="claims-heartbeat", daemon=True).start()
         try:
@@ -407,7 +411,8 @@ class FleetRun:
         """Stop the threads, give unfinished claims back (--resume or another worker takes them), summarise."""
         self.keys_pool.shutdown(wait=True, cancel_futures=True)
         self.writer.close()
-        self.probe_pool.shutdown(wait=True)
+        if self.probe_pool is not None:
+            self.probe_pool.shutdown(wait=True)
         self.beat_stop.set()
         self.report.rate_limited = self.pacing.rate_limited
         if self.dead:  # a database that timed out is not waited on again for the summary
@@ -483,7 +488,7 @@ class FleetRun:
         """One line through Service.check: a name clash refused before any request, the key swept at the run's
         shared pace, judged against history. Raises _Abandoned once the run is stopping."""
         self._abandon_if_stopping()
-        paced = Paced(self.pacing, self.probe_pool, self.accounts.get(item["slug"]))
+        paced = Paced(self.pacing, self.probe_pool, self.accounts.get(item["slug"]), self.key_concurrency)
         try:
             checked = self.svc.check(entry.key, entry.tenant, source="batch", record="later", pacing=paced,
                                      on_progress=self._abandon_if_stopping)

@@ -176,6 +176,39 @@ def test_global_ceiling_caps_the_process(tmp_path):
     assert worst <= 42, worst  # 40/s (plus the ceiling's small burst of 2)
 
 
+@pytest.mark.parametrize("per_key", [1, 4])
+def test_a_keys_probes_go_one_after_another_by_default_and_through_the_probe_pool_when_asked(tmp_path, per_key):
+    """key_concurrency 1 (the default): each sweep sends its own probes in turn, from its own thread, and no probe
+    thread exists; at 4 the run's probe pool sends them, up to 4 of a key at once. The checks are the same."""
+    import threading
+
+    with Sandbox(latency_s=0.02) as sb:
+        pairs = add_keys(sb, 3, f"PerKey{per_key}")
+        svc = _service(f"sqlite:///{tmp_path / 'fleet.db'}", sb, rate_test=200)
+        senders: set[str] = set()
+        sent = svc.rt.client()._requestor._get_http_client().request
+
+        def noting(*args, **kwargs):
+            senders.add(threading.current_thread().name.split("_")[0])
+            return sent(*args, **kwargs)
+
+        svc.rt.client()._requestor._get_http_client().request = noting  # our own client, not stripe's code
+        try:
+            rep = run_fleet(svc, [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)],
+                            FleetOptions(concurrency=3, key_concurrency=per_key))
+        finally:
+            del svc.rt.client()._requestor._get_http_client().request
+        in_flight = max(sum(1 for u in sb.requests if u.key_id == r.key_id and r.t <= u.t < r.t + 0.015)
+                        for r in sb.requests)
+    assert rep.recorded == 3 and rep.run["status_counts"] == {"healthy": 3}
+    if per_key == 1:
+        assert senders == {"fleet"}, senders  # the sweep threads themselves; no probe thread
+        assert in_flight == 1
+    else:
+        assert "probe" in senders, senders
+        assert in_flight > 1
+
+
 # --- 3. a store that loses nothing ------------------------------------------------------------------------
 def test_64_concurrent_sweeps_record_64_checks(sandbox, tmp_path):
     pairs = add_keys(sandbox, 64, "Sixty")
@@ -443,6 +476,8 @@ def test_fleet_settings_from_the_environment():
     assert "hook.test" not in repr(s)  # a webhook URL is a secret
     d = Settings.from_env({"KEYHEALTH_FLEET_CONCURRENCY": ""})
     assert d.keys_from is None and d.alert_webhook is None
-    assert d.fleet_concurrency == default_fleet_concurrency() and 4 <= d.fleet_concurrency <= 64
+    assert d.fleet_concurrency == default_fleet_concurrency() and 8 <= d.fleet_concurrency <= 128
+    assert d.fleet_key_concurrency == 1 and Settings.from_env(
+        {"KEYHEALTH_FLEET_KEY_CONCURRENCY": "4"}).fleet_key_concurrency == 4
     with pytest.raises(SettingError, match="KEYHEALTH_FLEET_CONCURRENCY is set to 'lots'"):  # never the default
         Settings.from_env({"KEYHEALTH_FLEET_CONCURRENCY": "lots"})
