@@ -23,7 +23,7 @@ from typing import Any, Literal, NoReturn
 import stripe
 
 from core.engine import wire
-from core.engine.redact import redact
+from core.engine.redact import Known, redact
 
 
 def _request_key(headers: Mapping[str, str] | None) -> str | None:
@@ -35,9 +35,10 @@ def _request_key(headers: Mapping[str, str] | None) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _redacted(body: bytes, headers: Mapping[str, str] | None) -> bytes:
-    """`body` with every run of 8+ characters of the request's key (and any secret-shaped text) masked."""
-    key = _request_key(headers)
+def _redacted(body: bytes, headers: Mapping[str, str] | None, known: Known | None = None) -> bytes:
+    """`body` with every run of 8+ characters of the request's key (and any secret-shaped text) masked. `known`:
+    that key, made ready by the caller (it must be the key of the request's Authorization header)."""
+    key: Known | str | None = known if known is not None else _request_key(headers)
     if not body or not key:
         return body
     text = body.decode("utf-8", "surrogateescape")
@@ -50,7 +51,7 @@ def _redacted(body: bytes, headers: Mapping[str, str] | None) -> bytes:
         return clean.encode("utf-8", "surrogateescape")
 
 
-def _redact_json(obj: Any, key: str) -> Any:
+def _redact_json(obj: Any, key: Known | str) -> Any:
     if isinstance(obj, str):
         return redact(obj, key)
     if isinstance(obj, list):
@@ -86,7 +87,9 @@ class PooledClient(stripe.HTTPClient):
             return host
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None,  # type: ignore[override]
-                post_data: Any = None, *, _usage: list[str] | None = None) -> tuple[bytes, int, Mapping[str, str]]:
+                post_data: Any = None, *, _usage: list[str] | None = None,
+                known: Known | None = None) -> tuple[bytes, int, Mapping[str, str]]:
+        """The SDK's HTTPClient.request. `known` (lean_request's): the request's key, ready to redact with."""
         parts = url.split("/", 3)  # scheme:, "", host[:port], path?query
         origin = "/".join(parts[:3])
         host = self._hosts.get(origin) or self._host(origin)
@@ -98,7 +101,9 @@ class PooledClient(stripe.HTTPClient):
             self._raise(e, "Could not verify Stripe's SSL certificate.", retry=False)
         except OSError as e:  # (WireError, TimeoutError, ConnectionError, socket.gaierror are OSErrors)
             self._raise(e, "Unexpected error communicating with Stripe.", retry=True)
-        return _redacted(data, headers), status, rheaders
+        if known is not None and headers is not None and headers.get("Authorization") != f"Bearer {known.key}":
+            known = None  # not this request's key: the header's is used
+        return _redacted(data, headers, known), status, rheaders
 
     def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
                        *, _usage: list[str] | None = None) -> tuple[Any, int, Mapping[str, str]]:
@@ -251,7 +256,7 @@ def _built(requestor: Any, method: str, path: str, api_key: str, params: Mapping
 
 def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: str,
                  params: Mapping[str, Any] | None = None,
-                 turn: Callable[[], bool] | None = None) -> stripe.StripeResponse | None:
+                 turn: Callable[[], bool] | None = None, known: Known | None = None) -> stripe.StripeResponse | None:
     """`client.raw_request(method, path, api_key=api_key, **params)`, the same request (the SDK builds its URL,
     headers and body) and the same answers and exceptions (the SDK's classes, same messages, codes and bodies),
     without what a probe does not use: the SDK's log lines are not formatted unless its logging is on (STRIPE_LOG
@@ -262,7 +267,8 @@ def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: s
     `turn` (the sweep's pacing) is called as late as the path allows: on the lean path once the request is
     built, right before it is handed to the connection, so the CPU of building it never stands between the
     pacer's token and the send; on the SDK's path, before the SDK builds it. None is returned, and nothing is
-    sent, when `turn` says no."""
+    sent, when `turn` says no. `known`: `api_key` made ready for redaction (core.engine.redact.Known), by a caller
+    that sends many requests with it."""
     requestor = client._requestor
     http = requestor._get_http_client()
     if not isinstance(http, PooledClient) or _sdk_logging_on():
@@ -273,7 +279,7 @@ def lean_request(client: stripe.StripeClient, method: str, path: str, api_key: s
     verb, url, headers, post_data = _built(requestor, method, path, api_key, params)
     if turn is not None and not turn():
         return None
-    body, status, rheaders = http.request(verb, url, headers, post_data)
+    body, status, rheaders = http.request(verb, url, headers, post_data, known=known)
     api_mode: Literal["V1", "V2"] = "V2" if path.startswith("/v2") else "V1"  # (the SDK's get_api_mode)
     err = _v1_error(body, status, rheaders) if status >= 300 and api_mode == "V1" else None
     if err is not None:

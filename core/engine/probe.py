@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from core.engine.catalogue import Probe, Scope
-from core.engine.redact import redact
+from core.engine.redact import Known, redact
 from core.engine.result import Granted, Mode
 from core.engine.settings import STRIPE_DEFAULT_API_BASE, ProbeSettings
 
@@ -450,6 +450,7 @@ class KeyRequests:
         account_hint: str | None = None,
     ):
         self._key = key
+        self._known = Known(key)  # the key, ready to redact every answer with (made once)
         self.mode = mode
         self.settings = settings
         self.client = client
@@ -512,7 +513,8 @@ class KeyRequests:
             self._lead_answered.wait()
         try:
             try:
-                resp = lean_request(self.client, method.lower(), path, self._key, params, turn=self._take_turn)
+                resp = lean_request(self.client, method.lower(), path, self._key, params, turn=self._take_turn,
+                                    known=self._known)
             except stripe.StripeError as e:
                 return None, self._error_answer(e, method, path)
             if resp is None:
@@ -550,7 +552,7 @@ class KeyRequests:
         # lean_request raised was parsed from a body already redacted with this very key (PooledClient).
         message = (getattr(e, "user_message", None) or str(e) or "").strip()
         if not isinstance(e, LazyErrorObject):
-            a.detail, message = redact(a.detail, self._key), redact(message, self._key)
+            a.detail, message = redact(a.detail, self._known), redact(message, self._known)
         a.message = message
         if isinstance(e, stripe.APIConnectionError) and getattr(e, "http_status", None) is None:
             with self._lock:

@@ -49,22 +49,45 @@ def _mask(key: str) -> str:
     return f"{key[:pub]}…{key[-4:]}" if pub and len(key) - pub >= WHOLE else REDACTED
 
 
+class Known:
+    """One key in hand, ready to be looked for: the runs of it that are a leak, and the few pieces a text must hold
+    to hold any run (made once per key: a sweep redacts every answer with its key). Plain lists, searched with
+    `in`: no pattern is compiled from a key (the `re` module would keep it in its cache)."""
+
+    __slots__ = ("key", "first", "runs", "_hints")
+
+    def __init__(self, key: str):
+        self.key = key
+        pub = _public_len(key)
+        self.first = max(0, pub - RUN + 1)  # windows from here on hold at least one character beyond the prefix
+        self.runs = [key[i:i + RUN] for i in range(self.first, len(key) - RUN + 1)]
+        # Any run holds one of the key's 4-character pieces at an offset divisible by 4, or starts inside the
+        # public prefix (looked for as it is): none of these in a text, no run is.
+        straddling = [key[i:i + RUN] for i in range(self.first, min(pub, len(key) - RUN + 1))]
+        pieces = [key[j:j + 4] for j in range(pub + (-pub % 4), len(key) - 3, 4)]
+        self._hints = list(dict.fromkeys(straddling + pieces)) if len(key) >= RUN else []
+
+    def __str__(self) -> str:  # (never printed: redact() takes a Known where it takes a key)
+        return REDACTED
+
+    __repr__ = __str__
+
+    def find(self, text: str) -> str:
+        """`text` with every run of >= RUN characters of the key (its public prefix alone excepted) replaced."""
+        if len(text) < RUN or not any(map(text.__contains__, self._hints)):
+            return text
+        # A piece is there (4 characters can match by chance): is any whole run? (Each test is one C-level search.)
+        if not any(map(text.__contains__, self.runs)):
+            return text
+        return _replace_runs(text, self.key, self.runs, self.first)
+
+
 def _known(text: str, key: str) -> str:
     """`text` with every run of >= RUN characters of `key` (its public prefix alone excepted) replaced."""
-    if len(key) < RUN or len(text) < RUN:
-        return text
-    pub = _public_len(key)
-    first = max(0, pub - RUN + 1)  # windows from here on hold at least one character beyond the public prefix
-    # The usual case, cheaply: a run starting inside the public prefix is looked for as it is (a few); any later
-    # run holds one of the key's 4-character pieces at an offset divisible by 4. None in the text: no run is.
-    straddling = [key[i:i + RUN] for i in range(first, min(pub, len(key) - RUN + 1))]
-    pieces = [key[j:j + 4] for j in range(pub + (-pub % 4), len(key) - 3, 4)]
-    if not any(w in text for w in straddling) and not any(p in text for p in pieces):
-        return text
-    # A piece is there (4 characters can match by chance): is any whole run? (Each test is one C-level search.)
-    runs = [key[i:i + RUN] for i in range(first, len(key) - RUN + 1)]
-    if not any(w in text for w in runs):
-        return text
+    return Known(key).find(text)
+
+
+def _replace_runs(text: str, key: str, runs: list[str], first: int) -> str:
     windows: dict[str, int] = {}
     for i, w in enumerate(runs, first):
         windows.setdefault(w, i)
@@ -98,15 +121,17 @@ def redact(text: str, *keys: object) -> str: ...
 @overload
 def redact(text: None, *keys: object) -> None: ...
 def redact(text: str | None, *keys: object) -> str | None:
-    """`text` with every secret in it masked: any run of >= 8 characters of `keys` (strings or SecretKeys;
-    None and empty ones ignored), and anything shaped like a Stripe secret. None and "" come back as they are."""
+    """`text` with every secret in it masked: any run of >= 8 characters of `keys` (strings, SecretKeys or a
+    `Known`; None and empty ones ignored), and anything shaped like a Stripe secret. None and "" come back as
+    they are."""
     if not text:
         return text
     # the shape first: a whole key glued to others is masked whole, before a run it shares with another key
     # (the same head, say) could cut it in two and leave a tail that no longer looks like a key
     if any(p in text for p in _PREFIX_HINTS):  # no prefix, no secret's shape (the regex is the slow part)
         text = _SECRET_RE.sub(_shape, text)
-    secrets = [s for s in (str(k) for k in keys if k is not None) if s]
+    secrets = [k if isinstance(k, Known) else Known(str(k)) for k in keys
+               if isinstance(k, Known) or (k is not None and str(k))]
     if not secrets:
         return text
     # Account ids stay: a Stripe key embeds its account's id (sk_test_51H8x… for acct_1H8x…), which is public and
@@ -114,5 +139,5 @@ def redact(text: str | None, *keys: object) -> str | None:
     parts = _ACCOUNT.split(text)
     for n in range(0, len(parts), 2):
         for s in secrets:
-            parts[n] = _known(parts[n], s)
+            parts[n] = s.find(parts[n])
     return "".join(parts)
