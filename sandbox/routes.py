@@ -97,21 +97,36 @@ class Route:
         return self.method != "GET"
 
 
+_MISS: Any = object()
+
+
 @dataclass
 class ApiModel:
     resources: list[Resource]
     scopes: dict[str, Scope]
     routes: list[Route] = field(default_factory=list)
     by_path: dict[str, Resource] = field(default_factory=dict)
+    # what match() and effective() found, by their arguments: every key asks the same few hundred of each
+    _matched: dict[tuple[str, str], tuple[Route, dict[str, str]] | None] = field(default_factory=dict, repr=False)
+    _effective: dict[tuple[frozenset[str], bool], frozenset[str]] = field(default_factory=dict, repr=False)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        k = (method, path)
+        hit = self._matched.get(k, _MISS)  # (one lookup: another thread may clear the dict meanwhile)
+        if hit is not _MISS:
+            return None if hit is None else (hit[0], dict(hit[1]))
+        found = None
         for r in self.routes:
             if r.method != method:
                 continue
             m = r.regex.match(path)
             if m:
-                return r, m.groupdict()
-        return None
+                found = (r, m.groupdict())
+                break
+        if len(self._matched) > 4096:  # object ids make paths without end: bounded
+            self._matched.clear()
+        self._matched[k] = found
+        return None if found is None else (found[0], dict(found[1]))
 
     def scope_of(self, route: Route) -> Scope:
         return self.scopes[route.resource.scope]
@@ -128,6 +143,15 @@ class ApiModel:
 
     def effective(self, permissions: set[str], implied: bool = False) -> set[str]:
         """A key's permissions with aliases folded to canonical names (and implied ones when asked)."""
+        k = (frozenset(permissions), implied)
+        got = self._effective.get(k)
+        if got is None:
+            if len(self._effective) > 1024:
+                self._effective.clear()
+            got = self._effective[k] = frozenset(self._effective_of(permissions, implied))
+        return set(got)
+
+    def _effective_of(self, permissions: set[str], implied: bool) -> set[str]:
         out = set(permissions)
         alias_to = {a: s.name for s in self.scopes.values() for a in s.aliases}
         for p in permissions:
