@@ -894,3 +894,23 @@ def test_the_sandbox_reads_a_request_as_the_standard_library_does(raw):
             h.wfile.getvalue()[:12], h.rfile.read()
 
     assert parsed(_Handler.parse_request) == parsed(BaseHTTPRequestHandler.parse_request)
+
+
+def test_route_matching_and_effective_permissions_remembered_give_the_same_answers():
+    """ApiModel.match and .effective remember what they found: asked again, they answer the same, and what a
+    caller does with an answer (the ids dict, the permission set) does not change the next one."""
+    from sandbox.routes import load_model
+
+    m = load_model()
+    first = m.match("GET", "/v1/charges/ch_123")
+    assert first is not None and first[1] == {"id": "ch_123"}
+    first[1]["id"] = "changed"
+    again = m.match("GET", "/v1/charges/ch_123")
+    assert again is not None and again[0] is first[0] and again[1] == {"id": "ch_123"}
+    assert m.match("GET", "/v1/no_such_thing") is None and m.match("GET", "/v1/no_such_thing") is None
+    perms = {"rak_charge_read", "rak_plan_read"}
+    eff = m.effective(perms, True)
+    eff.add("rak_everything_write")
+    assert "rak_everything_write" not in m.effective(perms, True)
+    assert m.effective(perms, True) == m._effective_of(perms, True)
+    assert m.effective(perms) == m._effective_of(perms, False)

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from core.engine.redact import RUN, redact
+from core.engine.redact import RUN, Known, redact
 from core.store import redact as store_redact  # the same function, re-exported
 
 RNG = random.Random(17)
@@ -34,6 +34,24 @@ def runs(text: str, key: str = KEY) -> list[str]:
 def test_no_run_of_8_characters_of_the_key_survives(text):
     out = redact(text, KEY)
     assert runs(out) == [], out
+
+
+def test_a_key_made_ready_once_redacts_exactly_as_the_key_itself():
+    """Known(key), which a sweep makes once and redacts every answer with, gives what redact(text, key) gives, on
+    texts holding the key whole, cut, glued, in pieces, beside another key, or merely 4 of its characters (a
+    piece that is no run); and it never shows the key itself."""
+    known, rng = Known(KEY), random.Random(3)
+    texts = []
+    for _ in range(400):
+        i, n = rng.randrange(len(KEY)), rng.choice([3, 4, 7, 8, 9, 20, 100])
+        filler = "".join(rng.choice(string.ascii_letters + " _%=") for _ in range(rng.randrange(0, 40)))
+        texts.append(filler + KEY[i:i + n] + rng.choice(["", " ", "x", LIVE[:20]]) + filler[::-1])
+    texts += [f"on account 'acct_1Red{KEY[13:30]}' {KEY}", KEY[8:40], "no key here at all"]
+    for t in texts:
+        assert redact(t, known) == redact(t, KEY), t
+        assert redact(t, known, LIVE) == redact(t, KEY, LIVE), t
+    assert KEY not in repr(known) and KEY not in str(known)
+    assert sum(redact(t, known) != t for t in texts) > 100  # most texts held a run: the comparison was not idle
 
 
 def test_the_store_uses_the_same_step():

@@ -1,22 +1,22 @@
 """The key is a secret: run every flow with a distinctive canary key, then look for it everywhere.
 
 Two canaries, random per run (so any hit is a real leak, never a leftover): a test key and a live key, each
-registered in the sandbox with exactly the healthy demo key's permissions. Every flow is run with them: the
-CLI (check, check --tenant --json, recheck, history, sample-data, test-transaction; STRIPE_LOG=debug so the
-stripe SDK logs every request), the same flows in-process with the root logger at DEBUG (stripe's logger, which prints every
-URL with its query string, included; the engine's transport, core.engine.wire, logs nothing), and the dashboard via AppTest
-(check page with the key pasted, sample data, sample transaction, tenant, triage, fleet, about; the download
-buttons' bytes). Then the full key and the middle 20 characters of its body are searched in: the CLI's
-stdout and stderr, every log record, the SQLite database and its -wal/-shm, KEYHEALTH_DATA_DIR (recursively),
-HOME (so ~/.streamlit and Streamlit's cache folders), files written to the temp directory during the run,
-every rendered element of every page, every downloaded file and the session state beyond the key's own
-places. The sandbox itself keeps only a key id: its request log, created objects and writes must not hold
-the key either (the Authorization header is the one place it travels).
+registered in the sandbox with exactly the healthy demo key's permissions. Every flow is run with them: the CLI
+(check, check --tenant --json, recheck, history, sample-data, test-transaction; STRIPE_LOG=debug so the stripe SDK
+logs every request), the same flows in-process with the root logger at DEBUG (stripe's logger, which prints every
+URL with its query string, included; the engine's transport, core.engine.wire, logs nothing), and the dashboard via
+AppTest (check page with the key pasted, sample data, sample transaction, tenant, triage, fleet, about; the download
+buttons' bytes). Then the full key and the middle 20 characters of its body are searched in: the CLI's stdout and
+stderr, every log record, the SQLite database and its -wal/-shm, KEYHEALTH_DATA_DIR (recursively), HOME (so
+~/.streamlit and Streamlit's cache folders), files written to the temp directory during the run, every rendered
+element of every page, every downloaded file and the session state beyond the key's own places. The sandbox itself
+keeps only a key id: its request log, created objects and writes must not hold the key either (the Authorization
+header is the one place it travels).
 
-Every flow runs with the sandbox's echo fault on (issue 17 item 2): each error answer quotes the key, whole,
-glued after `%3D` and after a word, cut short and in pieces, as some real Stripe 400/404 answers echo the request.
-A leak is then ANY run of 8 characters of a key (its public prefix `rk_test_` alone excepted): the one redaction
-step (core.engine.redact) must catch every one before it is printed, logged, stored, alerted or shown.
+Every flow runs with the sandbox's echo fault on (issue 17 item 2): each error answer quotes the key, whole, glued
+after `%3D` and after a word, cut short and in pieces, as some real Stripe 400/404 answers echo the request. A leak
+is then ANY run of 8 characters of a key (its public prefix `rk_test_` alone excepted): the one redaction step
+(core.engine.redact) must catch every one before it is printed, logged, stored, alerted or shown.
 """
 from __future__ import annotations
 
