@@ -914,3 +914,16 @@ def test_route_matching_and_effective_permissions_remembered_give_the_same_answe
     assert "rak_everything_write" not in m.effective(perms, True)
     assert m.effective(perms, True) == m._effective_of(perms, True)
     assert m.effective(perms) == m._effective_of(perms, False)
+
+
+def test_every_answer_has_the_current_http_date(sandbox):
+    """The Date header is formatted once per second and reused: it is always the current second's date."""
+    import email.utils
+    import time
+    import urllib.request
+
+    for _ in range(3):
+        with urllib.request.urlopen(sandbox.url + "/_sandbox/health", timeout=5) as r:
+            date = r.headers["Date"]
+        when = email.utils.parsedate_to_datetime(date).timestamp()
+        assert abs(when - time.time()) < 2 and date.endswith(" GMT"), date
