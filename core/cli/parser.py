@@ -139,7 +139,7 @@ def build_parser(commands: dict[str, Callable] | None = None) -> argparse.Argume
     c.add_argument("--keys-from", metavar="COMMAND",
                    help="a command that prints tenant,key lines (default: KEYHEALTH_KEYS_FROM)")
     c.add_argument("--concurrency", type=int, help="keys in flight at once (default: KEYHEALTH_FLEET_CONCURRENCY, "
-                                                  "else 16 per core, at most 64)")
+                                                  "else 32 per core, 8 to 128)")
     c.add_argument("--max-rps", type=float,
                    help="requests/s ceiling for this process (default: KEYHEALTH_FLEET_MAX_RPS, else 600)")
     c.add_argument("--run-name", help="share the run of this name with other workers (PostgreSQL)")
