@@ -45,3 +45,21 @@ def test_two_workers_share_one_run_on_postgresql_each_tenant_once(tmp_path, post
         admin.dispose()
     assert len(r["recorded"]) == 2 and sum(r["recorded"]) == 4  # every tenant once, between the two workers
     assert r["logged"] >= 4 * 70 and r["r429"] == 0 and r["cpu"] > 0.2
+
+
+def test_the_bench_counts_the_statements_of_a_known_tenants_check(tmp_path):
+    """bench_fleet's statements figure: the SQL one recorded check of a known tenant sends (at most 8, as
+    tests/service/test_unit_of_work.py holds), counted on a check that really ran."""
+    from bench.bench_fleet import _service, statements_per_check
+
+    keys = bench_keys(1)
+    proc, url = _start_sandbox(1)
+    try:
+        svc = _service(url, f"sqlite:///{tmp_path / 'count.db'}")
+        tenant, key, _ = keys[0]
+        assert svc.check(key, tenant, source="cli").saved  # now a known tenant
+        n = statements_per_check(svc, key, tenant)
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=30)
+    assert 3 <= n <= 8
