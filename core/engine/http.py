@@ -3,7 +3,7 @@ instead of `requests` (which re-reads the proxy environment and builds a session
 or urllib3 (whose request building and `email.parser` header parsing cost more CPU than the rest of a probe).
 It plugs into the SDK as its `http_client`, so the SDK still builds every request and interprets every answer:
 its errors (AuthenticationError, PermissionError, RateLimitError, APIConnectionError, …) are exactly those of the
-SDK over `requests`. See docs/benchmarks.md, "The probe's HTTP path".
+SDK over `requests`. See docs/benchmarks.md, "The fleet's client".
 
 Every answer's body passes the one redaction step (core.engine.redact) with the request's own key before the SDK
 sees it: some Stripe answers quote the request, key included, and the SDK would otherwise put that text in its

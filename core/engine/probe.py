@@ -306,9 +306,9 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
         APIConnectionError,
         AuthenticationError,
         InvalidRequestError,
-        PermissionError,
         RateLimitError,
     )
+    from stripe._error import PermissionError as StripePermissionError  # (not the builtin)
 
     from core.engine.http import error_code
 
@@ -325,7 +325,7 @@ def interpret(err: Exception | None, probe: Probe) -> Answer:
         return Answer("auth", status, message, "ip_not_allowed", account)
     if isinstance(err, AuthenticationError) or status == 401:
         return Answer("auth", status, message, code, account)
-    if isinstance(err, PermissionError) or status == 403:
+    if isinstance(err, StripePermissionError) or status == 403:
         if is_permission_refusal(code, message):
             return Answer("denied", status, message, code, account, named=named_permissions(message),
                           label=refusal_label(message), edit=edit_link(message))

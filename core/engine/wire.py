@@ -4,7 +4,7 @@ A probe sends a few hundred bytes and reads a few hundred back. urllib3 and `htt
 probe's client CPU on that (building the request line by line, parsing the answer's headers through
 `email.parser`, checking the connection with one more system call), which is more than everything else the
 probe does. Here a request is one `sendall` of bytes built in one go, and an answer is read with a `recv` or two
-and split by hand. Measured side by side in docs/benchmarks.md ("The probe's HTTP path").
+and split by hand. Measured side by side in docs/benchmarks.md ("The fleet's client").
 
 What it does, and no more (each held by tests/engine/test_wire.py):
 - http:// and https:// (TLS with certificate and host name checks, or none when told not to verify);
