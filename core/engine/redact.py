@@ -82,11 +82,6 @@ class Known:
         return _replace_runs(text, self.key, self.runs, self.first)
 
 
-def _known(text: str, key: str) -> str:
-    """`text` with every run of >= RUN characters of `key` (its public prefix alone excepted) replaced."""
-    return Known(key).find(text)
-
-
 def _replace_runs(text: str, key: str, runs: list[str], first: int) -> str:
     windows: dict[str, int] = {}
     for i, w in enumerate(runs, first):
@@ -130,8 +125,8 @@ def redact(text: str | None, *keys: object) -> str | None:
     # (the same head, say) could cut it in two and leave a tail that no longer looks like a key
     if any(p in text for p in _PREFIX_HINTS):  # no prefix, no secret's shape (the regex is the slow part)
         text = _SECRET_RE.sub(_shape, text)
-    secrets = [k if isinstance(k, Known) else Known(str(k)) for k in keys
-               if isinstance(k, Known) or (k is not None and str(k))]
+    secrets = [k if isinstance(k, Known) else Known(s) for k in keys if k is not None
+               for s in [k.key if isinstance(k, Known) else str(k)] if s]
     if not secrets:
         return text
     # Account ids stay: a Stripe key embeds its account's id (sk_test_51H8x… for acct_1H8x…), which is public and
