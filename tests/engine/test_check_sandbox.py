@@ -323,3 +323,24 @@ def test_a_key_stripe_accepted_before_is_named_revoked(sandbox, client, make_ser
     # a key never seen working keeps the plain sentence
     stranger = svc.check("rk_test_" + "NeverSeenFakeTestKey" + "q" * 60, "Acme Ltd", source="cli").result
     assert stranger.refused == "invalid" and "mistyped" in stranger.problem
+
+
+def test_a_key_revoked_midway_stops_a_one_by_one_sweep_at_its_401(sandbox, client):
+    """At a concurrency of 1 (a fleet recheck's way: the probes one after another in the sweep's own thread), a
+    401 partway stops the sweep as in the pooled sweep: the 401 is the last request sent, and the key is
+    judged refused."""
+    key = "rk_test_" + "RevokedMidwayOneByOne" + "x" * 60
+    sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test")
+    sent_before: list[int] = []
+
+    def revoke_after_ten(row, done, total):
+        if done == 10 and not sent_before:
+            sent_before.append(len(sandbox.requests))
+            sandbox.add_key(key, permissions=set(DEMO_KEYS["healthy"].permissions), mode="test", state="revoked")
+
+    r = check_key(key, client=client, settings=fast_probe(retries=1, timeout_s=2.0, concurrency=1),
+                  on_progress=revoke_after_ten)
+    assert sent_before, "the key was never revoked"
+    assert len(sandbox.requests) == sent_before[0] + 1  # the one request that met the 401, none after it
+    assert sandbox.requests[-1].status == 401
+    assert r.status == "invalid" and "revoked" in r.problem, (r.status, r.problem)
