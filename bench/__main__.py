@@ -4,9 +4,10 @@
 and leaves the page alone. Each bench module has `report() -> str` returning a markdown section. The page keeps
 them between the `<!-- bench:start -->` and `<!-- bench:end -->` markers (`write`).
 
-Every table is followed by the load average before and after its run (bench.machine), and the page is written
-only when the machine was quiet (1-minute load average at or below the core count) throughout: otherwise the
-tables are still printed, with one sentence saying why the page was left alone.
+Every table is followed by the load average before and after its run (bench.machine). Before each bench the
+machine is given time to settle (bench.machine.settle), and the page is written only when it was quiet as every
+bench began (1-minute load average at or below the core count): otherwise the tables are still printed, with one
+sentence saying why the page was left alone.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.machine import RUNS, LoadSource, LoadWindow, cores, refusal
+from bench.machine import RUNS, SETTLE_S, LoadSource, LoadWindow, cores, refusal, settle
 
 BENCHES = [
     ("Check sweep", "bench.bench_sweep"),
@@ -58,11 +59,13 @@ def main(
     page: Path = PAGE,
     load: LoadSource = os.getloadavg,
     ncores: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run the benches (`argv` picks some; none: all, and write `page` if the machine stayed quiet).
+    """Run the benches (`argv` picks some; none: all, and write `page` if the machine was quiet as each began).
 
     `benches` pairs a title with a module name (or a report function); `load` and `ncores` say how busy the
-    machine is (os.getloadavg and this process's cores unless given)."""
+    machine is (os.getloadavg and this process's cores unless given); `sleep` waits between load readings while
+    the machine settles before a bench."""
     only = set(argv)
     n = ncores or cores()
     sections, windows = [], []
@@ -73,7 +76,7 @@ def main(
         run = _report(module) if isinstance(module, str) else module
         if run is None:
             continue
-        before = load()
+        before = settle(load, n, within_s=SETTLE_S, sleep=sleep)
         t0 = time.perf_counter()
         body = run()
         took = time.perf_counter() - t0
