@@ -172,10 +172,10 @@ class Sandbox:
         self._log: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._deny_count = 0
-        self._stopping = threading.Event()  # set by stop(): wakes every hanging request
+        self._stopping = threading.Event()  # set by stop(), which also sets the wake event: wakes every hanging request
         self._in_flight = 0
         self._epoch = 0  # bumped by reset()/clear_log(): requests from before never reach the new log
-        self._wake = threading.Event()  # set (and replaced) by reset(): wakes hanging requests
+        self._wake = threading.Event()  # set (and replaced) by reset() and stop(): wakes hanging requests
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.demo_keys: dict = {}
@@ -197,7 +197,10 @@ class Sandbox:
         return self.url
 
     def stop(self) -> None:
-        self._stopping.set()  # wakes hanging requests
+        self._stopping.set()
+        with self._lock:  # wakes hanging requests (each waits on the wake event it started with)
+            self._wake.set()
+            self._wake = threading.Event()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -348,7 +351,9 @@ class Sandbox:
     def _answer(self, method, path, query, headers, body, client_ip, wake):
         delay, fault = self.faults.take(path)
         delay += self.latency_s
-        if delay > 0 and _wait_either(self._stopping, wake, delay):
+        # One wait per request (a thread woken every 50 ms to look at a second event cost the sandbox CPU that a
+        # fleet bench's 128 requests in flight felt): stop() and reset() both set the wake event it started with.
+        if delay > 0 and (self._stopping.is_set() or wake.wait(delay)):
             return 0, _DROP, {}, None
         if fault is not None and fault.kind == "drop":
             return 0, _DROP, {}, None
@@ -488,15 +493,6 @@ class Sandbox:
         return 404, _json({"error": {"message": f"No sandbox control endpoint {method} {path}."}}), {}
 
 
-def _wait_either(a: threading.Event, b: threading.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True as soon as either event is set (stop() or reset())."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        if a.wait(min(left, 0.05)) or b.is_set():
-            return True
-    return a.is_set() or b.is_set()
-
-
 def _key_from_header(header: str | None) -> str | None:
     if not header:
         return None
@@ -517,7 +513,51 @@ def _key_from_header(header: str | None) -> str | None:
 
 
 def _json(obj) -> bytes:
-    return json.dumps(obj, indent=2).encode()
+    """The answer's body as Stripe writes it: JSON indented by 2 (json.dumps(obj, indent=2), byte for byte).
+    The standard library indents only in its pure-Python encoder (a tenth of the sandbox's CPU per request), so
+    the shapes answers are made of (dicts with text keys, lists, text, whole numbers, booleans, None) are written
+    here, with the C encoder's escaping of text; anything else goes to json.dumps whole."""
+    try:
+        return _indented(obj, "\n").encode()
+    except _Unusual:
+        return json.dumps(obj, indent=2).encode()
+
+
+class _Unusual(Exception):
+    """A value _indented leaves to json.dumps (a float, a key that is not text, a subclass, ...)."""
+
+
+_text = json.encoder.encode_basestring_ascii  # json.dumps's own (C) escaping
+
+
+def _indented(o, indent: str) -> str:
+    t = type(o)
+    if t is str:
+        return _text(o)
+    if t is dict:
+        if not o:
+            return "{}"
+        inner = indent + "  "
+        parts = []
+        for k, v in o.items():
+            if type(k) is not str:
+                raise _Unusual
+            parts.append(inner + _text(k) + ": " + _indented(v, inner))
+        return "{" + ",".join(parts) + indent + "}"
+    if t is list or t is tuple:
+        if not o:
+            return "[]"
+        inner = indent + "  "
+        return "[" + ",".join([inner + _indented(v, inner) for v in o]) + indent + "]"
+    if o is None:
+        return "null"
+    if o is True:
+        return "true"
+    if o is False:
+        return "false"
+    if t is int:
+        return int.__repr__(o)
+    raise _Unusual
 
 
 def echoed(key: str) -> str:
@@ -554,8 +594,11 @@ def _fault_body(status: int, kind: str) -> tuple[bytes, dict]:
     return _json(err), {}
 
 
+_ID_CHARS = string.ascii_letters + string.digits
+
+
 def _request_id() -> str:
-    return "req_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(14))
+    return "req_" + "".join(random.choices(_ID_CHARS, k=14))
 
 
 class _Server(ThreadingHTTPServer):
@@ -591,6 +634,21 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return  # a client that went away is not the sandbox's problem
         super().handle_error(request, client_address)
+
+
+class _Headers(dict):
+    """A request's headers by lower-cased name, the first of a repeated one kept (as HTTPMessage.get answers):
+    the sandbox only looks headers up, and HTTPMessage's lookups went through email's header policy (a tenth of
+    the sandbox's CPU per request)."""
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name):
+        return dict.get(self, name.lower())  # None when absent, as HTTPMessage
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name.lower())
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -636,12 +694,13 @@ class _Handler(BaseHTTPRequestHandler):
         except http.client.HTTPException as err:
             self.send_error(431, "Request header fields too large", str(err))
             return False
-        headers = self.headers = http.client.HTTPMessage()
+        headers = _Headers()
         for raw in lines:
             line = raw.decode("iso-8859-1")
             name, colon, value = line.partition(":")
             if colon and name and name[0] not in " \t":  # as email's compat32 policy reads "Name: value"
-                headers[name] = value.lstrip(" \t").rstrip("\r\n")
+                headers.setdefault(name.lower(), value.lstrip(" \t").rstrip("\r\n"))
+        self.headers = headers  # type: ignore[assignment]
         conntype = headers.get("Connection", "").lower()
         if conntype == "close":
             self.close_connection = True

@@ -860,6 +860,12 @@ def test_live_keys_cannot_use_test_helpers(sandbox, client):
 
 
 # --- the request parse ------------------------------------------------------------------------------------------
+def raw_headers(raw: bytes) -> list[tuple[str, str]]:
+    """The header lines of a raw request, as (name, rest)."""
+    lines = raw.decode("iso-8859-1").replace("\r\n", "\n").split("\n")[1:]
+    return [tuple(x.split(":", 1)) for x in lines if ":" in x]  # type: ignore[misc]
+
+
 REQUESTS = [
     b"GET /v1/charges?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer rk_test_x\r\n"
     b"Stripe-Version: 2025-02-24.acacia\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
@@ -877,7 +883,8 @@ REQUESTS = [
 @pytest.mark.parametrize("raw", REQUESTS, ids=range(len(REQUESTS)))
 def test_the_sandbox_reads_a_request_as_the_standard_library_does(raw):
     """The sandbox's own request parse (no email feed parser) gives what BaseHTTPRequestHandler.parse_request gives:
-    the command, path, version, keep-alive and every header in order."""
+    the command, path, version, keep-alive, and the same answer to every header lookup (by any case of its name;
+    a repeated header answers its first value, as HTTPMessage.get does)."""
     import io
     from http.server import BaseHTTPRequestHandler
 
@@ -889,7 +896,11 @@ def test_the_sandbox_reads_a_request_as_the_standard_library_does(raw):
         h.raw_requestline = h.rfile.readline(65537)
         h.request_version, h.client_address, h.requestline, h.command = "HTTP/1.1", ("127.0.0.1", 0), "", None
         ok = parse(h)
-        headers = list(h.headers.items()) if ok else None
+        headers = None
+        if ok:
+            names = {n for n, _ in raw_headers(raw)} | {"Authorization", "Missing"}
+            headers = sorted((n, v, h.headers.get(v), h.headers[v], v in h.headers)
+                             for n in names for v in (n, n.lower(), n.upper()))
         return ok, h.command, getattr(h, "path", None), h.request_version, h.close_connection, headers, \
             h.wfile.getvalue()[:12], h.rfile.read()
 
@@ -927,3 +938,45 @@ def test_every_answer_has_the_current_http_date(sandbox):
             date = r.headers["Date"]
         when = email.utils.parsedate_to_datetime(date).timestamp()
         assert abs(when - time.time()) < 2 and date.endswith(" GMT"), date
+
+
+def _some_json(rng, depth: int = 0):
+    """A random value of what JSON answers are made of, and of what they are not usually made of."""
+    import collections
+
+    scalars = [None, True, False, 0, -7, 10**20, 1.5, -0.0, 1e300, float("nan"), float("inf"), "", "plain",
+               "quote \" backslash \\ slash / newline \n tab \t", "caf\u00e9 \u2603 \U0001f600", "\x00\x1f\x7f"]
+    if depth > 3 or rng.random() < 0.4:
+        return rng.choice(scalars)
+    n = rng.randrange(4)
+    kind = rng.randrange(6)
+    if kind == 0:
+        return [_some_json(rng, depth + 1) for _ in range(n)]
+    if kind == 1:
+        return tuple(_some_json(rng, depth + 1) for _ in range(n))
+    if kind == 2:  # keys that are not text: json.dumps writes them as text
+        return {rng.choice([1, 2.5, True, None, "k"]): _some_json(rng, depth + 1) for _ in range(n)}
+    if kind == 3:
+        return collections.OrderedDict((f"o{i}", _some_json(rng, depth + 1)) for i in range(n))
+    return {f"key {i} \u00e9\"": _some_json(rng, depth + 1) for i in range(n)}
+
+
+def test_answers_are_indented_byte_for_byte_as_json_dumps_writes_them(sandbox, client):
+    """The sandbox writes the common shapes of its answers itself (the standard library indents only in pure
+    Python): every body is exactly json.dumps(obj, indent=2), for what a check's answers are made of and for 3,000
+    random values, floats, NaN, keys that are not text and subclasses included (those go to json.dumps whole)."""
+    import random
+
+    from sandbox.server import _json
+
+    rng = random.Random(2026)
+    for _ in range(3000):
+        obj = _some_json(rng)
+        assert _json(obj) == json.dumps(obj, indent=2).encode(), obj
+    key = rk("Indent01")
+    sandbox.add_key(key, {"rak_charge_read"})
+    listing = client.v1.charges.list({"limit": 3}, options={"api_key": key})
+    with urllib.request.urlopen(urllib.request.Request(
+            sandbox.url + "/v1/charges?limit=3", headers={"Authorization": f"Bearer {key}"}), timeout=10) as r:
+        body = r.read()
+    assert body == json.dumps(json.loads(body), indent=2).encode() and listing.data
