@@ -69,6 +69,7 @@ CARRY_ON = frozenset({"locked", "other"})
 
 log = logging.getLogger("keyhealth")
 MAX_PROBE_THREADS = 256
+WAIT_POLL_S = 0.25  # waiting on other workers' claims: how often to look again
 
 
 def read_source(command: str, timeout_s: float = 120.0, *, tenant: str | None = None,
@@ -352,6 +353,9 @@ class FleetRun:
             if not in_flight:
                 if got:
                     continue
+                # this worker's own last checks are written before it asks what is left: until then their claims
+                # look open, and the question would wait a poll for its own writer
+                wait(writes)
                 if self.stop.is_set() or self.unreachable.is_set() or self._nothing_left():
                     return writes
                 continue
@@ -404,7 +408,9 @@ class FleetRun:
             others = [c for c in left["claims"] if c[0] != self.opts.worker]
             self.report.unfinished = unfinished_sentence(self.run_id, others, left["claimable"])
             return True
-        self.stop.wait(min(1.0, max(0.05, self.opts.claim_ttl_s / 10)))  # a signal ends the wait at once
+        # a signal ends the wait at once; a quarter second between looks, so that the last worker's exit is not
+        # followed by a second of this one's waiting (one cheap query each)
+        self.stop.wait(min(WAIT_POLL_S, max(0.05, self.opts.claim_ttl_s / 10)))
         return False
 
     def _close(self) -> None:

@@ -378,6 +378,34 @@ def test_a_worker_never_takes_over_its_own_tenant_while_checking_it(tmp_path):
         assert [len(svc.store.tenant_history(t)) for t, _ in pairs] == [1, 1, 1, 1]  # none checked twice
 
 
+def test_a_worker_asks_what_is_left_only_once_its_own_checks_are_written(sandbox, tmp_path, monkeypatch):
+    """A worker whose sweeps are all done waits for its own writer before it asks the run what is left: a claim
+    whose check is still being written looks open, and asking then would wait a poll for its own write (it cost
+    every fleet run up to a second at its end). Every write is made slow here; every answer must be "nothing
+    open"."""
+    from core.features import fleet
+
+    pairs = add_keys(sandbox, 3, "OwnWrites")
+    svc = _service(f"sqlite:///{tmp_path / 'fleet.db'}", sandbox, rate_test=200)
+    write, ask = fleet.FleetRun._write, store.Store.open_run_claims
+    answers: list[int] = []
+
+    def slow_write(self, *a, **k):
+        time.sleep(0.3)  # a busy database: the write lands well after its sweep ended
+        return write(self, *a, **k)
+
+    def asked(self, run_id):
+        left = ask(self, run_id)
+        answers.append(left["open"])
+        return left
+
+    monkeypatch.setattr(fleet.FleetRun, "_write", slow_write)
+    monkeypatch.setattr(store.Store, "open_run_claims", asked)
+    rep = run_fleet(svc, [BatchLine(i + 1, t, k) for i, (t, k) in enumerate(pairs)], FleetOptions(concurrency=3))
+    assert rep.recorded == 3 and not rep.unfinished
+    assert answers == [0]
+
+
 def test_resume_without_an_unfinished_run_is_one_sentence(sandbox, tmp_path):
     pairs = add_keys(sandbox, 1, "NoRun")
     p = cli(["recheck", "--keys-from", source_script(tmp_path, pairs), "--resume"], sandbox, tmp_path)
