@@ -177,3 +177,41 @@ def test_the_cli_takes_its_colours_from_the_palette():
     # no colour is written twice: core/cli holds no colour code of its own
     for path in (ROOT / "core" / "cli").glob("*.py"):
         assert not re.search(r'"(?:\d;)?[39]\d"|\[3\dm', path.read_text()), path
+
+
+_LEAVE = """
+import atexit, sys, threading, time
+import sqlalchemy as sa
+from core.cli.commands import leave
+from core.store.db import get_engine
+with get_engine(sys.argv[1]).begin() as conn:
+    conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+atexit.register(lambda: print("atexit ran"))
+threading.Thread(target=lambda: (time.sleep(0.2), print("thread finished", flush=True))).start()
+sys.stdout.write("unflushed ")
+leave(7)
+"""
+
+
+def test_the_cli_leaves_as_the_interpreter_would_less_its_teardown(tmp_path):
+    """core.cli.commands.leave (every `python -m core` ends there): the exit code, the threads that are not daemons
+    waited for, the atexit handlers run, stdout flushed, the database engines closed (SQLite's WAL folded into the
+    file), and then os._exit, without tearing the modules down."""
+    db = tmp_path / "leave.db"
+    done = subprocess.run([sys.executable, "-c", _LEAVE, f"sqlite:///{db}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 7, done.stderr
+    assert done.stdout == "unflushed thread finished\natexit ran\n"
+    wal = db.with_name(db.name + "-wal")
+    assert db.stat().st_size > 0 and (not wal.exists() or wal.stat().st_size == 0)
+
+
+def test_help_and_usage_errors_leave_with_argparse_codes():
+    """argparse's own exits (--help: 0, a usage error: 2) go through leave as well."""
+    ok = subprocess.run([sys.executable, "-m", "core", "--help"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "core", "no-such-command"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert ok.returncode == 0 and "usage" in ok.stdout.lower()
+    assert bad.returncode == 2 and bad.stderr.strip()
