@@ -79,8 +79,7 @@ class RunQueries:
         rows = [{"run_id": run_id, "slug": slugify(t), "tenant": TenantName.parse(t), "state": "pending"}
                 for t in tenants]
         with self.db.connect(write=True) as conn:
-            for v in rows:
-                insert_ignore(conn, i_, v, ["run_id", "slug"])
+            insert_ignore(conn, i_, rows, ["run_id", "slug"])  # one executemany
             total = conn.execute(sa.select(sa.func.count()).where(i_.c.run_id == run_id)).scalar_one()
             conn.execute(r_.update().where(r_.c.id == run_id).values(total=total))
 

@@ -36,16 +36,21 @@ from core.store.types import utcnow
 from core.text import clean_text
 
 
-def insert_ignore(conn: Connection, table: sa.Table, values: dict, index_elements: list[str]) -> None:
+def insert_ignore(conn: Connection, table: sa.Table, values: dict | list[dict], index_elements: list[str]) -> None:
+    """INSERT … ON CONFLICT (index_elements) DO NOTHING of one row, or of many in one executemany (SQLAlchemy sends
+    them in batches of multi-row VALUES: a run of 20,000 tenants is a few statements, not 20,000 compiled ones)."""
     name = conn.dialect.name
     stmt: sa.Insert
     if name == "postgresql":
-        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
     elif name == "sqlite":
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
     else:  # other backends: plain insert, unique violation handled by the caller's retry
-        stmt = table.insert().values(**values)
-    conn.execute(stmt)
+        stmt = table.insert()
+    if isinstance(values, dict):
+        conn.execute(stmt.values(**values))
+    elif values:
+        conn.execute(stmt, values)
 
 
 def _tenant_dict(row: Any) -> TenantRow:
