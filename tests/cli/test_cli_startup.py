@@ -189,6 +189,9 @@ with get_engine(sys.argv[1]).begin() as conn:
     conn.execute(sa.text("INSERT INTO t VALUES (1)"))
 atexit.register(lambda: print("atexit ran"))
 threading.Thread(target=lambda: (time.sleep(0.2), print("thread finished", flush=True))).start()
+from concurrent.futures import ThreadPoolExecutor
+pool = ThreadPoolExecutor(1)  # nobody shuts it down (still referenced): its idle thread is told to stop
+pool.submit(int)
 sys.stdout.write("unflushed ")
 leave(7)
 """
@@ -196,7 +199,8 @@ leave(7)
 
 def test_the_cli_leaves_as_the_interpreter_would_less_its_teardown(tmp_path):
     """core.cli.commands.leave (every `python -m core` ends there): the exit code, the threads that are not daemons
-    waited for, the atexit handlers run, stdout flushed, the database engines closed (SQLite's WAL folded into the
+    waited for (a thread pool nobody shut down told to stop first, or the exit would wait for ever), the atexit
+    handlers run, stdout flushed, the database engines closed (SQLite's WAL folded into the
     file), and then os._exit, without tearing the modules down."""
     db = tmp_path / "leave.db"
     done = subprocess.run([sys.executable, "-c", _LEAVE, f"sqlite:///{db}"], cwd=ROOT, capture_output=True,
