@@ -148,18 +148,20 @@ class Service:
             raise StoreInputError(history.clash)
         return history
 
-    def record(self, result: CheckResult, tenant: TenantName, *, source: str, history: History | None = None
-               ) -> Checked:
+    def record(self, result: CheckResult, tenant: TenantName, *, source: str, history: History | None = None,
+               run_item: int | None = None) -> Checked:
         """Keep a judged check in the tenant's history, with its audit entry and, if the tenant got worse, its
         alert (see core.features.alerts), all in one transaction (Store.record_checked): either all of them are
         stored or none is. The alert is then handed to this process's webhook sender (it stays pending in the
         database for the next sender if this process ends first). A store that cannot take it leaves the result
         intact and says why in `save_problem`. `history`: the read the check started with (Checked.history), so the
-        write reads nothing more unless the tenant changed since."""
+        write reads nothing more unless the tenant changed since. `run_item`: the fleet run's item this check
+        finishes (marked done in the same transaction)."""
         audit = AuditOfCheck(who=self.who, detail=f"{result.key.masked} score {result.score} ({source})")
         try:
             done = self.store.record_checked(result, tenant, source=source, checked_by=self.who, audit=audit,
-                                             alert=self._alert_rule(result), history=history)
+                                             alert=self._alert_rule(result), history=history,
+                                             run_item=run_item)
         except StoreInputError as e:
             return Checked(result, save_problem=f"The check ran but was not saved: {e}")
         except Exception as e:  # noqa: BLE001  (the database failed: the result stands, and says why it was not saved)

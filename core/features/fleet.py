@@ -516,33 +516,37 @@ class FleetRun:
 
     # --- the writer thread ----------------------------------------------------------------------------
     def _write(self, item: dict, checked: _Checked, last: bool) -> None:
-        """The check into history, then (after its last line) the tenant marked done. Signals never reach this
+        """The check into history, with (after its last line) the tenant marked done. Signals never reach this
         thread, so a check handed to it is written whole or, after the database died under the run, not tried
         (its line is not reached)."""
         if self.dead:
             return
-        line = self._save(checked)
-        try:
-            if last and not self.dead:
-                status = None if checked.result is None else checked.result.status
-                _retrying(lambda: self.store.finish_run_item(item["id"], check_id=line.check_id, status=status,
+        line = self._save(checked, item["id"] if last else None)
+        if last and line.check_id is not None:  # recorded: the tenant was marked done with its check
+            self.finished.add(item["id"])
+        elif last and not self.dead:  # the line failed: the tenant is done, with why
+            status = None if checked.result is None else checked.result.status
+            try:
+                _retrying(lambda: self.store.finish_run_item(item["id"], check_id=None, status=status,
                                                              problem=line.problem))
                 self.finished.add(item["id"])
-        except Exception as e:  # noqa: BLE001 - the check itself is kept; the run just does not know it finished
-            log.error("marking a run item done failed: %s", type(e).__name__)
+            except Exception as e:  # noqa: BLE001 - the run just does not know: --resume checks the tenant again
+                log.error("marking a run item done failed: %s", type(e).__name__)
         self._tally(line)
         if last:
             self._tick(line.check_id is None)
 
-    def _save(self, checked: _Checked) -> LineResult:
-        """Service.record (again while the database says it is locked: another process writing). A database
-        failure outside CARRY_ON stops the run: this line fails with the reason (its check, audit entry and alert are
-        all unsaved: one transaction); the rest of the run is not reached."""
+    def _save(self, checked: _Checked, run_item: int | None) -> LineResult:
+        """Service.record (again while the database says it is locked: another process writing), marking
+        `run_item` (the tenant's, after its last line) done in the same transaction. A database failure outside
+        CARRY_ON stops the run: this line fails with the reason (its check, audit entry, alert and run item are all
+        unsaved: one transaction); the rest of the run is not reached."""
         entry, result = checked.entry, checked.result
         line = LineResult(entry.line, entry.tenant, result, problem=checked.error)
         if result is None:
             return line
-        saved = retrying(lambda: self.svc.record(result, entry.tenant, source="batch", history=checked.history),
+        saved = retrying(lambda: self.svc.record(result, entry.tenant, source="batch", history=checked.history,
+                                                 run_item=run_item),
                          tries=6, delay_s=0.2,
                          again=_locked)
         line.check_id, line.problem = saved.check_id, saved.save_problem

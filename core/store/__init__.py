@@ -74,9 +74,9 @@ class Store(TriageQueries, HistoryQueries, FigureQueries, NameQueries, RunQuerie
 
     def record_checked(self, result: CheckResult, tenant: str, *, source: str, checked_by: str | None,
                        audit: AuditOfCheck | None = None, alert: AlertRule | None = None,
-                       history: History | None = None) -> Recorded:
+                       history: History | None = None, run_item: int | None = None) -> Recorded:
         return checks.record_checked(self.db, result, tenant, source=source, checked_by=checked_by, audit=audit,
-                                     alert=alert, history=history)
+                                     alert=alert, history=history, run_item=run_item)
 
     def check_history(self, tenant: str, fingerprint: str | None, *, clash: bool = True) -> History:
         return checks.check_history(self.db, tenant, fingerprint, clash=clash)

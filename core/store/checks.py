@@ -45,6 +45,7 @@ from core.store.rules import (
     same_name,
     slugify,
 )
+from core.store.runs import finish_item
 from core.store.tenants import TENANT_COLS, get_or_create, insert_ignore, lock_tenant_state, look_alike_tenant
 from core.store.types import utcnow
 
@@ -150,6 +151,7 @@ def record_checked(db: Database, result: CheckResult,
     audit: AuditOfCheck | None = None,
     alert: AlertRule | None = None,
     history: History | None = None,
+    run_item: int | None = None,
 ) -> Recorded:
     """One unit of work: the check and its rows, the tenant's summary, the check's audit entry (`audit`) and the
     alert it raises (`alert`, an outbox row in `alerts` with delivery "pending", delivered by the background sender
@@ -173,6 +175,8 @@ def record_checked(db: Database, result: CheckResult,
     write starts from it while it is still the tenant's state (the check's INSERT is guarded by it), else records
     the check the long way in the same transaction; docs/store.md, "A check's statements"
     (tests/service/test_unit_of_work.py).
+    `run_item`: a fleet run's item (core.store.runs) this check is the tenant's last line of: it is marked done
+    with the check in the same transaction, so a tenant is never left checked but not done.
     """
     clean = TenantName.parse(tenant)
     check, rows = _check_values(result, source, checked_by)
@@ -183,11 +187,14 @@ def record_checked(db: Database, result: CheckResult,
         history = check_history(db, clean, fp, clash=False)
     state = history.state
     with db.connect(write=True) as conn:
+        done = None
         if state is not None and _usable(state, check):
             done = _write_known(conn, state, clean, check, rows, audit_values, alert)
-            if done is not None:
-                return done
-        return _record_locked(conn, tenant, clean, check, rows, audit_values, alert)
+        if done is None:
+            done = _record_locked(conn, tenant, clean, check, rows, audit_values, alert)
+        if run_item is not None:
+            finish_item(conn, run_item, check_id=done.check_id, status=check["status"], problem=None)
+        return done
 
 
 def _record_locked(conn: Connection, tenant: str, clean: str, check: dict, rows: list[dict],

@@ -36,6 +36,15 @@ def _run_dict(row) -> dict:
     return d
 
 
+def finish_item(conn: sa.Connection, item_id: int, *, check_id: int | None, status: str | None,
+                problem: str | None) -> None:
+    """RunQueries.finish_run_item in the caller's transaction (one UPDATE)."""
+    state = "failed" if check_id is None else "unreachable" if status == "unreachable" else "recorded"
+    conn.execute(i_.update().where(i_.c.id == item_id).values(
+        state=state, check_id=check_id, status=status, problem=redact(problem), done_at=utcnow(),
+        claimed_until=None))
+
+
 class RunQueries:
     """Fleet runs, their items and claims (composed into Store)."""
 
@@ -168,12 +177,11 @@ class RunQueries:
     def finish_run_item(self, item_id: int, *, check_id: int | None, status: str | None,
                         problem: str | None) -> None:
         """A tenant of a run is done: recorded (check_id set) or failed (problem says why). A check Stripe gave no
-        usable answer to (status "unreachable") leaves the tenant open as "unreachable": checked again by --resume."""
-        state = "failed" if check_id is None else "unreachable" if status == "unreachable" else "recorded"
+        usable answer to (status "unreachable") leaves the tenant open as "unreachable": checked again by --resume.
+        (A recorded check usually marks its tenant done in its own transaction: `finish_item`, through
+        record_checked's `run_item`.)"""
         with self.db.connect(write=True) as conn:
-            conn.execute(i_.update().where(i_.c.id == item_id).values(
-                state=state, check_id=check_id, status=status, problem=redact(problem), done_at=utcnow(),
-                claimed_until=None))
+            finish_item(conn, item_id, check_id=check_id, status=status, problem=problem)
 
     def settle_checked_run_items(self, run_id: int) -> int:
         """On resume: the run's unfinished tenants that were checked in this run anyway are marked recorded.

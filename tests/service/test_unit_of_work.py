@@ -30,11 +30,14 @@ def worse(make_result):
                        rows=[("charge_read", "none", "missing"), ("customer_write", "read", "missing")])
 
 
-def rows_of(url: str, tenant: str) -> dict[str, object]:
-    """What a recorded check leaves behind: its row, its audit entry, its alert, the tenant's pointer, the rollup."""
+def rows_of(url: str, tenant: str, item: int | None = None) -> dict[str, object]:
+    """What a recorded check leaves behind: its row, its audit entry, its alert, the tenant's pointer, the rollup
+    (and with `item`, that fleet run item's state and check)."""
     with store.get_engine(url).connect() as conn:
         one = lambda q: conn.execute(sa.text(q)).scalar()  # noqa: E731
         return {
+            "item": None if item is None else tuple(conn.execute(
+                sa.text("SELECT state, check_id FROM fleet_items WHERE id = :i"), {"i": item}).one()),
             "checks": one("SELECT count(*) FROM checks"),
             "rows": one("SELECT count(*) FROM check_rows"),
             "audit": one("SELECT count(*) FROM audit WHERE action = 'check'"),
@@ -70,10 +73,19 @@ def close_sqlite(conn) -> None:
     conn.connection.dbapi_connection.close()  # the statement then runs on a closed database
 
 
-def _all_or_none(url: str, make_service, make_result, kill, *, first: bool) -> int:
+def _run_item(svc, tenant: str) -> int:
+    """A fleet run of its own holding `tenant`, claimed by this test: the item's id."""
+    run = svc.store.start_run(name=f"unit {tenant}")
+    svc.store.add_run_items(run["id"], [tenant])
+    (item,) = svc.store.claim_run_items(run["id"], "test-worker", 1, 60)
+    return int(item["id"])
+
+
+def _all_or_none(url: str, make_service, make_result, kill, *, first: bool, fleet: bool = False) -> int:
     """Record a check with the database killed at statement 1, 2, … until one runs through; after each, every row
     of the unit is there or none is. `first`: the tenant's first check (the tenant row is part of the unit; no
-    alert) else a check that got worse (with an alert). Returns how many statements the unit took."""
+    alert) else a check that got worse (with an alert). `fleet`: the check is its tenant's in a fleet run, and
+    the run's item is marked done in the unit too. Returns how many statements the unit took."""
     svc = make_service(url)
     assert svc.store.list_tenants() == []  # the runtime's store is migrated and its engine is up
     earlier = healthy(make_result)  # checked before the check that got worse: that one is the latest
@@ -82,10 +94,11 @@ def _all_or_none(url: str, make_service, make_result, kill, *, first: bool) -> i
         tenant = f"{TENANT} {n}"  # each round its own tenant, in the same state before the kill
         if not first:
             assert svc.record(earlier, tenant, source="cli").saved
-        before = rows_of(url, tenant)
+        item = _run_item(svc, tenant) if fleet else None
+        before = rows_of(url, tenant, item)
         with killing_at(url, n, kill) as seen:
-            checked = svc.record(result, tenant, source="cli")
-        after = rows_of(url, tenant)
+            checked = svc.record(result, tenant, source="cli", run_item=item)
+        after = rows_of(url, tenant, item)
         if n <= len(seen) and not checked.saved:  # the kill failed the unit: nothing of it is stored
             assert checked.save_problem
             assert after == before, f"killed before statement {n} ({seen[n - 1][:70]!r}): {before} -> {after}"
@@ -96,19 +109,22 @@ def _all_or_none(url: str, make_service, make_result, kill, *, first: bool) -> i
         assert grew == {"checks": 1, "audit": 1, "alerts": 0 if first else 1, "tenants": 1 if first else 0}, \
             f"{where}: {before} -> {after}"
         assert after["latest"] == checked.check_id, where
+        if fleet:
+            assert after["item"] == ("recorded", checked.check_id), where
         assert first or checked.alert_id is not None, where
         if n > len(seen):
             return len(seen)
     raise AssertionError("the unit never went through")
 
 
-@pytest.mark.parametrize("first", [False, True], ids=["worse-with-alert", "new-tenant"])
+@pytest.mark.parametrize("first,fleet", [(False, False), (True, False), (False, True)],
+                         ids=["worse-with-alert", "new-tenant", "fleet-run-item"])
 def test_sqlite_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(tmp_path, make_service, make_result,
-                                                                              first):
+                                                                              first, fleet):
     url = f"sqlite:///{tmp_path / 'unit.db'}"
     store.at(url).upgrade()
     try:
-        statements = _all_or_none(url, make_service, make_result, close_sqlite, first=first)
+        statements = _all_or_none(url, make_service, make_result, close_sqlite, first=first, fleet=fleet)
         assert statements > 5  # every statement of the unit was killed once
     finally:
         store.dispose_engine(url)
@@ -116,8 +132,9 @@ def test_sqlite_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(tm
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)
+@pytest.mark.parametrize("fleet", [False, True], ids=["worse-with-alert", "fleet-run-item"])
 def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(store_url, make_service,
-                                                                                make_result):
+                                                                                make_result, fleet):
     admin = sa.create_engine(normalize_url(store_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
     def terminate(conn) -> None:
@@ -126,7 +143,7 @@ def test_postgres_a_check_its_audit_entry_and_its_alert_are_written_all_or_none(
             assert other.execute(sa.text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar()
 
     try:
-        assert _all_or_none(store_url, make_service, make_result, terminate, first=False) > 5
+        assert _all_or_none(store_url, make_service, make_result, terminate, first=False, fleet=fleet) > 5
     finally:
         admin.dispose()
 
