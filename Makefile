@@ -60,7 +60,7 @@ sandbox: $(RUN_STAMP)
 	$(VENV)/bin/keyhealth sandbox
 
 ## every benchmark; writes the figures into docs/benchmarks.md
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) chromium
 	$(PY) -m bench
 
 ## regenerate docs/configuration.md (from core/config.py's settings table) and docs/cli.md's reference (argparse)

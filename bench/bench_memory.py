@@ -19,6 +19,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["check-key", "tenants", "tenant-history?tenant=bench-tenant-00042", "fleet-health", "sample-data",
          "sample-transaction", "about-key-health"]
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (`make chromium`); Playwright's own download is not reachable
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -50,7 +51,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
     raise RuntimeError("streamlit did not become healthy")
 
 
-def report() -> str:
+def report(chromium: Path = CHROMIUM) -> str:
+    """The dashboard's memory, idle and after each page, in the browser at `chromium`; without one, one sentence
+    (a traceback would end `make bench` and lose every other bench's figures)."""
+    if not chromium.exists():
+        return f"Dashboard memory: not measured (no Chromium at {chromium}: `make chromium` installs it)."
     from playwright.sync_api import sync_playwright
 
     from bench.bench_pages import ensure_db
@@ -69,7 +74,7 @@ def report() -> str:
         _wait_healthy(url, proc)
         idle = _kib(proc.pid, "VmRSS")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             for path in PAGES:
                 t0 = time.perf_counter()
