@@ -364,9 +364,7 @@ def _fresh_database(request, kind: str, tmp_path, *, migrated: bool):
 
     if kind == "sqlite":
         path = tmp_path / ("store-head.db" if migrated else "store.db")  # a test may ask for both
-        if migrated:
-            _shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
-        url = f"sqlite:///{path}"
+        url = request.getfixturevalue("sqlite_at_head")(path) if migrated else f"sqlite:///{path}"
         yield url
         dispose_engine(url)
         return
@@ -606,14 +604,13 @@ def sandbox_client(sandbox):
 
 
 @_pytest.fixture
-def app_env(sandbox, tmp_path, monkeypatch, _sqlite_template):
+def app_env(sandbox, tmp_path, monkeypatch, sqlite_at_head):
     """Real mode for AppTest (see above); the database is a fresh copy of the migrated template, so the app's
     start-up upgrade is the one query of a database already at head."""
     from support import FAST_ENV
 
     sandbox.reset()
-    _shutil.copyfile(_sqlite_template, tmp_path / "real.db")
-    url = f"sqlite:///{tmp_path / 'real.db'}"
+    url = sqlite_at_head(tmp_path / "real.db")
     for k, v in {
         "STRIPE_API_BASE": sandbox.url,
         "DATABASE_URL": url,
