@@ -1,7 +1,7 @@
 """CLI start-up benchmark: wall time of `keyhealth --help` and `keyhealth check --json <malformed key>` next to
 `python -c pass` (the interpreter alone), each a fresh process.
 
-    .venv/bin/python -m bench cli                   # part of `make bench` (median of 5 runs each)
+    .venv/bin/python -m bench cli                   # part of `make bench` (median of 15 runs each)
     .venv/bin/python bench/bench_cli.py --runs 21   # more runs on a busy machine
 
 The commands run as the console script does (`from core.cli import run; run()`, this checkout's code), in turns
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 5
+RUNS = 15  # a fresh process each: 5 gave medians 17-20% apart on a quiet machine, 15 within 10%
 MALFORMED = "rk_bad\n"  # refused before any request: no fingerprint, no history, no network
 ENTRY = "import sys; from core.cli import run; sys.argv[0] = 'keyhealth'; run()"  # [project.scripts] keyhealth
 
